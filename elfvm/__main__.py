@@ -1,0 +1,3 @@
+from elfvm.cli import main
+
+main()

@@ -1,0 +1,700 @@
+"""fs/binfmt_elf.c: load_elf_binary() and its helpers, as Linux 6.18 runs them for an i386 task.
+
+Read this beside the kernel: each function has the kernel's name and does what the kernel's
+does, in the same order. Checks that fail before begin_new_exec() (the point of no return) make
+execve() return an errno; failures after it kill the process (ExecFailure.killed). The verdict
+therefore falls out of where a step failed.
+
+Arithmetic is done on Python ints and masked where the kernel's unsigned long (64 bits: this
+is the compat loader inside an x86-64 kernel) or Elf32 fields would wrap.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass, field
+
+from elfvm.elf.reader import (
+    EM_386, EM_486, EM_X86_64, ET_DYN, ET_EXEC, ELF_MAGIC, PF_R, PF_W, PF_X, PT_GNU_STACK,
+    PT_INTERP, PT_LOAD, ElfFile, Phdr, parse_ehdr, parse_phdrs,
+)
+from elfvm.kernel.exec import Bprm, copy_all_strings, do_open_execat, setup_arg_pages
+from elfvm.kernel.mmap import (
+    KernelRandom, arch_align_stack, arch_mmap_rnd, arch_pick_mmap_layout, arch_randomize_brk,
+    randomize_stack_top,
+)
+from elfvm.kernel.process import (
+    AT, AuxEntry, ExecFailure, ExecResult, InterpInfo, StackInfo, StackString, Verdict,
+)
+from elfvm.kernel.profile import Profile
+from elfvm.mm.vma import (
+    PAGE_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE, U64, FileRef, Mm, MmError, Vma, page_align,
+    page_offset, page_start,
+)
+
+PATH_MAX = 4096
+ELF_MIN_ALIGN = PAGE_SIZE
+MAX_PHDRS_SIZE = 65536          # 6.18 load_elf_phdrs(): only tables over 64 KiB are refused
+ELF32_EHDR_SIZE = 52
+
+EXSTACK_DEFAULT, EXSTACK_DISABLE_X, EXSTACK_ENABLE_X = "default", "disable", "enable"
+
+
+class UnsupportedProgram(Exception):
+    """A file execve would run but elfvm does not model (an x86-64 program, a #! script)."""
+
+
+@dataclass(frozen=True)
+class ExecRequest:
+    path: str
+    argv: list[str] | None              # None: [path], as a shell would pass it
+    envp: list[str] = field(default_factory=list)
+    profile: Profile | None = None
+    sysroot: str = "/"
+    rlimit_stack: int = 8 << 20
+    seed: int | None = None             # None: ASLR off (ADDR_NO_RANDOMIZE)
+    cwd: str | None = None
+
+
+@dataclass
+class LoadedImage:
+    """What the mapping loop learned about one ELF image."""
+
+    file: ElfFile
+    display: FileRef
+    phdrs: list[Phdr]
+    load_bias: int = 0
+
+
+# --- small helpers named after the kernel's ---------------------------------------------
+
+def BAD_ADDR(x: int, task_size: int) -> bool:
+    return (x & U64) >= task_size
+
+
+def make_prot(p_flags: int) -> int:
+    """make_prot(): PF_R/PF_W/PF_X to PROT_*; every other p_flags bit is ignored."""
+    return (PROT_READ if p_flags & PF_R else 0) | (PROT_WRITE if p_flags & PF_W else 0) | \
+        (PROT_EXEC if p_flags & PF_X else 0)
+
+
+def total_mapping_size(phdrs: list[Phdr]) -> int:
+    """total_mapping_size(): from the lowest PT_LOAD page to the highest p_vaddr + p_memsz.
+
+    For the compat loader elf_addr_t is 32 bits, so the sum and difference wrap at 2^32.
+    """
+    loads = [p for p in phdrs if p.p_type == PT_LOAD]
+    if not loads:
+        return 0
+    lo = min(page_start(p.p_vaddr) & 0xFFFFFFFF for p in loads)
+    hi = max((p.p_vaddr + p.p_memsz) & 0xFFFFFFFF for p in loads)
+    return (hi - lo) & 0xFFFFFFFF
+
+
+def maximum_alignment(phdrs: list[Phdr]) -> int:
+    """maximum_alignment(): the largest power-of-two p_align of the PT_LOADs, page aligned."""
+    align = 0
+    for p in phdrs:
+        if p.p_type == PT_LOAD and p.p_align and p.p_align & (p.p_align - 1) == 0:
+            align = max(align, p.p_align)
+    return page_align(align)
+
+
+def read_implies_exec(executable_stack: str) -> bool:
+    """arch/x86/include/asm/elf.h elf_read_implies_exec(): an ia32 program without
+    PT_GNU_STACK gets READ_IMPLIES_EXEC."""
+    return executable_stack == EXSTACK_DEFAULT
+
+
+class Loader:
+    """One execve(): the state load_elf_binary() keeps in local variables, plus the new mm."""
+
+    def __init__(self, req: ExecRequest, profile: Profile):
+        self.req = req
+        self.profile = profile
+        self.rnd = KernelRandom(req.seed) if req.seed is not None else None
+        self.read_implies_exec = False
+        self.executable_stack = EXSTACK_DEFAULT
+        self.mm = Mm(task_size=profile.task_size, mmap_min_addr=profile.host.mmap_min_addr,
+                     stack_guard_gap=profile.stack_guard_gap,
+                     may_map_low=profile.host.euid == 0)
+        self.present: set[int] = set()
+        self.notes: list[str] = []
+        self.files: dict[str, ElfFile] = {}
+
+    # --- errors -----------------------------------------------------------------------
+    @staticmethod
+    def fail(err: int, step: str, reason: str) -> ExecFailure:
+        return ExecFailure(err, step, reason, killed=False)
+
+    @staticmethod
+    def kill(err: int, step: str, reason: str) -> ExecFailure:
+        return ExecFailure(err, step, reason, killed=True)
+
+    # --- the mm operations the loader uses, with the process's protection rules --------
+    def vm_prot(self, prot: int) -> int:
+        """do_mmap(): with READ_IMPLIES_EXEC, PROT_READ implies PROT_EXEC."""
+        if self.read_implies_exec and prot & PROT_READ:
+            prot |= PROT_EXEC
+        return prot
+
+    def elf_map(self, image: LoadedImage, owner: str, addr: int, ph: Phdr, prot: int,
+                fixed: bool, noreplace: bool, total_size: int) -> int:
+        """elf_map(): map p_filesz (+ the page offset) of the file at PS(addr).
+
+        With total_size (the first segment of an ET_DYN image) the whole image is reserved
+        first and the excess unmapped, so later segments and holes fall inside it.
+        """
+        size = ph.p_filesz + page_offset(ph.p_vaddr)
+        off = (ph.p_offset - page_offset(ph.p_vaddr)) & U64
+        addr = page_start(addr)
+        size = page_align(size)
+        if not size:
+            return addr
+        if off & (PAGE_SIZE - 1):
+            raise MmError(errno.EINVAL, f"{ph.label}: p_offset {ph.p_offset:#x} and p_vaddr "
+                                        f"{ph.p_vaddr:#x} differ modulo the page size")
+        length = page_align(total_size) if total_size else size
+        vm_prot = self.vm_prot(prot)
+
+        def make(start: int, end: int) -> Vma:
+            return Vma(start, end, vm_prot, off, image.display, kind="file",
+                       origin=(owner, ph.index, "file"))
+
+        if fixed or noreplace:
+            hint = addr
+        else:
+            hint = addr if addr < self.mm.task_size else 0    # an impossible hint is ignored
+            hint = 0 if hint + length > self.mm.task_size else hint
+        map_addr = self.mm.do_mmap(hint, length, fixed=fixed, noreplace=noreplace, make=make)
+        if total_size:
+            self.mm.munmap(map_addr + size, map_addr + length)
+        return map_addr
+
+    def padzero(self, address: int, image: LoadedImage, owner: str) -> bool:
+        """padzero(): clear the rest of the last file page after p_filesz. False on fault.
+
+        clear_user() faults when the page is not writable or lies wholly beyond EOF (SIGBUS).
+        """
+        nbyte = page_offset(address)
+        if not nbyte:
+            return True
+        page = page_start(address)
+        v = self.mm.vma_at(page)
+        if v is None or not v.prot & PROT_WRITE:
+            return False
+        if v.file is not None:
+            file_off = v.pgoff + (page - v.start)
+            f = self.files.get(v.file.path)
+            if f is not None and file_off >= f.size:
+                return False
+        self.present.add(page)
+        return True
+
+    def elf_load(self, image: LoadedImage, owner: str, addr: int, ph: Phdr, prot: int,
+                 fixed: bool, noreplace: bool, total_size: int) -> int:
+        """elf_load(): the file part of a PT_LOAD, then its bss (padzero + vm_brk_flags)."""
+        if ph.p_filesz:
+            map_addr = self.elf_map(image, owner, addr, ph, prot, fixed, noreplace, total_size)
+            if ph.p_memsz > ph.p_filesz:
+                zero_start = map_addr + page_offset(ph.p_vaddr) + ph.p_filesz
+                zero_end = map_addr + page_offset(ph.p_vaddr) + ph.p_memsz
+                # Zero the end of the last mapped page but ignore errors if not writable.
+                if not self.padzero(zero_start, image, owner) and prot & PROT_WRITE:
+                    raise self.kill(errno.EFAULT, "padzero",
+                                    f"{ph.label}: clearing the bss tail at {zero_start:#x} faulted "
+                                    f"(the last file page lies beyond the end of the file)")
+        else:
+            map_addr = zero_start = page_start(addr)
+            zero_end = zero_start + page_offset(ph.p_vaddr) + ph.p_memsz
+        if ph.p_memsz > ph.p_filesz:
+            zero_start, zero_end = page_align(zero_start), page_align(zero_end)
+            # vm_brk_flags(): anonymous, always rw, plus x if PF_X (or READ_IMPLIES_EXEC).
+            bss_prot = PROT_READ | PROT_WRITE
+            if prot & PROT_EXEC or self.read_implies_exec:
+                bss_prot |= PROT_EXEC
+
+            def make(start: int, end: int) -> Vma:
+                return Vma(start, end, bss_prot, kind="bss", origin=(owner, ph.index, "bss"))
+
+            self.mm.vm_brk_flags(zero_start, zero_end - zero_start, make)
+        return map_addr
+
+    # --- the steps of load_elf_binary -------------------------------------------------
+    def open_file(self, path: str, step: str, display_path: str | None = None) -> tuple[ElfFile, FileRef]:
+        st = do_open_execat(path, step=step)
+        try:
+            f = ElfFile(path)
+        except OSError as e:
+            raise self.fail(e.errno or errno.EIO, step, f"{path}: {e.strerror}") from None
+        real = display_path or os.path.realpath(path)
+        self.files[real] = f
+        return f, FileRef(real, os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
+
+    def load_elf_phdrs(self, f: ElfFile) -> list[Phdr] | None:
+        """load_elf_phdrs(): phentsize must be 32, the table 1..65536 bytes and fully readable."""
+        h = f.ehdr
+        size = h.e_phnum * 32
+        if h.e_phentsize != 32 or size == 0 or size > MAX_PHDRS_SIZE:
+            return None
+        table = f.read_at(h.e_phoff, size)
+        if len(table) != size:
+            return None
+        return parse_phdrs(table)
+
+    def check_header(self, f: ElfFile) -> None:
+        """The first consistency checks of load_elf_binary() (all ENOEXEC)."""
+        h = f.ehdr
+        step = "load_elf_binary"
+        if not h.has_magic:
+            if f.data[:2] == b"#!":
+                raise UnsupportedProgram(f"{f.path}: a #! script, not an ELF program "
+                                         f"(execve would run its interpreter)")
+            raise self.fail(errno.ENOEXEC, step, "not an ELF file (bad magic), and no other "
+                                                 "binary format claims it")
+        if h.e_machine == EM_X86_64 and h.e_phentsize == 56:
+            raise UnsupportedProgram(f"{f.path}: an x86-64 program (EM_X86_64, ELFCLASS64); elfvm "
+                                     f"models i386 programs: build with gcc -m32")
+        if h.e_type not in (ET_EXEC, ET_DYN):
+            raise self.fail(errno.ENOEXEC, step, f"e_type {h.e_type} is neither ET_EXEC nor ET_DYN")
+        if h.e_machine not in (EM_386, EM_486):
+            raise self.fail(errno.ENOEXEC, step, f"e_machine {h.e_machine} is not EM_386/EM_486 "
+                                                 f"(elf_check_arch)")
+
+    def find_interp(self, f: ElfFile, phdrs: list[Phdr]) -> tuple[str, bytes] | None:
+        """The PT_INTERP loop: only the first PT_INTERP counts; returns (path, header bytes)."""
+        for ph in phdrs:
+            if ph.p_type != PT_INTERP:
+                continue
+            if ph.p_filesz > PATH_MAX or ph.p_filesz < 2:
+                raise self.fail(errno.ENOEXEC, "load_elf_binary",
+                                f"{ph.label}: p_filesz {ph.p_filesz} is not in 2..PATH_MAX")
+            raw = f.read_at(ph.p_offset, ph.p_filesz)
+            if len(raw) != ph.p_filesz:
+                raise self.fail(errno.EIO, "elf_read", f"{ph.label}: the interpreter path at "
+                                                       f"offset {ph.p_offset:#x} is past the end of the file")
+            if raw[-1] != 0:
+                raise self.fail(errno.ENOEXEC, "load_elf_binary",
+                                f"{ph.label}: the interpreter path is not NUL-terminated")
+            return raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape"), raw
+        return None
+
+    def resolve_interp(self, path: str) -> tuple[str, str]:
+        """open_exec(): resolve PT_INTERP inside the sysroot; returns (host path, shown path)."""
+        root = os.path.abspath(self.req.sysroot)
+        if not path:
+            raise self.fail(errno.ENOENT, "open_exec", "PT_INTERP is an empty path")
+        base = path if path.startswith("/") else os.path.join(self.req.cwd or os.getcwd(), path)
+        if root == "/":
+            return base, os.path.realpath(base)
+        shown = resolve_in_root(root, base)
+        return os.path.join(root, shown.lstrip("/")), shown
+
+    def load_elf_interp(self, interp: LoadedImage, no_base: int) -> int:
+        """load_elf_interp(): map the interpreter; returns its load_addr (AT_BASE)."""
+        h = interp.file.ehdr
+        tsz = self.mm.task_size
+        if h.e_type not in (ET_EXEC, ET_DYN):
+            raise self.kill(errno.EINVAL, "load_elf_interp",
+                            f"the interpreter's e_type {h.e_type} is neither ET_EXEC nor ET_DYN")
+        total_size = total_mapping_size(interp.phdrs)
+        if not total_size:
+            raise self.kill(errno.EINVAL, "load_elf_interp", "the interpreter has no PT_LOAD "
+                                                             "(total_mapping_size is 0)")
+        load_addr, load_addr_set = 0, False
+        for ph in interp.phdrs:
+            if ph.p_type != PT_LOAD:
+                continue
+            prot = make_prot(ph.p_flags)
+            vaddr = ph.p_vaddr
+            fixed = h.e_type == ET_EXEC or load_addr_set
+            if not fixed and no_base and h.e_type == ET_DYN:
+                load_addr = (-vaddr) & U64
+            try:
+                map_addr = self.elf_load(interp, "interp", (load_addr + vaddr) & U64, ph, prot,
+                                         fixed, False, total_size)
+            except MmError as e:
+                raise self.kill(e.errno, "load_elf_interp", f"interpreter {ph.label}: {e.message}")
+            total_size = 0
+            if BAD_ADDR(map_addr, tsz):
+                raise self.kill(errno.EINVAL, "load_elf_interp",
+                                f"interpreter {ph.label} mapped at a bad address {map_addr:#x}")
+            if not load_addr_set and h.e_type == ET_DYN:
+                load_addr = (map_addr - page_start(vaddr)) & U64
+                load_addr_set = True
+            k = (load_addr + ph.p_vaddr) & U64
+            if BAD_ADDR(k, tsz) or ph.p_filesz > ph.p_memsz or ph.p_memsz > tsz or tsz - ph.p_memsz < k:
+                raise self.kill(errno.ENOMEM, "load_elf_interp",
+                                f"interpreter {ph.label}: p_filesz > p_memsz or the segment "
+                                f"does not fit below TASK_SIZE")
+        return load_addr
+
+    def map_vdso(self) -> int | None:
+        """arch/x86/entry/vdso/vma.c map_vdso(): [vvar], [vvar_vclock], [vdso] in one block
+        placed by get_unmapped_area (after the interpreter, so just below it)."""
+        p = self.profile
+        if not p.host.vdso32_enabled:
+            return None
+        try:
+            addr = self.mm.get_unmapped_area(0, p.vdso_size)
+        except MmError as e:
+            raise self.kill(e.errno, "map_vdso", f"no room for the vDSO: {e.message}")
+        cur = addr
+        for part in p.vdso_parts:
+            end = cur + part.pages * PAGE_SIZE
+            self.mm.insert(Vma(cur, end, part.prot, special=part.name,
+                               kind=part.name.strip("[]").split("_")[0], origin=("vdso", 0, part.name)))
+            cur = end
+        return cur - p.vdso_parts[-1].pages * PAGE_SIZE
+
+    def write_stack(self, start: int, end: int) -> None:
+        """copy_to_user() into the new stack: every page must be mapped writable."""
+        page = page_start(start)
+        while page < end:
+            v = self.mm.vma_at(page)
+            if v is None or not v.prot & PROT_WRITE:
+                raise self.kill(errno.EFAULT, "create_elf_tables",
+                                f"the stack page {page:#x} is not writable (a segment was mapped over it)")
+            self.present.add(page)
+            page += PAGE_SIZE
+
+    def extend_stack(self, addr: int) -> None:
+        """find_extend_vma_locked() -> expand_downwards(): grow the stack VMA to cover addr."""
+        stack = next(v for v in self.mm.vmas if v.growsdown)
+        new_start = page_start(addr)
+        if new_start >= stack.start:
+            return
+        below = [v for v in self.mm.vmas if v.end <= stack.start and v is not stack]
+        prev = below[-1] if below else None
+        if prev is not None and (prev.end > new_start or (prev.prot and new_start - prev.end
+                                                          < self.mm.stack_guard_gap)):
+            raise self.kill(errno.EFAULT, "create_elf_tables",
+                            f"the stack cannot grow to {new_start:#x}: {prev.start:#x}-{prev.end:#x} "
+                            f"is within the stack guard gap")
+        if stack.end - new_start > self.req.rlimit_stack:
+            raise self.kill(errno.EFAULT, "create_elf_tables",
+                            f"the initial stack needs {stack.end - new_start:#x} bytes, over RLIMIT_STACK")
+        self.mm.replace(stack, Vma(new_start, stack.end, stack.prot, growsdown=True, kind="stack",
+                                   origin=stack.origin))
+
+
+def resolve_in_root(root: str, path: str, depth: int = 0) -> str:
+    """Resolve `path` as a process chrooted at `root` would (absolute links stay inside root)."""
+    if depth > 40:
+        raise ExecFailure(errno.ELOOP, "open_exec", f"{path}: too many levels of symbolic links", False)
+    parts = [p for p in path.split("/") if p and p != "."]
+    cur = "/"
+    for i, part in enumerate(parts):
+        if part == "..":
+            cur = os.path.dirname(cur.rstrip("/")) or "/"
+            continue
+        nxt = os.path.join(cur, part)
+        host = os.path.join(root, nxt.lstrip("/"))
+        if os.path.islink(host):
+            target = os.readlink(host)
+            target = target if target.startswith("/") else os.path.join(cur, target)
+            rest = "/".join(parts[i + 1:])
+            return resolve_in_root(root, os.path.join(target, rest) if rest else target, depth + 1)
+        cur = nxt
+    return cur
+
+
+def load_elf_binary(req: ExecRequest, profile: Profile) -> ExecResult:
+    """execve(req.path, req.argv, req.envp) in a fresh mm: the whole of fs/binfmt_elf.c's
+    load_elf_binary(), preceded by fs/exec.c's opening and string copying."""
+    ld = Loader(req, profile)
+    result = ExecResult(program=req.path, profile=profile, verdict=Verdict("ok"), mm=ld.mm)
+    try:
+        _load(ld, result)
+    except ExecFailure as e:
+        result.verdict = Verdict("killed" if e.killed else "errno", e.errno, e.step, e.reason)
+        if not e.killed:          # execve returned: the caller's address space is untouched
+            ld.mm.vmas = []
+    except MmError as e:          # an mm failure not attributed to a step: after the point of no return
+        result.verdict = Verdict("killed", e.errno, "load_elf_binary", e.message)
+    result.read_implies_exec = ld.read_implies_exec
+    result.executable_stack = ld.executable_stack
+    result.present_pages = ld.present
+    result.notes = ld.notes
+    result.files = ld.files
+    return result
+
+
+def _load(ld: Loader, result: ExecResult) -> None:  # noqa: C901 - it is the kernel's sequence
+    req, profile, mm = ld.req, ld.profile, ld.mm
+    tsz = profile.task_size
+
+    # fs/exec.c alloc_bprm -> do_open_execat: the program itself.
+    main_file, main_ref = ld.open_file(req.path, "do_open_execat")
+
+    # Where the stack will end: randomize_stack_top(STACK_TOP), then setup_arg_pages aligns it.
+    stack_top = page_align(arch_align_stack(randomize_stack_top(profile, ld.rnd), ld.rnd))
+    argv = [os.fsencode(a) for a in (req.argv if req.argv is not None else [req.path])]
+    bprm = Bprm(os.fsencode(req.path), argv, [os.fsencode(e) for e in req.envp], req.rlimit_stack,
+                p=stack_top - profile.kernel_ptr_size)
+    copy_all_strings(bprm, profile.kernel_ptr_size)
+
+    # load_elf_binary: header checks.
+    ld.check_header(main_file)
+    phdrs = ld.load_elf_phdrs(main_file)
+    if phdrs is None:
+        h = main_file.ehdr
+        raise ld.fail(errno.ENOEXEC, "load_elf_phdrs",
+                      f"program headers unusable: e_phentsize {h.e_phentsize}, e_phnum {h.e_phnum}, "
+                      f"e_phoff {h.e_phoff:#x} (file is {main_file.size} bytes)")
+    main = LoadedImage(main_file, main_ref, phdrs)
+
+    interp = None
+    found = ld.find_interp(main_file, phdrs)
+    if found is not None:
+        ipath, _ = found
+        host_path, shown = ld.resolve_interp(ipath)
+        try:
+            ifile, iref = ld.open_file(host_path, "open_exec", display_path=shown)
+        except ExecFailure as e:
+            e.reason = f"interpreter {ipath}: {e.reason}"
+            raise
+        if ifile.size < ELF32_EHDR_SIZE:
+            raise ld.fail(errno.EIO, "elf_read", f"interpreter {ipath} is only {ifile.size} bytes, "
+                                                 f"shorter than an ELF header")
+        interp = LoadedImage(ifile, iref, [])
+        result.interp = InterpInfo(ipath, shown, 0, 0)
+
+    for ph in phdrs:                          # the last PT_GNU_STACK decides
+        if ph.p_type == PT_GNU_STACK:
+            ld.executable_stack = EXSTACK_ENABLE_X if ph.p_flags & PF_X else EXSTACK_DISABLE_X
+
+    if interp is not None:
+        ih = parse_ehdr(interp.file.data[:256])
+        if not ih.has_magic:
+            raise ld.fail(errno.ELIBBAD, "load_elf_binary", f"interpreter {result.interp.path}: "
+                                                            f"not an ELF file")
+        if ih.e_machine not in (EM_386, EM_486):
+            raise ld.fail(errno.ELIBBAD, "load_elf_binary", f"interpreter {result.interp.path}: "
+                                                            f"e_machine {ih.e_machine} is not i386")
+        iphdrs = ld.load_elf_phdrs(interp.file)
+        if iphdrs is None:
+            raise ld.fail(errno.ELIBBAD, "load_elf_phdrs", f"interpreter {result.interp.path}: "
+                                                           f"program headers unusable")
+        interp.phdrs = iphdrs
+
+    # ---- begin_new_exec(): the point of no return -------------------------------------
+    ld.read_implies_exec = read_implies_exec(ld.executable_stack)
+    layout = arch_pick_mmap_layout(profile, req.rlimit_stack, ld.rnd)
+    mm.mmap_base, mm.mmap_legacy_base, mm.legacy = layout.mmap_base, layout.mmap_legacy_base, layout.legacy
+
+    # setup_arg_pages(): the stack VMA. VM_STACK_FLAGS carry VM_EXEC under READ_IMPLIES_EXEC.
+    stack_start, stack_end = setup_arg_pages(bprm, stack_top, req.rlimit_stack)
+    stack_prot = PROT_READ | PROT_WRITE
+    if ld.executable_stack == EXSTACK_ENABLE_X or (ld.read_implies_exec and
+                                                    ld.executable_stack != EXSTACK_DISABLE_X):
+        stack_prot |= PROT_EXEC
+    mm.insert(Vma(stack_start, stack_end, stack_prot, growsdown=True, kind="stack",
+                  origin=("stack", 0, "stack")))
+    mm.arg_start = bprm.argv_addrs[0] if bprm.argv_addrs else bprm.p
+
+    # The PT_LOAD loop.
+    e_type = main_file.ehdr.e_type
+    load_bias = 0
+    first_pt_load = True
+    start_code, end_code, start_data, end_data, elf_brk = U64, 0, 0, 0, 0
+    phdr_addr = 0
+    for ph in phdrs:
+        if ph.p_type != PT_LOAD:
+            continue
+        prot = make_prot(ph.p_flags)
+        vaddr = ph.p_vaddr
+        fixed = noreplace = False
+        total_size = 0
+        if not first_pt_load:
+            fixed = True
+        elif e_type == ET_EXEC:
+            noreplace = True
+        else:
+            total_size = total_mapping_size(phdrs)
+            if not total_size:
+                raise ld.kill(errno.EINVAL, "load_elf_binary", "ET_DYN image of total size 0")
+            alignment = maximum_alignment(phdrs)
+            if interp is not None:
+                # ET_DYN with PT_INTERP (a PIE): ELF_ET_DYN_BASE, randomized, aligned.
+                load_bias = profile.elf_et_dyn_base
+                if ld.rnd is not None:
+                    load_bias += arch_mmap_rnd(ld.rnd, profile.host.mmap_rnd_compat_bits)
+                if alignment:
+                    load_bias &= ~(alignment - 1) & U64
+                noreplace = True
+            elif alignment > ELF_MIN_ALIGN:
+                # No interpreter, large alignment: find a spot top-down, then align it.
+                try:
+                    load_bias = ld.elf_load(main, "main", 0, ph, prot, False, False, total_size)
+                except MmError as e:
+                    raise ld.kill(e.errno, "elf_load", f"{ph.label}: {e.message}")
+                mm.munmap(load_bias, load_bias + page_align(total_size))
+                load_bias &= ~(alignment - 1) & U64
+                noreplace = True
+            else:
+                load_bias = 0
+            load_bias = page_start((load_bias - vaddr) & U64)
+        try:
+            error = ld.elf_load(main, "main", (load_bias + vaddr) & U64, ph, prot, fixed, noreplace,
+                                total_size)
+        except MmError as e:
+            step = "elf_map" if e.errno != errno.EEXIST else "elf_map (MAP_FIXED_NOREPLACE)"
+            raise ld.kill(e.errno, step, f"{ph.label} at {page_start((load_bias + vaddr) & U64):#x}: "
+                                         f"{e.message}")
+        if BAD_ADDR(error, tsz):
+            raise ld.kill(errno.EINVAL, "elf_load", f"{ph.label} mapped at a bad address {error:#x}")
+        if first_pt_load:
+            first_pt_load = False
+            if e_type == ET_DYN:
+                load_bias = (load_bias + error - page_start((load_bias + vaddr) & U64)) & U64
+        h = main_file.ehdr
+        if ph.p_offset <= h.e_phoff < ph.p_offset + ph.p_filesz:
+            phdr_addr = h.e_phoff - ph.p_offset + ph.p_vaddr
+        k = ph.p_vaddr
+        if ph.p_flags & PF_X and k < start_code:
+            start_code = k
+        if start_data < k:
+            start_data = k
+        if BAD_ADDR(k, tsz) or ph.p_filesz > ph.p_memsz or ph.p_memsz > tsz or tsz - ph.p_memsz < k:
+            why = "p_filesz > p_memsz" if ph.p_filesz > ph.p_memsz else "the segment does not fit below TASK_SIZE"
+            raise ld.kill(errno.EINVAL, "load_elf_binary", f"{ph.label}: {why}")
+        k = ph.p_vaddr + ph.p_filesz
+        if ph.p_flags & PF_X and end_code < k:
+            end_code = k
+        if end_data < k:
+            end_data = k
+        k = (ph.p_vaddr + ph.p_memsz) & 0xFFFFFFFF
+        if k > elf_brk:
+            elf_brk = k
+
+    main.load_bias = load_bias
+    result.load_bias = load_bias & 0xFFFFFFFF if load_bias < (1 << 32) else load_bias
+    e_entry = (main_file.ehdr.e_entry + load_bias) & U64
+    phdr_addr = (phdr_addr + load_bias) & U64
+    elf_brk = (elf_brk + load_bias) & U64
+    mm.start_code = (start_code + load_bias) & U64
+    mm.end_code = (end_code + load_bias) & U64
+    mm.start_data = (start_data + load_bias) & U64
+    mm.end_data = (end_data + load_bias) & U64
+    result.entry = e_entry
+
+    interp_load_addr = 0
+    if interp is not None:
+        interp_load_addr = ld.load_elf_interp(interp, load_bias)
+        elf_entry = (interp_load_addr + interp.file.ehdr.e_entry) & U64
+        interp.load_bias = interp_load_addr
+        if BAD_ADDR(elf_entry, tsz):
+            raise ld.kill(errno.EINVAL, "load_elf_binary",
+                          f"the interpreter's entry {elf_entry:#x} is not below TASK_SIZE")
+        result.interp = InterpInfo(result.interp.path, result.interp.resolved, interp_load_addr, elf_entry)
+    else:
+        elf_entry = e_entry
+        if BAD_ADDR(elf_entry, tsz):
+            raise ld.kill(errno.EINVAL, "load_elf_binary", f"e_entry {elf_entry:#x} is not below TASK_SIZE")
+    result.eip = elf_entry
+
+    vdso = ld.map_vdso()
+    create_elf_tables(ld, bprm, result, main_file, interp_load_addr, e_entry, phdr_addr, vdso)
+
+    # brk (6.18): a static PIE / directly run ld.so gets its brk at ELF_ET_DYN_BASE.
+    brk_moved = False
+    if e_type == ET_DYN and interp is None:
+        elf_brk = profile.elf_et_dyn_base
+        brk_moved = True
+    mm.start_brk = mm.brk = page_align(elf_brk)
+    if ld.rnd is not None:
+        if not brk_moved:
+            mm.start_brk = mm.brk = mm.brk + PAGE_SIZE
+        mm.start_brk = mm.brk = arch_randomize_brk(mm.brk, ld.rnd)
+
+
+def create_elf_tables(ld: Loader, bprm: Bprm, result: ExecResult, main_file: ElfFile,
+                      interp_load_addr: int, e_entry: int, phdr_addr: int, vdso: int | None) -> None:
+    """fs/binfmt_elf.c create_elf_tables(): platform string, AT_RANDOM bytes, the auxv, then
+    argc/argv/envp from a 16-byte aligned esp upwards."""
+    profile, mm = ld.profile, ld.mm
+    host = profile.host
+    p = arch_align_stack(bprm.p, ld.rnd)
+    platform = profile.platform.encode() + b"\0"
+    p -= len(platform)
+    u_platform = p
+    rand_bytes = ld.rnd.bytes(16) if ld.rnd is not None else bytes(range(16))
+    p -= 16
+    u_rand_bytes = p
+
+    aux: list[tuple[int, int]] = []
+    if vdso is not None:                                   # ARCH_DLINFO_IA32
+        aux.append((AT["AT_SYSINFO"], vdso + profile.vdso_vsyscall_offset))
+        aux.append((AT["AT_SYSINFO_EHDR"], vdso))
+    aux += [
+        (AT["AT_MINSIGSTKSZ"], host.minsigstksz),
+        (AT["AT_HWCAP"], host.hwcap),
+        (AT["AT_PAGESZ"], PAGE_SIZE),
+        (AT["AT_CLKTCK"], profile.clktck),
+        (AT["AT_PHDR"], phdr_addr & 0xFFFFFFFF),
+        (AT["AT_PHENT"], 32),
+        (AT["AT_PHNUM"], main_file.ehdr.e_phnum),
+        (AT["AT_BASE"], interp_load_addr & 0xFFFFFFFF),
+        (AT["AT_FLAGS"], 0),
+        (AT["AT_ENTRY"], e_entry & 0xFFFFFFFF),
+        (AT["AT_UID"], host.uid), (AT["AT_EUID"], host.euid),
+        (AT["AT_GID"], host.gid), (AT["AT_EGID"], host.egid),
+        (AT["AT_SECURE"], 0),
+        (AT["AT_RANDOM"], u_rand_bytes),
+        (AT["AT_HWCAP2"], host.hwcap2),
+        (AT["AT_EXECFN"], bprm.exec),
+        (AT["AT_PLATFORM"], u_platform),
+        (AT["AT_RSEQ_FEATURE_SIZE"], profile.rseq_feature_size),
+        (AT["AT_RSEQ_ALIGN"], profile.rseq_align),
+        (AT["AT_NULL"], 0),
+    ]
+    ei_index = 2 * len(aux)
+    sp = p - 4 * ei_index
+    items = (bprm.argc + 1) + (bprm.envc + 1) + 1
+    esp = (sp - 4 * items) & ~0xF
+
+    ld.extend_stack(esp)
+    top = bprm.exec + len(bprm.filename) + 1 + profile.kernel_ptr_size
+    # The strings were written (get_arg_page) before the ELF segments were mapped; the tables now.
+    ld.write_stack(esp, top)
+
+    words = [bprm.argc] + bprm.argv_addrs + [0] + bprm.envp_addrs + [0]
+    for t, v in aux:
+        words += [t, v & 0xFFFFFFFF]
+    image = bytearray(top - esp)
+
+    def put(addr: int, data: bytes) -> None:
+        image[addr - esp:addr - esp + len(data)] = data
+
+    put(esp, b"".join(w.to_bytes(4, "little") for w in words))
+    put(u_rand_bytes, rand_bytes)
+    put(u_platform, platform)
+    for addr, s in bprm.strings:
+        put(addr, s)
+
+    mm.start_stack = esp
+    mm.arg_start = bprm.argv_addrs[0]
+    mm.arg_end = mm.env_start = bprm.envp_addrs[0] if bprm.envp_addrs else bprm.exec
+    mm.env_end = bprm.exec
+    result.auxv = [AuxEntry(t, v & 0xFFFFFFFF) for t, v in aux]
+    stack_vma = next(v for v in mm.vmas if v.growsdown)
+
+    def strings(addrs: list[int], values: list[bytes]) -> list[StackString]:
+        return [StackString(a, s.decode("utf-8", "surrogateescape")) for a, s in zip(addrs, values)]
+
+    result.stack = StackInfo(
+        top=stack_vma.end, vma_start=stack_vma.start, esp=esp,
+        argv=strings(bprm.argv_addrs, bprm.argv), envp=strings(bprm.envp_addrs, bprm.envp),
+        execfn=StackString(bprm.exec, bprm.filename.decode("utf-8", "surrogateescape")),
+        platform=StackString(u_platform, profile.platform), random_addr=u_rand_bytes,
+        random_bytes=rand_bytes, auxv_addr=esp + 4 * (1 + len(bprm.argv_addrs) + 1 + len(bprm.envp_addrs) + 1),
+        image_base=esp, image=bytes(image))
+
+
+def execve(req: ExecRequest) -> ExecResult:
+    """The library's entry point: predict what execve() does with this request."""
+    from elfvm.kernel.profile import make_profile
+
+    return load_elf_binary(req, req.profile or make_profile())
