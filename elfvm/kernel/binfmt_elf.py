@@ -122,6 +122,7 @@ class Loader:
         self.present: set[int] = set()
         self.notes: list[str] = []
         self.files: dict[str, ElfFile] = {}
+        self.pending: ExecFailure | None = None     # an errno execve returns, found early
 
     # --- errors -----------------------------------------------------------------------
     @staticmethod
@@ -407,9 +408,11 @@ def load_elf_binary(req: ExecRequest, profile: Profile) -> ExecResult:
     result = ExecResult(program=req.path, profile=profile, verdict=Verdict("ok"), mm=ld.mm)
     try:
         _load(ld, result)
+        if ld.pending is not None:
+            raise ld.pending
     except ExecFailure as e:
         result.verdict = Verdict("killed" if e.killed else "errno", e.errno, e.step, e.reason)
-        if not e.killed:          # execve returned: the caller's address space is untouched
+        if not e.killed and e is not ld.pending:   # execve returned before mapping anything
             ld.mm.vmas = []
     except MmError as e:          # an mm failure not attributed to a step: after the point of no return
         result.verdict = Verdict("killed", e.errno, "load_elf_binary", e.message)
@@ -444,22 +447,28 @@ def _load(ld: Loader, result: ExecResult) -> None:  # noqa: C901 - it is the ker
                       f"program headers unusable: e_phentsize {h.e_phentsize}, e_phnum {h.e_phnum}, "
                       f"e_phoff {h.e_phoff:#x} (file is {main_file.size} bytes)")
     main = LoadedImage(main_file, main_ref, phdrs)
+    result.images["main"] = main
 
     interp = None
     found = ld.find_interp(main_file, phdrs)
     if found is not None:
         ipath, _ = found
-        host_path, shown = ld.resolve_interp(ipath)
         try:
+            host_path, shown = ld.resolve_interp(ipath)
             ifile, iref = ld.open_file(host_path, "open_exec", display_path=shown)
         except ExecFailure as e:
             e.reason = f"interpreter {ipath}: {e.reason}"
-            raise
-        if ifile.size < ELF32_EHDR_SIZE:
-            raise ld.fail(errno.EIO, "elf_read", f"interpreter {ipath} is only {ifile.size} bytes, "
-                                                 f"shorter than an ELF header")
-        interp = LoadedImage(ifile, iref, [])
-        result.interp = InterpInfo(ipath, shown, 0, 0)
+            # execve stops here; elfvm goes on to show the rest of the map as it would be.
+            ld.pending = e
+            ld.notes.append(f"the interpreter {ipath} cannot be opened (sysroot {req.sysroot}): "
+                            f"{e.reason}; the map below shows the program without it")
+        else:
+            if ifile.size < ELF32_EHDR_SIZE:
+                raise ld.fail(errno.EIO, "elf_read", f"interpreter {ipath} is only {ifile.size} "
+                                                     f"bytes, shorter than an ELF header")
+            interp = LoadedImage(ifile, iref, [])
+            result.images["interp"] = interp
+            result.interp = InterpInfo(ipath, shown, 0, 0)
 
     for ph in phdrs:                          # the last PT_GNU_STACK decides
         if ph.p_type == PT_GNU_STACK:
@@ -516,7 +525,7 @@ def _load(ld: Loader, result: ExecResult) -> None:  # noqa: C901 - it is the ker
             if not total_size:
                 raise ld.kill(errno.EINVAL, "load_elf_binary", "ET_DYN image of total size 0")
             alignment = maximum_alignment(phdrs)
-            if interp is not None:
+            if found is not None:
                 # ET_DYN with PT_INTERP (a PIE): ELF_ET_DYN_BASE, randomized, aligned.
                 load_bias = profile.elf_et_dyn_base
                 if ld.rnd is not None:
@@ -600,7 +609,7 @@ def _load(ld: Loader, result: ExecResult) -> None:  # noqa: C901 - it is the ker
 
     # brk (6.18): a static PIE / directly run ld.so gets its brk at ELF_ET_DYN_BASE.
     brk_moved = False
-    if e_type == ET_DYN and interp is None:
+    if e_type == ET_DYN and found is None:
         elf_brk = profile.elf_et_dyn_base
         brk_moved = True
     mm.start_brk = mm.brk = page_align(elf_brk)

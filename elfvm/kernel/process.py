@@ -106,6 +106,7 @@ class ExecResult:
     present_pages: set[int] = field(default_factory=set)   # pages the kernel itself wrote
     notes: list[str] = field(default_factory=list)
     files: dict = field(default_factory=dict)               # path -> ElfFile, for sections/symbols
+    images: dict = field(default_factory=dict)              # "main"/"interp" -> LoadedImage
 
     @property
     def vmas(self) -> list[Vma]:

@@ -1,0 +1,122 @@
+"""`elfvm layout PROGRAM [ARGS...]`: the initial memory map, as the kernel builds it."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+from elfvm.errors import EXIT_ERRNO, EXIT_KILLED, EXIT_VERIFY, UsageError
+from elfvm.units import parse_size
+
+EPILOG = """\b
+Examples:
+  elfvm layout fixtures/bin/hello_pie
+  elfvm layout --format maps --env-clear fixtures/bin/hello_static
+  elfvm layout --stack --env-clear fixtures/bin/tiny -- one two
+  elfvm layout --profile linux-i386 --split 2G fixtures/bin/hello_pie
+  elfvm layout --verify fixtures/bin/bigbss
+"""
+
+
+def build_env(env_clear: bool, settings: tuple[str, ...]) -> list[str]:
+    """The environment execve would receive: ours (in environ order) unless --env-clear, then
+    each --env K=V replacing K in place or appended, like env(1)/putenv."""
+    env = [] if env_clear else [f"{k}={v}" for k, v in os.environ.items()]
+    for item in settings:
+        if "=" not in item:
+            raise UsageError(f"--env {item!r}: expected NAME=VALUE")
+        key = item.split("=", 1)[0]
+        for i, e in enumerate(env):
+            if e.split("=", 1)[0] == key:
+                env[i] = item
+                break
+        else:
+            env.append(item)
+    return env
+
+
+@click.command(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("program", type=click.Path(dir_okay=True, path_type=str))
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.option("--profile", type=click.Choice(["linux-x86_64-compat", "linux-i386"]),
+              default="linux-x86_64-compat", show_default=True,
+              help="An i386 program on this x86-64 kernel, or on a native 32-bit kernel.")
+@click.option("--split", type=click.Choice(["3G", "3G_OPT", "2G", "2G_OPT", "1G"]), default="3G",
+              show_default=True, help="linux-i386 only: the VMSPLIT (PAGE_OFFSET = TASK_SIZE).")
+@click.option("--sysroot", default="/", show_default=True, type=click.Path(file_okay=False),
+              help="Where PT_INTERP is looked up.")
+@click.option("--env", "env_set", multiple=True, metavar="K=V", help="Set an environment variable (repeatable).")
+@click.option("--env-clear", is_flag=True, help="Start from an empty environment.")
+@click.option("--argv0", default=None, help="argv[0] (default: PROGRAM as given).")
+@click.option("--rlimit-stack", default="8M", show_default=True, metavar="SIZE|unlimited",
+              help="RLIMIT_STACK (ulimit -s), e.g. 8M, 100K, unlimited.")
+@click.option("--legacy", is_flag=True, help="ADDR_COMPAT_LAYOUT (setarch -L): bottom-up mmap.")
+@click.option("--3gb", "addr_limit_3gb", is_flag=True, help="ADDR_LIMIT_3GB (setarch -3).")
+@click.option("--aslr", is_flag=True, help="Randomize like randomize_va_space=2 (needs --seed).")
+@click.option("--seed", type=int, default=None, help="Seed for --aslr: the same seed, the same layout.")
+@click.option("--format", "fmt", type=click.Choice(["table", "maps", "json"]), default="table",
+              show_default=True)
+@click.option("--stack", "show_stack", is_flag=True, help="Also show the initial stack word by word.")
+@click.option("--verify", is_flag=True,
+              help="Run PROGRAM under ptrace to its first instruction (ASLR off) and diff the real "
+                   "/proc/PID/maps, auxv and registers with the prediction.")
+def layout(program, args, profile, split, sysroot, env_set, env_clear, argv0, rlimit_stack, legacy,
+           addr_limit_3gb, aslr, seed, fmt, show_stack, verify):
+    """Predict the memory map of PROGRAM at its first instruction, exactly as this machine's
+    kernel builds it at execve(), without running it. ARGS are the program's arguments (put
+    them after `--` when they start with a dash)."""
+    from elfvm.kernel.binfmt_elf import ExecRequest, UnsupportedProgram, execve
+    from elfvm.kernel.profile import make_profile
+
+    if not os.path.lexists(program):
+        raise UsageError(f"{program}: no such file")
+    if os.path.isdir(program):
+        raise UsageError(f"{program}: is a directory, not a program")
+    if aslr and seed is None:
+        raise UsageError("--aslr needs --seed N (the same seed gives the same layout)")
+    if seed is not None and not aslr:
+        raise UsageError("--seed only makes sense with --aslr")
+    if verify and aslr:
+        raise UsageError("--verify runs with ASLR off; drop --aslr")
+    if not os.path.isdir(sysroot):
+        raise UsageError(f"--sysroot {sysroot}: not a directory")
+    try:
+        rlim = parse_size(rlimit_stack, allow_unlimited=True)
+    except ValueError as e:
+        raise UsageError(f"--rlimit-stack {rlimit_stack!r}: {e}") from None
+    prof = make_profile(profile, split, addr_limit_3gb=addr_limit_3gb, legacy=legacy)
+    argv = [argv0 if argv0 is not None else program, *args]
+    envp = build_env(env_clear, env_set)
+    req = ExecRequest(program, argv, envp, prof, sysroot=sysroot, rlimit_stack=rlim,
+                      seed=seed if aslr else None)
+    try:
+        result = execve(req)
+    except UnsupportedProgram as e:
+        raise UsageError(str(e)) from None
+
+    from elfvm.render import layout as render
+
+    if fmt == "maps":
+        click.echo(render.render_maps(result), nl=False)
+    elif fmt == "json":
+        click.echo(json.dumps(render.to_json(result), indent=2))
+    else:
+        click.echo(render.to_table(result, show_stack=show_stack), nl=False)
+
+    v = result.verdict
+    if v.result != "ok":
+        click.echo(f"elfvm: {render.verdict_line(result)}", err=True)
+        sys.exit(EXIT_ERRNO if v.result == "errno" else EXIT_KILLED)
+    if verify:
+        from elfvm.oracle.compare import verify_against_live
+
+        if prof.name != "linux-x86_64-compat":
+            raise UsageError("--verify compares with this machine's kernel: use the default "
+                             "--profile linux-x86_64-compat")
+        report = verify_against_live(req, result, addr_limit_3gb=addr_limit_3gb, legacy=legacy)
+        click.echo(report.text, nl=False, err=fmt != "table")
+        if not report.identical:
+            sys.exit(EXIT_VERIFY)

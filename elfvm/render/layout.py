@@ -1,0 +1,256 @@
+"""Rendering an ExecResult: /proc/PID/maps lines, a table for people, JSON for scripts.
+
+All three are produced from the same data (the mm's VMAs merged as /proc shows them); nothing
+here re-derives a loader rule.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+
+from elfvm.kernel.process import ExecResult
+from elfvm.mm.maps import MapsLine, maps_text, proc_maps
+from elfvm.mm.vma import PAGE_SIZE, Vma, page_start
+
+
+def render_maps(result: ExecResult) -> str:
+    return maps_text(result.mm)
+
+
+# --- where each VMA came from -------------------------------------------------------------
+
+def _image(result: ExecResult, owner: str):
+    return result.images.get(owner)
+
+
+def _overlap(a0: int, a1: int, b0: int, b1: int) -> int:
+    return max(0, min(a1, b1) - max(a0, b0))
+
+
+def vma_contents(result: ExecResult, v: Vma) -> dict:
+    """Bytes of the VMA that come from the segment's file data, that padzero cleared (the bss
+    tail of the last file page), that are anonymous zero-fill, and that are other file bytes
+    only visible through page rounding."""
+    out = {"file": 0, "padzero": 0, "anon": 0, "rounding": 0}
+    if v.special:
+        return out
+    if not v.origin or v.origin[0] not in ("main", "interp"):
+        out["anon"] = v.size if v.file is None else 0
+        return out
+    owner, idx, part = v.origin
+    img = _image(result, owner)
+    if img is None or idx >= len(img.phdrs):
+        return out
+    ph = img.phdrs[idx]
+    if part == "bss":
+        out["anon"] = v.size
+        return out
+    base = (img.load_bias + ph.p_vaddr) & 0xFFFFFFFF
+    seg_file_end = base + ph.p_filesz
+    out["file"] = _overlap(v.start, v.end, base, seg_file_end)
+    if ph.p_memsz > ph.p_filesz and page_start(seg_file_end) in result.present_pages:
+        tail_end = min(base + ph.p_memsz, page_start(seg_file_end) + PAGE_SIZE)
+        out["padzero"] = _overlap(v.start, v.end, seg_file_end, tail_end)
+    out["rounding"] = v.size - out["file"] - out["padzero"]
+    return out
+
+
+def vma_sections(result: ExecResult, v: Vma) -> list[str]:
+    if not v.origin or v.origin[0] not in ("main", "interp"):
+        return []
+    img = _image(result, v.origin[0])
+    if img is None:
+        return []
+    bias = img.load_bias
+    return img.file.sections_in((v.start - bias) & 0xFFFFFFFF, (v.end - bias) & 0xFFFFFFFF)
+
+
+def vma_source(result: ExecResult, v: Vma) -> str:
+    """One line: which ELF image and segment, which sections, and what kind of bytes."""
+    if not v.origin:
+        return ""
+    owner, idx, part = v.origin
+    if owner == "stack":
+        return "stack: argv/envp strings, auxv, argc (setup_arg_pages + create_elf_tables)"
+    if owner == "vdso":
+        return {"[vvar]": "vDSO data pages (vdso_install_vvar_mapping)",
+                "[vvar_vclock]": "vDSO pvclock/hvclock pages",
+                "[vdso]": "vDSO image (__kernel_vsyscall)"}.get(part, "vDSO")
+    img = _image(result, owner)
+    who = os.path.basename(img.display.path) if img else owner
+    label = img.phdrs[idx].label if img and idx < len(img.phdrs) else f"LOAD[{idx}]"
+    secs = vma_sections(result, v)
+    sec = f" {' '.join(secs)}" if secs else ""
+    if part == "bss":
+        return f"{who} {label}: bss, anonymous zero-fill (vm_brk_flags){sec}"
+    c = vma_contents(result, v)
+    extra = f", bss tail {c['padzero']:#x} B cleared by padzero" if c["padzero"] else ""
+    return f"{who} {label}: file {c['file']:#x} B{extra}{sec}"
+
+
+def line_source(result: ExecResult, line: MapsLine) -> str:
+    return "; ".join(s for s in (vma_source(result, p) for p in line.parts) if s)
+
+
+# --- JSON --------------------------------------------------------------------------------
+
+def to_json(result: ExecResult) -> dict:
+    """The public JSON contract of `elfvm layout --format json` (see README)."""
+    mm = result.mm
+    v = result.verdict
+    return {
+        "program": result.program,
+        "profile": result.profile.name,
+        "entry": result.eip,
+        "load_bias": result.load_bias,
+        "interp": (None if result.interp is None else
+                   {"path": result.interp.resolved, "base": result.interp.base,
+                    "entry": result.interp.entry}),
+        "mm": {"start_code": mm.start_code, "end_code": mm.end_code, "start_data": mm.start_data,
+               "end_data": mm.end_data, "start_brk": mm.start_brk, "brk": mm.brk,
+               "start_stack": mm.start_stack, "mmap_base": mm.mmap_base},
+        "vmas": [{"start": ln.start, "end": ln.end, "perms": ln.perms, "pgoff": ln.pgoff,
+                  "name": ln.name, "kind": ln.kind, "source": line_source(result, ln)}
+                 for ln in proc_maps(mm)],
+        "auxv": [{"type": a.type, "name": a.name, "value": a.value} for a in result.auxv],
+        "stack": {"top": result.stack.top, "vma_start": result.stack.vma_start,
+                  "esp": result.stack.esp,
+                  "argv": [{"addr": s.addr, "value": s.value} for s in result.stack.argv],
+                  "envp": [{"addr": s.addr, "value": s.value} for s in result.stack.envp]},
+        "verdict": {"result": v.result, "errno": v.errno_name, "reason": v.reason},
+    }
+
+
+# --- the human table ---------------------------------------------------------------------
+
+def _hx(x: int) -> str:
+    return f"{x:#010x}"
+
+
+def verdict_line(result: ExecResult) -> str:
+    v = result.verdict
+    if v.result == "ok":
+        return "execve: ok"
+    name = _errno.errorcode.get(v.errno or 0, str(v.errno))
+    if v.result == "errno":
+        return f"execve fails: {name} ({os.strerror(v.errno)}) in {v.step}: {v.reason}"
+    return f"execve killed (SIGSEGV) after the point of no return, in {v.step} ({name}): {v.reason}"
+
+
+def to_table(result: ExecResult, *, show_stack: bool = False) -> str:
+    from tabulate import tabulate
+
+    out: list[str] = []
+    img = result.images.get("main")
+    mm = result.mm
+    prof = result.profile
+    if img is not None:
+        h = img.file.ehdr
+        kind = {2: "ET_EXEC", 3: "ET_DYN"}.get(h.e_type, str(h.e_type))
+        interp = "PT_INTERP" if result.interp else "no PT_INTERP"
+        split = f" --split {prof.split}" if prof.split else ""
+        out.append(f"{result.program}: i386 {kind}, {interp}, profile {prof.name}{split} "
+                   f"(TASK_SIZE {prof.task_size:#x})")
+    out.append(verdict_line(result))
+    if result.verdict.result == "errno":
+        return "\n".join(out) + "\n"
+    rows = []
+    for ln in proc_maps(mm):
+        c = {"file": 0, "padzero": 0, "anon": 0, "rounding": 0}
+        for p in ln.parts:
+            for k, val in vma_contents(result, p).items():
+                c[k] += val
+        bytes_col = ["special mapping"] if ln.parts[0].special else []
+        if c["file"] or c["rounding"]:
+            bytes_col.append(f"file {c['file'] + c['rounding']:#x}")
+        if c["padzero"]:
+            bytes_col.append(f"padzero {c['padzero']:#x}")
+        if c["anon"]:
+            bytes_col.append(f"anon {c['anon']:#x}")
+        rows.append([_hx(ln.start), _hx(ln.end), ln.perms, f"{ln.pgoff:08x}",
+                     f"{ln.dev} {ln.inode}" if ln.inode else "", ln.name, ln.kind,
+                     ", ".join(bytes_col), "\n".join(vma_source(result, p) for p in ln.parts)])
+    out.append(tabulate(rows, headers=["start", "end", "perms", "offset", "dev inode", "name", "kind",
+                                       "bytes", "source"], tablefmt="simple",
+                        maxcolwidths=[None] * 8 + [72]))
+    notes = []
+    if result.read_implies_exec:
+        notes.append("READ_IMPLIES_EXEC: no PT_GNU_STACK, so every readable mapping (the interpreter's "
+                     "too, bss and the stack) is also executable")
+    elif result.executable_stack == "enable":
+        notes.append("PT_GNU_STACK has PF_X: the stack is executable")
+    notes += result.notes
+    if result.interp:
+        i = result.interp
+        notes.append(f"interpreter {i.path} -> {i.resolved}: AT_BASE {i.base:#x}, entry {i.entry:#x}")
+    out.append("")
+    out.append(tabulate([
+        ["entry (eip)", _hx(result.eip)], ["AT_ENTRY", _hx(result.entry)],
+        ["load_bias", _hx(result.load_bias)],
+        ["start_code / end_code", f"{_hx(mm.start_code)} / {_hx(mm.end_code)}"],
+        ["start_data / end_data", f"{_hx(mm.start_data)} / {_hx(mm.end_data)}"],
+        ["start_brk = brk", _hx(mm.start_brk)], ["mmap_base", _hx(mm.mmap_base)],
+        ["stack VMA", f"{_hx(result.stack.vma_start)}-{_hx(result.stack.top)}"],
+        ["esp = start_stack", _hx(result.stack.esp)],
+    ], tablefmt="plain"))
+    if notes:
+        out.append("")
+        out += [f"note: {n}" for n in notes]
+    if result.auxv:
+        out.append("")
+        out.append(stack_table(result, show_words=show_stack))
+    return "\n".join(out) + "\n"
+
+
+def stack_table(result: ExecResult, *, show_words: bool) -> str:
+    """argv/envp/auxv with their addresses; with show_words the raw words from esp up."""
+    from tabulate import tabulate
+
+    st = result.stack
+    rows = [[_hx(s.addr), f"argv[{i}]", repr(s.value)] for i, s in enumerate(st.argv)]
+    rows += [[_hx(s.addr), f"envp[{i}]", repr(s.value)] for i, s in enumerate(st.envp)]
+    if st.execfn:
+        rows.append([_hx(st.execfn.addr), "AT_EXECFN", repr(st.execfn.value)])
+    if st.platform:
+        rows.append([_hx(st.platform.addr), "AT_PLATFORM", repr(st.platform.value)])
+    rows.append([_hx(st.random_addr), "AT_RANDOM",
+                 "16 bytes from get_random_bytes()" if st.random_bytes == bytes(range(16))
+                 else st.random_bytes.hex()])
+    out = [tabulate(rows, headers=["address", "string", "value"], tablefmt="simple"), ""]
+    aux_rows = []
+    addr = st.auxv_addr
+    for a in result.auxv:
+        aux_rows.append([_hx(addr), a.name, a.type, _hx(a.value)])
+        addr += 8
+    out.append(tabulate(aux_rows, headers=["address", "auxv", "type", "value"], tablefmt="simple"))
+    if show_words:
+        out.append("")
+        rows = []
+        end = st.auxv_addr + 8 * len(result.auxv)
+        labels = _word_labels(result)
+        for a in range(st.esp, end, 4):
+            rows.append([_hx(a), _hx(st.word(a)), labels.get(a, "")])
+        out.append(tabulate(rows, headers=["address", "word", "meaning"], tablefmt="simple"))
+    return "\n".join(out)
+
+
+def _word_labels(result: ExecResult) -> dict[int, str]:
+    st = result.stack
+    labels = {st.esp: "argc"}
+    a = st.esp + 4
+    for i, _ in enumerate(st.argv):
+        labels[a] = f"argv[{i}]"
+        a += 4
+    labels[a] = "argv NULL"
+    a += 4
+    for i, _ in enumerate(st.envp):
+        labels[a] = f"envp[{i}]"
+        a += 4
+    labels[a] = "envp NULL"
+    a += 4
+    for aux in result.auxv:
+        labels[a] = f"{aux.name} (type)"
+        labels[a + 4] = f"{aux.name} (value)"
+        a += 8
+    return labels
