@@ -12,7 +12,7 @@ import sys
 import click
 
 from elfvm import __version__
-from elfvm.errors import EXIT_USAGE, ElfvmError
+from elfvm.errors import ElfvmError
 
 COMMANDS = {
     "layout": ("elfvm.commands.layout", "layout", "Predict the initial memory map of an i386 program."),
@@ -34,6 +34,21 @@ class LazyGroup(click.Group):
         except ImportError:
             return None
 
+    def invoke(self, ctx):
+        """Every error is one line on stderr and a documented exit code, never a traceback."""
+        try:
+            return super().invoke(ctx)
+        except ElfvmError as e:
+            click.echo(f"elfvm: {e.message}", err=True)
+            ctx.exit(e.exit_code)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except BrokenPipeError:
+            ctx.exit(0)
+        except Exception as e:
+            click.echo(f"elfvm: internal error: {type(e).__name__}: {e}", err=True)
+            ctx.exit(1)
+
     def format_commands(self, ctx, formatter):
         rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
@@ -53,24 +68,9 @@ def cli():
 
 
 def main(argv=None):
-    """Entry point: every error is one line on stderr and a documented exit code."""
+    """Console-script entry point."""
     try:
-        rv = cli.main(args=argv, prog_name="elfvm", standalone_mode=False)
-    except ElfvmError as e:
-        click.echo(f"elfvm: {e.message}", err=True)
-        sys.exit(e.exit_code)
-    except click.exceptions.Abort:
-        click.echo("elfvm: aborted", err=True)
-        sys.exit(130)
-    except click.ClickException as e:
-        e.show()
-        sys.exit(EXIT_USAGE if e.exit_code == 2 else e.exit_code)
-    except BrokenPipeError:
-        sys.exit(0)
+        cli.main(args=argv, prog_name="elfvm")
     except KeyboardInterrupt:
         click.echo("elfvm: interrupted", err=True)
         sys.exit(130)
-    except Exception as e:  # never a traceback: say what happened in one line
-        click.echo(f"elfvm: internal error: {type(e).__name__}: {e}", err=True)
-        sys.exit(1)
-    sys.exit(rv if isinstance(rv, int) else 0)

@@ -99,14 +99,17 @@ def layout(program, args, profile, split, sysroot, env_set, env_clear, argv0, rl
 
     from elfvm.render import layout as render
 
-    if fmt == "maps":
-        click.echo(render.render_maps(result), nl=False)
-    elif fmt == "json":
+    v = result.verdict
+    if fmt == "json":
         click.echo(json.dumps(render.to_json(result), indent=2))
+    elif v.result == "errno" and not result.mm.vmas:
+        pass                        # execve returned: there is no new address space to show
+    elif fmt == "maps":
+        if v.result == "ok":
+            click.echo(render.render_maps(result), nl=False)
     else:
         click.echo(render.to_table(result, show_stack=show_stack), nl=False)
 
-    v = result.verdict
     if v.result != "ok":
         click.echo(f"elfvm: {render.verdict_line(result)}", err=True)
         sys.exit(EXIT_ERRNO if v.result == "errno" else EXIT_KILLED)

@@ -254,7 +254,7 @@ class Loader:
                                          f"(execve would run its interpreter)")
             raise self.fail(errno.ENOEXEC, step, "not an ELF file (bad magic), and no other "
                                                  "binary format claims it")
-        if h.e_machine == EM_X86_64 and h.e_phentsize == 56:
+        if h.elf_class == 2 and h.e_machine == EM_X86_64:     # binfmt_elf's 64-bit loader takes it
             raise UnsupportedProgram(f"{f.path}: an x86-64 program (EM_X86_64, ELFCLASS64); elfvm "
                                      f"models i386 programs: build with gcc -m32")
         if h.e_type not in (ET_EXEC, ET_DYN):

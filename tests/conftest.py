@@ -1,0 +1,33 @@
+import os
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures" / "bin"
+FIXTURE_NAMES = ["hello_pie", "hello_nopie", "hello_static", "hello_staticpie", "bigbss", "tiny",
+                 "hello_execstack", "hello_align2m", "vars", "vars_pie", "touch"]
+
+
+def fixture_path(name: str) -> str:
+    p = FIXTURES / name
+    if not p.exists():
+        pytest.skip(f"{p} is missing: run `make fixtures`")
+    return str(p)
+
+
+@pytest.fixture
+def live():
+    """The live-kernel oracle, or a skip saying why this machine cannot run i386 code."""
+    from elfvm.oracle import live as live_mod
+
+    ok, why = live_mod.can_run_i386()
+    if not ok:
+        pytest.skip(f"cannot run i386 code here: {why}")
+    return live_mod
+
+
+@pytest.fixture
+def needs_interp():
+    if not os.path.exists("/lib/ld-linux.so.2"):
+        pytest.skip("/lib/ld-linux.so.2 missing: install gcc-multilib (libc6-i386)")
