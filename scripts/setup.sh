@@ -92,9 +92,13 @@ sys.exit(0 if ok else 1)' "$ROOT") >/dev/null 2>&1
 if ! installed_ok; then
     say "pip install -e '.[test]' into ${ENV_DIR/#$ROOT\//}"
     rm -f "$STAMP"
-    quiet "$PY" -m pip install --disable-pip-version-check -q -e '.[test]'
+    # editable_mode=compat: a plain .pth path entry, not an import-hook finder (start-up time)
+    quiet "$PY" -m pip install --disable-pip-version-check -q --config-settings editable_mode=compat -e '.[test]'
     echo "$WANT" >"$STAMP"
 fi
+# Bytecode for the checkout (an editable install does not compile it, and with
+# PYTHONDONTWRITEBYTECODE set every start would recompile elfvm).
+"$PY" -m compileall -q elfvm >/dev/null 2>&1 || true
 
 # ---------------------------------------------------------------- 2. gcc -m32
 printf 'int main(void) { return 0; }\n' >"$TMP/t.c"

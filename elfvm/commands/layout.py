@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -97,10 +96,17 @@ def layout(program, args, profile, split, sysroot, env_set, env_clear, argv0, rl
     except UnsupportedProgram as e:
         raise UsageError(str(e)) from None
 
+    v = result.verdict
+    if fmt == "maps" and v.result == "ok" and not verify:
+        from elfvm.mm.maps import maps_text      # the fast path: no table machinery
+
+        click.echo(maps_text(result.mm), nl=False)
+        return
     from elfvm.render import layout as render
 
-    v = result.verdict
     if fmt == "json":
+        import json
+
         click.echo(json.dumps(render.to_json(result), indent=2))
     elif v.result == "errno" and not result.mm.vmas:
         pass                        # execve returned: there is no new address space to show

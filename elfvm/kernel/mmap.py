@@ -5,7 +5,6 @@ arch_randomize_brk), drawn from a seeded generator so that the same seed gives t
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 
 from elfvm.kernel.profile import MiB, Profile
@@ -19,6 +18,8 @@ class KernelRandom:
     """get_random_long() and friends; None means ASLR is off (PF_RANDOMIZE clear)."""
 
     def __init__(self, seed: int):
+        import random        # only --aslr needs it: keep `layout` start-up light
+
         self._rng = random.Random(seed)
 
     def long(self) -> int:

@@ -1,0 +1,12 @@
+"""Physical memory: the frames the MMU's page tables point at (below the MMU, above nothing).
+
+`PhysicalMemory` is a sparse byte store of a given RAM size; `FrameAllocator` hands out frames
+deterministically (the same run gives the same frames) and knows the ranges an x86 PC and Linux
+keep for themselves (see `frames.x86_reserved_ranges`).
+"""
+
+from elfvm.phys.frames import FrameAllocator, OutOfMemory, Reserved, Zone, x86_reserved_ranges
+from elfvm.phys.memory import PhysicalMemory, PhysicalAccessError, parse_size
+
+__all__ = ["PhysicalMemory", "PhysicalAccessError", "FrameAllocator", "OutOfMemory", "Reserved",
+           "Zone", "x86_reserved_ranges", "parse_size"]

@@ -1,0 +1,100 @@
+"""A sparse physical memory: RAM of `size` bytes, stored in 4 KiB chunks created on first write.
+
+Reads of never-written RAM return zeros (what a freshly cleared frame holds). Addresses at or
+above `size` are not RAM: touching them raises PhysicalAccessError (on a real machine they would
+hit a PCI hole or nothing at all).
+"""
+
+from __future__ import annotations
+
+import re
+
+CHUNK_SHIFT = 12
+CHUNK = 1 << CHUNK_SHIFT
+
+_UNITS = {"": 1, "B": 1, "K": 1 << 10, "KB": 1 << 10, "KIB": 1 << 10, "M": 1 << 20, "MB": 1 << 20,
+          "MIB": 1 << 20, "G": 1 << 30, "GB": 1 << 30, "GIB": 1 << 30, "T": 1 << 40, "TB": 1 << 40,
+          "TIB": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """'256M', '1G', '512MiB', '0x10000000', '4096' -> bytes (binary units, as the kernel's
+    memparse() reads mem=)."""
+    m = re.fullmatch(r"\s*(0[xX][0-9a-fA-F]+|\d+)\s*([A-Za-z]*)\s*", text)
+    if not m or m.group(2).upper() not in _UNITS:
+        raise ValueError(f"not a size: {text!r} (use e.g. 256M, 1G, 0x10000000)")
+    return int(m.group(1), 0) * _UNITS[m.group(2).upper()]
+
+
+class PhysicalAccessError(Exception):
+    """An access to a physical address that is not RAM."""
+
+
+class PhysicalMemory:
+    """`size` bytes of RAM at physical addresses [0, size)."""
+
+    __slots__ = ("size", "_chunks")
+
+    def __init__(self, size: int):
+        if size <= 0 or size % CHUNK:
+            raise ValueError(f"RAM size must be a positive multiple of {CHUNK}: {size:#x}")
+        self.size = size
+        self._chunks: dict[int, bytearray] = {}
+
+    def _check(self, addr: int, n: int) -> None:
+        if addr < 0 or addr + n > self.size:
+            raise PhysicalAccessError(f"physical address {addr:#x} (+{n}) is beyond RAM "
+                                      f"({self.size:#x} bytes)")
+
+    def read(self, addr: int, n: int) -> bytes:
+        self._check(addr, n)
+        out = bytearray()
+        while n:
+            c, off = addr >> CHUNK_SHIFT, addr & (CHUNK - 1)
+            take = min(n, CHUNK - off)
+            chunk = self._chunks.get(c)
+            out += chunk[off:off + take] if chunk is not None else bytes(take)
+            addr, n = addr + take, n - take
+        return bytes(out)
+
+    def write(self, addr: int, data: bytes) -> None:
+        self._check(addr, len(data))
+        pos = 0
+        while pos < len(data):
+            c, off = addr >> CHUNK_SHIFT, addr & (CHUNK - 1)
+            take = min(len(data) - pos, CHUNK - off)
+            chunk = self._chunks.get(c)
+            if chunk is None:
+                chunk = self._chunks[c] = bytearray(CHUNK)
+            chunk[off:off + take] = data[pos:pos + take]
+            addr, pos = addr + take, pos + take
+
+    def read_uint(self, addr: int, size: int) -> int:
+        """A little-endian entry of `size` bytes (4: i386 PDE/PTE; 8: PAE/x86-64 entries)."""
+        if addr & (size - 1) == 0 and 0 <= addr and addr + size <= self.size:
+            chunk = self._chunks.get(addr >> CHUNK_SHIFT)
+            if chunk is None:
+                return 0
+            off = addr & (CHUNK - 1)
+            return int.from_bytes(chunk[off:off + size], "little")
+        return int.from_bytes(self.read(addr, size), "little")
+
+    def write_uint(self, addr: int, size: int, value: int) -> None:
+        self.write(addr, value.to_bytes(size, "little"))
+
+    def clear(self, addr: int, n: int) -> None:
+        """Zero [addr, addr+n): dropping whole chunks keeps memory sparse."""
+        self._check(addr, n)
+        end = addr + n
+        while addr < end:
+            c, off = addr >> CHUNK_SHIFT, addr & (CHUNK - 1)
+            take = min(end - addr, CHUNK - off)
+            if take == CHUNK:
+                self._chunks.pop(c, None)
+            elif c in self._chunks:
+                self._chunks[c][off:off + take] = bytes(take)
+            addr += take
+
+    @property
+    def touched_bytes(self) -> int:
+        return len(self._chunks) * CHUNK
