@@ -59,11 +59,14 @@ def build_env(env_clear: bool, settings: tuple[str, ...]) -> list[str]:
 @click.option("--format", "fmt", type=click.Choice(["table", "maps", "json"]), default="table",
               show_default=True)
 @click.option("--stack", "show_stack", is_flag=True, help="Also show the initial stack word by word.")
+@click.option("--svg", "svg_file", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Also draw the address space to this SVG file.")
+@click.option("--diagram", is_flag=True, help="Draw the address space in the terminal instead of the table.")
 @click.option("--verify", is_flag=True,
               help="Run PROGRAM under ptrace to its first instruction (ASLR off) and diff the real "
                    "/proc/PID/maps, auxv and registers with the prediction.")
 def layout(program, args, profile, split, sysroot, env_set, env_clear, argv0, rlimit_stack, legacy,
-           addr_limit_3gb, aslr, seed, fmt, show_stack, verify):
+           addr_limit_3gb, aslr, seed, fmt, show_stack, svg_file, diagram, verify):
     """Predict the memory map of PROGRAM at its first instruction, exactly as this machine's
     kernel builds it at execve(), without running it. ARGS are the program's arguments (put
     them after `--` when they start with a dash)."""
@@ -97,13 +100,17 @@ def layout(program, args, profile, split, sysroot, env_set, env_clear, argv0, rl
         raise UsageError(str(e)) from None
 
     v = result.verdict
-    if fmt == "maps" and v.result == "ok" and not verify:
+    if fmt == "maps" and v.result == "ok" and not (verify or svg_file or diagram):
         from elfvm.mm.maps import maps_text      # the fast path: no table machinery
 
         click.echo(maps_text(result.mm), nl=False)
         return
     from elfvm.render import layout as render
 
+    if svg_file and result.mm.vmas:
+        from elfvm.render import pictures
+
+        pictures.write_layout_svg(result, svg_file)
     if fmt == "json":
         import json
 
@@ -113,6 +120,10 @@ def layout(program, args, profile, split, sysroot, env_set, env_clear, argv0, rl
     elif fmt == "maps":
         if v.result == "ok":
             click.echo(render.render_maps(result), nl=False)
+    elif diagram:
+        from elfvm.render import pictures
+
+        click.echo(pictures.layout_diagram_text(result), nl=False)
     else:
         click.echo(render.to_table(result, show_stack=show_stack), nl=False)
 

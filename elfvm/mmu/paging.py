@@ -1,0 +1,219 @@
+"""Page tables in simulated physical memory, and the hardware walk from CR3.
+
+`PageTables` writes real entry values into `PhysicalMemory` frames (tables are allocated from the
+`FrameAllocator` like the kernel's pgd_alloc / pte_alloc) and `walk()` reads them back exactly as
+the MMU does (Intel SDM vol. 3A 4.3, 4.4.2, 4.5.4): CR3 gives the top table, each level's index
+selects an entry, a clear P bit ends the walk with a not-present fault, PS=1 ends it with a large
+page. `check_access()` applies the protection rules of SDM 4.6 to the combined rights of all
+levels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from elfvm.mmu import entries as E
+from elfvm.mmu.geometry import Geometry
+from elfvm.phys import FrameAllocator, PhysicalMemory
+
+
+@dataclass(frozen=True)
+class Step:
+    """One level of a walk: which table, which index, the entry's address and value."""
+
+    level: str              # entry name: PDE, PTE, PDPTE, PML4E, L1E ...
+    index: int
+    table: int              # physical address of the table
+    entry_addr: int
+    entry: int
+    present: bool
+    leaf: bool              # this entry maps the page (PTE, or PS=1)
+
+
+@dataclass(frozen=True)
+class Walk:
+    """The outcome of a hardware walk of one linear address."""
+
+    linear: int
+    steps: tuple[Step, ...]
+    physical: int | None        # None: some level was not present (or reserved bits)
+    page_size: int              # size of the page that maps it (4 KiB, 2/4 MiB, 1 GiB, custom)
+    page_base: int | None       # physical address of that page/frame
+    user: bool                  # U/S=1 at every level
+    writable: bool              # R/W=1 at every level
+    nx: bool                    # XD=1 at some level
+    rsvd: str | None = None     # reserved-bit violation (#PF with RSVD=1)
+
+    @property
+    def present(self) -> bool:
+        return self.physical is not None
+
+    @property
+    def leaf(self) -> Step | None:
+        return self.steps[-1] if self.steps and self.steps[-1].leaf and self.steps[-1].present else None
+
+
+@dataclass(frozen=True)
+class Violation:
+    """A protection fault the MMU raises (#PF with P=1), with the SDM's reason."""
+
+    reason: str
+    error_code: int
+
+
+# #PF error-code bits (SDM 4.7)
+PF_P, PF_W, PF_U, PF_RSVD, PF_I = 1, 2, 4, 8, 16
+
+
+def pf_error_code(present: bool, access: str, cpl: int, rsvd: bool = False) -> int:
+    return ((PF_P if present else 0) | (PF_W if access == "w" else 0) | (PF_U if cpl == 3 else 0)
+            | (PF_RSVD if rsvd else 0) | (PF_I if access == "x" else 0))
+
+
+def describe_error_code(code: int) -> str:
+    bits = ["P=1 (protection)" if code & PF_P else "P=0 (not present)",
+            "W/R=1 (write)" if code & PF_W else "W/R=0 (read)",
+            "U/S=1 (user)" if code & PF_U else "U/S=0 (supervisor)"]
+    if code & PF_RSVD:
+        bits.append("RSVD=1")
+    if code & PF_I:
+        bits.append("I/D=1 (instruction fetch)")
+    return f"#PF error code {code:#x}: " + ", ".join(bits)
+
+
+def check_access(w: Walk, access: str, cpl: int, *, nxe: bool, wp: bool = True, smep: bool = True,
+                 smap: bool = True, ac: bool = True) -> Violation | None:
+    """SDM 4.6 access rights for a present translation.
+
+    User mode (CPL 3): every level must have U/S=1; a write needs R/W=1 at every level; an
+    instruction fetch needs XD=0 at every level (when IA32_EFER.NXE=1).
+    Supervisor mode (CPL 0): writes need R/W=1 when CR0.WP=1 (Linux sets WP); instruction fetch
+    from a user page faults with CR4.SMEP=1; data access to a user page faults with CR4.SMAP=1
+    unless EFLAGS.AC=1 (`ac`: the kernel's stac in copy_{from,to}_user).
+    """
+    code = pf_error_code(True, access, cpl)
+    if cpl == 3:
+        if not w.user:
+            return Violation("user-mode access to a supervisor page (U/S=0 in the walk)", code)
+        if access == "w" and not w.writable:
+            return Violation("write to a read-only page (R/W=0 in the walk)", code)
+    else:
+        if access == "w" and not w.writable and wp:
+            return Violation("supervisor write to a read-only page with CR0.WP=1", code)
+        if access == "x" and w.user and smep:
+            return Violation("supervisor instruction fetch from a user page (CR4.SMEP=1)", code)
+        if access != "x" and w.user and smap and not ac:
+            return Violation("supervisor data access to a user page with CR4.SMAP=1 and EFLAGS.AC=0", code)
+    if access == "x" and w.nx and nxe:
+        return Violation("instruction fetch from a page with XD/NX=1", code)
+    return None
+
+
+class PageTables:
+    """The paging structures of one address space, rooted at `cr3`."""
+
+    def __init__(self, geom: Geometry, mem: PhysicalMemory, frames: FrameAllocator, *, nxe: bool,
+                 what: str = "pgd"):
+        self.geom = geom
+        self.mem = mem
+        self.frames = frames
+        self.nxe = nxe and geom.nx
+        self.cr3 = self.alloc_table(0, what)
+        self._shifts = geom.shifts
+        self._masks = tuple((1 << b) - 1 for b in geom.level_bits)
+        self._esize = geom.entry_size
+        self._large = frozenset(geom.large_levels)
+
+    # --- building ---------------------------------------------------------------------
+    def alloc_table(self, level: int, what: str) -> int:
+        g = self.geom
+        nbytes = g.table_bytes(level)
+        frames = max(1, -(-nbytes // g.page_size))
+        addr = self.frames.alloc(f"{what} ({g.table_names[level]})", "kernel", frames)
+        self.mem.clear(addr, frames * g.page_size)
+        return addr
+
+    def table_flags(self, level: int, user: bool) -> int:
+        """Flags of an entry that points at a lower table (Linux's pmd/pud/pgd_populate)."""
+        if self.geom.fmt == "pae" and level == 0:
+            return E.P          # arch/x86/mm/pgtable.c pud_populate(): PDPTEs only get _PAGE_PRESENT
+        return E._PAGE_TABLE if user else E._KERNPG_TABLE
+
+    def entry_addr(self, table: int, level: int, linear: int) -> int:
+        return table + ((linear >> self._shifts[level]) & self._masks[level]) * self._esize
+
+    def read_entry(self, addr: int) -> int:
+        return self.mem.read_uint(addr, self._esize)
+
+    def write_entry(self, addr: int, value: int) -> None:
+        self.mem.write_uint(addr, self._esize, value)
+
+    def table_for(self, linear: int, level: int, user: bool, what: str = "page table") -> int:
+        """The table of `level` that covers `linear`, allocating missing tables on the way."""
+        table = self.cr3
+        for lv in range(level):
+            ea = self.entry_addr(table, lv, linear)
+            v = self.read_entry(ea)
+            if not v & E.P:
+                new = self.alloc_table(lv + 1, what)
+                self.write_entry(ea, E.make_entry(self.geom.fmt, new, self.table_flags(lv, user)))
+                table = new
+            else:
+                if lv in self._large and v & E.PS:
+                    raise ValueError(f"{linear:#x} is inside a large page at level {self.geom.level_names[lv]}")
+                table = E.entry_address(self.geom.fmt, v, False, 0, self.geom.page_size)
+        return table
+
+    def map(self, linear: int, phys: int, flags: int, *, level: int | None = None, user: bool = True,
+            what: str = "page table") -> None:
+        """Install a leaf entry for `linear` -> `phys` at `level` (default: the last level; an
+        upper level makes a large page with PS=1)."""
+        g = self.geom
+        last = g.levels - 1
+        level = last if level is None else level
+        if level != last and level not in self._large:
+            raise ValueError(f"{g.level_names[level]} cannot map a large page in {g.name}")
+        if not self.nxe:
+            flags &= ~E.NX
+        table = self.table_for(linear, level, user, what)
+        self.write_entry(self.entry_addr(table, level, linear),
+                         E.make_entry(g.fmt, phys, flags, large=level != last))
+
+    # --- the hardware walk -------------------------------------------------------------
+    def walk(self, linear: int) -> Walk:
+        g = self.geom
+        fmt, names, esize = g.fmt, g.level_names, self._esize
+        last = g.levels - 1
+        read = self.mem.read_uint
+        table = self.cr3
+        steps = []
+        user = writable = True
+        nx = False
+        for lv in range(g.levels):
+            index = (linear >> self._shifts[lv]) & self._masks[lv]
+            ea = table + index * esize
+            v = read(ea, esize)
+            present = bool(v & E.P)
+            leaf = lv == last or (present and lv in self._large and bool(v & E.PS))
+            steps.append(Step(names[lv], index, table, ea, v, present, leaf))
+            if not present:
+                return Walk(linear, tuple(steps), None, 1 << self._shifts[lv], None, user, writable, nx)
+            rsvd = E.is_reserved_violation(fmt, names[lv], v, self.nxe)
+            if rsvd:
+                return Walk(linear, tuple(steps), None, 1 << self._shifts[lv], None, user, writable, nx, rsvd)
+            if not (fmt == "pae" and lv == 0):          # PAE PDPTEs carry no rights
+                user = user and bool(v & E.US)
+                writable = writable and bool(v & E.RW)
+                nx = nx or bool(v & E.NX)
+            if leaf:
+                size = 1 << self._shifts[lv]
+                base = E.entry_address(fmt, v, lv != last, self._shifts[lv], g.page_size)
+                return Walk(linear, tuple(steps), base + (linear & (size - 1)), size, base,
+                            user, writable, nx)
+            table = E.entry_address(fmt, v, False, 0, g.page_size)
+        raise AssertionError("unreachable")
+
+    def decode(self, step: Step) -> E.EntryBits:
+        lv = self.geom.level_names.index(step.level)
+        return E.decode(self.geom.fmt, step.level, step.entry, leaf=step.leaf,
+                        page_shift=self._shifts[lv], page_size=self.geom.page_size)

@@ -1,0 +1,43 @@
+"""Entry points for pictures of an ExecResult: SVG file and terminal diagram."""
+
+from __future__ import annotations
+
+from elfvm.kernel.process import ExecResult
+from elfvm.render.bands import layout_bands, markers
+
+
+def _title(result: ExecResult) -> str:
+    p = result.profile
+    split = f" --split {p.split}" if p.split else ""
+    return f"{result.program}  ({p.name}{split}, TASK_SIZE {p.task_size:#x})"
+
+
+def kernel_regions(result: ExecResult) -> list[tuple[int, int, str, str]] | None:
+    """The kernel half of a native i386 profile, from the MMU model when it is there."""
+    if result.profile.name != "linux-i386":
+        return None
+    try:
+        from elfvm.mmu.kernel_half import regions_for_pictures
+    except ImportError:
+        return [(result.profile.page_offset, 1 << 32, "kernel (PAGE_OFFSET and up)", "")]
+    return regions_for_pictures(result.profile)
+
+
+def write_layout_svg(result: ExecResult, path: str) -> None:
+    from elfvm.render.svg import layout_svg
+
+    svg = layout_svg(_title(result), layout_bands(result, kernel_regions(result)), markers(result))
+    try:
+        with open(path, "w") as f:
+            f.write(svg)
+    except OSError as e:
+        from elfvm.errors import UsageError
+
+        raise UsageError(f"--svg {path}: {e.strerror}") from None
+
+
+def layout_diagram_text(result: ExecResult, *, color: bool | None = None) -> str:
+    from elfvm.render.diagram import layout_diagram
+
+    return layout_diagram(_title(result), layout_bands(result, kernel_regions(result)), markers(result),
+                          color=color)
