@@ -128,13 +128,26 @@ def _hx(x: int) -> str:
     return f"{x:#010x}"
 
 
+def verdict_hint(result: ExecResult) -> str:
+    """How a user would fix the commonest failures."""
+    v = result.verdict
+    if v.errno == _errno.ENOENT and v.step == "open_exec":
+        return ("; hint: install the i386 loader (apt-get install libc6-i386, which gcc-multilib "
+                "brings) or point --sysroot at a root that has it")
+    if v.errno == _errno.EACCES and "execute permission" in (v.reason or ""):
+        return f"; hint: chmod +x {result.program}"
+    if v.errno == _errno.E2BIG:
+        return "; hint: fewer or shorter arguments/environment, or a larger --rlimit-stack"
+    return ""
+
+
 def verdict_line(result: ExecResult) -> str:
     v = result.verdict
     if v.result == "ok":
         return "execve: ok"
     name = _errno.errorcode.get(v.errno or 0, str(v.errno))
     if v.result == "errno":
-        return f"execve fails: {name} ({os.strerror(v.errno)}) in {v.step}: {v.reason}"
+        return f"execve fails: {name} ({os.strerror(v.errno)}) in {v.step}: {v.reason}{verdict_hint(result)}"
     return f"execve killed (SIGSEGV) after the point of no return, in {v.step} ({name}): {v.reason}"
 
 
