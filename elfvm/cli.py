@@ -18,6 +18,7 @@ COMMANDS = {
     "layout": ("elfvm.commands.layout", "layout", "Predict the initial memory map of an i386 program."),
     "translate": ("elfvm.commands.translate", "translate",
                   "Walk an address through segmentation and paging."),
+    "simulate-run": ("elfvm.commands.simulate_run", "simulate_run", "Demand paging, TLB and swap over memory traces."),
 }
 
 

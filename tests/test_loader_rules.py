@@ -367,6 +367,45 @@ def test_r1_8_different_perms_do_not_merge(case):
     case.live()
 
 
+def test_r1_8_bss_does_not_merge_with_the_next_vma(case):
+    # do_brk_flags() only expands the *previous* VMA.  Here LOAD[0]'s huge bss is mapped first;
+    # LOAD[1] (MAP_FIXED) punches its file page into it, and LOAD[1]'s own bss then lies right
+    # below the rest of LOAD[0]'s bss: two separate lines (found by the fuzz test).
+    res = case.run(exe([load(TEXT, 0x200, 0x100000, R | W, offset=0),
+                        load(0x0804A000, 0x100, 0x2000, R | W, offset=0x1000)]))
+    ok(res)
+    ls = lines(res)
+    assert ls[:5] == ["08048000-08049000 rw-p 00000000 prog",
+                      "08049000-0804a000 rw-p 00000000",
+                      "0804a000-0804b000 rw-p 00001000 prog",
+                      "0804b000-0804c000 rw-p 00000000",
+                      "0804c000-08148000 rw-p 00000000"]
+    case.live()
+
+
+def test_r1_8_bss_merges_with_the_previous_vma(case):
+    # ... while a bss right after an anonymous VMA of the same flags expands it (one line).
+    res = case.run(exe([text(), load(0x0804A000, 0, 0x1000, R | W, offset=0),
+                        load(0x0804B000, 0, 0x1000, R | W, offset=0)]))
+    ok(res)
+    assert "0804a000-0804c000 rw-p 00000000" in lines(res)
+    case.live()
+
+
+def test_r1_8_split_pieces_do_not_rejoin(case):
+    # A MAP_FIXED file page punched into an anonymous bss splits it into two VMAs; a later bss
+    # over the punched page expands the lower piece only (do_brk_flags), never the upper one.
+    res = case.run(exe([load(TEXT, 0x200, 0x5000, R | W, offset=0),
+                        load(0x0804A000, 0x100, flags=R | W, offset=0x1000),
+                        load(0x0804A000, 0, 0x1000, R | W, offset=0)]))
+    ok(res)
+    ls = lines(res)
+    assert ls[:3] == ["08048000-08049000 rw-p 00000000 prog",
+                      "08049000-0804b000 rw-p 00000000",
+                      "0804b000-0804d000 rw-p 00000000"]
+    case.live()
+
+
 # --- R2.1 ET_EXEC --------------------------------------------------------------------------
 
 def test_r2_1_exec_is_fixed_and_order_free(case):
@@ -850,6 +889,16 @@ REJECTIONS = {
                                  "errno", errno.EIO),
     "interp_missing": (lambda c: exe([text()], interp_path=c.path("nope")), "errno", errno.ENOENT),
     "interp_is_directory": (lambda c: exe([text()], interp_path=str(c.dir)), "errno", errno.EACCES),
+    # getname_kernel("") is accepted: the walk ends at the cwd, a directory (found by the fuzz test).
+    "interp_empty_path": (lambda c: build_elf([interp(), text()], interp_path=b"\0\0"), "errno", errno.EACCES),
+    # The interpreter's open fails before begin_new_exec(): that errno is the verdict, even though
+    # the program would also be killed later (fuzz: elfvm used to report the kill).
+    "interp_missing_and_filesz_gt_memsz": (
+        lambda c: exe([load(TEXT, 0x200, 0x100, R | X, offset=0)], interp_path=c.path("nope")),
+        "errno", errno.ENOENT),
+    "interp_missing_and_first_over_stack": (
+        lambda c: exe([load(0xFFFFD000, 0x10, flags=R | X, offset=0)], interp_path="/etc/passwd"),
+        "errno", errno.EACCES),
     "interp_not_executable": (lambda c: exe([text()], interp_path=_ld(c, simple_interp(), 0o644)),
                               "errno", errno.EACCES),
     "interp_shorter_than_ehdr": (lambda c: exe([text()], interp_path=_ld(c, b"#!/bin/sh\nexit 0\n")),

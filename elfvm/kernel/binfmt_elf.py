@@ -284,9 +284,10 @@ class Loader:
     def resolve_interp(self, path: str) -> tuple[str, str]:
         """open_exec(): resolve PT_INTERP inside the sysroot; returns (host path, shown path)."""
         root = os.path.abspath(self.req.sysroot)
-        if not path:
-            raise self.fail(errno.ENOENT, "open_exec", "PT_INTERP is an empty path")
-        base = path if path.startswith("/") else os.path.join(self.req.cwd or os.getcwd(), path)
+        cwd = self.req.cwd or os.getcwd()
+        # open_exec() takes the name through getname_kernel(), which accepts "": the walk then
+        # ends at the current directory, and do_open_execat() refuses it (EACCES, not ENOENT).
+        base = path if path.startswith("/") else os.path.join(cwd, path) if path else cwd
         if root == "/":
             return base, os.path.realpath(base)
         shown = resolve_in_root(root, base)
@@ -406,16 +407,23 @@ def load_elf_binary(req: ExecRequest, profile: Profile) -> ExecResult:
     load_elf_binary(), preceded by fs/exec.c's opening and string copying."""
     ld = Loader(req, profile)
     result = ExecResult(program=req.path, profile=profile, verdict=Verdict("ok"), mm=ld.mm)
+    failure: ExecFailure | None = None
     try:
         _load(ld, result)
-        if ld.pending is not None:
-            raise ld.pending
     except ExecFailure as e:
+        failure = e
+    except MmError as e:          # an mm failure not attributed to a step: after the point of no return
+        failure = ExecFailure(e.errno, "load_elf_binary", e.message, killed=True)
+    if ld.pending is not None:
+        # The interpreter could not be opened: load_elf_binary() returns that errno right there,
+        # before begin_new_exec(), so nothing elfvm modelled after it (shown in the map for
+        # information) can change the verdict, not even a failure that would kill.
+        failure = ld.pending
+    if failure is not None:
+        e = failure
         result.verdict = Verdict("killed" if e.killed else "errno", e.errno, e.step, e.reason)
         if not e.killed and e is not ld.pending:   # execve returned before mapping anything
             ld.mm.vmas = []
-    except MmError as e:          # an mm failure not attributed to a step: after the point of no return
-        result.verdict = Verdict("killed", e.errno, "load_elf_binary", e.message)
     result.read_implies_exec = ld.read_implies_exec
     result.executable_stack = ld.executable_stack
     result.present_pages = ld.present

@@ -37,11 +37,21 @@ class MapsLine:
         return head.ljust(72) + " " + self.name
 
 
+def _same_vma(prev: Vma, v: Vma) -> bool:
+    if prev.end != v.start:
+        return False
+    if prev.vm_id and v.vm_id:          # placed by Mm: one line per kernel vm_area_struct
+        return prev.vm_id == v.vm_id
+    return v.can_merge_after(prev)
+
+
 def merge_vmas(vmas: list[Vma]) -> list[list[Vma]]:
-    """Group adjacent VMAs the way vma_merge would have joined them."""
+    """Group adjacent VMAs the way the kernel joined them (vma_merge_new_range at mmap,
+    do_brk_flags expanding the previous VMA); VMAs not placed by an Mm are grouped whenever
+    they could merge."""
     groups: list[list[Vma]] = []
     for v in vmas:
-        if groups and v.can_merge_after(groups[-1][-1]):
+        if groups and _same_vma(groups[-1][-1], v):
             groups[-1].append(v)
         else:
             groups.append([v])

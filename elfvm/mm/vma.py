@@ -70,6 +70,10 @@ class Vma:
     # (owner, phdr index, part): which ELF image ("main"/"interp"), which PT_LOAD and which
     # part of it ("file", "bss") this VMA came from; renderers turn it into section names.
     origin: tuple = field(default=(), compare=False)
+    # Which kernel vm_area_struct this piece belongs to (0: not placed by Mm). Mm keeps pieces
+    # the kernel merged under one id and gives each side of a split its own; /proc/PID/maps
+    # prints one line per id (see merge_vmas).
+    vm_id: int = field(default=0, compare=False)
 
     @property
     def size(self) -> int:
@@ -145,6 +149,7 @@ class Mm:
     arg_end: int = 0
     env_start: int = 0
     env_end: int = 0
+    _last_id: int = field(default=0, repr=False)
 
     # --- lookup -------------------------------------------------------------------------
     def find_vma(self, addr: int) -> Vma | None:
@@ -168,8 +173,16 @@ class Mm:
         return v.start
 
     # --- changing the map -------------------------------------------------------------
+    def _new_id(self) -> int:
+        self._last_id += 1
+        return self._last_id
+
     def munmap(self, start: int, end: int) -> None:
-        """do_vmi_munmap: remove [start, end), splitting VMAs that straddle the edges."""
+        """do_vmi_munmap: remove [start, end), splitting VMAs that straddle the edges.
+
+        A vm_area_struct cut in two (__split_vma) becomes two: the part above the hole gets a
+        new vm_id, so the kernel's later merges (which never rejoin them) are what counts.
+        """
         kept: list[Vma] = []
         for v in self.vmas:
             if v.end <= start or v.start >= end:
@@ -179,17 +192,37 @@ class Mm:
                 kept.append(v.clip(v.start, start))
             if v.end > end:
                 kept.append(v.clip(end, v.end))
+        below = {v.vm_id for v in kept if v.end <= start and v.vm_id}
+        renamed: dict[int, int] = {}
+        for i, v in enumerate(kept):
+            if v.start >= end and v.vm_id in below:
+                if v.vm_id not in renamed:
+                    renamed[v.vm_id] = self._new_id()
+                kept[i] = replace(v, vm_id=renamed[v.vm_id])
         self.vmas = sorted(kept, key=lambda x: x.start)
 
-    def insert(self, vma: Vma) -> Vma:
-        """Insert a VMA over whatever was there (MAP_FIXED semantics: unmap first)."""
+    def insert(self, vma: Vma, merge: str = "none") -> Vma:
+        """Insert a VMA over whatever was there (MAP_FIXED semantics: unmap first).
+
+        `merge` is what the kernel path creating it tries: "both" for mmap_region()
+        (vma_merge_new_range() with the previous and the next VMA), "prev" for do_brk_flags()
+        (it only expands the previous VMA), "none" for the stack and special mappings.
+        """
         self.munmap(vma.start, vma.end)
+        vid = self._new_id()
+        prev = next((v for v in self.vmas if v.end == vma.start), None)
+        nxt = next((v for v in self.vmas if v.start == vma.end), None)
+        if merge in ("prev", "both") and prev is not None and vma.can_merge_after(prev):
+            vid = prev.vm_id
+        vma = replace(vma, vm_id=vid)
+        if merge == "both" and nxt is not None and nxt.can_merge_after(vma):
+            self.vmas = [replace(v, vm_id=vid) if v.vm_id == nxt.vm_id else v for v in self.vmas]
         self.vmas.append(vma)
         self.vmas.sort(key=lambda x: x.start)
         return vma
 
     def replace(self, old: Vma, new: Vma) -> None:
-        self.vmas[self.vmas.index(old)] = new
+        self.vmas[self.vmas.index(old)] = replace(new, vm_id=old.vm_id)
         self.vmas.sort(key=lambda x: x.start)
 
     # --- finding room -----------------------------------------------------------------
@@ -264,7 +297,7 @@ class Mm:
                 raise MmError(errno.EEXIST, f"[{addr:#x}, {addr + length:#x}) is mapped already")
         else:
             addr = self.get_unmapped_area(hint, length)
-        self.insert(make(addr, addr + length))
+        self.insert(make(addr, addr + length), merge="both")
         return addr
 
     def vm_brk_flags(self, addr: int, length: int, make) -> None:
@@ -276,4 +309,4 @@ class Mm:
                                         f"{self.task_size:#x}")
         if addr < self.mmap_min_addr and not self.may_map_low:
             raise MmError(errno.EPERM, f"{addr:#x} is below vm.mmap_min_addr")
-        self.insert(make(addr, addr + length))
+        self.insert(make(addr, addr + length), merge="prev")

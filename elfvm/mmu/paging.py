@@ -213,6 +213,32 @@ class PageTables:
             table = E.entry_address(fmt, v, False, 0, g.page_size)
         raise AssertionError("unreachable")
 
+    def walk_fast(self, linear: int) -> tuple[int, int, bool, bool, bool]:
+        """The same walk without the record: (page base or -1, level reached, user, writable, nx)."""
+        fmt = self.geom.fmt
+        last = self.geom.levels - 1
+        read = self.mem.read_uint
+        esize = self._esize
+        table = self.cr3
+        user = writable = True
+        nx = False
+        for lv in range(last + 1):
+            sh = self._shifts[lv]
+            v = read(table + ((linear >> sh) & self._masks[lv]) * esize, esize)
+            if not v & 1:
+                return -1, lv, user, writable, nx
+            if fmt == "pae" and lv == 0:
+                if v & (E.RW | E.US | E.A | E.D | E.PS | E.G | E.NX):
+                    return -1, lv, user, writable, nx
+            else:
+                user = user and bool(v & E.US)
+                writable = writable and bool(v & E.RW)
+                nx = nx or bool(v & E.NX)
+            if lv == last or (lv in self._large and v & E.PS):
+                return E.entry_address(fmt, v, lv != last, sh, self.geom.page_size), lv, user, writable, nx
+            table = E.entry_address(fmt, v, False, 0, self.geom.page_size)
+        raise AssertionError("unreachable")
+
     def decode(self, step: Step) -> E.EntryBits:
         lv = self.geom.level_names.index(step.level)
         return E.decode(self.geom.fmt, step.level, step.entry, leaf=step.leaf,

@@ -1,0 +1,213 @@
+"""`elfvm simulate-run --trace FILE...`: demand paging, TLB, frames and swap over memory traces."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from elfvm.errors import UsageError
+from elfvm.units import parse_size
+
+EPILOG = """\b
+Examples:
+  valgrind --tool=lackey --trace-mem=yes --log-file=t.lackey fixtures/bin/hello_static
+  elfvm simulate-run --trace t.lackey --frames 16 --policy clock --show events
+  elfvm simulate-run --trace t.lackey --ram 64K --tlb-entries 16 --tlb-ways 4 --format json
+  elfvm simulate-run --trace a.lackey --trace b.lackey.gz --frames 32 --quantum 1000 --asid
+  elfvm simulate-run --trace t.lackey --compare fifo,lru,clock,opt --frames 8,16,32,64
+  printf '1\\n2\\n3\\n4\\n1\\n2\\n5\\n1\\n2\\n3\\n4\\n5\\n' |
+      elfvm simulate-run --trace - --page-size 1 --compare fifo --frames 3,4
+"""
+
+POLICY_NAMES = ("fifo", "lru", "clock", "opt")
+
+
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        vals = [int(x, 0) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UsageError(f"{what} {text!r}: expected a number or a comma-separated list") from None
+    if not vals:
+        raise UsageError(f"{what} {text!r}: expected a number")
+    return vals
+
+
+def frame_counts(frames: str | None, ram: str | None, page_size: int, many: bool) -> list[int]:
+    """--frames N[,N...] or --ram SIZE[,SIZE...] (frames = RAM / page size); default --ram 256M."""
+    if frames is not None and ram is not None:
+        raise UsageError("give either --frames or --ram, not both")
+    if frames is not None:
+        counts = _int_list(frames, "--frames")
+        what = "--frames"
+    else:
+        counts = []
+        for item in (ram or "256M").split(","):
+            try:
+                size = parse_size(item)
+            except ValueError as e:
+                raise UsageError(f"--ram {item!r}: {e}") from None
+            counts.append(size // page_size)
+            if size // page_size < 1:
+                raise UsageError(f"--ram {item}: smaller than one {page_size}-byte page")
+        what = "--ram"
+    if len(counts) > 1 and not many:
+        raise UsageError(f"{what}: a list of sizes only goes with --compare")
+    for n in counts:
+        if n < 1:
+            raise UsageError(f"{what}: need at least one frame")
+        if n > 1 << 26:
+            raise UsageError(f"{what}: {n} frames is more than this simulator keeps (2^26)")
+    return counts
+
+
+@click.command(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("program", required=False)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.option("--trace", "traces", multiple=True, metavar="FILE",
+              help="A memory trace (repeatable: one process each); '-' is stdin; .gz/.xz are read "
+                   "transparently.")
+@click.option("--trace-format", type=click.Choice(["auto", "lackey", "plain"]), default="auto",
+              show_default=True, help="lackey: valgrind --tool=lackey --trace-mem=yes; plain: "
+                                      "'R|W ADDR' or 'ADDR' per line.")
+@click.option("--frames", default=None, metavar="N[,N...]", help="Physical memory in frames.")
+@click.option("--ram", default=None, metavar="SIZE[,SIZE...]",
+              help="Physical memory in bytes (frames = RAM / page size). Default 256M.")
+@click.option("--page-size", default=None, metavar="SIZE",
+              help="Page size (default: the --mmu's, 4 KiB); 1 makes ADDR a page number.")
+@click.option("--policy", type=click.Choice(POLICY_NAMES), default="lru", show_default=True,
+              help="Page replacement policy.")
+@click.option("--tlb-entries", type=int, default=64, show_default=True, help="TLB entries (0: no TLB).")
+@click.option("--tlb-ways", type=int, default=None, help="Ways per set (default: fully associative).")
+@click.option("--split-tlb", is_flag=True, help="Separate instruction and data TLBs (I vs L/S/M records).")
+@click.option("--asid", is_flag=True, help="ASID/PCID-tagged TLB entries survive context switches "
+                                           "(without: flushed at every switch).")
+@click.option("--mmu", type=click.Choice(["i386", "pae", "x86-64", "custom"]), default="i386",
+              show_default=True, help="Paging geometry: walk levels and linear address width.")
+@click.option("--bits", default=None, help="--mmu custom: the address split, e.g. 12,10,10.")
+@click.option("--walk-levels", type=int, default=None, help="Memory accesses of a page walk "
+                                                            "(default: the --mmu's levels).")
+@click.option("--tlb-ns", type=float, default=20.0, show_default=True, help="TLB look-up time.")
+@click.option("--mem-ns", type=float, default=100.0, show_default=True, help="Memory access time.")
+@click.option("--quantum", type=int, default=10000, show_default=True,
+              help="Several traces: references per turn, round-robin.")
+@click.option("--show", "shows", type=click.Choice(["pages", "frames", "events"]), multiple=True,
+              help="Also print the final page tables, the frame table or the page-fault log.")
+@click.option("--limit", type=int, default=50, show_default=True, help="Rows of each --show table.")
+@click.option("--compare", default=None, metavar="POLICY[,POLICY...]",
+              help="Faults of each policy for each --frames/--ram size, from one pass.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+@click.option("--skip-bad-lines", is_flag=True, help="Count and report malformed lines instead "
+                                                     "of stopping at the first.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar, no notes on stderr.")
+def simulate_run(program, args, traces, trace_format, frames, ram, page_size, policy, tlb_entries,
+                 tlb_ways, split_tlb, asid, mmu, bits, walk_levels, tlb_ns, mem_ns, quantum, shows,
+                 limit, compare, fmt, skip_bad_lines, quiet):
+    """Simulate demand paging over memory traces: page faults by kind, evictions and dirty
+    write-backs, swap-ins, TLB hits and misses, and the effective access time.
+
+    Every page a record's bytes touch is one reference, in ascending page order (a size of 0
+    counts as 1 byte); S and M are writes (M is one reference), I and L reads."""
+    from elfvm.mmu.geometry import GeometryError, get_geometry
+    from elfvm.mmu.tlb import TlbError, tlb_geometry
+
+    if program is not None:
+        raise UsageError("running a PROGRAM is not supported yet; give memory traces with --trace FILE")
+    if not traces:
+        raise UsageError("nothing to simulate: give --trace FILE (repeatable; '-' for stdin)")
+    if sum(1 for t in traces if t == "-") > 1:
+        raise UsageError("--trace -: stdin can be only one of the traces")
+    try:
+        geom = get_geometry(mmu, bits)
+        tlb = tlb_geometry(tlb_entries, tlb_ways)
+    except (GeometryError, TlbError) as e:
+        raise UsageError(str(e)) from None
+    if page_size is None:
+        psize = geom.page_size
+    else:
+        try:
+            psize = parse_size(page_size)
+        except ValueError as e:
+            raise UsageError(f"--page-size {page_size!r}: {e}") from None
+        if psize < 1 or psize & (psize - 1):
+            raise UsageError(f"--page-size {page_size}: must be a power of two")
+    levels = geom.levels if walk_levels is None else walk_levels
+    if levels < 0:
+        raise UsageError(f"--walk-levels {walk_levels}: cannot be negative")
+    if tlb_ns < 0 or mem_ns < 0:
+        raise UsageError("--tlb-ns and --mem-ns cannot be negative")
+    if quantum < 1:
+        raise UsageError(f"--quantum {quantum}: must be at least 1")
+    if limit < 1:
+        raise UsageError(f"--limit {limit}: must be at least 1")
+    policies = None
+    if compare is not None:
+        policies = [p.strip() for p in compare.split(",") if p.strip()]
+        bad = [p for p in policies if p not in POLICY_NAMES]
+        if bad or not policies:
+            raise UsageError(f"--compare {compare!r}: choose from {', '.join(POLICY_NAMES)}")
+        if shows:
+            raise UsageError("--show does not go with --compare")
+    counts = frame_counts(frames, ram, psize, policies is not None)
+    max_addr = min(geom.max_linear, (1 << 62) - 1)
+
+    from elfvm.sim.engine import SimConfig, compare as run_compare, run_traces
+
+    cfg = SimConfig(policy, counts[0], psize, tlb, split_tlb, asid, levels, tlb_ns, mem_ns,
+                    limit if "events" in shows else 0)
+    with _progress(quiet) as progress:
+        if policies is not None:
+            result = run_compare(traces, policies, counts, cfg, fmt=trace_format, quantum=quantum,
+                                 max_addr=max_addr, skip_bad=skip_bad_lines, progress=progress)
+        else:
+            result = run_traces(traces, cfg, fmt=trace_format, quantum=quantum, max_addr=max_addr,
+                                skip_bad=skip_bad_lines, progress=progress)
+    from elfvm.render import simulate as render
+
+    note = render.bad_lines_note(result.bad_lines)
+    if fmt == "json":
+        import json
+
+        data = render.compare_json(result) if policies is not None else render.to_json(result)
+        click.echo(json.dumps(data, indent=1))
+        if note and not quiet:
+            click.echo(f"elfvm: {note}", err=True)
+    elif policies is not None:
+        click.echo(render.compare_table(result), nl=False)
+        if note:
+            click.echo(note)
+    else:
+        click.echo(render.to_table(result, geom.name, tuple(dict.fromkeys(shows)), limit), nl=False)
+
+
+class _progress:
+    """A progress bar on stderr for long traces: only on a terminal, never with --quiet."""
+
+    MIN_BYTES = 8 << 20
+
+    def __init__(self, quiet: bool):
+        self.enabled = not quiet and sys.stderr.isatty()
+        self.bar = None
+
+    def __enter__(self):
+        return self.update if self.enabled else None
+
+    def update(self, done: int, total: int | None) -> None:
+        if self.bar is None:
+            if total is not None and total < self.MIN_BYTES:
+                self.enabled = False
+                return
+            from rich.console import Console
+            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("trace"), BarColumn(), DownloadColumn(),
+                                TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task("trace", total=total)
+        self.bar.update(self.task, completed=done)
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.stop()
+        return False

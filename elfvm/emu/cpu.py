@@ -1,0 +1,192 @@
+"""The CPU: Unicorn in i386 protected mode, with elfvm as its MMU.
+
+Unicorn runs with its *virtual* TLB (UC_TLB_VIRTUAL): it has no page tables of its own and asks
+elfvm (UC_HOOK_TLB_FILL) for every linear page that is not in its TLB. elfvm answers from the
+process's page table, or resolves a page fault first (mm/memory.c's handlers, elfvm.emu.fault),
+or refuses (SIGSEGV/SIGBUS: emulation stops). Unicorn's memory is physical RAM at physical 0, so
+frames are shared between processes exactly as the kernel shares them (COW, page cache, shm).
+
+Segmentation is real: a GDT with the Linux user segments (x86-64 kernel: __USER32_CS 0x23,
+__USER_DS 0x2b, TLS entries 12-14; native i386: 0x73, 0x7b, TLS 6-8) sits in a kernel page; the
+first entry to user mode is an `iret` from a small kernel stub (CPL 0 -> 3), as the kernel
+returns to a new program; set_thread_area writes the TLS descriptor that glibc loads into %gs.
+
+`int 0x80` arrives as UC_HOOK_INTR 0x80; other exceptions (#UD, #GP, #DE...) become signals.
+Instructions are counted by a native (numba cfunc) UC_HOOK_CODE callback when numba is
+installed; without it the count is unknown and --max-instructions uses Unicorn's own counter.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import struct
+
+from unicorn import UC_ARCH_X86, UC_HOOK_CODE, UC_HOOK_INTR, UC_HOOK_TLB_FILL, UC_MODE_32, Uc, UcError
+from unicorn import UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE, UC_TLB_VIRTUAL
+from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH
+from unicorn.x86_const import (
+    UC_X86_REG_DS, UC_X86_REG_EAX, UC_X86_REG_EBP, UC_X86_REG_EBX, UC_X86_REG_ECX, UC_X86_REG_EDI,
+    UC_X86_REG_EDX, UC_X86_REG_EIP, UC_X86_REG_ES, UC_X86_REG_ESI, UC_X86_REG_ESP, UC_X86_REG_GDTR,
+    UC_X86_REG_SS,
+)
+
+GDT_LINEAR = 0xFFFFE000          # above TASK_SIZE: kernel pages
+STUB_LINEAR = 0xFFFFF000
+KSTACK_TOP = 0xFFFFF800
+UNTIL = 0xFFFFFFF0               # never reached: emulation stops from hooks
+GDT_ENTRIES = 32
+
+# iret stub: mov ax,0x2b; mov ds,ax; mov es,ax; xor eax,eax; mov fs,ax; mov gs,ax; iret
+# (the data selector byte is patched per profile)
+_STUB = bytes.fromhex("66b82b00" "8ed8" "8ec0" "31c0" "8ee0" "8ee8" "cf")
+KERNEL_DS = 0x18                 # GDT entry 3, DPL 0: the stub's stack segment
+
+
+def segment_descriptor(base: int, limit: int, type_: int, *, dpl: int = 3, present: bool = True,
+                       db: bool = True, granularity: bool = True, avl: bool = False) -> bytes:
+    """An 8-byte code/data segment descriptor (Intel SDM vol. 3A, 3.4.5)."""
+    lo = (limit & 0xFFFF) | ((base & 0xFFFF) << 16)
+    hi = (((base >> 16) & 0xFF) | (type_ << 8) | (1 << 12) | (dpl << 13) | (int(present) << 15)
+          | (limit & 0xF0000) | (int(avl) << 20) | (int(db) << 22) | (int(granularity) << 23)
+          | (base & 0xFF000000))
+    return struct.pack("<II", lo, hi)
+
+
+def user_desc_to_descriptor(base: int, limit: int, flags: int) -> bytes:
+    """arch/x86/kernel/tls.c fill_ldt(): struct user_desc -> descriptor (with the A bit set)."""
+    seg_32bit = flags & 1
+    contents = (flags >> 1) & 3
+    read_exec_only = (flags >> 3) & 1
+    limit_in_pages = (flags >> 4) & 1
+    seg_not_present = (flags >> 5) & 1
+    useable = (flags >> 6) & 1
+    type_ = ((read_exec_only ^ 1) << 1) | (contents << 2) | 1
+    return segment_descriptor(base, limit, type_, present=not seg_not_present, db=bool(seg_32bit),
+                              granularity=bool(limit_in_pages), avl=bool(useable))
+
+
+class Segments:
+    """The Linux GDT layout of a profile."""
+
+    def __init__(self, native_i386: bool):
+        if native_i386:
+            self.user_cs, self.user_ds, self.tls_min = 0x73, 0x7B, 6
+        else:
+            self.user_cs, self.user_ds, self.tls_min = 0x23, 0x2B, 12
+        self.tls_entries = 3
+
+    def gdt(self) -> bytearray:
+        g = bytearray(GDT_ENTRIES * 8)
+        flat = 0xFFFFF
+        g[3 * 8:4 * 8] = segment_descriptor(0, flat, 0x3, dpl=0)                    # stub stack
+        g[(self.user_cs >> 3) * 8:(self.user_cs >> 3) * 8 + 8] = segment_descriptor(0, flat, 0xB)
+        g[(self.user_ds >> 3) * 8:(self.user_ds >> 3) * 8 + 8] = segment_descriptor(0, flat, 0x3)
+        return g
+
+
+def _make_counter():
+    """A native UC_HOOK_CODE callback counting instructions into an int64[2] array
+    (count, limit); at the limit it calls uc_emu_stop. None without numba."""
+    try:
+        import numba
+        import numpy as np
+        from numba import types
+        from unicorn.unicorn_py3 import unicorn as U
+    except ImportError:          # pragma: no cover
+        return None
+    stop = U.uclib.uc_emu_stop
+    stop.argtypes = [ctypes.c_void_p]
+    stop.restype = ctypes.c_int
+
+    @numba.cfunc(types.void(types.voidptr, types.uint64, types.uint32, types.voidptr), cache=True)
+    def count_cb(uch, addr, size, data):  # pragma: no cover - runs natively
+        a = numba.carray(data, 2, dtype=np.int64)
+        a[0] += 1
+        if a[0] == a[1]:
+            stop(uch)
+
+    return count_cb
+
+
+class Cpu:
+    """One Unicorn instance shared by all simulated processes (contexts are switched)."""
+
+    def __init__(self, segments: Segments):
+        self.uc = Uc(UC_ARCH_X86, UC_MODE_32)
+        self.uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
+        self.seg = segments
+        self.counter = None
+        self.count = None           # numpy int64[2]: instructions, limit
+        self._count_hook = None
+
+    def install(self, tlb_fill, interrupt, count_limit: int | None) -> None:
+        self.uc.hook_add(UC_HOOK_TLB_FILL, tlb_fill)
+        self.uc.hook_add(UC_HOOK_INTR, interrupt)
+        cb = _make_counter()
+        if cb is not None:
+            import numpy as np
+            from unicorn.unicorn_py3 import unicorn as U
+
+            self.count = np.array([0, count_limit or -1], dtype=np.int64)
+            h = U.uc_hook_h()
+            self._count_hook = (cb, h)
+            err = U.uclib.uc_hook_add(self.uc._uch, ctypes.byref(h), UC_HOOK_CODE,
+                                      ctypes.c_void_p(cb.address), ctypes.c_void_p(self.count.ctypes.data),
+                                      ctypes.c_uint64(1), ctypes.c_uint64(0))
+            if err:
+                raise UcError(err)
+
+    @property
+    def instructions(self) -> int | None:
+        return int(self.count[0]) if self.count is not None else None
+
+    def flush_tlb(self) -> None:
+        self.uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
+
+    def regs(self) -> dict[str, int]:
+        r = self.uc.reg_read
+        return {"eax": r(UC_X86_REG_EAX), "ebx": r(UC_X86_REG_EBX), "ecx": r(UC_X86_REG_ECX),
+                "edx": r(UC_X86_REG_EDX), "esi": r(UC_X86_REG_ESI), "edi": r(UC_X86_REG_EDI),
+                "ebp": r(UC_X86_REG_EBP), "esp": r(UC_X86_REG_ESP), "eip": r(UC_X86_REG_EIP)}
+
+    def syscall_args(self) -> tuple[int, ...]:
+        r = self.uc.reg_read
+        return (r(UC_X86_REG_EAX), r(UC_X86_REG_EBX), r(UC_X86_REG_ECX), r(UC_X86_REG_EDX),
+                r(UC_X86_REG_ESI), r(UC_X86_REG_EDI), r(UC_X86_REG_EBP))
+
+    def set_return(self, value: int) -> None:
+        self.uc.reg_write(UC_X86_REG_EAX, value & 0xFFFFFFFF)
+
+    @property
+    def eip(self) -> int:
+        return self.uc.reg_read(UC_X86_REG_EIP)
+
+    @eip.setter
+    def eip(self, v: int) -> None:
+        self.uc.reg_write(UC_X86_REG_EIP, v)
+
+    def enter_user(self, gdt_frame: int, stub_frame: int, eip: int, esp: int) -> int:
+        """Prepare the first return to user mode: GDT, the iret frame on the kernel stack.
+        Returns the linear address to start emulating at (the stub)."""
+        uc = self.uc
+        ds = self.seg.user_ds
+        stub = bytearray(_STUB)
+        stub[2] = ds
+        uc.mem_write(stub_frame, bytes(stub))
+        frame = struct.pack("<IIIII", eip, self.seg.user_cs, 0x202, esp, ds)
+        uc.mem_write(stub_frame + (KSTACK_TOP - STUB_LINEAR) - len(frame), frame)
+        uc.reg_write(UC_X86_REG_GDTR, (0, GDT_LINEAR, GDT_ENTRIES * 8 - 1, 0))
+        uc.reg_write(UC_X86_REG_SS, KERNEL_DS)
+        for reg in (UC_X86_REG_EAX, UC_X86_REG_EBX, UC_X86_REG_ECX, UC_X86_REG_EDX, UC_X86_REG_ESI,
+                    UC_X86_REG_EDI, UC_X86_REG_EBP):
+            uc.reg_write(reg, 0)
+        uc.reg_write(UC_X86_REG_ESP, KSTACK_TOP - len(frame))
+        return STUB_LINEAR
+
+    @staticmethod
+    def perms(write: bool, exec_: bool) -> int:
+        return UC_PROT_READ | (UC_PROT_WRITE if write else 0) | (UC_PROT_EXEC if exec_ else 0)
+
+
+__all__ = ["Cpu", "Segments", "segment_descriptor", "user_desc_to_descriptor", "GDT_LINEAR",
+           "STUB_LINEAR", "UNTIL", "UC_X86_REG_DS", "UC_X86_REG_ES"]

@@ -1,0 +1,109 @@
+"""Reading the addresses `translate` is asked about: numbers, SELECTOR:OFFSET, symbols.
+
+* a number: ``0x8049000`` or ``134516736`` (Python's int(x, 0) rules)
+* a logical address: ``0x23:0x8049000``, ``gs:0x14``, ``ds:counter`` (selector or segment
+  register, then an offset or a symbol)
+* a symbol of the program (``main``, ``counter``, ``table+0x10``), relocated by the load bias; a
+  ``__thread`` symbol resolves to its logical address ``gs:-offset`` (i386 TLS variant II: the
+  block lies below the thread pointer that glibc loads into %gs)
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from elfvm.mmu.mmu import TranslateError
+from elfvm.mmu.segmentation import SEGMENT_REGISTERS
+
+_IDENT = re.compile(r"[A-Za-z_.$][\w.$@]*")
+
+
+@dataclass(frozen=True)
+class Spec:
+    text: str
+    linear: int | None = None            # a plain address
+    selector: int | None = None          # a logical address
+    register: str | None = None
+    offset: int | None = None
+
+
+def parse_number(text: str) -> int:
+    t = text.strip()
+    try:
+        v = int(t, 0)
+    except ValueError:
+        raise TranslateError(f"{text!r}: not a number (use 0x... for hex)") from None
+    if v < 0:
+        raise TranslateError(f"{text!r}: negative address")
+    return v
+
+
+def resolve_symbol(name: str, images: dict, *, allow_tls: bool = True):
+    """(address, None) for an ordinary symbol, (None, gs offset) for a TLS symbol."""
+    m = re.fullmatch(r"([^+\-]+)(?:([+\-])(\w+))?", name)
+    if not m or not _IDENT.fullmatch(m.group(1)):
+        raise TranslateError(f"{name!r}: not a number, selector:offset or symbol name")
+    base, sign, add = m.group(1), m.group(2), m.group(3)
+    extra = 0
+    if add:
+        extra = parse_number(add) * (-1 if sign == "-" else 1)
+    if not images:
+        raise TranslateError(f"{name!r}: symbols need --elf PROGRAM (or --pid)")
+    for key in ("main", "interp"):
+        im = images.get(key)
+        if im is None:
+            continue
+        s = im.lookup(base)
+        if s is None:
+            continue
+        if s.kind == "STT_TLS":
+            off = im.tls_offset() if key == "main" else None
+            if off is None or not allow_tls:
+                raise TranslateError(f"{name!r}: a __thread symbol of {key} that elfvm cannot place")
+            return None, (s.value - off + extra) & 0xFFFFFFFF
+        return (s.value + im.bias + extra) & 0xFFFFFFFF, None
+    raise TranslateError(f"{name!r}: unknown symbol (not in the symbol table of "
+                         f"{', '.join(im.path for im in images.values())})")
+
+
+def parse_spec(text: str, images: dict, registers: dict) -> Spec:
+    t = text.strip()
+    if not t:
+        raise TranslateError("empty address")
+    if ":" in t:
+        left, _, right = t.partition(":")
+        left, right = left.strip(), right.strip()
+        reg = None
+        if left.lower() in SEGMENT_REGISTERS:
+            reg = left.lower()
+            if reg not in registers:
+                raise TranslateError(f"{text!r}: the value of %{reg} is not known")
+            sel = registers[reg]
+        else:
+            try:
+                sel = int(left, 0)
+            except ValueError:
+                raise TranslateError(f"{text!r}: malformed selector {left!r} (a 16-bit number or "
+                                     f"cs/ds/es/fs/gs/ss)") from None
+            if not 0 <= sel <= 0xFFFF:
+                raise TranslateError(f"{text!r}: selector {left} does not fit 16 bits")
+        if not right:
+            raise TranslateError(f"{text!r}: missing offset after ':'")
+        try:
+            off = int(right, 0)
+        except ValueError:
+            addr, tls = resolve_symbol(right, images, allow_tls=False)
+            off = addr
+        if not 0 <= off <= 0xFFFFFFFF:
+            raise TranslateError(f"{text!r}: offset {right} does not fit 32 bits")
+        return Spec(t, selector=sel, register=reg, offset=off)
+    try:
+        return Spec(t, linear=parse_number(t))
+    except TranslateError:
+        if t[:1].isdigit() or t[:1] == "-":
+            raise
+    addr, tls = resolve_symbol(t, images)
+    if tls is not None:
+        return Spec(t, selector=registers.get("gs", 0), register="gs", offset=tls)
+    return Spec(t, linear=addr)

@@ -1,0 +1,525 @@
+"""Demand paging over memory references: the engine `simulate-run` drives, from traces or live.
+
+Two ways in, one model:
+
+* `run_traces()` streams trace files through the compiled core in batches (one pass; OPT first
+  learns every next use in a compact pass of its own), several traces round-robin by a quantum;
+* `PagingModel.access()` takes references one at a time, as a running program makes them (the
+  emulator's program-aware mode), with the fault kind its memory manager decided.
+
+Frames are physical frames handed out by `elfvm.phys.FrameAllocator` (bottom-up, deterministic);
+walk levels come from the `elfvm.mmu.geometry` of the chosen MMU; the TLB's shape and the
+effective access time from `elfvm.mmu.tlb`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from elfvm.mmu.tlb import TlbGeometry, effective_access_ns, tlb_geometry
+from elfvm.phys.frames import FrameAllocator, Zone
+from elfvm.sim import kernel as K
+from elfvm.sim.trace import BATCH, BadLines, TraceReader
+
+EMPTY_NEXTS = np.zeros(0, dtype=np.int64)
+TRACE_FAULT_KINDS = ("first-touch", "swap-in")
+PROGRAM_FAULT_KINDS = ("first-touch", "zero-page", "file", "cow", "stack-growth", "swap-in")
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    policy: str = "lru"
+    frames: int = 64
+    page_size: int = 4096
+    tlb: TlbGeometry = field(default_factory=lambda: tlb_geometry(64))
+    split_tlb: bool = False
+    asid: bool = False
+    walk_levels: int = 2
+    tlb_ns: float = 20.0
+    mem_ns: float = 100.0
+    event_limit: int = 0             # page-fault events kept (the first N)
+
+    def __post_init__(self):
+        if self.policy not in K.POLICIES:
+            raise ValueError(f"unknown policy {self.policy!r}")
+        if self.frames < 1:
+            raise ValueError("need at least one frame")
+        if self.page_size < 1 or self.page_size & (self.page_size - 1):
+            raise ValueError("the page size must be a power of two")
+
+    @property
+    def page_shift(self) -> int:
+        return self.page_size.bit_length() - 1
+
+
+# ------------------------------------------------------------------ results
+
+@dataclass(frozen=True)
+class TlbStats:
+    hits: int
+    misses: int
+
+    @property
+    def hit_ratio(self) -> float | None:
+        n = self.hits + self.misses
+        return self.hits / n if n else None
+
+
+@dataclass(frozen=True)
+class PageRow:
+    """One PTE of a final page table: page -> frame (None when swapped out)."""
+
+    process: int
+    page: int                # virtual page number
+    frame: int | None
+    dirty: bool
+    referenced: bool
+    swapped: bool            # not present, its contents in swap
+
+
+@dataclass(frozen=True)
+class FrameRow:
+    frame: int
+    process: int
+    page: int
+    dirty: bool
+    referenced: bool
+
+
+@dataclass(frozen=True)
+class FaultEvent:
+    """A page fault at reference `ref` (0-based), the frame it got and the page it evicted."""
+
+    ref: int
+    process: int
+    page: int
+    kind: str
+    frame: int
+    victim_process: int | None
+    victim_page: int | None
+    written_back: bool
+
+
+@dataclass(frozen=True)
+class Stats:
+    references: int
+    pages_touched: int
+    page_faults: int
+    faults_by_kind: dict[str, int]
+    evictions: int
+    dirty_evictions: int
+    swap_ins: int
+    tlb: TlbStats
+    effective_access_ns: float | None
+    pages: list[PageRow]
+    frames: list[FrameRow]
+    context_switches: int = 0
+
+
+@dataclass(frozen=True)
+class SimResult:
+    config: SimConfig
+    names: list[str]
+    total: Stats
+    processes: list[Stats]
+    events: list[FaultEvent]
+    bad_lines: list[BadLines]
+    fault_kinds: tuple[str, ...] = TRACE_FAULT_KINDS
+
+
+# ------------------------------------------------------------------ the page index
+
+class PageIndex:
+    """(process, virtual page number) -> dense page id, in order of first reference."""
+
+    def __init__(self, capacity: int = 1 << 12):
+        self._alloc(capacity)
+        self.count = np.zeros(1, dtype=np.int64)
+
+    def _alloc(self, cap: int) -> None:
+        self.keys_proc = np.full(cap, -1, dtype=np.int64)
+        self.keys_vpn = np.zeros(cap, dtype=np.int64)
+        self.vals = np.zeros(cap, dtype=np.int64)
+        self.page_proc = np.zeros(cap // 2, dtype=np.int64)
+        self.page_vpn = np.zeros(cap // 2, dtype=np.int64)
+
+    @property
+    def npages(self) -> int:
+        return int(self.count[0])
+
+    def _grow(self) -> None:
+        kp, kv, vals, pp, pv = self.keys_proc, self.keys_vpn, self.vals, self.page_proc, self.page_vpn
+        self._alloc(2 * len(kp))
+        K.rehash(kp, kv, vals, self.keys_proc, self.keys_vpn, self.vals)
+        self.page_proc[:len(pp)] = pp
+        self.page_vpn[:len(pv)] = pv
+
+    def resolve(self, procs: np.ndarray, vpns: np.ndarray) -> np.ndarray:
+        ids = np.empty(len(vpns), dtype=np.int32)
+        i = 0
+        while True:
+            i = K.resolve(procs, vpns, ids, i, self.keys_proc, self.keys_vpn, self.vals,
+                          self.page_proc, self.page_vpn, self.count)
+            if i == len(vpns):
+                return ids
+            self._grow()
+
+    def lookup(self, proc: int, vpn: int) -> int:
+        return int(self.resolve(np.array([proc], dtype=np.int32), np.array([vpn], dtype=np.int64))[0])
+
+
+def user_frames(n: int, page_size: int) -> np.ndarray:
+    """Physical frame numbers for `n` frames of RAM = n pages, as elfvm.phys allocates user
+    frames: bottom-up and deterministic (no reserved ranges: trace mode's RAM is all user RAM)."""
+    ram = n * page_size
+    alloc = FrameAllocator(ram=ram, frame_size=page_size, reserved=[], zones=[Zone("Normal", 0, ram)])
+    first = alloc.alloc("user pages", kind="user", frames=n)
+    return np.arange(first // page_size, first // page_size + n, dtype=np.int64)
+
+
+# ------------------------------------------------------------------ one machine's state
+
+class Machine:
+    """The state of one configuration: page-table entries, frames, TLB(s), counters, events."""
+
+    def __init__(self, cfg: SimConfig, index: PageIndex, nprocs: int, first_kind: int = 0):
+        self.cfg = cfg
+        self.index = index
+        self.nprocs = nprocs
+        n = cfg.frames
+        self.pfn = user_frames(n, cfg.page_size)
+        self.pages = np.empty((0, K.NPF), dtype=np.int64)
+        self.frames = np.zeros((n, K.NFF), dtype=np.int64)
+        self.frames[:, K.F_PAGE] = -1
+        self.frames[:, K.F_PREV] = -1
+        self.frames[:, K.F_NEXT] = -1
+        self.frames[:, K.F_KEY] = -1
+        self.frames[:, K.F_PFN] = self.pfn
+        e = max(cfg.tlb.entries, 1)
+        self.tlb = np.full((2, e, 2), -1, dtype=np.int64)
+        size = 1 << max(n - 1, 1).bit_length()
+        self.tree = np.full(2 * size, -1, dtype=np.int64)
+        self.tree[size:size + n] = np.arange(n)     # leaves; inner nodes fill in as frames load
+        self.free = np.arange(n - 1, -1, -1, dtype=np.int64)     # popped from the end: frame 0 first
+        self.counters = np.zeros((nprocs, K.NC), dtype=np.int64)
+        self.sc = np.zeros(K.NS, dtype=np.int64)
+        self.sc[K.S_CUR] = -1
+        self.sc[K.S_HEAD] = -1
+        self.sc[K.S_TAIL] = -1
+        self.sc[K.S_NFREE] = n
+        self.prm = np.zeros(K.NR, dtype=np.int64)
+        self.prm[K.R_POLICY] = K.POLICIES[cfg.policy]
+        self.prm[K.R_NFRAMES] = n
+        self.prm[K.R_TLB_ENTRIES] = cfg.tlb.entries
+        self.prm[K.R_TLB_WAYS] = cfg.tlb.ways
+        self.prm[K.R_TLB_SETS] = cfg.tlb.sets
+        self.prm[K.R_SPLIT] = int(cfg.split_tlb)
+        self.prm[K.R_ASID] = int(cfg.asid)
+        self.prm[K.R_EVCAP] = cfg.event_limit
+        self.prm[K.R_TREE] = size
+        self.prm[K.R_FIRST_KIND] = first_kind
+        self.events = np.zeros((max(cfg.event_limit, 1), K.NE), dtype=np.int64)
+
+    def ensure_pages(self) -> None:
+        need = self.index.npages
+        if len(self.pages) >= need:
+            return
+        cap = max(need, 2 * len(self.pages), 1024)
+        grown = np.full((cap, K.NPF), -1, dtype=np.int64)
+        grown[:, K.P_SWAPPED] = 0
+        grown[:len(self.pages)] = self.pages
+        self.pages = grown
+
+    def run(self, ids: np.ndarray, flags: np.ndarray, nexts: np.ndarray = EMPTY_NEXTS) -> None:
+        self.ensure_pages()
+        K.simulate(ids, flags, nexts, self.pages, self.index.page_proc, self.index.page_vpn,
+                   self.frames, self.tlb, self.tree, self.free, self.counters, self.sc, self.prm,
+                   self.events)
+
+    # -------------------------------------------------------------- results
+
+    def page_rows(self) -> list[PageRow]:
+        n = self.index.npages
+        proc = self.index.page_proc[:n]
+        vpn = self.index.page_vpn[:n]
+        fr = self.pages[:n, K.P_FRAME]
+        sw = self.pages[:n, K.P_SWAPPED]
+        order = np.lexsort((vpn, proc))
+        rows = []
+        for p in order.tolist():
+            f = int(fr[p])
+            resident = f >= 0
+            rows.append(PageRow(int(proc[p]), int(vpn[p]), int(self.pfn[f]) if resident else None,
+                                bool(self.frames[f, K.F_DIRTY]) if resident else False,
+                                bool(self.frames[f, K.F_REF]) if resident else False,
+                                (not resident) and bool(sw[p])))
+        return rows
+
+    def frame_rows(self) -> list[FrameRow]:
+        rows = []
+        page_proc, page_vpn = self.index.page_proc, self.index.page_vpn
+        for f in np.nonzero(self.frames[:, K.F_PAGE] >= 0)[0].tolist():
+            p = int(self.frames[f, K.F_PAGE])
+            rows.append(FrameRow(int(self.pfn[f]), int(page_proc[p]), int(page_vpn[p]),
+                                 bool(self.frames[f, K.F_DIRTY]), bool(self.frames[f, K.F_REF])))
+        return rows
+
+    def fault_events(self) -> list[FaultEvent]:
+        out = []
+        page_proc, page_vpn = self.index.page_proc, self.index.page_vpn
+        for row in self.events[:int(self.sc[K.S_NEVENTS])].tolist():
+            t, proc, p, kind, f, victim, vdirty = row
+            out.append(FaultEvent(t, proc, int(page_vpn[p]), K.FAULT_KINDS[kind], int(self.pfn[f]),
+                                  int(page_proc[victim]) if victim >= 0 else None,
+                                  int(page_vpn[victim]) if victim >= 0 else None, bool(vdirty)))
+        return out
+
+    def stats(self, kinds: Sequence[str] = TRACE_FAULT_KINDS, *, with_rows: bool = True) -> tuple[Stats, list[Stats]]:
+        """(total, per process) figures."""
+        pages = self.page_rows() if with_rows else []
+        frames = self.frame_rows() if with_rows else []
+        per = [self._stats(self.counters[i], kinds, [r for r in pages if r.process == i],
+                           [r for r in frames if r.process == i], 0)
+               for i in range(self.nprocs)]
+        total = self._stats(self.counters.sum(axis=0), kinds, pages, frames,
+                            int(self.sc[K.S_SWITCHES]))
+        return total, per
+
+    def _stats(self, c: np.ndarray, kinds: Sequence[str], pages, frames, switches: int) -> Stats:
+        c = [int(x) for x in c]
+        by_kind = {k: c[K.C_FAULT + K.FAULT_KINDS.index(k)] for k in kinds}
+        for i, k in enumerate(K.FAULT_KINDS):       # a kind outside the mode's list still shows
+            if c[K.C_FAULT + i] and k not in by_kind:
+                by_kind[k] = c[K.C_FAULT + i]
+        tlb = TlbStats(c[K.C_HITS], c[K.C_MISSES])
+        h = tlb.hit_ratio
+        cfg = self.cfg
+        eat = None if h is None else effective_access_ns(h, cfg.tlb_ns, cfg.mem_ns, cfg.walk_levels)
+        return Stats(c[K.C_REFS], c[K.C_TOUCHED], sum(c[K.C_FAULT:K.C_FAULT + K.NKINDS]), by_kind,
+                     c[K.C_EVICT], c[K.C_DIRTY], c[K.C_FAULT + K.K_SWAP_IN], tlb, eat, pages,
+                     frames, switches)
+
+
+# ------------------------------------------------------------------ streaming traces
+
+def interleave(streams: Sequence[Iterable[tuple[np.ndarray, np.ndarray]]], quantum: int,
+               batch: int = BATCH) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Round-robin: `quantum` references of process 0, then of 1, ... (a process whose trace
+    ends gives up the rest of its quantum); yields (procs int32, vpns, flags) batches."""
+    if len(streams) == 1:
+        zeros = np.zeros(batch, dtype=np.int32)
+        for v, f in streams[0]:
+            yield (zeros[:len(v)] if len(v) <= batch else np.zeros(len(v), dtype=np.int32)), v, f
+        return
+    iters = [iter(s) for s in streams]
+    bufs: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(streams)
+    offs = [0] * len(streams)
+    active = list(range(len(streams)))
+    cur, used = 0, 0
+    parts_p, parts_v, parts_f, nout = [], [], [], 0
+    while active:
+        p = active[cur]
+        buf = bufs[p]
+        if buf is None or offs[p] >= len(buf[0]):
+            nxt = next(iters[p], None)
+            if nxt is None:
+                active.pop(cur)
+                used = 0
+                if cur >= len(active):
+                    cur = 0
+                continue
+            bufs[p], offs[p] = nxt, 0
+            continue
+        v, f = buf
+        o = offs[p]
+        take = min(quantum - used, len(v) - o, batch - nout)
+        parts_p.append(np.full(take, p, dtype=np.int32))
+        parts_v.append(v[o:o + take])
+        parts_f.append(f[o:o + take])
+        nout += take
+        offs[p] = o + take
+        used += take
+        if used == quantum:
+            used = 0
+            cur = (cur + 1) % len(active)
+        if nout == batch:
+            yield np.concatenate(parts_p), np.concatenate(parts_v), np.concatenate(parts_f)
+            parts_p, parts_v, parts_f, nout = [], [], [], 0
+    if nout:
+        yield np.concatenate(parts_p), np.concatenate(parts_v), np.concatenate(parts_f)
+
+
+def _first_pass(batches, index: PageIndex, progress) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """OPT's pass over the whole stream: page ids (int32), flags (uint8), next uses (int64)."""
+    ids_parts, flag_parts = [], []
+    for procs, vpns, flags in batches:
+        ids_parts.append(index.resolve(procs, vpns))
+        flag_parts.append(flags.copy())
+        progress()
+    ids = np.concatenate(ids_parts) if ids_parts else np.zeros(0, dtype=np.int32)
+    del ids_parts
+    flags = np.concatenate(flag_parts) if flag_parts else np.zeros(0, dtype=np.uint8)
+    del flag_parts
+    nexts = np.empty(len(ids), dtype=np.int64)
+    K.next_uses(ids, index.npages, nexts)
+    return ids, flags, nexts
+
+
+def run_machines(readers: Sequence[TraceReader], machines: Sequence[Machine], quantum: int,
+                 progress: Callable[[], None] = lambda: None) -> None:
+    """Feed the interleaved references of `readers` to every machine (they share the index)."""
+    index = machines[0].index
+    batches = interleave(readers, quantum)
+    if any(m.cfg.policy == "opt" for m in machines):
+        ids, flags, nexts = _first_pass(batches, index, progress)
+        step = 1 << 22
+        for m in machines:
+            for a in range(0, len(ids), step):
+                m.run(ids[a:a + step], flags[a:a + step],
+                      nexts[a:a + step] if m.cfg.policy == "opt" else EMPTY_NEXTS)
+        return
+    for procs, vpns, flags in batches:
+        ids = index.resolve(procs, vpns)
+        for m in machines:
+            m.run(ids, flags)
+        progress()
+
+
+def open_readers(paths: Sequence[str], fmt: str, cfg: SimConfig, max_addr: int,
+                 skip_bad: bool) -> list[TraceReader]:
+    if sum(1 for p in paths if p == "-") > 1:
+        raise ValueError("stdin can be only one of the traces")
+    return [TraceReader(p, fmt, cfg.page_shift, max_addr, skip_bad=skip_bad) for p in paths]
+
+
+def run_traces(paths: Sequence[str], cfg: SimConfig, *, fmt: str = "auto", quantum: int = 10000,
+               max_addr: int = (1 << 32) - 1, skip_bad: bool = False,
+               progress: Callable[[int, int | None], None] | None = None) -> SimResult:
+    """Simulate the traces at `paths` (one process each) under `cfg`."""
+    readers = open_readers(paths, fmt, cfg, max_addr, skip_bad)
+    index = PageIndex()
+    m = Machine(cfg, index, len(readers))
+    run_machines(readers, [m], quantum, _progress_fn(readers, progress))
+    total, per = m.stats()
+    return SimResult(cfg, [r.name for r in readers], total, per, m.fault_events(),
+                     [r.bad for r in readers if r.bad])
+
+
+def _progress_fn(readers, progress):
+    if progress is None:
+        return lambda: None
+    sizes = [r.size for r in readers]
+    total = None if any(s is None for s in sizes) else sum(sizes)
+    return lambda: progress(sum(r.raw_bytes_read for r in readers), total)
+
+
+@dataclass(frozen=True)
+class CompareResult:
+    policies: list[str]
+    frames: list[int]
+    references: int
+    pages_touched: int
+    faults: dict[str, list[int]]          # policy -> faults for each frame count
+    belady: list[tuple[str, int, int, int, int]]   # (policy, frames, faults, more frames, more faults)
+    bad_lines: list[BadLines]
+
+
+def belady_anomalies(frames: Sequence[int], faults: Sequence[int]) -> list[tuple[int, int, int, int]]:
+    """Every pair of memory sizes where more frames gave more faults."""
+    order = sorted(range(len(frames)), key=lambda i: frames[i])
+    out = []
+    for a in range(len(order)):
+        for b in range(a + 1, len(order)):
+            i, j = order[a], order[b]
+            if frames[j] > frames[i] and faults[j] > faults[i]:
+                out.append((frames[i], faults[i], frames[j], faults[j]))
+    return out
+
+
+def compare(paths: Sequence[str], policies: Sequence[str], frame_counts: Sequence[int],
+            base: SimConfig, *, fmt: str = "auto", quantum: int = 10000,
+            max_addr: int = (1 << 32) - 1, skip_bad: bool = False,
+            progress: Callable[[int, int | None], None] | None = None) -> CompareResult:
+    """Faults for every (policy, frames), all machines fed from one pass over the traces."""
+    readers = open_readers(paths, fmt, base, max_addr, skip_bad)
+    index = PageIndex()
+    machines = {}
+    for pol in policies:
+        for n in frame_counts:
+            cfg = SimConfig(pol, n, base.page_size, base.tlb, base.split_tlb, base.asid,
+                            base.walk_levels, base.tlb_ns, base.mem_ns, 0)
+            machines[pol, n] = Machine(cfg, index, len(readers))
+    run_machines(readers, list(machines.values()), quantum, _progress_fn(readers, progress))
+    faults = {pol: [int(machines[pol, n].counters[:, K.C_FAULT:K.C_FAULT + K.NKINDS].sum())
+                    for n in frame_counts] for pol in policies}
+    belady = [(pol, *a) for pol in policies for a in belady_anomalies(frame_counts, faults[pol])]
+    any_m = next(iter(machines.values()))
+    return CompareResult(list(policies), list(frame_counts), int(any_m.counters[:, K.C_REFS].sum()),
+                         index.npages, faults, belady, [r.bad for r in readers if r.bad])
+
+
+# ------------------------------------------------------------------ one reference at a time
+
+@dataclass(frozen=True)
+class Access:
+    """What one reference did: TLB hit?, the fault (kind) if any, the frame, the page evicted."""
+
+    tlb_hit: bool
+    fault: str | None
+    frame: int
+    evicted: tuple[int, int] | None       # (process, page) that lost its frame
+    written_back: bool
+
+
+class PagingModel:
+    """The same engine for a running program (the emulator): references one at a time.
+
+    The program-aware caller decides the kind of a first-touch fault (zero-page, file, cow,
+    stack-growth ...) from its VMAs and passes it; faults the model cannot see (a COW write to a
+    resident page, a write after the shared zero page) are added with `count_fault`. Evicted
+    pages are returned so the caller can unmap them from its CPU.
+    """
+
+    def __init__(self, cfg: SimConfig, nprocs: int = 1, kinds: Sequence[str] = PROGRAM_FAULT_KINDS):
+        self.index = PageIndex()
+        self.machine = Machine(cfg, self.index, nprocs)
+        self.kinds = tuple(kinds)
+        self._proc = np.zeros(1, dtype=np.int32)
+        self._vpn = np.zeros(1, dtype=np.int64)
+        self._flags = np.zeros(1, dtype=np.uint8)
+
+    def access(self, proc: int, vpn: int, *, write: bool = False, instr: bool = False,
+               fault_kind: str = "first-touch") -> Access:
+        self._proc[0], self._vpn[0] = proc, vpn
+        self._flags[0] = (1 if write else 0) | (2 if instr else 0)
+        ids = self.index.resolve(self._proc, self._vpn)
+        m = self.machine
+        m.prm[K.R_FIRST_KIND] = K.FAULT_KINDS.index(fault_kind)
+        m.run(ids, self._flags)
+        sc = m.sc
+        kind = int(sc[K.S_LAST_KIND])
+        victim = int(sc[K.S_LAST_VICTIM]) if kind >= 0 else -1
+        evicted = None
+        if victim >= 0:
+            evicted = (int(self.index.page_proc[victim]), int(self.index.page_vpn[victim]))
+        return Access(bool(sc[K.S_LAST_HIT]), K.FAULT_KINDS[kind] if kind >= 0 else None,
+                      int(m.pfn[sc[K.S_LAST_FRAME]]), evicted,
+                      bool(sc[K.S_LAST_VDIRTY]) if evicted else False)
+
+    def count_fault(self, proc: int, kind: str) -> None:
+        """A fault the caller resolved without a new frame from the model (e.g. COW)."""
+        self.machine.counters[proc, K.C_FAULT + K.FAULT_KINDS.index(kind)] += 1
+
+    def unmap(self, proc: int, vpn: int) -> int | None:
+        """munmap/exit: free the page's frame; returns the frame number freed, if any."""
+        m = self.machine
+        p = self.index.lookup(proc, vpn)
+        m.ensure_pages()
+        f = K.unmap_page(p, m.pages, m.frames, m.tlb, m.tree, m.free, m.sc, m.prm)
+        return int(m.pfn[f]) if f >= 0 else None
+
+    def stats(self) -> tuple[Stats, list[Stats]]:
+        return self.machine.stats(self.kinds)

@@ -1,0 +1,400 @@
+"""The compiled core of demand paging: page index, TLB, frames and the replacement policies.
+
+Everything here works on numpy arrays owned by `elfvm.sim.engine` (no Python objects per page or
+per reference, no allocation), one reference after another, exactly as the rules say:
+
+for each reference (page ``p`` of process ``proc``, read/write, instruction/data):
+  1. a reference from another process than the last one is a context switch: without ASIDs the
+     TLB is flushed (a CR3 load without PCID flushes every non-global entry), with ASIDs the
+     tagged entries stay;
+  2. TLB look-up (the instruction TLB for ``I`` records when the TLB is split, else the data or
+     unified TLB): a hit refreshes the entry's LRU stamp within its set;
+  3. on a miss the page table is walked; a page that is not present is a page fault
+     (``first-touch`` the first time, ``swap-in`` after an eviction; the program-aware mode of
+     the emulator passes its own kind for first touches): a free frame is taken (lowest first) or
+     the policy picks a victim, whose dirty contents are written to swap, whose PTE is cleared
+     and whose TLB entries are invalidated (INVLPG); then the TLB is filled (an invalid way of
+     the set first, else the set's least recently used entry);
+  4. the access sets the frame's referenced (A) bit, and the dirty (D) bit on a write; LRU moves
+     the frame to the most-recent end, OPT records the page's next use.
+
+Policies (victim when no frame is free):
+  fifo   the frame loaded earliest;
+  lru    the frame referenced least recently (recency updated on every reference);
+  clock  second chance: the hand sweeps frames in frame order, clearing referenced bits, and
+         takes the first frame whose bit is clear; a loaded page starts with its bit set and the
+         hand then points past it;
+  opt    Belady's MIN: the resident page whose next use is farthest (never again = infinitely
+         far); ties go to the page that became resident earliest. Next uses come from a first
+         pass (`next_uses`); a segment tree over frames keeps the choice O(log frames).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from elfvm.sim.jit import njit
+
+FIFO, LRU, CLOCK, OPT = 0, 1, 2, 3
+POLICIES = {"fifo": FIFO, "lru": LRU, "clock": CLOCK, "opt": OPT}
+
+# fault kinds (counters C_FAULT + kind); trace mode only produces the first two
+FAULT_KINDS = ("first-touch", "swap-in", "zero-page", "file", "cow", "stack-growth")
+K_FIRST_TOUCH, K_SWAP_IN = 0, 1
+NKINDS = len(FAULT_KINDS)
+
+# pages[p, *]
+P_FRAME, P_SWAPPED, P_SLOT = 0, 1, 2          # P_SLOT + 0: data/unified TLB, + 1: instruction TLB
+NPF = 4
+# frames[f, *]
+F_PAGE, F_DIRTY, F_REF, F_LOAD, F_PREV, F_NEXT, F_KEY, F_PFN = range(8)
+NFF = 8
+# tlb[which, entry, *]
+T_PAGE, T_STAMP = 0, 1
+# counters[proc, *]
+C_REFS, C_HITS, C_MISSES, C_EVICT, C_DIRTY, C_TOUCHED, C_SWITCH_IN = range(7)
+C_FAULT = 7
+NC = C_FAULT + NKINDS
+# scalars
+S_T, S_CUR, S_SWITCHES, S_LOADSEQ, S_HEAD, S_TAIL, S_HAND, S_NFREE, S_NEVENTS = range(9)
+S_LAST_HIT, S_LAST_KIND, S_LAST_FRAME, S_LAST_VICTIM, S_LAST_VDIRTY = range(9, 14)
+NS = 14
+# params
+R_POLICY, R_NFRAMES, R_TLB_ENTRIES, R_TLB_WAYS, R_TLB_SETS, R_SPLIT, R_ASID, R_EVCAP, R_TREE, \
+    R_FIRST_KIND = range(10)
+NR = 10
+# events[e, *]: one row per page fault
+E_T, E_PROC, E_PAGE, E_KIND, E_FRAME, E_VICTIM, E_VDIRTY = range(7)
+NE = 7
+
+NEVER = np.int64(1) << 62                      # "never used again" for OPT
+
+
+# ------------------------------------------------------------------ page index: (proc, vpn) -> id
+
+@njit
+def _slot_of(proc, vpn, mask):
+    h = (vpn ^ (proc << 44)) * -7046029254386353131          # 0x9E3779B97F4A7C15 (Fibonacci)
+    h ^= h >> 29
+    return h & mask
+
+
+@njit
+def resolve(procs, vpns, ids, start, keys_proc, keys_vpn, vals, page_proc, page_vpn, count):
+    """Map each (procs[i], vpns[i]) to a dense page id, new pages numbered in order of first use.
+
+    Stops early (returns the index reached) when the table is half full: the caller grows it
+    and calls again from there. count[0] is the number of pages.
+    """
+    mask = keys_proc.shape[0] - 1
+    limit = (mask + 1) >> 1
+    n = vpns.shape[0]
+    last_proc = -1
+    last_vpn = -1
+    last_id = -1
+    for i in range(start, n):
+        proc = np.int64(procs[i])
+        vpn = vpns[i]
+        if vpn == last_vpn and proc == last_proc:
+            ids[i] = last_id
+            continue
+        h = _slot_of(proc, vpn, mask)
+        while True:
+            kp = keys_proc[h]
+            if kp < 0:
+                if count[0] >= limit:
+                    return i
+                pid = count[0]
+                count[0] = pid + 1
+                keys_proc[h] = proc
+                keys_vpn[h] = vpn
+                vals[h] = pid
+                page_proc[pid] = proc
+                page_vpn[pid] = vpn
+                break
+            if kp == proc and keys_vpn[h] == vpn:
+                pid = vals[h]
+                break
+            h = (h + 1) & mask
+        ids[i] = pid
+        last_proc = proc
+        last_vpn = vpn
+        last_id = pid
+    return n
+
+
+@njit
+def rehash(keys_proc, keys_vpn, vals, new_proc, new_vpn, new_vals):
+    mask = new_proc.shape[0] - 1
+    for h in range(keys_proc.shape[0]):
+        if keys_proc[h] >= 0:
+            g = _slot_of(keys_proc[h], keys_vpn[h], mask)
+            while new_proc[g] >= 0:
+                g = (g + 1) & mask
+            new_proc[g] = keys_proc[h]
+            new_vpn[g] = keys_vpn[h]
+            new_vals[g] = vals[h]
+
+
+@njit
+def next_uses(ids, npages, out):
+    """OPT's first pass: out[i] = index of the next reference to page ids[i], or NEVER."""
+    seen = np.full(npages, NEVER, dtype=np.int64)
+    for i in range(ids.shape[0] - 1, -1, -1):
+        p = ids[i]
+        out[i] = seen[p]
+        seen[p] = i
+
+
+# ------------------------------------------------------------------ the TLB
+
+@njit
+def _tlb_invalidate(tlb, pages, p):
+    """INVLPG: drop page p from every TLB."""
+    for which in range(2):
+        e = pages[p, P_SLOT + which]
+        if e >= 0:
+            tlb[which, e, T_PAGE] = -1
+            pages[p, P_SLOT + which] = -1
+
+
+@njit
+def tlb_flush(tlb, pages):
+    """A CR3 load without PCID: every entry goes."""
+    for which in range(2):
+        for e in range(tlb.shape[1]):
+            p = tlb[which, e, T_PAGE]
+            if p >= 0:
+                pages[p, P_SLOT + which] = -1
+                tlb[which, e, T_PAGE] = -1
+
+
+@njit
+def _tlb_fill(tlb, pages, which, p, vpn, t, sets, ways):
+    s = vpn % sets
+    base = s * ways
+    best = base
+    for w in range(ways):
+        e = base + w
+        if tlb[which, e, T_PAGE] < 0:
+            best = e
+            break
+        if tlb[which, e, T_STAMP] < tlb[which, best, T_STAMP]:
+            best = e
+    old = tlb[which, best, T_PAGE]
+    if old >= 0:
+        pages[old, P_SLOT + which] = -1
+    tlb[which, best, T_PAGE] = p
+    tlb[which, best, T_STAMP] = t
+    pages[p, P_SLOT + which] = best
+
+
+# ------------------------------------------------------------------ replacement policies
+
+@njit
+def _list_append(frames, sc, f):
+    tail = sc[S_TAIL]
+    frames[f, F_PREV] = tail
+    frames[f, F_NEXT] = -1
+    if tail >= 0:
+        frames[tail, F_NEXT] = f
+    else:
+        sc[S_HEAD] = f
+    sc[S_TAIL] = f
+
+
+@njit
+def _list_remove(frames, sc, f):
+    prv = frames[f, F_PREV]
+    nxt = frames[f, F_NEXT]
+    if prv >= 0:
+        frames[prv, F_NEXT] = nxt
+    else:
+        sc[S_HEAD] = nxt
+    if nxt >= 0:
+        frames[nxt, F_PREV] = prv
+    else:
+        sc[S_TAIL] = prv
+    frames[f, F_PREV] = -1
+    frames[f, F_NEXT] = -1
+
+
+@njit
+def _opt_better(frames, a, b):
+    """Is frame a a better OPT victim than frame b (next use farther; tie: loaded earlier)?"""
+    if b < 0:
+        return True
+    if a < 0:
+        return False
+    ka = frames[a, F_KEY]
+    kb = frames[b, F_KEY]
+    if ka != kb:
+        return ka > kb
+    return frames[a, F_LOAD] < frames[b, F_LOAD]
+
+
+@njit
+def _tree_update(tree, frames, size, f):
+    i = (size + f) >> 1
+    while i >= 1:
+        a = tree[2 * i]
+        b = tree[2 * i + 1]
+        tree[i] = a if _opt_better(frames, a, b) else b
+        i >>= 1
+
+
+@njit
+def _victim(frames, sc, prm, tree):
+    policy = prm[R_POLICY]
+    if policy == 3:
+        return tree[1]
+    if policy == 2:
+        n = prm[R_NFRAMES]
+        h = sc[S_HAND]
+        while frames[h, F_REF] != 0:
+            frames[h, F_REF] = 0
+            h += 1
+            if h == n:
+                h = 0
+        nh = h + 1
+        sc[S_HAND] = 0 if nh == n else nh
+        return h
+    return sc[S_HEAD]
+
+
+# ------------------------------------------------------------------ the reference loop
+
+@njit
+def _page_fault(p, proc, t, pages, page_proc, frames, tlb, tree, free, counters, sc, prm, events):
+    swapped = pages[p, P_SWAPPED]
+    kind = 1 if swapped == 1 else prm[R_FIRST_KIND]
+    if swapped == 0:
+        counters[proc, C_TOUCHED] += 1
+    counters[proc, C_FAULT + kind] += 1
+    policy = prm[R_POLICY]
+    victim = -1
+    vdirty = 0
+    if sc[S_NFREE] > 0:
+        sc[S_NFREE] -= 1
+        f = free[sc[S_NFREE]]
+    else:
+        f = _victim(frames, sc, prm, tree)
+        victim = frames[f, F_PAGE]
+        vproc = page_proc[victim]
+        vdirty = frames[f, F_DIRTY]
+        counters[vproc, C_EVICT] += 1
+        if vdirty != 0:
+            counters[vproc, C_DIRTY] += 1
+        pages[victim, P_FRAME] = -1
+        pages[victim, P_SWAPPED] = 1
+        _tlb_invalidate(tlb, pages, victim)
+        if policy == 0 or policy == 1:
+            _list_remove(frames, sc, f)
+    frames[f, F_PAGE] = p
+    frames[f, F_DIRTY] = 0
+    frames[f, F_REF] = 1
+    frames[f, F_LOAD] = sc[S_LOADSEQ]
+    sc[S_LOADSEQ] += 1
+    pages[p, P_FRAME] = f
+    if policy == 0 or policy == 1:
+        _list_append(frames, sc, f)
+    ne = sc[S_NEVENTS]
+    if ne < prm[R_EVCAP]:
+        events[ne, E_T] = t
+        events[ne, E_PROC] = proc
+        events[ne, E_PAGE] = p
+        events[ne, E_KIND] = kind
+        events[ne, E_FRAME] = f
+        events[ne, E_VICTIM] = victim
+        events[ne, E_VDIRTY] = vdirty
+        sc[S_NEVENTS] = ne + 1
+    sc[S_LAST_KIND] = kind
+    sc[S_LAST_VICTIM] = victim
+    sc[S_LAST_VDIRTY] = vdirty
+    return f
+
+
+@njit
+def simulate(ids, flags, nexts, pages, page_proc, page_vpn, frames, tlb, tree, free, counters,
+             sc, prm, events):
+    """Run references ids[i] (page ids) with flags[i] (WRITE=1, INSTR=2) through the model.
+
+    nexts[i] is the index of the next reference to the same page (OPT only; empty otherwise).
+    """
+    policy = prm[R_POLICY]
+    entries = prm[R_TLB_ENTRIES]
+    ways = prm[R_TLB_WAYS]
+    sets = prm[R_TLB_SETS]
+    split = prm[R_SPLIT]
+    asid = prm[R_ASID]
+    tsize = prm[R_TREE]
+    cur = sc[S_CUR]
+    t = sc[S_T]
+    for i in range(ids.shape[0]):
+        p = np.int64(ids[i])
+        fl = flags[i]
+        proc = page_proc[p]
+        if proc != cur:
+            if cur >= 0:
+                sc[S_SWITCHES] += 1
+                counters[proc, C_SWITCH_IN] += 1
+                if asid == 0:
+                    tlb_flush(tlb, pages)
+            cur = proc
+            sc[S_CUR] = proc
+        counters[proc, C_REFS] += 1
+        which = 1 if (split != 0 and (fl & 2) != 0) else 0
+        sc[S_LAST_KIND] = -1
+        if pages[p, P_SLOT + which] >= 0:
+            counters[proc, C_HITS] += 1
+            tlb[which, pages[p, P_SLOT + which], T_STAMP] = t
+            f = pages[p, P_FRAME]
+            sc[S_LAST_HIT] = 1
+        else:
+            counters[proc, C_MISSES] += 1
+            sc[S_LAST_HIT] = 0
+            f = pages[p, P_FRAME]
+            if f < 0:
+                f = _page_fault(p, proc, t, pages, page_proc, frames, tlb, tree, free, counters,
+                                sc, prm, events)
+            if entries > 0:
+                _tlb_fill(tlb, pages, which, p, page_vpn[p], t, sets, ways)
+        if (fl & 1) != 0:
+            frames[f, F_DIRTY] = 1
+        frames[f, F_REF] = 1
+        if policy == 1:
+            if sc[S_TAIL] != f:
+                _list_remove(frames, sc, f)
+                _list_append(frames, sc, f)
+        elif policy == 3:
+            frames[f, F_KEY] = nexts[i]
+            _tree_update(tree, frames, tsize, f)
+        sc[S_LAST_FRAME] = f
+        t += 1
+        sc[S_T] = t
+
+
+@njit
+def unmap_page(p, pages, frames, tlb, tree, free, sc, prm):
+    """munmap / exit: the page's frame goes back to the free list, its TLB entries go too.
+
+    Returns the frame freed, or -1 when the page was not resident.
+    """
+    f = pages[p, P_FRAME]
+    _tlb_invalidate(tlb, pages, p)
+    pages[p, P_SWAPPED] = 0
+    if f < 0:
+        return -1
+    pages[p, P_FRAME] = -1
+    policy = prm[R_POLICY]
+    if policy == 0 or policy == 1:
+        _list_remove(frames, sc, f)
+    frames[f, F_PAGE] = -1
+    frames[f, F_DIRTY] = 0
+    frames[f, F_REF] = 0
+    frames[f, F_KEY] = -1
+    if policy == 3:
+        _tree_update(tree, frames, prm[R_TREE], f)
+    free[sc[S_NFREE]] = f
+    sc[S_NFREE] += 1
+    return f

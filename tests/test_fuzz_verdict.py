@@ -1,0 +1,407 @@
+"""Deterministic fuzzing of the ELF header and program headers against the live kernel.
+
+Real gcc -m32 programs (fixtures/bin, or the same sources built with gcc -m32 into a session tmp
+dir when a fixture is missing) are mutated: e_type, e_machine, e_phentsize, e_phnum, e_phoff,
+e_entry and e_ident at extremes, truncation, every Elf32_Phdr field (absurd values included),
+segment shifts and duplicates, PT_INTERP path corruption and PT_GNU_STACK games.  For every
+case:
+
+* elfvm must give one of its documented outcomes: an ExecResult with a verdict, or
+  UnsupportedProgram; any other exception is a failure;
+* its verdict (result, and errno for "errno") must equal the live kernel's, and for "ok" the
+  whole /proc/PID/maps, the auxv, esp, eip and the /proc/PID/stat mm fields must be equal
+  (tests/livecmp.py).  ASLR is off on both sides, so every case is deterministic.
+
+Each case is its own test (`-k "fuzz_case and 123"` replays one); the mutations are derived from
+FUZZ_SEED and the case number only.  About 400 cases take ~15 s here.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+from elftools.elf.elffile import ELFFile
+
+from livecmp import LIVE_OK, LIVE_REASON, live_differences
+from elfvm.kernel.binfmt_elf import ExecRequest, UnsupportedProgram, execve
+from elfvm.kernel.process import ExecResult
+
+pytestmark = pytest.mark.oracle
+
+# ELFVM_FUZZ_SEED / ELFVM_FUZZ_CASES explore further (e.g. ELFVM_FUZZ_CASES=5000).
+FUZZ_SEED = int(os.environ.get("ELFVM_FUZZ_SEED", "20261126"))
+N_CASES = int(os.environ.get("ELFVM_FUZZ_CASES", "400"))
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+# name -> (source, gcc flags) for the fallback build (the same flags as fixtures/Makefile).
+BASES = {
+    "hello_pie": ("hello.c", ["-fPIE", "-pie"]),
+    "hello_nopie": ("hello.c", ["-fno-pie", "-no-pie"]),
+    "hello_static": ("hello.c", ["-fno-pie", "-no-pie", "-static"]),
+    "hello_staticpie": ("hello.c", ["-fPIE", "-static-pie"]),
+    "bigbss": ("bigbss.c", ["-fno-pie", "-no-pie"]),
+    "tiny": ("tiny.S", ["-nostdlib", "-static", "-Wl,--build-id=none"]),
+    "hello_execstack": ("hello.c", ["-fPIE", "-pie", "-Wl,-z,execstack"]),
+}
+
+PT_LOAD, PT_INTERP, PT_NOTE, PT_GNU_STACK = 1, 3, 4, 0x6474E551
+PHDR_FIELDS = ("p_type", "p_offset", "p_vaddr", "p_paddr", "p_filesz", "p_memsz", "p_flags", "p_align")
+E_TYPE, E_MACHINE, E_ENTRY, E_PHOFF, E_PHENTSIZE, E_PHNUM = 16, 18, 24, 28, 42, 44
+U32 = 0xFFFFFFFF
+
+
+# --- the base programs ---------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def bases(tmp_path_factory) -> dict[str, dict]:
+    out = load_bases(tmp_path_factory.mktemp("fuzz-bases"))
+    if not out:
+        pytest.skip("no fuzz bases: fixtures/bin is empty and gcc -m32 is unavailable")
+    return out
+
+
+def load_bases(built: Path) -> dict[str, dict]:
+    """name -> {"path", "data", "phoff", "phnum", "phdrs": [header dicts]} (read with pyelftools);
+    a missing fixture is built into `built` with gcc -m32."""
+    out = {}
+    for name, (src, flags) in BASES.items():
+        path = FIXTURES / "bin" / name
+        if not path.exists():
+            if shutil.which("gcc") is None:
+                continue
+            path = built / name
+            r = subprocess.run(["gcc", "-m32", "-O1", *flags, str(FIXTURES / "src" / src), "-o", str(path)],
+                               capture_output=True, text=True)
+            if r.returncode != 0:
+                continue
+        data = path.read_bytes()
+        with open(path, "rb") as f:
+            elf = ELFFile(f)
+            phdrs = [dict(seg.header) for seg in elf.iter_segments()]
+            phoff, phnum = elf["e_phoff"], elf["e_phnum"]
+        for ph in phdrs:                 # numeric p_type (pyelftools names the known ones)
+            ph["p_type"] = _ptype(ph["p_type"])
+        out[name] = {"path": str(path), "data": data, "phoff": phoff, "phnum": phnum, "phdrs": phdrs}
+    return out
+
+
+def _ptype(v) -> int:
+    from elftools.elf.enums import ENUM_P_TYPE_BASE
+    return v if isinstance(v, int) else ENUM_P_TYPE_BASE[v]
+
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("fuzz")
+
+
+# --- mutations -----------------------------------------------------------------------------
+# Each takes (rng, buf: bytearray, base info) and returns a short description.
+
+def _u16(buf, off, v):
+    if off + 2 <= len(buf):
+        struct.pack_into("<H", buf, off, v & 0xFFFF)
+
+
+def _u32(buf, off, v):
+    if off + 4 <= len(buf):
+        struct.pack_into("<I", buf, off, v & U32)
+
+
+def _rd32(buf, off) -> int:
+    return struct.unpack_from("<I", buf, off)[0] if off + 4 <= len(buf) else 0
+
+
+def _ph_off(b, i) -> int:
+    return b["phoff"] + 32 * i
+
+
+def m_e_type(rng, buf, b):
+    v = rng.choice([0, 1, 2, 3, 4, 0xFE00, 0xFF00, 0xFFFF, rng.getrandbits(16)])
+    _u16(buf, E_TYPE, v)
+    return f"e_type={v:#x}"
+
+
+def m_e_machine(rng, buf, b):
+    v = rng.choice([0, 3, 6, 62, 40, 0xFFFF, rng.getrandbits(16)])
+    _u16(buf, E_MACHINE, v)
+    return f"e_machine={v:#x}"
+
+
+def m_e_phentsize(rng, buf, b):
+    v = rng.choice([0, 1, 31, 33, 56, 64, 0xFFFF])
+    _u16(buf, E_PHENTSIZE, v)
+    return f"e_phentsize={v}"
+
+
+def m_e_phnum(rng, buf, b):
+    n = b["phnum"]
+    v = rng.choice([0, 1, n - 1, n + 1, n + 7, 128, 129, 2048, 2049, 0xFFFF, rng.randrange(1, 3000)])
+    _u16(buf, E_PHNUM, v)
+    return f"e_phnum={v}"
+
+
+def m_e_phoff(rng, buf, b):
+    size = max(len(buf), 1)
+    v = rng.choice([0, 1, 4, 53, 64, size - 32, size - 16, size, size + 1, 0x7FFFFFFF, U32,
+                    b["phoff"] + 32, b["phoff"] - 4, rng.getrandbits(32), rng.randrange(size)])
+    _u32(buf, E_PHOFF, v)
+    return f"e_phoff={v & U32:#x}"
+
+
+def m_e_entry(rng, buf, b):
+    v = rng.choice([0, 1, 0xFFFFE000, 0xFFFFDFFF, 0xFFFFFFFF, 0xC0000000, 0x56555000, rng.getrandbits(32)])
+    _u32(buf, E_ENTRY, v)
+    return f"e_entry={v:#x}"
+
+
+def m_ident(rng, buf, b):
+    i = rng.randrange(4, 16)
+    v = rng.getrandbits(8)
+    buf[i] = v
+    return f"e_ident[{i}]={v}"
+
+
+def m_magic(rng, buf, b):
+    i = rng.randrange(4)
+    buf[i] ^= 1 << rng.randrange(8)
+    return f"magic byte {i} flipped"
+
+
+def m_truncate(rng, buf, b):
+    end = b["phoff"] + 32 * b["phnum"]
+    size = max(len(buf), 1)
+    n = rng.choice([0, 1, 4, 16, 51, 52, 53, end - 1, end, end + 1, rng.randrange(size),
+                    rng.randrange(size), size - rng.randrange(1, 0x3000)])
+    n = max(0, min(n, len(buf)))
+    del buf[n:]
+    return f"truncated to {n:#x}"
+
+
+def _field_value(rng, field, orig):
+    if field == "p_type":
+        return rng.choice([0, 1, 2, 3, 4, 6, 7, PT_GNU_STACK, 0x6474E550, 0x6474E552, 0x70000000,
+                           rng.getrandbits(32)])
+    if field == "p_flags":
+        return rng.choice([rng.randrange(8), rng.randrange(8), rng.getrandbits(32), 0xF0000004])
+    if field == "p_align":
+        return rng.choice([0, 1, 3, 0x1000, 0x10000, 0x200000, 0x30000, 0x80000000, U32, rng.getrandbits(32)])
+    return rng.choice([0, 1, 0xFFF, 0x1000, 0x1001, 0x7FFFFFFF, 0x80000000, U32, 0xFFFFF000, 0xFFFFE000,
+                       0xFFFDD000, 0xC0000000, 0x56555000, orig + 0x1000, orig - 0x1000, orig + 1, orig - 1,
+                       orig ^ (1 << rng.randrange(32)), orig * 2, orig + rng.randrange(1 << 26),
+                       rng.getrandbits(32)]) & U32
+
+
+def m_phdr_field(rng, buf, b):
+    i = rng.randrange(b["phnum"])
+    # Mostly PT_LOADs: they decide the map.
+    loads = [k for k, ph in enumerate(b["phdrs"]) if ph["p_type"] == PT_LOAD]
+    if loads and rng.random() < 0.7:
+        i = rng.choice(loads)
+    field = rng.choice(PHDR_FIELDS + ("p_vaddr", "p_filesz", "p_memsz", "p_offset"))
+    off = _ph_off(b, i) + 4 * PHDR_FIELDS.index(field)
+    v = _field_value(rng, field, _rd32(buf, off))
+    _u32(buf, off, v)
+    return f"phdr[{i}].{field}={v:#x}"
+
+
+def m_load_shift(rng, buf, b):
+    """Move a PT_LOAD by whole pages (vaddr and offset together, or vaddr only)."""
+    loads = [k for k, ph in enumerate(b["phdrs"]) if ph["p_type"] == PT_LOAD]
+    i = rng.choice(loads)
+    o = _ph_off(b, i)
+    delta = rng.choice([-1, 1, -3, 5, -0x48, 0x100, 0x8000, -0x8048, 0xF7FB0]) * 0x1000
+    _u32(buf, o + 8, _rd32(buf, o + 8) + delta)
+    if rng.random() < 0.5:
+        _u32(buf, o + 4, _rd32(buf, o + 4) + delta)
+    return f"phdr[{i}] shifted by {delta:#x}"
+
+
+def m_bss(rng, buf, b):
+    loads = [k for k, ph in enumerate(b["phdrs"]) if ph["p_type"] == PT_LOAD]
+    i = rng.choice(loads)
+    o = _ph_off(b, i)
+    filesz = _rd32(buf, o + 16)
+    kind = rng.randrange(4)
+    if kind == 0:
+        _u32(buf, o + 20, filesz + rng.choice([1, 0x800, 0x1000, 0x12345, 64 << 20, 0x80000000]))
+    elif kind == 1:
+        _u32(buf, o + 16, 0)
+    elif kind == 2:
+        _u32(buf, o + 20, filesz)
+    else:
+        _u32(buf, o + 20, max(filesz - 1, 0))
+    return f"phdr[{i}] bss kind {kind}"
+
+
+def m_dup_load(rng, buf, b):
+    loads = [k for k, ph in enumerate(b["phdrs"]) if ph["p_type"] == PT_LOAD]
+    src = rng.choice(loads)
+    dst = rng.randrange(b["phnum"])
+    so, do = _ph_off(b, src), _ph_off(b, dst)
+    buf[do:do + 32] = buf[so:so + 32]
+    return f"phdr[{dst}] = copy of phdr[{src}]"
+
+
+def m_swap(rng, buf, b):
+    i, j = rng.randrange(b["phnum"]), rng.randrange(b["phnum"])
+    oi, oj = _ph_off(b, i), _ph_off(b, j)
+    a, c = bytes(buf[oi:oi + 32]), bytes(buf[oj:oj + 32])
+    buf[oi:oi + 32], buf[oj:oj + 32] = c, a
+    return f"swapped phdr[{i}] and phdr[{j}]"
+
+
+def m_gnu_stack(rng, buf, b):
+    i = rng.randrange(b["phnum"])
+    non_load = [k for k, ph in enumerate(b["phdrs"]) if ph["p_type"] not in (PT_LOAD, PT_INTERP)]
+    if non_load:
+        i = rng.choice(non_load)
+    o = _ph_off(b, i)
+    kind = rng.randrange(3)
+    if kind == 0:              # one more (or a moved) PT_GNU_STACK, random flags
+        _u32(buf, o, PT_GNU_STACK)
+        _u32(buf, o + 24, rng.choice([0, 1, 6, 7, rng.getrandbits(32)]))
+        return f"phdr[{i}] = PT_GNU_STACK"
+    gs = [k for k, ph in enumerate(b["phdrs"]) if ph["p_type"] == PT_GNU_STACK]
+    if not gs:
+        _u32(buf, o, PT_GNU_STACK)
+        return f"phdr[{i}] = PT_GNU_STACK (added)"
+    g = _ph_off(b, gs[0])
+    if kind == 1:
+        _u32(buf, g, 0)        # PT_NULL: no PT_GNU_STACK -> READ_IMPLIES_EXEC
+        return "PT_GNU_STACK removed"
+    _u32(buf, g + 24, _rd32(buf, g + 24) ^ 1)
+    return "PT_GNU_STACK PF_X flipped"
+
+
+def _interp_candidates(bases) -> list[bytes]:
+    return [b"/lib/ld-linux.so.2", b"/lib32/ld-linux.so.2", b"/bin/sh", b"/", b"/etc/passwd",
+            b"/dev/null", b"/nonexistent/ld.so", b"", b"lib/ld-linux.so.2", b"/lib/ld-linux.so.2/"] + \
+        [os.fsencode(v["path"]) for v in bases.values()]
+
+
+def m_interp(rng, buf, b, bases):
+    ints = [k for k, ph in enumerate(b["phdrs"]) if ph["p_type"] == PT_INTERP]
+    if ints:
+        i = ints[0]
+    else:                      # make one out of another header
+        i = rng.randrange(b["phnum"])
+        _u32(buf, _ph_off(b, i), PT_INTERP)
+    o = _ph_off(b, i)
+    p_off, p_filesz = _rd32(buf, o + 4), _rd32(buf, o + 16)
+    kind = rng.randrange(6) if ints else 5
+    if kind == 0 and p_filesz and p_off + p_filesz <= len(buf):
+        k = p_off + rng.randrange(p_filesz)
+        buf[k] = rng.choice([0, ord("/"), ord("x"), rng.getrandbits(8)])
+        return f"interp byte {k - p_off} corrupted"
+    if kind == 1 and p_filesz and p_off + p_filesz <= len(buf):
+        buf[p_off + p_filesz - 1] = ord("x")
+        return "interp NUL removed"
+    if kind == 2:
+        v = rng.choice([0, 1, 2, p_filesz - 1, p_filesz + 1, 4096, 4097, U32])
+        _u32(buf, o + 16, v)
+        return f"interp p_filesz={v & U32:#x}"
+    if kind == 3:
+        v = rng.choice([len(buf), len(buf) + 100, U32, 0, p_off + 1])
+        _u32(buf, o + 4, v)
+        return f"interp p_offset={v & U32:#x}"
+    path = rng.choice(_interp_candidates(bases)) + b"\0"
+    off = len(buf)
+    buf += path
+    _u32(buf, o + 4, off)
+    _u32(buf, o + 16, len(path))
+    return f"interp -> {path[:-1].decode(errors='replace')}"
+
+
+MUTATIONS = [
+    (m_e_type, 3), (m_e_machine, 3), (m_e_phentsize, 2), (m_e_phnum, 4), (m_e_phoff, 4),
+    (m_e_entry, 3), (m_ident, 2), (m_magic, 1), (m_truncate, 5), (m_phdr_field, 30),
+    (m_load_shift, 8), (m_bss, 8), (m_dup_load, 4), (m_swap, 4), (m_gnu_stack, 5), ("interp", 8),
+]
+
+
+def make_case(i: int, bases: dict) -> tuple[str, bytes, list[str]]:
+    """Case i: (base name, mutated bytes, descriptions).  Depends on FUZZ_SEED and i only."""
+    rng = random.Random(f"{FUZZ_SEED}:{i}")
+    name = rng.choice(sorted(bases))
+    b = bases[name]
+    buf = bytearray(b["data"])
+    funcs, weights = zip(*MUTATIONS)
+    done = []
+    chosen = rng.choices(funcs, weights, k=rng.choice([1, 1, 1, 2, 2, 3]))
+    # Truncation last, so that the other mutations see the whole file.
+    chosen.sort(key=lambda m: m is m_truncate)
+    for m in chosen:
+        if m == "interp":
+            done.append(m_interp(rng, buf, b, bases))
+        else:
+            done.append(m(rng, buf, b))
+    return name, bytes(buf), done
+
+
+# --- the test ------------------------------------------------------------------------------
+
+def predict_any(path: str) -> ExecResult | UnsupportedProgram:
+    """elfvm's execve; only its documented outcomes may come out."""
+    try:
+        return execve(ExecRequest(path, [path], []))
+    except UnsupportedProgram as e:
+        return e
+
+
+@pytest.mark.parametrize("i", range(N_CASES))
+def test_fuzz_case(i, bases, workdir):
+    name, data, what = make_case(i, bases)
+    path = str(workdir / f"case{i:03d}")
+    with open(path, "wb") as f:
+        f.write(data)
+    os.chmod(path, 0o755)
+    res = predict_any(path)          # any exception but UnsupportedProgram fails the test here
+    if isinstance(res, UnsupportedProgram):
+        return
+    assert res.verdict.result in ("ok", "errno", "killed")
+    if not LIVE_OK:
+        pytest.skip(f"live comparison: {LIVE_REASON}")
+    diffs = live_differences(res, path, [path], [])
+    assert not diffs, f"case {i} ({name}: {'; '.join(what)}):\n" + "\n".join(diffs)
+
+
+def test_fuzz_pathological_inputs(workdir, bases):
+    """Inputs no mutation is likely to hit exactly: each gives a verdict, never an exception."""
+    base = bases.get("hello_pie") or next(iter(bases.values()))
+    data = base["data"]
+    hdr = bytearray(data[:52])
+    cases = {
+        "empty": b"",
+        "one_byte": b"\x7f",
+        "magic_only": b"\x7fELF",
+        "header_only": bytes(hdr),
+        "phnum_ffff": bytes(hdr[:44]) + struct.pack("<H", 0xFFFF) + data[46:],
+        "phoff_beyond_eof": bytes(hdr[:28]) + struct.pack("<I", len(data) + 0x1000) + data[32:],
+        "phoff_max": bytes(hdr[:28]) + struct.pack("<I", U32) + data[32:],
+        "all_ff": b"\x7fELF" + b"\xff" * 4092,
+        "all_zero_phdrs": data[:52] + bytes(32 * base["phnum"]) + data[52 + 32 * base["phnum"]:],
+    }
+    huge = bytearray(data)
+    for k, ph in enumerate(base["phdrs"]):
+        if ph["p_type"] == PT_LOAD:
+            _u32(huge, _ph_off(base, k) + 20, U32)            # p_memsz 4 GiB - 1
+    cases["huge_memsz"] = bytes(huge)
+    for key, blob in cases.items():
+        path = str(workdir / f"patho_{key}")
+        with open(path, "wb") as f:
+            f.write(blob)
+        os.chmod(path, 0o755)
+        res = predict_any(path)
+        if isinstance(res, UnsupportedProgram):
+            continue
+        assert res.verdict.result in ("ok", "errno", "killed"), key
+        if LIVE_OK:
+            diffs = live_differences(res, path, [path], [])
+            assert not diffs, f"{key}:\n" + "\n".join(diffs)

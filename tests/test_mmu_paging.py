@@ -1,0 +1,86 @@
+"""Page tables written into simulated physical memory, walked from CR3; SDM 4.6 access rules."""
+
+import pytest
+
+from elfvm.mmu import entries as E
+from elfvm.mmu.geometry import custom_geometry, get_geometry
+from elfvm.mmu.paging import PageTables, check_access
+from elfvm.phys import FrameAllocator, PhysicalMemory
+from elfvm.phys.frames import x86_reserved_ranges
+
+RAM = 64 << 20
+
+
+def tables(name, nxe=True, bits=None):
+    g = custom_geometry(bits) if bits else get_geometry(name)
+    mem = PhysicalMemory(RAM)
+    return PageTables(g, mem, FrameAllocator(RAM, g.page_size), nxe=nxe), mem
+
+
+def test_i386_walk_reads_real_entries():
+    pt, mem = tables("i386")
+    pt.map(0x08049000, 0x3000000, E.P | E.US | E.A)
+    w = pt.walk(0x08049123)
+    assert [s.level for s in w.steps] == ["PDE", "PTE"]
+    assert [s.index for s in w.steps] == [0x20, 0x49]
+    pde, pte = w.steps
+    assert pde.table == pt.cr3 and mem.read_uint(pt.cr3 + 0x20 * 4, 4) == pde.entry
+    assert pde.entry & 0xFFF == 0x067                         # _PAGE_TABLE
+    assert mem.read_uint(pde.entry & ~0xFFF, 4) == 0          # index 0 of that PT is empty
+    assert pte.entry == 0x3000025
+    assert w.physical == 0x3000123 and w.user and not w.writable
+    assert not pt.walk(0x0804A000).present
+
+
+def test_frames_avoid_reserved_ranges_and_are_deterministic():
+    a, _ = tables("i386")
+    b, _ = tables("i386")
+    assert a.cr3 == b.cr3
+    for r in x86_reserved_ranges():
+        assert not r.start <= a.cr3 < r.end
+
+
+def test_large_pages():
+    pt, _ = tables("i386")
+    pt.map(0xC0400000, 0x400000, E.PAGE_KERNEL | E.PS, level=0, user=False)
+    w = pt.walk(0xC0512345)
+    assert len(w.steps) == 1 and w.page_size == 4 << 20 and w.physical == 0x512345
+    pt, _ = tables("pae")
+    pt.map(0xC0200000, 0x200000, E.PAGE_KERNEL | E.NX, level=1, user=False)
+    w = pt.walk(0xC0212345)
+    assert [s.level for s in w.steps] == ["PDPTE", "PDE"] and w.physical == 0x212345 and w.nx
+    assert w.steps[0].entry & 0xFFF == E.P                       # PAE PDPTE: only P
+
+
+def test_custom_geometry_with_1k_pages():
+    pt, _ = tables(None, bits="12,10,10")
+    pt.map(0x12345400, 0x2800400, E.P | E.RW | E.US)
+    w = pt.walk(0x12345678)
+    assert [s.index for s in w.steps] == [0x123, 0x115]
+    assert w.physical == 0x2800678 and w.page_size == 1024
+
+
+def test_access_rules():
+    pt, _ = tables("pae")
+    pt.map(0x1000, 0x3000000, E.P | E.US | E.A | E.NX)            # user, read-only, NX
+    pt.map(0x2000, 0x3001000, E.P | E.RW | E.A)                   # supervisor, writable
+    ro, kern = pt.walk(0x1000), pt.walk(0x2000)
+    assert check_access(ro, "r", 3, nxe=True) is None
+    assert "read-only" in check_access(ro, "w", 3, nxe=True).reason
+    assert "NX" in check_access(ro, "x", 3, nxe=True).reason
+    assert check_access(ro, "x", 3, nxe=False) is None
+    assert "supervisor page" in check_access(kern, "r", 3, nxe=True).reason
+    assert check_access(kern, "w", 0, nxe=True) is None
+    assert "WP" in check_access(ro, "w", 0, nxe=True).reason
+    assert "SMEP" in check_access(ro, "x", 0, nxe=True).reason
+    assert "SMAP" in check_access(ro, "r", 0, nxe=True, ac=False).reason
+    v = check_access(ro, "w", 3, nxe=True)
+    assert v.error_code == 0x7                                    # P | W | U
+
+
+def test_physical_memory_bounds():
+    mem = PhysicalMemory(1 << 20)
+    mem.write_uint(0x1000, 4, 0xDEADBEEF)
+    assert mem.read(0x1000, 4) == b"\xef\xbe\xad\xde"
+    with pytest.raises(Exception):
+        mem.read(1 << 20, 1)
