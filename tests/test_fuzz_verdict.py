@@ -23,6 +23,7 @@ import random
 import shutil
 import struct
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,7 @@ from elftools.elf.elffile import ELFFile
 
 from livecmp import LIVE_OK, LIVE_REASON, live_differences
 from elfvm.kernel.binfmt_elf import ExecRequest, UnsupportedProgram, execve
+from elfvm.kernel.profile import make_profile
 from elfvm.kernel.process import ExecResult
 
 pytestmark = pytest.mark.oracle
@@ -50,6 +52,9 @@ BASES = {
     "hello_execstack": ("hello.c", ["-fPIE", "-pie", "-Wl,-z,execstack"]),
 }
 
+LD_SO = "/lib/ld-linux.so.2"
+KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
+RLIM_INFINITY = (1 << 64) - 1
 PT_LOAD, PT_INTERP, PT_NOTE, PT_GNU_STACK = 1, 3, 4, 0x6474E551
 PHDR_FIELDS = ("p_type", "p_offset", "p_vaddr", "p_paddr", "p_filesz", "p_memsz", "p_flags", "p_align")
 E_TYPE, E_MACHINE, E_ENTRY, E_PHOFF, E_PHENTSIZE, E_PHNUM = 16, 18, 24, 28, 42, 44
@@ -68,8 +73,11 @@ def bases(tmp_path_factory) -> dict[str, dict]:
 
 def load_bases(built: Path) -> dict[str, dict]:
     """name -> {"path", "data", "phoff", "phnum", "phdrs": [header dicts]} (read with pyelftools);
-    a missing fixture is built into `built` with gcc -m32."""
+    a missing fixture is built into `built` with gcc -m32.  The i386 ld.so, when installed, is a
+    base too (an ET_DYN without PT_INTERP, and the interpreter that mutated interpreters start
+    from)."""
     out = {}
+    paths = {}
     for name, (src, flags) in BASES.items():
         path = FIXTURES / "bin" / name
         if not path.exists():
@@ -80,6 +88,10 @@ def load_bases(built: Path) -> dict[str, dict]:
                                capture_output=True, text=True)
             if r.returncode != 0:
                 continue
+        paths[name] = path
+    if os.path.exists(LD_SO):
+        paths["ld.so"] = Path(os.path.realpath(LD_SO))
+    for name, path in paths.items():
         data = path.read_bytes()
         with open(path, "rb") as f:
             elf = ELFFile(f)
@@ -326,50 +338,118 @@ MUTATIONS = [
 ]
 
 
-def make_case(i: int, bases: dict) -> tuple[str, bytes, list[str]]:
-    """Case i: (base name, mutated bytes, descriptions).  Depends on FUZZ_SEED and i only."""
-    rng = random.Random(f"{FUZZ_SEED}:{i}")
-    name = rng.choice(sorted(bases))
-    b = bases[name]
+@dataclass
+class FuzzCase:
+    base: str
+    data: bytes
+    what: list[str]
+    interp: bytes | None = None       # a mutated interpreter, written next to the program
+    three_gb: bool = False            # personality ADDR_LIMIT_3GB
+    legacy: bool = False              # personality ADDR_COMPAT_LAYOUT
+    rlimit_stack: int | None = None   # None: the default 8 MiB
+
+    def describe(self) -> str:
+        extra = [k for k in ("three_gb", "legacy") if getattr(self, k)]
+        if self.rlimit_stack is not None:
+            extra.append(f"rlimit_stack={self.rlimit_stack:#x}")
+        return f"{self.base}: {'; '.join(self.what)}" + (f" [{', '.join(extra)}]" if extra else "")
+
+
+def mutate(rng, b: dict, bases: dict, n: int, interp_path: str | None) -> tuple[bytes, list[str]]:
     buf = bytearray(b["data"])
     funcs, weights = zip(*MUTATIONS)
-    done = []
-    chosen = rng.choices(funcs, weights, k=rng.choice([1, 1, 1, 2, 2, 3]))
+    chosen = rng.choices(funcs, weights, k=n)
     # Truncation last, so that the other mutations see the whole file.
     chosen.sort(key=lambda m: m is m_truncate)
+    done = []
     for m in chosen:
         if m == "interp":
             done.append(m_interp(rng, buf, b, bases))
         else:
             done.append(m(rng, buf, b))
-    return name, bytes(buf), done
+    if interp_path is not None:
+        done.append(set_interp(buf, b, os.fsencode(interp_path)))
+    return bytes(buf), done
+
+
+def set_interp(buf: bytearray, b: dict, path: bytes) -> str:
+    """Point the (first) PT_INTERP at `path`: the string is appended to the file."""
+    ints = [k for k, ph in enumerate(b["phdrs"]) if ph["p_type"] == PT_INTERP]
+    if not ints:
+        return "no PT_INTERP to redirect"
+    o = _ph_off(b, ints[0])
+    _u32(buf, o + 4, len(buf))
+    _u32(buf, o + 16, len(path) + 1)
+    buf += path + b"\0"
+    return "interp -> mutated ld.so"
+
+
+def make_case(i: int, bases: dict, interp_path: str | None = None) -> FuzzCase:
+    """Case i; it depends on FUZZ_SEED and i only (`interp_path` is where a mutated
+    interpreter, if the case has one, will be written)."""
+    rng = random.Random(f"{FUZZ_SEED}:{i}")
+    name = rng.choice(sorted(bases))
+    b = bases[name]
+    has_interp = any(ph["p_type"] == PT_INTERP for ph in b["phdrs"])
+    mutated_interp = has_interp and "ld.so" in bases and interp_path is not None and rng.random() < 0.15
+    n = rng.choice([0, 1, 1, 1, 2, 2, 3, 5]) if mutated_interp else rng.choice([1, 1, 1, 2, 2, 3, 5])
+    data, what = mutate(rng, b, bases, n, interp_path if mutated_interp else None)
+    case = FuzzCase(name, data, what)
+    if mutated_interp:
+        case.interp, iwhat = mutate(rng, bases["ld.so"], bases, rng.choice([1, 1, 2, 3]), None)
+        case.what.append("ld.so: " + "; ".join(iwhat))
+    r = rng.random()
+    case.three_gb, case.legacy = r < 0.06 or 0.10 <= r < 0.12, 0.06 <= r < 0.12
+    if rng.random() < 0.12:
+        case.rlimit_stack = rng.choice([100 * KiB, 64 * MiB, 200 * MiB, 3 * GiB, RLIM_INFINITY])
+    return case
 
 
 # --- the test ------------------------------------------------------------------------------
 
-def predict_any(path: str) -> ExecResult | UnsupportedProgram:
+def predict_any(path: str, case: FuzzCase | None = None) -> ExecResult | UnsupportedProgram:
     """elfvm's execve; only its documented outcomes may come out."""
+    profile = None
+    kw = {}
+    if case is not None:
+        if case.three_gb or case.legacy:
+            profile = make_profile(addr_limit_3gb=case.three_gb, legacy=case.legacy)
+        if case.rlimit_stack is not None:
+            kw["rlimit_stack"] = case.rlimit_stack
     try:
-        return execve(ExecRequest(path, [path], []))
+        return execve(ExecRequest(path, [path], [], profile=profile, **kw))
     except UnsupportedProgram as e:
         return e
 
 
+def run_case(i: int, bases: dict, workdir: Path) -> tuple[FuzzCase, ExecResult | UnsupportedProgram, list[str]]:
+    """Write case i, predict it and compare with the live kernel: (case, prediction, diffs)."""
+    path = str(workdir / f"case{i:04d}")
+    case = make_case(i, bases, path + ".interp")
+    if case.interp is not None:
+        with open(path + ".interp", "wb") as f:
+            f.write(case.interp)
+        os.chmod(path + ".interp", 0o755)
+    with open(path, "wb") as f:
+        f.write(case.data)
+    os.chmod(path, 0o755)
+    res = predict_any(path, case)     # any exception but UnsupportedProgram fails the test here
+    if isinstance(res, UnsupportedProgram) or not LIVE_OK:
+        return case, res, []
+    profile = res.profile if (case.three_gb or case.legacy) else None
+    return case, res, live_differences(res, path, [path], [], profile=profile,
+                                       rlimit_stack=case.rlimit_stack)
+
+
 @pytest.mark.parametrize("i", range(N_CASES))
 def test_fuzz_case(i, bases, workdir):
-    name, data, what = make_case(i, bases)
-    path = str(workdir / f"case{i:03d}")
-    with open(path, "wb") as f:
-        f.write(data)
-    os.chmod(path, 0o755)
-    res = predict_any(path)          # any exception but UnsupportedProgram fails the test here
+    case, res, diffs = run_case(i, bases, workdir)
     if isinstance(res, UnsupportedProgram):
         return
     assert res.verdict.result in ("ok", "errno", "killed")
     if not LIVE_OK:
         pytest.skip(f"live comparison: {LIVE_REASON}")
-    diffs = live_differences(res, path, [path], [])
-    assert not diffs, f"case {i} ({name}: {'; '.join(what)}):\n" + "\n".join(diffs)
+    assert not diffs, f"case {i} ({case.describe()}):\n" + "\n".join(diffs)
 
 
 def test_fuzz_pathological_inputs(workdir, bases):

@@ -85,9 +85,9 @@ def summary_table(res: SimResult) -> str:
     rows = [["references"] + [s.references for s in cols],
             ["pages touched"] + [s.pages_touched for s in cols],
             ["page faults"] + [s.page_faults for s in cols]]
-    rows += [[f"  {k}"] + [s.faults_by_kind.get(k, 0) for s in cols] for k in kinds]
+    rows += [[f"· {k}"] + [s.faults_by_kind.get(k, 0) for s in cols] for k in kinds]
     rows += [["evictions"] + [s.evictions for s in cols],
-             ["  dirty (written to swap)"] + [s.dirty_evictions for s in cols],
+             ["· dirty (written to swap)"] + [s.dirty_evictions for s in cols],
              ["swap-ins"] + [s.swap_ins for s in cols],
              ["TLB hits"] + [s.tlb.hits for s in cols],
              ["TLB misses"] + [s.tlb.misses for s in cols],
