@@ -38,7 +38,10 @@ def _read_addresses(path: str) -> list[str]:
 @click.option("--sysroot", default="/", show_default=True, help="Where PT_INTERP is looked up.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--addresses", "addr_file", metavar="FILE", help="Read addresses, one per line ('-': stdin).")
-def translate(addresses, elf, pid, mmu, bits, ram, access, cpl, profile_name, split, sysroot, fmt, addr_file):
+@click.option("--svg", "svg_file", metavar="FILE", default=None,
+              help="Also draw the walks (the first 8 addresses) to this SVG file.")
+def translate(addresses, elf, pid, mmu, bits, ram, access, cpl, profile_name, split, sysroot, fmt, addr_file,
+              svg_file):
     """Translate logical/linear addresses to physical ones, as the MMU walks them.
 
     \b
@@ -83,6 +86,10 @@ def translate(addresses, elf, pid, mmu, bits, ram, access, cpl, profile_name, sp
     results = translate_all(space, texts, access, int(cpl))
     good = [r for r in results if not isinstance(r, InputFailure)]
     bad = [r for r in results if isinstance(r, InputFailure)]
+    if svg_file and good:
+        from elfvm.render.pictures import write_walk_svg
+
+        write_walk_svg(space, good[:8], svg_file)
     if fmt == "json":
         click.echo(render_json(good))
     elif good:

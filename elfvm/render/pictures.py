@@ -41,3 +41,37 @@ def layout_diagram_text(result: ExecResult, *, color: bool | None = None) -> str
 
     return layout_diagram(_title(result), layout_bands(result, kernel_regions(result)), markers(result),
                           color=color)
+
+
+def write_walk_svg(space, translations, path: str) -> None:
+    """`translate --svg`: the walk of each translation, drawn as the lecture draws it."""
+    from elfvm.render.svg import walk_svg
+
+    geom = space.geom
+    cr3 = space.pt.cr3 if getattr(space, "pt", None) is not None else None
+    items = []
+    for t in translations:
+        lin = t.linear
+        fields = []
+        if lin is not None:
+            for name, b, shift in zip(geom.level_names, geom.level_bits, geom.shifts):
+                fields.append((name, b, (lin >> shift) & ((1 << b) - 1)))
+        off_bits = geom.offset_bits
+        offset = (off_bits, (lin & ((1 << off_bits) - 1)) if lin is not None else 0)
+        steps = [(w.level, w.index, w.entry, w.bits, bool(w.present)) for w in t.walk]
+        if t.physical is not None:
+            result = f"physical {t.physical:#x}"
+        elif t.fault is not None:
+            result = f"fault {t.fault.kind}: {t.fault.reason}"
+        else:
+            result = "no translation"
+        items.append({"title": f"{t.input}  ({t.access}, CPL {t.cpl}, --mmu {geom.name})", "linear": lin,
+                      "fields": fields, "offset": offset, "cr3": cr3, "steps": steps, "result": result})
+    svg = walk_svg(items)
+    try:
+        with open(path, "w") as f:
+            f.write(svg)
+    except OSError as e:
+        from elfvm.errors import UsageError
+
+        raise UsageError(f"--svg {path}: {e.strerror}") from None

@@ -96,3 +96,63 @@ def layout_svg(title: str, bands: list[Band], marks: list[tuple[int, str]]) -> s
         d.append(dw.Rectangle(lx + i * 86, ly, 12, 12, fill=colour, stroke="black", stroke_width=0.5))
         d.append(dw.Text(cls, 10, lx + i * 86 + 16, ly + 10))
     return d.as_svg()
+
+
+# --- the page walk of `translate` ----------------------------------------------------------
+
+FIELD_COLOURS = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#76b7b2"]
+
+
+def walk_svg(items: list[dict]) -> str:
+    """One panel per address, as the lecture draws a walk: the linear address cut into its index
+    fields and page offset, CR3 -> each level's table entry (index, value, bits) -> the frame.
+
+    `items`: dicts with `title`, `linear`, `fields` [(name, bits, value)], `offset` (bits, value),
+    `cr3`, `steps` [(level, index, entry, bits, present)], `result` (one line)."""
+    dw = _need_drawsvg()
+    panel_h = 250
+    width = 1100
+    d = dw.Drawing(width, 20 + panel_h * len(items), font_family="DejaVu Sans Mono, monospace")
+    d.append(dw.Rectangle(0, 0, width, 20 + panel_h * len(items), fill="white"))
+    for n, it in enumerate(items):
+        y0 = 20 + n * panel_h
+        d.append(dw.Text(it["title"], 15, 10, y0 + 16, font_weight="bold"))
+        lin = it["linear"]
+        if lin is not None:
+            total_bits = sum(b for _, b, _ in it["fields"]) + it["offset"][0]
+            d.append(dw.Text(f"linear {lin:#x} = {lin:0{total_bits}b}", 12, 10, y0 + 38))
+        # the address cut into fields
+        x = 10.0
+        unit = min(900 / max(1, sum(b for _, b, _ in it["fields"]) + it["offset"][0]), 28)
+        cells = list(it["fields"]) + [("offset", it["offset"][0], it["offset"][1])]
+        for i, (name, bits, value) in enumerate(cells):
+            w = bits * unit
+            colour = FIELD_COLOURS[i % len(FIELD_COLOURS)] if name != "offset" else "#bab0ac"
+            d.append(dw.Rectangle(x, y0 + 48, w, 34, fill=colour, stroke="black", fill_opacity=0.85))
+            d.append(dw.Text(f"{name}", 11, x + w / 2, y0 + 62, text_anchor="middle", fill="white"))
+            d.append(dw.Text(f"{value} ({bits}b)", 11, x + w / 2, y0 + 77, text_anchor="middle", fill="white"))
+            x += w
+        # CR3 -> tables -> frame
+        bx, by = 10, y0 + 110
+        box_w = 200
+        d.append(dw.Rectangle(bx, by, 90, 44, fill="#eee", stroke="black"))
+        d.append(dw.Text("CR3", 12, bx + 45, by + 18, text_anchor="middle"))
+        d.append(dw.Text(f"{it['cr3']:#x}" if it["cr3"] is not None else "-", 10, bx + 45, by + 34,
+                         text_anchor="middle"))
+        bx += 90
+        for i, (level, index, entry, bits, present) in enumerate(it["steps"]):
+            bx += 20
+            d.append(dw.Line(bx - 20, by + 22, bx, by + 22, stroke="black", stroke_width=1.5))
+            colour = FIELD_COLOURS[i % len(FIELD_COLOURS)]
+            fill = "#fdfdfd" if present else "#fbe3e3"
+            d.append(dw.Rectangle(bx, by, box_w, 64, fill=fill, stroke=colour, stroke_width=2))
+            d.append(dw.Text(f"{level}[{index}]", 12, bx + 6, by + 16, fill=colour, font_weight="bold"))
+            d.append(dw.Text("-" if entry is None else f"{entry:#x}", 11, bx + 6, by + 32))
+            short = bits if len(bits) <= 30 else bits[:27] + "..."
+            d.append(dw.Text(short or ("present" if present else "not present"), 10, bx + 6, by + 48))
+            d.append(dw.Text("present" if present else "NOT PRESENT", 10, bx + 6, by + 60,
+                             fill="#2a7" if present else "crimson"))
+            bx += box_w
+        d.append(dw.Text(it["result"][:150], 12, 10, by + 100,
+                         fill="crimson" if it["result"].startswith("fault") else "#2a7"))
+    return d.as_svg()
