@@ -452,6 +452,90 @@ def test_fuzz_case(i, bases, workdir):
     assert not diffs, f"case {i} ({case.describe()}):\n" + "\n".join(diffs)
 
 
+# --- crafted programs ----------------------------------------------------------------------
+# Random programs built from scratch (tests/elfcraft.py) reach what mutating gcc output rarely
+# does: segments near the stack, the mmap base and page 0, bss over the argument strings, big
+# argv/env, small or huge RLIMIT_STACK, ADDR_LIMIT_3GB and the legacy layout.
+
+N_CRAFTED = int(os.environ.get("ELFVM_FUZZ_CRAFTED", "200"))
+
+
+def _crafted_vaddr(rng) -> int:
+    k = rng.random()
+    off = rng.randrange(0x1000) if rng.random() < 0.3 else 0
+    if k < 0.4:
+        return 0x08048000 + rng.randrange(-8, 40) * 0x1000 + off
+    if k < 0.5:
+        return rng.randrange(0, 0x30) * 0x1000
+    if k < 0.6:
+        return 0xFFF00000 + rng.randrange(0, 0xFE) * 0x1000      # the stack and its guard gap
+    if k < 0.7:
+        return 0xF7F00000 + rng.randrange(0, 0x100) * 0x1000     # just below mmap_base
+    if k < 0.8:
+        return rng.randrange(0, 1 << 20) * 0x1000
+    return rng.randrange(0, 0x40) * 0x1000 + off
+
+
+def make_crafted_case(i: int, crafted_ld: str) -> tuple[bytes, list[str], list[str], object, int, str]:
+    """Crafted case i: (file bytes, argv tail, env, profile or None, rlimit_stack, description)."""
+    from elfcraft import ET_DYN as DYN, ET_EXEC as EXEC, build_elf, gnu_stack, interp, load
+    rng = random.Random(f"{FUZZ_SEED}:crafted:{i}")
+    e_type = rng.choice([EXEC, DYN])
+    r = rng.random()
+    interp_path = crafted_ld if r < 0.25 else LD_SO if r < 0.4 and os.path.exists(LD_SO) else None
+    phs = [interp()] if interp_path else []
+    for _ in range(rng.choice([1, 1, 2, 2, 3, 4, 5])):
+        v = _crafted_vaddr(rng)
+        fs = rng.choice([0, 0x10, 0x200, 0x1000, 0x1800, 0x3000, rng.randrange(0x5000)])
+        ms = fs + rng.choice([0, 0, 0x10, 0x1000, 0x5000, rng.randrange(0x100000), 0x10000000])
+        off = rng.randrange(0, 8) * 0x1000 + (v & 0xFFF)
+        if rng.random() < 0.03:
+            off += rng.randrange(1, 0x1000)
+        phs.append(load(v, fs, ms, rng.randrange(8), offset=off,
+                        align=rng.choice([0x1000, 0x1000, 0x10000, 0x200000, 0, 3])))
+    for _ in range(rng.choice([0, 1, 1, 1, 2])):
+        phs.append(gnu_stack(rng.choice([6, 7, 0, 1])))
+    size = rng.randrange(0x100, 0x9000) if rng.random() < 0.1 else None
+    data = build_elf(phs, e_type=e_type, interp_path=interp_path, size=size,
+                     entry=rng.choice([None, None, 0x08048000, rng.getrandbits(32)]))
+    argv = ["a" * rng.randrange(0, 3000) for _ in range(rng.choice([0, 0, 1, 5, 50]))]
+    env = [f"E{j}=" + "x" * rng.randrange(0, 20000) for j in range(rng.choice([0, 0, 1, 3, 10]))]
+    r = rng.random()
+    profile = make_profile(addr_limit_3gb=True) if r < 0.1 else make_profile(legacy=True) if r < 0.17 else None
+    rlimit = rng.choice([8 * MiB] * 8 + [100 * KiB, 200 * MiB, 3 * GiB, RLIM_INFINITY])
+    what = (f"{'ET_DYN' if e_type == DYN else 'ET_EXEC'} interp={interp_path} "
+            f"{[(hex(p.vaddr), hex(p.offset or 0), hex(p.filesz), hex(p.memsz or 0), p.flags) for p in phs if p.type == 1]} "
+            f"argv+{len(argv)} env {len(env)} rlimit={rlimit:#x} profile={profile and profile.name}"
+            f"{' 3gb' if profile and profile.addr_limit_3gb else ''}{' legacy' if profile and profile.legacy else ''}")
+    return data, argv, env, profile, rlimit, what
+
+
+@pytest.fixture(scope="session")
+def crafted_ld(workdir) -> str:
+    from elfcraft import simple_interp, write_exe
+    return write_exe(workdir / "crafted-ld.so", simple_interp(bss=0x1000))
+
+
+@pytest.mark.parametrize("i", range(N_CRAFTED))
+def test_fuzz_crafted_case(i, workdir, crafted_ld):
+    data, argv_tail, env, profile, rlimit, what = make_crafted_case(i, crafted_ld)
+    path = str(workdir / f"crafted{i:04d}")
+    with open(path, "wb") as f:
+        f.write(data)
+    os.chmod(path, 0o755)
+    argv = [path] + argv_tail
+    try:
+        res = execve(ExecRequest(path, argv, env, profile=profile, rlimit_stack=rlimit))
+    except UnsupportedProgram:
+        return
+    assert res.verdict.result in ("ok", "errno", "killed")
+    if not LIVE_OK:
+        pytest.skip(f"live comparison: {LIVE_REASON}")
+    diffs = live_differences(res, path, argv, env, profile=profile,
+                             rlimit_stack=None if rlimit == 8 * MiB else rlimit)
+    assert not diffs, f"crafted case {i} ({what}):\n" + "\n".join(diffs)
+
+
 def test_fuzz_pathological_inputs(workdir, bases):
     """Inputs no mutation is likely to hit exactly: each gives a verdict, never an exception."""
     base = bases.get("hello_pie") or next(iter(bases.values()))

@@ -654,6 +654,35 @@ def test_r3_5_dyn_interp_with_nonzero_vaddr(case, main_is_pie, at_base, first):
     case.live()
 
 
+def test_r3_4_low_hint_is_raised_to_lsm_mmap_min_addr(case):
+    # An ET_DYN interp whose first PT_LOAD (phdr order) has p_vaddr 0x1000, under an ET_EXEC
+    # main: the hint 0x1000 is below the kernel's mmap_min_addr, which is
+    # max(vm.mmap_min_addr, CONFIG_LSM_MMAP_MIN_ADDR=65536), so round_hint_to_min() makes it
+    # 0x10000 (found by the fuzz test; elfvm used to honour 0x1000).
+    ld = case.interp(build_elf([load(0x1000, 0x1000, flags=R | X, offset=0x1000),
+                                load(0, 0x100, flags=R, offset=0)], e_type=ET_DYN, entry=0x1080))
+    res = case.run(exe([text()], interp_path=ld))
+    ok(res)
+    assert aux(res, AT_BASE) == 0xF000
+    assert lines(res)[:2] == ["0000f000-00010000 r--p 00000000 ld.so",
+                              "00010000-00011000 r-xp 00001000 ld.so"]
+    case.live()
+
+
+@pytest.mark.parametrize("room, result", [(0x10000, "ok"), (0x8000, "killed")])
+def test_r3_4_top_down_search_stops_at_mmap_min_addr(case, room, result):
+    # A static PIE whose image leaves `room` bytes below mmap_base: vm_unmapped_area() never
+    # returns an address below mmap_min_addr (0x10000), and the bottom-up fallback from
+    # TASK_UNMAPPED_BASE finds no room either -> ENOMEM after the point of no return.
+    total = MMAP_BASE - room
+    res = case.run(exe([load(0, 0x1000, flags=R | X, offset=0),
+                        load(0x1000, 0x100, total - 0x1000, R | W, offset=0x1000)], e_type=ET_DYN))
+    assert res.verdict.result == result, res.verdict
+    if result == "ok":
+        assert res.load_bias == 0x10000
+    case.live()
+
+
 def test_r3_5_interp_alignment_is_ignored(case):
     ld = case.interp(simple_interp(align=0x200000))
     res = case.run(exe([text()], interp_path=ld))
@@ -771,6 +800,38 @@ def test_r5_small_rlimit_stack_vma(case, hello):
     res = case.run(None, path=hello, argv=[hello], rlimit_stack=100 * KiB)
     ok(res)
     assert lines(res)[-1] == "fffe5000-ffffe000 rw-p 00000000 [stack]"
+    case.live()
+
+
+@pytest.mark.parametrize("env_len, result", [(96 * KiB, "ok"), (101 * KiB, "errno")])
+def test_r5_strings_must_fit_rlimit_stack(case, hello, env_len, result):
+    # bprm_stack_limits() allows 128 KiB of strings even with a 100 KiB RLIMIT_STACK, but
+    # get_arg_page() grows the temporary stack VMA with expand_downwards(), and
+    # acct_stack_growth() refuses to make it larger than RLIMIT_STACK: E2BIG (found by fuzzing).
+    res = case.run(None, path=hello, argv=[hello], env=["A=" + "x" * env_len], rlimit_stack=100 * KiB)
+    assert res.verdict.result == result, res.verdict
+    if result == "errno":
+        assert (res.verdict.errno, res.verdict.step) == (errno.E2BIG, "get_arg_page")
+    case.live()
+
+
+@pytest.mark.parametrize("flags, result", [(R, "ok"), (0, "killed")])
+def test_r5_strings_overlaid_by_a_segment(case, hello, flags, result):
+    # A later PT_LOAD (MAP_FIXED) over a page of the argument strings.  create_elf_tables()
+    # writes only below the strings (platform, random bytes, argc/argv/envp/auxv), so a
+    # read-only page there is fine; but it computes argv[]/envp[] and arg_end/env_end by walking
+    # the strings with strnlen_user(): here envp[0] now ends at the zero page (0xffffb000), so
+    # envp[1] is 0xffffb001.  An unreadable page makes strnlen_user() fail: EINVAL, killed.
+    env = ["A=" + "x" * 20000, "B=1"]
+    case.file("hello_pie", exe([text(), load(0xFFFFB000, 0x1000, flags=flags, offset=0x1000)], size=0x2000))
+    res = case.run(None, path=hello, argv=[hello], env=env)
+    assert res.verdict.result == result, res.verdict
+    if result == "ok":
+        assert res.stack.envp[1].addr == 0xFFFFB001
+        assert res.mm.env_end == 0xFFFFB002
+        assert res.stack.esp == expected_esp(hello, [hello], env)
+    else:
+        assert res.verdict.errno == errno.EINVAL
     case.live()
 
 

@@ -82,8 +82,9 @@ def frame_counts(frames: str | None, ram: str | None, page_size: int, many: bool
 @click.option("--split-tlb", is_flag=True, help="Separate instruction and data TLBs (I vs L/S/M records).")
 @click.option("--asid", is_flag=True, help="ASID/PCID-tagged TLB entries survive context switches "
                                            "(without: flushed at every switch).")
-@click.option("--mmu", type=click.Choice(["i386", "pae", "x86-64", "custom"]), default="i386",
-              show_default=True, help="Paging geometry: walk levels and linear address width.")
+@click.option("--mmu", type=click.Choice(["i386", "pae", "x86-64", "custom"]), default="x86-64",
+              show_default=True, help="Paging geometry: walk levels and linear address width "
+                                      "(x86-64: what this machine's MMU walks for an i386 task).")
 @click.option("--bits", default=None, help="--mmu custom: the address split, e.g. 12,10,10.")
 @click.option("--walk-levels", type=int, default=None, help="Memory accesses of a page walk "
                                                             "(default: the --mmu's levels).")
@@ -112,8 +113,14 @@ def simulate_run(program, args, traces, trace_format, frames, ram, page_size, po
     from elfvm.mmu.geometry import GeometryError, get_geometry
     from elfvm.mmu.tlb import TlbError, tlb_geometry
 
-    if program is not None:
-        raise UsageError("running a PROGRAM is not supported yet; give memory traces with --trace FILE")
+    if program is not None:                     # program mode (issue 5): elfvm.emu
+        if traces:
+            raise UsageError("give either a PROGRAM or --trace FILE, not both")
+        from elfvm.emu.cli import simulate_program
+
+        sys.exit(simulate_program(program, args, frames=frames, ram=ram,
+                                  policy="fifo" if policy == "opt" else policy, mmu=mmu, shows=shows,
+                                  limit=limit, fmt=fmt, quiet=quiet))
     if not traces:
         raise UsageError("nothing to simulate: give --trace FILE (repeatable; '-' for stdin)")
     if sum(1 for t in traces if t == "-") > 1:

@@ -39,6 +39,7 @@ GDT_ENTRIES = 32
 # iret stub: mov ax,0x2b; mov ds,ax; mov es,ax; xor eax,eax; mov fs,ax; mov gs,ax; iret
 # (the data selector byte is patched per profile)
 _STUB = bytes.fromhex("66b82b00" "8ed8" "8ec0" "31c0" "8ee0" "8ee8" "cf")
+STUB_INSTRUCTIONS = 7            # executed once at CPL 0 before the first user instruction
 KERNEL_DS = 0x18                 # GDT entry 3, DPL 0: the stub's stack segment
 
 
@@ -85,34 +86,21 @@ class Segments:
 
 
 def _make_counter():
-    """A native UC_HOOK_CODE callback counting instructions into an int64[2] array
-    (count, limit); at the limit it calls uc_emu_stop. None without numba."""
+    """The native counting callback (elfvm.emu.counter), or None without numba."""
     try:
-        import numba
-        import numpy as np
-        from numba import types
-        from unicorn.unicorn_py3 import unicorn as U
+        from elfvm.emu.counter import count_cb
     except ImportError:          # pragma: no cover
         return None
-    stop = U.uclib.uc_emu_stop
-    stop.argtypes = [ctypes.c_void_p]
-    stop.restype = ctypes.c_int
-
-    @numba.cfunc(types.void(types.voidptr, types.uint64, types.uint32, types.voidptr), cache=True)
-    def count_cb(uch, addr, size, data):  # pragma: no cover - runs natively
-        a = numba.carray(data, 2, dtype=np.int64)
-        a[0] += 1
-        if a[0] == a[1]:
-            stop(uch)
-
     return count_cb
 
 
 class Cpu:
     """One Unicorn instance shared by all simulated processes (contexts are switched)."""
 
-    def __init__(self, segments: Segments):
+    def __init__(self, segments: Segments, cpu_model: int | None = None):
         self.uc = Uc(UC_ARCH_X86, UC_MODE_32)
+        if cpu_model is not None:
+            self.uc.ctl_set_cpu_model(cpu_model)
         self.uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
         self.seg = segments
         self.counter = None
@@ -127,7 +115,7 @@ class Cpu:
             import numpy as np
             from unicorn.unicorn_py3 import unicorn as U
 
-            self.count = np.array([0, count_limit or -1], dtype=np.int64)
+            self.count = np.zeros(1, dtype=np.int64)
             h = U.uc_hook_h()
             self._count_hook = (cb, h)
             err = U.uclib.uc_hook_add(self.uc._uch, ctypes.byref(h), UC_HOOK_CODE,
@@ -138,7 +126,7 @@ class Cpu:
 
     @property
     def instructions(self) -> int | None:
-        return int(self.count[0]) if self.count is not None else None
+        return max(int(self.count[0]) - STUB_INSTRUCTIONS, 0) if self.count is not None else None
 
     def flush_tlb(self) -> None:
         self.uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)

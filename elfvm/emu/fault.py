@@ -57,6 +57,24 @@ def fault_around_range(addr: int, vma_start: int, vma_end: int, ptrs_per_pte: in
     return (base + from_pte) << PAGE_SHIFT, (base + to_pte) << PAGE_SHIFT
 
 
+def whole_folios(first: int, last: int, vma_start: int, vma_end: int, vma_pgoff: int,
+                 ptrs_per_pte: int, folio_pages: int) -> tuple[int, int]:
+    """Linux 6.18 filemap_map_pages() maps each large folio it meets *entirely* ("map entire
+    large folio faultaround"), still within the VMA and the page table. Folios are naturally
+    aligned in the file; `folio_pages` is the page-cache folio size assumed (1: small pages)."""
+    if folio_pages <= 1:
+        return first, last
+    fstart = vma_pgoff >> PAGE_SHIFT                  # file page index of vma_start
+    def file_index(a: int) -> int:
+        return fstart + ((a - vma_start) >> PAGE_SHIFT)
+    lo_idx = file_index(first) - file_index(first) % folio_pages
+    hi_idx = file_index(last - PAGE_SIZE) - file_index(last - PAGE_SIZE) % folio_pages + folio_pages
+    lo = vma_start + ((lo_idx - fstart) << PAGE_SHIFT)
+    hi = vma_start + ((hi_idx - fstart) << PAGE_SHIFT)
+    table = (first >> PAGE_SHIFT) // ptrs_per_pte * ptrs_per_pte << PAGE_SHIFT
+    return max(lo, vma_start, table), min(hi, vma_end, table + (ptrs_per_pte << PAGE_SHIFT))
+
+
 def handle_mm_fault(*, anonymous: bool, shared: bool, vma_writable: bool, access: str,
                     pte_present: bool, pte_write: bool, pte_exclusive_anon: bool,
                     swapped: bool, model: str = "linux") -> FaultPlan:

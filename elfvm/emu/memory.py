@@ -105,10 +105,12 @@ class Frames:
             fi.used = self.seq
             fi.referenced = True
 
-    def victim(self) -> FrameInfo | None:
+    def victim(self, exclude=frozenset()) -> FrameInfo | None:
         """The frame the policy evicts (FIFO: loaded earliest; LRU: used least recently;
-        clock: second chance in frame order)."""
-        cands = [f for f in self.info.values() if not f.pinned]
+        clock: second chance in frame order). `exclude`: frames the current instruction is
+        using (the CPU holds them between its TLB fills, as a real MMU holds the pages of one
+        instruction)."""
+        cands = [f for f in self.info.values() if not f.pinned and f.addr not in exclude]
         if not cands:
             return None
         if self.policy == "lru":

@@ -19,7 +19,7 @@ from elfvm.elf.reader import (
     EM_386, EM_486, EM_X86_64, ET_DYN, ET_EXEC, ELF_MAGIC, PF_R, PF_W, PF_X, PT_GNU_STACK,
     PT_INTERP, PT_LOAD, ElfFile, Phdr, parse_ehdr, parse_phdrs,
 )
-from elfvm.kernel.exec import Bprm, copy_all_strings, do_open_execat, setup_arg_pages
+from elfvm.kernel.exec import MAX_ARG_STRLEN, Bprm, copy_all_strings, do_open_execat, setup_arg_pages
 from elfvm.kernel.mmap import (
     KernelRandom, arch_align_stack, arch_mmap_rnd, arch_pick_mmap_layout, arch_randomize_brk,
     randomize_stack_top,
@@ -122,6 +122,9 @@ class Loader:
         self.present: set[int] = set()
         self.notes: list[str] = []
         self.files: dict[str, ElfFile] = {}
+        self.zeroed: list[tuple[int, int, str, int]] = []     # padzero(): (start, end, file, offset)
+        self.string_area: tuple[int, bytes] = (0, b"")         # the argument strings as copied
+        self.strings_overlaid = False
         self.pending: ExecFailure | None = None     # an errno execve returns, found early
 
     # --- errors -----------------------------------------------------------------------
@@ -190,6 +193,8 @@ class Loader:
             f = self.files.get(v.file.path)
             if f is not None and file_off >= f.size:
                 return False
+            self.zeroed.append((address, page + PAGE_SIZE, v.file.path,
+                                v.pgoff + (address - v.start)))
         self.present.add(page)
         return True
 
@@ -362,23 +367,107 @@ class Loader:
             page += PAGE_SIZE
 
     def extend_stack(self, addr: int) -> None:
-        """find_extend_vma_locked() -> expand_downwards(): grow the stack VMA to cover addr."""
-        stack = next(v for v in self.mm.vmas if v.growsdown)
-        new_start = page_start(addr)
-        if new_start >= stack.start:
+        """find_extend_vma_locked(): addr must lie in a VMA, or just below a VM_GROWSDOWN one
+        that expand_downwards() may grow (mmap_min_addr, the guard gap below it, and
+        acct_stack_growth's RLIMIT_STACK); otherwise create_elf_tables() fails with EFAULT."""
+        addr = page_start(addr)
+        v = self.mm.find_vma(addr)
+        if v is not None and v.start <= addr:
             return
-        below = [v for v in self.mm.vmas if v.end <= stack.start and v is not stack]
-        prev = below[-1] if below else None
-        if prev is not None and (prev.end > new_start or (prev.prot and new_start - prev.end
-                                                          < self.mm.stack_guard_gap)):
-            raise self.kill(errno.EFAULT, "create_elf_tables",
-                            f"the stack cannot grow to {new_start:#x}: {prev.start:#x}-{prev.end:#x} "
-                            f"is within the stack guard gap")
-        if stack.end - new_start > self.req.rlimit_stack:
-            raise self.kill(errno.EFAULT, "create_elf_tables",
-                            f"the initial stack needs {stack.end - new_start:#x} bytes, over RLIMIT_STACK")
-        self.mm.replace(stack, Vma(new_start, stack.end, stack.prot, growsdown=True, kind="stack",
-                                   origin=stack.origin))
+        why = None
+        if v is None or not v.growsdown:
+            why = f"{addr:#x} is in no VMA and the VMA above it is not the stack"
+        elif addr < self.mm.effective_mmap_min_addr:
+            why = f"{addr:#x} is below mmap_min_addr"
+        else:
+            below = [p for p in self.mm.vmas if p.end <= v.start]
+            prev = below[-1] if below else None
+            if prev is not None and not prev.growsdown and prev.prot and \
+                    addr - prev.end < self.mm.stack_guard_gap:
+                why = (f"the stack cannot grow to {addr:#x}: {prev.start:#x}-{prev.end:#x} is "
+                       f"within the stack guard gap")
+            elif v.end - addr > self.req.rlimit_stack:
+                why = f"the initial stack needs {v.end - addr:#x} bytes, over RLIMIT_STACK"
+        if why:
+            raise self.kill(errno.EFAULT, "create_elf_tables", why)
+        self.mm.replace(v, Vma(addr, v.end, v.prot, growsdown=True, kind="stack", origin=v.origin))
+
+    # --- reading the new task's memory (what strnlen_user() sees) -----------------------
+    def read_user(self, addr: int) -> int | None:
+        """One byte of the new task's memory now, or None when reading it faults.
+
+        Stack pages hold the strings copied before the segments were mapped; a file page
+        holds the file's bytes (zeros past EOF in the last page, SIGBUS for a page wholly past
+        it; padzero()'s zeros); anonymous memory is zero; PROT_NONE and holes fault.
+        """
+        v = self.mm.vma_at(addr)
+        if v is None or not v.prot:
+            return None
+        if v.growsdown:
+            base, data = self.string_area
+            return data[addr - base] if base <= addr < base + len(data) else 0
+        if v.file is None:
+            return 0
+        f = self.files.get(v.file.path)
+        off = v.pgoff + (addr - v.start)
+        if f is None:
+            return 0
+        if off >= f.size:
+            return 0 if page_start(off) < f.size else None
+        if any(s <= addr < e and path == v.file.path and zoff == off - (addr - s)
+               for s, e, path, zoff in self.zeroed):
+            return 0
+        return f.data[off]
+
+    def strnlen_user(self, addr: int, count: int = MAX_ARG_STRLEN) -> int:
+        """lib/strnlen_user.c: length including the NUL; 0 on a fault; count + 1 if no NUL."""
+        for i in range(count):
+            b = self.read_user(addr + i)
+            if b is None:
+                return 0
+            if b == 0:
+                return i + 1
+        return count + 1
+
+    def read_cstring_user(self, addr: int) -> bytes:
+        out = bytearray()
+        while (b := self.read_user(addr + len(out))) and len(out) < MAX_ARG_STRLEN:
+            out.append(b)
+        return bytes(out)
+
+    def walk_strings(self, bprm: Bprm) -> tuple[list[int], list[int], int, int]:
+        """create_elf_tables(): the argv[] and envp[] pointers, arg_end and env_end come from
+        walking the strings from arg_start with strnlen_user(), not from where they were
+        copied.  They only differ when a segment was mapped over the strings (MAP_FIXED or a
+        bss); a string that is then unreadable or has no NUL within MAX_ARG_STRLEN is EINVAL."""
+        base = bprm.argv_addrs[0]
+        end = bprm.exec + len(bprm.filename) + 1
+        data = bytearray(end - base)
+        for a, s in bprm.strings:
+            if a >= base:
+                data[a - base:a - base + len(s)] = s
+        self.string_area = (base, bytes(data))
+        pages = range(page_start(base), end, PAGE_SIZE)
+        if all((v := self.mm.vma_at(pg)) is not None and v.growsdown for pg in pages):
+            return (bprm.argv_addrs, bprm.envp_addrs,
+                    bprm.envp_addrs[0] if bprm.envp_addrs else bprm.exec, bprm.exec)
+        self.strings_overlaid = True
+        self.notes.append("a segment was mapped over the argument strings: argv/envp point to "
+                          "what create_elf_tables() found there")
+        p = base
+        out: list[list[int]] = [[], []]
+        for which, n in ((0, bprm.argc), (1, bprm.envc)):
+            for _ in range(n):
+                out[which].append(p)
+                length = self.strnlen_user(p)
+                if not length or length > MAX_ARG_STRLEN:
+                    raise self.kill(errno.EINVAL, "create_elf_tables",
+                                    f"strnlen_user({p:#x}) failed: a segment mapped over the "
+                                    f"argument strings left no readable, NUL-terminated string")
+                p += length
+            if which == 0:
+                arg_end = p
+        return out[0], out[1], arg_end, p
 
 
 def resolve_in_root(root: str, path: str, depth: int = 0) -> str:
@@ -672,12 +761,18 @@ def create_elf_tables(ld: Loader, bprm: Bprm, result: ExecResult, main_file: Elf
     items = (bprm.argc + 1) + (bprm.envc + 1) + 1
     esp = (sp - 4 * items) & ~0xF
 
-    ld.extend_stack(esp)
     top = bprm.exec + len(bprm.filename) + 1 + profile.kernel_ptr_size
-    # The strings were written (get_arg_page) before the ELF segments were mapped; the tables now.
-    ld.write_stack(esp, top)
+    # The strings were written (get_arg_page) before the ELF segments were mapped; only what
+    # create_elf_tables() writes now must be writable: the platform string and the random
+    # bytes (copy_to_user), then, once find_extend_vma_locked() has grown the stack down to
+    # esp, argc, the argv/envp pointers and the auxv (put_user / copy_to_user).
+    ld.write_stack(u_platform, u_platform + len(platform))
+    ld.write_stack(u_rand_bytes, u_rand_bytes + 16)
+    ld.extend_stack(esp)
+    ld.write_stack(esp, esp + 4 * (items + ei_index))
+    argv_addrs, envp_addrs, arg_end, env_end = ld.walk_strings(bprm)
 
-    words = [bprm.argc] + bprm.argv_addrs + [0] + bprm.envp_addrs + [0]
+    words = [bprm.argc] + argv_addrs + [0] + envp_addrs + [0]
     for t, v in aux:
         words += [t, v & 0xFFFFFFFF]
     image = bytearray(top - esp)
@@ -688,22 +783,30 @@ def create_elf_tables(ld: Loader, bprm: Bprm, result: ExecResult, main_file: Elf
     put(esp, b"".join(w.to_bytes(4, "little") for w in words))
     put(u_rand_bytes, rand_bytes)
     put(u_platform, platform)
-    for addr, s in bprm.strings:
-        put(addr, s)
+    argv_values, envp_values = bprm.argv, bprm.envp
+    if argv_addrs == bprm.argv_addrs and envp_addrs == bprm.envp_addrs and not ld.strings_overlaid:
+        for addr, s in bprm.strings:
+            put(addr, s)
+    else:       # segments were mapped over the strings: show what the task now sees there
+        area = bprm.argv_addrs[0]
+        put(area, bytes(ld.read_user(a) or 0 for a in range(area, top)))
+        argv_values = [ld.read_cstring_user(a) for a in argv_addrs]
+        envp_values = [ld.read_cstring_user(a) for a in envp_addrs]
 
     mm.start_stack = esp
     mm.arg_start = bprm.argv_addrs[0]
-    mm.arg_end = mm.env_start = bprm.envp_addrs[0] if bprm.envp_addrs else bprm.exec
-    mm.env_end = bprm.exec
+    mm.arg_end = mm.env_start = arg_end
+    mm.env_end = env_end
     result.auxv = [AuxEntry(t, v & 0xFFFFFFFF) for t, v in aux]
-    stack_vma = next(v for v in mm.vmas if v.growsdown)
+    stacks = [v for v in mm.vmas if v.growsdown]
+    stack_vma = next((v for v in stacks if v.start <= esp < v.end), stacks[-1])
 
     def strings(addrs: list[int], values: list[bytes]) -> list[StackString]:
         return [StackString(a, s.decode("utf-8", "surrogateescape")) for a, s in zip(addrs, values)]
 
     result.stack = StackInfo(
         top=stack_vma.end, vma_start=stack_vma.start, esp=esp,
-        argv=strings(bprm.argv_addrs, bprm.argv), envp=strings(bprm.envp_addrs, bprm.envp),
+        argv=strings(argv_addrs, argv_values), envp=strings(envp_addrs, envp_values),
         execfn=StackString(bprm.exec, bprm.filename.decode("utf-8", "surrogateescape")),
         platform=StackString(u_platform, profile.platform), random_addr=u_rand_bytes,
         random_bytes=rand_bytes, auxv_addr=esp + 4 * (1 + len(bprm.argv_addrs) + 1 + len(bprm.envp_addrs) + 1),

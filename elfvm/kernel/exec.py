@@ -14,7 +14,7 @@ import stat
 from dataclasses import dataclass, field
 
 from elfvm.kernel.process import ExecFailure
-from elfvm.mm.vma import PAGE_MASK, PAGE_SIZE, page_start
+from elfvm.mm.vma import PAGE_MASK, PAGE_SIZE, page_align, page_start
 
 MAX_ARG_STRLEN = 32 * PAGE_SIZE          # one string, including its NUL
 ARG_MAX = 32 * PAGE_SIZE                 # the historical minimum room for all strings
@@ -32,6 +32,7 @@ class Bprm:
     rlim_stack: int
     p: int                                   # next free byte + 1 (strings grow down from here)
     argmin: int = 0
+    vm_end: int = 0                          # top of the temporary stack VMA the strings go into
     exec: int = 0                            # where the filename landed: AT_EXECFN
     strings: list[tuple[int, bytes]] = field(default_factory=list)   # (addr, bytes incl. NUL)
     argv_addrs: list[int] = field(default_factory=list)
@@ -100,6 +101,14 @@ def copy_string(bprm: Bprm, s: bytes, what: str) -> int:
         raise ExecFailure(errno.E2BIG, "copy_strings",
                           f"argument and environment strings exceed the {bprm.rlim_stack // 4}-byte "
                           f"share of RLIMIT_STACK (or 128 KiB)", False)
+    # get_arg_page() grows the temporary stack VMA down to each page it writes
+    # (expand_downwards -> acct_stack_growth): the VMA may not get larger than RLIMIT_STACK,
+    # and a NULL page makes copy_strings() fail with E2BIG.  This bites when RLIMIT_STACK is
+    # below the 128 KiB (ARG_MAX) that bprm_stack_limits() always allows.
+    if bprm.vm_end and bprm.vm_end - page_start(bprm.p) > bprm.rlim_stack:
+        raise ExecFailure(errno.E2BIG, "get_arg_page",
+                          f"the strings need a {bprm.vm_end - page_start(bprm.p):#x}-byte stack, over "
+                          f"RLIMIT_STACK ({bprm.rlim_stack:#x})", False)
     bprm.strings.append((bprm.p, s + b"\0"))
     return bprm.p
 
@@ -108,6 +117,7 @@ def copy_all_strings(bprm: Bprm, kernel_ptr_size: int) -> None:
     """do_execveat_common(): limits, filename, envp (last first), argv (last first), and an
     empty argv[0] when argv is empty."""
     bprm_stack_limits(bprm, kernel_ptr_size)
+    bprm.vm_end = page_align(bprm.p)
     bprm.exec = copy_string(bprm, bprm.filename, "the filename")
     bprm.envp_addrs = [copy_string(bprm, s, f"envp[{i}]") for i, s in reversed(list(enumerate(bprm.envp)))][::-1]
     bprm.argv_addrs = [copy_string(bprm, s, f"argv[{i}]") for i, s in reversed(list(enumerate(bprm.argv)))][::-1]

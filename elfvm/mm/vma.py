@@ -134,7 +134,11 @@ class Mm:
     mmap_base: int = 0
     mmap_legacy_base: int = 0
     legacy: bool = False
-    mmap_min_addr: int = PAGE_SIZE
+    mmap_min_addr: int = PAGE_SIZE            # vm.mmap_min_addr (dac_mmap_min_addr)
+    # CONFIG_LSM_MMAP_MIN_ADDR (x86 default 65536): with CONFIG_SECURITY the kernel's own
+    # mmap_min_addr is max(dac_mmap_min_addr, this) (security/min_addr.c). That value, not the
+    # sysctl, is where round_hint_to_min() raises low hints and vm_unmapped_area() stops.
+    lsm_mmap_min_addr: int = 65536
     stack_guard_gap: int = 256 * PAGE_SIZE
     may_map_low: bool = True
     vmas: list[Vma] = field(default_factory=list)
@@ -150,6 +154,11 @@ class Mm:
     env_start: int = 0
     env_end: int = 0
     _last_id: int = field(default=0, repr=False)
+
+    @property
+    def effective_mmap_min_addr(self) -> int:
+        """The kernel variable mmap_min_addr (update_mmap_min_addr())."""
+        return max(self.mmap_min_addr, self.lsm_mmap_min_addr)
 
     # --- lookup -------------------------------------------------------------------------
     def find_vma(self, addr: int) -> Vma | None:
@@ -238,14 +247,14 @@ class Mm:
     def unmapped_area_topdown(self, length: int, low: int, high: int) -> int | None:
         """vm_unmapped_area with VM_UNMAPPED_AREA_TOPDOWN: the highest fit below `high`."""
         best = None
-        for gs, ge in self._gaps(max(low, self.mmap_min_addr), high):
+        for gs, ge in self._gaps(max(low, self.effective_mmap_min_addr), high):
             if ge - gs >= length:
                 best = ge - length
         return best
 
     def unmapped_area(self, length: int, low: int, high: int) -> int | None:
         """vm_unmapped_area bottom-up: the lowest fit at or above `low`."""
-        for gs, ge in self._gaps(max(low, self.mmap_min_addr), high):
+        for gs, ge in self._gaps(max(low, self.effective_mmap_min_addr), high):
             if ge - gs >= length:
                 return gs
         return None
@@ -283,8 +292,8 @@ class Mm:
         length = page_align(length)
         if length == 0:
             raise MmError(errno.EINVAL, "zero-length mapping")
-        if not fixed and not noreplace and hint and hint < self.mmap_min_addr:
-            hint = page_align(self.mmap_min_addr)       # do_mmap: round_hint_to_min
+        if not fixed and not noreplace and hint and hint < self.effective_mmap_min_addr:
+            hint = page_align(self.effective_mmap_min_addr)     # do_mmap: round_hint_to_min
         if fixed or noreplace:
             addr = page_start(hint)
             if addr + length > self.task_size or length > self.task_size:

@@ -157,8 +157,9 @@ class PageIndex:
         self.page_proc[:len(pp)] = pp
         self.page_vpn[:len(pv)] = pv
 
-    def resolve(self, procs: np.ndarray, vpns: np.ndarray) -> np.ndarray:
-        ids = np.empty(len(vpns), dtype=np.int32)
+    def resolve(self, procs: np.ndarray, vpns: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Page ids (int32) of the references; `out`, if given, is a big enough array to reuse."""
+        ids = np.empty(len(vpns), dtype=np.int32) if out is None else out[:len(vpns)]
         i = 0
         while True:
             i = K.resolve(procs, vpns, ids, i, self.keys_proc, self.keys_vpn, self.vals,
@@ -321,6 +322,27 @@ def interleave(streams: Sequence[Iterable[tuple[np.ndarray, np.ndarray]]], quant
     cur, used = 0, 0
     parts_p, parts_v, parts_f, nout = [], [], [], 0
     while active:
+        if used == 0 and len(active) > 1 and all(bufs[q] is not None for q in active):
+            # whole rounds that every process's buffered references can fill: one numpy step
+            rounds = min(min((len(bufs[q][0]) - offs[q]) // quantum for q in active),
+                         (batch - nout) // (quantum * len(active)))
+            if rounds > 0:
+                order = active[cur:] + active[:cur]
+                span = rounds * quantum
+                vs = [bufs[q][0][offs[q]:offs[q] + span].reshape(rounds, 1, quantum) for q in order]
+                fs = [bufs[q][1][offs[q]:offs[q] + span].reshape(rounds, 1, quantum) for q in order]
+                ps = np.broadcast_to(np.array(order, dtype=np.int32).reshape(1, -1, 1),
+                                     (rounds, len(order), quantum))
+                parts_v.append(np.concatenate(vs, axis=1).reshape(-1))
+                parts_f.append(np.concatenate(fs, axis=1).reshape(-1))
+                parts_p.append(ps.reshape(-1))
+                nout += span * len(order)
+                for q in order:
+                    offs[q] += span
+                if nout == batch:
+                    yield np.concatenate(parts_p), np.concatenate(parts_v), np.concatenate(parts_f)
+                    parts_p, parts_v, parts_f, nout = [], [], [], 0
+                continue
         p = active[cur]
         buf = bufs[p]
         if buf is None or offs[p] >= len(buf[0]):
@@ -381,8 +403,9 @@ def run_machines(readers: Sequence[TraceReader], machines: Sequence[Machine], qu
                 m.run(ids[a:a + step], flags[a:a + step],
                       nexts[a:a + step] if m.cfg.policy == "opt" else EMPTY_NEXTS)
         return
+    out = np.empty(BATCH, dtype=np.int32)
     for procs, vpns, flags in batches:
-        ids = index.resolve(procs, vpns)
+        ids = index.resolve(procs, vpns, out if len(vpns) <= BATCH else None)
         for m in machines:
             m.run(ids, flags)
         progress()
@@ -392,7 +415,9 @@ def open_readers(paths: Sequence[str], fmt: str, cfg: SimConfig, max_addr: int,
                  skip_bad: bool) -> list[TraceReader]:
     if sum(1 for p in paths if p == "-") > 1:
         raise ValueError("stdin can be only one of the traces")
-    return [TraceReader(p, fmt, cfg.page_shift, max_addr, skip_bad=skip_bad) for p in paths]
+    # one trace: its batches are used one by one, so the reader may reuse its arrays
+    return [TraceReader(p, fmt, cfg.page_shift, max_addr, skip_bad=skip_bad,
+                        reuse=len(paths) == 1) for p in paths]
 
 
 def run_traces(paths: Sequence[str], cfg: SimConfig, *, fmt: str = "auto", quantum: int = 10000,

@@ -66,7 +66,7 @@ def _hex(buf, s, e, limit):
     nd = 0
     over = 0
     while s < e:
-        c = buf[s]
+        c = int(buf[s])
         if 48 <= c <= 57:
             d = c - 48
         elif 97 <= c <= 102:
@@ -90,7 +90,7 @@ def _dec(buf, s, e, limit):
     nd = 0
     over = 0
     while s < e:
-        c = buf[s]
+        c = int(buf[s])
         if c < 48 or c > 57:
             break
         if over == 0:
@@ -110,7 +110,7 @@ def _is_space(c):
 @njit
 def _record(buf, s, e, fmt, max_addr):
     """Parse one stripped, non-empty line: (why, addr, size, flags, skip)."""
-    c = buf[s]
+    c = int(buf[s])
     if fmt == 0:                                   # lackey
         if c == 61:                                # '=': "==pid== ..." valgrind's messages
             if s + 1 < e and buf[s + 1] == 61:
@@ -178,6 +178,65 @@ def _record(buf, s, e, fmt, max_addr):
 
 
 @njit
+def _lackey_fast(buf, i, n, max_addr):
+    """The common well-formed lackey line, in one forward pass: (next line, addr, size, flags),
+    or next line = -1 to leave the line to the careful path (which also explains errors)."""
+    while i < n and buf[i] == 32:
+        i += 1
+    if i >= n:
+        return -1, 0, 0, 0
+    c = int(buf[i])
+    if c == 73:
+        fl = 2
+    elif c == 76:
+        fl = 0
+    elif c == 83 or c == 77:
+        fl = 1
+    else:
+        return -1, 0, 0, 0
+    i += 1
+    if i >= n or buf[i] != 32:
+        return -1, 0, 0, 0
+    while i < n and buf[i] == 32:
+        i += 1
+    v = 0
+    nd = 0
+    while i < n:
+        c = int(buf[i])
+        if 48 <= c <= 57:
+            v = v * 16 + (c - 48)
+        elif 97 <= c <= 102:
+            v = v * 16 + (c - 87)
+        else:
+            break
+        nd += 1
+        i += 1
+    if nd == 0 or nd > 15 or i >= n or buf[i] != 44:
+        return -1, 0, 0, 0
+    i += 1
+    size = 0
+    nd = 0
+    while i < n:
+        c = int(buf[i])
+        if c < 48 or c > 57:
+            break
+        size = size * 10 + (c - 48)
+        nd += 1
+        i += 1
+    if nd == 0 or nd > 9:
+        return -1, 0, 0, 0
+    if i < n and buf[i] == 13:
+        i += 1
+    if i >= n or buf[i] != 10:
+        return -1, 0, 0, 0
+    if size == 0:
+        size = 1
+    if v + size - 1 > max_addr:
+        return -1, 0, 0, 0
+    return i + 1, v, size, fl
+
+
+@njit
 def parse_lines(buf, n, pos, final, fmt, shift, max_addr, skip_bad, out_vpn, out_flags, st):
     """Parse the lines of buf[pos:n] into (page, flags) references.
 
@@ -203,6 +262,26 @@ def parse_lines(buf, n, pos, final, fmt, shift, max_addr, skip_bad, out_vpn, out
     while i < n:
         if k >= cap:
             return i, k, 1
+        if fmt == 0:
+            nxt, addr, size, fl = _lackey_fast(buf, i, n, max_addr)
+            if nxt >= 0:
+                st[0] += 1
+                st[10] += 1
+                i = nxt
+                v = addr >> shift
+                last = (addr + size - 1) >> shift
+                while v <= last and k < cap:
+                    out_vpn[k] = v
+                    out_flags[k] = fl
+                    k += 1
+                    v += 1
+                if v <= last:
+                    st[1] = 1
+                    st[2] = v
+                    st[3] = last
+                    st[4] = fl
+                    return i, k, 1
+                continue
         j = i
         while j < n and buf[j] != 10:
             j += 1

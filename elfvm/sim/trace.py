@@ -14,7 +14,7 @@ import re
 import sys
 import zlib
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator
+from typing import Iterator
 
 import numpy as np
 
@@ -43,16 +43,6 @@ class BadLines:
     first_line: int
     first_reason: str
     first_text: str
-
-
-def _raw_chunks(f: BinaryIO, counter: list[int]) -> Iterator[bytes]:
-    read = getattr(f, "read1", f.read)
-    while True:
-        b = read(CHUNK)
-        if not b:
-            return
-        counter[0] += len(b)
-        yield b
 
 
 def _gunzip(chunks: Iterator[bytes], name: str) -> Iterator[bytes]:
@@ -106,37 +96,66 @@ def _unxz(chunks: Iterator[bytes], name: str) -> Iterator[bytes]:
         raise TraceError(f"{name}: xz data ends early (truncated file?)")
 
 
-def open_bytes(path: str) -> tuple[Iterator[bytes], str, list[int], int | None]:
-    """(text chunks, display name, [raw bytes read so far], raw size or None) for a path or '-'."""
-    counter = [0]
-    if path == "-":
-        f = sys.stdin.buffer
-        name, size = "<stdin>", None
-    else:
-        if not os.path.exists(path):
-            raise TraceError(f"--trace {path}: no such file")
-        if os.path.isdir(path):
-            raise TraceError(f"--trace {path}: is a directory")
-        try:
-            f = open(path, "rb")
-        except OSError as e:
-            raise TraceError(f"--trace {path}: {e.strerror}") from None
-        name, size = path, os.path.getsize(path)
-    raw = _raw_chunks(f, counter)
-    first = next(raw, b"")
-    chunks = itertools.chain([first] if first else [], raw)
-    if first.startswith(GZIP_MAGIC):
-        text = _gunzip(chunks, name)
-    elif first.startswith(XZ_MAGIC):
-        text = _unxz(chunks, name)
-    else:
-        text = chunks
-    return text, name, counter, size
+class ByteSource:
+    """The text of a trace, read straight into the caller's buffer (an uncompressed file or
+    stdin: no copy) or from a decompressor's chunks. `raw_read` counts the bytes of the file
+    itself (compressed or not), for the progress bar."""
+
+    def __init__(self, path: str):
+        if path == "-":
+            self.f, self.name, self.size = sys.stdin.buffer, "<stdin>", None
+            self._close = False
+        else:
+            if not os.path.exists(path):
+                raise TraceError(f"--trace {path}: no such file")
+            if os.path.isdir(path):
+                raise TraceError(f"--trace {path}: is a directory")
+            try:
+                self.f = open(path, "rb")
+            except OSError as e:
+                raise TraceError(f"--trace {path}: {e.strerror}") from None
+            self.name, self.size, self._close = path, os.path.getsize(path), True
+        self.raw_read = 0
+        first = self._read_raw()
+        self._pending, self._off = first, 0
+        self._chunks = None
+        if first.startswith(GZIP_MAGIC) or first.startswith(XZ_MAGIC):
+            raw = itertools.chain([first], iter(self._read_raw, b""))
+            self._chunks = (_gunzip if first.startswith(GZIP_MAGIC) else _unxz)(raw, self.name)
+            self._pending = b""
+
+    def _read_raw(self) -> bytes:
+        read = getattr(self.f, "read1", self.f.read)
+        b = read(CHUNK)
+        self.raw_read += len(b)
+        return b
+
+    def readinto(self, mv: memoryview) -> int:
+        """Fill the start of `mv`; 0 at the end of the text."""
+        while True:
+            if self._off < len(self._pending):
+                take = min(len(mv), len(self._pending) - self._off)
+                mv[:take] = self._pending[self._off:self._off + take]
+                self._off += take
+                return take
+            if self._chunks is None:
+                readinto = getattr(self.f, "readinto1", self.f.readinto)
+                n = readinto(mv)
+                self.raw_read += n or 0
+                return n or 0
+            nxt = next(self._chunks, None)
+            if nxt is None:
+                return 0
+            self._pending, self._off = nxt, 0
+
+    def close(self) -> None:
+        if self._close:
+            self.f.close()
 
 
 def sniff_format(sample: bytes) -> str:
     """lackey if the first line that says anything is a lackey record or a ==pid== line."""
-    for line in sample.split(b"\n")[:200]:
+    for line in sample[:1 << 16].split(b"\n")[:200]:
         s = line.strip()
         if not s or s.startswith(b"#"):
             continue
@@ -148,25 +167,27 @@ class TraceReader:
     """One trace as batches of (page numbers int64, flags uint8) references.
 
     `page_shift` turns addresses into page numbers; `max_addr` is the highest linear address the
-    MMU geometry can express (anything above is a malformed line).
+    MMU geometry can express (anything above is a malformed line). With `reuse` the batches are
+    views of the same two arrays: each must be used before the next is asked for.
     """
 
     def __init__(self, path: str, fmt: str, page_shift: int, max_addr: int, *,
-                 skip_bad: bool = False, batch: int = BATCH):
+                 skip_bad: bool = False, batch: int = BATCH, reuse: bool = False):
         self.path = path
-        self.text, self.name, self._raw, self.size = open_bytes(path)
-        self.requested_format = fmt
+        self.source = ByteSource(path)
+        self.name, self.size = self.source.name, self.source.size
         self.page_shift = page_shift
         self.max_addr = max_addr
         self.skip_bad = skip_bad
         self.batch = batch
+        self.reuse = reuse
         self.state = np.zeros(P.NST, dtype=np.int64)
         self.format: str | None = None if fmt == "auto" else fmt
         self.bad: BadLines | None = None
 
     @property
     def raw_bytes_read(self) -> int:
-        return self._raw[0]
+        return self.source.raw_read
 
     @property
     def lines(self) -> int:
@@ -176,9 +197,10 @@ class TraceReader:
     def records(self) -> int:
         return int(self.state[P.ST_RECORDS])
 
-    def _bad_line_text(self, buf: bytes) -> str:
+    def _bad_line_text(self, buf: np.ndarray) -> str:
         st = self.state
-        text = buf[st[P.ST_BAD_START]:st[P.ST_BAD_END]].rstrip(b"\r").decode("utf-8", "replace")
+        raw = bytes(buf[st[P.ST_BAD_START]:st[P.ST_BAD_END]]).rstrip(b"\r")
+        text = raw.decode("utf-8", "replace")
         return text if len(text) <= 60 else text[:57] + "..."
 
     def _reason(self) -> str:
@@ -189,31 +211,36 @@ class TraceReader:
         return reason
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        try:
+            yield from self._batches()
+        finally:
+            self.source.close()
+
+    def _batches(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         st = self.state
-        buf = b""
-        final = False
-        text = self.text
-        fmt_code = None
+        buf = np.empty(CHUNK, dtype=np.uint8)
+        have, final, fmt_code = 0, False, -1
+        out_v = np.empty(self.batch, dtype=np.int64)
+        out_f = np.empty(self.batch, dtype=np.uint8)
         while True:
-            if not final:
-                nxt = next(text, None)
-                if nxt is None:
+            mv = memoryview(buf)
+            while have < len(buf):
+                got = self.source.readinto(mv[have:])
+                if not got:
                     final = True
-                else:
-                    buf = buf + nxt if buf else nxt
-                    if len(buf) < 4096 and not final:
-                        continue              # a line needs to be whole: read a bit more
-            if fmt_code is None:
+                    break
+                have += got
+            if fmt_code < 0:
                 if self.format is None:
-                    self.format = sniff_format(buf)
+                    self.format = sniff_format(bytes(buf[:min(have, 1 << 16)]))
                 fmt_code = P.FMT_LACKEY if self.format == "lackey" else P.FMT_PLAIN
-            arr = np.frombuffer(buf, dtype=np.uint8)
             pos = 0
             while True:
-                out_v = np.empty(self.batch, dtype=np.int64)
-                out_f = np.empty(self.batch, dtype=np.uint8)
+                if not self.reuse:
+                    out_v = np.empty(self.batch, dtype=np.int64)
+                    out_f = np.empty(self.batch, dtype=np.uint8)
                 bad_before = st[P.ST_BAD]
-                pos, k, status = P.parse_lines(arr, len(arr), pos, 1 if final else 0, fmt_code,
+                pos, k, status = P.parse_lines(buf, have, pos, 1 if final else 0, fmt_code,
                                                self.page_shift, self.max_addr,
                                                1 if self.skip_bad else 0, out_v, out_f, st)
                 if bad_before == 0 and st[P.ST_BAD] > 0:
@@ -231,4 +258,11 @@ class TraceReader:
                                     self.bad.first_reason, self.bad.first_text)
             if final:
                 return
-            buf = buf[pos:]
+            left = have - pos
+            if left == len(buf):                     # one line longer than the buffer
+                bigger = np.empty(2 * len(buf), dtype=np.uint8)
+                bigger[:left] = buf
+                buf = bigger
+            elif left:
+                buf[:left] = buf[pos:have].copy()
+            have = left

@@ -1,0 +1,66 @@
+"""The program mode of `elfvm simulate-run PROGRAM [ARGS...]`, called by elfvm.commands.simulate_run.
+
+`simulate_program(...)` turns the command's options into RunOptions, runs the program, prints the
+report (table or JSON) and returns the exit code: the guest's exit status (128 + signal when it
+died of one), 5 when --max-instructions stopped it, 130 on Ctrl-C; 2 for bad input and 3/4 when
+execve would refuse the program (the layout verdict), raised as ElfvmError.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from elfvm.errors import UsageError
+
+
+def simulate_program(program: str, args=(), *, frames: str | None = None, ram: str | None = None,
+                     policy: str = "fifo", mmu: str = "x86-64", shows=(), limit: int = 50,
+                     fmt: str = "table", quiet: bool = False, fault_model: str = "linux",
+                     sysroot: str = "/", stdin: str | None = None, write_dir: str | None = None,
+                     max_instructions: int | None = None, env=(), seed: int | None = None,
+                     emit_trace: str | None = None) -> int:
+    from elfvm.emu.report import render_json, render_text
+    from elfvm.emu.run import RunOptions, run_program
+    from elfvm.units import parse_size
+
+    if emit_trace:
+        raise UsageError("--emit-trace is not implemented yet in program mode")
+    try:
+        ram_bytes = parse_size(ram) if ram else 256 << 20
+    except ValueError as e:
+        raise UsageError(f"--ram {ram!r}: {e}") from None
+    nframes = None
+    if frames:
+        try:
+            nframes = int(str(frames), 0)
+        except ValueError:
+            raise UsageError(f"--frames {frames!r}: one number in program mode") from None
+    data = b""
+    if stdin:
+        try:
+            with open(stdin, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise UsageError(f"--stdin {stdin}: {e.strerror}") from None
+    live = not quiet and fmt != "json"
+
+    def echo(is_err: bool, chunk: bytes) -> None:
+        stream = sys.stderr if is_err else sys.stdout
+        stream.buffer.write(chunk)
+        stream.flush()
+
+    opts = RunOptions(program, tuple(args), tuple(env), sysroot=sysroot, ram=ram_bytes, frames=nframes,
+                      policy=policy, fault_model=fault_model, mmu=mmu, stdin=data, write_dir=write_dir,
+                      max_instructions=max_instructions, seed=seed, echo=echo if live else None)
+    report = run_program(opts)
+    if fmt == "json":
+        click.echo(render_json(report))
+    else:
+        click.echo(render_text(report, tuple(shows), limit), err=False)
+    if report.stop_reason == "max-instructions":
+        click.echo(f"elfvm: {program}: stopped after --max-instructions {max_instructions}", err=True)
+    if report.stop_reason == "interrupted":
+        return 130
+    return report.exit_code

@@ -1,0 +1,10 @@
+"""The trace engine of `simulate-run`: demand paging, frames, swap, TLB and replacement policies.
+
+* `trace`  -- reading lackey/plain traces (files, stdin, .gz/.xz) into batches of references;
+* `parse`  -- the compiled line parser (the record -> page-reference contract);
+* `kernel` -- the compiled reference loop: page index, TLB, frames, fifo/lru/clock/opt;
+* `engine` -- the state around it, streaming several traces round-robin, `--compare`, and
+  `PagingModel` for references one at a time from a running program.
+
+numpy and numba come with the `sim` extra; the kernels run as plain Python without numba.
+"""

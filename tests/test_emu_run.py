@@ -1,0 +1,183 @@
+"""Program mode of simulate-run (issue 5): real i386 programs on Unicorn with lazy faults."""
+
+import json
+import os
+import struct
+
+import pytest
+
+from conftest import fixture_path
+
+pytest.importorskip("unicorn")
+
+from elfvm.emu import ProgramRejected, RunOptions, run_program  # noqa: E402
+from elfvm.emu.fault import fault_around_range, handle_mm_fault  # noqa: E402
+
+BASE = 0x08048000
+
+
+def crafted_elf(tmp_path, code: bytes, data: bytes = b"", name: str = "prog") -> str:
+    """An ET_EXEC with one R+X PT_LOAD (header + code + data) at 0x08048000, entry at the code.
+    `code` may use DATA (the address of `data`) through the {data} placeholder of pack_code."""
+    ident = b"\x7fELF" + bytes([1, 1, 1, 0]) + bytes(8)
+    entry = BASE + 84
+    size = 84 + len(code) + len(data)
+    ehdr = ident + struct.pack("<HHIIIIIHHHHHH", 2, 3, 1, entry, 52, 0, 0, 52, 32, 1, 0, 0, 0)
+    phdr = struct.pack("<IIIIIIII", 1, 0, BASE, BASE, size, size, 5, 0x1000)
+    p = tmp_path / name
+    p.write_bytes(ehdr + phdr + code + data)
+    p.chmod(0o755)
+    return str(p)
+
+
+def mov(reg: str, imm: int) -> bytes:
+    return bytes([{"eax": 0xB8, "ecx": 0xB9, "edx": 0xBA, "ebx": 0xBB}[reg]]) + struct.pack("<I", imm)
+
+
+INT80 = b"\xcd\x80"
+
+
+# ---------------------------------------------------------------- the fault rules, by hand
+def test_fault_around_window_is_aligned_and_clipped():
+    # 16-page aligned window around 0x08052000 inside a big VMA
+    assert fault_around_range(0x08052000, 0x08049000, 0x08100000, 512) == (0x08050000, 0x08060000)
+    # clipped to the VMA start and end
+    assert fault_around_range(0x0804A000, 0x08049000, 0x0804C000, 512) == (0x08049000, 0x0804C000)
+    # clipped to the page table (512 PTEs = 2 MiB on x86-64): window never crosses 0x08200000
+    assert fault_around_range(0x081FF000, 0x08000000, 0x08400000, 512) == (0x081F0000, 0x08200000)
+
+
+@pytest.mark.parametrize("kw,handler,kind", [
+    (dict(anonymous=True, shared=False, access="r"), "do_anonymous_page", "zero-page"),
+    (dict(anonymous=True, shared=False, access="w"), "do_anonymous_page", "first-touch"),
+    (dict(anonymous=False, shared=False, access="r"), "do_read_fault", "file"),
+    (dict(anonymous=False, shared=False, access="w"), "do_cow_fault", "cow"),
+    (dict(anonymous=False, shared=False, access="w", pte_present=True), "wp_page_copy", "cow"),
+    (dict(anonymous=True, shared=False, access="w", pte_present=True, pte_exclusive_anon=True),
+     "wp_page_reuse", "cow"),
+])
+def test_handler_choice(kw, handler, kind):
+    args = dict(vma_writable=True, pte_present=False, pte_write=False, pte_exclusive_anon=False,
+                swapped=False)
+    args.update(kw)
+    plan = handle_mm_fault(**args)
+    assert (plan.handler, plan.kind) == (handler, kind)
+
+
+# ---------------------------------------------------------------- runs
+def test_hello_static_runs_to_exit():
+    r = run_program(RunOptions(fixture_path("hello_static")))
+    assert r.stdout == b"hello, world\n"
+    assert r.exit_status == 0
+    names = {s["name"] for s in r.syscalls}
+    assert {"write", "brk", "set_thread_area", "exit_group"} <= names
+    assert r.instructions is None or r.instructions > 1000
+    assert "[heap]" in r.maps_text            # brk grew the heap
+
+
+def test_tiny_fault_count_by_hand():
+    """tiny: the .data page is present at exec (padzero cleared its bss tail), so the only fault
+    is the first instruction fetch of the text page (a file read fault)."""
+    for model in ("linux", "simple"):
+        r = run_program(RunOptions(fixture_path("tiny"), fault_model=model))
+        assert r.exit_status == 42
+        assert r.page_faults == 1
+        assert r.faults_by_kind["file"] == 1
+
+
+def test_zero_page_then_cow_by_hand(tmp_path):
+    """Read then write one untouched page of a big anonymous mapping: linux counts the zero-page
+    read fault and the write fault (2); the textbook counts one first touch."""
+    code = (mov("eax", 192) + mov("ebx", 0) + mov("ecx", 1 << 20) + mov("edx", 3) +
+            bytes([0xBE]) + struct.pack("<I", 0x22) + bytes([0xBF]) + struct.pack("<I", 0xFFFFFFFF) +
+            bytes([0xBD]) + struct.pack("<I", 0) + INT80 +          # mmap2(0, 1M, RW, PRIVATE|ANON)
+            b"\x8b\x18" +                                               # mov ebx, [eax]
+            b"\x89\x18" +                                               # mov [eax], ebx
+            mov("eax", 1) + mov("ebx", 7) + INT80)
+    prog = crafted_elf(tmp_path, code)
+    linux = run_program(RunOptions(prog))
+    simple = run_program(RunOptions(prog, fault_model="simple"))
+    assert linux.exit_status == simple.exit_status == 7
+    # text page + zero-page read + cow on write
+    assert (linux.faults_by_kind["file"], linux.faults_by_kind["zero-page"], linux.faults_by_kind["cow"]) == (1, 1, 1)
+    assert linux.page_faults == 3
+    assert simple.page_faults == 2
+
+
+def test_hello_pie_dynamic_with_ld_so(needs_interp):
+    r = run_program(RunOptions(fixture_path("hello_pie")))
+    assert r.stdout == b"hello, world\n" and r.exit_status == 0
+    names = {s["name"] for s in r.syscalls}
+    assert {"openat", "mmap2", "mprotect"} <= names
+    assert "libc.so.6" in r.maps_text
+
+
+def test_touch_fork_cow(needs_interp):
+    r = run_program(RunOptions(fixture_path("touch")))
+    assert r.exit_status == 0
+    assert r.stdout.startswith(b"touch: 256 pages written, sum 1920, parent sees 1")
+    assert len(r.processes) == 2
+    child = r.processes[1]
+    assert child.exit_status == 0 and child.faults_by_kind["cow"] >= 1
+    assert r.faults_by_kind["first-touch"] >= 256          # one write fault per malloc'd page
+
+
+def test_segfault_on_read_only_page(tmp_path):
+    code = mov("eax", 1) + b"\xa3" + struct.pack("<I", BASE) + INT80   # mov [BASE], eax: text is r-x
+    r = run_program(RunOptions(crafted_elf(tmp_path, code)))
+    assert r.exit_status == 139
+    assert r.death["signal"] == "SIGSEGV"
+    assert r.death["address"] == BASE and r.death["access"] == "w"
+    assert "r-x" in r.death["reason"]
+
+
+def test_guest_cannot_write_host_file(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"original\n")
+    path = str(victim).encode() + b"\0"
+    msg = b"overwritten\n"
+    code_len = 50
+    data_addr = BASE + 84 + code_len
+    code = (mov("eax", 5) + mov("ebx", data_addr) + mov("ecx", 0o1101) + mov("edx", 0o644) + INT80 +
+            b"\x89\xc3" + mov("eax", 4) + mov("ecx", data_addr + len(path)) + mov("edx", len(msg)) + INT80 +
+            mov("eax", 1) + b"\x31\xdb" + INT80)
+    assert len(code) == code_len
+    r = run_program(RunOptions(crafted_elf(tmp_path, code, path + msg)))
+    assert r.exit_status == 0
+    assert {"open", "write"} <= {s["name"] for s in r.syscalls}
+    assert victim.read_bytes() == b"original\n"
+
+
+def test_bad_program_gets_the_layout_verdict(tmp_path):
+    bad = tmp_path / "notelf"
+    bad.write_bytes(b"\x7fELX" + bytes(200))
+    bad.chmod(0o755)
+    with pytest.raises(ProgramRejected) as e:
+        run_program(RunOptions(str(bad)))
+    assert e.value.exit_code == 3 and "ENOEXEC" in e.value.message
+
+
+def test_max_instructions_stops_with_exit_5():
+    r = run_program(RunOptions(fixture_path("hello_static"), max_instructions=2000))
+    assert r.stop_reason == "max-instructions"
+    assert r.exit_code == 5
+
+
+def test_json_keys():
+    from elfvm.emu.report import render_json
+
+    d = json.loads(render_json(run_program(RunOptions(fixture_path("hello_static")))))
+    for key in ("references", "pages_touched", "page_faults", "faults_by_kind", "evictions",
+                "dirty_evictions", "swap_ins", "tlb", "effective_access_ns", "pages", "frames",
+                "processes", "guest", "maps"):
+        assert key in d
+    assert set(d["guest"]) == {"stdout", "stderr", "exit_status", "instructions", "syscalls"}
+    assert d["guest"]["stdout"] == "hello, world\n"
+    assert set(d["maps"][0]) >= {"start", "end", "perms", "offset", "name"}
+
+
+def test_small_memory_evicts_and_swaps_in(needs_interp):
+    r = run_program(RunOptions(fixture_path("touch"), frames=64, policy="fifo"))
+    assert r.exit_status == 0
+    assert r.evictions > 0 and r.dirty_evictions > 0 and r.swap_ins > 0
+    assert r.stdout.startswith(b"touch: 256 pages written, sum 1920")

@@ -1,0 +1,43 @@
+"""`PagingModel`: the same engine fed one reference at a time, as the emulator will feed it."""
+
+from elfvm.mmu.tlb import tlb_geometry
+from elfvm.sim.engine import PagingModel, SimConfig
+from simhelp import plain_pages, run, write
+
+
+def test_one_at_a_time_equals_the_trace_run(tmp_path):
+    pages = [1, 2, 3, 4, 1, 2, 5, 1, 2, 3, 4, 5]
+    writes = {0, 6}
+    m = PagingModel(SimConfig("fifo", 3, 1, tlb_geometry(4)), kinds=("first-touch", "swap-in"))
+    got = [m.access(0, p, write=i in writes) for i, p in enumerate(pages)]
+    total, _ = m.stats()
+    trace = run(write(tmp_path, "t.txt", plain_pages(pages, writes)), "fifo", 3, tlb=4).total
+    assert total.faults_by_kind == trace.faults_by_kind
+    assert (total.evictions, total.dirty_evictions, total.tlb) == (
+        trace.evictions, trace.dirty_evictions, trace.tlb)
+    assert total.pages == trace.pages and total.frames == trace.frames
+    assert [a.fault for a in got[:4]] == ["first-touch"] * 3 + ["first-touch"]
+    assert got[3].evicted == (0, 1) and got[3].written_back      # page 1 was written
+    assert got[4].fault == "swap-in" and got[4].evicted == (0, 2)
+    assert not got[4].written_back
+    assert got[5].frame == 2
+    assert [a.tlb_hit for a in got[:6]] == [False] * 6
+
+
+def test_program_fault_kinds_unmap_and_cow():
+    m = PagingModel(SimConfig("lru", 2, 4096, tlb_geometry(8)))
+    a = m.access(0, 0x8049, instr=True, fault_kind="file")
+    b = m.access(0, 0xFFFFD, write=True, fault_kind="stack-growth")
+    assert (a.fault, b.fault) == ("file", "stack-growth")
+    assert m.access(0, 0x8049, instr=True).tlb_hit
+    m.count_fault(0, "cow")                                       # resolved by the caller
+    assert m.unmap(0, 0xFFFFD) == 1                               # frame 1 back to the free list
+    c = m.access(0, 0x804A, fault_kind="zero-page")
+    assert c.frame == 1 and c.evicted is None
+    d = m.access(0, 0x804B)                                       # memory full: LRU evicts
+    assert d.evicted == (0, 0x8049) and d.fault == "first-touch"
+    total, per = m.stats()
+    assert total.faults_by_kind == {"first-touch": 1, "zero-page": 1, "file": 1, "cow": 1,
+                                    "stack-growth": 1, "swap-in": 0}
+    assert total.page_faults == 5 and total.pages_touched == 4
+    assert per[0].page_faults == 5
