@@ -12,8 +12,12 @@ case:
   whole /proc/PID/maps, the auxv, esp, eip and the /proc/PID/stat mm fields must be equal
   (tests/livecmp.py).  ASLR is off on both sides, so every case is deterministic.
 
-Each case is its own test (`-k "fuzz_case and 123"` replays one); the mutations are derived from
-FUZZ_SEED and the case number only.  About 400 cases take ~15 s here.
+A second family, test_fuzz_crafted_case, builds random programs from scratch (tests/elfcraft.py)
+with random argv/env, RLIMIT_STACK, ADDR_LIMIT_3GB and the legacy layout, compared the same way.
+
+Each case is its own test (`-k "fuzz_case and 123"` replays one); everything is derived from
+FUZZ_SEED and the case number only.  The 400 mutated + 200 crafted cases take ~20 s here;
+ELFVM_FUZZ_SEED / ELFVM_FUZZ_CASES / ELFVM_FUZZ_CRAFTED explore further.
 """
 
 from __future__ import annotations
@@ -36,7 +40,6 @@ from elfvm.kernel.process import ExecResult
 
 pytestmark = pytest.mark.oracle
 
-# ELFVM_FUZZ_SEED / ELFVM_FUZZ_CASES explore further (e.g. ELFVM_FUZZ_CASES=5000).
 FUZZ_SEED = int(os.environ.get("ELFVM_FUZZ_SEED", "20261126"))
 N_CASES = int(os.environ.get("ELFVM_FUZZ_CASES", "400"))
 ROOT = Path(__file__).resolve().parent.parent

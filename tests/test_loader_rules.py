@@ -406,6 +406,20 @@ def test_r1_8_split_pieces_do_not_rejoin(case):
     case.live()
 
 
+# --- R1.10 mm bookkeeping ------------------------------------------------------------------
+
+def test_r1_10_start_data_is_the_highest_p_vaddr(case):
+    res = case.run(exe([load(0x0804A000, 0x100, 0x2000, R | W, offset=0x1000),
+                        load(TEXT, 0x200, flags=R | X, offset=0),
+                        load(0x08050000, 0x300, flags=R, offset=0x2000)]))
+    ok(res)
+    mm = res.mm
+    assert (mm.start_code, mm.end_code) == (TEXT, TEXT + 0x200)          # PF_X segments only
+    assert (mm.start_data, mm.end_data) == (0x08050000, 0x08050300)      # max, not min
+    assert mm.start_brk == 0x08051000
+    case.live()
+
+
 # --- R2.1 ET_EXEC --------------------------------------------------------------------------
 
 def test_r2_1_exec_is_fixed_and_order_free(case):
