@@ -634,7 +634,16 @@ class LiveProcess:
         fmt = "<I" if w == 4 else "<Q"
 
         def word(i: int) -> int:
-            return struct.unpack_from(fmt, data, i * w)[0]
+            if (i + 1) * w <= len(data):
+                return struct.unpack_from(fmt, data, i * w)[0]
+            # The tables may run past the VMA holding esp (a segment mapped right above it).
+            try:
+                raw = self.read_mem(esp + i * w, w)
+            except OSError as e:
+                raise LiveOracleError(f"initial stack unreadable at {esp + i * w:#x}: {e}") from None
+            if len(raw) != w:
+                raise LiveOracleError(f"initial stack unreadable at {esp + i * w:#x}")
+            return struct.unpack(fmt, raw)[0]
 
         def string(addr: int) -> str:
             off = addr - esp
