@@ -75,7 +75,7 @@ def expand_stack(mm: MmView, vma: Vma, addr: int) -> str | None:
     else why not."""
     new_start = addr & ~(PAGE - 1)
     if new_start < mm.mmap_min_addr:
-        return f"{new_start:#x} is below vm.mmap_min_addr"
+        return f"{new_start:#x} is below mmap_min_addr (max of vm.mmap_min_addr and CONFIG_LSM_MMAP_MIN_ADDR)"
     size = vma.end - new_start
     if size > mm.rlimit_stack:
         return (f"growing the stack to {new_start:#x} makes it {size:#x} bytes, more than "

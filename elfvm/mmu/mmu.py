@@ -158,7 +158,8 @@ class AddressSpace:
             sizes = {p: f.size for p, f in exec_result.files.items()}
         self.mmview = F.MmView(vmas, self.task_size, rlimit_stack=rlimit_stack,
                                stack_guard_gap=profile.stack_guard_gap,
-                               mmap_min_addr=profile.host.mmap_min_addr, file_sizes=sizes)
+                               mmap_min_addr=(self.mm.effective_mmap_min_addr if self.mm is not None
+                                              else profile.host.mmap_min_addr), file_sizes=sizes)
         regs = entry_registers(profile.name)
         self.seg = Segmentation(linux_gdt(profile.name), None, regs)
         self._tlb: dict[tuple[str, int], dict[int, int]] = {}
