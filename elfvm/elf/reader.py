@@ -13,6 +13,7 @@ only when a renderer asks for them.
 
 from __future__ import annotations
 
+import mmap
 import os
 from dataclasses import dataclass
 from functools import cached_property
@@ -155,7 +156,9 @@ class ElfFile:
     def __init__(self, path: str):
         self.path = path
         with open(path, "rb") as f:
-            self.data = f.read()
+            # mmap, not read(): a multi-gigabyte file costs nothing until a page is looked at.
+            size = os.fstat(f.fileno()).st_size
+            self.data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
         self.size = len(self.data)
         st = os.stat(path)
         self.st_dev, self.st_ino, self.st_mode = st.st_dev, st.st_ino, st.st_mode
@@ -179,7 +182,7 @@ class ElfFile:
         from elftools.elf.elffile import ELFFile
 
         try:
-            return ELFFile(io.BytesIO(self.data))
+            return ELFFile(io.BytesIO(self.data[:]))
         except Exception:      # garbage that the kernel accepts need not parse as a whole file
             return None
 
