@@ -57,7 +57,7 @@ def translate(addresses, elf, pid, mmu, bits, ram, access, cpl, profile_name, sp
     from elfvm.kernel.profile import make_profile
     from elfvm.mmu import InputFailure, TranslateError, open_address_space, translate_all
     from elfvm.mmu.render import render_json, render_table
-    from elfvm.phys import parse_size
+    from elfvm.units import parse_size
 
     texts = list(addresses)
     if addr_file:

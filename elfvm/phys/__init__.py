@@ -6,7 +6,8 @@ keep for themselves (see `frames.x86_reserved_ranges`).
 """
 
 from elfvm.phys.frames import FrameAllocator, OutOfMemory, Reserved, Zone, x86_reserved_ranges
-from elfvm.phys.memory import PhysicalMemory, PhysicalAccessError, parse_size
+from elfvm.phys.memory import PhysicalMemory, PhysicalAccessError
+from elfvm.units import parse_size
 
 __all__ = ["PhysicalMemory", "PhysicalAccessError", "FrameAllocator", "OutOfMemory", "Reserved",
            "Zone", "x86_reserved_ranges", "parse_size"]

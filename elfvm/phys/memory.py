@@ -7,23 +7,8 @@ hit a PCI hole or nothing at all).
 
 from __future__ import annotations
 
-import re
-
 CHUNK_SHIFT = 12
 CHUNK = 1 << CHUNK_SHIFT
-
-_UNITS = {"": 1, "B": 1, "K": 1 << 10, "KB": 1 << 10, "KIB": 1 << 10, "M": 1 << 20, "MB": 1 << 20,
-          "MIB": 1 << 20, "G": 1 << 30, "GB": 1 << 30, "GIB": 1 << 30, "T": 1 << 40, "TB": 1 << 40,
-          "TIB": 1 << 40}
-
-
-def parse_size(text: str) -> int:
-    """'256M', '1G', '512MiB', '0x10000000', '4096' -> bytes (binary units, as the kernel's
-    memparse() reads mem=)."""
-    m = re.fullmatch(r"\s*(0[xX][0-9a-fA-F]+|\d+)\s*([A-Za-z]*)\s*", text)
-    if not m or m.group(2).upper() not in _UNITS:
-        raise ValueError(f"not a size: {text!r} (use e.g. 256M, 1G, 0x10000000)")
-    return int(m.group(1), 0) * _UNITS[m.group(2).upper()]
 
 
 class PhysicalAccessError(Exception):
