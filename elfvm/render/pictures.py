@@ -75,3 +75,53 @@ def write_walk_svg(space, translations, path: str) -> None:
         from elfvm.errors import UsageError
 
         raise UsageError(f"--svg {path}: {e.strerror}") from None
+
+
+# --- simulate-run ---------------------------------------------------------------------------
+
+def _save_svg(svg: str, path: str) -> None:
+    try:
+        with open(path, "w") as f:
+            f.write(svg)
+    except OSError as e:
+        from elfvm.errors import UsageError
+
+        raise UsageError(f"--svg {path}: {e.strerror}") from None
+
+
+def write_simulate_svg(result, path: str, mmu_name: str) -> None:
+    """`simulate-run --trace ... --svg`: the frame table over time, the page faults and the TLB
+    hit ratio over the run, from the timeline the engine sampled (`run_traces(timeline_bins=)`)."""
+    import os
+
+    from elfvm.render.simulate import describe_config
+    from elfvm.render.svg_sim import timeline_svg
+
+    tl = result.timeline
+    if tl is None:
+        raise ValueError("the run has no timeline: run_traces(..., timeline_bins=N)")
+    t = result.total
+    kinds = ", ".join(f"{n} {k}" for k, n in t.faults_by_kind.items() if n)
+    summary = (f"{t.references} references, {t.pages_touched} pages touched, {t.page_faults} page "
+               f"faults" + (f" ({kinds})" if kinds else "") + f", {t.evictions} evictions "
+               f"({t.dirty_evictions} dirty)")
+    if len(result.names) > 1:
+        summary += f", {t.context_switches} context switches"
+    names = [os.path.basename(n) if n != "-" else "stdin" for n in result.names]
+    title = f"simulate-run: {result.config.policy} with {result.config.frames} frames, " + \
+        (names[0] if len(names) == 1 else f"{len(names)} processes")
+    svg = timeline_svg(tl, title=title, subtitle=describe_config(result, mmu_name), summary=summary,
+                       processes=names, hit_ratio=t.tlb.hit_ratio, eat_ns=t.effective_access_ns,
+                       tlb_entries=result.config.tlb.entries)
+    _save_svg(svg, path)
+
+
+def write_compare_svg(result, path: str) -> None:
+    """`simulate-run --compare ... --svg`: faults against memory size, one line per policy."""
+    from elfvm.render.svg_sim import compare_svg
+
+    svg = compare_svg(policies=result.policies, frames=result.frames, faults=result.faults,
+                      belady=result.belady, references=result.references,
+                      pages_touched=result.pages_touched,
+                      title="simulate-run --compare: the fault curve of each policy")
+    _save_svg(svg, path)
