@@ -6,7 +6,8 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures" / "bin"
 FIXTURE_NAMES = ["hello_pie", "hello_nopie", "hello_static", "hello_staticpie", "bigbss", "tiny",
-                 "hello_execstack", "hello_align2m", "vars", "vars_pie", "touch"]
+                 "hello_execstack", "hello_align2m", "vars", "vars_pie", "touch",
+                 "lazy", "stackgrow", "mallocs", "shmem", "segv", "sortlines"]
 
 
 def fixture_path(name: str) -> str:

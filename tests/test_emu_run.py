@@ -117,8 +117,8 @@ def test_touch_fork_cow(needs_interp):
     assert r.exit_status == 0
     assert r.stdout.startswith(b"touch: 256 pages written, sum 1920, parent sees 1")
     assert len(r.processes) == 2
-    child = r.processes[1]
-    assert child.exit_status == 0 and child.faults_by_kind["cow"] >= 1
+    child, child_stats = r.processes[1], r.process_stats[1]
+    assert child["exit_status"] == 0 and child_stats.faults_by_kind["cow"] >= 1
     assert r.faults_by_kind["first-touch"] >= 256          # one write fault per malloc'd page
 
 
@@ -163,17 +163,23 @@ def test_max_instructions_stops_with_exit_5():
     assert r.exit_code == 5
 
 
-def test_json_keys():
+def test_json_keys_exactly_trace_mode_plus_guest_and_maps():
     from elfvm.emu.report import render_json
+    from elfvm.kernel.binfmt_elf import ExecRequest, execve
+    from elfvm.render.layout import to_json as layout_json
 
     d = json.loads(render_json(run_program(RunOptions(fixture_path("hello_static")))))
-    for key in ("references", "pages_touched", "page_faults", "faults_by_kind", "evictions",
-                "dirty_evictions", "swap_ins", "tlb", "effective_access_ns", "pages", "frames",
-                "processes", "guest", "maps"):
-        assert key in d
+    trace_keys = ["references", "pages_touched", "page_faults", "faults_by_kind", "evictions",
+                  "dirty_evictions", "swap_ins", "tlb", "effective_access_ns", "pages", "frames"]
+    assert list(d) == trace_keys + ["processes", "guest", "maps"]
+    assert list(d["processes"][0]) == trace_keys
     assert set(d["guest"]) == {"stdout", "stderr", "exit_status", "instructions", "syscalls"}
     assert d["guest"]["stdout"] == "hello, world\n"
-    assert set(d["maps"][0]) >= {"start", "end", "perms", "offset", "name"}
+    layout = layout_json(execve(ExecRequest(fixture_path("hello_static"), ["x"], [])))
+    assert list(d["maps"][0]) == list(layout["vmas"][0])
+    # the default mode sees TLB fills, not references: no invented TLB figures
+    assert d["references"] is None and d["effective_access_ns"] is None
+    assert d["tlb"] == {"hits": None, "misses": None, "hit_ratio": None}
 
 
 def test_small_memory_evicts_and_swaps_in(needs_interp):

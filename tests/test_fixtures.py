@@ -18,7 +18,9 @@ FIXTURES = [
     "hello_pie", "hello_nopie", "hello_static", "hello_staticpie",
     "hello_execstack", "hello_align2m", "bigbss", "tiny", "vars",
     "vars_pie", "touch",
+    "lazy", "stackgrow", "mallocs", "shmem", "segv", "sortlines",
 ]
+LECTURE = ["lazy", "stackgrow", "mallocs", "shmem", "segv", "sortlines"]
 
 
 def segments(elf, p_type):
@@ -68,7 +70,7 @@ def test_nopie_is_exec_with_interp(elf, name):
     assert len(segments(e, "PT_INTERP")) == 1
 
 
-@pytest.mark.parametrize("name", ["hello_static", "tiny"])
+@pytest.mark.parametrize("name", ["hello_static", "tiny", *LECTURE])
 def test_static_is_exec_without_interp(elf, name):
     e = elf(name)
     assert e["e_type"] == "ET_EXEC"
@@ -156,6 +158,19 @@ def test_vars_counter_initial_value_in_file(elf, name):
     data = e.get_section_by_name(".data")
     off = counter["st_value"] - data["sh_addr"]
     assert int.from_bytes(data.data()[off:off + 4], "little") == 42
+
+
+def test_lazy_has_64_mib_bss(elf):
+    bss = elf("lazy").get_section_by_name(".bss")
+    assert bss["sh_type"] == "SHT_NOBITS" and bss["sh_size"] >= 64 << 20
+
+
+def test_segv_message_is_in_a_read_only_segment(elf):
+    e = elf("segv")
+    msg = e.get_section_by_name(".symtab").get_symbol_by_name("message")[0]["st_value"]
+    (seg,) = [s for s in segments(e, "PT_LOAD")
+              if s["p_vaddr"] <= msg < s["p_vaddr"] + s["p_memsz"]]
+    assert not seg["p_flags"] & P_FLAGS.PF_W
 
 
 def test_binaries_built_from_current_sources():

@@ -41,3 +41,21 @@ def test_program_fault_kinds_unmap_and_cow():
                                     "stack-growth": 1, "swap-in": 0}
     assert total.page_faults == 5 and total.pages_touched == 4
     assert per[0].page_faults == 5
+
+
+def test_map_add_process_and_refault_kind():
+    """What the emulator needs beyond access(): pages made present without a reference
+    (fault-around, fork, execve), processes added by fork, a re-fault that is not a swap-in."""
+    m = PagingModel(SimConfig("fifo", 2, 4096, tlb_geometry(8)))
+    a = m.map(0, 5)
+    assert a.fault is None and a.frame == 0 and m.map(0, 5) is None
+    assert m.access(0, 5).tlb_hit is False                # mapped, not in the TLB
+    child = m.add_process()
+    assert child == 1 and m.access(child, 6, fault_kind="cow").fault == "cow"
+    assert m.access(0, 7).evicted == (0, 5)               # FIFO: the mapped page went first
+    b = m.access(0, 5, refault_kind="file")               # a clean file page read again
+    assert b.fault == "file"
+    total, per = m.stats()
+    assert total.faults_by_kind["swap-in"] == 0 and total.faults_by_kind["file"] == 1
+    assert total.references == 4 and per[1].page_faults == 1
+    assert m.page_faults(0) == 2

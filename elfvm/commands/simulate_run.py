@@ -16,11 +16,69 @@ Examples:
   elfvm simulate-run --trace t.lackey --ram 64K --tlb-entries 16 --tlb-ways 4 --format json
   elfvm simulate-run --trace a.lackey --trace b.lackey.gz --frames 32 --quantum 1000 --asid
   elfvm simulate-run --trace t.lackey --compare fifo,lru,clock,opt --frames 8,16,32,64
+  elfvm simulate-run --trace t.lackey --frames 16 --svg run.svg
   printf '1\\n2\\n3\\n4\\n1\\n2\\n5\\n1\\n2\\n3\\n4\\n5\\n' |
       elfvm simulate-run --trace - --page-size 1 --compare fifo --frames 3,4
 """
 
 POLICY_NAMES = ("fifo", "lru", "clock", "opt")
+
+
+# ---------------------------------------------------------------- program mode (issue 5)
+def program_options(f):
+    """The options only program mode has; they arrive as **prog and go to elfvm.emu.cli."""
+    opts = [
+        click.option("--fault-model", type=click.Choice(["linux", "simple"]), default="linux",
+                     show_default=True, help="PROGRAM: linux (fault-around, zero page, COW: the "
+                     "kernel's count) or simple (the textbook: one fault per first touch)."),
+        click.option("--exact-tlb", is_flag=True, help="PROGRAM: a reference per instruction and "
+                     "data access (slower): exact TLB hit ratio, EAT and replacement recency."),
+        click.option("--emit-trace", metavar="FILE", default=None, help="PROGRAM: write the run's "
+                     "references in lackey format (implies --exact-tlb); children go to FILE.PID."),
+        click.option("--sysroot", default="/", show_default=True, help="PROGRAM: where PT_INTERP "
+                     "and the guest's files are looked up (read-only)."),
+        click.option("--stdin", "stdin_file", metavar="FILE", default=None,
+                     help="PROGRAM: the guest's standard input (default: empty)."),
+        click.option("--write-dir", metavar="DIR", default=None, help="PROGRAM: where the "
+                     "guest's file writes go (default: an in-memory overlay, thrown away)."),
+        click.option("--max-instructions", type=int, default=None, metavar="N",
+                     help="PROGRAM: stop after N instructions (exit 5)."),
+        click.option("--env", "env_set", multiple=True, metavar="K=V",
+                     help="PROGRAM: set an environment variable (repeatable), as in layout."),
+        click.option("--env-clear", is_flag=True, help="PROGRAM: start from an empty environment."),
+        click.option("--rlimit-stack", default="8M", show_default=True, metavar="SIZE|unlimited",
+                     help="PROGRAM: RLIMIT_STACK, the limit of stack growth."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def run_program_mode(program, args, trace_opts: dict, prog: dict) -> int:
+    """Check the options that only trace mode has, then run PROGRAM (elfvm.emu.cli)."""
+    from elfvm.commands.layout import build_env
+    from elfvm.emu.cli import simulate_program
+
+    if trace_opts["traces"]:
+        raise UsageError("give either a PROGRAM or --trace FILE, not both")
+    for name, flag in (("compare", "--compare"), ("page_size", "--page-size"), ("bits", "--bits")):
+        if trace_opts[name] is not None:
+            raise UsageError(f"{flag} is for --trace mode (program mode uses 4 KiB pages)")
+    try:
+        rlim = parse_size(prog["rlimit_stack"], allow_unlimited=True)
+    except ValueError as e:
+        raise UsageError(f"--rlimit-stack {prog['rlimit_stack']!r}: {e}") from None
+    t = trace_opts
+    return simulate_program(
+        program, args, frames=t["frames"], ram=t["ram"], policy=t["policy"], mmu=t["mmu"],
+        shows=t["shows"], limit=t["limit"], fmt=t["fmt"], quiet=t["quiet"],
+        fault_model=prog["fault_model"], sysroot=prog["sysroot"], stdin=prog["stdin_file"],
+        write_dir=prog["write_dir"], max_instructions=prog["max_instructions"],
+        env=build_env(prog["env_clear"], prog["env_set"]), emit_trace=prog["emit_trace"],
+        exact=prog["exact_tlb"], rlimit_stack=rlim,
+        tlb={k: t[k] for k in ("tlb_entries", "tlb_ways", "split_tlb", "asid", "walk_levels",
+                               "tlb_ns", "mem_ns")})
+# ---------------------------------------------------------------- end of program mode
 
 
 def _int_list(text: str, what: str) -> list[int]:
@@ -102,9 +160,13 @@ def frame_counts(frames: str | None, ram: str | None, page_size: int, many: bool
 @click.option("--skip-bad-lines", is_flag=True, help="Count and report malformed lines instead "
                                                      "of stopping at the first.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, no notes on stderr.")
+@program_options
+@click.option("--svg", "svg_file", metavar="FILE", default=None,
+              help="Trace mode: also draw the run as SVG (the frame table over time, faults and "
+                   "TLB hit ratio per time bin; with --compare the fault curve of each policy).")
 def simulate_run(program, args, traces, trace_format, frames, ram, page_size, policy, tlb_entries,
                  tlb_ways, split_tlb, asid, mmu, bits, walk_levels, tlb_ns, mem_ns, quantum, shows,
-                 limit, compare, fmt, skip_bad_lines, quiet):
+                 limit, compare, fmt, skip_bad_lines, quiet, svg_file=None, **prog):
     """Simulate demand paging over memory traces: page faults by kind, evictions and dirty
     write-backs, swap-ins, TLB hits and misses, and the effective access time.
 
@@ -113,14 +175,14 @@ def simulate_run(program, args, traces, trace_format, frames, ram, page_size, po
     from elfvm.mmu.geometry import GeometryError, get_geometry
     from elfvm.mmu.tlb import TlbError, tlb_geometry
 
+    if svg_file is not None and program is not None:
+        raise UsageError("--svg needs --trace FILE: program mode does not record a timeline yet")
     if program is not None:                     # program mode (issue 5): elfvm.emu
-        if traces:
-            raise UsageError("give either a PROGRAM or --trace FILE, not both")
-        from elfvm.emu.cli import simulate_program
-
-        sys.exit(simulate_program(program, args, frames=frames, ram=ram,
-                                  policy="fifo" if policy == "opt" else policy, mmu=mmu, shows=shows,
-                                  limit=limit, fmt=fmt, quiet=quiet))
+        sys.exit(run_program_mode(program, args, dict(
+            traces=traces, compare=compare, page_size=page_size, bits=bits, frames=frames, ram=ram,
+            policy=policy, mmu=mmu, shows=shows, limit=limit, fmt=fmt, quiet=quiet,
+            tlb_entries=tlb_entries, tlb_ways=tlb_ways, split_tlb=split_tlb, asid=asid,
+            walk_levels=walk_levels, tlb_ns=tlb_ns, mem_ns=mem_ns), prog))
     if not traces:
         raise UsageError("nothing to simulate: give --trace FILE (repeatable; '-' for stdin)")
     if sum(1 for t in traces if t == "-") > 1:
@@ -169,7 +231,15 @@ def simulate_run(program, args, traces, trace_format, frames, ram, page_size, po
                                  max_addr=max_addr, skip_bad=skip_bad_lines, progress=progress)
         else:
             result = run_traces(traces, cfg, fmt=trace_format, quantum=quantum, max_addr=max_addr,
-                                skip_bad=skip_bad_lines, progress=progress)
+                                skip_bad=skip_bad_lines, progress=progress,
+                                timeline_bins=400 if svg_file is not None else 0)  # --svg: 400 bins
+    if svg_file is not None:
+        from elfvm.render import pictures
+
+        if policies is not None:
+            pictures.write_compare_svg(result, svg_file)
+        else:
+            pictures.write_simulate_svg(result, svg_file, geom.name)
     from elfvm.render import simulate as render
 
     note = render.bad_lines_note(result.bad_lines)

@@ -8,6 +8,7 @@ execve would refuse the program (the layout verdict), raised as ElfvmError.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -20,13 +21,16 @@ def simulate_program(program: str, args=(), *, frames: str | None = None, ram: s
                      fmt: str = "table", quiet: bool = False, fault_model: str = "linux",
                      sysroot: str = "/", stdin: str | None = None, write_dir: str | None = None,
                      max_instructions: int | None = None, env=(), seed: int | None = None,
-                     emit_trace: str | None = None) -> int:
+                     emit_trace: str | None = None, exact: bool = False,
+                     rlimit_stack: int = 8 << 20, tlb: dict | None = None) -> int:
+    """`tlb`: the trace options that shape the model's TLB and walk (tlb_entries, tlb_ways,
+    split_tlb, asid, walk_levels, tlb_ns, mem_ns)."""
     from elfvm.emu.report import render_json, render_text
     from elfvm.emu.run import RunOptions, run_program
     from elfvm.units import parse_size
 
-    if emit_trace:
-        raise UsageError("--emit-trace is not implemented yet in program mode")
+    if frames is not None and ram is not None:
+        raise UsageError("give either --frames or --ram, not both")
     try:
         ram_bytes = parse_size(ram) if ram else 256 << 20
     except ValueError as e:
@@ -37,6 +41,10 @@ def simulate_program(program: str, args=(), *, frames: str | None = None, ram: s
             nframes = int(str(frames), 0)
         except ValueError:
             raise UsageError(f"--frames {frames!r}: one number in program mode") from None
+    if max_instructions is not None and max_instructions < 1:
+        raise UsageError(f"--max-instructions {max_instructions}: must be at least 1")
+    if limit < 1:
+        raise UsageError(f"--limit {limit}: must be at least 1")
     data = b""
     if stdin:
         try:
@@ -44,6 +52,10 @@ def simulate_program(program: str, args=(), *, frames: str | None = None, ram: s
                 data = f.read()
         except OSError as e:
             raise UsageError(f"--stdin {stdin}: {e.strerror}") from None
+    if write_dir is not None and not os.path.isdir(write_dir):
+        raise UsageError(f"--write-dir {write_dir}: not a directory")
+    if not os.path.isdir(sysroot):
+        raise UsageError(f"--sysroot {sysroot}: not a directory")
     live = not quiet and fmt != "json"
 
     def echo(is_err: bool, chunk: bytes) -> None:
@@ -53,14 +65,16 @@ def simulate_program(program: str, args=(), *, frames: str | None = None, ram: s
 
     opts = RunOptions(program, tuple(args), tuple(env), sysroot=sysroot, ram=ram_bytes, frames=nframes,
                       policy=policy, fault_model=fault_model, mmu=mmu, stdin=data, write_dir=write_dir,
-                      max_instructions=max_instructions, seed=seed, echo=echo if live else None)
+                      max_instructions=max_instructions, rlimit_stack=rlimit_stack, seed=seed,
+                      echo=echo if live else None, exact=exact, emit_trace=emit_trace, **(tlb or {}))
     report = run_program(opts)
     if fmt == "json":
         click.echo(render_json(report))
     else:
-        click.echo(render_text(report, tuple(shows), limit), err=False)
+        click.echo(render_text(report, tuple(shows), limit), nl=False)
     if report.stop_reason == "max-instructions":
         click.echo(f"elfvm: {program}: stopped after --max-instructions {max_instructions}", err=True)
     if report.stop_reason == "interrupted":
+        click.echo(f"elfvm: {program}: interrupted", err=True)
         return 130
     return report.exit_code

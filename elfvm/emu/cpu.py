@@ -21,7 +21,8 @@ from __future__ import annotations
 import ctypes
 import struct
 
-from unicorn import UC_ARCH_X86, UC_HOOK_CODE, UC_HOOK_INTR, UC_HOOK_TLB_FILL, UC_MODE_32, Uc, UcError
+from unicorn import (UC_ARCH_X86, UC_HOOK_CODE, UC_HOOK_INTR, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE,
+                     UC_HOOK_TLB_FILL, UC_MODE_32, Uc, UcError)
 from unicorn import UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE, UC_TLB_VIRTUAL
 from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH
 from unicorn.x86_const import (
@@ -123,6 +124,11 @@ class Cpu:
                                       ctypes.c_uint64(1), ctypes.c_uint64(0))
             if err:
                 raise UcError(err)
+
+    def install_exact(self, code, mem) -> None:
+        """Exact mode: a Python callback on every instruction and every data access."""
+        self.uc.hook_add(UC_HOOK_CODE, code)
+        self.uc.hook_add(UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, mem)
 
     @property
     def instructions(self) -> int | None:

@@ -4,15 +4,30 @@ One `Kernel` owns everything of a run (no global state): the CPU (elfvm.emu.cpu)
 (elfvm.emu.memory), the page cache, swap, the file system view (elfvm.emu.vfs) and the
 processes. Page faults are resolved the kernel's way (elfvm.emu.fault) and mirrored into real
 page-table entries of the MMU model (elfvm.mmu.paging.PageTables), one set per process.
+
+Residency, replacement and statistics are the trace engine's (`elfvm.sim.engine.PagingModel`,
+one implementation for traces and programs): every reference goes to the model with the fault
+kind this kernel decided; when `--frames` is full the model names the victim and this kernel
+evicts it (anonymous pages to swap, PTE cleared, CPU TLB flushed). Invariant: a process page is
+resident in the model exactly when it has a present PTE here.
+
+Two ways to see references:
+  * default: page-granular, at Unicorn's TLB fills (UC_HOOK_TLB_FILL) and the kernel's own
+    copies to/from user memory. A fill is one reference to the model, so replacement recency is
+    per fill and the model's TLB figures mean nothing (the report leaves them out);
+  * exact (--exact-tlb, --emit-trace): UC_HOOK_CODE + UC_HOOK_MEM_READ|WRITE, every instruction
+    fetch and data access is a reference (the `lackey` records), the model's TLB is exact.
 """
 
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
+import numpy as np
 from unicorn import UC_MEM_FETCH, UC_MEM_WRITE, UcError
 
 from elfvm.emu import fault as F
@@ -85,8 +100,7 @@ class Process:
     death: Death | None = None
     tls: dict = field(default_factory=dict)           # GDT index -> descriptor bytes
     tid_address: int = 0
-    faults: Counter = field(default_factory=Counter)
-    minflt: int = 0
+    mi: int = 0                      # the process's number in the paging model
     set_eax: int | None = None       # return value to put in eax when next scheduled (fork child)
     sigactions: dict = field(default_factory=dict)
     shm_attach: dict = field(default_factory=dict)    # addr -> shmid
@@ -106,9 +120,10 @@ def _access_of(mem_type: int) -> str:
 
 
 class Kernel:
-    def __init__(self, *, profile, ram: int, frame_limit: int | None, policy: str, fault_model: str,
+    def __init__(self, *, profile, ram: int, model, fault_model: str,
                  geometry, vfs: Vfs, max_instructions: int | None, seed: int | None,
-                 stdin: bytes = b"", echo=None, event_limit: int = 100000, folio_pages: int = 1):
+                 stdin: bytes = b"", echo=None, event_limit: int = 100000, folio_pages: int = 1,
+                 exact: bool = False, trace=None):
         from elfvm.mmu.geometry import get_geometry
         from elfvm.phys import PhysicalMemory
 
@@ -120,7 +135,18 @@ class Kernel:
         self.segments = Segments(native_i386=profile.name == "linux-i386")
         self.cpu = Cpu(self.segments)
         self.uc = self.cpu.uc
-        self.frames = Frames(self.uc, ram, frame_limit, policy)
+        self.frames = Frames(self.uc, ram)
+        self.model = model                               # elfvm.sim.engine.PagingModel
+        self.exact = exact
+        self.trace = trace                               # TraceWriter (--emit-trace) or None
+        self.batch = _Batch() if exact else None
+        self.pending: dict[tuple[int, int], str] = {}    # (pid, vpn) -> kind of its fault
+        self.touched: set[tuple[int, int]] = set()
+        self.phys_to_vpn: dict[int, int] = {}            # exact mode: frame -> vpn in the CPU TLB
+        self.pages_at_exec = 0
+        self.in_mem_hook = False
+        self.deferred: set[tuple[int, int]] = set()      # evictions waiting for the CPU to stop
+        self.final_stats = None
         self.ptmem = PhysicalMemory(ram)
         self.vfs = vfs
         self.max_instructions = max_instructions
@@ -137,9 +163,6 @@ class Kernel:
         self.events: list[FaultEvent] = []
         self.event_limit = event_limit
         self.event_seq = 0
-        self.evictions = 0
-        self.dirty_evictions = 0
-        self.swap_ins = 0
         self.tlb_fills = 0
         self.syscall_counts: Counter = Counter()
         self.unknown_syscalls: Counter = Counter()
@@ -149,6 +172,7 @@ class Kernel:
         self.stdin = bytes(stdin)
         self.stop_reason: str | None = None
         self.shm: dict[int, dict] = {}
+        self.shmem_ids = itertools.count(1)              # MAP_SHARED|MAP_ANONYMOUS objects
         self.clock_ns = 1_700_000_000 * 10**9
         import random
 
@@ -163,20 +187,103 @@ class Kernel:
         self.zero_page = self.frames.new("zero page", anon=False, pinned=True).addr
         self.special_frames: dict[str, list[int]] = {}
         self.cpu.install(self._tlb_fill, self._interrupt, max_instructions)
+        if exact:
+            self.cpu.install_exact(self._hook_code, self._hook_mem)
         self.pending_death: Death | None = None
-        from collections import deque
-
-        self.recent = deque(maxlen=6)          # frames of the last TLB fills: not evicted
 
     # ================================================================ events & accounting
     def _account(self, p: Process, addr: int, access: str, plan_kind: str, handler: str, eip: int,
                  mapped: int = 1, kernel: bool = False) -> None:
-        p.faults[plan_kind] += 1
-        p.minflt += 1
         self.event_seq += 1
         if len(self.events) < self.event_limit:
             self.events.append(FaultEvent(self.event_seq, p.pid, addr, access, plan_kind, handler, eip,
                                           mapped, kernel))
+
+    def _model_fault(self, p: Process, vpn: int, kind: str, new_pte: bool) -> None:
+        """Tell the model about a fault: one that made a PTE present is counted with the
+        reference that follows it (the model takes a frame then); one on a present PTE (COW,
+        write after the zero page) needs no frame and is counted now."""
+        if new_pte:
+            self.pending[(p.pid, vpn)] = kind
+        else:
+            self.flush_refs()
+            self.model.count_fault(p.mi, kind)
+
+    # ================================================================ the paging model
+    def reference(self, p: Process, vpn: int, write: bool, instr: bool) -> None:
+        """One reference of `p` to page `vpn` (present here): to the paging model, whose
+        eviction, if the reference faulted, this kernel then carries out."""
+        self.touched.add((p.pid, vpn))
+        kind = self.pending.pop((p.pid, vpn), None)
+        if self.deferred and (p.mi, vpn) in self.deferred:
+            self.flush_refs()                            # back in the model before it left here
+            self.model.access(p.mi, vpn, write=write, instr=instr)
+            self.deferred.discard((p.mi, vpn))
+            return
+        if kind is None and self.batch is not None:
+            if self.batch.add(p.mi, vpn, write, instr):
+                self.flush_refs()
+            return
+        self.flush_refs()
+        a = self.model.access(p.mi, vpn, write=write, instr=instr, fault_kind=kind or "first-touch",
+                              refault_kind=kind)
+        if a.fault is None and kind is not None:          # pragma: no cover - invariant broken
+            self.model.count_fault(p.mi, kind)
+        if a.evicted is not None:
+            self.evict(*a.evicted)
+
+    def flush_refs(self) -> None:
+        """Exact mode: the buffered references (to resident pages: none faults) into the model."""
+        if self.batch is not None and self.batch.n:
+            self.model.access_many(*self.batch.take())
+
+    def map_page(self, p: Process, vpn: int, dirty: bool = False) -> None:
+        """A PTE made present without a reference (fault-around, fork, execve, mremap)."""
+        self.flush_refs()
+        a = self.model.map(p.mi, vpn, dirty)
+        if a is not None and a.evicted is not None:
+            self.evict(*a.evicted)
+
+    def evict(self, mi: int, vpn: int) -> None:
+        """The model's victim leaves memory (shrink_folio_list -> try_to_unmap): an anonymous
+        page's contents go to a swap slot, the PTE is cleared, the CPU's TLB flushed. Page-cache
+        and shared pages stay cached; only this mapping goes.
+
+        Inside a memory hook Unicorn is in the middle of an access through its TLB and must
+        not see it flushed: the eviction waits until the CPU stops after this instruction
+        (`apply_deferred`); a reference to the page before then brings it back in the model,
+        and the eviction is called off."""
+        if self.in_mem_hook:
+            self.deferred.add((mi, vpn))
+            self.uc.emu_stop()
+            return
+        self._evict(mi, vpn)
+
+    def apply_deferred(self) -> None:
+        self.flush_refs()
+        for mi, vpn in sorted(self.deferred):
+            if not self.model.resident(mi, vpn):
+                self._evict(mi, vpn)
+        self.deferred.clear()
+
+    def _evict(self, mi: int, vpn: int) -> None:
+        p = self.by_mi[mi]
+        pte = p.ptes.get(vpn)
+        if pte is None:                                   # pragma: no cover - invariant broken
+            return
+        fi = self.frames.info.get(pte.frame)
+        if fi is not None and fi.anon and not fi.pinned:
+            slot = self.next_slot
+            self.next_slot += 1
+            self.swap[slot] = self.frames.read(fi.addr, PAGE)
+            p.swapped[vpn] = slot
+            self.swap_refs[slot] += 1
+        self.clear_pte(p, vpn)
+        self.flush_cpu_tlb()
+
+    def flush_cpu_tlb(self) -> None:
+        self.cpu.flush_tlb()
+        self.phys_to_vpn.clear()
 
     # ================================================================ page-table mirror
     def set_pte(self, p: Process, vpn: int, pte: Pte) -> None:
@@ -201,7 +308,7 @@ class Kernel:
         if fi is not None:
             fi.rmap.discard((p.pid, vpn))
             if not fi.rmap and fi.cache_key is None and not fi.pinned:
-                self.frames.release(fi)
+                self._release(fi)
         g = self.geom
         table = p.pt.table_for(vpn << 12, g.levels - 1, True)
         p.pt.write_entry(p.pt.entry_addr(table, g.levels - 1, vpn << 12), 0)
@@ -209,48 +316,15 @@ class Kernel:
 
     # ================================================================ frames
     def alloc_frame(self, what: str, *, anon: bool, cache_key=None) -> FrameInfo:
-        while self.frames.full:
-            if not self.evict_one():
-                break
-        try:
-            return self.frames.new(what, anon=anon, cache_key=cache_key)
-        except OutOfFrames:
-            if not self.evict_one():
-                raise
-            return self.frames.new(what, anon=anon, cache_key=cache_key)
+        """A physical frame of --ram (how many process pages may be resident is the model's
+        business, not this allocator's)."""
+        return self.frames.new(what, anon=anon, cache_key=cache_key)
 
-    def evict_one(self) -> bool:
-        """The replacement policy's victim leaves memory: dirty anonymous pages go to swap,
-        page-cache pages are dropped; every PTE mapping it is cleared (try_to_unmap)."""
-        fi = self.frames.victim(frozenset(self.recent))
-        if fi is None:
-            return False
-        slot = None
-        if fi.anon:
-            slot = self.next_slot
-            self.next_slot += 1
-            self.swap[slot] = self.frames.read(fi.addr, PAGE)
-            self.dirty_evictions += 1
-        for pid, vpn in sorted(fi.rmap):
-            p = self.procs[pid]
-            p.ptes.pop(vpn, None)
-            g = self.geom
-            table = p.pt.table_for(vpn << 12, g.levels - 1, True)
-            p.pt.write_entry(p.pt.entry_addr(table, g.levels - 1, vpn << 12), 0)
-            if slot is not None:
-                p.swapped[vpn] = slot
-                self.swap_refs[slot] += 1
-        fi.rmap.clear()
-        if fi.cache_key is not None:
-            self.page_cache.pop(fi.cache_key, None)
-            fi.cache_key = None
+    def _release(self, fi: FrameInfo) -> None:
         for s, fr in list(self.swap_cache.items()):
             if fr == fi.addr:
                 del self.swap_cache[s]
         self.frames.release(fi)
-        self.evictions += 1
-        self.cpu.flush_tlb()
-        return True
 
     def file_inode(self, ref: FileRef) -> Inode:
         ino = self.file_inodes.get(ref)
@@ -346,6 +420,7 @@ class Kernel:
             fr = self.special_frame(vma, pa)
             self.set_pte(p, vpn, Pte(fr, False, exec_))
             self._account(p, addr, access, "first-touch", "special_mapping_fault", eip, 1, kernel)
+            self._model_fault(p, vpn, "first-touch", True)
             return None
         anonymous = vma.file is None
         shm_key = getattr(vma, "source", "")
@@ -369,7 +444,6 @@ class Kernel:
             if self.swap_refs[slot] <= 0:
                 self.swap.pop(slot, None)
                 self.swap_cache.pop(slot, None)
-            self.swap_ins += 1
             excl = len(self.frames.info[fr].rmap) == 0 and self.swap_refs[slot] <= 0
             if access == "w" and not excl:
                 # do_swap_page() -> do_wp_page() in the same fault: a private copy
@@ -391,7 +465,7 @@ class Kernel:
             else:
                 self.set_pte(p, vpn, Pte(pte.frame, True, exec_))
             if kernel:
-                self.cpu.flush_tlb()
+                self.flush_cpu_tlb()
         elif shared and (anonymous or shm_key.startswith("shm:")):
             fr = self.shmem_frame(self.shmem_key(vma, pa))
             self.set_pte(p, vpn, Pte(fr, plan.write or (self.fault_model == "simple" and vma_w), exec_))
@@ -420,11 +494,14 @@ class Kernel:
                 if plan.around:
                     mapped += self.do_fault_around(p, vma, ino, pa, npages, exec_)
         self._account(p, addr, access, kind, plan.handler, eip, mapped, kernel)
+        self._model_fault(p, vpn, kind, pte is None)
         return None
 
     def do_fault_around(self, p: Process, vma: Vma, ino: Inode, pa: int, npages: int, exec_: bool) -> int:
         """filemap_map_pages() over the do_fault_around() window: map the neighbouring page-cache
-        pages that have no PTE yet (read-only), never past EOF."""
+        pages that have no PTE yet (read-only), never past EOF. They become resident in the
+        model too, while it has a free frame besides the one the faulting page needs (elfvm
+        does not evict for fault-around)."""
         first, last = F.fault_around_range(pa, vma.start, vma.end, self.ptrs_per_pte)
         first, last = F.whole_folios(first, last, vma.start, vma.end, vma.pgoff, self.ptrs_per_pte,
                                      self.folio_pages)
@@ -436,8 +513,11 @@ class Kernel:
             index = (vma.pgoff + (a - vma.start)) >> 12
             if index >= npages:
                 continue
+            if self.model.free_frames <= 1:
+                break
             fr = self.page_cache_frame(ino, index)
             self.set_pte(p, v, Pte(fr, False, exec_))
+            self.map_page(p, v)
             n += 1
         return n
 
@@ -447,7 +527,9 @@ class Kernel:
         return (f"shmem:{vma.source or vma.vm_id}", (pa - vma.start) >> 12)
 
     # ================================================================ user memory access
-    def _user_page(self, p: Process, addr: int, write: bool) -> int:
+    def _user_page(self, p: Process, addr: int, write: bool, size: int = 1) -> int:
+        """copy_to_user / copy_from_user on one page: faults like the CPU's (counted with
+        `kernel`), one reference (a lackey record when tracing)."""
         vpn = addr >> 12
         pte = p.ptes.get(vpn)
         if pte is None or (write and not pte.write):
@@ -455,13 +537,16 @@ class Kernel:
             if d is not None:
                 raise EFault(d.reason)
             pte = p.ptes[vpn]
+        if self.trace is not None:
+            self.trace.record(p.pid, "S" if write else "L", addr, size)
+        self.reference(p, vpn, write, False)
         return pte.frame
 
     def read_user(self, p: Process, addr: int, n: int) -> bytes:
         out = bytearray()
         while n > 0:
             take = min(n, PAGE - (addr & (PAGE - 1)))
-            fr = self._user_page(p, addr, False)
+            fr = self._user_page(p, addr, False, take)
             out += self.frames.read(fr + (addr & (PAGE - 1)), take)
             addr += take
             n -= take
@@ -471,7 +556,7 @@ class Kernel:
         pos = 0
         while pos < len(data):
             take = min(len(data) - pos, PAGE - (addr & (PAGE - 1)))
-            fr = self._user_page(p, addr, True)
+            fr = self._user_page(p, addr, True, take)
             self.frames.write(fr + (addr & (PAGE - 1)), data[pos:pos + take])
             addr += take
             pos += take
@@ -512,6 +597,7 @@ class Kernel:
         p = Process(pid, 1, result.mm, self.new_page_tables(pid), rlimit_stack=result_rlimit(result))
         p.exe = os.path.abspath(result.program)
         self.procs[pid] = p
+        self.by_mi = {0: p}
         for img in result.images.values():
             self.file_inodes[img.display] = Inode(img.display.path, img.file.path, os.stat(img.file.path))
         p.fds = dict(stdio)
@@ -555,6 +641,11 @@ class Kernel:
             else:
                 self.frames.fill(fi.addr, b"")
             self.set_pte(p, pa >> 12, Pte(fi.addr, bool(vma.prot & PROT_WRITE), bool(vma.prot & PROT_EXEC)))
+            # resident before the first instruction: execve's own faults, not the run's
+            self.map_page(p, pa >> 12, dirty=True)
+            self.pages_at_exec += 1
+            if self.trace is not None:
+                self.trace.record(p.pid, "S", pa, PAGE)
 
     def fork(self, parent: Process) -> Process:
         """copy_process() -> dup_mmap(): the child gets copies of the VMAs; PTEs are copied only
@@ -563,6 +654,8 @@ class Kernel:
         pid = self.new_pid()
         mm = replace(parent.mm, vmas=list(parent.mm.vmas))
         child = Process(pid, parent.pid, mm, self.new_page_tables(pid), rlimit_stack=parent.rlimit_stack)
+        child.mi = self.model.add_process()
+        self.by_mi[child.mi] = child
         child.exe = parent.exe
         child.tls = dict(parent.tls)
         child.sigactions = dict(parent.sigactions)
@@ -590,27 +683,33 @@ class Kernel:
             if vma.shared or vma.special or not has_anon:
                 continue
             for v in vpns:
-                pte = parent.ptes[v]
+                pte = parent.ptes.get(v)
+                if pte is None:                 # evicted while the child's pages were mapped
+                    continue
                 cow = pte.write and not vma.shared
                 if cow:
                     self.set_pte(parent, v, Pte(pte.frame, False, pte.exec))
                     changed = True
                 self.set_pte(child, v, Pte(pte.frame, False if cow else pte.write, pte.exec))
+                self.map_page(child, v)
             for v, slot in parent.swapped.items():
-                if lo <= v < hi:
+                if lo <= v < hi and v not in child.ptes:
                     child.swapped[v] = slot
                     self.swap_refs[slot] += 1
         if changed:
-            self.cpu.flush_tlb()
+            self.flush_cpu_tlb()
         child.context = self.uc.context_save()
         child.set_eax = 0
         return child
 
     def exit_mm(self, p: Process) -> None:
         """exit_mmap(): every PTE goes, frames whose last mapping it was are freed."""
+        self.flush_refs()
         for vpn in sorted(p.ptes):
             self.clear_pte(p, vpn)
-        for slot in p.swapped.values():
+            self.model.unmap(p.mi, vpn)
+        for vpn, slot in p.swapped.items():
+            self.model.unmap(p.mi, vpn)
             self.swap_refs[slot] -= 1
             if self.swap_refs[slot] <= 0:
                 self.swap.pop(slot, None)
@@ -625,14 +724,17 @@ class Kernel:
             vpns = [v for v in range(start >> 12, end >> 12) if v in p.ptes]
         else:
             vpns = [v for v in sorted(p.ptes) if start >> 12 <= v < end >> 12]
+        self.flush_refs()
         for v in vpns:
             self.clear_pte(p, v)
+            self.model.unmap(p.mi, v)
             changed = True
         for v in [v for v in p.swapped if start >> 12 <= v < end >> 12]:
             slot = p.swapped.pop(v)
             self.swap_refs[slot] -= 1
+            self.model.unmap(p.mi, v)
         if changed and p is self.current:
-            self.cpu.flush_tlb()
+            self.flush_cpu_tlb()
 
     def do_exit(self, p: Process, code: int | None = None, death: Death | None = None) -> None:
         if p.state in ("zombie", "reaped"):
@@ -647,6 +749,9 @@ class Kernel:
             except EFault:
                 pass
         p.final_resident = set(p.ptes)           # the resident set as the process ended
+        if all(q.state in ("zombie", "reaped") for q in self.procs.values() if q is not p):
+            self.flush_refs()                    # the last one: the model as the run ended
+            self.final_stats = self.model.stats()
         self.exit_mm(p)
         p.state = "zombie"
         for c in self.procs.values():
@@ -679,6 +784,9 @@ class Kernel:
 
     # ================================================================ CPU hooks
     def _tlb_fill(self, uc, vaddr: int, mem_type: int, entry, _data) -> bool:
+        """The CPU's TLB misses `vaddr`: walk (or fault) and hand it the translation. The
+        default mode makes this fill one reference of the model; to see the first write to a
+        page (its dirty bit) a read fill gets a translation without write permission."""
         k = self.kernel_pages.get(vaddr)
         if k is not None:
             entry.paddr, entry.perms = k
@@ -688,18 +796,63 @@ class Kernel:
         vpn = vaddr >> 12
         pte = p.ptes.get(vpn)
         if pte is None or (access == "w" and not pte.write) or (access == "x" and not pte.exec):
-            eip = uc.reg_read(_EIP)
-            d = self.fault(p, vaddr, access, eip)
+            d = self.fault(p, vaddr, access, uc.reg_read(_EIP))
             if d is not None:
                 self.pending_death = d
                 return False
             pte = p.ptes[vpn]
         self.tlb_fills += 1
-        self.frames.touch(pte.frame)
-        self.recent.append(pte.frame)
+        if self.exact:
+            other = self.phys_to_vpn.get(pte.frame)
+            if other is not None and other != vpn:       # one frame, two pages (zero page...):
+                self.flush_cpu_tlb()                     # the hooks' physical addresses must
+            self.phys_to_vpn[pte.frame] = vpn            # name one page
+            write = pte.write
+        else:
+            write = pte.write and access == "w"
+            self.reference(p, vpn, access == "w", access == "x")
         entry.paddr = pte.frame
-        entry.perms = Cpu.perms(pte.write, pte.exec)
+        entry.perms = Cpu.perms(write, pte.exec)
         return True
+
+    # ---------------------------------------------------------------- exact mode hooks
+    def _hook_code(self, uc, addr: int, size: int, _data) -> None:
+        """Every instruction (lackey's `I addr,size`): a fetch reference of each page."""
+        p = self.current
+        if addr >= p.mm.task_size:                       # the kernel's iret stub
+            return
+        self._exact_ref(p, "I", addr, size)
+
+    def _hook_mem(self, uc, mem_type: int, paddr: int, size: int, _value, _data) -> None:
+        """Every data access. Unicorn reports the physical address (its TLB is virtual, filled
+        by elfvm), so the page comes back from the frame -> page map of the current fills."""
+        vpn = self.phys_to_vpn.get(paddr & ~(PAGE - 1))
+        if vpn is None:                                  # GDT, kernel stack: not the program's
+            return
+        self.in_mem_hook = True
+        try:
+            self._exact_ref(self.current, "S" if mem_type == UC_MEM_WRITE else "L",
+                            (vpn << 12) | (paddr & (PAGE - 1)), size)
+        finally:
+            self.in_mem_hook = False
+
+    def _exact_ref(self, p: Process, rec: str, addr: int, size: int) -> None:
+        if self.trace is not None:
+            self.trace.record(p.pid, rec, addr, size)
+        write, instr = rec == "S", rec == "I"
+        last = (addr + max(size, 1) - 1) >> 12
+        for vpn in range(addr >> 12, last + 1):
+            pte = p.ptes.get(vpn)
+            if pte is None or (write and not pte.write):
+                # the second page of a split access (Unicorn fills it after this hook), or code
+                # that kept running from a page just evicted: fault it in now, as the CPU would
+                a = max(addr, vpn << 12)
+                d = self.fault(p, a, "w" if write else "x" if instr else "r", self.cpu.eip)
+                if d is not None:
+                    self.pending_death = d
+                    self.uc.emu_stop()
+                    return
+            self.reference(p, vpn, write, instr)
 
     def _interrupt(self, uc, intno: int, _data) -> None:
         p = self.current
@@ -722,7 +875,7 @@ class Kernel:
             if p.set_eax is not None:
                 self.cpu.set_return(p.set_eax)
                 p.set_eax = None
-            self.cpu.flush_tlb()
+            self.flush_cpu_tlb()
             self.load_tls(p)
         self.current = p
 
@@ -740,6 +893,7 @@ class Kernel:
         first = self.current
         begin = getattr(first, "start_at", None)
         order_hint = first.pid
+        resume = None
         while True:
             cands = self.runnable()
             if not cands:
@@ -748,6 +902,9 @@ class Kernel:
                     self.do_exit(q, death=Death(SIGKILL, reason="deadlock: every process is blocked"))
                 break
             nxt = min(cands, key=lambda q: (q.pid <= order_hint, q.pid)) if begin is None else first
+            if resume is not None and resume in cands:
+                nxt = resume
+            resume = None
             self.switch_to(nxt)
             start = begin if begin is not None else self.cpu.eip
             begin = None
@@ -762,6 +919,9 @@ class Kernel:
                 d = self.pending_death or Death(SIGSEGV, None, None, f"emulation stopped: {e}", self.cpu.eip)
                 self.pending_death = None
                 self.do_exit(nxt, death=d)
+            except OutOfFrames as e:           # physical memory itself is full: the OOM killer
+                self.pending_death = None
+                self.do_exit(nxt, death=Death(SIGKILL, reason=f"out of memory: {e}", eip=self.cpu.eip))
             except KeyboardInterrupt:
                 self.stop_reason = "interrupted"
                 nxt.context = self.uc.context_save()
@@ -771,6 +931,9 @@ class Kernel:
                 self.do_exit(nxt, death=d)
             if nxt.state not in ("zombie", "reaped"):
                 nxt.context = self.uc.context_save()
+            if self.deferred:                  # stopped to evict outside a memory hook
+                self.apply_deferred()
+                resume = nxt
             order_hint = nxt.pid
             if self.max_instructions and self.cpu.count is not None and \
                     self.cpu.instructions >= self.max_instructions:
@@ -778,6 +941,31 @@ class Kernel:
                 return
             if self.stop_reason:
                 return
+
+
+class _Batch:
+    """Exact mode's buffer of references to resident pages, fed to the model in one call."""
+
+    SIZE = 1 << 14
+
+    def __init__(self):
+        self.procs = np.zeros(self.SIZE, dtype=np.int32)
+        self.vpns = np.zeros(self.SIZE, dtype=np.int64)
+        self.flags = np.zeros(self.SIZE, dtype=np.uint8)
+        self.n = 0
+
+    def add(self, proc: int, vpn: int, write: bool, instr: bool) -> bool:
+        """Buffer one reference; True when the buffer is full."""
+        n = self.n
+        self.procs[n] = proc
+        self.vpns[n] = vpn
+        self.flags[n] = (1 if write else 0) | (2 if instr else 0)
+        self.n = n + 1
+        return self.n == self.SIZE
+
+    def take(self):
+        n, self.n = self.n, 0
+        return self.procs[:n].copy(), self.vpns[:n].copy(), self.flags[:n].copy()
 
 
 def result_rlimit(result) -> int:

@@ -1,10 +1,11 @@
 """Renderers for a program run (RunReport): the summary table, the final map, events, JSON.
 
-JSON has the trace-mode keys (`references`, `pages_touched`, `page_faults`, `faults_by_kind`,
-`evictions`, `dirty_evictions`, `swap_ins`, `tlb`, `effective_access_ns`, `pages`, `frames`,
-`processes`) plus `guest` and `maps` (issue 5). Program mode sees page-granular events (faults and
-TLB fills), not every access, so `references`, `tlb.hits`, `tlb.hit_ratio` and
-`effective_access_ns` are null here; `tlb.misses` counts the fills of the CPU's TLB.
+JSON has exactly the trace-mode keys (`references`, `pages_touched`, `page_faults`,
+`faults_by_kind`, `evictions`, `dirty_evictions`, `swap_ins`, `tlb`, `effective_access_ns`,
+`pages`, `frames`, `processes`), made by the trace renderer from the same engine statistics,
+plus `guest` and `maps` (issue 5). The default mode sees page-granular events (TLB fills), not
+every access: there `references`, `tlb` {hits, misses, hit_ratio} and `effective_access_ns` are
+null, and the table says why; `--exact-tlb` (or `--emit-trace`) fills them in.
 """
 
 from __future__ import annotations
@@ -13,46 +14,48 @@ import json
 
 from elfvm.emu.run import RunReport
 
-MAPS_KEYS = ("start", "end", "perms", "offset", "dev", "inode", "name", "kind", "size")
+GUEST_KEYS = ("stdout", "stderr", "exit_status", "instructions", "syscalls")
+MAPS_KEYS = ("start", "end", "perms", "pgoff", "name", "kind", "source")
+NO_TLB = ("n/a: the default mode sees page-granular events (TLB fills), not every access; "
+          "use --exact-tlb")
+
+
+def _stats_json(s, exact: bool) -> dict:
+    from elfvm.render.simulate import stats_json
+
+    d = stats_json(s)
+    if not exact:
+        d["references"] = None
+        d["tlb"] = {"hits": None, "misses": None, "hit_ratio": None}
+        d["effective_access_ns"] = None
+    return d
 
 
 def report_dict(r: RunReport) -> dict:
-    return {
-        "references": None,
-        "pages_touched": r.pages_touched,
-        "page_faults": r.page_faults,
-        "faults_by_kind": dict(r.faults_by_kind),
-        "evictions": r.evictions,
-        "dirty_evictions": r.dirty_evictions,
-        "swap_ins": r.swap_ins,
-        "tlb": {"hits": None, "misses": r.tlb_fills, "hit_ratio": None},
-        "effective_access_ns": None,
-        "pages": [],
-        "frames": [],
-        "processes": [{"pid": p.pid, "ppid": p.ppid, "exit_status": p.exit_status,
-                       "page_faults": p.page_faults, "faults_by_kind": dict(p.faults_by_kind),
-                       "resident_pages": p.resident_pages, "death": p.death}
-                      for p in r.processes],
-        "guest": {
-            "stdout": r.stdout.decode("utf-8", "replace"),
-            "stderr": r.stderr.decode("utf-8", "replace"),
-            "exit_status": r.exit_status,
-            "instructions": r.instructions,
-            "syscalls": list(r.syscalls),
-        },
-        "maps": [{k: m[k] for k in MAPS_KEYS} for m in r.maps],
+    d = _stats_json(r.stats, r.exact)
+    d["pages_touched"] = r.pages_touched
+    d["processes"] = [_stats_json(s, r.exact) for s in r.process_stats]
+    d["guest"] = {
+        "stdout": r.stdout.decode("utf-8", "replace"),
+        "stderr": r.stderr.decode("utf-8", "replace"),
+        "exit_status": r.exit_status,
+        "instructions": r.instructions,
+        "syscalls": list(r.syscalls),
     }
+    d["maps"] = [{k: m[k] for k in MAPS_KEYS} for m in r.maps]
+    return d
 
 
 def render_json(r: RunReport) -> str:
     return json.dumps(report_dict(r), indent=2)
 
 
-def render_text(r: RunReport, show: tuple[str, ...] = (), limit: int = 50) -> str:
-    from tabulate import tabulate
+def _pct(x) -> str:
+    return "-" if x is None else f"{100 * x:.2f}%"
 
+
+def headline(r: RunReport) -> list[str]:
     out = []
-    status = r.exit_status
     if r.stop_reason == "max-instructions":
         out.append(f"stopped: --max-instructions reached after {r.instructions} instructions")
     elif r.stop_reason == "interrupted":
@@ -64,16 +67,46 @@ def render_text(r: RunReport, show: tuple[str, ...] = (), limit: int = 50) -> st
         sym = f" in {d['symbol']}" if d.get("symbol") else ""
         eip = f" (eip {d['eip']:#x}{sym})" if d.get("eip") is not None else ""
         out.append(f"{r.program}: {d['signal']}{where} {acc}{eip}: {d['reason']}".replace("  ", " "))
-    rows = [("exit status", status), ("instructions", r.instructions if r.instructions is not None else "n/a"),
-            ("page faults", f"{r.page_faults} ({r.fault_model} model)")]
-    rows += [(f"- {k}", v) for k, v in r.faults_by_kind.items() if v]
-    rows += [("pages touched", r.pages_touched), ("evictions", r.evictions),
-             ("dirty evictions", r.dirty_evictions), ("swap-ins", r.swap_ins),
-             ("TLB fills (misses)", r.tlb_fills), ("frames in use (peak)", r.frames_peak)]
+    return out
+
+
+def summary_rows(r: RunReport) -> list[tuple]:
+    s, c = r.stats, r.config
+    mode = "exact: every access" if r.exact else "default: page-granular"
+    rows = [("exit status", r.exit_status),
+            ("instructions", r.instructions if r.instructions is not None else "n/a"),
+            ("references", s.references if r.exact else f"n/a ({mode})"),
+            ("pages touched", r.pages_touched),
+            ("page faults", f"{s.page_faults} ({r.fault_model} model)")]
+    rows += [(f"· {k}", v) for k, v in s.faults_by_kind.items() if v]
+    rows += [("pages present at exec", f"{r.pages_at_exec} (execve's faults, not counted)"),
+             ("evictions", s.evictions), ("· dirty (written to swap)", s.dirty_evictions),
+             ("swap-ins", s.swap_ins)]
+    if r.exact:
+        rows += [("TLB hits", s.tlb.hits), ("TLB misses", s.tlb.misses),
+                 ("TLB hit ratio", _pct(s.tlb.hit_ratio)),
+                 ("effective access time", "-" if s.effective_access_ns is None
+                  else f"{s.effective_access_ns:.2f} ns")]
+    else:
+        rows += [("TLB hit ratio, EAT", NO_TLB)]
+    rows += [("CPU TLB fills (Unicorn's TLB)", r.tlb_fills),
+             ("frames in use", f"{len(s.frames)} of {c.frames}")]
     if len(r.processes) > 1:
-        for p in r.processes:
-            rows.append((f"pid {p.pid}", f"{p.page_faults} faults, exit {p.exit_status}"))
-    out.append(tabulate(rows, tablefmt="plain"))
+        for p, ps in zip(r.processes, r.process_stats):
+            rows.append((f"pid {p['pid']}", f"{ps.page_faults} faults "
+                         f"({', '.join(f'{k} {v}' for k, v in ps.faults_by_kind.items() if v)}), "
+                         f"exit {p['exit_status']}"))
+    return rows
+
+
+def render_text(r: RunReport, show: tuple[str, ...] = (), limit: int = 50) -> str:
+    from tabulate import tabulate
+
+    c = r.config
+    out = headline(r)
+    out.append(f"policy {c.policy}, {c.frames} frames of 4 KiB; TLB: {c.tlb.describe()}; "
+               f"{c.walk_levels}-level walk")
+    out.append(tabulate(summary_rows(r), tablefmt="plain"))
     if r.unknown_syscalls:
         out.append("unknown system calls (returned -ENOSYS): " +
                    ", ".join(f"{u['number']} x{u['count']}" for u in r.unknown_syscalls))
@@ -89,10 +122,23 @@ def render_text(r: RunReport, show: tuple[str, ...] = (), limit: int = 50) -> st
         out.append(tabulate([(e["seq"], e["pid"], f"{e['address']:#010x}", e["access"], e["kind"],
                               e["handler"], f"{e['eip']:#010x}", e["symbol"] or "", e["mapped"],
                               "kernel" if e["kernel"] else "") for e in ev],
-                            headers=["#", "pid", "address", "access", "kind", "handler", "eip", "symbol",
-                                     "mapped", "by"]))
+                            headers=["#", "pid", "address", "access", "kind", "handler", "eip",
+                                     "symbol", "mapped", "by"]))
         if len(r.events) > limit:
             out.append(f"... {len(r.events) - limit} more (--limit)")
+    if "pages" in show or "frames" in show:
+        from elfvm.render import simulate as trace_render
+        from elfvm.sim.engine import PROGRAM_FAULT_KINDS, SimResult
+
+        res = SimResult(c, [str(p["pid"]) for p in r.processes], r.stats, r.process_stats, [], [],
+                        PROGRAM_FAULT_KINDS)
+        for what in ("pages", "frames"):
+            if what in show:
+                out.append("")
+                table = trace_render.pages_table if what == "pages" else trace_render.frames_table
+                out.append(table(res, limit).rstrip())
+    for path in r.trace_files:
+        out.append(f"trace: {path}")
     for n in r.notes:
         out.append(f"note: {n}")
     return "\n".join(out) + "\n"

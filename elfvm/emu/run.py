@@ -8,12 +8,14 @@ a program execve would refuse gets the layout verdict instead of a run (ProgramR
 from __future__ import annotations
 
 import os
-from collections import Counter
 from dataclasses import dataclass, field
 
 from elfvm.errors import ElfvmError, UsageError
 
 EXIT_MAX_INSTRUCTIONS = 5
+# Physical memory behind the model's --ram: the model limits resident process pages; the page
+# cache, page tables and kernel pages live beside them, as they do beside a process's RSS.
+PHYS_HEADROOM = 64 << 20
 
 
 class ProgramRejected(ElfvmError):
@@ -31,7 +33,7 @@ class RunOptions:
     env: tuple[str, ...] = ()
     sysroot: str = "/"
     ram: int = 256 << 20
-    frames: int | None = None            # limit on resident user frames (--frames)
+    frames: int | None = None            # resident process pages (--frames); default RAM / 4 KiB
     policy: str = "fifo"
     fault_model: str = "linux"           # linux | simple
     mmu: str = "x86-64"
@@ -45,18 +47,15 @@ class RunOptions:
     event_limit: int = 100000
     cwd: str | None = None
     folio_kib: int = 4                   # page-cache folio size assumed by fault-around
-
-
-@dataclass
-class ProcessReport:
-    pid: int
-    ppid: int
-    exit_status: int | None
-    signal: str | None
-    death: dict | None
-    page_faults: int
-    faults_by_kind: dict
-    resident_pages: int
+    exact: bool = False                  # a reference per access (--exact-tlb; --emit-trace)
+    emit_trace: str | None = None        # lackey trace of the run's references
+    tlb_entries: int = 64
+    tlb_ways: int | None = None
+    split_tlb: bool = False
+    asid: bool = False
+    walk_levels: int | None = None       # default: the --mmu's levels
+    tlb_ns: float = 20.0
+    mem_ns: float = 100.0
 
 
 @dataclass
@@ -69,14 +68,14 @@ class RunReport:
     instructions: int | None
     syscalls: list[dict]
     unknown_syscalls: list[dict]
-    processes: list[ProcessReport]
-    page_faults: int
-    faults_by_kind: dict
-    evictions: int
-    dirty_evictions: int
-    swap_ins: int
-    tlb_fills: int
+    stats: object                        # elfvm.sim.engine.Stats of the whole run (the model's)
+    process_stats: list                  # one Stats per process, in pid order
+    processes: list[dict]                # {pid, ppid, exit_status, death}
+    exact: bool
+    config: object                       # the model's SimConfig
+    tlb_fills: int                       # fills of Unicorn's TLB (the CPU's own)
     pages_touched: int
+    pages_at_exec: int
     maps: list[dict]
     maps_text: str
     rss_by_vma: list[dict]
@@ -84,8 +83,28 @@ class RunReport:
     stop_reason: str | None
     death: dict | None
     fault_model: str
-    frames_peak: int
+    trace_files: list[str]
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def page_faults(self) -> int:
+        return self.stats.page_faults
+
+    @property
+    def faults_by_kind(self) -> dict:
+        return self.stats.faults_by_kind
+
+    @property
+    def evictions(self) -> int:
+        return self.stats.evictions
+
+    @property
+    def dirty_evictions(self) -> int:
+        return self.stats.dirty_evictions
+
+    @property
+    def swap_ins(self) -> int:
+        return self.stats.swap_ins
 
     @property
     def exit_code(self) -> int:
@@ -117,9 +136,29 @@ def _exec(opts: RunOptions):
     return result, argv
 
 
+def paging_model(opts: RunOptions):
+    """The trace engine's model for this run: --frames (or --ram / 4 KiB) frames, the policy,
+    the TLB and the walk of the --mmu."""
+    from elfvm.mmu.geometry import GeometryError, get_geometry
+    from elfvm.mmu.tlb import TlbError, tlb_geometry
+    from elfvm.sim.engine import PagingModel, SimConfig
+
+    try:
+        geom = get_geometry(opts.mmu)
+        tlb = tlb_geometry(opts.tlb_entries, opts.tlb_ways)
+    except (GeometryError, TlbError) as e:
+        raise UsageError(str(e)) from None
+    frames = opts.frames if opts.frames is not None else opts.ram // 4096
+    levels = geom.levels if opts.walk_levels is None else opts.walk_levels
+    cfg = SimConfig(opts.policy, frames, 4096, tlb, opts.split_tlb, opts.asid, levels, opts.tlb_ns,
+                    opts.mem_ns, 0)
+    return PagingModel(cfg)
+
+
 def run_program(opts: RunOptions) -> RunReport:
     """Exec the program (elfvm's loader) and run it under Unicorn until every process exits."""
-    from elfvm.emu.kernel import Kernel
+    from elfvm.emu.kernel import FIRST_PID, Kernel
+    from elfvm.emu.tracefile import TraceWriter
     from elfvm.emu.vfs import O_WRONLY, OpenFile, Vfs
 
     if opts.fault_model not in ("linux", "simple"):
@@ -129,14 +168,22 @@ def run_program(opts: RunOptions) -> RunReport:
                          f"(opt needs the whole future: record with --emit-trace and replay)")
     if opts.frames is not None and opts.frames < 8:
         raise UsageError(f"--frames {opts.frames}: a real program needs at least 8 frames")
+    if opts.frames is not None and opts.frames > opts.ram // 4096:
+        raise UsageError(f"--frames {opts.frames}: more than --ram holds ({opts.ram // 4096} frames)")
     result, argv = _exec(opts)
+    model = paging_model(opts)
     vfs = Vfs(root=os.path.abspath(opts.sysroot), cwd=opts.cwd or os.getcwd(), write_dir=opts.write_dir)
+    trace = None
+    if opts.emit_trace:
+        trace = TraceWriter(opts.emit_trace, FIRST_PID)
+        trace._file(FIRST_PID)
+    exact = opts.exact or trace is not None
     try:
-        k = Kernel(profile=result.profile, ram=opts.ram, frame_limit=opts.frames, policy=opts.policy,
+        k = Kernel(profile=result.profile, ram=opts.ram + PHYS_HEADROOM, model=model,
                    fault_model=opts.fault_model, geometry=opts.mmu, vfs=vfs,
                    max_instructions=opts.max_instructions, seed=opts.seed, stdin=opts.stdin,
                    echo=opts.echo, event_limit=opts.event_limit,
-                   folio_pages=max(opts.folio_kib // 4, 1))
+                   folio_pages=max(opts.folio_kib // 4, 1), exact=exact, trace=trace)
     except ImportError as e:          # pragma: no cover
         raise UsageError(f"simulate-run PROGRAM needs unicorn: pip install 'elfvm[emu]' ({e})") from None
     k.read_implies_exec = result.read_implies_exec
@@ -146,40 +193,91 @@ def run_program(opts: RunOptions) -> RunReport:
     p = k.spawn(result, {0: stdin, 1: out, 2: err})
     p.rlimit_stack = opts.rlimit_stack
     try:
-        k.run()
+        with StopOnSigint(k):
+            k.run()
     except KeyboardInterrupt:
         k.stop_reason = "interrupted"
+    finally:
+        k.flush_refs()
+        if trace is not None:
+            trace.close()
     vfs.save_overlay()
     return build_report(k, p, argv, opts, result)
 
 
-def build_report(k, first, argv, opts: RunOptions, result) -> RunReport:
-    from elfvm.mm.maps import proc_maps, maps_text
+class StopOnSigint:
+    """Ctrl-C stops the guest cleanly (the partial report follows): SIGINT's C-level handler
+    writes to a wake-up pipe (signal.set_wakeup_fd) even while Unicorn runs native code, and a
+    watcher thread asks Unicorn to stop (uc_emu_stop is safe from another thread)."""
 
-    total = Counter()
-    procs = []
-    for q in sorted(k.procs.values(), key=lambda q: q.pid):
-        total.update(q.faults)
-        procs.append(ProcessReport(
-            q.pid, q.ppid, q.exit_status, q.death.name if q.death else None,
-            _death_dict(k, q.death), q.minflt, _kinds(q.faults), len(getattr(q, "final_resident", None) or q.ptes)))
+    def __init__(self, kernel):
+        self.k = kernel
+        self.active = False
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        self.r, self.w = os.pipe()
+        os.set_blocking(self.w, False)
+        self.old_fd = signal.set_wakeup_fd(self.w, warn_on_full_buffer=False)
+        self.old = signal.signal(signal.SIGINT, self._handler)
+        self.active = True
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+        self.thread.start()
+        return self
+
+    def _handler(self, signum, frame) -> None:
+        self._stop()
+
+    def _stop(self) -> None:
+        self.k.stop_reason = "interrupted"
+        self.k.uc.emu_stop()
+
+    def _watch(self) -> None:
+        import signal
+
+        while True:
+            try:
+                data = os.read(self.r, 16)
+            except OSError:
+                return
+            if not data:
+                return
+            if signal.SIGINT in data:
+                self._stop()
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self.active:
+            signal.signal(signal.SIGINT, self.old)
+            signal.set_wakeup_fd(self.old_fd)
+            os.close(self.w)
+            os.close(self.r)
+        return False
+
+
+def build_report(k, first, argv, opts: RunOptions, result) -> RunReport:
+    from elfvm.mm.maps import maps_text, proc_maps
+
+    total, per_model = k.final_stats or k.model.stats()
+    procs = sorted(k.procs.values(), key=lambda q: q.pid)
     mm = first.mm
-    lines = proc_maps(mm)
-    maps = []
-    rss = []
-    for ln in lines:
-        present = getattr(first, "final_resident", None) or first.ptes
+    present = getattr(first, "final_resident", None) or set(first.ptes)
+    maps, rss = [], []
+    for ln in proc_maps(mm):
         resident = sum(1 for v in range(ln.start >> 12, ln.end >> 12) if v in present)
-        maps.append({"start": ln.start, "end": ln.end, "perms": ln.perms, "offset": ln.pgoff,
-                     "dev": ln.dev, "inode": ln.inode, "name": ln.name, "kind": ln.kind,
-                     "size": ln.end - ln.start})
+        maps.append({"start": ln.start, "end": ln.end, "perms": ln.perms, "pgoff": ln.pgoff,
+                     "name": ln.name, "kind": ln.kind, "source": map_source(result, ln)})
         rss.append({"start": ln.start, "end": ln.end, "name": ln.name or f"[{ln.kind}]",
                     "pages": (ln.end - ln.start) >> 12, "resident": resident})
     syms = _Symbolizer(result)
     events = [{"seq": e.seq, "pid": e.pid, "address": e.addr, "access": e.access, "kind": e.kind,
                "handler": e.handler, "eip": e.eip, "symbol": syms.at(e.eip), "mapped": e.mapped,
                "kernel": e.kernel} for e in k.events]
-    touched = len({(e.pid, e.addr >> 12) for e in k.events})
     notes = list(getattr(result, "notes", []))
     if k.cpu.instructions is None:
         notes.append("instructions are not counted without numba (pip install numba)")
@@ -188,18 +286,38 @@ def build_report(k, first, argv, opts: RunOptions, result) -> RunReport:
         stdout=bytes(k.stdout), stderr=bytes(k.stderr), instructions=k.cpu.instructions,
         syscalls=[{"name": n, "count": c} for n, c in sorted(k.syscall_counts.items()) if c],
         unknown_syscalls=[{"number": n, "count": c} for n, c in sorted(k.unknown_syscalls.items())],
-        processes=procs, page_faults=sum(total.values()), faults_by_kind=_kinds(total),
-        evictions=k.evictions, dirty_evictions=k.dirty_evictions, swap_ins=k.swap_ins,
-        tlb_fills=k.tlb_fills, pages_touched=touched, maps=maps, maps_text=maps_text(mm),
-        rss_by_vma=rss, events=events, stop_reason=k.stop_reason,
+        stats=total, process_stats=[per_model[q.mi] for q in procs],
+        processes=[{"pid": q.pid, "ppid": q.ppid, "exit_status": q.exit_status,
+                    "death": _death_dict(k, q.death, syms)} for q in procs],
+        exact=k.exact, config=k.model.machine.cfg, tlb_fills=k.tlb_fills,
+        pages_touched=len(k.touched), pages_at_exec=k.pages_at_exec, maps=maps,
+        maps_text=maps_text(mm), rss_by_vma=rss, events=events, stop_reason=k.stop_reason,
         death=_death_dict(k, first.death, syms), fault_model=opts.fault_model,
-        frames_peak=k.frames.peak, notes=notes)
+        trace_files=list(k.trace.paths) if k.trace is not None else [], notes=notes)
 
 
-def _kinds(c: Counter) -> dict:
-    from elfvm.emu.fault import FAULT_KINDS
+def map_source(result, line) -> str:
+    """layout's `source` for what execve mapped; for what the run mapped, the call that did."""
+    from elfvm.render.layout import vma_source
 
-    return {kind: int(c.get(kind, 0)) for kind in FAULT_KINDS}
+    out = []
+    for v in line.parts:
+        owner = v.origin[0] if v.origin else ""
+        if owner == "heap":
+            out.append("brk: the heap (malloc below M_MMAP_THRESHOLD grows it)")
+        elif owner == "mmap" and v.source.startswith("shm:"):
+            out.append(f"shmat: System V shared memory segment {v.source[4:]}")
+        elif owner == "mmap" and v.shared and v.file is None:
+            out.append("mmap2: MAP_SHARED|MAP_ANONYMOUS (shared with forked children)")
+        elif owner == "mmap" and v.file is not None:
+            out.append(f"mmap2: {'shared' if v.shared else 'private'} mapping of {v.file.path}")
+        elif owner == "mmap":
+            out.append("mmap2: anonymous (malloc at or above M_MMAP_THRESHOLD, or a direct mmap)")
+        else:
+            src = vma_source(result, v)
+            if src:
+                out.append(src)
+    return "; ".join(dict.fromkeys(out))
 
 
 def _death_dict(k, d, syms=None) -> dict | None:

@@ -516,7 +516,7 @@ def do_mmap(k, p, addr, length, prot, flags, fd, offset, source=None):
         if shared and prot & PROT_WRITE and f.flags & V.O_ACCMODE == 0:
             return -errno.EACCES
     vprot = _vm_prot(k, p, prot)
-    src = source or ("" if not (anon and shared) else f"shared-anon:{k.new_pid()}")
+    src = source or ("" if not (anon and shared) else f"shared-anon:{next(k.shmem_ids)}")
 
     def make(s, e):
         return Vma(s, e, vprot, offset if ref else 0, ref, shared=shared,
@@ -582,7 +582,7 @@ def sys_mprotect(k, p, addr, length, prot):
             k.set_pte(p, vpn, Pte(pte.frame, w, x))
             changed = True
     if changed:
-        k.cpu.flush_tlb()
+        k.flush_cpu_tlb()
     return 0
 
 
@@ -615,9 +615,10 @@ def sys_mremap(k, p, old, old_len, new_len, flags, new_addr):
     for vpn in sorted(x for x in list(p.ptes) if old >> 12 <= x < (old + old_len) >> 12):
         pte = p.ptes[vpn]
         k.set_pte(p, (dest >> 12) + vpn - (old >> 12), Pte(pte.frame, pte.write, pte.exec))
+        k.map_page(p, (dest >> 12) + vpn - (old >> 12))
     mm.munmap(old, old + old_len)
     k.unmap_range(p, old, old + old_len)
-    k.cpu.flush_tlb()
+    k.flush_cpu_tlb()
     return dest
 
 
@@ -752,9 +753,9 @@ def sys_wait4(k, p, pid, status_ptr, options, rusage):
         k.write_u32(p, status_ptr, st)
     if rusage:
         ru = bytearray(72)
-        struct.pack_into("<I", ru, 40, c.minflt)     # ru_minflt after two timevals and 6 longs
+        k.flush_refs()
+        struct.pack_into("<I", ru, 40, k.model.page_faults(c.mi))   # ru_minflt: 2 timevals, 6 longs
         k.write_user(p, rusage, bytes(ru))
-    p.faults_children = getattr(p, "faults_children", 0) + c.minflt
     return c.pid
 
 

@@ -4,7 +4,8 @@
 * `parse`  -- the compiled line parser (the record -> page-reference contract);
 * `kernel` -- the compiled reference loop: page index, TLB, frames, fifo/lru/clock/opt;
 * `engine` -- the state around it, streaming several traces round-robin, `--compare`, and
-  `PagingModel` for references one at a time from a running program.
+  `PagingModel` for references one at a time from a running program;
+* `timeline` -- for `--svg`: the frame table and counters sampled in a bounded number of time bins.
 
 numpy and numba come with the `sim` extra; the kernels run as plain Python without numba.
 """

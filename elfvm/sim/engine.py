@@ -15,7 +15,7 @@ effective access time from `elfvm.mmu.tlb`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -23,6 +23,9 @@ from elfvm.mmu.tlb import TlbGeometry, effective_access_ns, tlb_geometry
 from elfvm.phys.frames import FrameAllocator, Zone
 from elfvm.sim import kernel as K
 from elfvm.sim.trace import BATCH, BadLines, TraceReader
+
+if TYPE_CHECKING:
+    from elfvm.sim.timeline import Timeline
 
 EMPTY_NEXTS = np.zeros(0, dtype=np.int64)
 TRACE_FAULT_KINDS = ("first-touch", "swap-in")
@@ -128,6 +131,7 @@ class SimResult:
     events: list[FaultEvent]
     bad_lines: list[BadLines]
     fault_kinds: tuple[str, ...] = TRACE_FAULT_KINDS
+    timeline: "Timeline | None" = None     # with run_traces(timeline_bins=N): for --svg
 
 
 # ------------------------------------------------------------------ the page index
@@ -304,6 +308,26 @@ class Machine:
                      frames, switches)
 
 
+class TimelineMachine(Machine):
+    """A Machine that also samples a compact timeline (`elfvm.sim.timeline`) as it runs; runs
+    without a timeline use the plain Machine and pay nothing for this."""
+
+    def __init__(self, cfg: SimConfig, index: PageIndex, nprocs: int, bins: int):
+        from elfvm.sim.timeline import Recorder
+
+        super().__init__(cfg, index, nprocs)
+        self.recorder = Recorder(self, bins)
+
+    def run(self, ids: np.ndarray, flags: np.ndarray, nexts: np.ndarray = EMPTY_NEXTS) -> None:
+        from elfvm.sim.timeline import run_sampled
+
+        self.ensure_pages()
+        r = self.recorder
+        run_sampled(ids, flags, nexts, self.pages, self.index.page_proc, self.index.page_vpn,
+                    self.frames, self.tlb, self.tree, self.free, self.counters, self.sc, self.prm,
+                    self.events, r.t, r.counters, r.frames, r.last, r.state)
+
+
 # ------------------------------------------------------------------ streaming traces
 
 def interleave(streams: Sequence[Iterable[tuple[np.ndarray, np.ndarray]]], quantum: int,
@@ -422,15 +446,22 @@ def open_readers(paths: Sequence[str], fmt: str, cfg: SimConfig, max_addr: int,
 
 def run_traces(paths: Sequence[str], cfg: SimConfig, *, fmt: str = "auto", quantum: int = 10000,
                max_addr: int = (1 << 32) - 1, skip_bad: bool = False,
-               progress: Callable[[int, int | None], None] | None = None) -> SimResult:
-    """Simulate the traces at `paths` (one process each) under `cfg`."""
+               progress: Callable[[int, int | None], None] | None = None,
+               timeline_bins: int = 0) -> SimResult:
+    """Simulate the traces at `paths` (one process each) under `cfg`; with `timeline_bins` > 0
+    the result also has a `timeline` of that many time bins (fewer for a shorter trace)."""
     readers = open_readers(paths, fmt, cfg, max_addr, skip_bad)
     index = PageIndex()
-    m = Machine(cfg, index, len(readers))
+    if timeline_bins > 0:
+        m = TimelineMachine(cfg, index, len(readers), timeline_bins)
+    else:
+        m = Machine(cfg, index, len(readers))
     run_machines(readers, [m], quantum, _progress_fn(readers, progress))
     total, per = m.stats()
-    return SimResult(cfg, [r.name for r in readers], total, per, m.fault_events(),
-                     [r.bad for r in readers if r.bad])
+    names = [r.name for r in readers]
+    timeline = m.recorder.finish(m, names) if timeline_bins > 0 else None
+    return SimResult(cfg, names, total, per, m.fault_events(), [r.bad for r in readers if r.bad],
+                     timeline=timeline)
 
 
 def _progress_fn(readers, progress):
@@ -517,13 +548,71 @@ class PagingModel:
         self._flags = np.zeros(1, dtype=np.uint8)
 
     def access(self, proc: int, vpn: int, *, write: bool = False, instr: bool = False,
-               fault_kind: str = "first-touch") -> Access:
+               fault_kind: str = "first-touch", refault_kind: str | None = None) -> Access:
+        """One reference. `fault_kind` names a first-touch fault; `refault_kind` names the fault
+        of a page brought back after an eviction when it does not come from swap (a clean file
+        page read again from the page cache): without it that fault is a swap-in."""
         self._proc[0], self._vpn[0] = proc, vpn
         self._flags[0] = (1 if write else 0) | (2 if instr else 0)
         ids = self.index.resolve(self._proc, self._vpn)
         m = self.machine
         m.prm[K.R_FIRST_KIND] = K.FAULT_KINDS.index(fault_kind)
         m.run(ids, self._flags)
+        a = self._last()
+        if a.fault == "swap-in" and refault_kind is not None and refault_kind != "swap-in":
+            self._relabel(proc, "swap-in", refault_kind)
+            a = Access(a.tlb_hit, refault_kind, a.frame, a.evicted, a.written_back)
+        return a
+
+    def access_many(self, procs: np.ndarray, vpns: np.ndarray, flags: np.ndarray) -> None:
+        """A batch of references to resident pages (the caller knows none of them faults)."""
+        if len(vpns):
+            self.machine.run(self.index.resolve(procs, vpns), flags)
+
+    def map(self, proc: int, vpn: int, dirty: bool = False) -> Access | None:
+        """Make a page resident without a reference of the program: the pages that fault-around,
+        fork or execve map. Takes a frame (evicting when none is free: that eviction counts) but
+        no reference, fault, touch, TLB entry or context switch. None if it was resident."""
+        m = self.machine
+        self._proc[0], self._vpn[0] = proc, vpn
+        p = int(self.index.resolve(self._proc, self._vpn)[0])
+        m.ensure_pages()
+        if m.pages[p, K.P_FRAME] >= 0:
+            return None
+        before = m.counters[proc, [K.C_TOUCHED, *range(K.C_FAULT, K.NC)]].copy()
+        nev = int(m.sc[K.S_NEVENTS])
+        K._page_fault(p, proc, m.sc[K.S_T], m.pages, self.index.page_proc, m.frames, m.tlb, m.tree,
+                      m.free, m.counters, m.sc, m.prm, m.events)
+        m.counters[proc, [K.C_TOUCHED, *range(K.C_FAULT, K.NC)]] = before
+        m.sc[K.S_NEVENTS] = nev
+        if dirty:                                      # written by the kernel (execve's stack)
+            m.frames[m.pages[p, K.P_FRAME], K.F_DIRTY] = 1
+        a = self._last()
+        return Access(False, None, a.frame, a.evicted, a.written_back)
+
+    def add_process(self) -> int:
+        """A new process (fork): its number, for access()."""
+        m = self.machine
+        m.counters = np.vstack([m.counters, np.zeros((1, K.NC), dtype=np.int64)])
+        m.nprocs += 1
+        return m.nprocs - 1
+
+    def resident(self, proc: int, vpn: int) -> bool:
+        m = self.machine
+        p = self.index.lookup(proc, vpn)
+        m.ensure_pages()
+        return bool(m.pages[p, K.P_FRAME] >= 0)
+
+    def page_faults(self, proc: int) -> int:
+        """The faults of one process so far (getrusage's ru_minflt)."""
+        return int(self.machine.counters[proc, K.C_FAULT:K.C_FAULT + K.NKINDS].sum())
+
+    @property
+    def free_frames(self) -> int:
+        return int(self.machine.sc[K.S_NFREE])
+
+    def _last(self) -> Access:
+        m = self.machine
         sc = m.sc
         kind = int(sc[K.S_LAST_KIND])
         victim = int(sc[K.S_LAST_VICTIM]) if kind >= 0 else -1
@@ -533,6 +622,14 @@ class PagingModel:
         return Access(bool(sc[K.S_LAST_HIT]), K.FAULT_KINDS[kind] if kind >= 0 else None,
                       int(m.pfn[sc[K.S_LAST_FRAME]]), evicted,
                       bool(sc[K.S_LAST_VDIRTY]) if evicted else False)
+
+    def _relabel(self, proc: int, old: str, new: str) -> None:
+        m = self.machine
+        m.counters[proc, K.C_FAULT + K.FAULT_KINDS.index(old)] -= 1
+        m.counters[proc, K.C_FAULT + K.FAULT_KINDS.index(new)] += 1
+        ne = int(m.sc[K.S_NEVENTS])
+        if ne and m.events[ne - 1, K.E_KIND] == K.FAULT_KINDS.index(old):
+            m.events[ne - 1, K.E_KIND] = K.FAULT_KINDS.index(new)
 
     def count_fault(self, proc: int, kind: str) -> None:
         """A fault the caller resolved without a new frame from the model (e.g. COW)."""
