@@ -510,7 +510,7 @@ def do_mmap(k, p, addr, length, prot, flags, fd, offset, source=None):
         if ino.kind == "dir":
             return -errno.ENODEV
         st = ino.st
-        ref = FileRef(ino.path, os.major(st.st_dev) if st else 0, os.minor(st.st_dev) if st else 0,
+        ref = FileRef(k.vfs.d_path(ino), os.major(st.st_dev) if st else 0, os.minor(st.st_dev) if st else 0,
                       st.st_ino if st else 0)
         k.file_inodes.setdefault(ref, ino)
         if shared and prot & PROT_WRITE and f.flags & V.O_ACCMODE == 0:

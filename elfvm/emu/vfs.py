@@ -94,6 +94,20 @@ class Vfs:
             return full
         return os.path.join(self.root, full.lstrip("/"))
 
+    def d_path(self, ino: "Inode") -> str:
+        """The name /proc/PID/maps shows for a mapped file: the path with symlinks resolved
+        (fs/d_path.c), as seen from the guest's root."""
+        if ino.host is None:
+            return ino.path
+        if self.root in ("/", ""):
+            return os.path.realpath(ino.host)
+        from elfvm.kernel.binfmt_elf import resolve_in_root
+
+        try:
+            return resolve_in_root(self.root, ino.path)
+        except Exception:
+            return ino.path
+
     def guest_path(self, path: str) -> str:
         return os.path.normpath(os.path.join(self.cwd, path))
 

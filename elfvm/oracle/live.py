@@ -79,6 +79,7 @@ ADDR_LIMIT_3GB = 0x8000000
 # --- ptrace requests ----------------------------------------------------------------------------------
 PTRACE_TRACEME = 0
 PTRACE_CONT = 7
+PTRACE_SYSCALL = 24
 PTRACE_GETREGS = 12
 
 AT_NULL = 0
@@ -724,6 +725,51 @@ def live_verdict(path: str | bytes, argv: Sequence[str | bytes], env: EnvLike, *
         return LiveVerdict("killed", signal=e.signal)
     _kill_reap(pid)
     return LiveVerdict("ok")
+
+
+def maps_at_exit(path: str | bytes, argv: Sequence[str | bytes], env: EnvLike, *,
+                 stdin_path: str | None = None, timeout: float = 20) -> tuple[str, str]:
+    """Run the program (ASLR off) under PTRACE_SYSCALL and return (/proc/PID/maps, stdout) at the
+    entry of its exit/exit_group system call: the final memory map, to compare with an emulated
+    run's. Only single-process programs: a fork would escape the tracer's view."""
+    import tempfile
+
+    out = tempfile.TemporaryFile()
+    saved = os.dup(1), os.dup(0)
+    fin = os.open(stdin_path or os.devnull, os.O_RDONLY)
+    try:
+        os.dup2(out.fileno(), 1)
+        os.dup2(fin, 0)
+        pid = _spawn(path, argv, env, aslr=False, personality_extra=0, rlimit_stack=None, cwd=None,
+                     timeout=timeout, _pre_exec=None)
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 0)
+        os.close(saved[0])
+        os.close(saved[1])
+        os.close(fin)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            _ptrace(PTRACE_SYSCALL, pid, None, None)
+            while True:
+                wpid, status = os.waitpid(pid, os.WNOHANG)
+                if wpid == pid:
+                    break
+                if time.monotonic() > deadline:
+                    raise LiveTimeout(f"{path!r} did not exit in time; killed")
+                time.sleep(0.0005)
+            if not os.WIFSTOPPED(status):
+                raise LiveOracleError(f"{path!r} ended before exit_group could be seen")
+            regs, _ = _getregs(pid)
+            if regs.get("orig_eax") in (1, 252):          # __NR_exit, __NR_exit_group (i386)
+                with open(f"/proc/{pid}/maps") as f:
+                    maps = f.read()
+                out.seek(0)
+                return maps, out.read().decode("utf-8", "replace")
+    finally:
+        _kill_reap(pid)
+        out.close()
 
 
 # --- capability probe -----------------------------------------------------------------------------------
