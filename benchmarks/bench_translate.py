@@ -82,6 +82,15 @@ def main() -> int:
 
     tw = best_of(run_worst, 3)
     print(f"uniform random over 4 GiB (no locality): {tw * 1e3:.2f} ms, ratio {tw / wfloor:.2f}x")
+    # And the full answers the command prints (walk decoded, fault classified, section and symbol,
+    # JSON rendered), for the same 100,000 lines: what `translate --addresses FILE --format json`
+    # costs beyond start-up.
+    from elfvm.mmu import translate_all
+    from elfvm.mmu.render import render_json
+
+    tf = best_of(lambda: render_json(translate_all(space, lines, "r", 3)), 1)
+    print(f"full answers + JSON (the command's work): {tf * 1e3:.0f} ms, ratio {tf / floor:.0f}x "
+          f"({tf / len(lines) * 1e6:.1f} us per address)")
     return 0
 
 

@@ -20,6 +20,8 @@ The PAE PDPTE is special (SDM 4.4.1, table 4-8): only P, PWT and PCD are defined
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 
 P, RW, US, PWT, PCD, A, D, PS, G = (1 << i for i in range(9))
@@ -91,6 +93,7 @@ class EntryBits:
         return f"{' '.join(self.flags)} {what}={self.address:#x}"
 
 
+@functools.lru_cache(maxsize=8192)      # a pure function of an entry value: page tables repeat them
 def decode(fmt: str, level_name: str, value: int, *, leaf: bool, page_shift: int, page_size: int) -> EntryBits:
     """Decode `value` as the entry `level_name`; `leaf` means it maps a page (PTE or PS=1)."""
     if fmt == "pae" and level_name == "PDPTE":

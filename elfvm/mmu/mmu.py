@@ -164,6 +164,7 @@ class AddressSpace:
         self.seg = Segmentation(linux_gdt(profile.name), None, regs)
         self._tlb: dict[tuple[str, int], dict[int, int]] = {}
         self._neg: list[set[int]] = [set() for _ in range(geom.levels)]
+        self._walk_memo: dict[int, tuple] = {}
 
     # --- building the user part ----------------------------------------------------------
     def _images(self) -> dict[str, Image]:
@@ -270,8 +271,17 @@ class AddressSpace:
         notes: list[str] = []
         if region_what:
             notes.append(region_what)
-        w = self.pt.walk(linear) if self.pt is not None else None
-        walk = self._walk_entries(w, linear)
+        # The walk depends only on the page: many addresses of one page share it (the tables
+        # do not change while we translate).
+        key = linear >> g.offset_bits
+        memo = self._walk_memo.get(key)
+        if memo is None:
+            w = self.pt.walk(linear) if self.pt is not None else None
+            memo = (w, self._walk_entries(w, linear))
+            if len(self._walk_memo) > 65536:
+                self._walk_memo.clear()
+            self._walk_memo[key] = memo
+        w, walk = memo
         page_size = w.page_size if (w is not None and w.present) else g.page_size
         fault = None
         physical = None
@@ -286,7 +296,7 @@ class AddressSpace:
         elif w.present:
             viol = check_access(w, access, cpl, nxe=self.nxe)
             if viol is None:
-                physical = w.physical
+                physical = w.page_base + (linear & (w.page_size - 1))
             else:
                 hw = f"{viol.reason} ({describe_error_code(viol.error_code)})"
                 if kernel_addr and cpl == 0:
@@ -443,6 +453,7 @@ class AddressSpace:
         """A CR3 reload: drop the TLB and the paging-structure caches."""
         self._tlb.clear()
         self._neg = [set() for _ in range(self.geom.levels)]
+        self._walk_memo.clear()
 
 
 def region_is_lowmem(k: KernelLayout, linear: int) -> bool:

@@ -49,4 +49,9 @@ def render_table(results) -> str:
 
 
 def render_json(results) -> str:
-    return json.dumps([t.to_json() for t in results], indent=2)
+    """A JSON list. Short lists are indented for people; long ones (bulk --addresses runs) put
+    one compact object per line, which is still one JSON document and lets the C encoder work."""
+    objs = [t.to_json() for t in results]
+    if len(objs) <= 100:
+        return json.dumps(objs, indent=2)
+    return "[\n" + ",\n".join(json.dumps(o) for o in objs) + "\n]"
