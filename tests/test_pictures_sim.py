@@ -195,9 +195,6 @@ def test_compare_svg_without_anomaly(tmp_path):
 
 
 def test_svg_errors(tmp_path):
-    r = cli_run("prog", "--svg", str(tmp_path / "x.svg"))
-    assert r.exit_code == 2
-    assert r.output.count("\n") == 1 and "--svg" in r.output and "program mode" in r.output
     p = write(tmp_path, "t.txt", plain_pages(BELADY))
     r = cli_run("--trace", p, "--page-size", "1", "--frames", "3", "--svg",
                 str(tmp_path / "no" / "x.svg"))

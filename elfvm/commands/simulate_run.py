@@ -17,6 +17,7 @@ Examples:
   elfvm simulate-run --trace a.lackey --trace b.lackey.gz --frames 32 --quantum 1000 --asid
   elfvm simulate-run --trace t.lackey --compare fifo,lru,clock,opt --frames 8,16,32,64
   elfvm simulate-run --trace t.lackey --frames 16 --svg run.svg
+  elfvm simulate-run fixtures/bin/touch --svg touch.svg
   printf '1\\n2\\n3\\n4\\n1\\n2\\n5\\n1\\n2\\n3\\n4\\n5\\n' |
       elfvm simulate-run --trace - --page-size 1 --compare fifo --frames 3,4
 """
@@ -75,7 +76,7 @@ def run_program_mode(program, args, trace_opts: dict, prog: dict) -> int:
         fault_model=prog["fault_model"], sysroot=prog["sysroot"], stdin=prog["stdin_file"],
         write_dir=prog["write_dir"], max_instructions=prog["max_instructions"],
         env=build_env(prog["env_clear"], prog["env_set"]), emit_trace=prog["emit_trace"],
-        exact=prog["exact_tlb"], rlimit_stack=rlim,
+        exact=prog["exact_tlb"], rlimit_stack=rlim, svg=t["svg"],
         tlb={k: t[k] for k in ("tlb_entries", "tlb_ways", "split_tlb", "asid", "walk_levels",
                                "tlb_ns", "mem_ns")})
 # ---------------------------------------------------------------- end of program mode
@@ -162,8 +163,8 @@ def frame_counts(frames: str | None, ram: str | None, page_size: int, many: bool
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, no notes on stderr.")
 @program_options
 @click.option("--svg", "svg_file", metavar="FILE", default=None,
-              help="Trace mode: also draw the run as SVG (the frame table over time, faults and "
-                   "TLB hit ratio per time bin; with --compare the fault curve of each policy).")
+              help="Also draw the run as SVG (the frame table over time, faults and TLB hit "
+                   "ratio per time bin; with --compare the fault curve of each policy).")
 def simulate_run(program, args, traces, trace_format, frames, ram, page_size, policy, tlb_entries,
                  tlb_ways, split_tlb, asid, mmu, bits, walk_levels, tlb_ns, mem_ns, quantum, shows,
                  limit, compare, fmt, skip_bad_lines, quiet, svg_file=None, **prog):
@@ -175,14 +176,12 @@ def simulate_run(program, args, traces, trace_format, frames, ram, page_size, po
     from elfvm.mmu.geometry import GeometryError, get_geometry
     from elfvm.mmu.tlb import TlbError, tlb_geometry
 
-    if svg_file is not None and program is not None:
-        raise UsageError("--svg needs --trace FILE: program mode does not record a timeline yet")
     if program is not None:                     # program mode (issue 5): elfvm.emu
         sys.exit(run_program_mode(program, args, dict(
             traces=traces, compare=compare, page_size=page_size, bits=bits, frames=frames, ram=ram,
             policy=policy, mmu=mmu, shows=shows, limit=limit, fmt=fmt, quiet=quiet,
             tlb_entries=tlb_entries, tlb_ways=tlb_ways, split_tlb=split_tlb, asid=asid,
-            walk_levels=walk_levels, tlb_ns=tlb_ns, mem_ns=mem_ns), prog))
+            walk_levels=walk_levels, tlb_ns=tlb_ns, mem_ns=mem_ns, svg=svg_file), prog))
     if not traces:
         raise UsageError("nothing to simulate: give --trace FILE (repeatable; '-' for stdin)")
     if sum(1 for t in traces if t == "-") > 1:

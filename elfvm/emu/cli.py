@@ -15,6 +15,8 @@ import click
 
 from elfvm.errors import UsageError
 
+SVG_BINS = 400                   # time bins of --svg, as in trace mode
+
 
 def simulate_program(program: str, args=(), *, frames: str | None = None, ram: str | None = None,
                      policy: str = "fifo", mmu: str = "x86-64", shows=(), limit: int = 50,
@@ -22,9 +24,11 @@ def simulate_program(program: str, args=(), *, frames: str | None = None, ram: s
                      sysroot: str = "/", stdin: str | None = None, write_dir: str | None = None,
                      max_instructions: int | None = None, env=(), seed: int | None = None,
                      emit_trace: str | None = None, exact: bool = False,
-                     rlimit_stack: int = 8 << 20, tlb: dict | None = None) -> int:
+                     rlimit_stack: int = 8 << 20, tlb: dict | None = None,
+                     svg: str | None = None) -> int:
     """`tlb`: the trace options that shape the model's TLB and walk (tlb_entries, tlb_ways,
-    split_tlb, asid, walk_levels, tlb_ns, mem_ns)."""
+    split_tlb, asid, walk_levels, tlb_ns, mem_ns). `svg`: also draw the run there (the frame
+    table over time, faults by kind and the TLB hit ratio per time bin)."""
     from elfvm.emu.report import render_json, render_text
     from elfvm.emu.run import RunOptions, run_program
     from elfvm.units import parse_size
@@ -66,8 +70,13 @@ def simulate_program(program: str, args=(), *, frames: str | None = None, ram: s
     opts = RunOptions(program, tuple(args), tuple(env), sysroot=sysroot, ram=ram_bytes, frames=nframes,
                       policy=policy, fault_model=fault_model, mmu=mmu, stdin=data, write_dir=write_dir,
                       max_instructions=max_instructions, rlimit_stack=rlimit_stack, seed=seed,
-                      echo=echo if live else None, exact=exact, emit_trace=emit_trace, **(tlb or {}))
+                      echo=echo if live else None, exact=exact, emit_trace=emit_trace,
+                      timeline_bins=SVG_BINS if svg is not None else 0, **(tlb or {}))
     report = run_program(opts)
+    if svg is not None:
+        from elfvm.render.pictures import write_program_svg
+
+        write_program_svg(report, svg, mmu)
     if fmt == "json":
         click.echo(render_json(report))
     else:

@@ -106,6 +106,7 @@ class Process:
     shm_attach: dict = field(default_factory=dict)    # addr -> shmid
     rlimit_stack: int = 8 << 20
     exe: str = ""
+    forked_by: int | None = None     # the parent's pid for a forked process (ppid may change)
 
     @property
     def exit_status(self) -> int | None:
@@ -147,6 +148,7 @@ class Kernel:
         self.in_mem_hook = False
         self.deferred: set[tuple[int, int]] = set()      # evictions waiting for the CPU to stop
         self.final_stats = None
+        self.final_timeline = None                       # with --svg: the timeline at the end
         self.ptmem = PhysicalMemory(ram)
         self.vfs = vfs
         self.max_instructions = max_instructions
@@ -657,6 +659,7 @@ class Kernel:
         child.mi = self.model.add_process()
         self.by_mi[child.mi] = child
         child.exe = parent.exe
+        child.forked_by = parent.pid
         child.tls = dict(parent.tls)
         child.sigactions = dict(parent.sigactions)
         child.shm_attach = dict(parent.shm_attach)
@@ -752,6 +755,7 @@ class Kernel:
         if all(q.state in ("zombie", "reaped") for q in self.procs.values() if q is not p):
             self.flush_refs()                    # the last one: the model as the run ended
             self.final_stats = self.model.stats()
+            self.final_timeline = self.model.timeline()
         self.exit_mm(p)
         p.state = "zombie"
         for c in self.procs.values():

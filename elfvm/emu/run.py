@@ -56,6 +56,7 @@ class RunOptions:
     walk_levels: int | None = None       # default: the --mmu's levels
     tlb_ns: float = 20.0
     mem_ns: float = 100.0
+    timeline_bins: int = 0               # > 0: sample the run's timeline (--svg)
 
 
 @dataclass
@@ -85,6 +86,7 @@ class RunReport:
     fault_model: str
     trace_files: list[str]
     notes: list[str] = field(default_factory=list)
+    timeline: object = None              # elfvm.sim.timeline.Timeline with timeline_bins (--svg)
 
     @property
     def page_faults(self) -> int:
@@ -152,7 +154,7 @@ def paging_model(opts: RunOptions):
     levels = geom.levels if opts.walk_levels is None else opts.walk_levels
     cfg = SimConfig(opts.policy, frames, 4096, tlb, opts.split_tlb, opts.asid, levels, opts.tlb_ns,
                     opts.mem_ns, 0)
-    return PagingModel(cfg)
+    return PagingModel(cfg, timeline_bins=opts.timeline_bins)
 
 
 def run_program(opts: RunOptions) -> RunReport:
@@ -264,6 +266,12 @@ def build_report(k, first, argv, opts: RunOptions, result) -> RunReport:
     from elfvm.mm.maps import maps_text, proc_maps
 
     total, per_model = k.final_stats or k.model.stats()
+    timeline = k.final_timeline or k.model.timeline()
+    if timeline is not None:                       # processes by model number: P0, P1, ...
+        from dataclasses import replace
+
+        by_mi = sorted(k.by_mi.items())
+        timeline = replace(timeline, names=tuple(process_label(q) for _, q in by_mi))
     procs = sorted(k.procs.values(), key=lambda q: q.pid)
     mm = first.mm
     present = getattr(first, "final_resident", None) or set(first.ptes)
@@ -293,7 +301,15 @@ def build_report(k, first, argv, opts: RunOptions, result) -> RunReport:
         pages_touched=len(k.touched), pages_at_exec=k.pages_at_exec, maps=maps,
         maps_text=maps_text(mm), rss_by_vma=rss, events=events, stop_reason=k.stop_reason,
         death=_death_dict(k, first.death, syms), fault_model=opts.fault_model,
-        trace_files=list(k.trace.paths) if k.trace is not None else [], notes=notes)
+        trace_files=list(k.trace.paths) if k.trace is not None else [], notes=notes,
+        timeline=timeline)
+
+
+def process_label(q) -> str:
+    """`touch, pid 101 (forked by 100)`: a process as the pictures name it."""
+    name = os.path.basename(q.exe) if q.exe else "?"
+    forked = f" (forked by {q.forked_by})" if q.forked_by is not None else ""
+    return f"{name}, pid {q.pid}{forked}"
 
 
 def map_source(result, line) -> str:

@@ -89,6 +89,14 @@ def _save_svg(svg: str, path: str) -> None:
         raise UsageError(f"--svg {path}: {e.strerror}") from None
 
 
+def _paging_summary(t, pages_touched: int) -> str:
+    """Pages touched, faults by kind, evictions of a run's total `Stats`."""
+    kinds = ", ".join(f"{n} {k}" for k, n in t.faults_by_kind.items() if n)
+    return (f"{pages_touched} pages touched, {t.page_faults} page faults"
+            + (f" ({kinds})" if kinds else "")
+            + f", {t.evictions} evictions ({t.dirty_evictions} dirty)")
+
+
 def write_simulate_svg(result, path: str, mmu_name: str) -> None:
     """`simulate-run --trace ... --svg`: the frame table over time, the page faults and the TLB
     hit ratio over the run, from the timeline the engine sampled (`run_traces(timeline_bins=)`)."""
@@ -101,10 +109,7 @@ def write_simulate_svg(result, path: str, mmu_name: str) -> None:
     if tl is None:
         raise ValueError("the run has no timeline: run_traces(..., timeline_bins=N)")
     t = result.total
-    kinds = ", ".join(f"{n} {k}" for k, n in t.faults_by_kind.items() if n)
-    summary = (f"{t.references} references, {t.pages_touched} pages touched, {t.page_faults} page "
-               f"faults" + (f" ({kinds})" if kinds else "") + f", {t.evictions} evictions "
-               f"({t.dirty_evictions} dirty)")
+    summary = f"{t.references} references, " + _paging_summary(t, t.pages_touched)
     if len(result.names) > 1:
         summary += f", {t.context_switches} context switches"
     names = [os.path.basename(n) if n != "-" else "stdin" for n in result.names]
@@ -124,4 +129,46 @@ def write_compare_svg(result, path: str) -> None:
                       belady=result.belady, references=result.references,
                       pages_touched=result.pages_touched,
                       title="simulate-run --compare: the fault curve of each policy")
+    _save_svg(svg, path)
+
+
+def write_program_svg(report, path: str, mmu_name: str) -> None:
+    """`simulate-run PROGRAM --svg`: the same picture of a program run (elfvm.emu), from the
+    timeline its paging model sampled (`RunOptions(timeline_bins=)`). Time is the model's
+    references: every access with --exact-tlb; in the default mode the page-granular events the
+    model sees (CPU TLB fills and the kernel's copies to and from user memory), where the TLB
+    is not measured."""
+    import os
+
+    from elfvm.render.simulate import describe_config
+    from elfvm.render.svg_sim import timeline_svg
+    from elfvm.sim.engine import PROGRAM_FAULT_KINDS, SimResult
+
+    tl = report.timeline
+    if tl is None:
+        raise ValueError("the run has no timeline: RunOptions(timeline_bins=N)")
+    t, c = report.stats, report.config
+    res = SimResult(c, list(tl.names), t, report.process_stats, [], [], PROGRAM_FAULT_KINDS)
+    n = len(tl.names)
+    prog = os.path.basename(report.program)
+    title = (f"simulate-run {prog}: {c.policy} with {c.frames} frames, "
+             + ("1 process" if n == 1 else f"{n} processes")
+             + (" (--exact-tlb: every access)" if report.exact else " (default mode: page-granular)"))
+    if report.exact:
+        summary = f"{t.references} references, "
+        unit, axis, note = "reference", "references (every instruction fetch and data access)", None
+    else:
+        summary = f"{t.references} events ({report.tlb_fills} CPU TLB fills), "
+        unit = "event"
+        axis = ("page-granular events: CPU TLB fills and the kernel's copies to/from user pages "
+                "(each one reference of the model)")
+        note = ("TLB hit ratio not measured in the default mode: the model sees page-granular "
+                "events, not every access; use --exact-tlb")
+    summary += _paging_summary(t, report.pages_touched)
+    if report.exit_status is not None:
+        summary += f", exit status {report.exit_status}"
+    svg = timeline_svg(tl, title=title, subtitle=describe_config(res, mmu_name), summary=summary,
+                       processes=list(tl.names), hit_ratio=t.tlb.hit_ratio if report.exact else None,
+                       eat_ns=t.effective_access_ns if report.exact else None,
+                       tlb_entries=c.tlb.entries, unit=unit, axis_label=axis, tlb_note=note)
     _save_svg(svg, path)

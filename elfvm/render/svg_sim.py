@@ -96,6 +96,19 @@ def fits(text: str, width: float, size: float) -> bool:
     return len(text) * size * CHAR_W + 3 <= width
 
 
+def wrap(text: str, width: float, size: float) -> list[str]:
+    """`text` in lines that fit `width`, broken after commas."""
+    lines, cur = [], ""
+    for piece in text.split(", "):
+        cand = piece if not cur else f"{cur}, {piece}"
+        if cur and not fits(cand + ",", width, size):
+            lines.append(cur + ",")
+            cur = piece
+        else:
+            cur = cand
+    return lines + [cur]
+
+
 # ------------------------------------------------------------------ the run over time
 
 def _rows(tl, used: int):
@@ -136,8 +149,14 @@ def _runs(proc: np.ndarray, page: np.ndarray) -> list[tuple[int, int, int, int]]
 
 
 def timeline_svg(tl, *, title: str, subtitle: str, summary: str, processes: list[str],
-                 hit_ratio: float | None, eat_ns: float | None, tlb_entries: int) -> str:
-    """The picture of one run from its `elfvm.sim.timeline.Timeline`."""
+                 hit_ratio: float | None, eat_ns: float | None, tlb_entries: int,
+                 unit: str = "reference", axis_label: str | None = None,
+                 tlb_note: str | None = None) -> str:
+    """The picture of one run from its `elfvm.sim.timeline.Timeline`.
+
+    Time is counted in `unit`s (the model's references; "event" for a program's page-granular
+    default mode), the time axis captioned `axis_label` (default: the unit, plural). With
+    `tlb_note` the TLB panel is that note instead (the run did not measure the TLB)."""
     dw = _need_drawsvg()
     width = 1100
     x0, x1 = 130, 1070
@@ -160,8 +179,9 @@ def timeline_svg(tl, *, title: str, subtitle: str, summary: str, processes: list
     parts.append(dw.Text(title, 15, 10, y, font_weight="bold"))
     y += 20
     parts.append(dw.Text(subtitle, 11, 10, y, fill="#333"))
-    y += 17
-    parts.append(dw.Text(summary, 11, 10, y, fill="#333"))
+    for i, line in enumerate(wrap(summary, width - 20, 11)):
+        y += 17 if i == 0 else 14
+        parts.append(dw.Text(line, 11, 10, y, fill="#333"))
     # legend: processes, free, new page
     y += 22
     lx = 10.0
@@ -189,7 +209,7 @@ def timeline_svg(tl, *, title: str, subtitle: str, summary: str, processes: list
         parts.append(dw.Text("no references: nothing to draw", 13, 10, y, font_weight="bold"))
         return _finish(dw, parts, width, y + 16)
     if single:
-        head = f"Frame table over time: one column per reference ({what})"
+        head = f"Frame table over time: one column per {unit} ({what})"
     else:
         head = (f"Frame table over time: the page each frame holds at the end of each of {bins} "
                 f"time bins" + (f" ({what} where they fit)" if per == 1 else ""))
@@ -209,16 +229,18 @@ def timeline_svg(tl, *, title: str, subtitle: str, summary: str, processes: list
         y += 12
     y += 6
     if single:                                     # the reference string over the columns
-        parts.append(dw.Text("reference", 11, x0 - 8, y + rh * 0.5 + 4, text_anchor="end"))
+        refs = []
         for i in range(bins):
             p, v = int(tl.last_proc[i]), int(tl.last_page[i])
-            cw = xs[i + 1] - xs[i]
             label = pagefmt(v) if len(processes) == 1 else f"{p}:{pagefmt(v)}"
-            if fits(label, cw, 11):
-                parts.append(dw.Text(label, 11, (xs[i] + xs[i + 1]) / 2, y + rh * 0.5 + 4,
-                                     text_anchor="middle", font_weight="bold",
-                                     fill=_dark(proc_colour(p)) if p >= 0 else "black"))
-        y += rh + 4
+            if fits(label, xs[i + 1] - xs[i], 11):
+                refs.append(dw.Text(label, 11, (xs[i] + xs[i + 1]) / 2, y + rh * 0.5 + 4,
+                                    text_anchor="middle", font_weight="bold",
+                                    fill=_dark(proc_colour(p)) if p >= 0 else "black"))
+        if refs:                                   # too narrow for any: no empty row
+            parts.append(dw.Text(unit, 11, x0 - 8, y + rh * 0.5 + 4, text_anchor="end"))
+            parts.extend(refs)
+            y += rh + 4
     top = y
     label_every = max(1, math.ceil(11 / rh))
     if rows:
@@ -282,18 +304,24 @@ def timeline_svg(tl, *, title: str, subtitle: str, summary: str, processes: list
     # ---- panel 2: page faults per bin, stacked by kind
     y += 30
     ph = 90.0 if single else 130.0
-    y = _faults_panel(dw, parts, tl, faults, xs, x0, x1, y, ph, single)
+    y = _faults_panel(dw, parts, tl, faults, xs, x0, x1, y, ph, single, unit)
+    label = axis_label or unit + "s"
+    if tlb_entries == 0 or tlb_note:               # no TLB panel: this axis gets the caption
+        y = _time_axis(dw, parts, xs, x0, x1, y, T, single, label=label, unit=unit)
+        y += 30
+        if tlb_note:
+            parts.append(dw.Text(tlb_note, 13, 10, y, font_weight="bold"))
+        else:
+            eat = "" if eat_ns is None else f", effective access time {eat_ns:.2f} ns"
+            parts.append(dw.Text(f"No TLB: every reference walks the page table{eat}", 13, 10, y,
+                                 font_weight="bold"))
+        return _finish(dw, parts, width, y + 16)
     y = _time_axis(dw, parts, xs, x0, x1, y, T, single)
 
     # ---- panel 3: TLB hit ratio per bin
     y += 30
-    if tlb_entries == 0:
-        eat = "" if eat_ns is None else f", effective access time {eat_ns:.2f} ns"
-        parts.append(dw.Text(f"No TLB: every reference walks the page table{eat}", 13, 10, y,
-                             font_weight="bold"))
-        return _finish(dw, parts, width, y + 16)
     y = _tlb_panel(dw, parts, tl, xs, x0, x1, y, ph, hit_ratio, eat_ns)
-    y = _time_axis(dw, parts, xs, x0, x1, y, T, single, label="references")
+    y = _time_axis(dw, parts, xs, x0, x1, y, T, single, label=label, unit=unit)
     return _finish(dw, parts, width, y + 16)
 
 
@@ -305,7 +333,7 @@ def _finish(dw, parts, width, height) -> str:
     return d.as_svg()
 
 
-def _time_axis(dw, parts, xs, x0, x1, y, T, single, label=None) -> float:
+def _time_axis(dw, parts, xs, x0, x1, y, T, single, label=None, unit="reference") -> float:
     parts.append(dw.Line(x0, y, x1, y, stroke="#444", stroke_width=1))
     if single:
         n = len(xs) - 1
@@ -320,7 +348,7 @@ def _time_axis(dw, parts, xs, x0, x1, y, T, single, label=None) -> float:
             parts.append(dw.Line(tx, y, tx, y + 4, stroke="#444"))
             parts.append(dw.Text(fmt_count(v), 10, tx, y + 15, text_anchor="middle", fill="#333"))
     if label:
-        parts.append(dw.Text(label + (" (reference number)" if single else ""), 11, (x0 + x1) / 2,
+        parts.append(dw.Text(label + (f" ({unit} number)" if single else ""), 11, (x0 + x1) / 2,
                              y + 30, text_anchor="middle", fill="#333"))
         return y + 34
     return y + 18
@@ -341,19 +369,22 @@ def _step_path(dw, xs, lo_vals, hi_vals, y_of, **kw):
     return path
 
 
-def _faults_panel(dw, parts, tl, faults, xs, x0, x1, y, ph, single) -> float:
+def _faults_panel(dw, parts, tl, faults, xs, x0, x1, y, ph, single, per="reference") -> float:
     widths = np.diff(tl.edges).astype(float)
     if single:
         scale, unit = 1.0, "faults"
     elif widths.mean() < 100:
-        scale, unit = 1.0, "faults per reference"
+        scale, unit = 1.0, f"faults per {per}"
     else:
-        scale, unit = 1000.0, "faults per 1000 references"
+        scale, unit = 1000.0, f"faults per 1000 {per}s"
     total = int(sum(int(v.sum()) for v in faults.values()))
     by = ", ".join(f"{int(v.sum())} {k}" for k, v in faults.items())
-    parts.append(dw.Text(f"Page faults over the run: {total}" + (f" ({by})" if by else "")
-                         + (f", {unit} in each bin" if not single else ""), 13, 10, y,
-                         font_weight="bold"))
+    head = (f"Page faults over the run: {total}" + (f" ({by})" if by else "")
+            + (f", {unit} in each bin" if not single else ""))
+    parts.append(dw.Text(head, 13, 10, y, font_weight="bold"))
+    legend_w = sum(len(k) * 11 * CHAR_W + 24 for k in faults)
+    if 10 + len(head) * 13 * CHAR_W + 16 > x1 - legend_w:     # no room beside it: a line below
+        y += 18
     lx = x1
     for k in reversed(list(faults)):
         lx -= len(k) * 11 * CHAR_W + 24

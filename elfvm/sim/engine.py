@@ -238,6 +238,16 @@ class Machine:
         grown[:len(self.pages)] = self.pages
         self.pages = grown
 
+    def counters_amended(self) -> None:
+        """The caller changed the counters of the last reference after run() (a relabelled
+        fault); only a timeline has something to redo."""
+
+    def add_process(self) -> int:
+        """One more process (fork): its number."""
+        self.counters = np.vstack([self.counters, np.zeros((1, K.NC), dtype=np.int64)])
+        self.nprocs += 1
+        return self.nprocs - 1
+
     def run(self, ids: np.ndarray, flags: np.ndarray, nexts: np.ndarray = EMPTY_NEXTS) -> None:
         self.ensure_pages()
         K.simulate(ids, flags, nexts, self.pages, self.index.page_proc, self.index.page_vpn,
@@ -317,6 +327,13 @@ class TimelineMachine(Machine):
 
         super().__init__(cfg, index, nprocs)
         self.recorder = Recorder(self, bins)
+
+    def add_process(self) -> int:
+        self.recorder.add_process()
+        return super().add_process()
+
+    def counters_amended(self) -> None:
+        self.recorder.amend(self)
 
     def run(self, ids: np.ndarray, flags: np.ndarray, nexts: np.ndarray = EMPTY_NEXTS) -> None:
         from elfvm.sim.timeline import run_sampled
@@ -539,9 +556,14 @@ class PagingModel:
     pages are returned so the caller can unmap them from its CPU.
     """
 
-    def __init__(self, cfg: SimConfig, nprocs: int = 1, kinds: Sequence[str] = PROGRAM_FAULT_KINDS):
+    def __init__(self, cfg: SimConfig, nprocs: int = 1, kinds: Sequence[str] = PROGRAM_FAULT_KINDS,
+                 timeline_bins: int = 0):
+        """`timeline_bins` > 0: also sample a timeline of that many bins (`timeline()`)."""
         self.index = PageIndex()
-        self.machine = Machine(cfg, self.index, nprocs)
+        if timeline_bins > 0:
+            self.machine: Machine = TimelineMachine(cfg, self.index, nprocs, timeline_bins)
+        else:
+            self.machine = Machine(cfg, self.index, nprocs)
         self.kinds = tuple(kinds)
         self._proc = np.zeros(1, dtype=np.int32)
         self._vpn = np.zeros(1, dtype=np.int64)
@@ -592,10 +614,13 @@ class PagingModel:
 
     def add_process(self) -> int:
         """A new process (fork): its number, for access()."""
+        return self.machine.add_process()
+
+    def timeline(self, names: Sequence[str] = ()) -> "Timeline | None":
+        """The timeline sampled so far, the model's state now as its end (None without
+        `timeline_bins`). Time is the model's reference count."""
         m = self.machine
-        m.counters = np.vstack([m.counters, np.zeros((1, K.NC), dtype=np.int64)])
-        m.nprocs += 1
-        return m.nprocs - 1
+        return m.recorder.finish(m, names) if isinstance(m, TimelineMachine) else None
 
     def resident(self, proc: int, vpn: int) -> bool:
         m = self.machine
@@ -630,6 +655,7 @@ class PagingModel:
         ne = int(m.sc[K.S_NEVENTS])
         if ne and m.events[ne - 1, K.E_KIND] == K.FAULT_KINDS.index(old):
             m.events[ne - 1, K.E_KIND] = K.FAULT_KINDS.index(new)
+        m.counters_amended()
 
     def count_fault(self, proc: int, kind: str) -> None:
         """A fault the caller resolved without a new frame from the model (e.g. COW)."""

@@ -1,10 +1,12 @@
 """A compact timeline of a trace run, for `simulate-run --svg`: the frame table and the counters
 sampled at a bounded number of points, whatever the length of the trace.
 
-Only a run that asks for it pays for it: `run_traces(..., timeline_bins=N)` uses a
+Only a run that asks for it pays for it: `run_traces(..., timeline_bins=N)` and
+`PagingModel(..., timeline_bins=N)` (a running program, `simulate-run PROGRAM --svg`) use a
 `TimelineMachine`, whose `run` goes through `run_sampled` below (compiled, calling the unchanged
 reference loop `kernel.simulate` between sample points); every other run uses the plain `Machine`
-and never comes here.
+and never comes here. What a program's model does between references (pages mapped by fork or
+fault-around, pages unmapped, faults counted without a frame) shows at the next edge.
 
 Sampling: the run is cut at edges every `w` references (w = 1 at first). At each edge the
 cumulative counters (per process), the page held by each of the first `FRAME_CAP` frames and the
@@ -155,6 +157,21 @@ class Recorder:
         self.state[ST_WIDTH] = 1
         self.state[ST_NEXT] = 1
 
+    def add_process(self) -> None:
+        """A process joins (fork): zero counters for it at every edge so far."""
+        z = np.zeros((self.counters.shape[0], 1, K.NC), dtype=np.int64)
+        self.counters = np.concatenate([self.counters, z], axis=1)
+
+    def amend(self, machine, frames: bool = False) -> None:
+        """The counters (and `frames`: the frame table) changed since the edge recorded at the
+        last reference (a relabelled fault; at the end, what the model did without a reference):
+        that edge takes them. The latest edge is always the last one kept."""
+        m = int(self.state[ST_M])
+        if m > 0 and self.t[m] == machine.sc[K.S_T]:
+            self.counters[m] = machine.counters
+            if frames:
+                self.frames[m] = machine.frames[:self.frames.shape[1], K.F_PAGE]
+
     def finish(self, machine, names) -> Timeline:
         """Record the last (partial) bin and choose the bins."""
         sc = machine.sc
@@ -165,6 +182,8 @@ class Recorder:
             _record(t, machine.frames[f, K.F_PAGE], sc, machine.counters, machine.frames, self.t,
                     self.counters, self.frames, self.last, self.state)
             m = int(self.state[ST_M])
+        else:
+            self.amend(machine, frames=True)
         if m > self.bins:
             idx = np.rint(np.arange(self.bins + 1) * (m / self.bins)).astype(np.int64)
         else:
