@@ -26,3 +26,12 @@ def parse_size(text: str, *, allow_unlimited: bool = False) -> int:
     if value < 0:
         raise ValueError("a size cannot be negative")
     return int(value * _SUFFIX[suffix])
+
+
+def human_size(n: int) -> str:
+    """4096 -> '4 KiB', 0x4000000 -> '64 MiB', 1.5 GiB -> '1.5 GiB'."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift:
+            v = n / (1 << shift)
+            return f"{v:.1f} {unit}".replace(".0 ", " ")
+    return f"{n} B"

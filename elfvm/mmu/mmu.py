@@ -25,6 +25,7 @@ from elfvm.mmu.segmentation import Segmentation, SegResult, entry_registers, lin
 from elfvm.mmu.symbols import Image
 from elfvm.phys import FrameAllocator, PhysicalMemory, Zone
 from elfvm.phys.frames import GiB, MiB, KernelImage
+from elfvm.units import human_size
 
 ACCESS_NAMES = {"r": "read", "w": "write", "x": "execute"}
 
@@ -124,10 +125,10 @@ class AddressSpace:
                                  "use --mmu i386 or --mmu pae")
         limit = {"i386": 4 * GiB, "generic": 4 * GiB, "pae": 64 * GiB}.get(geom.fmt, 1 << 46)
         if ram > limit:
-            raise TranslateError(f"--ram {ram >> 20}M: --mmu {geom.name} addresses at most {limit >> 30} GiB")
+            raise TranslateError(f"--ram {human_size(ram)}: --mmu {geom.name} addresses at most {limit >> 30} GiB")
         image = KernelImage()
         if ram < image.end + 16 * MiB:
-            raise TranslateError(f"--ram {ram >> 20}M is too small: the kernel image alone ends at "
+            raise TranslateError(f"--ram {human_size(ram)} is too small: the kernel image alone ends at "
                                  f"{image.end >> 20} MiB (CONFIG_PHYSICAL_START 16 MiB)")
         self.kernel = KernelLayout(profile.page_offset, geom.fmt == "pae", ram) if self.native else None
         self.nxe = geom.nx and nx_cpu

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from elfvm.kernel.process import ExecResult
 from elfvm.mm.maps import proc_maps
+from elfvm.units import human_size  # noqa: F401  (re-exported for the renderers)
 
 FOUR_GIB = 1 << 32
 
@@ -34,14 +35,6 @@ class Band:
     @property
     def size(self) -> int:
         return self.end - self.start
-
-
-def human_size(n: int) -> str:
-    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
-        if n >= 1 << shift:
-            v = n / (1 << shift)
-            return f"{v:.1f} {unit}".replace(".0 ", " ")
-    return f"{n} B"
 
 
 def _cls(result: ExecResult, line) -> str:
