@@ -164,7 +164,7 @@ def test_max_instructions_stops_with_exit_5():
 
 
 def test_json_keys_exactly_trace_mode_plus_guest_and_maps():
-    from elfvm.emu.report import render_json
+    from elfvm.render.program import render_json
     from elfvm.kernel.binfmt_elf import ExecRequest, execve
     from elfvm.render.layout import to_json as layout_json
 

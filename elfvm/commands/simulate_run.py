@@ -27,7 +27,7 @@ POLICY_NAMES = ("fifo", "lru", "clock", "opt")
 
 # ---------------------------------------------------------------- program mode (issue 5)
 def program_options(f):
-    """The options only program mode has; they arrive as **prog and go to elfvm.emu.cli."""
+    """The options only program mode has; they arrive as **prog and go to elfvm.commands.simulate_program."""
     opts = [
         click.option("--fault-model", type=click.Choice(["linux", "simple"]), default="linux",
                      show_default=True, help="PROGRAM: linux (fault-around, zero page, COW: the "
@@ -56,9 +56,9 @@ def program_options(f):
 
 
 def run_program_mode(program, args, trace_opts: dict, prog: dict) -> int:
-    """Check the options that only trace mode has, then run PROGRAM (elfvm.emu.cli)."""
+    """Check the options that only trace mode has, then run PROGRAM (elfvm.commands.simulate_program)."""
     from elfvm.commands.layout import build_env
-    from elfvm.emu.cli import simulate_program
+    from elfvm.commands.simulate_program import simulate_program
 
     if trace_opts["traces"]:
         raise UsageError("give either a PROGRAM or --trace FILE, not both")

@@ -3,7 +3,7 @@
     from elfvm.emu import RunOptions, run_program
     report = run_program(RunOptions("fixtures/bin/hello_static"))
 
-Needs the `emu` extra (unicorn). See elfvm.emu.run for the entry point and elfvm.emu.report for
+Needs the `emu` extra (unicorn). See elfvm.emu.run for the entry point and elfvm.render.program for
 the renderers.
 """
 

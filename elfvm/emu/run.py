@@ -1,6 +1,6 @@
 """`simulate-run PROGRAM`: load a real i386 program with elfvm's loader and run it.
 
-`run_program(RunOptions) -> RunReport` is the library entry point; elfvm.emu.report renders it.
+`run_program(RunOptions) -> RunReport` is the library entry point; elfvm.render.program renders it.
 The process is built by elfvm's execve (elfvm.kernel.binfmt_elf), exactly as `layout` predicts;
 a program execve would refuse gets the layout verdict instead of a run (ProgramRejected).
 """
@@ -314,7 +314,7 @@ def process_label(q) -> str:
 
 def map_source(result, line) -> str:
     """layout's `source` for what execve mapped; for what the run mapped, the call that did."""
-    from elfvm.render.layout import vma_source
+    from elfvm.kernel.provenance import vma_source
 
     out = []
     for v in line.parts:

@@ -57,7 +57,7 @@ def _cls(result: ExecResult, line) -> str:
 
 def layout_bands(result: ExecResult, kernel_regions: list[tuple[int, int, str, str]] | None = None) -> list[Band]:
     """Bands from 4 GiB down to 0: kernel half, mappings and the holes between them."""
-    from elfvm.render.layout import vma_sections
+    from elfvm.kernel.provenance import vma_sections
     import os
 
     task_size = result.profile.task_size

@@ -29,7 +29,7 @@ def simulate_program(program: str, args=(), *, frames: str | None = None, ram: s
     """`tlb`: the trace options that shape the model's TLB and walk (tlb_entries, tlb_ways,
     split_tlb, asid, walk_levels, tlb_ns, mem_ns). `svg`: also draw the run there (the frame
     table over time, faults by kind and the TLB hit ratio per time bin)."""
-    from elfvm.emu.report import render_json, render_text
+    from elfvm.render.program import render_json, render_text
     from elfvm.emu.run import RunOptions, run_program
     from elfvm.units import parse_size
 
