@@ -237,6 +237,24 @@ def _lackey_fast(buf, i, n, max_addr):
 
 
 @njit
+def _emit_pages(v, last, fl, out_vpn, out_flags, k, st):
+    """One reference per page of [v, last] into the output arrays; when they fill up, the rest
+    of the record is left pending in st[1..4] (st[1] = 1) for the next batch."""
+    cap = out_vpn.shape[0]
+    while v <= last and k < cap:
+        out_vpn[k] = v
+        out_flags[k] = fl
+        k += 1
+        v += 1
+    if v <= last:
+        st[1] = 1
+        st[2] = v
+        st[3] = last
+        st[4] = fl
+    return k
+
+
+@njit
 def parse_lines(buf, n, pos, final, fmt, shift, max_addr, skip_bad, out_vpn, out_flags, st):
     """Parse the lines of buf[pos:n] into (page, flags) references.
 
@@ -246,18 +264,10 @@ def parse_lines(buf, n, pos, final, fmt, shift, max_addr, skip_bad, out_vpn, out
     cap = out_vpn.shape[0]
     k = 0
     if st[1] == 1:                                 # finish a record from the last call
-        v = st[2]
-        last = st[3]
-        fl = st[4]
-        while v <= last and k < cap:
-            out_vpn[k] = v
-            out_flags[k] = fl
-            k += 1
-            v += 1
-        if v <= last:
-            st[2] = v
-            return pos, k, 1
         st[1] = 0
+        k = _emit_pages(st[2], st[3], st[4], out_vpn, out_flags, k, st)
+        if st[1] == 1:
+            return pos, k, 1
     i = pos
     while i < n:
         if k >= cap:
@@ -268,18 +278,8 @@ def parse_lines(buf, n, pos, final, fmt, shift, max_addr, skip_bad, out_vpn, out
                 st[0] += 1
                 st[10] += 1
                 i = nxt
-                v = addr >> shift
-                last = (addr + size - 1) >> shift
-                while v <= last and k < cap:
-                    out_vpn[k] = v
-                    out_flags[k] = fl
-                    k += 1
-                    v += 1
-                if v <= last:
-                    st[1] = 1
-                    st[2] = v
-                    st[3] = last
-                    st[4] = fl
+                k = _emit_pages(addr >> shift, (addr + size - 1) >> shift, fl, out_vpn, out_flags, k, st)
+                if st[1] == 1:
                     return i, k, 1
                 continue
         j = i
@@ -321,17 +321,7 @@ def parse_lines(buf, n, pos, final, fmt, shift, max_addr, skip_bad, out_vpn, out
         if skip == 1:
             continue
         st[10] += 1
-        v = addr >> shift
-        last = end >> shift
-        while v <= last and k < cap:
-            out_vpn[k] = v
-            out_flags[k] = fl
-            k += 1
-            v += 1
-        if v <= last:
-            st[1] = 1
-            st[2] = v
-            st[3] = last
-            st[4] = fl
+        k = _emit_pages(addr >> shift, end >> shift, fl, out_vpn, out_flags, k, st)
+        if st[1] == 1:
             return i, k, 1
     return i, k, 0
