@@ -38,7 +38,8 @@ from elfvm.emu.vfs import Inode, OpenFile, Vfs
 from elfvm.mm.vma import PROT_EXEC, PROT_READ, PROT_WRITE, FileRef, Mm, Vma, page_align, page_start
 
 SIGKILL, SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGABRT, SIGCHLD = 9, 11, 7, 4, 8, 5, 6, 17
-SIGNAL_NAMES = {4: "SIGILL", 5: "SIGTRAP", 6: "SIGABRT", 7: "SIGBUS", 8: "SIGFPE", 9: "SIGKILL",
+SIGNAL_NAMES = {1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 4: "SIGILL", 5: "SIGTRAP", 6: "SIGABRT",
+                7: "SIGBUS", 8: "SIGFPE", 9: "SIGKILL", 10: "SIGUSR1", 12: "SIGUSR2", 14: "SIGALRM",
                 11: "SIGSEGV", 13: "SIGPIPE", 15: "SIGTERM"}
 FIRST_PID = 100
 
@@ -74,6 +75,9 @@ class Death:
     access: str | None = None
     reason: str = ""
     eip: int | None = None
+    code: int = 0           # si_code (SEGV_MAPERR, SEGV_ACCERR, BUS_ADRERR, FPE_INTDIV...)
+    trapno: int = 0         # the CPU exception (14: page fault), for the sigcontext
+    err: int = 0            # its error code (page fault: P | W | U | I)
 
     @property
     def name(self) -> str:
@@ -107,6 +111,11 @@ class Process:
     rlimit_stack: int = 8 << 20
     exe: str = ""
     forked_by: int | None = None     # the parent's pid for a forked process (ppid may change)
+    sig_blocked: int = 0             # the blocked mask (bit sig-1); elfvm.emu.signals
+    sig_pending: dict = field(default_factory=dict)   # sig -> SigInfo
+    sig_saved_mask: int | None = None                 # sigsuspend's mask to restore
+    sig_altstack: tuple = (0, 2, 0)                   # sigaltstack: sp, flags, size (SS_DISABLE)
+    sig_restart: bool = False        # asleep in a system call that re-executes when woken
 
     @property
     def exit_status(self) -> int | None:
@@ -192,6 +201,7 @@ class Kernel:
         if exact:
             self.cpu.install_exact(self._hook_code, self._hook_mem)
         self.pending_death: Death | None = None
+        self.probe_page: tuple[int, int] | None = None   # (vpn, scratch frame) while probing
 
     # ================================================================ events & accounting
     def _account(self, p: Process, addr: int, access: str, plan_kind: str, handler: str, eip: int,
@@ -396,23 +406,27 @@ class Kernel:
         vpn = addr >> 12
         pa = vpn << 12
         if addr >= p.mm.task_size:
-            return Death(SIGSEGV, addr, access, "address above TASK_SIZE (kernel space)", eip)
+            return self._segv(Death(SIGSEGV, addr, access, "address above TASK_SIZE (kernel space)", eip,
+                                    code=1), pte_present=False)
         vma = p.mm.vma_at(addr)
         grew = False
         if vma is None:
             vma, why = self.expand_stack(p, addr)
             if vma is None:
-                return Death(SIGSEGV, addr, access, why, eip)
+                return self._segv(Death(SIGSEGV, addr, access, why, eip, code=1), False)
             grew = True
         if access == "w" and not vma.prot & PROT_WRITE:
-            return Death(SIGSEGV, addr, access, f"write to a {vma.perms} mapping "
-                                                f"{vma.start:#x}-{vma.end:#x}", eip)
+            return self._segv(Death(SIGSEGV, addr, access, f"write to a {vma.perms} mapping "
+                                                f"{vma.start:#x}-{vma.end:#x}", eip, code=2),
+                              vpn in p.ptes)
         if access == "x" and not vma.prot & PROT_EXEC:
-            return Death(SIGSEGV, addr, access, f"instruction fetch from a non-executable {vma.perms} "
-                                                f"mapping {vma.start:#x}-{vma.end:#x}", eip)
+            return self._segv(Death(SIGSEGV, addr, access, f"instruction fetch from a non-executable "
+                                    f"{vma.perms} mapping {vma.start:#x}-{vma.end:#x}", eip, code=2),
+                              vpn in p.ptes)
         if not vma.prot & (PROT_READ | PROT_WRITE | PROT_EXEC):
-            return Death(SIGSEGV, addr, access, f"access to a PROT_NONE mapping "
-                                                f"{vma.start:#x}-{vma.end:#x}", eip)
+            return self._segv(Death(SIGSEGV, addr, access, f"access to a PROT_NONE mapping "
+                                                f"{vma.start:#x}-{vma.end:#x}", eip, code=2),
+                              vpn in p.ptes)
         pte = p.ptes.get(vpn)
         if pte is not None and (access != "w" or pte.write):
             return None                                    # spurious (stale TLB)
@@ -483,8 +497,9 @@ class Kernel:
             index = (vma.pgoff + (pa - vma.start)) >> 12
             npages = -(-ino.size // PAGE)
             if index >= npages:
-                return Death(SIGBUS, addr, access, f"page {pa:#x} lies beyond the end of "
-                                                   f"{vma.file.path} ({ino.size} bytes)", eip)
+                return self._segv(Death(SIGBUS, addr, access, f"page {pa:#x} lies beyond the end of "
+                                                   f"{vma.file.path} ({ino.size} bytes)", eip, code=2),
+                                  False)
             if plan.copy:                                   # do_cow_fault
                 src = self.page_cache_frame(ino, index)
                 nfi = self.alloc_frame("cow copy", anon=True)
@@ -498,6 +513,12 @@ class Kernel:
         self._account(p, addr, access, kind, plan.handler, eip, mapped, kernel)
         self._model_fault(p, vpn, kind, pte is None)
         return None
+
+    @staticmethod
+    def _segv(d: Death, pte_present: bool) -> Death:
+        """The page fault's trap number and error code (X86_PF_PROT | WRITE | USER | INSTR)."""
+        err = (1 if pte_present else 0) | (2 if d.access == "w" else 0) | 4 | (16 if d.access == "x" else 0)
+        return replace(d, trapno=14, err=err)
 
     def do_fault_around(self, p: Process, vma: Vma, ino: Inode, pa: int, npages: int, exec_: bool) -> int:
         """filemap_map_pages() over the do_fault_around() window: map the neighbouring page-cache
@@ -662,6 +683,8 @@ class Kernel:
         child.forked_by = parent.pid
         child.tls = dict(parent.tls)
         child.sigactions = dict(parent.sigactions)
+        child.sig_blocked = parent.sig_blocked
+        child.sig_altstack = parent.sig_altstack
         child.shm_attach = dict(parent.shm_attach)
         for s in child.shm_attach.values():
             self.shm[s]["nattch"] += 1
@@ -761,6 +784,9 @@ class Kernel:
         for c in self.procs.values():
             if c.ppid == p.pid:
                 c.ppid = 1
+        from elfvm.emu.signals import notify_parent
+
+        notify_parent(self, p)
         parent = self.procs.get(p.ppid)
         if parent is not None and parent.state == "blocked":
             parent.state = "runnable"
@@ -796,6 +822,9 @@ class Kernel:
             entry.paddr, entry.perms = k
             return True
         p = self.current
+        if self.probe_page is not None and vaddr >> 12 == self.probe_page[0]:
+            entry.paddr, entry.perms = self.probe_page[1], 7   # signals.fault_address's probe
+            return True
         access = _access_of(mem_type)
         vpn = vaddr >> 12
         pte = p.ptes.get(vpn)
@@ -823,7 +852,7 @@ class Kernel:
     def _hook_code(self, uc, addr: int, size: int, _data) -> None:
         """Every instruction (lackey's `I addr,size`): a fetch reference of each page."""
         p = self.current
-        if addr >= p.mm.task_size:                       # the kernel's iret stub
+        if addr >= p.mm.task_size or self.probe_page is not None:   # iret stub; a signal probe
             return
         self._exact_ref(p, "I", addr, size)
 
@@ -831,7 +860,7 @@ class Kernel:
         """Every data access. Unicorn reports the physical address (its TLB is virtual, filled
         by elfvm), so the page comes back from the frame -> page map of the current fills."""
         vpn = self.phys_to_vpn.get(paddr & ~(PAGE - 1))
-        if vpn is None:                                  # GDT, kernel stack: not the program's
+        if vpn is None or self.probe_page is not None:                                  # GDT, kernel stack: not the program's
             return
         self.in_mem_hook = True
         try:
@@ -868,7 +897,11 @@ class Kernel:
         sig = {0: SIGFPE, 6: SIGILL, 3: SIGTRAP, 1: SIGTRAP, 13: SIGSEGV, 12: SIGBUS, 17: SIGBUS}.get(intno, SIGSEGV)
         why = {0: "divide error (#DE)", 6: "invalid opcode (#UD)", 13: "general protection (#GP)",
                3: "breakpoint (int3)"}.get(intno, f"CPU exception {intno}")
-        self.pending_death = Death(sig, None, None, why, uc.reg_read(_EIP))
+        eip = uc.reg_read(_EIP)
+        # si_code / si_addr as the trap handlers send them (traps.c): FPE_INTDIV and ILL_ILLOPN
+        # at the faulting instruction, BUS_ADRALN for #AC, SI_KERNEL otherwise
+        code, addr = {0: (1, eip), 6: (2, eip), 17: (1, 0)}.get(intno, (0x80, None))
+        self.pending_death = Death(sig, addr, None, why, eip, code=code, trapno=intno)
         uc.emu_stop()
 
     # ================================================================ scheduling
@@ -910,6 +943,10 @@ class Kernel:
                 nxt = resume
             resume = None
             self.switch_to(nxt)
+            if begin is None and nxt.sig_pending and not nxt.sig_restart:
+                signals.do_signal(self, nxt)           # sent while it was switched away
+                if nxt.state in ("zombie", "reaped"):
+                    continue
             start = begin if begin is not None else self.cpu.eip
             begin = None
             self.pending_death = None
@@ -922,7 +959,10 @@ class Kernel:
             except UcError as e:
                 d = self.pending_death or Death(SIGSEGV, None, None, f"emulation stopped: {e}", self.cpu.eip)
                 self.pending_death = None
-                self.do_exit(nxt, death=d)
+                if signals.force_sig_fault(self, nxt, d):
+                    resume = nxt                       # the handler runs now
+                else:
+                    self.do_exit(nxt, death=d)
             except OutOfFrames as e:           # physical memory itself is full: the OOM killer
                 self.pending_death = None
                 self.do_exit(nxt, death=Death(SIGKILL, reason=f"out of memory: {e}", eip=self.cpu.eip))
@@ -932,12 +972,17 @@ class Kernel:
                 return
             if self.pending_death is not None:
                 d, self.pending_death = self.pending_death, None
-                self.do_exit(nxt, death=d)
+                if signals.force_sig_fault(self, nxt, d):
+                    resume = nxt
+                else:
+                    self.do_exit(nxt, death=d)
             if nxt.state not in ("zombie", "reaped"):
                 nxt.context = self.uc.context_save()
             if self.deferred:                  # stopped to evict outside a memory hook
                 self.apply_deferred()
                 resume = nxt
+            if resume is nxt and nxt.state != "runnable":
+                resume = None
             order_hint = nxt.pid
             if self.max_instructions and self.cpu.count is not None and \
                     self.cpu.instructions >= self.max_instructions:
@@ -977,6 +1022,8 @@ def result_rlimit(result) -> int:
 
 
 from unicorn.x86_const import UC_X86_REG_EIP as _EIP  # noqa: E402
+
+from elfvm.emu import signals  # noqa: E402  (it needs Death and EFault from here)
 
 __all__ = ["Kernel", "Process", "Pte", "FaultEvent", "Death", "EFault", "errno", "PROT_READ",
            "page_align", "OpenFile"]

@@ -17,8 +17,9 @@ import os
 import stat as stat_mod
 import struct
 
+from elfvm.emu import signals as SIG
 from elfvm.emu import vfs as V
-from elfvm.emu.kernel import PAGE, SIGKILL, Death, EFault, Kernel, Process
+from elfvm.emu.kernel import PAGE, EFault, Kernel, Process
 from elfvm.mm.vma import PROT_EXEC, PROT_READ, PROT_WRITE, FileRef, MmError, Vma, page_align, page_start
 
 MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS = 0x1, 0x2, 0x10, 0x20
@@ -40,7 +41,13 @@ def s32(v: int) -> int:
 
 
 class Blocked(Exception):
-    """The call must wait: the process sleeps and re-executes `int $0x80` when woken."""
+    """The call must wait: the process sleeps and re-executes `int $0x80` when woken.
+    A deliverable signal interrupts it: -ERESTARTSYS (restarted with SA_RESTART, else -EINTR),
+    or with `nohand` (pause, sigsuspend) -ERESTARTNOHAND (-EINTR once a handler runs)."""
+
+    def __init__(self, nohand: bool = False):
+        super().__init__()
+        self.nohand = nohand
 
 
 # ============================================================ helpers
@@ -148,7 +155,7 @@ def _write_to(k, p, f: V.OpenFile, data: bytes) -> int:
         return -errno.EBADF
     if f.pipe is not None:
         if f.pipe.readers == 0:
-            k.do_exit(p, death=Death(13, reason="write to a pipe with no reader (SIGPIPE)"))
+            SIG.sigpipe(k, p)                   # delivered (or fatal) on the way out
             return -errno.EPIPE
         f.pipe.buf += data
         k.wake_all()
@@ -763,31 +770,6 @@ def sys_waitpid(k, p, pid, status_ptr, options):
     return sys_wait4(k, p, pid, status_ptr, options, 0)
 
 
-def sys_kill(k, p, pid, sig):
-    pid = s32(pid)
-    targets = [q for q in k.procs.values() if q.state in ("runnable", "blocked")
-               and (q.pid == pid or (pid in (0, -1)))]
-    if pid > 0 and not targets:
-        return -errno.ESRCH          # host processes are out of reach
-    if sig == 0:
-        return 0
-    for q in targets:
-        if sig in (17, 28, 23):      # SIGCHLD, SIGWINCH, SIGURG: ignored by default
-            continue
-        handler = q.sigactions.get(sig, 0)
-        if handler in (0,) or sig == SIGKILL:
-            k.do_exit(q, death=Death(sig, reason=f"killed by signal {sig} from pid {p.pid}"))
-    return 0
-
-
-def sys_tgkill(k, p, tgid, tid, sig):
-    return sys_kill(k, p, tid, sig)
-
-
-def sys_tkill(k, p, tid, sig):
-    return sys_kill(k, p, tid, sig)
-
-
 def sys_getpid(k, p):
     return p.pid
 
@@ -831,27 +813,6 @@ def sys_rseq(k, p, rseq, length, flags, sig):
 
 
 def sys_zero(k, p, *a):
-    return 0
-
-
-def sys_rt_sigaction(k, p, sig, act, oact, sigsetsize):
-    if oact:
-        k.write_user(p, oact, bytes(20))
-    if act:
-        handler = k.read_u32(p, act)
-        p.sigactions[sig] = handler
-    return 0
-
-
-def sys_rt_sigprocmask(k, p, how, nset, oset, sigsetsize):
-    if oset:
-        k.write_user(p, oset, bytes(min(sigsetsize, 128)))
-    return 0
-
-
-def sys_sigaltstack(k, p, ss, oss):
-    if oss:
-        k.write_user(p, oss, struct.pack("<IiI", 0, 2, 0))     # SS_DISABLE
     return 0
 
 
@@ -956,7 +917,7 @@ SYSCALLS = {
     4: ("write", sys_write, 3), 5: ("open", sys_open, 3), 6: ("close", sys_close, 1),
     7: ("waitpid", sys_waitpid, 3), 10: ("unlink", sys_unlink, 1), 12: ("chdir", sys_chdir, 1),
     13: ("time", sys_time, 1), 19: ("lseek", sys_lseek, 3), 20: ("getpid", sys_getpid, 0),
-    24: ("getuid", sys_ids, 0), 33: ("access", sys_access, 2), 37: ("kill", sys_kill, 2),
+    24: ("getuid", sys_ids, 0), 33: ("access", sys_access, 2), 
     41: ("dup", sys_dup, 1), 42: ("pipe", sys_pipe, 1), 45: ("brk", sys_brk, 1),
     47: ("getgid", sys_ids, 0), 49: ("geteuid", sys_ids, 0), 50: ("getegid", sys_ids, 0),
     54: ("ioctl", sys_ioctl, 3), 60: ("umask", sys_umask, 1), 63: ("dup2", sys_dup2, 2),
@@ -968,18 +929,18 @@ SYSCALLS = {
     132: ("getpgid", sys_getpgrp, 1), 140: ("_llseek", sys__llseek, 5),
     145: ("readv", sys_readv, 3), 146: ("writev", sys_writev, 3), 147: ("getsid", sys_getpgrp, 1),
     158: ("sched_yield", sys_sched_yield, 0), 162: ("nanosleep", sys_nanosleep, 2),
-    163: ("mremap", sys_mremap, 5), 174: ("rt_sigaction", sys_rt_sigaction, 4),
-    175: ("rt_sigprocmask", sys_rt_sigprocmask, 4), 183: ("getcwd", sys_getcwd, 2),
-    186: ("sigaltstack", sys_sigaltstack, 2), 190: ("vfork", sys_vfork, 0),
+    163: ("mremap", sys_mremap, 5), 
+    183: ("getcwd", sys_getcwd, 2),
+    190: ("vfork", sys_vfork, 0),
     191: ("ugetrlimit", sys_ugetrlimit, 2), 192: ("mmap2", sys_mmap2, 6),
     195: ("stat64", sys_stat64, 2), 196: ("lstat64", sys_lstat64, 2), 197: ("fstat64", sys_fstat64, 2),
     199: ("getuid32", sys_ids, 0), 200: ("getgid32", sys_ids, 0), 201: ("geteuid32", sys_ids, 0),
     202: ("getegid32", sys_ids, 0), 219: ("madvise", sys_madvise, 3),
     220: ("getdents64", sys_getdents64, 3), 221: ("fcntl64", sys_fcntl64, 3),
-    224: ("gettid", sys_getpid, 0), 238: ("tkill", sys_tkill, 2), 240: ("futex", sys_futex, 6),
+    224: ("gettid", sys_getpid, 0), 240: ("futex", sys_futex, 6),
     243: ("set_thread_area", sys_set_thread_area, 1), 252: ("exit_group", sys_exit, 1),
     258: ("set_tid_address", sys_set_tid_address, 1), 265: ("clock_gettime", sys_clock_gettime, 2),
-    270: ("tgkill", sys_tgkill, 3), 295: ("openat", sys_openat, 4),
+    295: ("openat", sys_openat, 4),
     300: ("fstatat64", sys_fstatat64, 4), 301: ("unlinkat", sys_unlinkat, 3),
     305: ("readlinkat", sys_readlinkat, 4), 307: ("faccessat", sys_faccessat, 3),
     311: ("set_robust_list", sys_zero, 2), 330: ("dup3", sys_dup3, 3), 331: ("pipe2", sys_pipe2, 2),
@@ -989,6 +950,7 @@ SYSCALLS = {
     398: ("shmdt", sys_shmdt, 1), 403: ("clock_gettime64", sys_clock_gettime64, 2),
     439: ("faccessat2", sys_faccessat, 4),
 }
+SYSCALLS.update(SIG.SYSCALLS)      # kill, tkill, tgkill, rt_sig*, sigreturn, sigaltstack, pause
 
 
 def dispatch(k: Kernel, p: Process) -> None:
@@ -1002,14 +964,20 @@ def dispatch(k: Kernel, p: Process) -> None:
         return
     name, fn, nargs = entry
     k.syscall_counts[name] += 1
+    p.sig_restart = False
     if name == "exit_group" or name == "exit":
         fn(k, p, *args[:nargs])
         return
     try:
         ret = fn(k, p, *args[:nargs])
-    except Blocked:
+    except Blocked as b:
+        if SIG.deliverable(p) is not None:          # interrupted by a signal
+            k.cpu.set_return(-errno.EINTR)
+            SIG.do_signal(k, p, restart=None if b.nohand else nr)
+            return
         k.syscall_counts[name] -= 1
         p.state = "blocked"
+        p.sig_restart = True
         k.cpu.eip = k.cpu.eip - 2                   # re-execute `int $0x80` when woken
         k.uc.emu_stop()
         return
@@ -1022,3 +990,5 @@ def dispatch(k: Kernel, p: Process) -> None:
     if p.state in ("zombie", "reaped"):
         return
     k.cpu.set_return(ret)
+    if p.sig_pending and p is k.current:
+        SIG.do_signal(k, p)                         # on the way back to user mode

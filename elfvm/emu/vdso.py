@@ -4,7 +4,9 @@ It has what glibc's setup_vdso() reads (an ELF header, a PT_LOAD and a PT_DYNAMI
 DT_NULL, so no symbol is found and glibc uses real system calls for time functions) and
 `__kernel_vsyscall` at the profile's AT_SYSINFO offset: `int $0x80; ret`, which enters elfvm's
 syscall layer exactly like the real vDSO's entry (the real one uses sysenter/syscall when the CPU
-has them; both end in the same system-call table).
+has them; both end in the same system-call table). `__kernel_sigreturn` and
+`__kernel_rt_sigreturn` follow it (not exported: the kernel uses them by offset as the return
+address of a signal frame whose handler has no SA_RESTORER).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import struct
 
 PT_LOAD, PT_DYNAMIC = 1, 2
 DYNAMIC_OFFSET = 0x100
+SIGRETURN_DELTA = 0x20            # __kernel_sigreturn, after __kernel_vsyscall
+RT_SIGRETURN_DELTA = 0x30         # __kernel_rt_sigreturn
 
 
 def vdso_image(size: int, vsyscall_offset: int) -> bytes:
@@ -28,4 +32,10 @@ def vdso_image(size: int, vsyscall_offset: int) -> bytes:
     img[ehsize:ehsize + 2 * phentsize] = load + dyn
     img[DYNAMIC_OFFSET:DYNAMIC_OFFSET + 8] = bytes(8)              # DT_NULL
     img[vsyscall_offset:vsyscall_offset + 3] = b"\xcd\x80\xc3"      # int $0x80; ret
+    # the signal return trampolines (arch/x86/entry/vdso/vdso32/sigreturn.S), the restorers the
+    # kernel puts in a frame when the handler has no SA_RESTORER (glibc >= 2.35 on i386)
+    img[vsyscall_offset + SIGRETURN_DELTA:vsyscall_offset + SIGRETURN_DELTA + 8] = \
+        b"\x58\xb8\x77\x00\x00\x00\xcd\x80"                   # popl %eax; movl $119,%eax; int $0x80
+    img[vsyscall_offset + RT_SIGRETURN_DELTA:vsyscall_offset + RT_SIGRETURN_DELTA + 7] = \
+        b"\xb8\xad\x00\x00\x00\xcd\x80"                       # movl $173,%eax; int $0x80
     return bytes(img)
