@@ -1,9 +1,7 @@
 """`elfvm layout` through click's runner: formats, the JSON contract, options and exit codes."""
 
 import json
-import os
 import shutil
-import stat
 
 import pytest
 from click.testing import CliRunner

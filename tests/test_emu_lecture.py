@@ -3,7 +3,6 @@ brk vs mmap malloc, shared memory, a segfault), hand-computed fault counts, the 
 the one model (replaying --emit-trace gives the run's faults), the options and Ctrl-C."""
 
 import json
-import os
 import signal
 import struct
 import subprocess

@@ -1,7 +1,6 @@
 """Program mode of simulate-run (issue 5): real i386 programs on Unicorn with lazy faults."""
 
 import json
-import os
 import struct
 
 import pytest

@@ -16,7 +16,7 @@ import struct
 import pytest
 
 from elfcraft import (
-    EM_386, EM_486, ET_DYN, ET_EXEC, PF_R, PF_W, PF_X, PT_GNU_STACK, PT_INTERP, PT_LOAD, PT_NULL,
+    EM_486, ET_DYN, ET_EXEC, PF_R, PF_W, PF_X, PT_GNU_STACK, PT_NULL,
     PT_PHDR, Ph, R, W, X, build_elf, gnu_stack, interp, load, simple_interp, write_exe,
 )
 from livecmp import LIVE_OK, LIVE_REASON, RLIM_INFINITY_ELFVM, compare_live, predict

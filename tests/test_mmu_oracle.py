@@ -3,7 +3,6 @@ mappings and sections that symbols land in (/proc/PID/maps), --pid frames, and g
 
 import os
 import subprocess
-import tempfile
 
 import pytest
 

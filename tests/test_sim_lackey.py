@@ -1,6 +1,5 @@
 """Real traces: valgrind's lackey on the 32-bit fixtures, through the engine and the reference."""
 
-import os
 import shutil
 import subprocess
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from elfvm.sim.trace import TraceError, TraceReader, sniff_format
-from simhelp import cli_json, cli_run, run, write
+from simhelp import cli_json, cli_run, write
 
 
 def refs(path, fmt="auto", page_size=4096, batch=1 << 16, max_addr=(1 << 32) - 1):

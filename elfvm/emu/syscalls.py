@@ -20,7 +20,7 @@ import struct
 from elfvm.emu import signals as SIG
 from elfvm.emu import vfs as V
 from elfvm.emu.kernel import PAGE, EFault, Kernel, Process
-from elfvm.mm.vma import PROT_EXEC, PROT_READ, PROT_WRITE, FileRef, MmError, Vma, page_align, page_start
+from elfvm.mm.vma import PROT_EXEC, PROT_READ, PROT_WRITE, FileRef, MmError, Vma, page_align
 
 MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS = 0x1, 0x2, 0x10, 0x20
 MAP_GROWSDOWN, MAP_FIXED_NOREPLACE = 0x100, 0x100000

@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass, field
 
 from elfvm.elf.reader import (
-    EM_386, EM_486, EM_X86_64, ET_DYN, ET_EXEC, ELF_MAGIC, PF_R, PF_W, PF_X, PT_GNU_STACK,
+    EM_386, EM_486, EM_X86_64, ET_DYN, ET_EXEC, PF_R, PF_W, PF_X, PT_GNU_STACK,
     PT_INTERP, PT_LOAD, ElfFile, Phdr, parse_ehdr, parse_phdrs,
 )
 from elfvm.kernel.exec import MAX_ARG_STRLEN, Bprm, copy_all_strings, do_open_execat, setup_arg_pages

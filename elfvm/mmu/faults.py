@@ -101,7 +101,6 @@ def classify(mm: MmView, addr: int, access: str, cpl: int, *, present: bool, nx_
     """The kernel's decision for a #PF at `addr` (user address space). `present`: the walk
     reached a present page and the fault is a protection fault; `hw` is the hardware reason."""
     prefix = f"{hw}; " if hw else ""
-    who = "the kernel's uaccess" if cpl == 0 else "the process"
 
     def segv(kind: str, why: str) -> Fault:
         if cpl == 0:

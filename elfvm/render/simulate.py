@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
-from elfvm.sim.engine import CompareResult, FaultEvent, FrameRow, PageRow, SimResult, Stats
+from elfvm.sim.engine import CompareResult, FrameRow, PageRow, SimResult, Stats
 
 
 # ------------------------------------------------------------------ JSON
