@@ -60,8 +60,9 @@ MAX_SIZE = (1 << 32) - 1
 
 
 @njit
-def _hex(buf, s, e, limit):
-    """Hex digits at buf[s:e]: (value, end, ndigits, over): over=1 when value > limit."""
+def _number(buf, s, e, limit, base):
+    """Digits of `base` (10 or 16) at buf[s:e]: (value, end, ndigits, over), over=1 when
+    value > limit (the digits are still consumed so the caller can report the line)."""
     v = 0
     nd = 0
     over = 0
@@ -69,32 +70,14 @@ def _hex(buf, s, e, limit):
         c = int(buf[s])
         if 48 <= c <= 57:
             d = c - 48
-        elif 97 <= c <= 102:
+        elif base == 16 and 97 <= c <= 102:
             d = c - 87
-        elif 65 <= c <= 70:
+        elif base == 16 and 65 <= c <= 70:
             d = c - 55
         else:
             break
         if over == 0:
-            v = v * 16 + d
-            if v > limit:
-                over = 1
-        nd += 1
-        s += 1
-    return v, s, nd, over
-
-
-@njit
-def _dec(buf, s, e, limit):
-    v = 0
-    nd = 0
-    over = 0
-    while s < e:
-        c = int(buf[s])
-        if c < 48 or c > 57:
-            break
-        if over == 0:
-            v = v * 10 + (c - 48)
+            v = v * base + d
             if v > limit:
                 over = 1
         nd += 1
@@ -129,7 +112,7 @@ def _record(buf, s, e, fmt, max_addr):
             return 1, 0, 0, 0, 0
         while s < e and _is_space(buf[s]):
             s += 1
-        addr, s, nd, over = _hex(buf, s, e, max_addr)
+        addr, s, nd, over = _number(buf, s, e, max_addr, 16)
         if nd == 0:
             return 2, 0, 0, 0, 0
         if s >= e:
@@ -139,7 +122,7 @@ def _record(buf, s, e, fmt, max_addr):
                 return 6, 0, 0, 0, 0
             return 2, 0, 0, 0, 0
         s += 1
-        size, s, nd, big = _dec(buf, s, e, 4294967295)
+        size, s, nd, big = _number(buf, s, e, 4294967295, 10)
         if nd == 0:
             return 3, 0, 0, 0, 0
         if s != e:
@@ -160,9 +143,9 @@ def _record(buf, s, e, fmt, max_addr):
         while s < e and _is_space(buf[s]):
             s += 1
     if s + 1 < e and buf[s] == 48 and (buf[s + 1] == 120 or buf[s + 1] == 88):
-        addr, s, nd, over = _hex(buf, s + 2, e, max_addr)
+        addr, s, nd, over = _number(buf, s + 2, e, max_addr, 16)
     else:
-        addr, s, nd, over = _dec(buf, s, e, max_addr)
+        addr, s, nd, over = _number(buf, s, e, max_addr, 10)
     if nd == 0:
         return 8, 0, 0, 0, 0
     t = s
