@@ -28,6 +28,7 @@ from elfvm.kernel.process import (
     AT, AuxEntry, ExecFailure, ExecResult, InterpInfo, StackInfo, StackString, Verdict,
 )
 from elfvm.kernel.profile import Profile
+from elfvm.mm.fault import expand_stack
 from elfvm.mm.vma import (
     PAGE_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE, U64, FileRef, Mm, MmError, Vma, page_align,
     page_offset, page_start,
@@ -374,20 +375,10 @@ class Loader:
         v = self.mm.find_vma(addr)
         if v is not None and v.start <= addr:
             return
-        why = None
         if v is None or not v.growsdown:
             why = f"{addr:#x} is in no VMA and the VMA above it is not the stack"
-        elif addr < self.mm.effective_mmap_min_addr:
-            why = f"{addr:#x} is below mmap_min_addr"
         else:
-            below = [p for p in self.mm.vmas if p.end <= v.start]
-            prev = below[-1] if below else None
-            if prev is not None and not prev.growsdown and prev.prot and \
-                    addr - prev.end < self.mm.stack_guard_gap:
-                why = (f"the stack cannot grow to {addr:#x}: {prev.start:#x}-{prev.end:#x} is "
-                       f"within the stack guard gap")
-            elif v.end - addr > self.req.rlimit_stack:
-                why = f"the initial stack needs {v.end - addr:#x} bytes, over RLIMIT_STACK"
+            why = expand_stack(self.mm, v, addr, self.req.rlimit_stack)
         if why:
             raise self.kill(errno.EFAULT, "create_elf_tables", why)
         self.mm.replace(v, Vma(addr, v.end, v.prot, growsdown=True, kind="stack", origin=v.origin))

@@ -14,12 +14,16 @@ import os
 import struct
 
 from elfvm.elf.reader import EM_386, EM_486, ET_DYN, PT_INTERP, PT_LOAD, ElfFile
-from elfvm.mm.vma import PROT_EXEC, PROT_READ, PROT_WRITE, FileRef, Vma
-from elfvm.mmu import faults as F
+from elfvm.mm import fault as F
+from elfvm.mm.vma import PROT_EXEC, PROT_READ, PROT_WRITE, FileRef, Mm, Vma
 from elfvm.mmu.geometry import Geometry, GeometryError
-from elfvm.mmu.mmu import Translation, TranslateError, WalkEntry
+from elfvm.mmu.mmu import TranslateError, Translation, WalkEntry
 from elfvm.mmu.segmentation import (
-    Segmentation, descriptor_from_user_desc, entry_registers, linux_gdt, tls_min,
+    Segmentation,
+    descriptor_from_user_desc,
+    entry_registers,
+    linux_gdt,
+    tls_min,
 )
 from elfvm.mmu.symbols import Image
 from elfvm.oracle.live import PagemapEntry
@@ -134,9 +138,11 @@ class LiveAddressSpace:
                     sizes[v.file.path] = os.stat(v.file.path).st_size
                 except OSError:
                     pass
-        self.mmview = F.MmView(tuple(self.vmas), self.task_size, rlimit_stack=_rlimit_stack(pid),
-                               stack_guard_gap=profile.stack_guard_gap,
-                               mmap_min_addr=profile.host.mmap_min_addr, file_sizes=sizes)
+        # the mm as /proc/PID/maps shows it, with the host's mmap_min_addr as it is
+        self.fault_mm = Mm(self.task_size, mmap_min_addr=profile.host.mmap_min_addr, lsm_mmap_min_addr=0,
+                           stack_guard_gap=profile.stack_guard_gap, vmas=list(self.vmas))
+        self.rlimit_stack = _rlimit_stack(pid)
+        self.file_sizes = sizes
         self.images = {}
         self._add_image("main", exe, elf)
         for ph in elf.phdrs():
@@ -170,6 +176,12 @@ class LiveAddressSpace:
             return
         bias = first.start - (loads[0].p_vaddr & ~(PAGE - 1)) if elf.ehdr.e_type == ET_DYN else 0
         self.images[key] = Image(real, elf, bias)
+
+    def classify(self, linear: int, access: str, cpl: int, present: bool, nx: bool, hw: str) -> F.Fault:
+        """The kernel's fault decision (elfvm.mm.fault, the emulator's too) for this address space."""
+        return F.handle_mm_fault(self.fault_mm, linear, access, pte=F.Pte(present=present), cpl=cpl, nx=nx,
+                                 rlimit_stack=self.rlimit_stack, hw=hw,
+                                 file_size=lambda v: self.file_sizes.get(v.file.path))
 
     def close(self) -> None:
         if self._pagemap is not None:
@@ -215,8 +227,8 @@ class LiveAddressSpace:
         if pm.present and vma is not None:
             allowed = {"r": vma.prot & PROT_READ, "w": vma.prot & PROT_WRITE, "x": vma.prot & PROT_EXEC}[access]
             if not allowed:
-                fault = F.classify(self.mmview, linear, access, cpl, present=True, nx_enforced=True,
-                                   hw="the page is present but the VMA forbids this access")
+                fault = self.classify(linear, access, cpl, True, True,
+                                      hw="the page is present but the VMA forbids this access")
             elif pm.pfn:
                 physical = pm.pfn * PAGE + (linear & (PAGE - 1))
             else:
@@ -226,8 +238,7 @@ class LiveAddressSpace:
             fault = F.Fault("swap-in", f"the page is swapped out (swap type {pm.swap_type}, offset "
                                        f"{pm.swap_offset:#x}): do_swap_page() reads it back into a new frame")
         else:
-            fault = F.classify(self.mmview, linear, access, cpl, present=False, nx_enforced=True,
-                               hw="no PTE (pagemap: not present)")
+            fault = self.classify(linear, access, cpl, False, True, hw="no PTE (pagemap: not present)")
         section = symbol = None
         if vma is not None:
             im = next((im for im in self.images.values() if vma.file is not None and im.path == vma.file.path), None)
