@@ -10,8 +10,8 @@ from __future__ import annotations
 import errno
 from dataclasses import dataclass, field, replace
 
-PAGE_SHIFT = 12
-PAGE_SIZE = 1 << PAGE_SHIFT
+from elfvm.units import PAGE_SHIFT, PAGE_SIZE  # noqa: F401  (re-exported: mm's page size)
+
 PAGE_MASK = ~(PAGE_SIZE - 1)
 U64 = (1 << 64) - 1          # the loader runs in a 64-bit kernel: unsigned long arithmetic wraps here
 

@@ -14,6 +14,8 @@ import os
 import struct
 
 from elfvm.elf.reader import EM_386, EM_486, ET_DYN, PT_INTERP, PT_LOAD, ElfFile
+from elfvm.host.procfs import PagemapEntry, parse_maps, read_maps, rlimit_stack
+from elfvm.host.ptrace import getregs, ptrace
 from elfvm.mm import fault as F
 from elfvm.mm.vma import PROT_EXEC, PROT_READ, PROT_WRITE, FileRef, Mm, Vma
 from elfvm.mmu.geometry import Geometry, GeometryError
@@ -26,42 +28,25 @@ from elfvm.mmu.segmentation import (
     tls_min,
 )
 from elfvm.mmu.symbols import Image
-from elfvm.oracle.live import PagemapEntry
+from elfvm.units import PAGE_SIZE
 
-PAGE = 4096
+PAGE = PAGE_SIZE
 PTRACE_GETREGS, PTRACE_DETACH, PTRACE_GET_THREAD_AREA = 12, 17, 25
 PTRACE_SEIZE, PTRACE_INTERRUPT = 0x4206, 0x4207
 
 
-def parse_maps(text: str) -> list[Vma]:
+def vmas_of_maps(text: str) -> list[Vma]:
+    """The VMAs that /proc/PID/maps lines describe (elfvm.host.procfs.parse_maps)."""
     vmas = []
-    for line in text.splitlines():
-        parts = line.split(None, 5)
-        if len(parts) < 5:
-            continue
-        a, b = (int(x, 16) for x in parts[0].split("-"))
-        perms, off, dev, inode = parts[1], int(parts[2], 16), parts[3], int(parts[4])
-        name = parts[5].strip() if len(parts) > 5 else ""
+    for m in parse_maps(text):
+        perms, name = m.perms, m.name
         prot = (PROT_READ if perms[0] == "r" else 0) | (PROT_WRITE if perms[1] == "w" else 0) | \
             (PROT_EXEC if perms[2] == "x" else 0)
-        major, minor = (int(x, 16) for x in dev.split(":"))
-        file = FileRef(name, major, minor, inode) if inode and name.startswith("/") else None
+        file = FileRef(name, m.major, m.minor, m.inode) if m.inode and name.startswith("/") else None
         special = name if name.startswith("[") and name not in ("[stack]", "[heap]") else None
-        vmas.append(Vma(a, b, prot, off if file else 0, file, special, growsdown=name == "[stack]",
-                        shared=perms[3] == "s", kind="file" if file else "anon"))
+        vmas.append(Vma(m.start, m.end, prot, m.offset if file else 0, file, special,
+                        growsdown=name == "[stack]", shared=perms[3] == "s", kind="file" if file else "anon"))
     return vmas
-
-
-def _rlimit_stack(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/limits") as f:
-            for line in f:
-                if line.startswith("Max stack size"):
-                    v = line.split()[3]
-                    return (1 << 64) - 1 if v == "unlimited" else int(v)
-    except OSError:
-        pass
-    return 8 << 20
 
 
 class _UserDesc(ctypes.Structure):
@@ -71,13 +56,10 @@ class _UserDesc(ctypes.Structure):
 
 def _ptrace_state(pid: int, tls_first: int) -> tuple[dict[str, int], dict[int, int], str]:
     """Segment registers and the three TLS descriptors of `pid`, via ptrace; ({}, {}, why) if not."""
-    from elfvm.oracle.live import _getregs, _libc  # the oracle's ptrace binding
-
-    ptrace = _libc.ptrace
     attached = False
     try:
         try:
-            regs, _ = _getregs(pid)          # works when we already trace a stopped child
+            regs, _ = getregs(pid)          # works when we already trace a stopped child
         except OSError:
             if ptrace(PTRACE_SEIZE, pid, None, None) != 0:
                 e = ctypes.get_errno()
@@ -85,7 +67,7 @@ def _ptrace_state(pid: int, tls_first: int) -> tuple[dict[str, int], dict[int, i
             attached = True
             ptrace(PTRACE_INTERRUPT, pid, None, None)
             os.waitpid(pid, 0x40000000)      # __WALL
-            regs, _ = _getregs(pid)
+            regs, _ = getregs(pid)
         seg = {k: regs[k] & 0xFFFF for k in ("cs", "ds", "es", "fs", "gs", "ss")}
         tls = {}
         for i in range(tls_first, tls_first + 3):
@@ -120,11 +102,10 @@ class LiveAddressSpace:
         if not h.has_magic or h.elf_class != 1 or h.e_machine not in (EM_386, EM_486):
             raise TranslateError(f"--pid {pid}: {exe} is not an i386 (ELFCLASS32, EM_386) program")
         try:
-            with open(f"/proc/{pid}/maps") as f:
-                self.maps_text = f.read()
+            self.maps_text = read_maps(pid)
         except OSError as e:
             raise TranslateError(f"--pid {pid}: cannot read /proc/{pid}/maps ({e.strerror})") from None
-        self.vmas = parse_maps(self.maps_text)
+        self.vmas = vmas_of_maps(self.maps_text)
         self.task_size = profile.task_size
         self.notes: list[str] = []
         self.is_root = os.geteuid() == 0
@@ -141,7 +122,7 @@ class LiveAddressSpace:
         # the mm as /proc/PID/maps shows it, with the host's mmap_min_addr as it is
         self.fault_mm = Mm(self.task_size, mmap_min_addr=profile.host.mmap_min_addr, lsm_mmap_min_addr=0,
                            stack_guard_gap=profile.stack_guard_gap, vmas=list(self.vmas))
-        self.rlimit_stack = _rlimit_stack(pid)
+        self.rlimit_stack = rlimit_stack(pid)
         self.file_sizes = sizes
         self.images = {}
         self._add_image("main", exe, elf)
