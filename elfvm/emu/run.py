@@ -184,6 +184,7 @@ def boot(opts: RunOptions):
     try:                              # the `emu` extra: unicorn
         from elfvm.emu.entry import install_hooks
         from elfvm.emu.exec import spawn
+        from elfvm.emu.fork import threads_max
         from elfvm.emu.state import KernelState
     except ImportError as e:          # pragma: no cover
         raise UsageError(f"simulate-run PROGRAM needs unicorn: pip install 'elfvm[emu]' ({e})") from None
@@ -204,7 +205,7 @@ def boot(opts: RunOptions):
                     max_instructions=opts.max_instructions, seed=opts.seed, stdin=opts.stdin,
                     echo=opts.echo, event_limit=opts.event_limit,
                     folio_pages=max(opts.folio_kib // 4, 1), exact=opts.exact or trace is not None,
-                    trace=trace)
+                    trace=trace, threads_max=threads_max(opts.ram, result.profile))
     install_hooks(k)
     k.read_implies_exec = result.read_implies_exec
     stdin = OpenFile(None, 0, sink=bytearray())
