@@ -112,3 +112,29 @@ def test_translate_and_the_emulator_decide_alike(name):
             predicted, emulated, mine, theirs = emulator_verdict(name, addr, access)
             assert emulated == predicted, (hex(addr), why, access)
             assert mine == theirs, (hex(addr), why, access)
+
+
+# ---------------------------------------------------------------- exec
+def test_exec_in_a_running_task_uses_the_layout_loader():
+    """execve inside a run: the loader `layout` uses builds the new image in the task's own
+    Mm object (execve(req, mm=p.mm)); exec_mmap swaps the address space: the old pages and page
+    tables go, the new image's pages are those the loader wrote, and the map is layout's."""
+    from elfvm.emu.exec import exec_mmap
+    from elfvm.kernel.binfmt_elf import ExecRequest, execve
+    from elfvm.mm.maps import maps_text
+
+    k, p = booted("hello_static")
+    old_tables = set(p.pt.tables())
+    path = fixture_path("vars")
+    req = ExecRequest(path, [path], [])
+    mm = p.mm
+    result = execve(req, mm=mm)
+    assert result.mm is mm and result.verdict.result == "ok"
+    exec_mmap(k, p, result)
+    assert p.mm is mm
+    assert maps_text(p.mm) == maps_text(execve(req).mm)
+    assert resident_vpns(p) == {pa >> 12 for pa in result.present_pages}
+    # the old image's frames are gone: every frame's reverse map names only the new image's pages
+    mapped = {vpn for fi in k.frames.info.values() for pid, vpn in fi.rmap if pid == p.pid}
+    assert mapped == resident_vpns(p)
+    assert old_tables <= set(k.frames.free_list) | set(p.pt.tables()) | set(k.frames.info)

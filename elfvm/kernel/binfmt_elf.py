@@ -111,15 +111,18 @@ def read_implies_exec(executable_stack: str) -> bool:
 class Loader:
     """One execve(): the state load_elf_binary() keeps in local variables, plus the new mm."""
 
-    def __init__(self, req: ExecRequest, profile: Profile):
+    def __init__(self, req: ExecRequest, profile: Profile, mm: Mm | None = None):
         self.req = req
         self.profile = profile
         self.rnd = KernelRandom(req.seed) if req.seed is not None else None
         self.read_implies_exec = False
         self.executable_stack = EXSTACK_DEFAULT
-        self.mm = Mm(task_size=profile.task_size, mmap_min_addr=profile.host.mmap_min_addr,
-                     stack_guard_gap=profile.stack_guard_gap,
-                     may_map_low=profile.host.euid == 0)
+        fresh = Mm(task_size=profile.task_size, mmap_min_addr=profile.host.mmap_min_addr,
+                   stack_guard_gap=profile.stack_guard_gap, may_map_low=profile.host.euid == 0)
+        if mm is not None:            # a running task's mm object: emptied and set up anew
+            mm.__dict__.update(fresh.__dict__)
+            fresh = mm
+        self.mm = fresh
         self.present: set[int] = set()
         self.notes: list[str] = []
         self.files: dict[str, ElfFile] = {}
@@ -482,10 +485,12 @@ def resolve_in_root(root: str, path: str, depth: int = 0) -> str:
     return cur
 
 
-def load_elf_binary(req: ExecRequest, profile: Profile) -> ExecResult:
+def load_elf_binary(req: ExecRequest, profile: Profile, mm: Mm | None = None) -> ExecResult:
     """execve(req.path, req.argv, req.envp) in a fresh mm: the whole of fs/binfmt_elf.c's
-    load_elf_binary(), preceded by fs/exec.c's opening and string copying."""
-    ld = Loader(req, profile)
+    load_elf_binary(), preceded by fs/exec.c's opening and string copying. With `mm`, the new
+    image is built in that Mm object (emptied first), as an execve inside a running task needs:
+    `layout` and every exec of an emulated run go through this one loader."""
+    ld = Loader(req, profile, mm)
     result = ExecResult(program=req.path, profile=profile, verdict=Verdict("ok"), mm=ld.mm)
     failure: ExecFailure | None = None
     try:
@@ -804,8 +809,9 @@ def create_elf_tables(ld: Loader, bprm: Bprm, result: ExecResult, main_file: Elf
         image_base=esp, image=bytes(image))
 
 
-def execve(req: ExecRequest) -> ExecResult:
-    """The library's entry point: predict what execve() does with this request."""
+def execve(req: ExecRequest, mm: Mm | None = None) -> ExecResult:
+    """The library's entry point: predict what execve() does with this request (building the
+    image in `mm` when given: see load_elf_binary)."""
     from elfvm.kernel.profile import make_profile
 
-    return load_elf_binary(req, req.profile or make_profile())
+    return load_elf_binary(req, req.profile or make_profile(), mm)
