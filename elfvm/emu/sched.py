@@ -60,33 +60,12 @@ def run(k) -> None:
                 continue
         start = begin if begin is not None else k.cpu.eip
         begin = None
-        k.pending_death = None
-        budget = 0
-        if k.max_instructions:
-            done = k.cpu.instructions or 0
-            budget = max(k.max_instructions - done, 1)
         try:
-            k.uc.emu_start(start, UNTIL, 0, budget)
-        except UcError as e:
-            d = k.pending_death or Death(SIGSEGV, None, None, f"emulation stopped: {e}", k.cpu.eip)
-            k.pending_death = None
-            if signals.force_sig_fault(k, nxt, d):
-                resume = nxt                       # the handler runs now
-            else:
-                do_exit(k, nxt, death=d)
-        except OutOfFrames as e:           # physical memory itself is full: the OOM killer
-            k.pending_death = None
-            do_exit(k, nxt, death=Death(SIGKILL, reason=f"out of memory: {e}", eip=k.cpu.eip))
+            resume = nxt if run_slice(k, nxt, start) else None
         except KeyboardInterrupt:
             k.stop_reason = "interrupted"
             nxt.context = k.uc.context_save()
             return
-        if k.pending_death is not None:
-            d, k.pending_death = k.pending_death, None
-            if signals.force_sig_fault(k, nxt, d):
-                resume = nxt
-            else:
-                do_exit(k, nxt, death=d)
         if nxt.state not in ("zombie", "reaped"):
             nxt.context = k.uc.context_save()
         if k.deferred:                  # stopped to evict outside a memory hook
@@ -101,3 +80,28 @@ def run(k) -> None:
             return
         if k.stop_reason:
             return
+
+
+def run_slice(k, p: Process, start: int) -> bool:
+    """Run `p` from `start` until the CPU stops (a block, an exit, an eviction, the budget); a
+    fault or CPU exception becomes its signal (the OOM killer's SIGKILL when RAM is full). True
+    when a signal handler is to run at once."""
+    k.pending_death = None
+    budget = 0
+    if k.max_instructions:
+        budget = max(k.max_instructions - (k.cpu.instructions or 0), 1)
+    try:
+        k.uc.emu_start(start, UNTIL, 0, budget)
+    except UcError as e:
+        if k.pending_death is None:
+            k.pending_death = Death(SIGSEGV, None, None, f"emulation stopped: {e}", k.cpu.eip)
+    except OutOfFrames as e:           # physical memory itself is full: the OOM killer
+        k.pending_death = None
+        do_exit(k, p, death=Death(SIGKILL, reason=f"out of memory: {e}", eip=k.cpu.eip))
+    if k.pending_death is None:
+        return False
+    d, k.pending_death = k.pending_death, None
+    if signals.force_sig_fault(k, p, d):
+        return True                    # the handler runs now
+    do_exit(k, p, death=d)
+    return False
