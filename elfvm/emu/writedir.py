@@ -150,15 +150,7 @@ class WriteDir:
             os.close(pfd)
 
     def rename(self, old: str, new: str) -> None:
-        ofd, oname = self._parent(old)
-        try:
-            nfd, nname = self._parent(new, create=True)
-            try:
-                os.rename(oname, nname, src_dir_fd=ofd, dst_dir_fd=nfd)   # renameat: no follow
-            finally:
-                os.close(nfd)
-        finally:
-            os.close(ofd)
+        self._two_names(old, new, os.rename)                 # renameat: no name followed
 
     def symlink(self, target: str, path: str) -> None:
         """Store a guest symlink (its target is guest text; elfvm never follows it here)."""
@@ -169,11 +161,14 @@ class WriteDir:
             os.close(pfd)
 
     def link(self, old: str, new: str) -> None:
+        self._two_names(old, new, lambda a, b, **fds: os.link(a, b, **fds, follow_symlinks=False))
+
+    def _two_names(self, old: str, new: str, op) -> None:
         ofd, oname = self._parent(old)
         try:
             nfd, nname = self._parent(new, create=True)
             try:
-                os.link(oname, nname, src_dir_fd=ofd, dst_dir_fd=nfd, follow_symlinks=False)
+                op(oname, nname, src_dir_fd=ofd, dst_dir_fd=nfd)
             finally:
                 os.close(nfd)
         finally:
