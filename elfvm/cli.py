@@ -12,6 +12,7 @@ import sys
 import click
 
 from elfvm import __version__
+from elfvm.commands.options import escape
 from elfvm.errors import ElfvmError
 
 COMMANDS = {
@@ -40,9 +41,12 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except ElfvmError as e:
-            click.echo(f"elfvm: {e.message}", err=True)
+            click.echo(f"elfvm: {escape(e.message)}", err=True)
             ctx.exit(e.exit_code)
-        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+        except click.ClickException as e:
+            e.message = escape(e.message)        # a bad value is echoed back: never raw bytes
+            raise
+        except (click.exceptions.Exit, click.exceptions.Abort):
             raise
         except BrokenPipeError:
             ctx.exit(0)
@@ -71,7 +75,12 @@ def cli():
 def main(argv=None):
     """Console-script entry point."""
     try:
-        cli.main(args=argv, prog_name="elfvm")
-    except KeyboardInterrupt:
+        rc = cli.main(args=argv, prog_name="elfvm", standalone_mode=False)
+    except click.ClickException as e:
+        e.message = escape(e.message)            # the group's own errors (unknown command...)
+        e.show()
+        sys.exit(e.exit_code)
+    except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("elfvm: interrupted", err=True)
         sys.exit(130)
+    sys.exit(rc if isinstance(rc, int) else 0)
