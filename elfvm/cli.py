@@ -19,7 +19,10 @@ COMMANDS = {
     "layout": ("elfvm.commands.layout", "layout", "Predict the initial memory map of an i386 program."),
     "translate": ("elfvm.commands.translate", "translate",
                   "Walk an address through segmentation and paging."),
-    "simulate-run": ("elfvm.commands.simulate_run", "simulate_run", "Demand paging, TLB and swap over memory traces."),
+    "simulate-run": ("elfvm.commands.simulate_run", "simulate_run",
+                     "Run a program or a memory trace: demand paging, TLB, swap, replacement."),
+    "eat": ("elfvm.commands.eat", "eat", "Effective access time: the lecture's formulas, no trace."),
+    "quiz": ("elfvm.commands.quiz", "quiz", "The lecture's exercises on real programs, checked by elfvm."),
 }
 
 

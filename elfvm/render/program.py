@@ -11,6 +11,7 @@ null, and the table says why; `--exact-tlb` (or `--emit-trace`) fills them in.
 from __future__ import annotations
 
 import json
+import os
 
 from elfvm.emu.run import RunReport
 
@@ -110,8 +111,18 @@ def render_text(r: RunReport, show: tuple[str, ...] = (), limit: int = 50) -> st
     if r.unknown_syscalls:
         out.append("unknown system calls (returned -ENOSYS): " +
                    ", ".join(f"{u['number']} x{u['count']}" for u in r.unknown_syscalls))
+    import textwrap
+
+    out += textwrap.wrap("note: pages touched counts the pages the program itself referenced; frames "
+                         "in use counts every page resident at the end, in every process: also pages "
+                         "mapped without a reference (fault-around neighbours, execve's stack and "
+                         "image pages, pages a fork copied), minus pages evicted or unmapped", 79,
+                         subsequent_indent="  ")
     out.append("")
-    out.append("final memory map:")
+    first = r.processes[0] if r.processes else None
+    whose = (f" of pid {first['pid']} ({os.path.basename(r.program)}, the first process; "
+             f"{len(r.processes) - 1} other process(es) ran)" if first and len(r.processes) > 1 else "")
+    out.append(f"final memory map{whose}:")
     out.append(r.maps_text.rstrip())
     out.append("")
     out.append(tabulate([(f"{x['start']:08x}-{x['end']:08x}", x["name"], x["pages"], x["resident"])
