@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from elfvm.commands.options import int_range, reject
 from elfvm.errors import EXIT_USAGE, UsageError
 
 
@@ -24,10 +25,12 @@ def _read_addresses(path: str) -> list[str]:
 @click.command("translate")
 @click.argument("addresses", nargs=-1)
 @click.option("--elf", "elf", metavar="PROGRAM", help="Predict the address space of this i386 program.")
-@click.option("--pid", type=int, help="Walk a running i386 process (/proc/PID/maps and pagemap).")
+@click.option("--pid", type=int_range(1, (1 << 31) - 1), help="Walk a running i386 process (/proc/PID/maps and pagemap).")
 @click.option("--mmu", type=click.Choice(["i386", "pae", "x86-64", "custom"]),
               help="Paging geometry (default: x86-64 for linux-x86_64-compat, i386 for linux-i386).")
-@click.option("--bits", metavar="B1,B2,...,OFF", help="Index bits per level and page-offset bits for --mmu custom.")
+@click.option("--bits", metavar="TOP,...,OFFSET", help="--mmu custom: index bits per level from the "
+              "top level down, the page-offset bits last; the classic two-level i386 split is "
+              "10,10,12 (PDE 10 bits, PTE 10 bits, 4 KiB pages).")
 @click.option("--ram", default="256M", show_default=True, metavar="SIZE", help="Physical memory size.")
 @click.option("--access", type=click.Choice(["r", "w", "x"]), default="r", show_default=True)
 @click.option("--cpl", type=click.Choice(["3", "0"]), default="3", show_default=True,
@@ -51,7 +54,9 @@ def translate(addresses, elf, pid, mmu, bits, ram, access, cpl, profile_name, sp
     Examples:
       elfvm translate --elf fixtures/bin/vars counter main 0xffffdf00
       elfvm translate --elf fixtures/bin/vars --access w --format json 0x08049000
-      elfvm translate --mmu custom --bits 12,10,10 0x12345678
+      elfvm translate --mmu i386 0x0804a123
+      elfvm translate --mmu custom --bits 10,10,12 0x12345678
+      elfvm translate --mmu custom --bits 4,4,8 0x1234  (256 B pages)
       elfvm translate --profile linux-i386 --split 3G --ram 1G 0xc0100000 0xff000000
     """
     from elfvm.kernel.profile import make_profile
@@ -59,6 +64,11 @@ def translate(addresses, elf, pid, mmu, bits, ram, access, cpl, profile_name, sp
     from elfvm.mmu.render import render_json, render_table
     from elfvm.units import parse_size
 
+    ctx = click.get_current_context()
+    if profile_name != "linux-i386":
+        reject(ctx, ["split"], "only with --profile linux-i386 (a native 32-bit kernel's VMSPLIT)")
+    if not elf:
+        reject(ctx, ["sysroot"], "only with --elf PROGRAM (where its PT_INTERP is looked up)")
     texts = list(addresses)
     if addr_file:
         texts += _read_addresses(addr_file)
@@ -93,7 +103,11 @@ def translate(addresses, elf, pid, mmu, bits, ram, access, cpl, profile_name, sp
     if fmt == "json":
         click.echo(render_json(good))
     elif good:
-        click.echo(render_table(good))
+        if mmu is None and profile.name == "linux-x86_64-compat":
+            click.echo("note: --mmu x86-64 by default: an i386 task on this 64-bit kernel is walked\n"
+                       "  by the 4-level x86-64 MMU; --mmu i386 (or --profile linux-i386) gives the\n"
+                       "  lecture's two-level 10|10|12 walk\n")
+        click.echo(render_table(good, geom=space.geom))
     for b in bad:
         click.echo(f"elfvm: translate: {b.message}" if b.input in b.message else
                    f"elfvm: translate: {b.input}: {b.message}", err=True)
