@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from elfvm.commands.options import int_range, reject
+from elfvm.commands.options import escape, int_range, reject
 from elfvm.errors import EXIT_USAGE, UsageError
 
 
@@ -15,10 +15,13 @@ def _read_addresses(path: str) -> list[str]:
         if path == "-":
             data = sys.stdin.read()
         else:
-            with open(path) as f:
+            with open(path, encoding="utf-8") as f:
                 data = f.read()
     except OSError as e:
         raise UsageError(f"--addresses {path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise UsageError(f"--addresses {path}: not text (byte {e.object[e.start]:#04x} at offset "
+                         f"{e.start} is not UTF-8)") from None
     return [ln.strip() for ln in data.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
 
 
@@ -109,8 +112,8 @@ def translate(addresses, elf, pid, mmu, bits, ram, access, cpl, profile_name, sp
                        "  lecture's two-level 10|10|12 walk\n")
         click.echo(render_table(good, geom=space.geom))
     for b in bad:
-        click.echo(f"elfvm: translate: {b.message}" if b.input in b.message else
-                   f"elfvm: translate: {b.input}: {b.message}", err=True)
+        click.echo(escape(f"elfvm: translate: {b.message}" if b.input in b.message else
+                          f"elfvm: translate: {b.input}: {b.message}"), err=True)
     if bad:
         click.get_current_context().exit(EXIT_USAGE)
     return 0
