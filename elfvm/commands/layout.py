@@ -9,7 +9,7 @@ import click
 
 from elfvm.errors import EXIT_ERRNO, EXIT_KILLED, EXIT_VERIFY, UsageError
 from elfvm.commands.options import PROGRAM_CONTEXT, drop_separator, int_range, reject
-from elfvm.units import parse_size
+from elfvm.units import RLIM_INFINITY, parse_size
 
 EPILOG = """\b
 Examples:
@@ -113,6 +113,8 @@ def layout(program, args, profile, split, sysroot, env_set, env_clear, argv0, rl
         rlim = parse_size(rlimit_stack, allow_unlimited=True)
     except ValueError as e:
         raise UsageError(f"--rlimit-stack {rlimit_stack!r}: {e}") from None
+    if rlim > RLIM_INFINITY:
+        raise UsageError(f"--rlimit-stack {rlimit_stack}: more than RLIM_INFINITY (2^64-1)")
     prof = make_profile(profile, split, addr_limit_3gb=addr_limit_3gb, legacy=legacy)
     argv = [argv0 if argv0 is not None else program, *args]
     envp = build_env(env_clear, env_set)

@@ -77,3 +77,11 @@ def drop_separator(args: tuple[str, ...]) -> tuple[str, ...]:
 
 
 PROGRAM_CONTEXT = {"help_option_names": ["-h", "--help"], "allow_interspersed_args": False}
+
+
+def printable(text: str) -> str:
+    """Output text with the bytes of non-UTF-8 names (surrogate escapes) shown as \\xNN, so a
+    report that names such a file can always be written to a UTF-8 stream."""
+    import re
+
+    return re.sub("[\udc80-\udcff]", lambda m: f"\\x{ord(m.group()) - 0xDC00:02x}", text)

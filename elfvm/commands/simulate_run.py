@@ -9,7 +9,7 @@ import click
 from elfvm.commands.options import (PROGRAM_CONTEXT, FiniteFloat, drop_separator, given, int_range,
                                    reject)
 from elfvm.errors import UsageError
-from elfvm.units import parse_size
+from elfvm.units import RLIM_INFINITY, parse_size
 
 EPILOG = """\b
 Examples:
@@ -77,6 +77,8 @@ def run_program_mode(program, args, trace_opts: dict, prog: dict) -> int:
         rlim = parse_size(prog["rlimit_stack"], allow_unlimited=True)
     except ValueError as e:
         raise UsageError(f"--rlimit-stack {prog['rlimit_stack']!r}: {e}") from None
+    if rlim > RLIM_INFINITY:
+        raise UsageError(f"--rlimit-stack {prog['rlimit_stack']}: more than RLIM_INFINITY (2^64-1)")
     t = trace_opts
     return simulate_program(
         program, args, frames=t["frames"], ram=t["ram"], policy=t["policy"], mmu=t["mmu"],
