@@ -167,8 +167,14 @@ def to_table(result: ExecResult, *, show_stack: bool = False, wide: bool = False
         kind = {2: "ET_EXEC", 3: "ET_DYN"}.get(h.e_type, str(h.e_type))
         interp = "PT_INTERP" if any(p.p_type == 3 for p in img.phdrs) else "no PT_INTERP"
         split = f" --split {prof.split}" if prof.split else ""
-        out.append(f"{result.program}: i386 {kind}, {interp}, profile {prof.name}{split} "
-                   f"(TASK_SIZE {prof.task_size:#x})")
+        head = (f"{result.program}: i386 {kind}, {interp}, profile {prof.name}{split} "
+                f"(TASK_SIZE {prof.task_size:#x})")
+        if wide:
+            out.append(head)
+        else:
+            import textwrap
+
+            out += textwrap.wrap(head, width - 1, subsequent_indent="  ", break_on_hyphens=False)
     out.append(verdict_line(result))
     if result.verdict.result == "errno" and not mm.vmas:
         return "\n".join(out) + "\n"
