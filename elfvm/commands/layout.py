@@ -154,7 +154,13 @@ def layout(program, args, profile, split, sysroot, env_set, env_clear, argv0, rl
         from elfvm.kernel.explain import ExplainError, explain_address
 
         try:
-            click.echo("\n".join(explain_address(result, explain, rlim)))
+            import shutil
+            import textwrap
+
+            width = shutil.get_terminal_size((80, 24)).columns - 1
+            for line in explain_address(result, explain, rlim):
+                click.echo("\n".join(textwrap.wrap(line, width, subsequent_indent="  ",
+                                                    break_on_hyphens=False)))
         except ExplainError as e:
             raise UsageError(f"--explain {explain}: {e}") from None
     else:

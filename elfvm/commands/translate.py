@@ -52,7 +52,10 @@ def translate(addresses, elf, pid, mmu, bits, ram, access, cpl, profile_name, sp
 
     \b
     ADDR is a number (0x8049000), SELECTOR:OFFSET (0x23:0x8049000, gs:0x14) or, with --elf,
-    a symbol (main, counter, table+0x10).
+    a symbol (main, counter, table+0x10). Each answer shows the address split on one line
+    (PDE 32 | PTE 74 | offset 0x123), the walk, and [SECTION SYMBOL+OFF]: the section and the
+    nearest symbol below the address; '?' for the section means none holds it (a page's tail
+    past the last section, e.g. [? __FRAME_END__+0xf]).
     \b
     Examples:
       elfvm translate --elf fixtures/bin/vars counter main 0xffffdf00

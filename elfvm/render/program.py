@@ -17,8 +17,7 @@ from elfvm.emu.run import RunReport
 
 GUEST_KEYS = ("stdout", "stderr", "exit_status", "instructions", "syscalls")
 MAPS_KEYS = ("start", "end", "perms", "pgoff", "name", "kind", "source")
-NO_TLB = ("n/a: the default mode sees page-granular events (TLB fills), not every access; "
-          "use --exact-tlb")
+NO_TLB = "n/a (page-granular mode): use --exact-tlb"
 
 
 def _stats_json(s, exact: bool) -> dict:
@@ -100,6 +99,41 @@ def summary_rows(r: RunReport) -> list[tuple]:
     return rows
 
 
+def pmap_rows(r: RunReport) -> list[dict]:
+    """pmap -X of the first process at the end of the run, in KiB per mapping: Size, Rss (resident
+    pages), Swapped (pages whose contents are in swap), Shared (resident pages of MAP_SHARED
+    mappings and shm segments) and Private (the other resident pages). The model keeps one frame
+    per process page, so a page fork left copy-on-write counts as private here."""
+    first = r.process_stats[0] if r.process_stats else r.stats
+    swapped = {p.page for p in first.pages if p.swapped}
+    perms = {(m["start"], m["end"]): m["perms"] for m in r.maps}
+    rows = []
+    for x in r.rss_by_vma:
+        perm = perms.get((x["start"], x["end"]), "")
+        sw = sum(1 for v in range(x["start"] >> 12, x["end"] >> 12) if v in swapped)
+        if x["name"].startswith("/") and "w" not in perm:
+            sw = 0               # clean file pages are dropped and read again, never swapped
+        shared = perm[3:] == "s"
+        rows.append({"start": x["start"], "perms": perms.get((x["start"], x["end"]), ""),
+                     "size": x["pages"] * 4, "rss": x["resident"] * 4, "swapped": sw * 4,
+                     "shared": x["resident"] * 4 if shared else 0,
+                     "private": 0 if shared else x["resident"] * 4,
+                     "mapping": os.path.basename(x["name"]) if x["name"].startswith("/") else x["name"]})
+    return rows
+
+
+def pmap_table(r: RunReport) -> str:
+    from tabulate import tabulate
+
+    rows = pmap_rows(r)
+    keys = ("size", "rss", "swapped", "shared", "private")
+    total = ["", "", *(sum(x[k] for x in rows) for k in keys), "total KiB"]
+    body = [[f"{x['start']:08x}", x["perms"], *(x[k] for k in keys), x["mapping"]] for x in rows]
+    return ("pmap -X of the first process (simulated, KiB; Shared: MAP_SHARED and shm pages):\n" +
+            tabulate(body + [total], headers=["Address", "Perm", "Size", "Rss", "Swapped", "Shared",
+                                              "Private", "Mapping"], tablefmt="simple"))
+
+
 def render_text(r: RunReport, show: tuple[str, ...] = (), limit: int = 50) -> str:
     from tabulate import tabulate
 
@@ -125,8 +159,7 @@ def render_text(r: RunReport, show: tuple[str, ...] = (), limit: int = 50) -> st
     out.append(f"final memory map{whose}:")
     out.append(r.maps_text.rstrip())
     out.append("")
-    out.append(tabulate([(f"{x['start']:08x}-{x['end']:08x}", x["name"], x["pages"], x["resident"])
-                         for x in r.rss_by_vma], headers=["vma", "name", "pages", "resident"]))
+    out.append(pmap_table(r))
     if "events" in show:
         out.append("")
         ev = r.events[:limit]
