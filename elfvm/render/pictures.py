@@ -52,15 +52,17 @@ def write_walk_svg(space, translations, path: str) -> None:
                 fields.append((name, b, (lin >> shift) & ((1 << b) - 1)))
         off_bits = geom.offset_bits
         offset = (off_bits, (lin & ((1 << off_bits) - 1)) if lin is not None else 0)
-        steps = [(w.level, w.index, w.entry, w.bits, bool(w.present)) for w in t.walk]
+        steps = [(w.level, w.index, w.entry, w.bits, w.present) for w in t.walk]
         if t.physical is not None:
             result = f"physical {t.physical:#x}"
         elif t.fault is not None:
             result = f"fault {t.fault.kind}: {t.fault.reason}"
         else:
             result = "no translation"
+        seg = list(t.segmentation.steps) if t.segmentation is not None else []
         items.append({"title": f"{t.input}  ({t.access}, CPL {t.cpl}, --mmu {geom.name})", "linear": lin,
-                      "fields": fields, "offset": offset, "cr3": cr3, "steps": steps, "result": result})
+                      "fields": fields, "offset": offset, "cr3": cr3, "steps": steps, "result": result,
+                      "segmentation": seg})
     _save_svg(walk_svg(items), path)
 
 
