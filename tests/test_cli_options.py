@@ -60,7 +60,9 @@ def modes(tmp: str) -> dict:
                                 "split": ["--profile", "linux-i386", "--split", "2G"],
                                 "sysroot": ["--sysroot", tmp], "fmt": ["--format", "json"],
                                 "addr_file": ["--addresses", "-"], "svg_file": ["--svg", svg],
-                                "bits": ["--mmu", "custom", "--bits", "10,10,12"]},
+                                "bits": ["--mmu", "custom", "--bits", "10,10,12"],
+                                "descriptors": ["--descriptor", "gdt:4:base=0x1000,limit=0xfffff,"
+                                                "type=data-rw,dpl=3,g=1", "0x23:counter"]},
                                {"pid": ["--pid", "1"]},
                                {"elf": "the mode itself", "addresses": "the mode itself"}),
         ("translate", "geometry"): (["0x0804a123"],
@@ -70,7 +72,9 @@ def modes(tmp: str) -> dict:
                                      "access": ["--access", "w"], "cpl": ["--cpl", "0"],
                                      "addr_file": ["--addresses", "-"],
                                      "ram": ["--profile", "linux-i386", "--ram", "1G"],
-                                     "split": ["--profile", "linux-i386", "--split", "2G"]},
+                                     "split": ["--profile", "linux-i386", "--split", "2G"],
+                                     "descriptors": ["--descriptor", "ldt:1:base=0x10,limit=0xfff,"
+                                                     "type=data-rw", "0x0f:0x10"]},
                                     {"sysroot": ["--sysroot", tmp], "split": ["--split", "2G"]},
                                     {"elf": "another mode", "pid": "a live process: test_mmu_oracle.py",
                                      "addresses": "the mode itself"}),

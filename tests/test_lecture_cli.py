@@ -125,3 +125,16 @@ def test_quiz_answers_agree_with_the_commands():
         assert rc == 0
         key = q.answer.split(";")[0].split(" = ")[0]
         assert key.replace(" ns", "") in out.replace(" ns", ""), (q, out)
+
+
+def test_user_descriptors_limit_check_and_gp():
+    d = "ldt:1:base=0x10000,limit=0xfff,type=data-rw,dpl=3"
+    rc, out = run("translate", "--mmu", "i386", "--descriptor", d, "--access", "w", "0x0f:0x800",
+                  "0x0f:0x1800")
+    assert "linear = base 0x10000 + offset 0x800 = 0x10800" in out
+    assert "#GP(0x0): offset 0x1800 is outside the segment" in out.replace("\n       ", " ")
+    rc, out = run("translate", "--mmu", "i386", "--descriptor",
+                  "gdt:20:base=0,limit=0xfffff,type=data-rw,dpl=0,g=1", "0xa3:0x10")
+    assert "privilege: max(CPL 3, RPL 3) > DPL 0" in out
+    rc, out = run("translate", "--descriptor", "gdt:0:base=0,limit=1,type=data-r", "0x8:0")
+    assert rc == 2

@@ -44,10 +44,14 @@ def _read_addresses(path: str) -> list[str]:
 @click.option("--sysroot", default="/", show_default=True, help="Where PT_INTERP is looked up.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--addresses", "addr_file", metavar="FILE", help="Read addresses, one per line ('-': stdin).")
+@click.option("--descriptor", "descriptors", multiple=True, metavar="gdt|ldt:I:base=..,limit=..,type=..,dpl=..",
+              help="Put a segment descriptor of your own in the GDT or LDT for segmentation "
+                   "exercises (repeatable): base, limit (20 bits), type (data-r, data-rw, "
+                   "data-rw-down, code-x, code-xr, ...), dpl, g=1 (limit in 4 KiB units), p=0.")
 @click.option("--svg", "svg_file", metavar="FILE", default=None,
               help="Also draw the walks (the first 8 addresses) to this SVG file.")
 def translate(addresses, elf, pid, mmu, bits, ram, access, cpl, profile_name, split, sysroot, fmt, addr_file,
-              svg_file):
+              descriptors, svg_file):
     """Translate logical/linear addresses to physical ones, as the MMU walks them.
 
     \b
@@ -64,6 +68,7 @@ def translate(addresses, elf, pid, mmu, bits, ram, access, cpl, profile_name, sp
       elfvm translate --mmu custom --bits 10,10,12 0x12345678
       elfvm translate --mmu custom --bits 4,4,8 0x1234  (256 B pages)
       elfvm translate --profile linux-i386 --split 3G --ram 1G 0xc0100000 0xff000000
+      elfvm translate --mmu i386 --descriptor ldt:1:base=0x10000,limit=0xfff,type=data-rw,dpl=3 0x0f:0x800 0x0f:0x1800
     """
     from elfvm.kernel.profile import make_profile
     from elfvm.mmu import InputFailure, TranslateError, open_address_space, translate_all
@@ -93,6 +98,18 @@ def translate(addresses, elf, pid, mmu, bits, ram, access, cpl, profile_name, sp
                                    sysroot=sysroot)
     except TranslateError as e:
         raise UsageError(str(e)) from None
+    if descriptors:
+        from elfvm.mmu.descriptors import DescriptorError, install, parse_descriptor
+
+        if pid is not None:
+            raise UsageError("--descriptor: a live process's GDT/LDT is the kernel's; not with --pid")
+        if not any(":" in t for t in texts):
+            raise UsageError("--descriptor: only SELECTOR:OFFSET addresses go through segmentation "
+                             "(e.g. 0x0f:0x800 for LDT entry 1, RPL 3)")
+        try:
+            install(space.seg, [parse_descriptor(d) for d in descriptors])
+        except DescriptorError as e:
+            raise UsageError(f"--descriptor: {e}") from None
     if not texts:
         kernel = getattr(space, "kernel", None)
         if kernel is None:
