@@ -139,9 +139,11 @@ def render_text(r: RunReport, show: tuple[str, ...] = (), limit: int = 50) -> st
 
     c = r.config
     out = headline(r)
-    out.append(f"policy {c.policy}, {c.frames} frames of 4 KiB; TLB: {c.tlb.describe()}; "
-               f"{c.walk_levels}-level walk")
-    out.append(tabulate(summary_rows(r), tablefmt="plain"))
+    import textwrap
+
+    out += textwrap.wrap(f"policy {c.policy}, {c.frames} frames of 4 KiB; TLB: {c.tlb.describe()}; "
+                         f"{c.walk_levels}-level walk", 79, subsequent_indent="  ")
+    out.append(tabulate(summary_rows(r), tablefmt="plain", maxcolwidths=[None, 48]))
     if r.unknown_syscalls:
         out.append("unknown system calls (returned -ENOSYS): " +
                    ", ".join(f"{u['number']} x{u['count']}" for u in r.unknown_syscalls))

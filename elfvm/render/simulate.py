@@ -5,6 +5,7 @@ from __future__ import annotations
 from tabulate import tabulate
 
 from elfvm.sim.engine import CompareResult, FrameRow, PageRow, SimResult, Stats
+from elfvm.units import human_size
 
 
 # ------------------------------------------------------------------ JSON
@@ -66,7 +67,7 @@ def _ns(x: float | None) -> str:
 def describe_config(res: SimResult, mmu_name: str) -> str:
     c = res.config
     ps = c.page_size
-    psz = f"{ps // 1024} KiB" if ps >= 1024 and ps % 1024 == 0 else f"{ps} B"
+    psz = human_size(ps)
     tlb = c.tlb.describe()
     if c.tlb.entries:
         tlb += ", split I/D" if c.split_tlb else ", unified"
@@ -163,7 +164,10 @@ def bad_lines_note(res_bad) -> str | None:
 
 
 def to_table(res: SimResult, mmu_name: str, shows: tuple[str, ...], limit: int) -> str:
-    out = describe_config(res, mmu_name) + "\n\n" + summary_table(res) + "\n"
+    import textwrap
+
+    head = "\n".join(textwrap.wrap(describe_config(res, mmu_name), 79, subsequent_indent="  "))
+    out = head + "\n\n" + summary_table(res) + "\n"
     note = bad_lines_note(res.bad_lines)
     if note:
         out += note + "\n"
