@@ -140,3 +140,31 @@ if __name__ == "__main__":            # the counts for the issue note
         total, clear, bad = total + c, clear + e, bad + len(f)
         print(f"{m}: {c} cases, {e} clear usage errors, {len(f)} internal errors")
     print(f"total: {total} cases, {clear} clear usage errors (exit 2), {bad} internal errors")
+
+
+def test_pid_hint_zombie():
+    """A zombie has no address space left: the hint says so, not 'needs root'."""
+    import time
+
+    child = subprocess.Popen(["true"])
+    try:
+        for _ in range(50):
+            with open(f"/proc/{child.pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    break
+            time.sleep(0.05)
+        r = CliRunner().invoke(cli, ["translate", "--pid", str(child.pid), "0x1000"])
+        assert r.exit_code == 2 and "zombie" in r.output and "needs root" not in r.output
+    finally:
+        child.wait()
+
+
+def test_pid_hint_kernel_thread():
+    from elfvm.mmu.live import PF_KTHREAD
+
+    pid = next((p for p in ("2", "3") if os.path.exists(f"/proc/{p}/stat")
+                and int(open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()[6]) & PF_KTHREAD), None)
+    if pid is None:
+        pytest.skip("no kernel thread visible in this pid namespace")
+    r = CliRunner().invoke(cli, ["translate", "--pid", pid, "0x1000"])
+    assert r.exit_code == 2 and "kernel thread" in r.output
