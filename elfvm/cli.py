@@ -46,6 +46,10 @@ class LazyGroup(click.Group):
         except ElfvmError as e:
             click.echo(f"elfvm: {escape(e.message)}", err=True)
             ctx.exit(e.exit_code)
+        except click.exceptions.UsageError as e:    # one line, as every elfvm error
+            hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
+            click.echo(f"elfvm: {escape(e.format_message())}{hint}", err=True)
+            ctx.exit(e.exit_code)
         except click.ClickException as e:
             e.message = escape(e.message)        # a bad value is echoed back: never raw bytes
             raise
