@@ -37,8 +37,15 @@ def quiz(seed, topics, count, answers, programs):
     if seed is None:
         seed = int.from_bytes(os.urandom(3), "little")
     progs = list(programs) or default_programs()
+    chosen = list(topics) or list(TOPICS)
+    if not topics and not progs:             # no fixtures here: the topics that need none
+        from elfvm.quiz import PROGRAM_TOPICS
+
+        chosen = [t for t in TOPICS if t not in PROGRAM_TOPICS]
+        click.echo("elfvm: no i386 programs found (make fixtures, or --program PATH): "
+                   "asking only " + ", ".join(chosen), err=True)
     try:
-        qs = make_quiz(seed, list(topics) or list(TOPICS), count, progs)
+        qs = make_quiz(seed, chosen, count, progs)
     except QuizError as e:
         raise UsageError(str(e)) from None
     import textwrap
