@@ -19,7 +19,7 @@ Examples:
   elfvm simulate-run --trace a.lackey --trace b.lackey.gz --frames 32 --quantum 1000 --asid
   elfvm simulate-run --trace t.lackey --compare fifo,lru,clock,opt --frames 8,16,32,64
   elfvm simulate-run --trace t.lackey --frames 16 --svg run.svg
-  elfvm simulate-run fixtures/bin/touch --svg touch.svg
+  elfvm simulate-run --svg touch.svg fixtures/bin/touch
   elfvm simulate-run --refs "7 0 1 2 0 3 0 4 2 3 0 3 2" --frames 3 --compare fifo,lru,opt --show steps
   elfvm simulate-run --refs 1,2,3,4,1,2,5,1,2,3,4,5 --compare fifo --frames 3,4
 """
