@@ -39,6 +39,8 @@ def simulate_program(program: str, args=(), *, frames: str | None = None, ram: s
         ram_bytes = parse_size(ram) if ram else 256 << 20
     except ValueError as e:
         raise UsageError(f"--ram {ram!r}: {e}") from None
+    if not 1 << 12 <= ram_bytes <= 1 << 38:
+        raise UsageError(f"--ram {ram}: from 4K to 256G (the frames this simulator keeps: 2^26)")
     nframes = None
     if frames:
         try:
@@ -77,13 +79,15 @@ def simulate_program(program: str, args=(), *, frames: str | None = None, ram: s
         from elfvm.render.pictures import write_program_svg
 
         write_program_svg(report, svg, mmu)
+    from elfvm.commands.options import printable
+
     if fmt == "json":
-        click.echo(render_json(report))
+        click.echo(printable(render_json(report)))
         for note in report.notes:            # the table prints them; JSON's keys are fixed
             if note.startswith("--write-dir:"):
-                click.echo(f"elfvm: warning: {note}", err=True)
+                click.echo(f"elfvm: warning: {printable(note)}", err=True)
     else:
-        click.echo(render_text(report, tuple(shows), limit), nl=False)
+        click.echo(printable(render_text(report, tuple(shows), limit)), nl=False)
     if report.stop_reason == "max-instructions":
         click.echo(f"elfvm: {program}: stopped after --max-instructions {max_instructions}", err=True)
     if report.stop_reason == "interrupted":
