@@ -1,4 +1,5 @@
-"""fs/binfmt_elf.c: load_elf_binary() and its helpers, as Linux 6.18 runs them for an i386 task.
+"""fs/binfmt_elf.c: load_elf_binary() and its helpers, as Linux 6.18 runs them for an i386 task;
+the rules that differ in other kernel versions come from profile.kernel (elfvm/kernel/versions.py).
 
 Read this beside the kernel: each function has the kernel's name and does what the kernel's
 does, in the same order. Checks that fail before begin_new_exec() (the point of no return) make
@@ -118,9 +119,11 @@ class Loader:
         self.executable_stack = EXSTACK_DEFAULT
         self.mm = Mm(task_size=profile.task_size, mmap_min_addr=profile.host.mmap_min_addr,
                      stack_guard_gap=profile.stack_guard_gap,
-                     may_map_low=profile.host.euid == 0)
+                     may_map_low=profile.host.euid == 0,
+                     proc_ptr_size=profile.kernel_ptr_size,
+                     heap_overlap_only=profile.kernel is None or profile.kernel.heap_overlap_only)
         self.present: set[int] = set()
-        self.notes: list[str] = []
+        self.notes: list[str] = [profile.kernel.note] if profile.kernel and profile.kernel.note else []
         self.files: dict[str, ElfFile] = {}
         self.zeroed: list[tuple[int, int, str, int]] = []     # padzero(): (start, end, file, offset)
         self.string_area: tuple[int, bytes] = (0, b"")         # the argument strings as copied
@@ -338,8 +341,8 @@ class Loader:
         return load_addr
 
     def map_vdso(self) -> int | None:
-        """arch/x86/entry/vdso/vma.c map_vdso(): [vvar], [vvar_vclock], [vdso] in one block
-        placed by get_unmapped_area (after the interpreter, so just below it)."""
+        """arch/x86/entry/vdso/vma.c map_vdso(): [vvar] ([vvar_vclock] from v6.15), [vdso] in one
+        block placed by get_unmapped_area (after the interpreter, so just below it)."""
         p = self.profile
         if not p.host.vdso32_enabled:
             return None
@@ -704,15 +707,19 @@ def _load(ld: Loader, result: ExecResult) -> None:  # noqa: C901 - it is the ker
     vdso = ld.map_vdso()
     create_elf_tables(ld, bprm, result, main_file, interp_load_addr, e_entry, phdr_addr, vdso)
 
-    # brk (6.18): a static PIE / directly run ld.so gets its brk at ELF_ET_DYN_BASE.
+    # brk: a static PIE / directly run ld.so gets its brk at ELF_ET_DYN_BASE; without ASLR
+    # only from v6.10 (and its stable backports: versions.STATIC_PIE_BRK_WITHOUT_ASLR), before
+    # that brk stays right after the image.
+    rules = profile.kernel
     brk_moved = False
-    if e_type == ET_DYN and found is None:
+    if e_type == ET_DYN and found is None and (
+            ld.rnd is not None or rules is None or rules.static_pie_brk_without_aslr):
         elf_brk = profile.elf_et_dyn_base
         brk_moved = True
     mm.start_brk = mm.brk = page_align(elf_brk)
     if ld.rnd is not None:
-        if not brk_moved:
-            mm.start_brk = mm.brk = mm.brk + PAGE_SIZE
+        if not brk_moved and (rules is None or rules.brk_gap_with_aslr):
+            mm.start_brk = mm.brk = mm.brk + PAGE_SIZE      # v6.8: a gap between bss and brk
         mm.start_brk = mm.brk = arch_randomize_brk(mm.brk, ld.rnd)
 
 
@@ -752,10 +759,11 @@ def create_elf_tables(ld: Loader, bprm: Bprm, result: ExecResult, main_file: Elf
         (AT["AT_HWCAP2"], host.hwcap2),
         (AT["AT_EXECFN"], bprm.exec),
         (AT["AT_PLATFORM"], u_platform),
-        (AT["AT_RSEQ_FEATURE_SIZE"], profile.rseq_feature_size),
-        (AT["AT_RSEQ_ALIGN"], profile.rseq_align),
-        (AT["AT_NULL"], 0),
     ]
+    if profile.rseq_auxv:                                  # v6.3 (versions.RSEQ_AUXV)
+        aux += [(AT["AT_RSEQ_FEATURE_SIZE"], profile.rseq_feature_size),
+                (AT["AT_RSEQ_ALIGN"], profile.rseq_align)]
+    aux.append((AT["AT_NULL"], 0))
     ei_index = 2 * len(aux)
     sp = p - 4 * ei_index
     items = (bprm.argc + 1) + (bprm.envc + 1) + 1

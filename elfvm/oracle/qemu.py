@@ -102,7 +102,8 @@ def newc_archive(files: dict[str, bytes | tuple[str, str]]) -> bytes:
 
 def build_init(workdir: Path) -> Path:
     out = workdir / "init"
-    subprocess.run(["gcc", "-m32", "-static", "-O1", "-o", str(out), str(INIT_SOURCE)],
+    subprocess.run(["gcc", "-m32", "-static", "-O1", "-D_FILE_OFFSET_BITS=64", "-o", str(out),
+                    str(INIT_SOURCE)],
                    check=True, capture_output=True)
     return out
 
@@ -242,3 +243,73 @@ def parse_console(k: KernelImage, text: str) -> BootReport:
         elif tag == "maps" and cur is not None:
             cur.maps = block()
     return rep
+
+
+# --- comparing with elfvm's prediction ----------------------------------------------------------
+
+def _guest_maps_text(maps: str, mm) -> str:
+    """elfvm's maps text for `mm`, with each file's dev and inode taken from the guest's maps
+    (the guest's files live on its initramfs, the prediction reads them on the host); the
+    padding of the name column then depends on the same inode widths as the kernel's."""
+    from dataclasses import replace as dc_replace
+
+    from elfvm.mm.maps import proc_maps
+
+    ids = {}
+    for line in maps.splitlines():
+        f = line.split(None, 5)
+        if len(f) == 6:
+            ids[f[5]] = (f[3], int(f[4]))
+    out = []
+    for ln in proc_maps(mm):
+        if ln.name in ids and ln.inode:
+            ln = dc_replace(ln, dev=ids[ln.name][0], inode=ids[ln.name][1])
+        out.append(ln.text() + "\n")
+    return "".join(out)
+
+
+def differences(prog: ProgramReport, result) -> list[str]:
+    """What differs between the booted kernel's `prog` and elfvm's ExecResult `result`
+    (maps but dev/inode, the auxv on the stack, eip, esp, the mm fields, the stack bytes
+    but AT_RANDOM's 16): an empty list means identical."""
+    import difflib
+
+    if prog.verdict != "ok" or result.verdict.result != "ok":
+        if prog.verdict != result.verdict.result:
+            return [f"verdict: kernel {prog.verdict} {prog.signal}, elfvm {result.verdict}"]
+        return []
+    diffs = []
+    want, got = _guest_maps_text(prog.maps, result.mm), prog.maps
+    if want != got:
+        diffs.append("maps (--- kernel, +++ elfvm):\n" + "".join(
+            difflib.unified_diff(got.splitlines(True), want.splitlines(True), n=0))
+            .split("\n", 2)[-1])
+    for reg, mine in (("eip", result.eip), ("esp", result.stack.esp)):
+        theirs = getattr(prog, reg)
+        if theirs != mine:
+            diffs.append(f"{reg}: kernel {theirs:#x}, elfvm {mine:#x}")
+    mm = result.mm
+    for name, theirs in prog.stat_mm.items():
+        if theirs != getattr(mm, name):
+            diffs.append(f"mm->{name}: kernel {theirs:#x}, elfvm {getattr(mm, name):#x}")
+    st = result.stack
+    if prog.esp == st.esp and prog.stack_addr == st.image_base:
+        real = prog.stack
+        words = [int.from_bytes(real[i:i + 4], "little") for i in range(0, len(real) - 3, 4)]
+        aux_at = (st.auxv_addr - st.image_base) // 4
+        theirs_aux = []
+        for i in range(aux_at, len(words) - 1, 2):
+            theirs_aux.append((words[i], words[i + 1]))
+            if words[i] == 0:
+                break
+        mine_aux = [(a.type, a.value) for a in result.auxv]
+        if theirs_aux != mine_aux:
+            diffs.append(f"auxv: kernel {[(t, hex(v)) for t, v in theirs_aux]}\n"
+                         f"      elfvm  {[(t, hex(v)) for t, v in mine_aux]}")
+        rnd = range(st.random_addr - st.image_base, st.random_addr - st.image_base + 16)
+        n = min(len(real), len(st.image))
+        bad = [i for i in range(n) if real[i] != st.image[i] and i not in rnd]
+        if bad or len(real) != len(st.image):
+            diffs.append(f"stack bytes: {len(bad)} differ (first at {st.image_base + bad[0]:#x})"
+                         if bad else f"stack: kernel {len(real)} bytes from esp, elfvm {len(st.image)}")
+    return diffs

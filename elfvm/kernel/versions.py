@@ -1,0 +1,207 @@
+"""Kernel versions: every loader, mm and vDSO rule elfvm models that changed between the kernels
+people run (5.15, 6.1, 6.5, 6.6, 6.8, 6.12, 6.18 ...), keyed by the release that changed it.
+
+A rule is `Since(mainline, stable=...)`: it holds from a mainline release on, and in the stable
+series it was backported to from the stable release given.  A version given without its last
+number ("6.1") means the newest release of that series elfvm knows ("6.1" = 6.1.176, Debian 12's).
+Each rule names the commit or release beside it; "measured" means a real kernel of that version
+was booted under qemu (tests/test_oracle_qemu.py) or is this machine's, and showed it.
+
+The vDSO images are not guessed: VDSO_IMAGES lists, per version and build (a native i386 kernel's
+vdso32 or an x86-64 kernel's vdso32 for ia32 tasks), the image size, the vvar pages and the entry
+offsets read from the image itself (its ELF symbols), and where the image came from.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+
+@dataclass(frozen=True, order=True)
+class KernelVersion:
+    major: int
+    minor: int
+    patch: int | None = None        # None: the newest release of the series elfvm knows
+
+    @classmethod
+    def parse(cls, text: str) -> "KernelVersion":
+        """"6.1", "6.1.176", a uname -r ("6.18.44-fc-v657", "6.12.95+deb12-amd64"); Debian's
+        ABI names ("6.1.0-50-amd64") carry no real patch level, so theirs is left unknown."""
+        m = re.match(r"^\s*(\d+)\.(\d+)(?:\.(\d+))?([-+~_.\w]*)\s*$", text or "")
+        if not m:
+            raise ValueError(f"{text!r} is not a kernel version (like 6.1 or 6.1.176)")
+        major, minor = int(m.group(1)), int(m.group(2))
+        patch = int(m.group(3)) if m.group(3) is not None else None
+        if patch == 0 and re.match(r"^-\d+-", m.group(4) or ""):      # Debian ABI: 6.1.0-50-686
+            patch = None
+        return cls(major, minor, patch)
+
+    @property
+    def series(self) -> tuple[int, int]:
+        return (self.major, self.minor)
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}" + (f".{self.patch}" if self.patch is not None else "")
+
+
+@dataclass(frozen=True)
+class Since:
+    """A change that holds from `mainline` on, and in each stable series of `stable` from the
+    release given there (series -> first stable patch level that has the backport)."""
+
+    mainline: tuple[int, int]
+    what: str
+    stable: dict[tuple[int, int], int] = field(default_factory=dict)
+
+    def holds(self, v: KernelVersion) -> bool:
+        if v.series >= self.mainline:
+            return True
+        first = self.stable.get(v.series)
+        return first is not None and (v.patch is None or v.patch >= first)
+
+
+# --- the rules ----------------------------------------------------------------------------------
+# fs/proc/task_mmu.c: "[heap]" names an anonymous VMA that *overlaps* [start_brk, brk)
+# (vma_is_initial_heap(): vm_start < brk && vm_end > start_brk).  Before, show_map_vma() used
+# vm_start <= brk && vm_end >= start_brk, so the bss VMA that ends at start_brk was "[heap]" too.
+# Commit 11250fd12eb8 "mm: factor out VMA stack and heap checks" (v6.6).  Measured: 6.1.176 and
+# 6.5.10 label the bss [heap], 6.12.95 and 6.18 do not.
+HEAP_OVERLAP_ONLY = Since((6, 6), "[heap] only for a VMA overlapping [start_brk, brk) (11250fd12eb8)")
+
+# fs/binfmt_elf.c create_elf_tables(): AT_RSEQ_FEATURE_SIZE and AT_RSEQ_ALIGN, commit
+# 317c8194e6ae "rseq: Introduce feature size and alignment ELF auxiliary vector entries" (v6.3).
+# Measured: absent on 6.1.176 (esp 16 bytes higher), present on 6.5.10.
+RSEQ_AUXV = Since((6, 3), "AT_RSEQ_FEATURE_SIZE/AT_RSEQ_ALIGN in the auxv (317c8194e6ae)")
+
+# fs/binfmt_elf.c: a static PIE (ET_DYN without PT_INTERP) gets its brk at ELF_ET_DYN_BASE even
+# with ASLR off: "binfmt_elf: Move brk for static PIE even if ASLR disabled" (Kees Cook, v6.10,
+# Cc: stable).  Before, that move only happened under randomization, and with ASLR off brk stayed
+# right after the image (in the mmap area).  Measured: 6.1.176 has the backport (0x400000 on
+# linux-i386), 6.5.10 (an unmaintained series) does not (0xb8000000).  The first 6.1.y release
+# with it is not pinned down here: 6.1.176 is the one measured.
+STATIC_PIE_BRK_WITHOUT_ASLR = Since((6, 10), "static-PIE brk at ELF_ET_DYN_BASE without ASLR",
+                                    stable={(6, 1): 176})
+
+# fs/binfmt_elf.c: with randomization, one page is left between the bss and brk unless brk was
+# moved to ELF_ET_DYN_BASE: "binfmt_elf: Leave a gap between .bss and brk" (2a5eb9995528, v6.8).
+BRK_GAP_WITH_ASLR = Since((6, 8), "a page between bss and a randomized brk (2a5eb9995528)")
+
+# arch/x86/entry/vdso: the vvar area is 4 pages ([vvar]: vvar, pvclock, hvclock, timens) from
+# v5.6 (af34ebeb866f "x86/vdso: Add time napespace page"), 3 before; v6.15 moved the clock pages
+# to their own special mapping (the generic vDSO data store: "[vvar]" 4 pages, then
+# "[vvar_vclock]" 2 pages).  Measured: 4 pages of [vvar] on 6.1.176, 6.5.10, 6.12.95;
+# [vvar] 4 + [vvar_vclock] 2 on 6.18.
+VVAR_TIMENS_PAGE = Since((5, 6), "a 4th vvar page for time namespaces (af34ebeb866f)")
+VVAR_VCLOCK_MAPPING = Since((6, 15), "[vvar_vclock] split from [vvar] (generic vDSO data store)")
+
+# mm/filemap.c filemap_map_pages(): fault-around maps a large page-cache folio it meets
+# entirely (within the VMA and the page table), not only the fault_around_bytes window:
+# "mm/filemap: map entire large folio faultaround" (v6.18).  Earlier kernels: the 16-page window.
+FAULT_AROUND_WHOLE_FOLIO = Since((6, 18), "fault-around maps whole page-cache folios")
+
+RULES = (HEAP_OVERLAP_ONLY, RSEQ_AUXV, STATIC_PIE_BRK_WITHOUT_ASLR, BRK_GAP_WITH_ASLR,
+         VVAR_TIMENS_PAGE, VVAR_VCLOCK_MAPPING, FAULT_AROUND_WHOLE_FOLIO)
+
+
+# --- the vDSO images --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class VdsoImage:
+    version: KernelVersion
+    build: str                 # "i386": a native 32-bit kernel's; "x86_64": vdso32 of an x86-64 kernel
+    size: int                  # bytes of [vdso]
+    vvar_pages: int            # [vvar]
+    vclock_pages: int          # [vvar_vclock] (0: no such mapping)
+    vsyscall: int              # __kernel_vsyscall (= e_entry; AT_SYSINFO - AT_SYSINFO_EHDR)
+    sigreturn: int             # __kernel_sigreturn
+    rt_sigreturn: int          # __kernel_rt_sigreturn
+    source: str
+
+
+_DEB = "Debian package {}, its [vdso] dumped under qemu by the oracle's init (elfvm/oracle/qemu_init.c)"
+VDSO_IMAGES = (
+    VdsoImage(KernelVersion(6, 1, 176), "i386", 0x2000, 4, 0, 0x550, 0x564, 0x570,
+              _DEB.format("linux-image-6.1.0-50-686 and -686-pae 6.1.176-1 (identical images)")),
+    VdsoImage(KernelVersion(6, 5, 10), "i386", 0x2000, 4, 0, 0x580, 0x594, 0x5A0,
+              _DEB.format("linux-image-6.5.0-0.deb12.4-686-pae 6.5.10-1~bpo12+1")),
+    VdsoImage(KernelVersion(6, 1, 176), "x86_64", 0x2000, 4, 0, 0x550, 0x570, 0x580,
+              _DEB.format("linux-image-6.1.0-50-amd64 6.1.176-1")),
+    VdsoImage(KernelVersion(6, 12, 95), "x86_64", 0x2000, 4, 0, 0x580, 0x5A0, 0x5B0,
+              _DEB.format("linux-image-6.12.95+deb12-amd64-unsigned 6.12.95-1~bpo12+1")),
+    VdsoImage(KernelVersion(6, 18, 44), "x86_64", 0x2000, 4, 2, 0x5E0, 0x600, 0x610,
+              "this machine's kernel (6.18.44-fc-v657): [vdso] of an i386 process read through "
+              "/proc/PID/mem (elfvm/oracle/live.py)"),
+)
+
+
+def _distance(a: KernelVersion, b: KernelVersion) -> tuple[int, int]:
+    key = lambda v: (v.major * 1000 + v.minor, v.patch if v.patch is not None else 10 ** 6)  # noqa: E731
+    return (abs(key(a)[0] - key(b)[0]), abs(key(a)[1] - key(b)[1]))
+
+
+def nearest_vdso(v: KernelVersion, build: str) -> VdsoImage:
+    """The measured image of this build closest to v (the same series first)."""
+    images = [i for i in VDSO_IMAGES if i.build == build]
+    return min(images, key=lambda i: _distance(i.version, v))
+
+
+# --- one version's rules, as the loader uses them -----------------------------------------------
+
+@dataclass(frozen=True)
+class KernelRules:
+    version: KernelVersion
+    vdso: VdsoImage
+    heap_overlap_only: bool
+    rseq_auxv: bool
+    static_pie_brk_without_aslr: bool
+    brk_gap_with_aslr: bool
+    vvar_pages: int
+    vclock_pages: int
+    fault_around_whole_folio: bool
+    note: str | None = None      # when the exact version is not modelled: which one is nearest
+
+    @property
+    def modelled(self) -> bool:
+        return self.note is None
+
+
+def kernel_rules(version: KernelVersion, build: str) -> KernelRules:
+    """The rules of `version` for a native i386 kernel (build "i386") or an x86-64 one."""
+    img = nearest_vdso(version, build)
+    note = None
+    same = img.version.series == version.series and (version.patch is None or
+                                                     version.patch == img.version.patch)
+    if not same:
+        note = (f"kernel {version} ({'native i386' if build == 'i386' else 'x86-64'}): no vDSO image "
+                f"measured for it; using {img.version}'s (entry offsets may differ); the loader and mm "
+                f"rules are {version}'s")
+    vvar = 4 if VVAR_TIMENS_PAGE.holds(version) else 3
+    return KernelRules(
+        version=version, vdso=img,
+        heap_overlap_only=HEAP_OVERLAP_ONLY.holds(version),
+        rseq_auxv=RSEQ_AUXV.holds(version),
+        static_pie_brk_without_aslr=STATIC_PIE_BRK_WITHOUT_ASLR.holds(version),
+        brk_gap_with_aslr=BRK_GAP_WITH_ASLR.holds(version),
+        vvar_pages=vvar, vclock_pages=2 if VVAR_VCLOCK_MAPPING.holds(version) else 0,
+        fault_around_whole_folio=FAULT_AROUND_WHOLE_FOLIO.holds(version),
+        note=note)
+
+
+# The default kernel for --profile linux-i386: Debian 12's (bookworm), the last Debian release
+# with 32-bit x86 kernels, so what a native i386 install runs.
+DEFAULT_I386_KERNEL = KernelVersion(6, 1, 176)
+
+
+def running_kernel() -> KernelVersion:
+    """This machine's kernel (uname -r)."""
+    return KernelVersion.parse(os.uname().release)
+
+
+def vdso_table() -> list[dict]:
+    """VDSO_IMAGES as rows (for docs and `elfvm layout --kernel list`-style output)."""
+    return [{"version": str(i.version), "build": i.build, "size": i.size, "vvar pages": i.vvar_pages,
+             "vvar_vclock pages": i.vclock_pages, "__kernel_vsyscall": f"{i.vsyscall:#x}",
+             "__kernel_sigreturn": f"{i.sigreturn:#x}", "__kernel_rt_sigreturn": f"{i.rt_sigreturn:#x}",
+             "source": i.source} for i in VDSO_IMAGES]
+
