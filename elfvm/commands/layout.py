@@ -7,7 +7,9 @@ import sys
 
 import click
 
+from elfvm.commands.kernel_options import kernel_note, kernel_options, make_kernel_profile
 from elfvm.errors import EXIT_ERRNO, EXIT_KILLED, EXIT_VERIFY, UsageError
+from elfvm.kernel.versions import running_kernel
 from elfvm.units import parse_size
 
 EPILOG = """\b
@@ -62,16 +64,17 @@ def build_env(env_clear: bool, settings: tuple[str, ...]) -> list[str]:
 @click.option("--svg", "svg_file", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Also draw the address space to this SVG file.")
 @click.option("--diagram", is_flag=True, help="Draw the address space in the terminal instead of the table.")
+@kernel_options
 @click.option("--verify", is_flag=True,
               help="Run PROGRAM under ptrace to its first instruction (ASLR off) and diff the real "
                    "/proc/PID/maps, auxv and registers with the prediction.")
 def layout(program, args, profile, split, sysroot, env_set, env_clear, argv0, rlimit_stack, legacy,
-           addr_limit_3gb, aslr, seed, fmt, show_stack, svg_file, diagram, verify):
+           addr_limit_3gb, aslr, seed, fmt, show_stack, svg_file, diagram, kernel_version, hwcap,
+           hwcap2, minsigstksz, verify):
     """Predict the memory map of PROGRAM at its first instruction, exactly as this machine's
     kernel builds it at execve(), without running it. ARGS are the program's arguments (put
     them after `--` when they start with a dash)."""
     from elfvm.kernel.binfmt_elf import ExecRequest, UnsupportedProgram, execve
-    from elfvm.kernel.profile import make_profile
 
     if not os.path.lexists(program):
         raise UsageError(f"{program}: no such file")
@@ -89,7 +92,16 @@ def layout(program, args, profile, split, sysroot, env_set, env_clear, argv0, rl
         rlim = parse_size(rlimit_stack, allow_unlimited=True)
     except ValueError as e:
         raise UsageError(f"--rlimit-stack {rlimit_stack!r}: {e}") from None
-    prof = make_profile(profile, split, addr_limit_3gb=addr_limit_3gb, legacy=legacy)
+    prof = make_kernel_profile(profile, split, addr_limit_3gb=addr_limit_3gb, legacy=legacy,
+                               kernel_version=kernel_version, hwcap=hwcap, hwcap2=hwcap2,
+                               minsigstksz=minsigstksz)
+    want, live = prof.kernel.version, running_kernel()
+    if verify and kernel_version and (want.series != live.series or
+                                      want.patch not in (None, live.patch)):
+        raise UsageError(f"--verify compares with this machine's kernel ({running_kernel()}), "
+                         f"not --kernel {kernel_version}")
+    if kernel_note(prof) and fmt != "table":
+        click.echo(f"elfvm: note: {kernel_note(prof)}", err=True)
     argv = [argv0 if argv0 is not None else program, *args]
     envp = build_env(env_clear, env_set)
     req = ExecRequest(program, argv, envp, prof, sysroot=sysroot, rlimit_stack=rlim,

@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from elfvm.commands.kernel_options import kernel_options, make_kernel_profile
 from elfvm.errors import UsageError
 from elfvm.units import parse_size
 
@@ -52,7 +53,7 @@ def program_options(f):
     ]
     for o in reversed(opts):
         f = o(f)
-    return f
+    return kernel_options(f)       # --kernel, --hwcap, --hwcap2, --minsigstksz (program mode)
 
 
 def run_program_mode(program, args, trace_opts: dict, prog: dict) -> int:
@@ -70,13 +71,16 @@ def run_program_mode(program, args, trace_opts: dict, prog: dict) -> int:
     except ValueError as e:
         raise UsageError(f"--rlimit-stack {prog['rlimit_stack']!r}: {e}") from None
     t = trace_opts
+    profile = make_kernel_profile("linux-x86_64-compat", kernel_version=prog["kernel_version"],
+                                  hwcap=prog["hwcap"], hwcap2=prog["hwcap2"],
+                                  minsigstksz=prog["minsigstksz"])
     return simulate_program(
         program, args, frames=t["frames"], ram=t["ram"], policy=t["policy"], mmu=t["mmu"],
         shows=t["shows"], limit=t["limit"], fmt=t["fmt"], quiet=t["quiet"],
         fault_model=prog["fault_model"], sysroot=prog["sysroot"], stdin=prog["stdin_file"],
         write_dir=prog["write_dir"], max_instructions=prog["max_instructions"],
         env=build_env(prog["env_clear"], prog["env_set"]), emit_trace=prog["emit_trace"],
-        exact=prog["exact_tlb"], rlimit_stack=rlim, svg=t["svg"],
+        exact=prog["exact_tlb"], rlimit_stack=rlim, svg=t["svg"], profile=profile,
         tlb={k: t[k] for k in ("tlb_entries", "tlb_ways", "split_tlb", "asid", "walk_levels",
                                "tlb_ns", "mem_ns")})
 # ---------------------------------------------------------------- end of program mode
@@ -182,6 +186,10 @@ def simulate_run(program, args, traces, trace_format, frames, ram, page_size, po
             policy=policy, mmu=mmu, shows=shows, limit=limit, fmt=fmt, quiet=quiet,
             tlb_entries=tlb_entries, tlb_ways=tlb_ways, split_tlb=split_tlb, asid=asid,
             walk_levels=walk_levels, tlb_ns=tlb_ns, mem_ns=mem_ns, svg=svg_file), prog))
+    for opt in ("kernel_version", "hwcap", "hwcap2", "minsigstksz"):
+        if prog.get(opt) is not None:
+            flag = "--kernel" if opt == "kernel_version" else "--" + opt
+            raise UsageError(f"{flag} is for program mode (simulate-run PROGRAM): a trace has no kernel")
     if not traces:
         raise UsageError("nothing to simulate: give --trace FILE (repeatable; '-' for stdin)")
     if sum(1 for t in traces if t == "-") > 1:
