@@ -165,7 +165,7 @@ class BootReport:
     vdso_addr: int = 0
     vdso: bytes = b""
     selfmaps: str = ""
-    programs: dict[str, ProgramReport] = field(default_factory=dict)
+    programs: list[ProgramReport] = field(default_factory=list)     # in the order of the runs
     console: str = ""
 
     def aux(self, a_type: int) -> int | None:
@@ -188,7 +188,7 @@ def boot(k: KernelImage, runs: list[OracleRun], *, timeout: float = 300) -> Boot
         p = subprocess.run(cmd, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
     text = p.stdout.decode("latin-1").replace("\r", "")
     rep = parse_console(k, text)
-    if "@@done" not in text:
+    if "@@done" not in text or len(rep.programs) != len(runs):
         raise RuntimeError(f"{k.name}: the oracle init did not finish; console tail:\n{text[-2000:]}")
     return rep
 
@@ -231,7 +231,8 @@ def parse_console(k: KernelImage, text: str) -> BootReport:
         elif tag == "cpuinfo":
             block()
         elif tag == "program":
-            cur = rep.programs[arg] = ProgramReport(arg)
+            cur = ProgramReport(arg.partition(" ")[2])
+            rep.programs.append(cur)
         elif tag == "verdict" and cur is not None:
             cur.verdict, _, sig = arg.partition(" ")
             cur.signal = int(sig or 0)

@@ -90,7 +90,7 @@ static void dump_mem(const char *tag, int pid, unsigned long lo, unsigned long h
     hexdump(tag, lo, mem, n < 0 ? 0 : n);
 }
 
-static void run_one(char *line)
+static void run_one(int index, char *line)
 {
     char *env[256], *path, *tok, procp[64];
     int n = 0, status, pid;
@@ -101,7 +101,7 @@ static void run_one(char *line)
     while ((tok = strtok(NULL, "\t")) && n < 255)
         env[n++] = tok;
     env[n] = NULL;
-    printf("@@program %s\n", path);
+    printf("@@program %d %s\n", index, path);
     fflush(stdout);
     pid = fork();
     if (pid == 0) {
@@ -151,9 +151,10 @@ int main(void)
     if (slurp("/oracle/list") > 0) {
         static char list[1 << 16];
         char *save = NULL, *line;
+        int index = 0;
         strncpy(list, buf, sizeof(list) - 1);
         for (line = strtok_r(list, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
-            run_one(line);
+            run_one(index++, line);
     }
     printf("@@done\n");
     fflush(stdout);
