@@ -115,6 +115,8 @@ class Loader:
         self.req = req
         self.profile = profile
         self.rnd = KernelRandom(req.seed) if req.seed is not None else None
+        # unsigned long: 64 bits in an x86-64 kernel (compat), 32 on a native i386 kernel
+        self.M = profile.ulong_mask
         self.read_implies_exec = False
         self.executable_stack = EXSTACK_DEFAULT
         self.mm = Mm(task_size=profile.task_size, mmap_min_addr=profile.host.mmap_min_addr,
@@ -154,7 +156,7 @@ class Loader:
         first and the excess unmapped, so later segments and holes fall inside it.
         """
         size = ph.p_filesz + page_offset(ph.p_vaddr)
-        off = (ph.p_offset - page_offset(ph.p_vaddr)) & U64
+        off = (ph.p_offset - page_offset(ph.p_vaddr)) & self.M
         addr = page_start(addr)
         size = page_align(size)
         if not size:
@@ -320,9 +322,9 @@ class Loader:
             vaddr = ph.p_vaddr
             fixed = h.e_type == ET_EXEC or load_addr_set
             if not fixed and no_base and h.e_type == ET_DYN:
-                load_addr = (-vaddr) & U64
+                load_addr = (-vaddr) & self.M
             try:
-                map_addr = self.elf_load(interp, "interp", (load_addr + vaddr) & U64, ph, prot,
+                map_addr = self.elf_load(interp, "interp", (load_addr + vaddr) & self.M, ph, prot,
                                          fixed, False, total_size)
             except MmError as e:
                 raise self.kill(e.errno, "load_elf_interp", f"interpreter {ph.label}: {e.message}")
@@ -331,9 +333,9 @@ class Loader:
                 raise self.kill(errno.EINVAL, "load_elf_interp",
                                 f"interpreter {ph.label} mapped at a bad address {map_addr:#x}")
             if not load_addr_set and h.e_type == ET_DYN:
-                load_addr = (map_addr - page_start(vaddr)) & U64
+                load_addr = (map_addr - page_start(vaddr)) & self.M
                 load_addr_set = True
-            k = (load_addr + ph.p_vaddr) & U64
+            k = (load_addr + ph.p_vaddr) & self.M
             if BAD_ADDR(k, tsz) or ph.p_filesz > ph.p_memsz or ph.p_memsz > tsz or tsz - ph.p_memsz < k:
                 raise self.kill(errno.ENOMEM, "load_elf_interp",
                                 f"interpreter {ph.label}: p_filesz > p_memsz or the segment "
@@ -527,6 +529,7 @@ def load_elf_binary(req: ExecRequest, profile: Profile) -> ExecResult:
 def _load(ld: Loader, result: ExecResult) -> None:  # noqa: C901 - it is the kernel's sequence
     req, profile, mm = ld.req, ld.profile, ld.mm
     tsz = profile.task_size
+    M = ld.M
 
     # fs/exec.c alloc_bprm -> do_open_execat: the program itself.
     main_file, main_ref = ld.open_file(req.path, "do_open_execat")
@@ -607,7 +610,7 @@ def _load(ld: Loader, result: ExecResult) -> None:  # noqa: C901 - it is the ker
     e_type = main_file.ehdr.e_type
     load_bias = 0
     first_pt_load = True
-    start_code, end_code, start_data, end_data, elf_brk = U64, 0, 0, 0, 0
+    start_code, end_code, start_data, end_data, elf_brk = M, 0, 0, 0, 0
     phdr_addr = 0
     for ph in phdrs:
         if ph.p_type != PT_LOAD:
@@ -631,7 +634,7 @@ def _load(ld: Loader, result: ExecResult) -> None:  # noqa: C901 - it is the ker
                 if ld.rnd is not None:
                     load_bias += arch_mmap_rnd(ld.rnd, profile.host.mmap_rnd_compat_bits)
                 if alignment:
-                    load_bias &= ~(alignment - 1) & U64
+                    load_bias &= ~(alignment - 1) & M
                 noreplace = True
             elif alignment > ELF_MIN_ALIGN:
                 # No interpreter, large alignment: find a spot top-down, then align it.
@@ -640,24 +643,24 @@ def _load(ld: Loader, result: ExecResult) -> None:  # noqa: C901 - it is the ker
                 except MmError as e:
                     raise ld.kill(e.errno, "elf_load", f"{ph.label}: {e.message}")
                 mm.munmap(load_bias, load_bias + page_align(total_size))
-                load_bias &= ~(alignment - 1) & U64
+                load_bias &= ~(alignment - 1) & M
                 noreplace = True
             else:
                 load_bias = 0
-            load_bias = page_start((load_bias - vaddr) & U64)
+            load_bias = page_start((load_bias - vaddr) & M)
         try:
-            error = ld.elf_load(main, "main", (load_bias + vaddr) & U64, ph, prot, fixed, noreplace,
+            error = ld.elf_load(main, "main", (load_bias + vaddr) & M, ph, prot, fixed, noreplace,
                                 total_size)
         except MmError as e:
             step = "elf_map" if e.errno != errno.EEXIST else "elf_map (MAP_FIXED_NOREPLACE)"
-            raise ld.kill(e.errno, step, f"{ph.label} at {page_start((load_bias + vaddr) & U64):#x}: "
+            raise ld.kill(e.errno, step, f"{ph.label} at {page_start((load_bias + vaddr) & M):#x}: "
                                          f"{e.message}")
         if BAD_ADDR(error, tsz):
             raise ld.kill(errno.EINVAL, "elf_load", f"{ph.label} mapped at a bad address {error:#x}")
         if first_pt_load:
             first_pt_load = False
             if e_type == ET_DYN:
-                load_bias = (load_bias + error - page_start((load_bias + vaddr) & U64)) & U64
+                load_bias = (load_bias + error - page_start((load_bias + vaddr) & M)) & M
         h = main_file.ehdr
         if ph.p_offset <= h.e_phoff < ph.p_offset + ph.p_filesz:
             phdr_addr = h.e_phoff - ph.p_offset + ph.p_vaddr
@@ -680,19 +683,19 @@ def _load(ld: Loader, result: ExecResult) -> None:  # noqa: C901 - it is the ker
 
     main.load_bias = load_bias
     result.load_bias = load_bias & 0xFFFFFFFF if load_bias < (1 << 32) else load_bias
-    e_entry = (main_file.ehdr.e_entry + load_bias) & U64
-    phdr_addr = (phdr_addr + load_bias) & U64
-    elf_brk = (elf_brk + load_bias) & U64
-    mm.start_code = (start_code + load_bias) & U64
-    mm.end_code = (end_code + load_bias) & U64
-    mm.start_data = (start_data + load_bias) & U64
-    mm.end_data = (end_data + load_bias) & U64
+    e_entry = (main_file.ehdr.e_entry + load_bias) & M
+    phdr_addr = (phdr_addr + load_bias) & M
+    elf_brk = (elf_brk + load_bias) & M
+    mm.start_code = (start_code + load_bias) & M
+    mm.end_code = (end_code + load_bias) & M
+    mm.start_data = (start_data + load_bias) & M
+    mm.end_data = (end_data + load_bias) & M
     result.entry = e_entry
 
     interp_load_addr = 0
     if interp is not None:
         interp_load_addr = ld.load_elf_interp(interp, load_bias)
-        elf_entry = (interp_load_addr + interp.file.ehdr.e_entry) & U64
+        elf_entry = (interp_load_addr + interp.file.ehdr.e_entry) & M
         interp.load_bias = interp_load_addr
         if BAD_ADDR(elf_entry, tsz):
             raise ld.kill(errno.EINVAL, "load_elf_binary",

@@ -130,6 +130,11 @@ class Profile:
         return self.task_size
 
     @property
+    def ulong_mask(self) -> int:
+        """Where the kernel's unsigned long arithmetic wraps (the loader's sums and bounds)."""
+        return (1 << (8 * self.kernel_ptr_size)) - 1
+
+    @property
     def vdso_size(self) -> int:
         return sum(p.pages for p in self.vdso_parts) * PAGE_SIZE
 

@@ -135,8 +135,8 @@ def initramfs(workdir: Path, runs: list[OracleRun]) -> Path:
 @dataclass
 class ProgramReport:
     path: str
-    verdict: str = ""
-    signal: int = 0
+    verdict: str = ""         # ok | errno (execve returned) | killed (during exec)
+    signal: int = 0           # the errno, or the signal that killed it
     eip: int = 0
     esp: int = 0
     stat: str = ""
@@ -276,8 +276,11 @@ def differences(prog: ProgramReport, result) -> list[str]:
     import difflib
 
     if prog.verdict != "ok" or result.verdict.result != "ok":
-        if prog.verdict != result.verdict.result:
-            return [f"verdict: kernel {prog.verdict} {prog.signal}, elfvm {result.verdict}"]
+        v = result.verdict
+        if prog.verdict != v.result or (v.result == "errno" and prog.signal != v.errno):
+            what = f"errno {prog.signal}" if prog.verdict == "errno" else \
+                f"killed by signal {prog.signal}" if prog.verdict == "killed" else "loads"
+            return [f"verdict: kernel {what}, elfvm {v.result} {v.errno} ({v.step}: {v.reason})"]
         return []
     diffs = []
     want, got = _guest_maps_text(prog.maps, result.mm), prog.maps

@@ -10,6 +10,7 @@
  * kernel).  Everything goes to the console between "@@" markers; then it powers the machine off.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -109,10 +110,19 @@ static void run_one(int index, char *line)
         ptrace(PTRACE_TRACEME, 0, 0, 0);
         personality(ADDR_NO_RANDOMIZE);
         execve(path, argv, env);
-        _exit(127);
+        _exit(errno & 0x7f);            /* execve returned: its errno is the exit status */
     }
-    if (waitpid(pid, &status, 0) < 0 || !WIFSTOPPED(status)) {
-        printf("@@verdict %s %d\n", WIFSIGNALED(status) ? "killed" : "exit",
+    waitpid(pid, &status, 0);
+    if (WIFSTOPPED(status) && WSTOPSIG(status) != SIGTRAP) {
+        /* a failure after the point of no return: the fatal signal the kernel forces
+         * (SIGSEGV) is seen here as a signal-delivery stop before the death */
+        printf("@@verdict killed %d\n", WSTOPSIG(status));
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        return;
+    }
+    if (!WIFSTOPPED(status)) {
+        printf("@@verdict %s %d\n", WIFSIGNALED(status) ? "killed" : "errno",
                WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
         return;
     }
@@ -149,7 +159,7 @@ int main(void)
         hexdump("vdso", lo, (unsigned char *)lo, hi - lo);
     print_file("selfmaps", "/proc/self/maps");
     if (slurp("/oracle/list") > 0) {
-        static char list[1 << 16];
+        static char list[1 << 20];
         char *save = NULL, *line;
         int index = 0;
         strncpy(list, buf, sizeof(list) - 1);
