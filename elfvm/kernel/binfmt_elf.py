@@ -117,6 +117,10 @@ class Loader:
         self.rnd = KernelRandom(req.seed) if req.seed is not None else None
         # unsigned long: 64 bits in an x86-64 kernel (compat), 32 on a native i386 kernel
         self.M = profile.ulong_mask
+        rules = profile.kernel
+        # v6.7 elf_load(): each PT_LOAD maps its own bss; before, set_brk() did (versions.py)
+        self.per_segment_bss = rules is None or rules.elf_load_per_segment
+        self.padzero_kills = rules is None or rules.padzero_fault_kills
         self.read_implies_exec = False
         self.executable_stack = EXSTACK_DEFAULT
         self.mm = Mm(task_size=profile.task_size, mmap_min_addr=profile.host.mmap_min_addr,
@@ -212,7 +216,8 @@ class Loader:
                 zero_start = map_addr + page_offset(ph.p_vaddr) + ph.p_filesz
                 zero_end = map_addr + page_offset(ph.p_vaddr) + ph.p_memsz
                 # Zero the end of the last mapped page but ignore errors if not writable.
-                if not self.padzero(zero_start, image, owner) and prot & PROT_WRITE:
+                if not self.padzero(zero_start, image, owner) and prot & PROT_WRITE and \
+                        self.padzero_kills:
                     raise self.kill(errno.EFAULT, "padzero",
                                     f"{ph.label}: clearing the bss tail at {zero_start:#x} faulted "
                                     f"(the last file page lies beyond the end of the file)")
@@ -231,6 +236,73 @@ class Loader:
 
             self.mm.vm_brk_flags(zero_start, zero_end - zero_start, make)
         return map_addr
+
+    def bss_prot(self, prot: int) -> int:
+        """vm_brk_flags(): anonymous, always rw, plus x if the segment is PF_X (or
+        READ_IMPLIES_EXEC: VM_DATA_DEFAULT_FLAGS)."""
+        return PROT_READ | PROT_WRITE | (PROT_EXEC if prot & PROT_EXEC or self.read_implies_exec else 0)
+
+    def set_brk(self, start: int, end: int, prot: int, owner: str, index: int) -> None:
+        """set_brk() (before v6.7): map [PA(start), PA(end)) anonymous with vm_brk_flags() and
+        put start_brk = brk at its end."""
+        start, end = page_align(start), page_align(end)
+        if end > start:
+            bss_prot = self.bss_prot(prot)
+
+            def make(lo: int, hi: int) -> Vma:
+                return Vma(lo, hi, bss_prot, kind="bss", origin=(owner, index, "bss"))
+
+            try:
+                self.mm.vm_brk_flags(start, end - start, make)
+            except MmError as e:
+                raise self.kill(e.errno, "set_brk", e.message) from None
+        self.mm.start_brk = self.mm.brk = end
+
+    def load_elf_interp_pre_6_7(self, interp: LoadedImage, no_base: int, total_size: int) -> int:
+        """load_elf_interp() before v6.7: the segments are mapped with elf_map() alone; then
+        padzero() at the highest file end (a fault kills, bss or not) and one vm_brk_flags()
+        from there to the highest memory end."""
+        h, tsz, M = interp.file.ehdr, self.mm.task_size, self.M
+        load_addr, load_addr_set = 0, False
+        elf_bss = last_bss = bss_prot = 0
+        for ph in interp.phdrs:
+            if ph.p_type != PT_LOAD:
+                continue
+            prot, vaddr = make_prot(ph.p_flags), ph.p_vaddr
+            fixed = h.e_type == ET_EXEC or load_addr_set
+            if not fixed and no_base and h.e_type == ET_DYN:
+                load_addr = (-vaddr) & M
+            try:
+                map_addr = self.elf_map(interp, "interp", (load_addr + vaddr) & M, ph, prot, fixed,
+                                        False, total_size)
+            except MmError as e:
+                raise self.kill(e.errno, "load_elf_interp", f"interpreter {ph.label}: {e.message}")
+            total_size = 0
+            if BAD_ADDR(map_addr, tsz):
+                raise self.kill(errno.EINVAL, "load_elf_interp",
+                                f"interpreter {ph.label} mapped at a bad address {map_addr:#x}")
+            if not load_addr_set and h.e_type == ET_DYN:
+                load_addr, load_addr_set = (map_addr - page_start(vaddr)) & M, True
+            k = (load_addr + vaddr) & M
+            if BAD_ADDR(k, tsz) or ph.p_filesz > ph.p_memsz or ph.p_memsz > tsz or tsz - ph.p_memsz < k:
+                raise self.kill(errno.ENOMEM, "load_elf_interp",
+                                f"interpreter {ph.label}: p_filesz > p_memsz or the segment "
+                                f"does not fit below TASK_SIZE")
+            elf_bss = max(elf_bss, (k + ph.p_filesz) & M)
+            if (k + ph.p_memsz) & M > last_bss:
+                last_bss, bss_prot = (k + ph.p_memsz) & M, prot
+        if not self.padzero(elf_bss, interp, "interp"):
+            raise self.kill(errno.EFAULT, "padzero", f"interpreter: clearing {elf_bss:#x} to the end "
+                                                     f"of its page faulted")
+        lo, hi = page_align(elf_bss), page_align(last_bss)
+        if hi > lo:
+            prot = self.bss_prot(bss_prot)
+            try:
+                self.mm.vm_brk_flags(lo, hi - lo, lambda a, b: Vma(a, b, prot, kind="bss",
+                                                                   origin=("interp", 0, "bss")))
+            except MmError as e:
+                raise self.kill(e.errno, "load_elf_interp", f"interpreter bss: {e.message}") from None
+        return load_addr
 
     # --- the steps of load_elf_binary -------------------------------------------------
     def open_file(self, path: str, step: str, display_path: str | None = None) -> tuple[ElfFile, FileRef]:
@@ -314,6 +386,8 @@ class Loader:
         if not total_size:
             raise self.kill(errno.EINVAL, "load_elf_interp", "the interpreter has no PT_LOAD "
                                                              "(total_mapping_size is 0)")
+        if not self.per_segment_bss:
+            return self.load_elf_interp_pre_6_7(interp, no_base, total_size)
         load_addr, load_addr_set = 0, False
         for ph in interp.phdrs:
             if ph.p_type != PT_LOAD:
@@ -612,9 +686,17 @@ def _load(ld: Loader, result: ExecResult) -> None:  # noqa: C901 - it is the ker
     first_pt_load = True
     start_code, end_code, start_data, end_data, elf_brk = M, 0, 0, 0, 0
     phdr_addr = 0
+    elf_bss, bss_prot, bss_index = 0, 0, 0        # before v6.7: the bss set_brk() maps
+    static_pie_align = profile.kernel is None or profile.kernel.static_pie_alignment
+    map_segment = ld.elf_load if ld.per_segment_bss else ld.elf_map
     for ph in phdrs:
         if ph.p_type != PT_LOAD:
             continue
+        if not ld.per_segment_bss and elf_brk > elf_bss:
+            # Before v6.7: a previous PT_LOAD had p_memsz > p_filesz; map its bss now and
+            # clear the rest of its last file page (clear_user() errors are ignored here).
+            ld.set_brk((elf_bss + load_bias) & M, (elf_brk + load_bias) & M, bss_prot, "main", bss_index)
+            ld.padzero((elf_bss + load_bias) & M, main, "main")
         prot = make_prot(ph.p_flags)
         vaddr = ph.p_vaddr
         fixed = noreplace = False
@@ -636,8 +718,9 @@ def _load(ld: Loader, result: ExecResult) -> None:  # noqa: C901 - it is the ker
                 if alignment:
                     load_bias &= ~(alignment - 1) & M
                 noreplace = True
-            elif alignment > ELF_MIN_ALIGN:
-                # No interpreter, large alignment: find a spot top-down, then align it.
+            elif alignment > ELF_MIN_ALIGN and static_pie_align:
+                # No interpreter, large alignment: find a spot top-down, then align it
+                # (v6.10 and backports: versions.STATIC_PIE_ALIGNMENT).
                 try:
                     load_bias = ld.elf_load(main, "main", 0, ph, prot, False, False, total_size)
                 except MmError as e:
@@ -649,7 +732,7 @@ def _load(ld: Loader, result: ExecResult) -> None:  # noqa: C901 - it is the ker
                 load_bias = 0
             load_bias = page_start((load_bias - vaddr) & M)
         try:
-            error = ld.elf_load(main, "main", (load_bias + vaddr) & M, ph, prot, fixed, noreplace,
+            error = map_segment(main, "main", (load_bias + vaddr) & M, ph, prot, fixed, noreplace,
                                 total_size)
         except MmError as e:
             step = "elf_map" if e.errno != errno.EEXIST else "elf_map (MAP_FIXED_NOREPLACE)"
@@ -673,14 +756,23 @@ def _load(ld: Loader, result: ExecResult) -> None:  # noqa: C901 - it is the ker
             why = "p_filesz > p_memsz" if ph.p_filesz > ph.p_memsz else "the segment does not fit below TASK_SIZE"
             raise ld.kill(errno.EINVAL, "load_elf_binary", f"{ph.label}: {why}")
         k = ph.p_vaddr + ph.p_filesz
+        elf_bss = max(elf_bss, k)
         if ph.p_flags & PF_X and end_code < k:
             end_code = k
         if end_data < k:
             end_data = k
         k = (ph.p_vaddr + ph.p_memsz) & 0xFFFFFFFF
         if k > elf_brk:
-            elf_brk = k
+            elf_brk, bss_prot, bss_index = k, prot, ph.index
 
+    if not ld.per_segment_bss:
+        # Before v6.7, set_brk() maps the bss of the highest segment "before mapping in the
+        # interpreter", then padzero() clears the rest of the last file page: a fault kills,
+        # whatever the segment's protection.
+        bss, brk = (elf_bss + load_bias) & M, (elf_brk + load_bias) & M
+        ld.set_brk(bss, brk, bss_prot, "main", bss_index)
+        if bss != brk and not ld.padzero(bss, main, "main"):
+            raise ld.kill(errno.EFAULT, "padzero", f"clearing the bss tail at {bss:#x} faulted")
     main.load_bias = load_bias
     result.load_bias = load_bias & 0xFFFFFFFF if load_bias < (1 << 32) else load_bias
     e_entry = (main_file.ehdr.e_entry + load_bias) & M

@@ -83,6 +83,26 @@ RSEQ_AUXV = Since((6, 3), "AT_RSEQ_FEATURE_SIZE/AT_RSEQ_ALIGN in the auxv (317c8
 STATIC_PIE_BRK_WITHOUT_ASLR = Since((6, 10), "static-PIE brk at ELF_ET_DYN_BASE without ASLR",
                                     stable={(6, 1): 176})
 
+# fs/binfmt_elf.c: a static PIE whose PT_LOADs ask for more than page alignment is placed at an
+# aligned spot: "binfmt_elf: Honor PT_LOAD alignment for static PIE" (Kees Cook, v6.10, with the
+# brk move above).  Before, it went top-down like any other static PIE.  Measured: 6.1.176 and
+# 6.12.95 align (backported to 6.1.y), 6.5.10 does not.
+STATIC_PIE_ALIGNMENT = Since((6, 10), "static PIE placed at its PT_LOAD alignment",
+                             stable={(6, 1): 176})
+
+# fs/binfmt_elf.c elf_load(): each PT_LOAD maps its own bss right after its file part, and a
+# padzero() fault only kills for a writable segment: 585a018627b4 "binfmt_elf: Support segments
+# with 0 filesz and misaligned starts" (v6.7).  Before, one set_brk() mapped the bss from the
+# highest file end to the highest memory end (one VMA), earlier bss were mapped when the next
+# PT_LOAD came, and a fault of the final padzero() killed whatever the protection; the
+# interpreter likewise (one padzero, one vm_brk_flags).  Measured: 6.5.10 has the old loop;
+# 6.1.176 has elf_load() (a stable backport: the first 6.1.y with it is not pinned down here).
+ELF_LOAD_PER_SEGMENT = Since((6, 7), "elf_load(): bss per PT_LOAD (585a018627b4)", stable={(6, 1): 176})
+
+# ... but the 6.1.y backport of elf_load() ignores padzero() faults (measured on 6.1.176: a
+# writable segment whose bss tail page lies beyond EOF loads there, is killed on 6.12.95/6.18).
+PADZERO_FAULT_KILLS = Since((6, 7), "elf_load(): a padzero() fault kills a writable segment")
+
 # fs/binfmt_elf.c: with randomization, one page is left between the bss and brk unless brk was
 # moved to ELF_ET_DYN_BASE: "binfmt_elf: Leave a gap between .bss and brk" (2a5eb9995528, v6.8).
 BRK_GAP_WITH_ASLR = Since((6, 8), "a page between bss and a randomized brk (2a5eb9995528)")
@@ -100,8 +120,9 @@ VVAR_VCLOCK_MAPPING = Since((6, 15), "[vvar_vclock] split from [vvar] (generic v
 # "mm/filemap: map entire large folio faultaround" (v6.18).  Earlier kernels: the 16-page window.
 FAULT_AROUND_WHOLE_FOLIO = Since((6, 18), "fault-around maps whole page-cache folios")
 
-RULES = (HEAP_OVERLAP_ONLY, RSEQ_AUXV, STATIC_PIE_BRK_WITHOUT_ASLR, BRK_GAP_WITH_ASLR,
-         VVAR_TIMENS_PAGE, VVAR_VCLOCK_MAPPING, FAULT_AROUND_WHOLE_FOLIO)
+RULES = (HEAP_OVERLAP_ONLY, RSEQ_AUXV, STATIC_PIE_BRK_WITHOUT_ASLR, STATIC_PIE_ALIGNMENT,
+         ELF_LOAD_PER_SEGMENT, PADZERO_FAULT_KILLS, BRK_GAP_WITH_ASLR, VVAR_TIMENS_PAGE,
+         VVAR_VCLOCK_MAPPING, FAULT_AROUND_WHOLE_FOLIO)
 
 
 # --- the vDSO images --------------------------------------------------------------------------
@@ -155,6 +176,9 @@ class KernelRules:
     heap_overlap_only: bool
     rseq_auxv: bool
     static_pie_brk_without_aslr: bool
+    static_pie_alignment: bool
+    elf_load_per_segment: bool
+    padzero_fault_kills: bool
     brk_gap_with_aslr: bool
     vvar_pages: int
     vclock_pages: int
@@ -182,6 +206,9 @@ def kernel_rules(version: KernelVersion, build: str) -> KernelRules:
         heap_overlap_only=HEAP_OVERLAP_ONLY.holds(version),
         rseq_auxv=RSEQ_AUXV.holds(version),
         static_pie_brk_without_aslr=STATIC_PIE_BRK_WITHOUT_ASLR.holds(version),
+        static_pie_alignment=STATIC_PIE_ALIGNMENT.holds(version),
+        elf_load_per_segment=ELF_LOAD_PER_SEGMENT.holds(version),
+        padzero_fault_kills=PADZERO_FAULT_KILLS.holds(version),
         brk_gap_with_aslr=BRK_GAP_WITH_ASLR.holds(version),
         vvar_pages=vvar, vclock_pages=2 if VVAR_VCLOCK_MAPPING.holds(version) else 0,
         fault_around_whole_folio=FAULT_AROUND_WHOLE_FOLIO.holds(version),
