@@ -36,6 +36,8 @@ FIXTURES = ROOT / "fixtures" / "bin"
 PROGRAMS = ["hello_static", "hello_staticpie", "hello_pie", "hello_nopie", "bigbss", "tiny",
             "hello_execstack", "hello_align2m", "vars_pie"]
 BIG_ENV = tuple(f"VAR{i}=" + "v" * (i * 7 % 301) for i in range(60))
+# RLIMIT_STACK from 0 upward (issue 10): around the first stack page and ARG_MAX.
+RLIMIT_SWEEP = (0, 1, 1024, 4095, 4096, 4097, 8192, 12288, 20480, 65536, 131072)
 N_CRAFTED = int(os.environ.get("ELFVM_QEMU_CRAFTED", "200"))
 # Crafted cases the kernels before 6.18 kill and 6.18 (this machine, and elfvm) loads: a
 # static PIE with a 2 MiB p_align whose PT_LOADs span most of the address space.  The rule that
@@ -69,6 +71,9 @@ def oracle_runs(tmp_path_factory) -> list[qemu.OracleRun]:
     runs = [qemu.OracleRun(p) for p in progs]
     runs += [qemu.OracleRun(str(FIXTURES / "hello_pie"), BIG_ENV),
              qemu.OracleRun(str(FIXTURES / "hello_static"), ("A=1", "HOME=/"))]
+    static = str(FIXTURES / "hello_static")
+    runs += [qemu.OracleRun(static, (f"A={'x' * size}",) if size else (), rlimit)
+             for rlimit in RLIMIT_SWEEP for size in (0, 3900, 5000, 9000)]
     return runs + crafted_runs(tmp_path_factory.mktemp("qemu-crafted"))
 
 
@@ -128,12 +133,14 @@ def test_qemu_kernel_layouts(name, boots, oracle_runs):
     failures, known = [], []
     for run, got in zip(oracle_runs, rep.programs):
         assert got.path == run.path
-        res = execve(ExecRequest(run.path, [run.path], list(run.env), prof))
+        kw = {} if run.rlimit_stack is None else {"rlimit_stack": run.rlimit_stack}
+        res = execve(ExecRequest(run.path, [run.path], list(run.env), prof, **kw))
         diffs = qemu.differences(got, res)
         if diffs and Path(run.path).name in KNOWN_UNMODELLED:
             known.append(Path(run.path).name)
         elif diffs:
-            failures.append(f"{Path(run.path).name} (env {len(run.env)}):\n" + "\n".join(diffs))
+            failures.append(f"{Path(run.path).name} (env {len(run.env)}, RLIMIT_STACK "
+                            f"{run.rlimit_stack}):\n" + "\n".join(diffs))
     assert not failures, f"{name} ({rep.release}):\n" + "\n\n".join(failures)
     assert len(rep.programs) == len(oracle_runs) > 20
     if known:

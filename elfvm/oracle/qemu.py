@@ -112,6 +112,7 @@ def build_init(workdir: Path) -> Path:
 class OracleRun:
     path: str                 # the program, at its host path (also its path in the guest)
     env: tuple[str, ...] = ()
+    rlimit_stack: int | None = None     # None: the default (8 MiB)
 
 
 def initramfs(workdir: Path, runs: list[OracleRun]) -> Path:
@@ -124,7 +125,9 @@ def initramfs(workdir: Path, runs: list[OracleRun]) -> Path:
         files[real] = Path(real).read_bytes()
         # the links on the way, as on the host (/lib/ld-linux.so.2 -> /lib32/..., /lib32 -> usr/lib32)
         files[ld] = ("link", real)
-    files["/oracle/list"] = "".join("\t".join((r.path, *r.env)) + "\n" for r in runs).encode()
+    files["/oracle/list"] = "".join(
+        "\t".join(("-" if r.rlimit_stack is None else str(r.rlimit_stack), r.path, *r.env)) + "\n"
+        for r in runs).encode()
     out = workdir / "initramfs.cpio"
     out.write_bytes(newc_archive(files))
     return out

@@ -1,9 +1,10 @@
 /* The init of the qemu oracle's initramfs (elfvm/oracle/qemu.py builds it: gcc -m32 -static).
  *
  * It runs as PID 1 in a kernel booted under qemu and, for every program listed in /oracle/list
- * (one per line: the path, then the environment entries, separated by tabs), does what
+ * (one per line: RLIMIT_STACK or "-", the path, then the environment entries, separated by
+ * tabs), does what
  * elfvm/oracle/live.py does on the host: fork, PTRACE_TRACEME, personality(ADDR_NO_RANDOMIZE),
- * execve(path, {path}, env); at the SIGTRAP that stops the new image before its first
+ * setrlimit(RLIMIT_STACK), execve(path, {path}, env); at the SIGTRAP that stops the new image before its first
  * instruction it prints /proc/PID/maps, /proc/PID/stat, the registers and the stack from esp to
  * the top of its VMA, then kills the child.  It also prints the kernel release, the sysctls
  * elfvm takes from the host, and its own auxv and [vdso] bytes (the real vDSO image of this
@@ -20,6 +21,7 @@
 #include <sys/personality.h>
 #include <sys/ptrace.h>
 #include <sys/reboot.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/user.h>
@@ -98,7 +100,8 @@ static void run_one(int index, char *line)
     struct user_regs_struct regs;
     unsigned long lo, hi;
 
-    path = strtok(line, "\t");
+    char *rlim = strtok(line, "\t");
+    path = strtok(NULL, "\t");
     while ((tok = strtok(NULL, "\t")) && n < 255)
         env[n++] = tok;
     env[n] = NULL;
@@ -109,6 +112,10 @@ static void run_one(int index, char *line)
         char *argv[] = {path, NULL};
         ptrace(PTRACE_TRACEME, 0, 0, 0);
         personality(ADDR_NO_RANDOMIZE);
+        if (strcmp(rlim, "-") != 0) {
+            struct rlimit rl = {strtoul(rlim, NULL, 0), RLIM_INFINITY};
+            setrlimit(RLIMIT_STACK, &rl);
+        }
         execve(path, argv, env);
         _exit(errno & 0x7f);            /* execve returned: its errno is the exit status */
     }
