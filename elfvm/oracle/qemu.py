@@ -185,7 +185,11 @@ def boot(k: KernelImage, runs: list[OracleRun], *, timeout: float = 300) -> Boot
         # An Intel CPU model: on AMD family 15h (qemu64's default) the kernel may align mmaps
         # (va_align), which this machine's CPU does not do.
         cpu = "pentium3" if k.is_i386 else "Nehalem"
-        cmd = [qemu, "-nographic", "-no-reboot", "-m", "512", "-accel", "tcg", "-cpu", cpu,
+        # Enough RAM that the overcommit heuristic (__vm_enough_memory: one mapping may not
+        # exceed RAM + swap) does not refuse the crafted multi-GiB images this machine maps;
+        # TCG only allocates what the guest touches.
+        memory = "3G" if k.is_i386 else "6G"
+        cmd = [qemu, "-nographic", "-no-reboot", "-m", memory, "-accel", "tcg", "-cpu", cpu,
                "-kernel", str(k.vmlinuz), "-initrd", str(rd),
                "-append", "console=ttyS0 panic=-1 quiet loglevel=0 rdinit=/init"]
         p = subprocess.run(cmd, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
