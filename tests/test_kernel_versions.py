@@ -51,7 +51,7 @@ def test_since_mainline_and_stable_backports():
 
 def test_vdso_table_is_measured_and_self_consistent():
     for img in VDSO_IMAGES:
-        assert img.source and img.size == 0x2000
+        assert img.source and img.size in (0x2000, 0x3000)
         assert img.vsyscall < img.sigreturn < img.rt_sigreturn < img.size
     assert nearest_vdso(V("6.1"), "i386").vsyscall == 0x550
     assert nearest_vdso(V("6.5.10"), "i386").vsyscall == 0x580
@@ -68,6 +68,12 @@ def test_vdso_table_is_measured_and_self_consistent():
 def test_vvar_pages_by_version(version, build, parts):
     p = make_profile("linux-x86_64-compat", kernel=version)
     assert [(x.name, x.pages) for x in p.vdso_parts] == parts
+
+
+def test_rseq_auxv_grew_in_7_0():
+    assert (make_profile(kernel="6.19").rseq_feature_size, make_profile(kernel="6.19").rseq_align) == (28, 32)
+    assert (make_profile(kernel="7.0").rseq_feature_size, make_profile(kernel="7.0").rseq_align) == (33, 64)
+    assert make_profile(kernel="7.2").vdso_parts[-1].pages == 3
 
 
 def test_note_names_the_nearest_measured_vdso():

@@ -1,8 +1,9 @@
 """Oracle tests against real kernels of other versions, booted under qemu (issue 15).
 
 Each kernel fetched by scripts/fetch-kernels.sh (Debian's 686 and 686-pae 6.1.176, the 686-pae
-6.5.10 of bookworm-backports for --profile linux-i386; Debian 12's amd64 6.1.176 and the
-backports' 6.12.95 for the compat profile) boots once with every program in its initramfs; the
+6.5.10 of bookworm-backports for --profile linux-i386; Debian 12's amd64 6.1.176, the
+backports' 6.12.95, and trixie-backports' 6.16.12, 6.18.15, 6.19.14, 7.0.13, 7.1.13, 7.2.12 and
+7.3.4 for the compat profile) boots once with every program in its initramfs; the
 init (elfvm/oracle/qemu_init.c) stops each at exec.  elfvm's prediction for that version, with
 that machine's CPU-given auxv values (--hwcap, --hwcap2, --minsigstksz) and vm.mmap_min_addr, must
 equal the kernel's: /proc/PID/maps (dev and inode taken from the guest), eip, esp, the mm fields
@@ -38,7 +39,9 @@ BIG_ENV = tuple(f"VAR{i}=" + "v" * (i * 7 % 301) for i in range(60))
 # RLIMIT_STACK from 0 upward (issue 10): around the first stack page and ARG_MAX.
 RLIMIT_SWEEP = (0, 1, 1024, 4095, 4096, 4097, 8192, 12288, 20480, 65536, 131072)
 N_CRAFTED = int(os.environ.get("ELFVM_QEMU_CRAFTED", "200"))
-KERNEL_NAMES = ["6.1.176-686", "6.1.176-686-pae", "6.5.10-686-pae", "6.1.176-amd64", "6.12.95-amd64"]
+KERNEL_NAMES = ["6.1.176-686", "6.1.176-686-pae", "6.5.10-686-pae", "6.1.176-amd64", "6.12.95-amd64",
+                "6.16.12-amd64", "6.18.15-amd64", "6.19.14-amd64", "7.0.13-amd64", "7.1.13-amd64",
+                "7.2.12-amd64", "7.3.4-amd64"]
 
 
 def _kernels() -> dict[str, qemu.KernelImage]:

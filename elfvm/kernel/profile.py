@@ -171,7 +171,8 @@ def make_profile(name: str = "linux-x86_64-compat", split: str = "3G", *, addr_l
     per_version = dict(vdso_parts=vdso_parts(rules), vdso_vsyscall_offset=rules.vdso.vsyscall,
                        vdso_sigreturn_offset=rules.vdso.sigreturn,
                        vdso_rt_sigreturn_offset=rules.vdso.rt_sigreturn,
-                       rseq_auxv=rules.rseq_auxv, kernel=rules)
+                       rseq_auxv=rules.rseq_auxv, rseq_feature_size=rules.rseq_feature_size,
+                       rseq_align=rules.rseq_align, kernel=rules)
     if name == "linux-x86_64-compat":
         task_size = IA32_PAGE_OFFSET_3GB if addr_limit_3gb else IA32_PAGE_OFFSET
         unmapped = page_align(task_size // 3)           # TASK_UNMAPPED_BASE = PAGE_ALIGN(TASK_SIZE/3)

@@ -74,6 +74,11 @@ HEAP_OVERLAP_ONLY = Since((6, 6), "[heap] only for a VMA overlapping [start_brk,
 # Measured: absent on 6.1.176 (esp 16 bytes higher), present on 6.5.10.
 RSEQ_AUXV = Since((6, 3), "AT_RSEQ_FEATURE_SIZE/AT_RSEQ_ALIGN in the auxv (317c8194e6ae)")
 
+# The rseq ABI grew in v7.0: AT_RSEQ_FEATURE_SIZE 33 and AT_RSEQ_ALIGN 64 (28 and 32 from v6.3).
+# Measured: 6.19.14 gives 28/32, 7.0.13, 7.1.13, 7.2.12 and 7.3.4 give 33/64 (Debian's
+# trixie-backports kernels under qemu).  The commit is not pinned down here.
+RSEQ_V7 = Since((7, 0), "AT_RSEQ_FEATURE_SIZE 33, AT_RSEQ_ALIGN 64")
+
 # fs/binfmt_elf.c: a static PIE (ET_DYN without PT_INTERP) gets its brk at ELF_ET_DYN_BASE even
 # with ASLR off: "binfmt_elf: Move brk for static PIE even if ASLR disabled" (Kees Cook, v6.10,
 # Cc: stable).  Before, that move only happened under randomization, and with ASLR off brk stayed
@@ -120,7 +125,7 @@ VVAR_VCLOCK_MAPPING = Since((6, 15), "[vvar_vclock] split from [vvar] (generic v
 # "mm/filemap: map entire large folio faultaround" (v6.18).  Earlier kernels: the 16-page window.
 FAULT_AROUND_WHOLE_FOLIO = Since((6, 18), "fault-around maps whole page-cache folios")
 
-RULES = (HEAP_OVERLAP_ONLY, RSEQ_AUXV, STATIC_PIE_BRK_WITHOUT_ASLR, STATIC_PIE_ALIGNMENT,
+RULES = (HEAP_OVERLAP_ONLY, RSEQ_AUXV, RSEQ_V7, STATIC_PIE_BRK_WITHOUT_ASLR, STATIC_PIE_ALIGNMENT,
          ELF_LOAD_PER_SEGMENT, PADZERO_FAULT_KILLS, BRK_GAP_WITH_ASLR, VVAR_TIMENS_PAGE,
          VVAR_VCLOCK_MAPPING, FAULT_AROUND_WHOLE_FOLIO)
 
@@ -150,6 +155,22 @@ VDSO_IMAGES = (
               _DEB.format("linux-image-6.1.0-50-amd64 6.1.176-1")),
     VdsoImage(KernelVersion(6, 12, 95), "x86_64", 0x2000, 4, 0, 0x580, 0x5A0, 0x5B0,
               _DEB.format("linux-image-6.12.95+deb12-amd64-unsigned 6.12.95-1~bpo12+1")),
+    VdsoImage(KernelVersion(6, 16, 12), "x86_64", 0x2000, 4, 2, 0x580, 0x5A0, 0x5B0,
+              _DEB.format("linux-image-6.16.12+deb13-amd64 6.16.12-1~bpo13+1")),
+    VdsoImage(KernelVersion(6, 18, 15), "x86_64", 0x2000, 4, 2, 0x580, 0x5A0, 0x5B0,
+              _DEB.format("linux-image-6.18.15+deb13-amd64 6.18.15-1~bpo13+1")),
+    VdsoImage(KernelVersion(6, 19, 14), "x86_64", 0x2000, 4, 2, 0x580, 0x5A0, 0x5B0,
+              _DEB.format("linux-binary-6.19.14+deb13-amd64 6.19.14-1~bpo13+1")),
+    VdsoImage(KernelVersion(7, 0, 13), "x86_64", 0x3000, 4, 2, 0x1CA0, 0x1CD0, 0x1CE0,
+              _DEB.format("linux-binary-7.0.13+deb13-amd64 7.0.13-1~bpo13+1")),
+    VdsoImage(KernelVersion(7, 1, 13), "x86_64", 0x3000, 4, 2, 0x1CE0, 0x1D10, 0x1D20,
+              _DEB.format("linux-binary-7.1.13+deb13-amd64 7.1.13-1~bpo13+1")),
+    VdsoImage(KernelVersion(7, 2, 12), "x86_64", 0x3000, 4, 2, 0x1D50, 0x1D80, 0x1D90,
+              _DEB.format("linux-binary-7.2.12+deb13-amd64 7.2.12-1~bpo13+1")),
+    VdsoImage(KernelVersion(7, 3, 4), "x86_64", 0x3000, 4, 2, 0x1D50, 0x1D80, 0x1D90,
+              _DEB.format("linux-binary-7.3.4+deb13-amd64 7.3.4-1~bpo13+1")),
+    # A build of its own (Firecracker guest kernel): the same version built by Debian
+    # (6.18.15 above) has its entry points elsewhere, so the image is per build, not per version.
     VdsoImage(KernelVersion(6, 18, 44), "x86_64", 0x2000, 4, 2, 0x5E0, 0x600, 0x610,
               "this machine's kernel (6.18.44-fc-v657): [vdso] of an i386 process read through "
               "/proc/PID/mem (elfvm/oracle/live.py)"),
@@ -175,6 +196,8 @@ class KernelRules:
     vdso: VdsoImage
     heap_overlap_only: bool
     rseq_auxv: bool
+    rseq_feature_size: int
+    rseq_align: int
     static_pie_brk_without_aslr: bool
     static_pie_alignment: bool
     elf_load_per_segment: bool
@@ -205,6 +228,8 @@ def kernel_rules(version: KernelVersion, build: str) -> KernelRules:
         version=version, vdso=img,
         heap_overlap_only=HEAP_OVERLAP_ONLY.holds(version),
         rseq_auxv=RSEQ_AUXV.holds(version),
+        rseq_feature_size=33 if RSEQ_V7.holds(version) else 28,
+        rseq_align=64 if RSEQ_V7.holds(version) else 32,
         static_pie_brk_without_aslr=STATIC_PIE_BRK_WITHOUT_ASLR.holds(version),
         static_pie_alignment=STATIC_PIE_ALIGNMENT.holds(version),
         elf_load_per_segment=ELF_LOAD_PER_SEGMENT.holds(version),
