@@ -175,3 +175,37 @@ def test_cli_translate_uses_the_version_layout():
     assert old.exit_code == 0 and new.exit_code == 0
     assert json.loads(old.output)[0]["vma"]["name"] == "[vvar]"
     assert json.loads(new.output)[0]["vma"]["name"] == "[vvar_vclock]"
+
+
+# --- simulate-run with another version's vDSO ------------------------------------------------
+
+@pytest.mark.parametrize("version", ["6.1.176", "7.0.13"])
+def test_emulated_signals_return_through_the_versions_vdso(version, tmp_path):
+    """Signal frames return through __kernel_sigreturn / __kernel_rt_sigreturn at the version's
+    offsets (7.0's image puts them 0x30 and 0x40 after __kernel_vsyscall, 6.18's 0x20 and 0x30)."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    from elfvm.emu.run import RunOptions, run_program
+
+    if shutil.which("gcc") is None:
+        pytest.skip("no gcc")
+    exe = tmp_path / "usr1"
+    src = Path(__file__).parent / "signal_progs" / "usr1.c"
+    r = subprocess.run(["gcc", "-m32", "-static", "-O1", str(src), "-o", str(exe)], capture_output=True)
+    if r.returncode:
+        pytest.skip("gcc -m32 -static fails here")
+    prof = make_profile(kernel=version)
+    rep = run_program(RunOptions(str(exe), profile=prof, max_instructions=100_000_000))
+    assert b"handler: signal 10\n" in rep.stdout and rep.exit_status == 128 + 10
+    assert {"sigreturn", "rt_sigreturn"} <= {s["name"] for s in rep.syscalls}
+    assert prof.vdso_rt_sigreturn_offset - prof.vdso_vsyscall_offset == (0x40 if version == "7.0.13" else 0x30)
+
+
+def test_cli_simulate_run_kernel_6_1_maps():
+    r = run("simulate-run", "--kernel", "6.1", "-q", str(fixture_path("hello_static")))
+    assert r.exit_code == 0, r.output
+    assert "[vvar_vclock]" not in r.output
+    heap = [ln for ln in r.output.splitlines() if ln.endswith("[heap]") and " rw-p " in ln]
+    assert heap and heap[0].startswith("080ee000-080f1000")      # the bss touching start_brk
