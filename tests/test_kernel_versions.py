@@ -70,6 +70,11 @@ def test_vvar_pages_by_version(version, build, parts):
     assert [(x.name, x.pages) for x in p.vdso_parts] == parts
 
 
+def test_minsigstksz_auxv_from_5_14():
+    assert 51 not in [a.type for a in _layout("hello_pie", "5.10").auxv]
+    assert 51 in [a.type for a in _layout("hello_pie", "5.15").auxv]
+
+
 def test_rseq_auxv_grew_in_7_0():
     assert (make_profile(kernel="6.19").rseq_feature_size, make_profile(kernel="6.19").rseq_align) == (28, 32)
     assert (make_profile(kernel="7.0").rseq_feature_size, make_profile(kernel="7.0").rseq_align) == (33, 64)

@@ -836,8 +836,9 @@ def create_elf_tables(ld: Loader, bprm: Bprm, result: ExecResult, main_file: Elf
     if vdso is not None:                                   # ARCH_DLINFO_IA32
         aux.append((AT["AT_SYSINFO"], vdso + profile.vdso_vsyscall_offset))
         aux.append((AT["AT_SYSINFO_EHDR"], vdso))
+    if profile.kernel is None or profile.kernel.minsigstksz_auxv:     # v5.14
+        aux.append((AT["AT_MINSIGSTKSZ"], host.minsigstksz))
     aux += [
-        (AT["AT_MINSIGSTKSZ"], host.minsigstksz),
         (AT["AT_HWCAP"], host.hwcap),
         (AT["AT_PAGESZ"], PAGE_SIZE),
         (AT["AT_CLKTCK"], profile.clktck),

@@ -74,6 +74,11 @@ HEAP_OVERLAP_ONLY = Since((6, 6), "[heap] only for a VMA overlapping [start_brk,
 # Measured: absent on 6.1.176 (esp 16 bytes higher), present on 6.5.10.
 RSEQ_AUXV = Since((6, 3), "AT_RSEQ_FEATURE_SIZE/AT_RSEQ_ALIGN in the auxv (317c8194e6ae)")
 
+# arch/x86 ARCH_DLINFO: AT_MINSIGSTKSZ, the signal frame size the CPU's xstate needs: commit
+# 1c33bb050722 "x86/elf: Support a new ELF aux vector AT_MINSIGSTKSZ" (v5.14).  Present on every
+# kernel booted here (6.1 and later); older versions are not measured.
+MINSIGSTKSZ_AUXV = Since((5, 14), "AT_MINSIGSTKSZ in the auxv (1c33bb050722)")
+
 # The rseq ABI grew in v7.0: AT_RSEQ_FEATURE_SIZE 33 and AT_RSEQ_ALIGN 64 (28 and 32 from v6.3).
 # Measured: 6.19.14 gives 28/32, 7.0.13, 7.1.13, 7.2.12 and 7.3.4 give 33/64 (Debian's
 # trixie-backports kernels under qemu).  The commit is not pinned down here.
@@ -125,7 +130,7 @@ VVAR_VCLOCK_MAPPING = Since((6, 15), "[vvar_vclock] split from [vvar] (generic v
 # "mm/filemap: map entire large folio faultaround" (v6.18).  Earlier kernels: the 16-page window.
 FAULT_AROUND_WHOLE_FOLIO = Since((6, 18), "fault-around maps whole page-cache folios")
 
-RULES = (HEAP_OVERLAP_ONLY, RSEQ_AUXV, RSEQ_V7, STATIC_PIE_BRK_WITHOUT_ASLR, STATIC_PIE_ALIGNMENT,
+RULES = (HEAP_OVERLAP_ONLY, MINSIGSTKSZ_AUXV, RSEQ_AUXV, RSEQ_V7, STATIC_PIE_BRK_WITHOUT_ASLR, STATIC_PIE_ALIGNMENT,
          ELF_LOAD_PER_SEGMENT, PADZERO_FAULT_KILLS, BRK_GAP_WITH_ASLR, VVAR_TIMENS_PAGE,
          VVAR_VCLOCK_MAPPING, FAULT_AROUND_WHOLE_FOLIO)
 
@@ -195,6 +200,7 @@ class KernelRules:
     version: KernelVersion
     vdso: VdsoImage
     heap_overlap_only: bool
+    minsigstksz_auxv: bool
     rseq_auxv: bool
     rseq_feature_size: int
     rseq_align: int
@@ -227,6 +233,7 @@ def kernel_rules(version: KernelVersion, build: str) -> KernelRules:
     return KernelRules(
         version=version, vdso=img,
         heap_overlap_only=HEAP_OVERLAP_ONLY.holds(version),
+        minsigstksz_auxv=MINSIGSTKSZ_AUXV.holds(version),
         rseq_auxv=RSEQ_AUXV.holds(version),
         rseq_feature_size=33 if RSEQ_V7.holds(version) else 28,
         rseq_align=64 if RSEQ_V7.holds(version) else 32,
