@@ -32,10 +32,16 @@ def test_parse_versions(text, want):
     assert (v.major, v.minor, v.patch) == want
 
 
-@pytest.mark.parametrize("bad", ["", "six", "6", "6.x", "6.1 .2"])
+@pytest.mark.parametrize("bad", ["", "six", "6", "6.x", "6.1 .2", "6.1\x01", "-1.2"])
 def test_parse_rejects(bad):
     with pytest.raises(ValueError, match="not a kernel version"):
         V(bad)
+
+
+@pytest.mark.parametrize("outside", ["0.0", "4.19", "8.0", "99999999999999999999.1"])
+def test_parse_rejects_versions_outside_the_rules(outside):
+    with pytest.raises(ValueError, match="cover Linux 5.0"):
+        V(outside)
 
 
 def test_since_mainline_and_stable_backports():
@@ -156,6 +162,8 @@ def test_cli_layout_note_for_unmodelled_version():
 
 @pytest.mark.parametrize("args, msg", [
     (["layout", "--kernel", "six"], "not a kernel version"),
+    (["layout", "--kernel", ""], "not a kernel version"),
+    (["layout", "--kernel", "4.4"], "cover Linux 5.0"),
     (["layout", "--hwcap", "0x1zz"], "not a number"),
     (["layout", "--hwcap2", str(1 << 32)], "32-bit"),
     (["layout", "--kernel", "6.1", "--verify"], "this machine's kernel"),

@@ -55,7 +55,9 @@ def make_kernel_profile(name: str, split: str = "3G", *, kernel_version: str | N
     try:
         return make_profile(name, split, host=replace(host, **cpu), kernel=kernel_version, **kw)
     except ValueError as e:
-        raise UsageError(f"--kernel: {e}" if "kernel version" in str(e) else str(e)) from None
+        msg = str(e)
+        raise UsageError(f"--kernel: {msg}" if "kernel version" in msg or "cover Linux" in msg
+                         else msg) from None
 
 
 def kernel_note(profile) -> str | None:

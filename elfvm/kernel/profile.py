@@ -153,7 +153,7 @@ def resolve_kernel(kernel: str | KernelVersion | None, name: str) -> KernelVersi
     Debian 12's 6.1.176 (the last Debian with 32-bit kernels) for linux-i386."""
     if isinstance(kernel, KernelVersion):
         return kernel
-    if kernel:
+    if kernel is not None:
         return KernelVersion.parse(kernel)
     return running_kernel() if name == "linux-x86_64-compat" else DEFAULT_I386_KERNEL
 

@@ -18,6 +18,11 @@ import os
 import re
 from dataclasses import dataclass, field
 
+# The versions the rules below are written for: the oldest rule kept is v5.6's; 7.3 is the newest
+# kernel measured, and a later 7.x gets 7.3's rules (with a note naming the vDSO used).
+MODELLED_RANGE = ((5, 0), (8, 0))
+
+
 @dataclass(frozen=True, order=True)
 class KernelVersion:
     major: int
@@ -35,6 +40,10 @@ class KernelVersion:
         patch = int(m.group(3)) if m.group(3) is not None else None
         if patch == 0 and re.match(r"^-\d+-", m.group(4) or ""):      # Debian ABI: 6.1.0-50-686
             patch = None
+        if not MODELLED_RANGE[0] <= (major, minor) < MODELLED_RANGE[1]:
+            raise ValueError(f"{text!r}: elfvm's version rules cover Linux "
+                             f"{MODELLED_RANGE[0][0]}.{MODELLED_RANGE[0][1]} up to (not including) "
+                             f"{MODELLED_RANGE[1][0]}.{MODELLED_RANGE[1][1]}")
         return cls(major, minor, patch)
 
     @property
