@@ -370,7 +370,9 @@ class Kernel:
             frames = []
             image = b""
             if name == "[vdso]":
-                image = vdso_image(vma.size, self.profile.vdso_vsyscall_offset)
+                pr = self.profile
+                image = vdso_image(vma.size, pr.vdso_vsyscall_offset, pr.vdso_sigreturn_offset,
+                                   pr.vdso_rt_sigreturn_offset)
             for i in range(npages):
                 fi = self.frames.new(f"{name} page {i}", anon=False, pinned=True)
                 self.frames.fill(fi.addr, image[i * PAGE:(i + 1) * PAGE])
