@@ -25,10 +25,11 @@ def simulate_program(program: str, args=(), *, frames: str | None = None, ram: s
                      max_instructions: int | None = None, env=(), seed: int | None = None,
                      emit_trace: str | None = None, exact: bool = False,
                      rlimit_stack: int = 8 << 20, tlb: dict | None = None,
-                     svg: str | None = None) -> int:
+                     svg: str | None = None, profile=None) -> int:
     """`tlb`: the trace options that shape the model's TLB and walk (tlb_entries, tlb_ways,
     split_tlb, asid, walk_levels, tlb_ns, mem_ns). `svg`: also draw the run there (the frame
-    table over time, faults by kind and the TLB hit ratio per time bin)."""
+    table over time, faults by kind and the TLB hit ratio per time bin). `profile`: the kernel
+    profile (--kernel and the CPU's auxv values); default: this machine's."""
     from elfvm.render.program import render_json, render_text
     from elfvm.emu.run import RunOptions, run_program
     from elfvm.units import parse_size
@@ -39,6 +40,8 @@ def simulate_program(program: str, args=(), *, frames: str | None = None, ram: s
         ram_bytes = parse_size(ram) if ram else 256 << 20
     except ValueError as e:
         raise UsageError(f"--ram {ram!r}: {e}") from None
+    if not 1 << 12 <= ram_bytes <= 1 << 38:
+        raise UsageError(f"--ram {ram}: from 4K to 256G (the frames this simulator keeps: 2^26)")
     nframes = None
     if frames:
         try:
@@ -71,16 +74,22 @@ def simulate_program(program: str, args=(), *, frames: str | None = None, ram: s
                       policy=policy, fault_model=fault_model, mmu=mmu, stdin=data, write_dir=write_dir,
                       max_instructions=max_instructions, rlimit_stack=rlimit_stack, seed=seed,
                       echo=echo if live else None, exact=exact, emit_trace=emit_trace,
-                      timeline_bins=SVG_BINS if svg is not None else 0, **(tlb or {}))
+                      timeline_bins=SVG_BINS if svg is not None else 0, profile=profile,
+                      **(tlb or {}))
     report = run_program(opts)
     if svg is not None:
         from elfvm.render.pictures import write_program_svg
 
         write_program_svg(report, svg, mmu)
+    from elfvm.commands.options import printable
+
     if fmt == "json":
-        click.echo(render_json(report))
+        click.echo(printable(render_json(report)))
+        for note in report.notes:            # the table prints them; JSON's keys are fixed
+            if note.startswith("--write-dir:"):
+                click.echo(f"elfvm: warning: {printable(note)}", err=True)
     else:
-        click.echo(render_text(report, tuple(shows), limit), nl=False)
+        click.echo(printable(render_text(report, tuple(shows), limit)), nl=False)
     if report.stop_reason == "max-instructions":
         click.echo(f"elfvm: {program}: stopped after --max-instructions {max_instructions}", err=True)
     if report.stop_reason == "interrupted":

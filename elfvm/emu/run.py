@@ -57,6 +57,7 @@ class RunOptions:
     tlb_ns: float = 20.0
     mem_ns: float = 100.0
     timeline_bins: int = 0               # > 0: sample the run's timeline (--svg)
+    profile: object = None               # kernel profile (--kernel ...); None: this machine's
 
 
 @dataclass
@@ -116,6 +117,15 @@ class RunReport:
         return self.exit_status if self.exit_status is not None else 1
 
 
+def _folio_pages(profile, folio_kib: int) -> int:
+    """Fault-around maps whole page-cache folios only from v6.18 (versions.FAULT_AROUND_WHOLE_FOLIO);
+    earlier kernels map the 16-page window alone, as if every folio were one page."""
+    rules = getattr(profile, "kernel", None)
+    if rules is not None and not rules.fault_around_whole_folio:
+        return 1
+    return max(folio_kib // 4, 1)
+
+
 def _exec(opts: RunOptions):
     from elfvm.kernel.binfmt_elf import ExecRequest, UnsupportedProgram, execve
 
@@ -124,7 +134,7 @@ def _exec(opts: RunOptions):
     if os.path.isdir(opts.program):
         raise UsageError(f"{opts.program}: is a directory")
     argv = [opts.program, *opts.args]
-    req = ExecRequest(opts.program, argv, list(opts.env), sysroot=opts.sysroot,
+    req = ExecRequest(opts.program, argv, list(opts.env), profile=opts.profile, sysroot=opts.sysroot,
                       rlimit_stack=opts.rlimit_stack, seed=opts.seed, cwd=opts.cwd)
     try:
         result = execve(req)
@@ -204,7 +214,8 @@ def boot(opts: RunOptions):
                     fault_model=opts.fault_model, geometry=opts.mmu, vfs=vfs,
                     max_instructions=opts.max_instructions, seed=opts.seed, stdin=opts.stdin,
                     echo=opts.echo, event_limit=opts.event_limit,
-                    folio_pages=max(opts.folio_kib // 4, 1), exact=opts.exact or trace is not None,
+                    folio_pages=_folio_pages(result.profile, opts.folio_kib),
+                    exact=opts.exact or trace is not None,
                     trace=trace, threads_max=threads_max(opts.ram, result.profile))
     install_hooks(k)
     k.read_implies_exec = result.read_implies_exec
@@ -309,6 +320,7 @@ def build_report(k, first, argv, opts: RunOptions, result) -> RunReport:
                "handler": e.handler, "eip": e.eip, "symbol": syms.at(e.eip), "mapped": e.mapped,
                "kernel": e.kernel} for e in k.events]
     notes = list(getattr(result, "notes", []))
+    notes += [f"--write-dir: {gp} not saved: {why}" for gp, why in k.vfs.save_refused]
     if k.cpu.instructions is None:
         notes.append("instructions are not counted without numba (pip install numba)")
     return RunReport(

@@ -14,7 +14,7 @@ import os
 import struct
 
 from elfvm.elf.reader import EM_386, EM_486, ET_DYN, PT_INTERP, PT_LOAD, ElfFile
-from elfvm.host.procfs import PagemapEntry, parse_maps, read_maps, rlimit_stack
+from elfvm.host.procfs import PagemapEntry, parse_maps, read_maps, read_stat, rlimit_stack, stat_field
 from elfvm.host.ptrace import getregs, ptrace
 from elfvm.mm import fault as F
 from elfvm.mm.vma import PROT_EXEC, PROT_READ, PROT_WRITE, FileRef, Mm, Vma
@@ -85,6 +85,27 @@ def _ptrace_state(pid: int, tls_first: int) -> tuple[dict[str, int], dict[int, i
             ptrace(PTRACE_DETACH, pid, None, None)
 
 
+PF_KTHREAD = 0x00200000           # include/linux/sched.h: task->flags of a kernel thread
+
+
+def why_unreadable(pid: int, err: OSError) -> str:
+    """What is really wrong when /proc/PID/exe cannot be read: a zombie (its mm is gone), a
+    kernel thread (it never had an mm), or permission (ptrace access mode check)."""
+    try:
+        fields = read_stat(pid)
+        state, flags = fields[0], stat_field(fields, 9)      # fields 3 (state) and 9 (flags)
+    except (OSError, ValueError, IndexError):
+        return "the process is gone or unreadable"
+    if state in ("Z", "X"):
+        return "a zombie: it has exited and its address space is gone (only its exit status remains)"
+    if flags & PF_KTHREAD:
+        return "a kernel thread: it has no user address space (no mm) to translate in"
+    if os.geteuid() != 0:
+        return "permission denied: reading another user's process needs that user or root"
+    return ("permission denied even as root: ptrace access is refused (another user namespace, "
+            "or Yama/LSM policy)")
+
+
 class LiveAddressSpace:
     """The same translate() interface as AddressSpace, over a running i386 process."""
 
@@ -96,8 +117,8 @@ class LiveAddressSpace:
             exe = os.readlink(f"/proc/{pid}/exe")
             elf = ElfFile(f"/proc/{pid}/exe")
         except OSError as e:
-            raise TranslateError(f"--pid {pid}: cannot read /proc/{pid}/exe ({e.strerror}); "
-                                 f"reading another user's process needs root") from None
+            raise TranslateError(f"--pid {pid}: cannot read /proc/{pid}/exe ({e.strerror}): "
+                                 f"{why_unreadable(pid, e)}") from None
         h = elf.ehdr
         if not h.has_magic or h.elf_class != 1 or h.e_machine not in (EM_386, EM_486):
             raise TranslateError(f"--pid {pid}: {exe} is not an i386 (ELFCLASS32, EM_386) program")

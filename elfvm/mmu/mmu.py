@@ -355,8 +355,7 @@ class AddressSpace:
     def _frame_notes(self, linear: int, physical: int, w: Walk) -> list[str]:
         notes = []
         if w.page_size > self.geom.page_size:
-            notes.append(f"mapped by a {w.page_size >> 20 if w.page_size >= MiB else w.page_size >> 10}"
-                         f"{' MiB' if w.page_size >= MiB else ' KiB'} large page (PS=1 in the "
+            notes.append(f"mapped by a {human_size(w.page_size)} large page (PS=1 in the "
                          f"{w.steps[-1].level})")
         if physical >= self.ram:
             if physical >> 12 == 0xFEE00:
