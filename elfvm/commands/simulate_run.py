@@ -120,7 +120,8 @@ def frame_counts(frames: str | None, ram: str | None, page_size: int, many: bool
     return counts
 
 
-@click.command(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"],
+                                                "allow_interspersed_args": False})
 @click.argument("program", required=False)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @click.option("--trace", "traces", multiple=True, metavar="FILE",
