@@ -10,7 +10,7 @@ from conftest import fixture_path
 pytest.importorskip("unicorn")
 
 from elfvm.emu import ProgramRejected, RunOptions, run_program  # noqa: E402
-from elfvm.emu.fault import fault_around_range, handle_mm_fault  # noqa: E402
+from elfvm.mm.fault import fault_around_range, handle_mm_fault  # noqa: E402
 
 BASE = 0x08048000
 

@@ -17,7 +17,7 @@ from simhelp import cli_run
 pytest.importorskip("drawsvg")
 pytest.importorskip("unicorn")
 NS = "{http://www.w3.org/2000/svg}"
-FAULT_COLUMNS = slice(7, None)          # elfvm.sim.kernel.C_FAULT ...
+FAULT_COLUMNS = slice(7, None)          # elfvm.sim.paging_core.C_FAULT ...
 
 
 def texts(path):

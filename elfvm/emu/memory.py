@@ -7,7 +7,7 @@ same physical address space (frames for tables come from the same allocator).
 
 This module only holds memory: which process pages are resident, which one is evicted when
 `--frames` is full, and every statistic are the trace engine's (`elfvm.sim.engine.PagingModel`),
-driven by elfvm.emu.kernel. A frame here can back several process pages (page cache, COW after
+driven by elfvm.emu.pages. A frame here can back several process pages (page cache, COW after
 fork, the zero page, shared memory), exactly as the kernel shares `struct page`s.
 """
 

@@ -159,7 +159,12 @@ def paging_model(opts: RunOptions):
 
 def run_program(opts: RunOptions) -> RunReport:
     """Exec the program (elfvm's loader) and run it under Unicorn until every process exits."""
-    from elfvm.emu.kernel import FIRST_PID, Kernel
+    from elfvm.emu.entry import install_hooks
+    from elfvm.emu.exec import spawn
+    from elfvm.emu.pages import flush_refs
+    from elfvm.emu.sched import run
+    from elfvm.emu.state import KernelState
+    from elfvm.emu.task import FIRST_PID
     from elfvm.emu.tracefile import TraceWriter
     from elfvm.emu.vfs import O_WRONLY, OpenFile, Vfs
 
@@ -181,26 +186,27 @@ def run_program(opts: RunOptions) -> RunReport:
         trace._file(FIRST_PID)
     exact = opts.exact or trace is not None
     try:
-        k = Kernel(profile=result.profile, ram=opts.ram + PHYS_HEADROOM, model=model,
-                   fault_model=opts.fault_model, geometry=opts.mmu, vfs=vfs,
-                   max_instructions=opts.max_instructions, seed=opts.seed, stdin=opts.stdin,
-                   echo=opts.echo, event_limit=opts.event_limit,
-                   folio_pages=max(opts.folio_kib // 4, 1), exact=exact, trace=trace)
+        k = KernelState(profile=result.profile, ram=opts.ram + PHYS_HEADROOM, model=model,
+                        fault_model=opts.fault_model, geometry=opts.mmu, vfs=vfs,
+                        max_instructions=opts.max_instructions, seed=opts.seed, stdin=opts.stdin,
+                        echo=opts.echo, event_limit=opts.event_limit,
+                        folio_pages=max(opts.folio_kib // 4, 1), exact=exact, trace=trace)
     except ImportError as e:          # pragma: no cover
         raise UsageError(f"simulate-run PROGRAM needs unicorn: pip install 'elfvm[emu]' ({e})") from None
+    install_hooks(k)
     k.read_implies_exec = result.read_implies_exec
     stdin = OpenFile(None, 0, sink=bytearray())
     out = OpenFile(None, O_WRONLY, sink=k.stdout)
     err = OpenFile(None, O_WRONLY, sink=k.stderr)
-    p = k.spawn(result, {0: stdin, 1: out, 2: err})
+    p = spawn(k, result, {0: stdin, 1: out, 2: err})
     p.rlimit_stack = opts.rlimit_stack
     try:
         with StopOnSigint(k):
-            k.run()
+            run(k)
     except KeyboardInterrupt:
         k.stop_reason = "interrupted"
     finally:
-        k.flush_refs()
+        flush_refs(k)
         if trace is not None:
             trace.close()
     vfs.save_overlay()

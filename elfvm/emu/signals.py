@@ -41,54 +41,86 @@ from __future__ import annotations
 
 import errno
 import struct
-from dataclasses import dataclass
 
-from unicorn.x86_const import (
-    UC_X86_REG_CS, UC_X86_REG_DS, UC_X86_REG_EAX, UC_X86_REG_EBP, UC_X86_REG_EBX, UC_X86_REG_ECX,
-    UC_X86_REG_EDI, UC_X86_REG_EDX, UC_X86_REG_EFLAGS, UC_X86_REG_EIP, UC_X86_REG_ES,
-    UC_X86_REG_ESI, UC_X86_REG_ESP, UC_X86_REG_FPCW, UC_X86_REG_FPSW, UC_X86_REG_FPTAG,
-    UC_X86_REG_FS, UC_X86_REG_GS, UC_X86_REG_MXCSR, UC_X86_REG_SS,
-)
 import unicorn.x86_const as X
+from unicorn import UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE, UcError
+from unicorn.x86_const import (
+    UC_X86_REG_CS,
+    UC_X86_REG_DS,
+    UC_X86_REG_EAX,
+    UC_X86_REG_EBP,
+    UC_X86_REG_EBX,
+    UC_X86_REG_ECX,
+    UC_X86_REG_EDI,
+    UC_X86_REG_EDX,
+    UC_X86_REG_EFLAGS,
+    UC_X86_REG_EIP,
+    UC_X86_REG_ES,
+    UC_X86_REG_ESI,
+    UC_X86_REG_ESP,
+    UC_X86_REG_FPCW,
+    UC_X86_REG_FPSW,
+    UC_X86_REG_FPTAG,
+    UC_X86_REG_FS,
+    UC_X86_REG_GS,
+    UC_X86_REG_MXCSR,
+    UC_X86_REG_SS,
+)
 
-from elfvm.emu.kernel import Death, EFault
+from elfvm.emu.exit import do_exit, send_signal
+from elfvm.emu.pages import flush_cpu_tlb
+from elfvm.emu.sigstate import (
+    DEFAULT_IGNORED,
+    EFLAGS_DF,
+    EFLAGS_RF,
+    EFLAGS_TF,
+    FAULT_SIGNALS,
+    FIX_EFLAGS,
+    MINSIGSTKSZ,
+    NR_RT_SIGRETURN,
+    NR_SIGRETURN,
+    NSIG,
+    SA_NODEFER,
+    SA_ONSTACK,
+    SA_RESETHAND,
+    SA_RESTART,
+    SA_RESTORER,
+    SA_SIGINFO,
+    SI_KERNEL,
+    SI_TKILL,
+    SI_USER,
+    SIG_BLOCK,
+    SIG_DFL,
+    SIG_IGN,
+    SIG_SETMASK,
+    SIG_UNBLOCK,
+    SIGINFO_SIZE,
+    SIGKILL,
+    SIGPIPE,
+    SIGSEGV,
+    SIGSTOP,
+    SS_AUTODISARM,
+    SS_DISABLE,
+    SS_ONSTACK,
+    STOP_SIGNALS,
+    UNBLOCKABLE,
+    SigAction,
+    SigInfo,
+    action,
+    bit,
+    deliverable,
+    ignored,
+    state,
+)
+from elfvm.emu.task import Blocked, Death, EFault
+from elfvm.emu.uaccess import read_user, write_user
 from elfvm.emu.vdso import RT_SIGRETURN_DELTA, SIGRETURN_DELTA
-
-NSIG = 64
-SIGHUP, SIGINT, SIGQUIT, SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE = 1, 2, 3, 4, 5, 6, 7, 8
-SIGKILL, SIGUSR1, SIGSEGV, SIGUSR2, SIGPIPE, SIGALRM, SIGTERM = 9, 10, 11, 12, 13, 14, 15
-SIGCHLD, SIGCONT, SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU, SIGURG, SIGWINCH, SIGSYS = \
-    17, 18, 19, 20, 21, 22, 23, 28, 31
-SIG_DFL, SIG_IGN = 0, 1
-SA_NOCLDSTOP, SA_NOCLDWAIT, SA_SIGINFO = 0x1, 0x2, 0x4
-SA_RESTORER, SA_ONSTACK, SA_RESTART = 0x04000000, 0x08000000, 0x10000000
-SA_NODEFER, SA_RESETHAND = 0x40000000, 0x80000000
-SIG_BLOCK, SIG_UNBLOCK, SIG_SETMASK = 0, 1, 2
-SS_ONSTACK, SS_DISABLE, SS_AUTODISARM = 1, 2, 1 << 31
-MINSIGSTKSZ = 2048
-# si_code values
-SI_USER, SI_KERNEL, SI_TKILL = 0, 0x80, -6
-SEGV_MAPERR, SEGV_ACCERR = 1, 2
-BUS_ADRALN, BUS_ADRERR = 1, 2
-FPE_INTDIV, ILL_ILLOPN = 1, 2
-CLD_EXITED, CLD_KILLED, CLD_DUMPED = 1, 2, 3
-
-NR_SIGRETURN, NR_RT_SIGRETURN = 119, 173
-FAULT_SIGNALS = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP}
-SYNCHRONOUS = {SIGSEGV, SIGBUS, SIGILL, SIGTRAP, SIGFPE, SIGSYS}
-DEFAULT_IGNORED = {SIGCHLD, SIGCONT, SIGURG, SIGWINCH}
-STOP_SIGNALS = {SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU}   # stopping is not modelled: ignored
-COREDUMP = {SIGQUIT, SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGSEGV, SIGSYS}
-UNBLOCKABLE = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1))
-FIX_EFLAGS = 0x40000 | 0x800 | 0x400 | 0x100 | 0x80 | 0x40 | 0x10 | 0x4 | 0x1 | 0x10000
-EFLAGS_DF, EFLAGS_TF, EFLAGS_RF = 0x400, 0x100, 0x10000
 
 # frame geometry (arch/x86/include/asm/sigframe.h, uapi/asm/sigcontext.h)
 SIGCONTEXT_SIZE = 88              # struct sigcontext_32: 22 words
 FPSTATE_32_SIZE = 624             # struct _fpstate_32
 FREGS_SIZE = 112                  # struct fregs_state (the legacy i387 header)
 FXSAVE_SIZE = 512                 # struct fxregs_state (no XSAVE: the whole math frame)
-SIGINFO_SIZE = 128                # compat_siginfo_t
 UCONTEXT_SIZE = 4 + 4 + 12 + SIGCONTEXT_SIZE + 8
 RT_FRAME_SIZE = 16 + SIGINFO_SIZE + UCONTEXT_SIZE + 8
 FRAME_SIZE = 8 + SIGCONTEXT_SIZE + FPSTATE_32_SIZE + 4 + 8
@@ -110,124 +142,26 @@ _XMM = [getattr(X, f"UC_X86_REG_XMM{i}") for i in range(8)]
 _FP = [getattr(X, f"UC_X86_REG_FP{i}") for i in range(8)]
 
 
-def bit(sig: int) -> int:
-    return 1 << (sig - 1)
 
 
-@dataclass(frozen=True)
-class SigAction:
-    """struct k_sigaction (the i386 rt_sigaction layout: handler, flags, restorer, mask)."""
-
-    handler: int = SIG_DFL
-    flags: int = 0
-    restorer: int = 0
-    mask: int = 0
-
-    def pack(self) -> bytes:
-        return struct.pack("<IIIQ", self.handler, self.flags & 0xFFFFFFFF, self.restorer, self.mask)
 
 
-@dataclass(frozen=True)
-class SigInfo:
-    """compat_siginfo_t, as far as elfvm fills it."""
-
-    signo: int
-    code: int = SI_USER
-    pid: int = 0
-    uid: int = 0
-    addr: int | None = None
-    status: int | None = None
-
-    def pack(self) -> bytes:
-        b = bytearray(SIGINFO_SIZE)
-        struct.pack_into("<iii", b, 0, self.signo, 0, self.code)
-        if self.addr is not None:                         # _sigfault
-            struct.pack_into("<I", b, 12, self.addr & 0xFFFFFFFF)
-        else:                                             # _kill / _sigchld
-            struct.pack_into("<iI", b, 12, self.pid, self.uid)
-            if self.status is not None:
-                struct.pack_into("<iii", b, 20, self.status, 0, 0)
-        return bytes(b)
 
 
 # ================================================================ per-process state
-def state(p):
-    """The signal fields of a Process (kept on it; created on first use)."""
-    if not hasattr(p, "sig_blocked"):
-        p.sig_blocked = 0
-        p.sig_pending = {}                 # sig -> SigInfo
-        p.sig_saved_mask = None            # sigsuspend's saved mask (restore_saved_sigmask)
-        p.sig_altstack = (0, SS_DISABLE, 0)
-    return p
 
 
-def action(p, sig: int) -> SigAction:
-    a = p.sigactions.get(sig)
-    if isinstance(a, SigAction):
-        return a
-    return SigAction(a or SIG_DFL)
 
 
-def ignored(p, sig: int) -> bool:
-    """sig_handler_ignored(): SIG_IGN, or SIG_DFL of a default-ignored signal."""
-    h = action(p, sig).handler
-    return h == SIG_IGN or (h == SIG_DFL and (sig in DEFAULT_IGNORED or sig in STOP_SIGNALS))
 
 
-def fork_signals(parent, child) -> None:
-    """copy_process(): actions, blocked mask and sigaltstack are inherited; pending is not."""
-    state(parent)
-    state(child)
-    child.sig_blocked = parent.sig_blocked
-    child.sig_altstack = parent.sig_altstack
 
 
 # ================================================================ sending
-def send_signal(k, q, sig: int, info: SigInfo) -> None:
-    """__send_signal_locked(): pend it (unless ignored and not blocked) and wake the target."""
-    state(q)
-    if q.state in ("zombie", "reaped"):
-        return
-    if sig == SIGKILL:
-        k.do_exit(q, death=Death(SIGKILL, reason=f"killed by SIGKILL (si_code {info.code}, pid {info.pid})"))
-        return
-    if not q.sig_blocked & bit(sig) and ignored(q, sig):
-        return
-    if sig not in q.sig_pending:
-        q.sig_pending[sig] = info
-    if q.state == "blocked" and deliverable(q) is not None:
-        q.state = "runnable"                          # signal_wake_up()
 
 
-def deliverable(p) -> int | None:
-    """next_signal(): the synchronous signals first, then the lowest number, not blocked."""
-    state(p)
-    cands = [s for s in p.sig_pending if not p.sig_blocked & bit(s)]
-    for s in [s for s in cands if ignored(p, s)]:     # get_signal() would discard these
-        del p.sig_pending[s]
-        cands.remove(s)
-    if not cands:
-        return None
-    sync = [s for s in cands if s in SYNCHRONOUS]
-    return min(sync or cands)
 
 
-def notify_parent(k, child) -> None:
-    """do_notify_parent(): SIGCHLD to the parent; SIG_IGN / SA_NOCLDWAIT reap the child at once."""
-    parent = k.procs.get(child.ppid)
-    if parent is None or parent.state in ("zombie", "reaped"):
-        return
-    state(parent)
-    if child.death is not None:
-        code = CLD_DUMPED if child.death.signal in COREDUMP else CLD_KILLED
-        status = child.death.signal
-    else:
-        code, status = CLD_EXITED, child.exit_code or 0
-    act = action(parent, SIGCHLD)
-    autoreap = act.handler == SIG_IGN or bool(act.flags & SA_NOCLDWAIT)
-    send_signal(k, parent, SIGCHLD, SigInfo(SIGCHLD, code, child.pid, 0, status=status))
-    if autoreap:
-        child.state = "reaped"
 
 
 # ================================================================ registers
@@ -278,7 +212,7 @@ def _restore_fpu(k, p, fpstate: int) -> None:
     """fpu__restore_sig() (ia32, FXSR): the fxsave image after the fregs_state header."""
     if not fpstate:
         return
-    fx = k.read_user(p, fpstate + FREGS_SIZE, FXSAVE_SIZE)
+    fx = read_user(k, p, fpstate + FREGS_SIZE, FXSAVE_SIZE)
     cw, sw = struct.unpack_from("<HH", fx, 0)
     mxcsr = struct.unpack_from("<I", fx, 24)[0]
     uc = k.uc
@@ -356,8 +290,8 @@ def setup_frame(k, p, sig: int, act: SigAction, info: SigInfo, mask: int,
         struct.pack_into("<I", b, SF_OFF_EXTRAMASK, mask >> 32)
         b[SF_OFF_RETCODE:SF_OFF_RETCODE + 8] = RETCODE
     try:
-        k.write_user(p, fpstate, fregs + fx)
-        k.write_user(p, frame, bytes(b))
+        write_user(k, p, fpstate, fregs + fx)
+        write_user(k, p, frame, bytes(b))
     except EFault:
         return False
     _wr(k, "esp", frame)
@@ -387,7 +321,7 @@ def handle_signal(k, p, sig: int, info: SigInfo, restart: int | None = None,
         p.sigactions[sig] = SigAction()
     if not setup_frame(k, p, sig, act, info, mask, trap):
         reason = f"could not write the frame of signal {sig}'s handler"
-        k.do_exit(p, death=Death(SIGSEGV, None, None, reason, _rd(k, "eip"), code=SI_KERNEL))
+        do_exit(k, p, death=Death(SIGSEGV, None, None, reason, _rd(k, "eip"), code=SI_KERNEL))
         return False
     p.sig_saved_mask = None
     blocked = p.sig_blocked | act.mask
@@ -412,7 +346,7 @@ def do_signal(k, p, restart: int | None = None) -> None:
         if act.handler == SIG_DFL:
             who = f" from pid {info.pid}" if info.pid else ""
             reason = info_reason(sig, info) or f"killed by signal {sig}{who}"
-            k.do_exit(p, death=Death(sig, info.addr, None, reason, _rd(k, "eip"), code=info.code))
+            do_exit(k, p, death=Death(sig, info.addr, None, reason, _rd(k, "eip"), code=info.code))
             return
         if not handle_signal(k, p, sig, info, restart):
             return
@@ -437,8 +371,6 @@ def fault_address(k, p, d: Death) -> int:
     eip = _rd(k, "eip")
     if d.access == "x":
         return eip if eip & ~0xFFF == page else page
-    from unicorn import UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE, UcError
-
     scratch = getattr(k, "probe_frame", None)
     if scratch is None:
         scratch = k.probe_frame = k.frames.new("signal probe", anon=False, pinned=True).addr
@@ -452,7 +384,7 @@ def fault_address(k, p, d: Death) -> int:
     count = int(k.cpu.count[0]) if k.cpu.count is not None else None
     h = k.uc.hook_add(UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, hook)
     k.probe_page = (page >> 12, scratch)
-    k.flush_cpu_tlb()
+    flush_cpu_tlb(k)
     try:
         k.uc.emu_start(eip, 0xFFFFFFF0, 0, 1)
     except UcError:
@@ -462,7 +394,7 @@ def fault_address(k, p, d: Death) -> int:
         k.pending_death = None
         k.uc.hook_del(h)
         k.uc.context_restore(ctx)
-        k.flush_cpu_tlb()
+        flush_cpu_tlb(k)
         if count is not None:
             k.cpu.count[0] = count
     return page | seen[0] if seen else d.addr
@@ -507,10 +439,10 @@ def sys_rt_sigaction(k, p, sig, act, oact, sigsetsize):
         return -errno.EINVAL
     old = action(p, sig)
     if act:
-        h, flags, restorer, mask = struct.unpack("<IIIQ", k.read_user(p, act, 20))
+        h, flags, restorer, mask = struct.unpack("<IIIQ", read_user(k, p, act, 20))
         new = SigAction(h, flags, restorer, mask & ~UNBLOCKABLE)
     if oact:
-        k.write_user(p, oact, old.pack())
+        write_user(k, p, oact, old.pack())
     if act:
         p.sigactions[sig] = new
         if ignored(p, sig):                           # do_sigaction(): discard the pending one
@@ -524,7 +456,7 @@ def sys_rt_sigprocmask(k, p, how, nset, oset, sigsetsize):
         return -errno.EINVAL
     old = p.sig_blocked
     if nset:
-        new = struct.unpack("<Q", k.read_user(p, nset, 8))[0]
+        new = struct.unpack("<Q", read_user(k, p, nset, 8))[0]
         if how == SIG_BLOCK:
             blocked = old | new
         elif how == SIG_UNBLOCK:
@@ -535,7 +467,7 @@ def sys_rt_sigprocmask(k, p, how, nset, oset, sigsetsize):
             return -errno.EINVAL
         p.sig_blocked = blocked & ~UNBLOCKABLE
     if oset:
-        k.write_user(p, oset, struct.pack("<Q", old))
+        write_user(k, p, oset, struct.pack("<Q", old))
     return 0
 
 
@@ -546,18 +478,16 @@ def sys_rt_sigpending(k, p, uset, sigsetsize):
     pend = 0
     for s in p.sig_pending:
         pend |= bit(s)
-    k.write_user(p, uset, struct.pack("<Q", pend & p.sig_blocked)[:sigsetsize])
+    write_user(k, p, uset, struct.pack("<Q", pend & p.sig_blocked)[:sigsetsize])
     return 0
 
 
 def sys_rt_sigsuspend(k, p, uset, sigsetsize):
     """Sleep with a temporary mask until a signal is delivered; -EINTR (ERESTARTNOHAND)."""
-    from elfvm.emu.syscalls import Blocked
-
     state(p)
     if sigsetsize != 8:
         return -errno.EINVAL
-    new = struct.unpack("<Q", k.read_user(p, uset, 8))[0] & ~UNBLOCKABLE
+    new = struct.unpack("<Q", read_user(k, p, uset, 8))[0] & ~UNBLOCKABLE
     if p.sig_saved_mask is None:
         p.sig_saved_mask = p.sig_blocked
     p.sig_blocked = new
@@ -567,8 +497,6 @@ def sys_rt_sigsuspend(k, p, uset, sigsetsize):
 
 
 def sys_pause(k, p):
-    from elfvm.emu.syscalls import Blocked
-
     state(p)
     if deliverable(p) is None:
         raise Blocked(nohand=True)
@@ -580,9 +508,9 @@ def sys_sigaltstack(k, p, ss, oss):
     sp = _rd(k, "esp")
     if oss:
         ss_sp, _f, ss_size = p.sig_altstack
-        k.write_user(p, oss, struct.pack("<IiI", ss_sp, sas_ss_flags(p, sp), ss_size))
+        write_user(k, p, oss, struct.pack("<IiI", ss_sp, sas_ss_flags(p, sp), ss_size))
     if ss:
-        ss_sp, flags, size = struct.unpack("<IiI", k.read_user(p, ss, 12))
+        ss_sp, flags, size = struct.unpack("<IiI", read_user(k, p, ss, 12))
         if on_sig_stack(p, sp):
             return -errno.EPERM
         mode = flags & ~SS_AUTODISARM
@@ -599,7 +527,7 @@ def sys_sigaltstack(k, p, ss, oss):
 
 def _restore_sigcontext(k, p, sc_addr: int) -> int:
     """ia32_restore_sigcontext(); returns the restored eax."""
-    sc = struct.unpack("<4I8I10I", k.read_user(p, sc_addr, SIGCONTEXT_SIZE))
+    sc = struct.unpack("<4I8I10I", read_user(k, p, sc_addr, SIGCONTEXT_SIZE))
     gs, fs, es, ds = sc[:4]
     regs = dict(zip(_GPRS, sc[4:12]))
     _trapno, _err, ip, _cs, flags, _sp_at, _ss, fpstate, _oldmask, _cr2 = sc[12:]
@@ -615,7 +543,7 @@ def _restore_sigcontext(k, p, sc_addr: int) -> int:
 
 
 def _bad_frame(k, p, what: str):
-    k.do_exit(p, death=Death(SIGSEGV, None, None, f"{what}: bad signal frame", _rd(k, "eip"),
+    do_exit(k, p, death=Death(SIGSEGV, None, None, f"{what}: bad signal frame", _rd(k, "eip"),
                              code=SI_KERNEL))
     return None
 
@@ -624,10 +552,10 @@ def sys_rt_sigreturn(k, p):
     state(p)
     frame = (_rd(k, "esp") - 4) & 0xFFFFFFFF
     try:
-        mask = struct.unpack("<Q", k.read_user(p, frame + RT_OFF_UC + UC_OFF_SIGMASK, 8))[0]
+        mask = struct.unpack("<Q", read_user(k, p, frame + RT_OFF_UC + UC_OFF_SIGMASK, 8))[0]
         p.sig_blocked = mask & ~UNBLOCKABLE
         eax = _restore_sigcontext(k, p, frame + RT_OFF_UC + UC_OFF_MCONTEXT)
-        ss_sp, ss_flags, ss_size = struct.unpack("<IiI", k.read_user(p, frame + RT_OFF_UC + UC_OFF_STACK, 12))
+        ss_sp, ss_flags, ss_size = struct.unpack("<IiI", read_user(k, p, frame + RT_OFF_UC + UC_OFF_STACK, 12))
     except EFault:
         return _bad_frame(k, p, "rt_sigreturn")
     if not on_sig_stack(p, _rd(k, "esp")):            # compat_restore_altstack (errors ignored)
@@ -642,8 +570,8 @@ def sys_sigreturn(k, p):
     state(p)
     frame = (_rd(k, "esp") - 8) & 0xFFFFFFFF
     try:
-        lo = struct.unpack("<I", k.read_user(p, frame + SF_OFF_SC + 80, 4))[0]
-        hi = struct.unpack("<I", k.read_user(p, frame + SF_OFF_EXTRAMASK, 4))[0]
+        lo = struct.unpack("<I", read_user(k, p, frame + SF_OFF_SC + 80, 4))[0]
+        hi = struct.unpack("<I", read_user(k, p, frame + SF_OFF_EXTRAMASK, 4))[0]
         p.sig_blocked = ((hi << 32) | lo) & ~UNBLOCKABLE
         eax = _restore_sigcontext(k, p, frame + SF_OFF_SC)
     except EFault:

@@ -1,7 +1,7 @@
 """The TLB (translation lookaside buffer): its shape, and what it buys (effective access time).
 
 The TLB state itself (entries, LRU stamps, flushes, INVLPG) lives in the compiled reference loop
-of `elfvm.sim.kernel`, which the trace engine and the emulator share; this module holds the pure
+of `elfvm.sim.paging_core`, which the trace engine and the emulator share; this module holds the pure
 rules around it.
 
 Shape: ``entries`` entries in ``entries / ways`` sets of ``ways`` entries each; a page number

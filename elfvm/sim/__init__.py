@@ -2,7 +2,7 @@
 
 * `trace`  -- reading lackey/plain traces (files, stdin, .gz/.xz) into batches of references;
 * `parse`  -- the compiled line parser (the record -> page-reference contract);
-* `kernel` -- the compiled reference loop: page index, TLB, frames, fifo/lru/clock/opt;
+* `paging_core` -- the compiled reference loop: page index, TLB, frames, fifo/lru/clock/opt;
 * `engine` -- the state around it, streaming several traces round-robin, `--compare`, and
   `PagingModel` for references one at a time from a running program;
 * `timeline` -- for `--svg`: the frame table and counters sampled in a bounded number of time bins.

@@ -21,7 +21,7 @@ import numpy as np
 
 from elfvm.mmu.tlb import TlbGeometry, effective_access_ns, tlb_geometry
 from elfvm.phys.frames import FrameAllocator, Zone
-from elfvm.sim import kernel as K
+from elfvm.sim import paging_core as K
 from elfvm.sim.trace import BATCH, BadLines, TraceReader
 
 if TYPE_CHECKING:

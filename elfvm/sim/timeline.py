@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from elfvm.sim import kernel as K
+from elfvm.sim import paging_core as K
 from elfvm.sim.jit import njit
 
 DEFAULT_BINS = 400

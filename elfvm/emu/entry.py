@@ -1,0 +1,130 @@
+"""The CPU's entries into the emulated kernel: TLB fills (UC_HOOK_TLB_FILL), int $0x80 and CPU
+exceptions (UC_HOOK_INTR), and in exact mode every instruction and data access.
+
+Two ways to see references:
+  * default: page-granular, at Unicorn's TLB fills and the kernel's own copies to/from user
+    memory. A fill is one reference to the model, so replacement recency is per fill and the
+    model's TLB figures mean nothing (the report leaves them out);
+  * exact (--exact-tlb, --emit-trace): UC_HOOK_CODE + UC_HOOK_MEM_READ|WRITE, every instruction
+    fetch and data access is a reference (the `lackey` records), the model's TLB is exact.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from unicorn import UC_MEM_FETCH, UC_MEM_WRITE
+from unicorn.x86_const import UC_X86_REG_EIP as _EIP
+
+from elfvm.emu.cpu import Cpu
+from elfvm.emu.fault import do_user_addr_fault
+from elfvm.emu.memory import PAGE
+from elfvm.emu.pages import flush_cpu_tlb, reference
+from elfvm.emu.sigstate import SIGBUS, SIGFPE, SIGILL, SIGSEGV, SIGTRAP
+from elfvm.emu.syscalls import dispatch
+from elfvm.emu.task import Death, Process
+
+
+def _access_of(mem_type: int) -> str:
+    return "w" if mem_type == UC_MEM_WRITE else "x" if mem_type == UC_MEM_FETCH else "r"
+
+
+def tlb_fill(k, uc, vaddr: int, mem_type: int, entry, _data) -> bool:
+    """The CPU's TLB misses `vaddr`: walk (or fault) and hand it the translation. The
+    default mode makes this fill one reference of the model; to see the first write to a
+    page (its dirty bit) a read fill gets a translation without write permission."""
+    kp = k.kernel_pages.get(vaddr)
+    if kp is not None:
+        entry.paddr, entry.perms = kp
+        return True
+    p = k.current
+    if k.probe_page is not None and vaddr >> 12 == k.probe_page[0]:
+        entry.paddr, entry.perms = k.probe_page[1], 7   # signals.fault_address's probe
+        return True
+    access = _access_of(mem_type)
+    vpn = vaddr >> 12
+    pte = p.ptes.get(vpn)
+    if pte is None or (access == "w" and not pte.write) or (access == "x" and not pte.exec):
+        d = do_user_addr_fault(k, p, vaddr, access, uc.reg_read(_EIP))
+        if d is not None:
+            k.pending_death = d
+            return False
+        pte = p.ptes[vpn]
+    k.tlb_fills += 1
+    if k.exact:
+        other = k.phys_to_vpn.get(pte.frame)
+        if other is not None and other != vpn:       # one frame, two pages (zero page...):
+            flush_cpu_tlb(k)                     # the hooks' physical addresses must
+        k.phys_to_vpn[pte.frame] = vpn            # name one page
+        write = pte.write
+    else:
+        write = pte.write and access == "w"
+        reference(k, p, vpn, access == "w", access == "x")
+    entry.paddr = pte.frame
+    entry.perms = Cpu.perms(write, pte.exec)
+    return True
+
+
+def hook_code(k, uc, addr: int, size: int, _data) -> None:
+    """Every instruction (lackey's `I addr,size`): a fetch reference of each page."""
+    p = k.current
+    if addr >= p.mm.task_size or k.probe_page is not None:   # iret stub; a signal probe
+        return
+    exact_ref(k, p, "I", addr, size)
+
+
+def hook_mem(k, uc, mem_type: int, paddr: int, size: int, _value, _data) -> None:
+    """Every data access. Unicorn reports the physical address (its TLB is virtual, filled
+    by elfvm), so the page comes back from the frame -> page map of the current fills."""
+    vpn = k.phys_to_vpn.get(paddr & ~(PAGE - 1))
+    if vpn is None or k.probe_page is not None:                                  # GDT, kernel stack: not the program's
+        return
+    k.in_mem_hook = True
+    try:
+        exact_ref(k, k.current, "S" if mem_type == UC_MEM_WRITE else "L",
+                        (vpn << 12) | (paddr & (PAGE - 1)), size)
+    finally:
+        k.in_mem_hook = False
+
+
+def exact_ref(k, p: Process, rec: str, addr: int, size: int) -> None:
+    if k.trace is not None:
+        k.trace.record(p.pid, rec, addr, size)
+    write, instr = rec == "S", rec == "I"
+    last = (addr + max(size, 1) - 1) >> 12
+    for vpn in range(addr >> 12, last + 1):
+        pte = p.ptes.get(vpn)
+        if pte is None or (write and not pte.write):
+            # the second page of a split access (Unicorn fills it after this hook), or code
+            # that kept running from a page just evicted: fault it in now, as the CPU would
+            a = max(addr, vpn << 12)
+            d = do_user_addr_fault(k, p, a, "w" if write else "x" if instr else "r", k.cpu.eip)
+            if d is not None:
+                k.pending_death = d
+                k.uc.emu_stop()
+                return
+        reference(k, p, vpn, write, instr)
+
+
+def interrupt(k, uc, intno: int, _data) -> None:
+    p = k.current
+    if intno == 0x80:
+        dispatch(k, p)
+        return
+    sig = {0: SIGFPE, 6: SIGILL, 3: SIGTRAP, 1: SIGTRAP, 13: SIGSEGV, 12: SIGBUS, 17: SIGBUS}.get(intno, SIGSEGV)
+    why = {0: "divide error (#DE)", 6: "invalid opcode (#UD)", 13: "general protection (#GP)",
+           3: "breakpoint (int3)"}.get(intno, f"CPU exception {intno}")
+    eip = uc.reg_read(_EIP)
+    # si_code / si_addr as the trap handlers send them (traps.c): FPE_INTDIV and ILL_ILLOPN
+    # at the faulting instruction, BUS_ADRALN for #AC, SI_KERNEL otherwise
+    code, addr = {0: (1, eip), 6: (2, eip), 17: (1, 0)}.get(intno, (0x80, None))
+    k.pending_death = Death(sig, addr, None, why, eip, code=code, trapno=intno)
+    uc.emu_stop()
+
+
+def install_hooks(k) -> None:
+    """The CPU's ways into this kernel: TLB misses, interrupts (int $0x80, exceptions) and, in
+    exact mode, every instruction and data access."""
+    k.cpu.install(partial(tlb_fill, k), partial(interrupt, k), k.max_instructions)
+    if k.exact:
+        k.cpu.install_exact(partial(hook_code, k), partial(hook_mem, k))

@@ -1,0 +1,73 @@
+"""fork(): copy_process() -> dup_mmap(), with copy-on-write PTEs."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from elfvm.emu.pages import flush_cpu_tlb, map_page, new_page_tables, set_pte
+from elfvm.emu.task import Process, Pte
+
+
+def new_pid(k) -> int:
+    pid = k.next_pid
+    k.next_pid += 1
+    return pid
+
+
+def fork(k, parent: Process) -> Process:
+    """copy_process() -> dup_mmap(): the child gets copies of the VMAs; PTEs are copied only
+    for VMAs that have anonymous pages (vma_needs_copy: file pages fault in again); private
+    writable pages become read-only in both (copy-on-write)."""
+    pid = new_pid(k)
+    mm = replace(parent.mm, vmas=list(parent.mm.vmas))
+    child = Process(pid, parent.pid, mm, new_page_tables(k, pid), rlimit_stack=parent.rlimit_stack)
+    child.mi = k.model.add_process()
+    k.by_mi[child.mi] = child
+    child.exe = parent.exe
+    child.forked_by = parent.pid
+    child.tls = dict(parent.tls)
+    child.sigactions = dict(parent.sigactions)
+    child.sig_blocked = parent.sig_blocked
+    child.sig_altstack = parent.sig_altstack
+    child.shm_attach = dict(parent.shm_attach)
+    for s in child.shm_attach.values():
+        k.shm[s]["nattch"] += 1
+    child.fds = dict(parent.fds)
+    for f in child.fds.values():
+        f.refs += 1
+        if f.pipe is not None:
+            if f.pipe_end == "r":
+                f.pipe.readers += 1
+            else:
+                f.pipe.writers += 1
+    child.cloexec = set(parent.cloexec)
+    k.procs[pid] = child
+    changed = False
+    for vma in parent.mm.vmas:
+        lo, hi = vma.start >> 12, vma.end >> 12
+        vpns = [v for v in range(lo, hi) if v in parent.ptes] if hi - lo < 4 * len(parent.ptes) + 64 \
+            else [v for v in sorted(parent.ptes) if lo <= v < hi]
+        has_anon = any(k.frames.info.get(parent.ptes[v].frame) is not None
+                       and k.frames.info[parent.ptes[v].frame].anon for v in vpns) \
+            or any(lo <= v < hi for v in parent.swapped)
+        if vma.shared or vma.special or not has_anon:
+            continue
+        for v in vpns:
+            pte = parent.ptes.get(v)
+            if pte is None:                 # evicted while the child's pages were mapped
+                continue
+            cow = pte.write and not vma.shared
+            if cow:
+                set_pte(k, parent, v, Pte(pte.frame, False, pte.exec))
+                changed = True
+            set_pte(k, child, v, Pte(pte.frame, False if cow else pte.write, pte.exec))
+            map_page(k, child, v)
+        for v, slot in parent.swapped.items():
+            if lo <= v < hi and v not in child.ptes:
+                child.swapped[v] = slot
+                k.swap_refs[slot] += 1
+    if changed:
+        flush_cpu_tlb(k)
+    child.context = k.uc.context_save()
+    child.set_eax = 0
+    return child

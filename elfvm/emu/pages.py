@@ -1,0 +1,217 @@
+"""Pages and frames of the emulated kernel: PTEs, the page cache, swap and eviction.
+
+Every PTE change goes through `set_pte` / `clear_pte`, which keep the frame's reverse map and
+the MMU model's page tables (elfvm.mmu.paging.PageTables) in step. Residency, replacement and
+statistics are the trace engine's (`elfvm.sim.engine.PagingModel`, one implementation for traces
+and programs): every reference goes to the model with the fault kind the kernel decided; when
+`--frames` is full the model names the victim and `evict` carries it out (anonymous pages to
+swap, PTE cleared, CPU TLB flushed). Invariant: a process page is resident in the model exactly
+when it has a present PTE here.
+"""
+
+from __future__ import annotations
+
+from elfvm.emu.memory import PAGE, FrameInfo
+from elfvm.emu.task import Process, Pte
+from elfvm.emu.vdso import vdso_image
+from elfvm.emu.vfs import Inode
+from elfvm.mm.vma import FileRef, Vma
+from elfvm.mmu import entries as E
+from elfvm.mmu.paging import PageTables
+
+
+def reference(k, p: Process, vpn: int, write: bool, instr: bool) -> None:
+    """One reference of `p` to page `vpn` (present here): to the paging model, whose
+    eviction, if the reference faulted, this kernel then carries out."""
+    k.touched.add((p.pid, vpn))
+    kind = k.pending.pop((p.pid, vpn), None)
+    if k.deferred and (p.mi, vpn) in k.deferred:
+        flush_refs(k)                            # back in the model before it left here
+        k.model.access(p.mi, vpn, write=write, instr=instr)
+        k.deferred.discard((p.mi, vpn))
+        return
+    if kind is None and k.batch is not None:
+        if k.batch.add(p.mi, vpn, write, instr):
+            flush_refs(k)
+        return
+    flush_refs(k)
+    a = k.model.access(p.mi, vpn, write=write, instr=instr, fault_kind=kind or "first-touch",
+                          refault_kind=kind)
+    if a.fault is None and kind is not None:          # pragma: no cover - invariant broken
+        k.model.count_fault(p.mi, kind)
+    if a.evicted is not None:
+        evict(k, *a.evicted)
+
+
+def flush_refs(k) -> None:
+    """Exact mode: the buffered references (to resident pages: none faults) into the model."""
+    if k.batch is not None and k.batch.n:
+        k.model.access_many(*k.batch.take())
+
+
+def map_page(k, p: Process, vpn: int, dirty: bool = False) -> None:
+    """A PTE made present without a reference (fault-around, fork, execve, mremap)."""
+    flush_refs(k)
+    a = k.model.map(p.mi, vpn, dirty)
+    if a is not None and a.evicted is not None:
+        evict(k, *a.evicted)
+
+
+def evict(k, mi: int, vpn: int) -> None:
+    """The model's victim leaves memory (shrink_folio_list -> try_to_unmap): an anonymous
+    page's contents go to a swap slot, the PTE is cleared, the CPU's TLB flushed. Page-cache
+    and shared pages stay cached; only this mapping goes.
+
+    Inside a memory hook Unicorn is in the middle of an access through its TLB and must
+    not see it flushed: the eviction waits until the CPU stops after this instruction
+    (`apply_deferred`); a reference to the page before then brings it back in the model,
+    and the eviction is called off."""
+    if k.in_mem_hook:
+        k.deferred.add((mi, vpn))
+        k.uc.emu_stop()
+        return
+    evict_now(k, mi, vpn)
+
+
+def apply_deferred(k) -> None:
+    flush_refs(k)
+    for mi, vpn in sorted(k.deferred):
+        if not k.model.resident(mi, vpn):
+            evict_now(k, mi, vpn)
+    k.deferred.clear()
+
+
+def evict_now(k, mi: int, vpn: int) -> None:
+    p = k.by_mi[mi]
+    pte = p.ptes.get(vpn)
+    if pte is None:                                   # pragma: no cover - invariant broken
+        return
+    fi = k.frames.info.get(pte.frame)
+    if fi is not None and fi.anon and not fi.pinned:
+        slot = k.next_slot
+        k.next_slot += 1
+        k.swap[slot] = k.frames.read(fi.addr, PAGE)
+        p.swapped[vpn] = slot
+        k.swap_refs[slot] += 1
+    clear_pte(k, p, vpn)
+    flush_cpu_tlb(k)
+
+
+def flush_cpu_tlb(k) -> None:
+    k.cpu.flush_tlb()
+    k.phys_to_vpn.clear()
+
+
+def set_pte(k, p: Process, vpn: int, pte: Pte) -> None:
+    p.ptes[vpn] = pte
+    fi = k.frames.info.get(pte.frame)
+    if fi is not None:
+        fi.rmap.add((p.pid, vpn))
+    flags = E.P | E.US | E.A
+    if pte.write:
+        flags |= E.RW | E.D
+    if not pte.exec and k.geom.nx:
+        flags |= E.NX
+    p.pt.map(vpn << 12, pte.frame, flags)
+
+
+def clear_pte(k, p: Process, vpn: int) -> Pte | None:
+    pte = p.ptes.pop(vpn, None)
+    if pte is None:
+        return None
+    fi = k.frames.info.get(pte.frame)
+    if fi is not None:
+        fi.rmap.discard((p.pid, vpn))
+        if not fi.rmap and fi.cache_key is None and not fi.pinned:
+            release_frame(k, fi)
+    g = k.geom
+    table = p.pt.table_for(vpn << 12, g.levels - 1, True)
+    p.pt.write_entry(p.pt.entry_addr(table, g.levels - 1, vpn << 12), 0)
+    return pte
+
+
+def alloc_frame(k, what: str, *, anon: bool, cache_key=None) -> FrameInfo:
+    """A physical frame of --ram (how many process pages may be resident is the model's
+    business, not this allocator's)."""
+    return k.frames.new(what, anon=anon, cache_key=cache_key)
+
+
+def release_frame(k, fi: FrameInfo) -> None:
+    for s, fr in list(k.swap_cache.items()):
+        if fr == fi.addr:
+            del k.swap_cache[s]
+    k.frames.release(fi)
+
+
+def file_inode(k, ref: FileRef) -> Inode:
+    ino = k.file_inodes.get(ref)
+    if ino is None:
+        ino = k.vfs.lookup(ref.path)
+        k.file_inodes[ref] = ino
+    return ino
+
+
+def page_cache_frame(k, ino: Inode, index: int) -> int:
+    key = (ino.key(), index)
+    fr = k.page_cache.get(key)
+    if fr is None:
+        fi = alloc_frame(k, f"page cache {ino.path}#{index}", anon=False, cache_key=key)
+        k.frames.fill(fi.addr, ino.pread(index * PAGE, PAGE))
+        fr = k.page_cache[key] = fi.addr
+    return fr
+
+
+def shmem_frame(k, key: tuple) -> int:
+    fr = k.page_cache.get(key)
+    if fr is None:
+        fi = k.frames.new(f"shmem {key}", anon=False, pinned=True, cache_key=key)
+        k.frames.fill(fi.addr, b"")
+        fr = k.page_cache[key] = fi.addr
+    return fr
+
+
+def special_frame(k, vma: Vma, addr: int) -> int:
+    name = vma.special
+    frames = k.special_frames.get(name)
+    if frames is None:
+        npages = vma.size // PAGE
+        frames = []
+        image = b""
+        if name == "[vdso]":
+            image = vdso_image(vma.size, k.profile.vdso_vsyscall_offset)
+        for i in range(npages):
+            fi = k.frames.new(f"{name} page {i}", anon=False, pinned=True)
+            k.frames.fill(fi.addr, image[i * PAGE:(i + 1) * PAGE])
+            frames.append(fi.addr)
+        k.special_frames[name] = frames
+    return frames[(addr - vma.start) // PAGE]
+
+
+def new_page_tables(k, pid: int):
+    return PageTables(k.geom, k.ptmem, k.frames.alloc_phys, nxe=True, what=f"pgd of {pid}")
+
+
+def unmap_range(k, p: Process, start: int, end: int) -> None:
+    """zap_page_range(): drop the PTEs of [start, end)."""
+    changed = False
+    if (end - start) // PAGE < 4 * len(p.ptes) + 64:
+        vpns = [v for v in range(start >> 12, end >> 12) if v in p.ptes]
+    else:
+        vpns = [v for v in sorted(p.ptes) if start >> 12 <= v < end >> 12]
+    flush_refs(k)
+    for v in vpns:
+        clear_pte(k, p, v)
+        k.model.unmap(p.mi, v)
+        changed = True
+    for v in [v for v in p.swapped if start >> 12 <= v < end >> 12]:
+        slot = p.swapped.pop(v)
+        k.swap_refs[slot] -= 1
+        k.model.unmap(p.mi, v)
+    if changed and p is k.current:
+        flush_cpu_tlb(k)
+
+
+def shmem_key(k, vma: Vma, pa: int) -> tuple:
+    if vma.source.startswith("shm:"):
+        return (vma.source, (vma.pgoff + pa - vma.start) >> 12)
+    return (f"shmem:{vma.source or vma.vm_id}", (pa - vma.start) >> 12)

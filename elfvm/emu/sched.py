@@ -1,0 +1,103 @@
+"""The scheduler: switch between processes (registers, TLS, CPU TLB) and run them all to the end."""
+
+from __future__ import annotations
+
+from unicorn import UcError
+
+from elfvm.emu import signals
+from elfvm.emu.cpu import UNTIL
+from elfvm.emu.exit import do_exit
+from elfvm.emu.memory import OutOfFrames
+from elfvm.emu.pages import apply_deferred, flush_cpu_tlb
+from elfvm.emu.sigstate import SIGKILL, SIGSEGV
+from elfvm.emu.task import Death, Process
+
+
+def switch_to(k, p: Process) -> None:
+    if k.current is not p or p.context is not None:
+        if p.context is not None:
+            k.uc.context_restore(p.context)
+        if p.set_eax is not None:
+            k.cpu.set_return(p.set_eax)
+            p.set_eax = None
+        flush_cpu_tlb(k)
+        load_tls(k, p)
+    k.current = p
+
+
+def load_tls(k, p: Process) -> None:
+    """switch_to() -> load_TLS(): the TLS descriptors of the next task into the GDT."""
+    s = k.segments
+    for i in range(s.tls_min, s.tls_min + s.tls_entries):
+        k.frames.write(k.gdt_frame + i * 8, p.tls.get(i, bytes(8)))
+
+
+def runnable(k) -> list[Process]:
+    return [q for q in k.procs.values() if q.state == "runnable"]
+
+
+def run(k) -> None:
+    """Run every process until all have exited (round-robin at blocking points)."""
+    first = k.current
+    begin = getattr(first, "start_at", None)
+    order_hint = first.pid
+    resume = None
+    while True:
+        cands = runnable(k)
+        if not cands:
+            blocked = [q for q in k.procs.values() if q.state == "blocked"]
+            for q in blocked:              # nothing can wake them: a deadlock
+                do_exit(k, q, death=Death(SIGKILL, reason="deadlock: every process is blocked"))
+            break
+        nxt = min(cands, key=lambda q: (q.pid <= order_hint, q.pid)) if begin is None else first
+        if resume is not None and resume in cands:
+            nxt = resume
+        resume = None
+        switch_to(k, nxt)
+        if begin is None and nxt.sig_pending and not nxt.sig_restart:
+            signals.do_signal(k, nxt)           # sent while it was switched away
+            if nxt.state in ("zombie", "reaped"):
+                continue
+        start = begin if begin is not None else k.cpu.eip
+        begin = None
+        k.pending_death = None
+        budget = 0
+        if k.max_instructions:
+            done = k.cpu.instructions or 0
+            budget = max(k.max_instructions - done, 1)
+        try:
+            k.uc.emu_start(start, UNTIL, 0, budget)
+        except UcError as e:
+            d = k.pending_death or Death(SIGSEGV, None, None, f"emulation stopped: {e}", k.cpu.eip)
+            k.pending_death = None
+            if signals.force_sig_fault(k, nxt, d):
+                resume = nxt                       # the handler runs now
+            else:
+                do_exit(k, nxt, death=d)
+        except OutOfFrames as e:           # physical memory itself is full: the OOM killer
+            k.pending_death = None
+            do_exit(k, nxt, death=Death(SIGKILL, reason=f"out of memory: {e}", eip=k.cpu.eip))
+        except KeyboardInterrupt:
+            k.stop_reason = "interrupted"
+            nxt.context = k.uc.context_save()
+            return
+        if k.pending_death is not None:
+            d, k.pending_death = k.pending_death, None
+            if signals.force_sig_fault(k, nxt, d):
+                resume = nxt
+            else:
+                do_exit(k, nxt, death=d)
+        if nxt.state not in ("zombie", "reaped"):
+            nxt.context = k.uc.context_save()
+        if k.deferred:                  # stopped to evict outside a memory hook
+            apply_deferred(k)
+            resume = nxt
+        if resume is nxt and nxt.state != "runnable":
+            resume = None
+        order_hint = nxt.pid
+        if k.max_instructions and k.cpu.count is not None and \
+                k.cpu.instructions >= k.max_instructions:
+            k.stop_reason = "max-instructions"
+            return
+        if k.stop_reason:
+            return

@@ -1,0 +1,123 @@
+"""The emulated kernel's state: one `KernelState` per run, and the task list in it.
+
+Plain state, no behaviour: the kernel's code lives in the modules above it, each taking this
+object as its first argument `k` (bottom to top: task, sigstate, state, pages, fault, uaccess,
+exit, fork, exec, signals, sys_fs/sys_mm/sys_process/sys_ipc/sys_time/sys_info, syscalls,
+entry, sched). The CPU hooks are installed by elfvm.emu.entry.install_hooks.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections import Counter
+
+import numpy as np
+
+from elfvm.emu.cpu import GDT_LINEAR, STUB_LINEAR, Cpu, Segments
+from elfvm.emu.memory import Frames
+from elfvm.emu.task import FIRST_PID, Death, FaultEvent, Process
+from elfvm.emu.vfs import Inode, Vfs
+from elfvm.mm.vma import FileRef
+from elfvm.mmu.geometry import get_geometry
+from elfvm.phys import PhysicalMemory
+
+
+class KernelState:
+    """Everything of one run (no global state): the CPU (elfvm.emu.cpu), the frames
+    (elfvm.emu.memory), the page cache, swap, the file system view (elfvm.emu.vfs) and the
+    processes."""
+
+    def __init__(self, *, profile, ram: int, model, fault_model: str,
+                 geometry, vfs: Vfs, max_instructions: int | None, seed: int | None,
+                 stdin: bytes = b"", echo=None, event_limit: int = 100000, folio_pages: int = 1,
+                 exact: bool = False, trace=None):
+        self.profile = profile
+        self.fault_model = fault_model
+        self.folio_pages = folio_pages
+        self.geom = get_geometry(geometry) if isinstance(geometry, str) else geometry
+        self.ptrs_per_pte = 1 << self.geom.level_bits[-1]
+        self.segments = Segments(native_i386=profile.name == "linux-i386")
+        self.cpu = Cpu(self.segments)
+        self.uc = self.cpu.uc
+        self.frames = Frames(self.uc, ram)
+        self.model = model                               # elfvm.sim.engine.PagingModel
+        self.exact = exact
+        self.trace = trace                               # TraceWriter (--emit-trace) or None
+        self.batch = RefBatch() if exact else None
+        self.pending: dict[tuple[int, int], str] = {}    # (pid, vpn) -> kind of its fault
+        self.touched: set[tuple[int, int]] = set()
+        self.phys_to_vpn: dict[int, int] = {}            # exact mode: frame -> vpn in the CPU TLB
+        self.pages_at_exec = 0
+        self.in_mem_hook = False
+        self.deferred: set[tuple[int, int]] = set()      # evictions waiting for the CPU to stop
+        self.final_stats = None
+        self.final_timeline = None                       # with --svg: the timeline at the end
+        self.ptmem = PhysicalMemory(ram)
+        self.vfs = vfs
+        self.max_instructions = max_instructions
+        self.seed = seed
+        self.procs: dict[int, Process] = {}
+        self.current: Process | None = None
+        self.next_pid = FIRST_PID
+        self.page_cache: dict[tuple, int] = {}          # (file key, index) -> frame
+        self.file_inodes: dict[FileRef, Inode] = {}
+        self.swap: dict[int, bytes] = {}
+        self.swap_refs: Counter = Counter()
+        self.swap_cache: dict[int, int] = {}             # slot -> frame still resident
+        self.next_slot = 0
+        self.events: list[FaultEvent] = []
+        self.event_limit = event_limit
+        self.event_seq = 0
+        self.tlb_fills = 0
+        self.syscall_counts: Counter = Counter()
+        self.unknown_syscalls: Counter = Counter()
+        self.stdout = bytearray()
+        self.stderr = bytearray()
+        self.echo = echo
+        self.stdin = bytes(stdin)
+        self.stop_reason: str | None = None
+        self.shm: dict[int, dict] = {}
+        self.shmem_ids = itertools.count(1)              # MAP_SHARED|MAP_ANONYMOUS objects
+        self.clock_ns = 1_700_000_000 * 10**9
+        self.rng = random.Random(seed if seed is not None else 0)
+        # kernel pages: GDT, the iret stub + its stack; the zero page; the vDSO image
+        self.gdt_frame = self.frames.new("GDT", anon=False, pinned=True).addr
+        self.stub_frame = self.frames.new("iret stub", anon=False, pinned=True).addr
+        self.kernel_pages = {
+            GDT_LINEAR: (self.gdt_frame, 3),
+            STUB_LINEAR: (self.stub_frame, 7),
+        }
+        self.zero_page = self.frames.new("zero page", anon=False, pinned=True).addr
+        self.special_frames: dict[str, list[int]] = {}
+        self.pending_death: Death | None = None
+        self.probe_page: tuple[int, int] | None = None   # (vpn, scratch frame) while probing
+
+
+class RefBatch:
+    """Exact mode's buffer of references to resident pages, fed to the model in one call."""
+
+    SIZE = 1 << 14
+
+    def __init__(self):
+        self.procs = np.zeros(self.SIZE, dtype=np.int32)
+        self.vpns = np.zeros(self.SIZE, dtype=np.int64)
+        self.flags = np.zeros(self.SIZE, dtype=np.uint8)
+        self.n = 0
+
+    def add(self, proc: int, vpn: int, write: bool, instr: bool) -> bool:
+        """Buffer one reference; True when the buffer is full."""
+        n = self.n
+        self.procs[n] = proc
+        self.vpns[n] = vpn
+        self.flags[n] = (1 if write else 0) | (2 if instr else 0)
+        self.n = n + 1
+        return self.n == self.SIZE
+
+    def take(self):
+        n, self.n = self.n, 0
+        return self.procs[:n].copy(), self.vpns[:n].copy(), self.flags[:n].copy()
+
+
+def result_rlimit(result) -> int:
+    return getattr(result, "rlimit_stack", None) or 8 << 20

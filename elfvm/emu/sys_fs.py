@@ -1,0 +1,431 @@
+"""System calls on files, directories and descriptors (fs/)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat as stat_mod
+import struct
+
+from elfvm.emu import signals as SIG
+from elfvm.emu import vfs as V
+from elfvm.emu.exit import close_fd, wake_all
+from elfvm.emu.state import KernelState
+from elfvm.emu.task import Blocked, Process, s32
+from elfvm.emu.uaccess import read_cstr, read_user, write_u32, write_user
+from elfvm.emu.uapi import (
+    AT_EMPTY_PATH,
+    AT_FDCWD,
+    AT_SYMLINK_NOFOLLOW,
+    F_DUPFD,
+    F_DUPFD_CLOEXEC,
+    F_GETFD,
+    F_GETFL,
+    F_SETFD,
+    F_SETFL,
+    FIONREAD,
+    O_CLOEXEC,
+)
+
+
+def _fd(p: Process, fd: int) -> V.OpenFile:
+    f = p.fds.get(s32(fd))
+    if f is None:
+        raise OSError(errno.EBADF, "")
+    return f
+
+
+def _alloc_fd(p: Process, f: V.OpenFile, lowest: int = 0, cloexec: bool = False) -> int:
+    fd = lowest
+    while fd in p.fds:
+        fd += 1
+    p.fds[fd] = f
+    if cloexec:
+        p.cloexec.add(fd)
+    return fd
+
+
+def _path_at(k: KernelState, p: Process, dirfd: int, path_ptr: int) -> str:
+    path = read_cstr(k, p, path_ptr).decode("utf-8", "surrogateescape")
+    dirfd = s32(dirfd)
+    if path.startswith("/") or dirfd == AT_FDCWD or not path:
+        return path
+    f = _fd(p, dirfd)
+    if f.inode is None:
+        raise OSError(errno.ENOTDIR, "")
+    return os.path.join(f.inode.path, path)
+
+
+def _lookup(k: KernelState, p: Process, path: str, follow: bool = True) -> V.Inode:
+    if path == "/proc/self/exe":
+        return k.vfs.lookup(p.exe)
+    try:
+        return k.vfs.lookup(path, follow)
+    except V.VfsError as e:
+        raise OSError(e.errno, "") from None
+
+
+def _stat_of(ino: V.Inode | None, f: V.OpenFile | None = None):
+    """(dev, ino, mode, nlink, uid, gid, rdev, size, blksize, blocks, atime, mtime, ctime)."""
+    if f is not None and (f.pipe is not None or f.sink is not None or (f.inode and f.inode.kind == "pipe")):
+        return (0xC, 1000 + id(f) % 1000, stat_mod.S_IFIFO | 0o600, 1, 0, 0, 0, 0, 4096, 0, 0, 0, 0)
+    st = ino.st
+    size = ino.size
+    if st is None:
+        return (0x2C, 1, stat_mod.S_IFREG | 0o644, 1, 0, 0, 0, size, 4096, -(-size // 512), 0, 0, 0)
+    return (st.st_dev, st.st_ino, st.st_mode, st.st_nlink, st.st_uid, st.st_gid, st.st_rdev, size,
+            st.st_blksize, -(-size // 512) if ino.data is not None else st.st_blocks,
+            int(st.st_atime), int(st.st_mtime), int(st.st_ctime))
+
+
+def _stat64(t) -> bytes:
+    dev, ino, mode, nlink, uid, gid, rdev, size, blksize, blocks, at, mt, ct = t
+    return struct.pack("<Q4xIIIIIQ4xqIQIIIIIIQ", _new_encode_dev(dev), ino & 0xFFFFFFFF, mode, nlink,
+                       uid, gid, _new_encode_dev(rdev), size, blksize, blocks, at, 0, mt, 0, ct, 0, ino)
+
+
+def _new_encode_dev(dev: int) -> int:
+    major, minor = os.major(dev), os.minor(dev)
+    return (minor & 0xFF) | (major << 8) | ((minor & ~0xFF) << 12)
+
+
+def _statx(t) -> bytes:
+    dev, ino, mode, nlink, uid, gid, rdev, size, blksize, blocks, at, mt, ct = t
+    b = bytearray(256)
+    struct.pack_into("<IIQIIIHxxQQQQ", b, 0, 0x7FF, blksize, 0, nlink, uid, gid, mode, ino, size, blocks, 0)
+    for off, ts in ((64, at), (80, ct), (96, ct), (112, mt)):
+        struct.pack_into("<qI", b, off, ts, 0)
+    struct.pack_into("<IIII", b, 128, os.major(rdev), os.minor(rdev), os.major(dev), os.minor(dev))
+    return bytes(b)
+
+
+def sys_read(k, p, fd, buf, count):
+    f = _fd(p, fd)
+    if f.flags & V.O_ACCMODE == V.O_WRONLY:
+        return -errno.EBADF
+    if f.pipe is not None:
+        if not f.pipe.buf:
+            if f.pipe.writers > 0:
+                raise Blocked()
+            return 0
+        data = bytes(f.pipe.buf[:count])
+        del f.pipe.buf[:len(data)]
+        write_user(k, p, buf, data)
+        wake_all(k)
+        return len(data)
+    if f.sink is not None:                      # stdin
+        data = k.stdin[f.pos:f.pos + count]
+        write_user(k, p, buf, data)
+        f.pos += len(data)
+        return len(data)
+    if f.inode.kind == "dir":
+        return -errno.EISDIR
+    data = f.inode.pread(f.pos, count)
+    write_user(k, p, buf, data)
+    f.pos += len(data)
+    return len(data)
+
+
+def _write_to(k, p, f: V.OpenFile, data: bytes) -> int:
+    if f.flags & V.O_ACCMODE == 0 and f.sink is None and f.pipe is None:
+        return -errno.EBADF
+    if f.pipe is not None:
+        if f.pipe.readers == 0:
+            SIG.sigpipe(k, p)                   # delivered (or fatal) on the way out
+            return -errno.EPIPE
+        f.pipe.buf += data
+        wake_all(k)
+        return len(data)
+    if f.sink is not None:
+        f.sink += data
+        if k.echo is not None:
+            k.echo(f is p.fds.get(2) and f.sink is k.stderr, data)
+        return len(data)
+    ino = f.inode
+    if ino.data is None:
+        return -errno.EBADF
+    pos = len(ino.data) if f.flags & V.O_APPEND else f.pos
+    if pos > len(ino.data):
+        ino.data += bytes(pos - len(ino.data))
+    ino.data[pos:pos + len(data)] = data
+    f.pos = pos + len(data)
+    return len(data)
+
+
+def sys_write(k, p, fd, buf, count):
+    f = _fd(p, fd)
+    return _write_to(k, p, f, read_user(k, p, buf, count))
+
+
+def sys_writev(k, p, fd, iov, iovcnt):
+    f = _fd(p, fd)
+    data = bytearray()
+    for i in range(iovcnt):
+        base, ln = struct.unpack("<II", read_user(k, p, iov + 8 * i, 8))
+        data += read_user(k, p, base, ln)
+    return _write_to(k, p, f, bytes(data))
+
+
+def sys_readv(k, p, fd, iov, iovcnt):
+    total = 0
+    for i in range(iovcnt):
+        base, ln = struct.unpack("<II", read_user(k, p, iov + 8 * i, 8))
+        n = sys_read(k, p, fd, base, ln)
+        if n < 0:
+            return n if total == 0 else total
+        total += n
+        if n < ln:
+            break
+    return total
+
+
+def sys_open(k, p, path, flags, mode):
+    return sys_openat(k, p, AT_FDCWD & 0xFFFFFFFF, path, flags, mode)
+
+
+def sys_openat(k, p, dirfd, path_ptr, flags, mode):
+    path = _path_at(k, p, dirfd, path_ptr)
+    if path == "/proc/self/exe":
+        path = p.exe
+    try:
+        f = k.vfs.open(path, flags, mode)
+    except V.VfsError as e:
+        return -e.errno
+    if f.inode.kind == "dir":
+        f.dir_entries = None
+    return _alloc_fd(p, f, cloexec=bool(flags & O_CLOEXEC))
+
+
+def sys_close(k, p, fd):
+    return 0 if close_fd(k, p, s32(fd)) else -errno.EBADF
+
+
+def sys_lseek(k, p, fd, off, whence):
+    f = _fd(p, fd)
+    if f.pipe is not None or f.sink is not None:
+        return -errno.ESPIPE
+    new = {0: 0, 1: f.pos, 2: f.inode.size}.get(whence)
+    if new is None:
+        return -errno.EINVAL
+    new += s32(off)
+    if new < 0:
+        return -errno.EINVAL
+    f.pos = new
+    return new
+
+
+def sys__llseek(k, p, fd, hi, lo, result, whence):
+    f = _fd(p, fd)
+    if f.pipe is not None or f.sink is not None:
+        return -errno.ESPIPE
+    off = (hi << 32) | lo
+    if off & (1 << 63):
+        off -= 1 << 64
+    new = {0: 0, 1: f.pos, 2: f.inode.size}.get(whence)
+    if new is None:
+        return -errno.EINVAL
+    new += off
+    if new < 0:
+        return -errno.EINVAL
+    f.pos = new
+    write_user(k, p, result, struct.pack("<q", new))
+    return 0
+
+
+def sys_stat64(k, p, path, buf):
+    ino = _lookup(k, p, read_cstr(k, p, path).decode("utf-8", "surrogateescape"))
+    write_user(k, p, buf, _stat64(_stat_of(ino)))
+    return 0
+
+
+def sys_lstat64(k, p, path, buf):
+    ino = _lookup(k, p, read_cstr(k, p, path).decode("utf-8", "surrogateescape"), follow=False)
+    write_user(k, p, buf, _stat64(_stat_of(ino)))
+    return 0
+
+
+def sys_fstat64(k, p, fd, buf):
+    f = _fd(p, fd)
+    write_user(k, p, buf, _stat64(_stat_of(f.inode, f)))
+    return 0
+
+
+def _stat_at(k, p, dirfd, path_ptr, flags):
+    path = read_cstr(k, p, path_ptr).decode("utf-8", "surrogateescape")
+    if not path and flags & AT_EMPTY_PATH:
+        f = _fd(p, dirfd)
+        return _stat_of(f.inode, f)
+    if not path.startswith("/") and s32(dirfd) != AT_FDCWD:
+        path = os.path.join(_fd(p, dirfd).inode.path, path)
+    return _stat_of(_lookup(k, p, path, follow=not flags & AT_SYMLINK_NOFOLLOW))
+
+
+def sys_fstatat64(k, p, dirfd, path, buf, flags):
+    write_user(k, p, buf, _stat64(_stat_at(k, p, dirfd, path, flags)))
+    return 0
+
+
+def sys_statx(k, p, dirfd, path, flags, mask, buf):
+    write_user(k, p, buf, _statx(_stat_at(k, p, dirfd, path, flags)))
+    return 0
+
+
+def sys_access(k, p, path, mode):
+    return sys_faccessat(k, p, AT_FDCWD & 0xFFFFFFFF, path, mode)
+
+
+def sys_faccessat(k, p, dirfd, path_ptr, mode, flags=0):
+    path = _path_at(k, p, dirfd, path_ptr)
+    ino = _lookup(k, p, path)
+    if mode & 2 and ino.host is not None and ino.data is None and not k.vfs.write_dir:
+        return 0                       # writable through the overlay
+    if mode & 1 and ino.st is not None and not ino.st.st_mode & 0o111:
+        return -errno.EACCES
+    return 0
+
+
+def sys_readlink(k, p, path, buf, size):
+    return sys_readlinkat(k, p, AT_FDCWD & 0xFFFFFFFF, path, buf, size)
+
+
+def sys_readlinkat(k, p, dirfd, path_ptr, buf, size):
+    path = _path_at(k, p, dirfd, path_ptr)
+    if path == "/proc/self/exe":
+        target = p.exe
+    else:
+        try:
+            target = k.vfs.readlink(path)
+        except V.VfsError as e:
+            return -e.errno
+    data = os.fsencode(target)[:size]
+    write_user(k, p, buf, data)
+    return len(data)
+
+
+def sys_getcwd(k, p, buf, size):
+    data = os.fsencode(k.vfs.cwd) + b"\0"
+    if len(data) > size:
+        return -errno.ERANGE
+    write_user(k, p, buf, data)
+    return len(data)
+
+
+def sys_chdir(k, p, path):
+    path = read_cstr(k, p, path).decode("utf-8", "surrogateescape")
+    ino = _lookup(k, p, path)
+    if ino.kind != "dir":
+        return -errno.ENOTDIR
+    k.vfs.cwd = ino.path
+    return 0
+
+
+def sys_getdents64(k, p, fd, buf, count):
+    f = _fd(p, fd)
+    if f.inode is None or f.inode.kind != "dir":
+        return -errno.ENOTDIR
+    if f.dir_entries is None:
+        f.dir_entries = k.vfs.listdir(f.inode.path)
+    out = bytearray()
+    while f.pos < len(f.dir_entries):
+        name, d_type = f.dir_entries[f.pos]
+        nb = os.fsencode(name) + b"\0"
+        reclen = (19 + len(nb) + 7) & ~7
+        if len(out) + reclen > count:
+            break
+        rec = struct.pack("<QqHB", 1000 + f.pos, f.pos + 1, reclen, d_type) + nb
+        out += rec.ljust(reclen, b"\0")
+        f.pos += 1
+    if not out and f.pos < len(f.dir_entries):
+        return -errno.EINVAL
+    write_user(k, p, buf, bytes(out))
+    return len(out)
+
+
+def sys_fcntl64(k, p, fd, cmd, arg):
+    f = _fd(p, fd)
+    fd = s32(fd)
+    if cmd in (F_DUPFD, F_DUPFD_CLOEXEC):
+        f.refs += 1
+        return _alloc_fd(p, f, arg, cloexec=cmd == F_DUPFD_CLOEXEC)
+    if cmd == F_GETFD:
+        return 1 if fd in p.cloexec else 0
+    if cmd == F_SETFD:
+        (p.cloexec.add if arg & 1 else p.cloexec.discard)(fd)
+        return 0
+    if cmd == F_GETFL:
+        return f.flags & ~O_CLOEXEC
+    if cmd == F_SETFL:
+        f.flags = (f.flags & ~0o2000) | (arg & 0o2000)
+        return 0
+    return -errno.EINVAL
+
+
+def sys_dup(k, p, fd):
+    f = _fd(p, fd)
+    f.refs += 1
+    _count_pipe(f, +1)
+    return _alloc_fd(p, f)
+
+
+def sys_dup2(k, p, fd, fd2):
+    f = _fd(p, fd)
+    if s32(fd) == s32(fd2):
+        return s32(fd2)
+    close_fd(k, p, s32(fd2))
+    f.refs += 1
+    _count_pipe(f, +1)
+    p.fds[s32(fd2)] = f
+    return s32(fd2)
+
+
+def sys_dup3(k, p, fd, fd2, flags):
+    r = sys_dup2(k, p, fd, fd2)
+    if r >= 0 and flags & O_CLOEXEC:
+        p.cloexec.add(r)
+    return r
+
+
+def _count_pipe(f: V.OpenFile, d: int) -> None:
+    if f.pipe is not None:
+        if f.pipe_end == "r":
+            f.pipe.readers += d
+        else:
+            f.pipe.writers += d
+
+
+def sys_pipe(k, p, fds):
+    return sys_pipe2(k, p, fds, 0)
+
+
+def sys_pipe2(k, p, fds, flags):
+    pipe = V.Pipe(readers=1, writers=1)
+    r = V.OpenFile(None, 0, pipe=pipe, pipe_end="r")
+    w = V.OpenFile(None, 1, pipe=pipe, pipe_end="w")
+    rfd = _alloc_fd(p, r, cloexec=bool(flags & O_CLOEXEC))
+    wfd = _alloc_fd(p, w, cloexec=bool(flags & O_CLOEXEC))
+    write_user(k, p, fds, struct.pack("<ii", rfd, wfd))
+    return 0
+
+
+def sys_ioctl(k, p, fd, cmd, arg):
+    f = _fd(p, fd)
+    if cmd == FIONREAD and f.pipe is not None:
+        write_u32(k, p, arg, len(f.pipe.buf))
+        return 0
+    return -errno.ENOTTY             # what a real non-tty (pipe/file) answers to terminal queries
+
+
+def sys_unlink(k, p, path):
+    try:
+        k.vfs.unlink(read_cstr(k, p, path).decode("utf-8", "surrogateescape"))
+    except V.VfsError as e:
+        return -e.errno
+    return 0
+
+
+def sys_unlinkat(k, p, dirfd, path, flags):
+    return sys_unlink(k, p, path)
+
+
+def sys_umask(k, p, mask):
+    return 0o022

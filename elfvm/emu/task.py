@@ -1,0 +1,109 @@
+"""The tasks of the emulated kernel (the bottom of elfvm.emu): a process's state, why it died,
+the fault events it raised, and the exceptions a system call raises to sleep or to fail with
+-EFAULT. Nothing here runs kernel code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from elfvm.emu.sigstate import SIGNAL_NAMES
+from elfvm.mm.vma import Mm
+
+FIRST_PID = 100
+
+
+@dataclass
+class Pte:
+    """A present page-table entry (software view; the MMU model holds the real bits)."""
+
+    frame: int
+    write: bool
+    exec: bool
+
+
+@dataclass(frozen=True)
+class FaultEvent:
+    seq: int
+    pid: int
+    addr: int
+    access: str             # r | w | x
+    kind: str               # first-touch | zero-page | file | cow | stack-growth | swap-in
+    handler: str            # the kernel function that resolved it
+    eip: int
+    mapped: int = 1         # pages mapped by this fault (fault-around maps several)
+    kernel: bool = False    # raised by the kernel copying to/from user memory in a syscall
+
+
+@dataclass(frozen=True)
+class Death:
+    """Why a process died of a signal."""
+
+    signal: int
+    addr: int | None = None
+    access: str | None = None
+    reason: str = ""
+    eip: int | None = None
+    code: int = 0           # si_code (SEGV_MAPERR, SEGV_ACCERR, BUS_ADRERR, FPE_INTDIV...)
+    trapno: int = 0         # the CPU exception (14: page fault), for the sigcontext
+    err: int = 0            # its error code (page fault: P | W | U | I)
+
+    @property
+    def name(self) -> str:
+        return SIGNAL_NAMES.get(self.signal, f"signal {self.signal}")
+
+
+class EFault(Exception):
+    """copy_to/from_user hit an address that cannot be faulted in: the syscall returns -EFAULT."""
+
+
+@dataclass
+class Process:
+    pid: int
+    ppid: int
+    mm: Mm
+    pt: object                       # elfvm.mmu.paging.PageTables
+    ptes: dict = field(default_factory=dict)          # vpn -> Pte
+    swapped: dict = field(default_factory=dict)       # vpn -> swap slot
+    fds: dict = field(default_factory=dict)           # fd -> OpenFile
+    cloexec: set = field(default_factory=set)
+    context: object = None
+    state: str = "runnable"          # runnable | blocked | zombie | reaped
+    exit_code: int | None = None
+    death: Death | None = None
+    tls: dict = field(default_factory=dict)           # GDT index -> descriptor bytes
+    tid_address: int = 0
+    mi: int = 0                      # the process's number in the paging model
+    set_eax: int | None = None       # return value to put in eax when next scheduled (fork child)
+    sigactions: dict = field(default_factory=dict)
+    shm_attach: dict = field(default_factory=dict)    # addr -> shmid
+    rlimit_stack: int = 8 << 20
+    exe: str = ""
+    forked_by: int | None = None     # the parent's pid for a forked process (ppid may change)
+    sig_blocked: int = 0             # the blocked mask (bit sig-1); elfvm.emu.signals
+    sig_pending: dict = field(default_factory=dict)   # sig -> SigInfo
+    sig_saved_mask: int | None = None                 # sigsuspend's mask to restore
+    sig_altstack: tuple = (0, 2, 0)                   # sigaltstack: sp, flags, size (SS_DISABLE)
+    sig_restart: bool = False        # asleep in a system call that re-executes when woken
+
+    @property
+    def exit_status(self) -> int | None:
+        """As a shell shows it: the exit code, or 128 + the signal."""
+        if self.death is not None:
+            return 128 + self.death.signal
+        return self.exit_code
+
+
+def s32(v: int) -> int:
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v & 0x80000000 else v
+
+
+class Blocked(Exception):
+    """The call must wait: the process sleeps and re-executes `int $0x80` when woken.
+    A deliverable signal interrupts it: -ERESTARTSYS (restarted with SA_RESTART, else -EINTR),
+    or with `nohand` (pause, sigsuspend) -ERESTARTNOHAND (-EINTR once a handler runs)."""
+
+    def __init__(self, nohand: bool = False):
+        super().__init__()
+        self.nohand = nohand
