@@ -11,7 +11,7 @@ from elfvm.emu.cpu import user_desc_to_descriptor
 from elfvm.emu.exit import do_exit
 from elfvm.emu.fork import fork
 from elfvm.emu.pages import flush_refs
-from elfvm.emu.task import Blocked, Process, s32
+from elfvm.emu.task import Blocked, EFault, Process, s32
 from elfvm.emu.uaccess import read_u32, read_user, write_u32, write_user
 from elfvm.emu.uapi import RLIMIT_NOFILE, RLIMIT_STACK
 
@@ -162,3 +162,46 @@ def sys_sched_yield(k, p):
 
 def sys_getpgrp(k, p, *a):
     return p.pid
+
+
+def read_strings(k, p, ptr: int, budget: list[int]) -> list[str]:
+    """copy_strings() of argv or envp: a NULL-terminated array of C strings, each at most
+    MAX_ARG_STRLEN (else E2BIG), all of them within a quarter of RLIMIT_STACK (E2BIG), so
+    a hostile array never grows host memory past that."""
+    from elfvm.emu.exec import MAX_ARG_STRLEN, ExecError
+    from elfvm.emu.uaccess import read_cstr
+
+    out: list[str] = []
+    if not ptr:
+        return out
+    while True:
+        sp = read_u32(k, p, ptr + 4 * len(out))
+        if not sp:
+            return out
+        try:
+            s = read_cstr(k, p, sp, MAX_ARG_STRLEN)
+        except EFault as e:
+            if str(e) == "string too long":
+                raise ExecError(errno.E2BIG) from None
+            raise
+        budget[0] -= len(s) + 1 + 4
+        if budget[0] < 0:
+            raise ExecError(errno.E2BIG)
+        out.append(s.decode("utf-8", "surrogateescape"))
+
+
+def sys_execve(k, p, path_ptr, argv_ptr, envp_ptr):
+    from elfvm.emu.exec import ExecError, do_execve
+    from elfvm.emu.uaccess import read_cstr
+
+    try:
+        path = read_cstr(k, p, path_ptr, 4096)
+        budget = [max(min(p.rlimit_stack, 6 << 30) // 4, 32 * 4096)]
+        argv = read_strings(k, p, argv_ptr, budget)
+        envp = read_strings(k, p, envp_ptr, budget)
+        if not path:
+            return -errno.ENOENT
+        do_execve(k, p, path.decode("utf-8", "surrogateescape"), argv, envp)
+    except ExecError as e:
+        return -e.errno
+    return None

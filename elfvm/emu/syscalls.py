@@ -28,7 +28,7 @@ from elfvm.emu.task import Blocked, EFault, Process
 SYSCALLS = {
     1: ("exit", PROC.sys_exit, 1), 2: ("fork", PROC.sys_fork, 0), 3: ("read", FS.sys_read, 3),
     4: ("write", FS.sys_write, 3), 5: ("open", FS.sys_open, 3), 6: ("close", FS.sys_close, 1),
-    7: ("waitpid", PROC.sys_waitpid, 3), 10: ("unlink", FS.sys_unlink, 1), 12: ("chdir", FS.sys_chdir, 1),
+    7: ("waitpid", PROC.sys_waitpid, 3), 11: ("execve", PROC.sys_execve, 3), 10: ("unlink", FS.sys_unlink, 1), 12: ("chdir", FS.sys_chdir, 1),
     13: ("time", TIME.sys_time, 1), 19: ("lseek", FS.sys_lseek, 3), 20: ("getpid", PROC.sys_getpid, 0),
     24: ("getuid", PROC.sys_ids, 0), 33: ("access", FS.sys_access, 2), 
     41: ("dup", FS.sys_dup, 1), 42: ("pipe", FS.sys_pipe, 1), 45: ("brk", MM.sys_brk, 1),
