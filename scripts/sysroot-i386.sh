@@ -47,5 +47,6 @@ for p in "${PKGS[@]}"; do
     [ -f "$deb" ] && dpkg -x "$deb" "$ROOT"
   done
 done
+mkdir -p "$ROOT/tmp" && chmod 1777 "$ROOT/tmp"   # sort, tac, make need a /tmp
 echo "${PKGS[*]}" > "$ROOT/.complete"
 echo "$ROOT"

@@ -112,6 +112,10 @@ def test_exact_and_default_modes_agree_on_faults_without_pressure():
 
 # ---------------------------------------------------------------- the command
 def elfvm(*args, input=None, cwd=None):
+    """`elfvm simulate-run` with the program (a first argument that is not an option) moved
+    after the options: options end at PROGRAM."""
+    if args and not args[0].startswith("-"):
+        args = (*args[1:], args[0])
     return subprocess.run([sys.executable, "-m", "elfvm", "simulate-run", *args], input=input,
                           capture_output=True, cwd=cwd, timeout=120)
 

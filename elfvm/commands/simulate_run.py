@@ -39,7 +39,14 @@ def program_options(f):
         click.option("--sysroot", default="/", show_default=True, help="PROGRAM: where PT_INTERP "
                      "and the guest's files are looked up (read-only)."),
         click.option("--stdin", "stdin_file", metavar="FILE", default=None,
-                     help="PROGRAM: the guest's standard input (default: empty)."),
+                     help="PROGRAM: the guest's standard input, a regular file as with "
+                     "`prog < FILE` (default: empty)."),
+        click.option("--stdout", "stdout_file", metavar="FILE", default=None,
+                     help="PROGRAM: also write the guest's standard output, byte for byte, to FILE."),
+        click.option("--cwd", metavar="DIR", default=None, help="PROGRAM: the guest's working "
+                     "directory (default: the current one when it exists under --sysroot, else /)."),
+        click.option("--strict", is_flag=True, help="PROGRAM: a system call elfvm does not "
+                     "implement fails the run (exit 6) instead of a warning."),
         click.option("--write-dir", metavar="DIR", default=None, help="PROGRAM: where the "
                      "guest's file writes go (default: an in-memory overlay, thrown away)."),
         click.option("--max-instructions", type=int, default=None, metavar="N",
@@ -76,7 +83,8 @@ def run_program_mode(program, args, trace_opts: dict, prog: dict) -> int:
         fault_model=prog["fault_model"], sysroot=prog["sysroot"], stdin=prog["stdin_file"],
         write_dir=prog["write_dir"], max_instructions=prog["max_instructions"],
         env=build_env(prog["env_clear"], prog["env_set"]), emit_trace=prog["emit_trace"],
-        exact=prog["exact_tlb"], rlimit_stack=rlim, svg=t["svg"],
+        exact=prog["exact_tlb"], rlimit_stack=rlim, svg=t["svg"], stdout_file=prog["stdout_file"],
+        cwd=prog["cwd"], strict=prog["strict"],
         tlb={k: t[k] for k in ("tlb_entries", "tlb_ways", "split_tlb", "asid", "walk_levels",
                                "tlb_ns", "mem_ns")})
 # ---------------------------------------------------------------- end of program mode

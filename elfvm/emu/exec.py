@@ -20,6 +20,7 @@ def spawn(k, result, stdio: dict) -> Process:
     pid = new_pid(k)
     p = Process(pid, 1, result.mm, new_page_tables(k, pid), rlimit_stack=result_rlimit(result))
     p.exe = os.path.abspath(result.program)
+    p.images.append(p.exe)
     k.procs[pid] = p
     k.by_mi = {0: p}
     for img in result.images.values():
@@ -186,7 +187,7 @@ def do_execve(k, p: Process, path: str, argv: list[str], envp: list[str]) -> Non
     p.pt = new_page_tables(k, p.pid)
     p.rlimit_stack = result_rlimit(result)
     p.exe = host
-    p.images = getattr(p, "images", []) + [gpath]
+    p.images.append(gpath)
     for img in result.images.values():
         k.file_inodes[img.display] = Inode(img.display.path, img.file.path, os.stat(img.file.path))
     k.read_implies_exec = result.read_implies_exec

@@ -24,6 +24,7 @@ def fork(k, parent: Process) -> Process:
     child.mi = k.model.add_process()
     k.by_mi[child.mi] = child
     child.exe = parent.exe
+    child.images = [parent.images[-1]] if parent.images else []
     child.forked_by = parent.pid
     child.tls = dict(parent.tls)
     child.sigactions = dict(parent.sigactions)

@@ -38,6 +38,7 @@ class RunOptions:
     fault_model: str = "linux"           # linux | simple
     mmu: str = "x86-64"
     stdin: bytes = b""
+    stdin_path: str | None = None        # --stdin FILE: a regular file on fd 0 (as `prog < FILE`)
     write_dir: str | None = None
     max_instructions: int | None = None
     rlimit_stack: int = 8 << 20
@@ -119,13 +120,15 @@ class RunReport:
 def _exec(opts: RunOptions):
     from elfvm.kernel.binfmt_elf import ExecRequest, UnsupportedProgram, execve
 
-    if not os.path.exists(opts.program):
+    path = program_in_sysroot(opts.program, opts.sysroot)
+    if not os.path.exists(path):
         raise UsageError(f"{opts.program}: no such file")
-    if os.path.isdir(opts.program):
+    if os.path.isdir(path):
         raise UsageError(f"{opts.program}: is a directory")
     argv = [opts.program, *opts.args]
-    req = ExecRequest(opts.program, argv, list(opts.env), sysroot=opts.sysroot,
-                      rlimit_stack=opts.rlimit_stack, seed=opts.seed, cwd=opts.cwd)
+    req = ExecRequest(path, argv, list(opts.env), sysroot=opts.sysroot,
+                      rlimit_stack=opts.rlimit_stack, seed=opts.seed,
+                      cwd=guest_cwd(opts.cwd, opts.sysroot))
     try:
         result = execve(req)
     except UnsupportedProgram as e:
@@ -136,6 +139,41 @@ def _exec(opts: RunOptions):
         what = "killed during execve" if v.result == "killed" else f"execve fails with {v.errno_name}"
         raise ProgramRejected(f"{opts.program}: {what} ({v.step}: {v.reason})", code)
     return result, argv
+
+
+def program_in_sysroot(program: str, sysroot: str) -> str:
+    """The host file of PROGRAM: an absolute path is looked up inside --sysroot first (as
+    the guest would name it), then on the host (a program given by its host path)."""
+    root = os.path.abspath(sysroot)
+    if program.startswith("/") and root != "/":
+        inside = os.path.join(root, program.lstrip("/"))
+        if not os.path.abspath(program).startswith(root + "/") and os.path.exists(inside):
+            return inside
+    return program
+
+
+def guest_cwd(cwd: str | None, sysroot: str) -> str:
+    """--cwd, else the host's working directory seen from inside --sysroot when it lies
+    there (all of it when the sysroot is /), else /."""
+    if cwd is not None:
+        return os.path.normpath(os.path.join("/", cwd))
+    here, root = os.getcwd(), os.path.abspath(sysroot)
+    if root == "/":
+        return here
+    if here == root or here.startswith(root + "/"):
+        return "/" + os.path.relpath(here, root).lstrip("./") if here != root else "/"
+    return "/"
+
+
+def stdin_file(opts: RunOptions):
+    """fd 0: --stdin FILE as a regular file (fstat: S_IFREG and its size; lseek works), else
+    the bytes of RunOptions.stdin."""
+    from elfvm.emu.vfs import Inode, OpenFile
+
+    if opts.stdin_path is None:
+        return OpenFile(None, 0, sink=bytearray())
+    return OpenFile(Inode(opts.stdin_path, os.path.abspath(opts.stdin_path),
+                          os.stat(opts.stdin_path)), 0)
 
 
 def paging_model(opts: RunOptions):
@@ -179,7 +217,8 @@ def run_program(opts: RunOptions) -> RunReport:
         raise UsageError(f"--frames {opts.frames}: more than --ram holds ({opts.ram // 4096} frames)")
     result, argv = _exec(opts)
     model = paging_model(opts)
-    vfs = Vfs(root=os.path.abspath(opts.sysroot), cwd=opts.cwd or os.getcwd(), write_dir=opts.write_dir)
+    vfs = Vfs(root=os.path.abspath(opts.sysroot), cwd=guest_cwd(opts.cwd, opts.sysroot),
+              write_dir=opts.write_dir)
     trace = None
     if opts.emit_trace:
         trace = TraceWriter(opts.emit_trace, FIRST_PID)
@@ -195,7 +234,7 @@ def run_program(opts: RunOptions) -> RunReport:
         raise UsageError(f"simulate-run PROGRAM needs unicorn: pip install 'elfvm[emu]' ({e})") from None
     install_hooks(k)
     k.read_implies_exec = result.read_implies_exec
-    stdin = OpenFile(None, 0, sink=bytearray())
+    stdin = stdin_file(opts)
     out = OpenFile(None, O_WRONLY, sink=k.stdout)
     err = OpenFile(None, O_WRONLY, sink=k.stderr)
     p = spawn(k, result, {0: stdin, 1: out, 2: err})
@@ -269,6 +308,7 @@ class StopOnSigint:
 
 
 def build_report(k, first, argv, opts: RunOptions, result) -> RunReport:
+    from elfvm.emu.syscall_names import syscall_name
     from elfvm.mm.maps import maps_text, proc_maps
 
     total, per_model = k.final_stats or k.model.stats()
@@ -299,10 +339,12 @@ def build_report(k, first, argv, opts: RunOptions, result) -> RunReport:
         program=opts.program, argv=argv, exit_status=first.exit_status,
         stdout=bytes(k.stdout), stderr=bytes(k.stderr), instructions=k.cpu.instructions,
         syscalls=[{"name": n, "count": c} for n, c in sorted(k.syscall_counts.items()) if c],
-        unknown_syscalls=[{"number": n, "count": c} for n, c in sorted(k.unknown_syscalls.items())],
+        unknown_syscalls=[{"name": syscall_name(n), "number": n, "count": c}
+                          for n, c in sorted(k.unknown_syscalls.items())],
         stats=total, process_stats=[per_model[q.mi] for q in procs],
         processes=[{"pid": q.pid, "ppid": q.ppid, "exit_status": q.exit_status,
-                    "death": _death_dict(k, q.death, syms)} for q in procs],
+                    "death": _death_dict(k, q.death, syms), "images": list(q.images)}
+                   for q in procs],
         exact=k.exact, config=k.model.machine.cfg, tlb_fills=k.tlb_fills,
         pages_touched=len(k.touched), pages_at_exec=k.pages_at_exec, maps=maps,
         maps_text=maps_text(mm), rss_by_vma=rss, events=events, stop_reason=k.stop_reason,

@@ -22,6 +22,7 @@ from elfvm.emu import sys_mm as MM
 from elfvm.emu import sys_process as PROC
 from elfvm.emu import sys_time as TIME
 from elfvm.emu.state import KernelState
+from elfvm.emu.syscall_names import syscall_name
 from elfvm.emu.task import Blocked, EFault, Process
 
 # ============================================================ the table
@@ -70,9 +71,9 @@ def dispatch(k: KernelState, p: Process) -> None:
     """One `int $0x80`: look the number up, run the handler, put the result in eax."""
     nr, *args = k.cpu.syscall_args()
     entry = SYSCALLS.get(nr)
-    if entry is None:
+    if entry is None:                               # never silent: listed by name in the report
         k.unknown_syscalls[nr] += 1
-        k.syscall_counts[f"syscall_{nr}"] += 1
+        k.syscall_counts[syscall_name(nr)] += 1
         k.cpu.set_return(-errno.ENOSYS)
         return
     name, fn, nargs = entry

@@ -85,6 +85,7 @@ class Process:
     sig_saved_mask: int | None = None                 # sigsuspend's mask to restore
     sig_altstack: tuple = (0, 2, 0)                   # sigaltstack: sp, flags, size (SS_DISABLE)
     sig_restart: bool = False        # asleep in a system call that re-executes when woken
+    images: list = field(default_factory=list)        # guest paths of each image it exec'd
 
     @property
     def exit_status(self) -> int | None:

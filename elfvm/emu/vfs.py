@@ -166,14 +166,16 @@ class Vfs:
         raise VfsError(errno.EROFS)
 
     def listdir(self, path: str) -> list[tuple[str, int]]:
-        """(name, d_type) entries of a directory, host entries plus overlay files in it."""
+        """(name, d_type) entries of a directory, host entries plus overlay files in it. The
+        host entries come in the host file system's own order (what getdents gives a native
+        run of the same program: tar, find and du print in that order)."""
         ino = self.lookup(path)
         if ino.kind != "dir":
             raise VfsError(errno.ENOTDIR)
         out = [(".", 4), ("..", 4)]
         try:
             with os.scandir(ino.host) as it:
-                for e in sorted(it, key=lambda e: e.name):
+                for e in it:
                     d_type = 4 if e.is_dir(follow_symlinks=False) else 10 if e.is_symlink() else 8
                     out.append((e.name, d_type))
         except OSError:
