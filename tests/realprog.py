@@ -116,7 +116,7 @@ def emulated(root: str, argv: list[str], stdin: bytes = b"", env=ENV, extra=(),
                "--quiet", "--stdin", inp.name, "--env-clear"]
         for kv in env:
             cmd += ["--env", kv]
-        cmd += [*extra, root + argv[0], *argv[1:]]
+        cmd += [*extra, argv[0], *argv[1:]]          # PROGRAM is looked up inside --sysroot
         r = subprocess.run(cmd, capture_output=True, timeout=timeout, cwd="/")
     try:
         doc = json.loads(r.stdout)

@@ -234,6 +234,7 @@ def run_program(opts: RunOptions) -> RunReport:
         raise UsageError(f"simulate-run PROGRAM needs unicorn: pip install 'elfvm[emu]' ({e})") from None
     install_hooks(k)
     k.read_implies_exec = result.read_implies_exec
+    k.model_ram = opts.ram
     stdin = stdin_file(opts)
     out = OpenFile(None, O_WRONLY, sink=k.stdout)
     err = OpenFile(None, O_WRONLY, sink=k.stderr)

@@ -80,6 +80,8 @@ class KernelState:
         self.shm: dict[int, dict] = {}
         self.shmem_ids = itertools.count(1)              # MAP_SHARED|MAP_ANONYMOUS objects
         self.clock_ns = 1_700_000_000 * 10**9
+        self.boot_ns = self.clock_ns - 1000 * 10**9     # sysinfo's uptime
+        self.model_ram = ram                             # --ram (run.py sets it)
         self.rng = random.Random(seed if seed is not None else 0)
         # kernel pages: GDT, the iret stub + its stack; the zero page; the vDSO image
         self.gdt_frame = self.frames.new("GDT", anon=False, pinned=True).addr

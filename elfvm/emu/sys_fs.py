@@ -429,3 +429,95 @@ def sys_unlinkat(k, p, dirfd, path, flags):
 
 def sys_umask(k, p, mask):
     return 0o022
+
+
+# ---------------------------------------------------------------- positional I/O, fs info
+MAX_RW_COUNT = 0x7FFFF000          # INT_MAX & PAGE_MASK: read/write never move more at once
+
+
+def sys_pread64(k, p, fd, buf, count, off_lo, off_hi):
+    f = _fd(p, fd)
+    if f.pipe is not None or f.sink is not None:
+        return -errno.ESPIPE
+    if f.flags & V.O_ACCMODE == V.O_WRONLY:
+        return -errno.EBADF
+    if f.inode.kind == "dir":
+        return -errno.EISDIR
+    off = off_lo | off_hi << 32
+    if off >> 63:
+        return -errno.EINVAL
+    data = f.inode.pread(off, min(count, MAX_RW_COUNT, max(f.inode.size - off, 0)))
+    write_user(k, p, buf, data)
+    return len(data)
+
+
+def sys_pwrite64(k, p, fd, buf, count, off_lo, off_hi):
+    f = _fd(p, fd)
+    if f.pipe is not None or f.sink is not None:
+        return -errno.ESPIPE
+    off = off_lo | off_hi << 32
+    if off >> 63:
+        return -errno.EINVAL
+    data = read_user(k, p, buf, min(count, MAX_RW_COUNT))
+    saved = f.pos, f.flags
+    f.pos, f.flags = off, f.flags & ~V.O_APPEND
+    try:
+        return _write_to(k, p, f, data)
+    finally:
+        f.pos, f.flags = saved[0], saved[1]
+
+
+def sys_fchdir(k, p, fd):
+    f = _fd(p, fd)
+    if f.inode is None or f.inode.kind != "dir":
+        return -errno.ENOTDIR
+    k.vfs.cwd = f.inode.path
+    return 0
+
+
+def _statfs64(host: str) -> bytes:
+    """struct statfs64 (i386): the host file system's figures, as a chroot would see them."""
+    s = os.statvfs(host)
+    return struct.pack("<IIQQQQQ2iII5I", 0xEF53, s.f_bsize, s.f_blocks, s.f_bfree, s.f_bavail,
+                       s.f_files, s.f_ffree, 0, 0, s.f_namemax, s.f_frsize, s.f_flag & 0xFFFF,
+                       0, 0, 0, 0)
+
+
+def sys_statfs64(k, p, path_ptr, size, buf):
+    if size != 84:
+        return -errno.EINVAL
+    ino = _lookup(k, p, read_cstr(k, p, path_ptr).decode("utf-8", "surrogateescape"))
+    write_user(k, p, buf, _statfs64(ino.host or k.vfs.root))
+    return 0
+
+
+def sys_fstatfs64(k, p, fd, size, buf):
+    if size != 84:
+        return -errno.EINVAL
+    f = _fd(p, fd)
+    host = f.inode.host if f.inode is not None and f.inode.host else k.vfs.root
+    write_user(k, p, buf, _statfs64(host))
+    return 0
+
+
+def sys_xattr_path(k, p, path_ptr, *rest):
+    """getxattr/lgetxattr/listxattr/llistxattr/setxattr...: a file system without xattrs
+    (the file must exist: ENOENT first, then EOPNOTSUPP)."""
+    _lookup(k, p, read_cstr(k, p, path_ptr).decode("utf-8", "surrogateescape"), follow=False)
+    return -errno.EOPNOTSUPP
+
+
+def sys_xattr_fd(k, p, fd, *rest):
+    _fd(p, fd)
+    return -errno.EOPNOTSUPP
+
+
+def sys_fadvise64_64(k, p, fd, off_lo, off_hi, len_lo, len_hi, advice):
+    f = _fd(p, fd)
+    if f.pipe is not None:
+        return -errno.ESPIPE
+    return 0 if 0 <= advice <= 5 else -errno.EINVAL       # advice only: nothing to do
+
+
+def sys_fadvise64(k, p, fd, off_lo, off_hi, length, advice):
+    return sys_fadvise64_64(k, p, fd, off_lo, off_hi, length, 0, advice)

@@ -38,7 +38,7 @@ SYSCALLS = {
     64: ("getppid", PROC.sys_getppid, 0), 65: ("getpgrp", PROC.sys_getpgrp, 0),
     78: ("gettimeofday", TIME.sys_gettimeofday, 2), 85: ("readlink", FS.sys_readlink, 3),
     90: ("mmap", MM.sys_mmap, 1), 91: ("munmap", MM.sys_munmap, 2), 114: ("wait4", PROC.sys_wait4, 4),
-    116: ("sysinfo", INFO.sys_sysinfo, 1), 117: ("ipc", IPC.sys_ipc, 6), 120: ("clone", PROC.sys_clone, 5),
+    116: ("sysinfo", INFO.sys_sysinfo_model, 1), 117: ("ipc", IPC.sys_ipc, 6), 120: ("clone", PROC.sys_clone, 5),
     122: ("uname", INFO.sys_uname, 1), 125: ("mprotect", MM.sys_mprotect, 3),
     132: ("getpgid", PROC.sys_getpgrp, 1), 140: ("_llseek", FS.sys__llseek, 5),
     145: ("readv", FS.sys_readv, 3), 146: ("writev", FS.sys_writev, 3), 147: ("getsid", PROC.sys_getpgrp, 1),
@@ -63,6 +63,19 @@ SYSCALLS = {
     395: ("shmget", IPC.sys_shmget, 3), 396: ("shmctl", IPC.sys_shmctl, 3), 397: ("shmat", IPC.sys_shmat, 3),
     398: ("shmdt", IPC.sys_shmdt, 1), 403: ("clock_gettime64", TIME.sys_clock_gettime64, 2),
     439: ("faccessat2", FS.sys_faccessat, 4),
+    102: ("socketcall", INFO.sys_socketcall, 2), 133: ("fchdir", FS.sys_fchdir, 1),
+    172: ("prctl", INFO.sys_prctl, 5), 180: ("pread64", FS.sys_pread64, 5),
+    181: ("pwrite64", FS.sys_pwrite64, 5), 218: ("mincore", MM.sys_mincore, 3),
+    226: ("setxattr", FS.sys_xattr_path, 5), 227: ("lsetxattr", FS.sys_xattr_path, 5),
+    228: ("fsetxattr", FS.sys_xattr_fd, 5), 229: ("getxattr", FS.sys_xattr_path, 4),
+    230: ("lgetxattr", FS.sys_xattr_path, 4), 231: ("fgetxattr", FS.sys_xattr_fd, 4),
+    232: ("listxattr", FS.sys_xattr_path, 3), 233: ("llistxattr", FS.sys_xattr_path, 3),
+    234: ("flistxattr", FS.sys_xattr_fd, 3), 235: ("removexattr", FS.sys_xattr_path, 2),
+    236: ("lremovexattr", FS.sys_xattr_path, 2), 237: ("fremovexattr", FS.sys_xattr_fd, 2),
+    242: ("sched_getaffinity", INFO.sys_sched_getaffinity, 3),
+    250: ("fadvise64", FS.sys_fadvise64, 5), 268: ("statfs64", FS.sys_statfs64, 3),
+    269: ("fstatfs64", FS.sys_fstatfs64, 3), 272: ("fadvise64_64", FS.sys_fadvise64_64, 6),
+    359: ("socket", INFO.sys_socket, 3),
 }
 SYSCALLS.update(SIG.SYSCALLS)      # kill, tkill, tgkill, rt_sig*, sigreturn, sigaltstack, pause
 

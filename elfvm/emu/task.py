@@ -86,6 +86,7 @@ class Process:
     sig_altstack: tuple = (0, 2, 0)                   # sigaltstack: sp, flags, size (SS_DISABLE)
     sig_restart: bool = False        # asleep in a system call that re-executes when woken
     images: list = field(default_factory=list)        # guest paths of each image it exec'd
+    prctl: dict = field(default_factory=dict)         # prctl state: comm, dumpable...
 
     @property
     def exit_status(self) -> int | None:
