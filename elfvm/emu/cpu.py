@@ -125,6 +125,15 @@ class Cpu:
             if err:
                 raise UcError(err)
 
+    def install_traps(self, io, sysenter) -> None:
+        """Callbacks for in/out and sysenter (Unicorn runs them without the CPL checks)."""
+        from unicorn import UC_HOOK_INSN
+        from unicorn.x86_const import UC_X86_INS_IN, UC_X86_INS_OUT, UC_X86_INS_SYSENTER
+
+        self.uc.hook_add(UC_HOOK_INSN, io, None, 1, 0, UC_X86_INS_IN)
+        self.uc.hook_add(UC_HOOK_INSN, io, None, 1, 0, UC_X86_INS_OUT)
+        self.uc.hook_add(UC_HOOK_INSN, sysenter, None, 1, 0, UC_X86_INS_SYSENTER)
+
     def install_exact(self, code, mem) -> None:
         """Exact mode: a Python callback on every instruction and every data access."""
         self.uc.hook_add(UC_HOOK_CODE, code)
