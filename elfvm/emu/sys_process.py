@@ -88,8 +88,52 @@ def sys_getppid(k, p):
     return p.ppid
 
 
-def sys_ids(k, p, *a):
+def _creds(k, p) -> dict:
+    """The task's credentials: from the same source as the auxv's AT_UID/AT_EUID/AT_GID/AT_EGID
+    (the profile's host), changed by setresuid/setresgid."""
+    if not hasattr(p, "creds"):
+        h = k.profile.host
+        p.creds = {"uid": h.uid, "euid": h.euid, "suid": h.euid, "gid": h.gid, "egid": h.egid,
+                   "sgid": h.egid}
+    return p.creds
+
+
+def sys_getuid(k, p):
+    return _creds(k, p)["uid"]
+
+
+def sys_geteuid(k, p):
+    return _creds(k, p)["euid"]
+
+
+def sys_getgid(k, p):
+    return _creds(k, p)["gid"]
+
+
+def sys_getegid(k, p):
+    return _creds(k, p)["egid"]
+
+
+def _setres(k, p, names: tuple[str, str, str], vals) -> int:
+    """setresuid/setresgid: -1 keeps a field; an unprivileged task may only pick among its
+    current real, effective and saved ids (EPERM otherwise)."""
+    c = _creds(k, p)
+    cur = {c[n] for n in names}
+    want = [None if v == 0xFFFFFFFF else v for v in vals]
+    if c["euid"] != 0 and any(v is not None and v not in cur for v in want):
+        return -errno.EPERM
+    for n, v in zip(names, want):
+        if v is not None:
+            c[n] = v
     return 0
+
+
+def sys_setresuid(k, p, ruid, euid, suid):
+    return _setres(k, p, ("uid", "euid", "suid"), (ruid, euid, suid))
+
+
+def sys_setresgid(k, p, rgid, egid, sgid):
+    return _setres(k, p, ("gid", "egid", "sgid"), (rgid, egid, sgid))
 
 
 def sys_set_tid_address(k, p, addr):

@@ -31,9 +31,9 @@ SYSCALLS = {
     4: ("write", FS.sys_write, 3), 5: ("open", FS.sys_open, 3), 6: ("close", FS.sys_close, 1),
     7: ("waitpid", PROC.sys_waitpid, 3), 11: ("execve", PROC.sys_execve, 3), 10: ("unlink", FS.sys_unlink, 1), 12: ("chdir", FS.sys_chdir, 1),
     13: ("time", TIME.sys_time, 1), 19: ("lseek", FS.sys_lseek, 3), 20: ("getpid", PROC.sys_getpid, 0),
-    24: ("getuid", PROC.sys_ids, 0), 33: ("access", FS.sys_access, 2), 
+    24: ("getuid", PROC.sys_getuid, 0), 33: ("access", FS.sys_access, 2), 
     41: ("dup", FS.sys_dup, 1), 42: ("pipe", FS.sys_pipe, 1), 45: ("brk", MM.sys_brk, 1),
-    47: ("getgid", PROC.sys_ids, 0), 49: ("geteuid", PROC.sys_ids, 0), 50: ("getegid", PROC.sys_ids, 0),
+    47: ("getgid", PROC.sys_getgid, 0), 49: ("geteuid", PROC.sys_geteuid, 0), 50: ("getegid", PROC.sys_getegid, 0),
     54: ("ioctl", FS.sys_ioctl, 3), 60: ("umask", FS.sys_umask, 1), 63: ("dup2", FS.sys_dup2, 2),
     64: ("getppid", PROC.sys_getppid, 0), 65: ("getpgrp", PROC.sys_getpgrp, 0),
     78: ("gettimeofday", TIME.sys_gettimeofday, 2), 85: ("readlink", FS.sys_readlink, 3),
@@ -48,8 +48,8 @@ SYSCALLS = {
     190: ("vfork", PROC.sys_vfork, 0),
     191: ("ugetrlimit", PROC.sys_ugetrlimit, 2), 192: ("mmap2", MM.sys_mmap2, 6),
     195: ("stat64", FS.sys_stat64, 2), 196: ("lstat64", FS.sys_lstat64, 2), 197: ("fstat64", FS.sys_fstat64, 2),
-    199: ("getuid32", PROC.sys_ids, 0), 200: ("getgid32", PROC.sys_ids, 0), 201: ("geteuid32", PROC.sys_ids, 0),
-    202: ("getegid32", PROC.sys_ids, 0), 219: ("madvise", MM.sys_madvise, 3),
+    199: ("getuid32", PROC.sys_getuid, 0), 200: ("getgid32", PROC.sys_getgid, 0), 201: ("geteuid32", PROC.sys_geteuid, 0),
+    202: ("getegid32", PROC.sys_getegid, 0), 219: ("madvise", MM.sys_madvise, 3),
     220: ("getdents64", FS.sys_getdents64, 3), 221: ("fcntl64", FS.sys_fcntl64, 3),
     224: ("gettid", PROC.sys_getpid, 0), 240: ("futex", PROC.sys_futex, 6),
     243: ("set_thread_area", PROC.sys_set_thread_area, 1), 252: ("exit_group", PROC.sys_exit, 1),
@@ -75,7 +75,9 @@ SYSCALLS = {
     242: ("sched_getaffinity", INFO.sys_sched_getaffinity, 3),
     250: ("fadvise64", FS.sys_fadvise64, 5), 268: ("statfs64", FS.sys_statfs64, 3),
     269: ("fstatfs64", FS.sys_fstatfs64, 3), 272: ("fadvise64_64", FS.sys_fadvise64_64, 6),
-    359: ("socket", INFO.sys_socket, 3),
+    359: ("socket", INFO.sys_socket, 3), 208: ("setresuid32", PROC.sys_setresuid, 3),
+    210: ("setresgid32", PROC.sys_setresgid, 3), 164: ("setresuid", PROC.sys_setresuid, 3),
+    170: ("setresgid", PROC.sys_setresgid, 3),
 }
 SYSCALLS.update(SIG.SYSCALLS)      # kill, tkill, tgkill, rt_sig*, sigreturn, sigaltstack, pause
 
