@@ -88,6 +88,9 @@ def simulate_program(program: str, args=(), *, frames: str | None = None, ram: s
             raise UsageError(f"--stdout {stdout_file}: {e.strerror}") from None
     if fmt == "json":
         click.echo(render_json(report))
+        for note in report.notes:            # the table prints them; JSON's keys are fixed
+            if note.startswith("--write-dir:"):
+                click.echo(f"elfvm: warning: {note}", err=True)
     else:
         click.echo(render_text(report, tuple(shows), limit), nl=False)
     if report.stop_reason == "max-instructions":

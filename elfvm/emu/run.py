@@ -334,6 +334,7 @@ def build_report(k, first, argv, opts: RunOptions, result) -> RunReport:
                "handler": e.handler, "eip": e.eip, "symbol": syms.at(e.eip), "mapped": e.mapped,
                "kernel": e.kernel} for e in k.events]
     notes = list(getattr(result, "notes", []))
+    notes += [f"--write-dir: {gp} not saved: {why}" for gp, why in k.vfs.save_refused]
     if k.cpu.instructions is None:
         notes.append("instructions are not counted without numba (pip install numba)")
     return RunReport(

@@ -2,7 +2,8 @@
 
 The host is protected: no host file is ever opened for writing. A guest write goes to an
 overlay copy of the file (thrown away at the end), unless `write_dir` names a host directory
-where such files may be created (the overlay is then saved there by `save_overlay`).
+where such files may be created (the overlay is then saved there by `save_overlay`, every name
+resolved beneath that directory without following a symlink: elfvm.emu.writedir).
 Paths are resolved inside `root` (the --sysroot), as a chrooted process would see them.
 """
 
@@ -12,6 +13,8 @@ import errno
 import os
 import stat as stat_mod
 from dataclasses import dataclass, field
+
+from elfvm.emu.writedir import WriteDir
 
 
 class VfsError(Exception):
@@ -86,6 +89,7 @@ class Vfs:
     write_dir: str | None = None
     overlay: dict = field(default_factory=dict)      # guest path -> Inode with data
     writes_refused: list = field(default_factory=list)
+    save_refused: list = field(default_factory=list)   # (guest path, why) not saved to write_dir
 
     def host_path(self, path: str) -> str:
         """The host path of a guest path (absolute or relative to cwd), kept inside root."""
@@ -194,16 +198,19 @@ class Vfs:
             raise VfsError(e.errno or errno.EINVAL) from None
 
     def save_overlay(self) -> list[str]:
-        """Write the overlay files under write_dir (never elsewhere); returns the host paths."""
+        """Write the overlay files under write_dir, resolved beneath it (elfvm.emu.writedir:
+        no symlink, hard link or `..` found there leads outside); returns the host paths saved.
+        A file that cannot be saved safely is listed in `save_refused` with the reason."""
         if not self.write_dir:
             return []
+        wd = WriteDir(self.write_dir)
         saved = []
         for gp, ino in sorted(self.overlay.items()):
             if ino.data is None or gp.startswith("/proc/"):
                 continue
-            dest = os.path.join(self.write_dir, gp.lstrip("/"))
-            os.makedirs(os.path.dirname(dest), exist_ok=True)
-            with open(dest, "wb") as f:
-                f.write(ino.data)
-            saved.append(dest)
+            mode = ino.st.st_mode & 0o7777 if ino.st is not None else 0o644
+            try:
+                saved.append(wd.write_file(gp, ino.data, mode))
+            except OSError as e:
+                self.save_refused.append((gp, e.strerror or str(e)))
         return saved
