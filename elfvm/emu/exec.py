@@ -145,11 +145,24 @@ def flush_old_exec(k, p: Process) -> None:
     """begin_new_exec(): the old mm goes, close-on-exec files are closed, handled signals
     go back to SIG_DFL (ignored ones stay ignored), the TLS slots and the alternate signal
     stack are cleared, clear_child_tid is forgotten."""
-    from elfvm.emu.exit import close_fd, exit_mm
+    from elfvm.emu.exit import close_fd, exit_mm, mm_release
+    from elfvm.emu.fork import shares_mm
+
     from elfvm.emu.sigstate import SIG_IGN, action
 
-    exit_mm(k, p)
+    if shares_mm(k, p):                 # a vfork child (or a thread): the mm stays with the
+        p.ptes, p.swapped = {}, {}       # others; this task gets its own, and a model process
+        p.mi = k.model.add_process()
+        k.by_mi[p.mi] = p
+        p.tgid = 0
+    else:
+        exit_mm(k, p)
+    mm_release(k, p)                     # the vfork parent runs again
     p.shm_attach = {}
+    if any(q.fds is p.fds for q in k.procs.values() if q is not p):
+        p.fds, p.cloexec = dict(p.fds), set(p.cloexec)       # unshare_files()
+        for f in p.fds.values():
+            f.refs += 1
     for fd in sorted(p.cloexec):
         close_fd(k, p, fd)
     p.sigactions = {s: a for s, a in p.sigactions.items() if action(p, s).handler == SIG_IGN}

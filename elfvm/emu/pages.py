@@ -106,7 +106,7 @@ def set_pte(k, p: Process, vpn: int, pte: Pte) -> None:
     p.ptes[vpn] = pte
     fi = k.frames.info.get(pte.frame)
     if fi is not None:
-        fi.rmap.add((p.pid, vpn))
+        fi.rmap.add((p.group, vpn))             # threads share one mm: one mapping
     flags = E.P | E.US | E.A
     if pte.write:
         flags |= E.RW | E.D
@@ -121,7 +121,7 @@ def clear_pte(k, p: Process, vpn: int) -> Pte | None:
         return None
     fi = k.frames.info.get(pte.frame)
     if fi is not None:
-        fi.rmap.discard((p.pid, vpn))
+        fi.rmap.discard((p.group, vpn))
         if not fi.rmap and fi.cache_key is None and not fi.pinned:
             release_frame(k, fi)
     g = k.geom

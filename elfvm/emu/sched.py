@@ -10,7 +10,10 @@ from elfvm.emu.exit import do_exit
 from elfvm.emu.memory import OutOfFrames
 from elfvm.emu.pages import apply_deferred, flush_cpu_tlb
 from elfvm.emu.sigstate import SIGKILL, SIGSEGV
+from elfvm.emu.sys_time import advance_clock, fire_timers
 from elfvm.emu.task import Death, Process
+
+QUANTUM = 200_000                 # instructions per turn when several tasks can run
 
 
 def switch_to(k, p: Process) -> None:
@@ -37,13 +40,16 @@ def runnable(k) -> list[Process]:
 
 
 def run(k) -> None:
-    """Run every process until all have exited (round-robin at blocking points)."""
+    """Run every task until all have exited: round-robin at blocking points, and by quanta
+    of instructions when tasks share memory or a timer is armed."""
     first = k.current
     begin = getattr(first, "start_at", None)
     order_hint = first.pid
     resume = None
     while True:
         cands = runnable(k)
+        if not cands and advance_clock(k):     # everyone sleeps: time jumps to the next deadline
+            continue
         if not cands:
             blocked = [q for q in k.procs.values() if q.state == "blocked"]
             for q in blocked:              # nothing can wake them: a deadlock
@@ -65,6 +71,13 @@ def run(k) -> None:
         if k.max_instructions:
             done = k.cpu.instructions or 0
             budget = max(k.max_instructions - done, 1)
+        # round-robin with a quantum of instructions when tasks share memory (threads may spin
+        # on it) or a timer is armed (the clock follows the instructions); processes that only
+        # meet in system calls switch when they block
+        sliced = bool(k.timers) or len({id(q.ptes) for q in cands}) < len(cands)
+        if sliced:
+            budget = min(budget or QUANTUM, QUANTUM)
+        before = k.cpu.instructions or 0
         try:
             k.uc.emu_start(start, UNTIL, 0, budget)
         except UcError as e:
@@ -87,6 +100,10 @@ def run(k) -> None:
                 resume = nxt
             else:
                 do_exit(k, nxt, death=d)
+        if sliced:                             # a 1 GHz CPU: 1 ns per instruction
+            k.clock_ns += max((k.cpu.instructions or before + QUANTUM) - before, 0)
+            if k.timers:
+                fire_timers(k)
         if nxt.state not in ("zombie", "reaped"):
             nxt.context = k.uc.context_save()
         if k.deferred:                  # stopped to evict outside a memory hook

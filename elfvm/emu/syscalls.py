@@ -51,13 +51,13 @@ SYSCALLS = {
     199: ("getuid32", PROC.sys_getuid, 0), 200: ("getgid32", PROC.sys_getgid, 0), 201: ("geteuid32", PROC.sys_geteuid, 0),
     202: ("getegid32", PROC.sys_getegid, 0), 219: ("madvise", MM.sys_madvise, 3),
     220: ("getdents64", FS.sys_getdents64, 3), 221: ("fcntl64", FS.sys_fcntl64, 3),
-    224: ("gettid", PROC.sys_getpid, 0), 240: ("futex", PROC.sys_futex, 6),
-    243: ("set_thread_area", PROC.sys_set_thread_area, 1), 252: ("exit_group", PROC.sys_exit, 1),
+    224: ("gettid", PROC.sys_gettid, 0), 240: ("futex", PROC.sys_futex, 6),
+    243: ("set_thread_area", PROC.sys_set_thread_area, 1), 252: ("exit_group", PROC.sys_exit_group, 1),
     258: ("set_tid_address", PROC.sys_set_tid_address, 1), 265: ("clock_gettime", TIME.sys_clock_gettime, 2),
     295: ("openat", FS.sys_openat, 4),
     300: ("fstatat64", FS.sys_fstatat64, 4), 301: ("unlinkat", FS.sys_unlinkat, 3),
     305: ("readlinkat", FS.sys_readlinkat, 4), 307: ("faccessat", FS.sys_faccessat, 3),
-    311: ("set_robust_list", PROC.sys_zero, 2), 330: ("dup3", FS.sys_dup3, 3), 331: ("pipe2", FS.sys_pipe2, 2),
+    311: ("set_robust_list", PROC.sys_set_robust_list, 2), 330: ("dup3", FS.sys_dup3, 3), 331: ("pipe2", FS.sys_pipe2, 2),
     340: ("prlimit64", PROC.sys_prlimit64, 4), 355: ("getrandom", INFO.sys_getrandom, 3),
     383: ("statx", FS.sys_statx, 5), 386: ("rseq", PROC.sys_rseq, 4),
     395: ("shmget", IPC.sys_shmget, 3), 396: ("shmctl", IPC.sys_shmctl, 3), 397: ("shmat", IPC.sys_shmat, 3),
@@ -75,7 +75,17 @@ SYSCALLS = {
     242: ("sched_getaffinity", INFO.sys_sched_getaffinity, 3),
     250: ("fadvise64", FS.sys_fadvise64, 5), 268: ("statfs64", FS.sys_statfs64, 3),
     269: ("fstatfs64", FS.sys_fstatfs64, 3), 272: ("fadvise64_64", FS.sys_fadvise64_64, 6),
-    359: ("socket", INFO.sys_socket, 3), 208: ("setresuid32", PROC.sys_setresuid, 3),
+    359: ("socket", INFO.sys_socket, 3), 27: ("alarm", TIME.sys_alarm, 1),
+    104: ("setitimer", TIME.sys_setitimer, 3), 105: ("getitimer", TIME.sys_getitimer, 2),
+    259: ("timer_create", TIME.sys_timer_create, 3), 260: ("timer_settime", TIME.sys_timer_settime, 4),
+    261: ("timer_gettime", TIME.sys_timer_gettime, 2),
+    262: ("timer_getoverrun", TIME.sys_timer_getoverrun, 1), 263: ("timer_delete", TIME.sys_timer_delete, 1),
+    266: ("clock_getres", TIME.sys_clock_getres, 2), 267: ("clock_nanosleep", TIME.sys_clock_nanosleep, 4),
+    406: ("clock_getres_time64", TIME.sys_clock_getres_time64, 2),
+    407: ("clock_nanosleep_time64", TIME.sys_clock_nanosleep_time64, 4),
+    408: ("timer_gettime64", TIME.sys_timer_gettime64, 2),
+    409: ("timer_settime64", TIME.sys_timer_settime64, 4), 435: ("clone3", PROC.sys_clone3, 2),
+    422: ("futex_time64", PROC.sys_futex_time64, 6), 208: ("setresuid32", PROC.sys_setresuid, 3),
     210: ("setresgid32", PROC.sys_setresgid, 3), 164: ("setresuid", PROC.sys_setresuid, 3),
     170: ("setresgid", PROC.sys_setresgid, 3),
 }
@@ -93,6 +103,8 @@ def dispatch(k: KernelState, p: Process) -> None:
         return
     name, fn, nargs = entry
     k.syscall_counts[name] += 1
+    if k.timers:
+        TIME.fire_timers(k)
     p.sig_restart = False
     if name == "exit_group" or name == "exit":
         fn(k, p, *args[:nargs])
@@ -101,6 +113,7 @@ def dispatch(k: KernelState, p: Process) -> None:
         ret = fn(k, p, *args[:nargs])
     except Blocked as b:
         if SIG.deliverable(p) is not None:          # interrupted by a signal
+            p.futex_key, p.futex_woken, p.wake_at, p.timed_out = None, False, None, False
             k.cpu.set_return(-errno.EINTR)
             SIG.do_signal(k, p, restart=None if b.nohand else nr)
             return
