@@ -28,7 +28,7 @@ def simulate_program(program: str, args=(), *, frames: str | None = None, ram: s
                      emit_trace: str | None = None, exact: bool = False,
                      rlimit_stack: int = 8 << 20, tlb: dict | None = None,
                      svg: str | None = None, stdout_file: str | None = None,
-                     cwd: str | None = None, strict: bool = False) -> int:
+                     cwd: str | None = None, strict: bool = False, clock: str = "host") -> int:
     """`tlb`: the trace options that shape the model's TLB and walk (tlb_entries, tlb_ways,
     split_tlb, asid, walk_levels, tlb_ns, mem_ns). `svg`: also draw the run there (the frame
     table over time, faults by kind and the TLB hit ratio per time bin)."""
@@ -60,6 +60,9 @@ def simulate_program(program: str, args=(), *, frames: str | None = None, ram: s
             raise UsageError(f"--stdin {stdin}: {e.strerror}") from None
     if write_dir is not None and not os.path.isdir(write_dir):
         raise UsageError(f"--write-dir {write_dir}: not a directory")
+    from elfvm.emu.run import clock_start
+
+    clock_start(clock)                            # a bad --clock is a usage error, up front
     if not os.path.isdir(sysroot):
         raise UsageError(f"--sysroot {sysroot}: not a directory")
     live = not quiet and fmt != "json"
@@ -71,7 +74,7 @@ def simulate_program(program: str, args=(), *, frames: str | None = None, ram: s
 
     opts = RunOptions(program, tuple(args), tuple(env), sysroot=sysroot, ram=ram_bytes, frames=nframes,
                       policy=policy, fault_model=fault_model, mmu=mmu, stdin_path=stdin,
-                      write_dir=write_dir, cwd=cwd,
+                      write_dir=write_dir, cwd=cwd, clock=clock,
                       max_instructions=max_instructions, rlimit_stack=rlimit_stack, seed=seed,
                       echo=echo if live else None, exact=exact, emit_trace=emit_trace,
                       timeline_bins=SVG_BINS if svg is not None else 0, **(tlb or {}))

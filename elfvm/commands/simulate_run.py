@@ -45,6 +45,10 @@ def program_options(f):
                      help="PROGRAM: also write the guest's standard output, byte for byte, to FILE."),
         click.option("--cwd", metavar="DIR", default=None, help="PROGRAM: the guest's working "
                      "directory (default: the current one when it exists under --sysroot, else /)."),
+        click.option("--clock", default="host", show_default=True, metavar="host|fixed|SECONDS",
+                     help="PROGRAM: where the guest's clock starts (it then advances with the "
+                     "run: sleeps and timers cost no host time); fixed or SECONDS since the "
+                     "epoch make runs reproducible."),
         click.option("--strict", is_flag=True, help="PROGRAM: a system call elfvm does not "
                      "implement fails the run (exit 6) instead of a warning."),
         click.option("--write-dir", metavar="DIR", default=None, help="PROGRAM: where the "
@@ -84,7 +88,7 @@ def run_program_mode(program, args, trace_opts: dict, prog: dict) -> int:
         write_dir=prog["write_dir"], max_instructions=prog["max_instructions"],
         env=build_env(prog["env_clear"], prog["env_set"]), emit_trace=prog["emit_trace"],
         exact=prog["exact_tlb"], rlimit_stack=rlim, svg=t["svg"], stdout_file=prog["stdout_file"],
-        cwd=prog["cwd"], strict=prog["strict"],
+        cwd=prog["cwd"], strict=prog["strict"], clock=prog["clock"],
         tlb={k: t[k] for k in ("tlb_entries", "tlb_ways", "split_tlb", "asid", "walk_levels",
                                "tlb_ns", "mem_ns")})
 # ---------------------------------------------------------------- end of program mode

@@ -39,6 +39,7 @@ class RunOptions:
     mmu: str = "x86-64"
     stdin: bytes = b""
     stdin_path: str | None = None        # --stdin FILE: a regular file on fd 0 (as `prog < FILE`)
+    clock: str = "host"                  # host | fixed | SECONDS since the epoch: the clock's start
     write_dir: str | None = None
     max_instructions: int | None = None
     rlimit_stack: int = 8 << 20
@@ -165,6 +166,27 @@ def guest_cwd(cwd: str | None, sysroot: str) -> str:
     return "/"
 
 
+FIXED_CLOCK = 1_700_000_000              # --clock fixed: 2023-11-14 22:13:20 UTC
+
+
+def clock_start(clock: str) -> int:
+    """The guest clock's start in ns since the epoch: the host's real time, or a fixed
+    instant for reproducible runs (`fixed`, or a number of seconds)."""
+    import time
+
+    if clock == "host":
+        return time.time_ns()
+    if clock == "fixed":
+        return FIXED_CLOCK * 10**9
+    try:
+        secs = float(clock)
+    except ValueError:
+        raise UsageError(f"--clock {clock!r}: host, fixed or seconds since the epoch") from None
+    if not 0 <= secs < 2**31:
+        raise UsageError(f"--clock {clock}: between 0 and 2^31 seconds (i386 time_t)")
+    return int(secs * 10**9)
+
+
 def stdin_file(opts: RunOptions):
     """fd 0: --stdin FILE as a regular file (fstat: S_IFREG and its size; lseek works), else
     the bytes of RunOptions.stdin."""
@@ -229,7 +251,8 @@ def run_program(opts: RunOptions) -> RunReport:
                         fault_model=opts.fault_model, geometry=opts.mmu, vfs=vfs,
                         max_instructions=opts.max_instructions, seed=opts.seed, stdin=opts.stdin,
                         echo=opts.echo, event_limit=opts.event_limit,
-                        folio_pages=max(opts.folio_kib // 4, 1), exact=exact, trace=trace)
+                        folio_pages=max(opts.folio_kib // 4, 1), exact=exact, trace=trace,
+                   clock_ns=clock_start(opts.clock))
     except ImportError as e:          # pragma: no cover
         raise UsageError(f"simulate-run PROGRAM needs unicorn: pip install 'elfvm[emu]' ({e})") from None
     install_hooks(k)

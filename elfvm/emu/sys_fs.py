@@ -12,7 +12,7 @@ from elfvm.emu import vfs as V
 from elfvm.emu.exit import close_fd, wake_all
 from elfvm.emu.state import KernelState
 from elfvm.emu.task import Blocked, Process, s32
-from elfvm.emu.uaccess import read_cstr, read_user, write_u32, write_user
+from elfvm.emu.uaccess import read_cstr, read_user, user_span, write_u32, write_user
 from elfvm.emu.uapi import (
     AT_EMPTY_PATH,
     AT_FDCWD,
@@ -26,6 +26,8 @@ from elfvm.emu.uapi import (
     FIONREAD,
     O_CLOEXEC,
 )
+
+MAX_RW_COUNT = 0x7FFFF000          # INT_MAX & PAGE_MASK: read/write never move more at once
 
 
 def _fd(p: Process, fd: int) -> V.OpenFile:
@@ -120,7 +122,11 @@ def sys_read(k, p, fd, buf, count):
         return len(data)
     if f.inode.kind == "dir":
         return -errno.EISDIR
-    data = f.inode.pread(f.pos, count)
+    count = min(count, MAX_RW_COUNT, max(f.inode.size - f.pos, 0))
+    reach = user_span(k, p, buf, count, True)
+    if count and not reach:
+        return -errno.EFAULT
+    data = f.inode.pread(f.pos, reach)
     write_user(k, p, buf, data)
     f.pos += len(data)
     return len(data)
@@ -432,7 +438,6 @@ def sys_umask(k, p, mask):
 
 
 # ---------------------------------------------------------------- positional I/O, fs info
-MAX_RW_COUNT = 0x7FFFF000          # INT_MAX & PAGE_MASK: read/write never move more at once
 
 
 def sys_pread64(k, p, fd, buf, count, off_lo, off_hi):
@@ -446,7 +451,11 @@ def sys_pread64(k, p, fd, buf, count, off_lo, off_hi):
     off = off_lo | off_hi << 32
     if off >> 63:
         return -errno.EINVAL
-    data = f.inode.pread(off, min(count, MAX_RW_COUNT, max(f.inode.size - off, 0)))
+    count = min(count, MAX_RW_COUNT, max(f.inode.size - off, 0))
+    reach = user_span(k, p, buf, count, True)
+    if count and not reach:
+        return -errno.EFAULT
+    data = f.inode.pread(off, reach)
     write_user(k, p, buf, data)
     return len(data)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import struct
 
 from unicorn.x86_const import UC_X86_REG_ESP
@@ -197,6 +198,45 @@ def sys_setresuid(k, p, ruid, euid, suid):
 
 def sys_setresgid(k, p, rgid, egid, sgid):
     return _setres(k, p, ("gid", "egid", "sgid"), (rgid, egid, sgid))
+
+
+def sys_getresuid(k, p, r, e, s):
+    c = _creds(k, p)
+    for addr, v in ((r, c["uid"]), (e, c["euid"]), (s, c["suid"])):
+        write_u32(k, p, addr, v)
+    return 0
+
+
+def sys_getresgid(k, p, r, e, s):
+    c = _creds(k, p)
+    for addr, v in ((r, c["gid"]), (e, c["egid"]), (s, c["sgid"])):
+        write_u32(k, p, addr, v)
+    return 0
+
+
+def sys_getgroups32(k, p, size, lst):
+    """The supplementary groups: the host's (the source of AT_GID), or those set since."""
+    groups = getattr(p, "groups", None)
+    if groups is None:
+        groups = p.groups = list(os.getgroups()) if hasattr(os, "getgroups") else []
+    size = s32(size)
+    if size < 0:
+        return -errno.EINVAL
+    if size == 0:
+        return len(groups)
+    if size < len(groups):
+        return -errno.EINVAL
+    write_user(k, p, lst, struct.pack(f"<{len(groups)}I", *groups))
+    return len(groups)
+
+
+def sys_setgroups32(k, p, size, lst):
+    if _creds(k, p)["euid"] != 0:
+        return -errno.EPERM
+    if size > 65536:
+        return -errno.EINVAL
+    p.groups = list(struct.unpack(f"<{size}I", read_user(k, p, lst, 4 * size))) if size else []
+    return 0
 
 
 def sys_set_tid_address(k, p, addr):

@@ -85,7 +85,10 @@ SYSCALLS = {
     407: ("clock_nanosleep_time64", TIME.sys_clock_nanosleep_time64, 4),
     408: ("timer_gettime64", TIME.sys_timer_gettime64, 2),
     409: ("timer_settime64", TIME.sys_timer_settime64, 4), 435: ("clone3", PROC.sys_clone3, 2),
-    422: ("futex_time64", PROC.sys_futex_time64, 6), 208: ("setresuid32", PROC.sys_setresuid, 3),
+    422: ("futex_time64", PROC.sys_futex_time64, 6),
+    205: ("getgroups32", PROC.sys_getgroups32, 2), 206: ("setgroups32", PROC.sys_setgroups32, 2),
+    209: ("getresuid32", PROC.sys_getresuid, 3), 211: ("getresgid32", PROC.sys_getresgid, 3),
+    165: ("getresuid", PROC.sys_getresuid, 3), 171: ("getresgid", PROC.sys_getresgid, 3), 208: ("setresuid32", PROC.sys_setresuid, 3),
     210: ("setresgid32", PROC.sys_setresgid, 3), 164: ("setresuid", PROC.sys_setresuid, 3),
     170: ("setresgid", PROC.sys_setresgid, 3),
 }
