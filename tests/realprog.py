@@ -3,7 +3,9 @@
 The real-programs oracle (tests/test_real_programs.py, scripts/survey_real_programs.py) compares
 the two runs: stdout bytes, exit status and minor faults.
 
-Native: the program runs chrooted into the sysroot (so /lib/ld-linux.so.2, /bin/sh and every
+Native: stdin is a regular file and stdout/stderr are pipes, as in simulate-run (programs
+like cat pick copy_file_range or read/write from what fstat says). The program runs chrooted
+into the sysroot (so /lib/ld-linux.so.2, /bin/sh and every
 library are the sysroot's, exactly the files `simulate-run --sysroot` reads), ASLR off, traced
 only to stop at the exec SIGTRAP: the fault count is ru_minflt from that stop to
 PTRACE_EVENT_EXIT plus the faults of the children it waited for (cminflt), as in
@@ -19,6 +21,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 
@@ -60,21 +63,30 @@ def native(root: str, argv: list[str], stdin: bytes = b"", env=ENV, cwd: str = "
     """Run argv[0] (a path inside root) chrooted into root; stdout, status, faults since exec."""
     from elfvm.oracle.live import _kill_reap, _ptrace, _spawn
 
-    out = tempfile.TemporaryFile()
-    err = tempfile.TemporaryFile()
-    inp = tempfile.TemporaryFile()
+    inp = tempfile.TemporaryFile()           # stdin: a regular file, as --stdin FILE is
     inp.write(stdin)
     inp.seek(0)
+    out_r, out_w = os.pipe2(os.O_CLOEXEC)    # stdout/stderr: pipes, as simulate-run's are
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    chunks = {out_r: [], err_r: []}
+    readers = [threading.Thread(target=_drain, args=(fd, chunks[fd]), daemon=True)
+               for fd in (out_r, err_r)]
+    for t in readers:
+        t.start()
 
     def enter():
         os.dup2(inp.fileno(), 0)
-        os.dup2(out.fileno(), 1)
-        os.dup2(err.fileno(), 2)
+        os.dup2(out_w, 1)
+        os.dup2(err_w, 2)
         os.chroot(root)
         os.chdir(cwd)
 
-    pid = _spawn(argv[0], argv, list(env), aslr=False, personality_extra=0, rlimit_stack=None,
-                 cwd=None, timeout=timeout, _pre_exec=enter)
+    try:
+        pid = _spawn(argv[0], argv, list(env), aslr=False, personality_extra=0, rlimit_stack=None,
+                     cwd=None, timeout=timeout, _pre_exec=enter)
+    finally:
+        os.close(out_w)
+        os.close(err_w)
     deadline = time.monotonic() + timeout
     try:
         start = int(_stat_fields(pid)[7])
@@ -101,9 +113,20 @@ def native(root: str, argv: list[str], stdin: bytes = b"", env=ENV, cwd: str = "
         _kill_reap(pid)
         raise
     code = os.waitstatus_to_exitcode(status)
-    out.seek(0)
-    err.seek(0)
-    return Outcome(out.read(), 128 - code if code < 0 else code, end, err.read())
+    for t in readers:
+        t.join(timeout)
+    for fd in (out_r, err_r):
+        os.close(fd)
+    return Outcome(b"".join(chunks[out_r]), 128 - code if code < 0 else code, end,
+                   b"".join(chunks[err_r]))
+
+
+def _drain(fd: int, into: list) -> None:
+    while True:
+        data = os.read(fd, 65536)
+        if not data:
+            return
+        into.append(data)
 
 
 def emulated(root: str, argv: list[str], stdin: bytes = b"", env=ENV, extra=(),

@@ -29,7 +29,7 @@ def build(tmp_path_factory):
     def _build(name: str) -> str:
         exe = out / name
         if not exe.exists():
-            r = subprocess.run(["gcc", "-m32", "-static", "-O1", str(SRC / f"{name}.c"), "-o", str(exe)],
+            r = subprocess.run(["gcc", "-m32", "-static", "-O1", str(SRC / f"{name}.c"), "-o", str(exe), "-lm"],
                                capture_output=True, text=True)
             if r.returncode != 0:
                 pytest.skip(f"gcc -m32 -static fails here: {r.stderr.strip()[:200]}")
@@ -124,3 +124,12 @@ def test_stdin_file_is_a_regular_file(tmp_path):
     rep = run_program(RunOptions(str(exe), stdin_path=str(data)))
     assert rep.stdout == want == b"1 12 3\n"
     assert sys is not None
+
+
+def test_fpu_starts_as_the_kernel_leaves_it(build):
+    """x87 control word 0x37f (extended precision): sums and printf's digits as native."""
+    exe = build("fpu")
+    want = native(exe).stdout
+    rep = run_program(RunOptions(exe, max_instructions=50_000_000))
+    assert rep.stdout == want
+    assert b"cw 0x37f" in rep.stdout

@@ -184,7 +184,20 @@ class Cpu:
                     UC_X86_REG_EDI, UC_X86_REG_EBP):
             uc.reg_write(reg, 0)
         uc.reg_write(UC_X86_REG_ESP, KSTACK_TOP - len(frame))
+        self.init_fpu()
         return STUB_LINEAR
+
+    def init_fpu(self) -> None:
+        """The FPU state a new program starts with (fpstate_init: what fninit leaves): x87
+        control word 0x37f (exceptions masked, 64-bit precision, round to nearest), empty
+        tags, MXCSR 0x1f80. Unicorn's reset state (control word 0) would compute in single
+        precision."""
+        from unicorn.x86_const import UC_X86_REG_FPCW, UC_X86_REG_FPSW, UC_X86_REG_FPTAG, UC_X86_REG_MXCSR
+
+        self.uc.reg_write(UC_X86_REG_FPCW, 0x37F)
+        self.uc.reg_write(UC_X86_REG_FPSW, 0)
+        self.uc.reg_write(UC_X86_REG_FPTAG, 0xFFFF)
+        self.uc.reg_write(UC_X86_REG_MXCSR, 0x1F80)
 
     @staticmethod
     def perms(write: bool, exec_: bool) -> int:

@@ -235,5 +235,6 @@ def start_thread(k, p: Process, result) -> None:
     uc.reg_write(UC_X86_REG_GS, 0)
     uc.reg_write(UC_X86_REG_EFLAGS, 0x202)
     uc.reg_write(UC_X86_REG_ESP, result.stack.esp)
+    k.cpu.init_fpu()
     k.cpu.eip = result.eip
     uc.emu_stop()
