@@ -201,6 +201,7 @@ def do_execve(k, p: Process, path: str, argv: list[str], envp: list[str]) -> Non
     p.rlimit_stack = result_rlimit(result)
     p.exe = host
     p.images.append(gpath)
+    p.argv, p.envp = list(argv), list(envp)
     for img in result.images.values():
         k.file_inodes[img.display] = Inode(img.display.path, img.file.path, os.stat(img.file.path))
     k.read_implies_exec = result.read_implies_exec

@@ -25,6 +25,7 @@ def fork(k, parent: Process) -> Process:
     k.by_mi[child.mi] = child
     child.exe = parent.exe
     child.images = [parent.images[-1]] if parent.images else []
+    child.argv, child.envp = parent.argv, parent.envp
     child.forked_by = parent.pid
     child.tls = dict(parent.tls)
     child.sigactions = dict(parent.sigactions)
@@ -88,6 +89,7 @@ def clone_vm(k, parent: Process, flags: int) -> Process:
     t.ptes, t.swapped, t.mi, t.shm_attach = parent.ptes, parent.swapped, parent.mi, parent.shm_attach
     t.tgid = parent.group if flags & CLONE_THREAD else 0
     t.exe, t.images = parent.exe, [parent.images[-1]] if parent.images else []
+    t.argv, t.envp = parent.argv, parent.envp
     t.forked_by = parent.pid
     t.tls = dict(parent.tls)
     t.sigactions = parent.sigactions if flags & CLONE_SIGHAND else dict(parent.sigactions)

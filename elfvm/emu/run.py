@@ -262,6 +262,9 @@ def run_program(opts: RunOptions) -> RunReport:
     out = OpenFile(None, O_WRONLY, sink=k.stdout)
     err = OpenFile(None, O_WRONLY, sink=k.stderr)
     p = spawn(k, result, {0: stdin, 1: out, 2: err})
+    p.argv, p.envp = list(argv), list(opts.env)
+    if program_in_sysroot(opts.program, opts.sysroot) != opts.program:
+        p.images[0] = opts.program                 # the guest's name for it, inside --sysroot
     p.rlimit_stack = opts.rlimit_stack
     try:
         with StopOnSigint(k):

@@ -7,6 +7,7 @@ import os
 import stat as stat_mod
 import struct
 
+from elfvm.emu import procfs
 from elfvm.emu import signals as SIG
 from elfvm.emu import vfs as V
 from elfvm.emu.exit import close_fd, wake_all
@@ -58,9 +59,26 @@ def _path_at(k: KernelState, p: Process, dirfd: int, path_ptr: int) -> str:
     return os.path.join(f.inode.path, path)
 
 
+def _proc_inode(k: KernelState, p: Process, path: str) -> V.Inode | None:
+    """A guest task's /proc entry (elfvm.emu.procfs), None for any other path."""
+    try:
+        found = procfs.proc_task(k, p, path)
+        if found is None:
+            return None
+        t, entry = found
+        if entry == "exe":
+            return V.Inode(t.images[-1] if t.images else t.exe, t.exe, os.stat(t.exe))
+        if entry in procfs.FILES:
+            return procfs.proc_file(k, p, path)
+    except V.VfsError as e:
+        raise OSError(e.errno, "") from None
+    raise OSError(errno.ENOENT, "")        # directories and entries elfvm does not model
+
+
 def _lookup(k: KernelState, p: Process, path: str, follow: bool = True) -> V.Inode:
-    if path == "/proc/self/exe":
-        return k.vfs.lookup(p.exe)
+    ino = _proc_inode(k, p, path)
+    if ino is not None:
+        return ino
     try:
         return k.vfs.lookup(path, follow)
     except V.VfsError as e:
@@ -191,8 +209,9 @@ def sys_open(k, p, path, flags, mode):
 
 def sys_openat(k, p, dirfd, path_ptr, flags, mode):
     path = _path_at(k, p, dirfd, path_ptr)
-    if path == "/proc/self/exe":
-        path = p.exe
+    ino = _proc_inode(k, p, path)
+    if ino is not None:
+        return _alloc_fd(p, V.OpenFile(ino, flags & ~V.O_ACCMODE), cloexec=bool(flags & O_CLOEXEC))
     try:
         f = k.vfs.open(path, flags, mode)
     except V.VfsError as e:
@@ -296,13 +315,12 @@ def sys_readlink(k, p, path, buf, size):
 
 def sys_readlinkat(k, p, dirfd, path_ptr, buf, size):
     path = _path_at(k, p, dirfd, path_ptr)
-    if path == "/proc/self/exe":
-        target = p.exe
-    else:
-        try:
+    try:
+        target = procfs.proc_link(k, p, path)
+        if target is None:
             target = k.vfs.readlink(path)
-        except V.VfsError as e:
-            return -e.errno
+    except V.VfsError as e:
+        return -e.errno
     data = os.fsencode(target)[:size]
     write_user(k, p, buf, data)
     return len(data)

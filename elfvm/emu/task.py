@@ -87,6 +87,8 @@ class Process:
     sig_restart: bool = False        # asleep in a system call that re-executes when woken
     images: list = field(default_factory=list)        # guest paths of each image it exec'd
     prctl: dict = field(default_factory=dict)         # prctl state: comm, dumpable...
+    argv: list = field(default_factory=list)          # of the current image (/proc/PID/cmdline)
+    envp: list = field(default_factory=list)
     tgid: int = 0                    # thread group: 0 for a leader (tgid = pid), else the leader
     vfork_parent: int | None = None  # CLONE_VFORK: the parent sleeps until this execs or exits
     futex_key: tuple | None = None   # asleep in FUTEX_WAIT on this key
