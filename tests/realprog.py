@@ -240,6 +240,28 @@ CORPUS = [
     ("tar-t", ["/bin/sh", "-c", "cd /usr/share/doc && /bin/tar -cf - coreutils | /bin/tar -tvf - --numeric-owner"], b""),
     ("file", ["/usr/bin/file", "/bin/true", C], b""),
     ("make", ["/usr/bin/make", "-f", "-", "all"], b"all: a b\n\t@echo all done\na:\n\t@echo making a\nb:\n\t@echo making b\n"),
+    # more programs and the file system calls they make (everything under /tmp, cleaned up)
+    ("find", ["/bin/sh", "-c", "/usr/bin/find /usr/share/doc/coreutils -type f | /usr/bin/sort"], b""),
+    ("xargs", ["/bin/sh", "-c", "/usr/bin/seq 1 20 | /usr/bin/xargs -n 5 /bin/echo"], b""),
+    ("yes-head", ["/bin/sh", "-c", "/usr/bin/yes | /usr/bin/head -n 3"], b""),
+    ("sleep", ["/bin/sh", "-c", "/bin/sleep 0.05 && echo slept"], b""),
+    ("id", ["/usr/bin/id"], b""),
+    ("nproc", ["/usr/bin/nproc"], b""),
+    ("perl-sort", ["/usr/bin/perl", "-e", "print sort <STDIN>"], TEXT[:3000]),
+    ("bb-find", ["/bin/busybox", "find", "/usr/share/doc/coreutils"], b""),
+    ("sed-i", ["/bin/sh", "-c", "cp " + C + " /tmp/sedi && sed -i s/the/THE/g /tmp/sedi && "
+               "md5sum /tmp/sedi; rm -f /tmp/sedi"], b""),
+    ("mkdir-mv", ["/bin/sh", "-c", "mkdir -p /tmp/mm/b && echo hi > /tmp/mm/b/f && "
+                  "mv /tmp/mm/b/f /tmp/mm/g && ls -R /tmp/mm && cat /tmp/mm/g; rm -r /tmp/mm; ls /tmp"], b""),
+    ("ln-s", ["/bin/sh", "-c", "ln -s " + C + " /tmp/lnk && readlink /tmp/lnk && head -n 1 /tmp/lnk; "
+              "rm -f /tmp/lnk"], b""),
+    ("chmod-touch", ["/bin/sh", "-c", "echo x > /tmp/ct; chmod 600 /tmp/ct; touch -d @1000000000 /tmp/ct; "
+                     "stat -c '%a %Y %s' /tmp/ct; rm -f /tmp/ct"], b""),
+    ("tar-x", ["/bin/sh", "-c", "cd /tmp && tar -cf - -C /usr/share/doc coreutils | tar -xf - && "
+               "ls -l coreutils | wc -l && md5sum coreutils/copyright; rm -rf /tmp/coreutils"], b""),
+    ("split", ["/bin/sh", "-c", "cd /tmp && seq 1 100 | split -l 30 - part && cat part* | wc -l; "
+               "rm -f part*"], b""),
+    ("sort-o", ["/bin/sh", "-c", "sort -o /tmp/so && wc -l < /tmp/so; rm -f /tmp/so"], TEXT),
 ]
 
 

@@ -29,6 +29,9 @@ from elfvm.emu.uapi import (
 )
 
 MAX_RW_COUNT = 0x7FFFF000          # INT_MAX & PAGE_MASK: read/write never move more at once
+PIPE_CAPACITY = 16 * 4096          # a pipe's buffer (pipe_max_size default: 16 pages)
+PIPE_BUF = 4096                    # writes up to this size are atomic
+O_NONBLOCK = 0o4000
 
 
 def _fd(p: Process, fd: int) -> V.OpenFile:
@@ -126,6 +129,8 @@ def sys_read(k, p, fd, buf, count):
     if f.pipe is not None:
         if not f.pipe.buf:
             if f.pipe.writers > 0:
+                if f.flags & O_NONBLOCK:
+                    return -errno.EAGAIN
                 raise Blocked()
             return 0
         data = bytes(f.pipe.buf[:count])
@@ -157,9 +162,16 @@ def _write_to(k, p, f: V.OpenFile, data: bytes) -> int:
         if f.pipe.readers == 0:
             SIG.sigpipe(k, p)                   # delivered (or fatal) on the way out
             return -errno.EPIPE
-        f.pipe.buf += data
+        # pipe_write(): 16 pages of buffer; a writer waits for room (all of it for a write
+        # of at most PIPE_BUF, which is atomic), a bigger write may return short
+        room = PIPE_CAPACITY - len(f.pipe.buf)
+        if room <= 0 or len(data) <= PIPE_BUF and room < len(data):
+            if f.flags & O_NONBLOCK:
+                return -errno.EAGAIN
+            raise Blocked()
+        f.pipe.buf += data[:room]
         wake_all(k)
-        return len(data)
+        return min(len(data), room)
     if f.sink is not None:
         f.sink += data
         if k.echo is not None:
@@ -178,7 +190,9 @@ def _write_to(k, p, f: V.OpenFile, data: bytes) -> int:
 
 def sys_write(k, p, fd, buf, count):
     f = _fd(p, fd)
-    return _write_to(k, p, f, read_user(k, p, buf, count))
+    if f.pipe is not None:                   # no more than the pipe can take is copied
+        count = min(count, PIPE_CAPACITY)
+    return _write_to(k, p, f, read_user(k, p, buf, min(count, MAX_RW_COUNT)))
 
 
 def sys_writev(k, p, fd, iov, iovcnt):

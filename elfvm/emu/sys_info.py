@@ -66,15 +66,18 @@ def sys_sysinfo_model(k, p, buf):
 
 
 def sys_sched_getaffinity(k, p, pid, size, mask):
-    """One CPU (the emulated one): mask 1; returns the bytes written (the kernel's cpumask size)."""
+    """The CPUs the guest may run on: the host's affinity mask (the emulated machine has as
+    many CPUs as the native run would see; the scheduler interleaves them deterministically).
+    Returns the bytes written, the kernel's cpumask size rounded to longs."""
     import errno
 
-    if size < 4:
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [0]
+    nbytes = max(4, (max(cpus) // 32 + 1) * 4)
+    if size < nbytes or size & 3:
         return -errno.EINVAL
-    if size & 3:
-        return -errno.EINVAL
-    write_user(k, p, mask, (1).to_bytes(4, "little"))
-    return 4
+    bits = sum(1 << c for c in cpus)
+    write_user(k, p, mask, bits.to_bytes(nbytes, "little"))
+    return nbytes
 
 
 def sys_socketcall(k, p, call, args):
