@@ -133,3 +133,45 @@ def test_fpu_starts_as_the_kernel_leaves_it(build):
     rep = run_program(RunOptions(exe, max_instructions=50_000_000))
     assert rep.stdout == want
     assert b"cw 0x37f" in rep.stdout
+
+
+def test_file_system_name_operations_in_the_overlay(build, tmp_path):
+    """mkdir, rename, symlink, link, chmod, utimensat, truncate, unlink, rmdir answer as a
+    writable file system does (the live kernel's answers), and the host directory stays as it
+    was: everything happens in the overlay."""
+    exe = build("fsops")
+    native_dir, guest_dir = tmp_path / "native", tmp_path / "guest"
+    native_dir.mkdir()
+    guest_dir.mkdir()
+    (guest_dir / "keep").write_text("host file\n")
+    (native_dir / "keep").write_text("host file\n")
+    want = native(exe, str(native_dir)).stdout
+    rep = run_program(RunOptions(exe, (str(guest_dir),), max_instructions=50_000_000))
+    assert rep.stdout == want
+    assert b"mkdir a again          -1 File exists" in rep.stdout
+    assert sorted(p.name for p in guest_dir.iterdir()) == ["keep"]
+    assert (guest_dir / "keep").read_text() == "host file\n"
+    assert not rep.unknown_syscalls
+
+
+def test_overlay_directories_and_links_saved_beneath_write_dir(build, tmp_path):
+    """With --write-dir, what the guest created is saved there (a directory, a file, a symlink
+    kept as a link), never through a link outside."""
+    import sys
+
+    src = tmp_path / "mk.c"
+    src.write_text('#include <fcntl.h>\n#include <sys/stat.h>\n#include <unistd.h>\n'
+                   'int main(void){mkdir("/out", 0755); mkdir("/out/d", 0755);'
+                   'int fd = open("/out/d/f", O_CREAT|O_WRONLY, 0644); write(fd, "data\\n", 5);'
+                   'close(fd); symlink("d/f", "/out/l"); return 0;}\n')
+    exe = tmp_path / "mk"
+    if subprocess.run(["gcc", "-m32", "-static", str(src), "-o", str(exe)]).returncode:
+        pytest.skip("gcc -m32 -static fails here")
+    wd = tmp_path / "wd"
+    wd.mkdir()
+    p = subprocess.run([sys.executable, "-m", "elfvm", "simulate-run", "-q", "--write-dir", str(wd),
+                        str(exe)], capture_output=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert (wd / "out" / "d" / "f").read_text() == "data\n"
+    assert (wd / "out" / "l").is_symlink() and str((wd / "out" / "l").readlink()) == "d/f"
+    assert not pathlib.Path("/out").exists()
