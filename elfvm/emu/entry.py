@@ -20,7 +20,7 @@ from unicorn.x86_const import UC_X86_REG_EIP as _EIP
 from elfvm.emu.cpu import GDT_LINEAR, Cpu
 from elfvm.emu.fault import do_user_addr_fault
 from elfvm.emu.memory import PAGE
-from elfvm.emu.pages import flush_cpu_tlb, reference
+from elfvm.emu.pages import flush_cpu_tlb, follow_pte, reference
 from elfvm.emu.sigstate import SIGBUS, SIGFPE, SIGILL, SIGSEGV, SIGTRAP
 from elfvm.emu.syscalls import dispatch
 from elfvm.emu.task import Death, Process
@@ -53,25 +53,27 @@ def tlb_fill(k, uc, vaddr: int, mem_type: int, entry, _data) -> bool:
     p = k.current
     access = _access_of(mem_type)
     vpn = vaddr >> 12
-    pte = p.ptes.get(vpn)
-    if pte is None or (access == "w" and not pte.write) or (access == "x" and not pte.exec):
+    # the hardware walk of the process's page tables (translate's walker, from CR3)
+    frame, _level, _user, writable, nx = p.pt.walk_fast(vaddr)
+    if frame < 0 or (access == "w" and not writable) or (access == "x" and nx):
         d = do_user_addr_fault(k, p, vaddr, access, uc.reg_read(_EIP))
         if d is not None:
             k.pending_death = d
             return False
-        pte = p.ptes[vpn]
+        frame, _level, _user, writable, nx = p.pt.walk_fast(vaddr)
     k.tlb_fills += 1
     if k.exact:
-        other = k.phys_to_vpn.get(pte.frame)
+        other = k.phys_to_vpn.get(frame)
         if other is not None and other != vpn:       # one frame, two pages (zero page...):
-            flush_cpu_tlb(k)                     # the hooks' physical addresses must
-        k.phys_to_vpn[pte.frame] = vpn            # name one page
-        write = pte.write
+            flush_cpu_tlb(k)                         # the hooks' physical addresses must
+        k.phys_to_vpn[frame] = vpn                   # name one page
+        k.cpu_tlb[vpn] = writable
+        write = writable
     else:
-        write = pte.write and access == "w"
+        write = writable and access == "w"
         reference(k, p, vpn, access == "w", access == "x")
-    entry.paddr = pte.frame
-    entry.perms = Cpu.perms(write, pte.exec)
+    entry.paddr = frame
+    entry.perms = Cpu.perms(write, not nx)
     return True
 
 
@@ -103,16 +105,18 @@ def exact_ref(k, p: Process, rec: str, addr: int, size: int) -> None:
     write, instr = rec == "S", rec == "I"
     last = (addr + max(size, 1) - 1) >> 12
     for vpn in range(addr >> 12, last + 1):
-        pte = p.ptes.get(vpn)
-        if pte is None or (write and not pte.write):
-            # the second page of a split access (Unicorn fills it after this hook), or code
-            # that kept running from a page just evicted: fault it in now, as the CPU would
-            a = max(addr, vpn << 12)
-            d = do_user_addr_fault(k, p, a, "w" if write else "x" if instr else "r", k.cpu.eip)
-            if d is not None:
-                k.pending_death = d
-                k.uc.emu_stop()
-                return
+        hit = k.cpu_tlb.get(vpn)                     # in the CPU's TLB: no walk needed
+        if hit is None or (write and not hit):
+            pte = follow_pte(p, vpn)
+            if pte is None or (write and not pte.write):
+                # the second page of a split access (Unicorn fills it after this hook), or
+                # code that kept running from a page just evicted: fault it in now, as the CPU would
+                a = max(addr, vpn << 12)
+                d = do_user_addr_fault(k, p, a, "w" if write else "x" if instr else "r", k.cpu.eip)
+                if d is not None:
+                    k.pending_death = d
+                    k.uc.emu_stop()
+                    return
         reference(k, p, vpn, write, instr)
 
 

@@ -147,12 +147,10 @@ def flush_old_exec(k, p: Process) -> None:
     stack are cleared, clear_child_tid is forgotten."""
     from elfvm.emu.exit import close_fd, exit_mm, mm_release
     from elfvm.emu.fork import shares_mm
-
     from elfvm.emu.sigstate import SIG_IGN, action
 
-    if shares_mm(k, p):                 # a vfork child (or a thread): the mm stays with the
-        p.ptes, p.swapped = {}, {}       # others; this task gets its own, and a model process
-        p.mi = k.model.add_process()
+    if shares_mm(k, p):                 # a vfork child (or a thread): the mm and its page
+        p.mi = k.model.add_process()     # tables stay with the others; a new model process
         k.by_mi[p.mi] = p
         p.tgid = 0
     else:

@@ -7,7 +7,7 @@ kernel/signal.c do.
 
 from __future__ import annotations
 
-from elfvm.emu.pages import clear_pte, flush_refs
+from elfvm.emu.pages import flush_refs, follow_pte, free_pgtables, resident_vpns, unmap_range
 from elfvm.emu.sigstate import (
     CLD_DUMPED,
     CLD_EXITED,
@@ -31,15 +31,8 @@ from elfvm.emu.uaccess import write_u32
 def exit_mm(k, p: Process) -> None:
     """exit_mmap(): every PTE goes, frames whose last mapping it was are freed."""
     flush_refs(k)
-    for vpn in sorted(p.ptes):
-        clear_pte(k, p, vpn)
-        k.model.unmap(p.mi, vpn)
-    for vpn, slot in p.swapped.items():
-        k.model.unmap(p.mi, vpn)
-        k.swap_refs[slot] -= 1
-        if k.swap_refs[slot] <= 0:
-            k.swap.pop(slot, None)
-    p.swapped.clear()
+    unmap_range(k, p, 0, p.mm.task_size)
+    free_pgtables(k, p)
     for addr, shmid in p.shm_attach.items():
         k.shm[shmid]["nattch"] -= 1
 
@@ -54,10 +47,10 @@ def futex_key(k, p: Process, uaddr: int, private: bool) -> tuple:
     physical location for a futex in a shared mapping (another process may wait there)."""
     vma = p.mm.vma_at(uaddr)
     if not private and vma is not None and vma.shared:
-        pte = p.ptes.get(uaddr >> 12)
+        pte = follow_pte(p, uaddr >> 12)
         if pte is not None:
             return ("phys", pte.frame + (uaddr & 0xFFF))
-    return ("mm", id(p.ptes), uaddr)
+    return ("mm", id(p.pt), uaddr)
 
 
 def futex_wake(k, key: tuple, n: int) -> int:
@@ -114,12 +107,12 @@ def do_exit(k, p: Process, code: int | None = None, death: Death | None = None,
         for fd in list(p.fds):
             close_fd(k, p, fd)
     mm_release(k, p)
-    p.final_resident = set(p.ptes)           # the resident set as the process ended
+    p.final_resident = resident_vpns(p)      # the resident set as the process ended
     if all(q.state in ("zombie", "reaped") for q in k.procs.values() if q is not p):
         flush_refs(k)                    # the last one: the model as the run ended
         k.final_stats = k.model.stats()
         k.final_timeline = k.model.timeline()
-    if not live_tasks(k, p, lambda q: q.ptes is p.ptes):
+    if not live_tasks(k, p, lambda q: q.pt is p.pt):
         exit_mm(k, p)
     p.state = "zombie"
     for c in k.procs.values():

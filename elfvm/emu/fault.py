@@ -13,15 +13,18 @@ from elfvm.emu.memory import PAGE
 from elfvm.emu.pages import (
     alloc_frame,
     clear_pte,
+    drop_swap_entry,
     file_inode,
     flush_cpu_tlb,
     flush_refs,
+    follow_pte,
     map_page,
     page_cache_frame,
     set_pte,
     shmem_frame,
     shmem_key,
     special_frame,
+    swap_slot,
 )
 from elfvm.emu.sigstate import SIGBUS, SIGSEGV
 from elfvm.emu.task import Death, FaultEvent, Process, Pte
@@ -89,16 +92,17 @@ def do_user_addr_fault(k, p: Process, addr: int, access: str, eip: int, kernel: 
     if access == "w" and not vma.prot & PROT_WRITE:
         return pf_death(Death(SIGSEGV, addr, access, f"write to a {vma.perms} mapping "
                                             f"{vma.start:#x}-{vma.end:#x}", eip, code=2),
-                          vpn in p.ptes)
+                          follow_pte(p, vpn) is not None)
     if access == "x" and not vma.prot & PROT_EXEC:
         return pf_death(Death(SIGSEGV, addr, access, f"instruction fetch from a non-executable "
                                 f"{vma.perms} mapping {vma.start:#x}-{vma.end:#x}", eip, code=2),
-                          vpn in p.ptes)
+                          follow_pte(p, vpn) is not None)
     if not vma.prot & (PROT_READ | PROT_WRITE | PROT_EXEC):
         return pf_death(Death(SIGSEGV, addr, access, f"access to a PROT_NONE mapping "
                                             f"{vma.start:#x}-{vma.end:#x}", eip, code=2),
-                          vpn in p.ptes)
-    pte = p.ptes.get(vpn)
+                          follow_pte(p, vpn) is not None)
+    pte = follow_pte(p, vpn)
+    slot = swap_slot(p, vpn) if pte is None else None
     if pte is not None and (access != "w" or pte.write):
         return None                                    # spurious (stale TLB)
     exec_ = bool(vma.prot & PROT_EXEC)
@@ -117,20 +121,16 @@ def do_user_addr_fault(k, p: Process, addr: int, access: str, eip: int, kernel: 
     plan = F.handle_mm_fault(anonymous=anonymous and not shared, shared=shared, vma_writable=vma_w,
                              access=access, pte_present=pte is not None,
                              pte_write=bool(pte and pte.write), pte_exclusive_anon=exclusive,
-                             swapped=vpn in p.swapped, model=k.fault_model)
+                             swapped=slot is not None, model=k.fault_model)
     kind = "stack-growth" if grew else plan.kind
     mapped = 1
     if plan.handler == "do_swap_page":
-        slot = p.swapped.pop(vpn)
         fr = k.swap_cache.get(slot)
         if fr is None:
             nfi = alloc_frame(k, "swap-in", anon=True)
-            k.frames.fill(nfi.addr, k.swap[slot])
+            k.frames.fill(nfi.addr, k.swap.load(slot))
             fr = k.swap_cache[slot] = nfi.addr
-        k.swap_refs[slot] -= 1
-        if k.swap_refs[slot] <= 0:
-            k.swap.pop(slot, None)
-            k.swap_cache.pop(slot, None)
+        drop_swap_entry(k, p, vpn, slot)
         excl = len(k.frames.info[fr].rmap) == 0 and k.swap_refs[slot] <= 0
         if access == "w" and not excl:
             # do_swap_page() -> do_wp_page() in the same fault: a private copy
@@ -203,7 +203,7 @@ def do_fault_around(k, p: Process, vma: Vma, ino: Inode, pa: int, npages: int, e
     n = 0
     for a in range(first, last, PAGE):
         v = a >> 12
-        if a == pa or v in p.ptes or v in p.swapped:
+        if a == pa or p.pt.read_pte(a):
             continue
         index = (vma.pgoff + (a - vma.start)) >> 12
         if index >= npages:

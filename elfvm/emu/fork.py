@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from elfvm.emu.pages import flush_cpu_tlb, map_page, new_page_tables, set_pte
+from elfvm.emu.pages import (
+    flush_cpu_tlb,
+    follow_pte,
+    map_page,
+    new_page_tables,
+    present_ptes,
+    set_pte,
+    swap_entry,
+    swap_ptes,
+)
 from elfvm.emu.task import Process, Pte
 
 
@@ -46,28 +55,7 @@ def fork(k, parent: Process) -> Process:
     k.procs[pid] = child
     changed = False
     for vma in parent.mm.vmas:
-        lo, hi = vma.start >> 12, vma.end >> 12
-        vpns = [v for v in range(lo, hi) if v in parent.ptes] if hi - lo < 4 * len(parent.ptes) + 64 \
-            else [v for v in sorted(parent.ptes) if lo <= v < hi]
-        has_anon = any(k.frames.info.get(parent.ptes[v].frame) is not None
-                       and k.frames.info[parent.ptes[v].frame].anon for v in vpns) \
-            or any(lo <= v < hi for v in parent.swapped)
-        if vma.shared or vma.special or not has_anon:
-            continue
-        for v in vpns:
-            pte = parent.ptes.get(v)
-            if pte is None:                 # evicted while the child's pages were mapped
-                continue
-            cow = pte.write and not vma.shared
-            if cow:
-                set_pte(k, parent, v, Pte(pte.frame, False, pte.exec))
-                changed = True
-            set_pte(k, child, v, Pte(pte.frame, False if cow else pte.write, pte.exec))
-            map_page(k, child, v)
-        for v, slot in parent.swapped.items():
-            if lo <= v < hi and v not in child.ptes:
-                child.swapped[v] = slot
-                k.swap_refs[slot] += 1
+        changed |= copy_pte_range(k, parent, child, vma)
     if changed:
         flush_cpu_tlb(k)
     child.context = k.uc.context_save()
@@ -86,7 +74,7 @@ def clone_vm(k, parent: Process, flags: int) -> Process:
     pid = new_pid(k)
     t = Process(pid, parent.ppid if flags & (CLONE_THREAD | CLONE_PARENT) else parent.pid,
                 parent.mm, parent.pt, rlimit_stack=parent.rlimit_stack)
-    t.ptes, t.swapped, t.mi, t.shm_attach = parent.ptes, parent.swapped, parent.mi, parent.shm_attach
+    t.mi, t.shm_attach = parent.mi, parent.shm_attach          # one mm: one page table (p.pt)
     t.tgid = parent.group if flags & CLONE_THREAD else 0
     t.exe, t.images = parent.exe, [parent.images[-1]] if parent.images else []
     t.argv, t.envp = parent.argv, parent.envp
@@ -113,5 +101,34 @@ def clone_vm(k, parent: Process, flags: int) -> Process:
 
 def shares_mm(k, p: Process) -> list[Process]:
     """The other live tasks on p's mm (threads, a vfork child before it execs)."""
-    return [q for q in k.procs.values() if q is not p and q.ptes is p.ptes
+    return [q for q in k.procs.values() if q is not p and q.pt is p.pt
             and q.state not in ("zombie", "reaped")]
+
+
+def copy_pte_range(k, parent: Process, child: Process, vma) -> bool:
+    """copy_page_range() for one VMA: only VMAs with anonymous pages are copied
+    (vma_needs_copy: file pages fault in again); a private writable page becomes read-only in
+    both (copy-on-write); swap entries are shared (the slot gets one more user). True when a
+    parent PTE lost its write permission."""
+    present = list(present_ptes(parent, vma.start, vma.end))
+    swapped = list(swap_ptes(parent, vma.start, vma.end))
+    has_anon = swapped or any(k.frames.info.get(pte.frame) is not None
+                              and k.frames.info[pte.frame].anon for _, pte in present)
+    if vma.shared or vma.special or not has_anon:
+        return False
+    changed = False
+    for v, _ in present:
+        pte = follow_pte(parent, v)
+        if pte is None:                 # evicted while the child's pages were mapped
+            continue
+        cow = pte.write and not vma.shared
+        if cow:
+            set_pte(k, parent, v, Pte(pte.frame, False, pte.exec))
+            changed = True
+        set_pte(k, child, v, Pte(pte.frame, False if cow else pte.write, pte.exec))
+        map_page(k, child, v)
+    for v, slot in swap_ptes(parent, vma.start, vma.end):
+        if not child.pt.read_pte(v << 12):
+            child.pt.write_pte(v << 12, swap_entry(slot))
+            k.swap_refs[slot] += 1
+    return changed

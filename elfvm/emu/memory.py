@@ -1,9 +1,9 @@
 """Physical memory of the emulated machine: frames and their contents.
 
-The frames' bytes live in Unicorn's physical address space (RAM mapped at physical 0), so the
-CPU reads and writes them through the TLB that elfvm fills; elfvm's own page tables (the MMU
-model of elfvm.mmu) get the real PDE/PTE values for every mapping, in a separate store of the
-same physical address space (frames for tables come from the same allocator).
+One physical memory (elfvm.phys.MappedMemory): Unicorn maps it as its RAM at physical 0, so the
+CPU reads and writes frames through the TLB that elfvm fills, and the MMU model's page tables
+(elfvm.mmu.paging.PageTables, one set per process) live in frames of the same memory, handed
+out by the same allocator. A frame number is a frame number, whoever prints it.
 
 This module only holds memory: which process pages are resident, which one is evicted when
 `--frames` is full, and every statistic are the trace engine's (`elfvm.sim.engine.PagingModel`),
@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from elfvm.phys import FrameAllocator, OutOfMemory
+from unicorn import UC_PROT_ALL
+
+from elfvm.phys import FrameAllocator, MappedMemory, OutOfMemory
 
 PAGE = 4096
 
@@ -39,13 +41,14 @@ class OutOfFrames(Exception):
 class Frames:
     """The physical frames of --ram, handed to user pages, page tables and kernel pages."""
 
-    def __init__(self, uc, ram: int):
+    def __init__(self, uc, mem: MappedMemory):
         self.uc = uc
-        self.ram = ram
-        self.alloc_phys = FrameAllocator(ram)
+        self.mem = mem
+        self.ram = mem.size
+        self.alloc_phys = FrameAllocator(mem.size)
         self.free_list: list[int] = []
         self.info: dict[int, FrameInfo] = {}
-        uc.mem_map(0, ram)
+        uc.mem_map_ptr(0, mem.size, UC_PROT_ALL, mem.address)
 
     # --- allocation ----------------------------------------------------------------------
     def raw_alloc(self, what: str, kind: str = "user") -> int:
@@ -55,6 +58,16 @@ class Frames:
             return self.alloc_phys.alloc(what, kind)
         except OutOfMemory:
             raise OutOfFrames(f"no free frame in {self.ram >> 20} MiB of RAM") from None
+
+    def alloc(self, what: str, kind: str = "kernel", frames: int = 1) -> int:
+        """The page tables' allocator (pgd_alloc, pte_alloc): one frame at a time."""
+        if frames != 1:
+            raise OutOfFrames(f"{what}: {frames} contiguous frames for one table")
+        return self.raw_alloc(what, kind)
+
+    def free(self, addr: int) -> None:
+        """A page-table frame given back (free_pgtables at exit)."""
+        self.free_list.append(addr)
 
     def new(self, what: str, *, anon: bool, pinned: bool = False, cache_key=None) -> FrameInfo:
         fi = FrameInfo(self.raw_alloc(what), what, cache_key=cache_key, anon=anon, pinned=pinned)
@@ -72,7 +85,7 @@ class Frames:
         self.uc.mem_write(addr, bytes(data))
 
     def read(self, addr: int, n: int) -> bytes:
-        return bytes(self.uc.mem_read(addr, n))
+        return self.mem.read(addr, n)
 
     def fill(self, addr: int, data: bytes) -> None:
         """A whole page: data then zeros."""

@@ -27,7 +27,8 @@ def reference(k, p: Process, vpn: int, write: bool, instr: bool) -> None:
     kind = k.pending.pop((p.pid, vpn), None)
     if k.deferred and (p.mi, vpn) in k.deferred:
         flush_refs(k)                            # back in the model before it left here
-        k.model.access(p.mi, vpn, write=write, instr=instr)
+        if k.model.access(p.mi, vpn, write=write, instr=instr).fault is not None:
+            frame_to_model(k, p, vpn)
         k.deferred.discard((p.mi, vpn))
         return
     if kind is None and k.batch is not None:
@@ -39,6 +40,8 @@ def reference(k, p: Process, vpn: int, write: bool, instr: bool) -> None:
                           refault_kind=kind)
     if a.fault is None and kind is not None:          # pragma: no cover - invariant broken
         k.model.count_fault(p.mi, kind)
+    if a.fault is not None:
+        frame_to_model(k, p, vpn)
     if a.evicted is not None:
         evict(k, *a.evicted)
 
@@ -53,8 +56,17 @@ def map_page(k, p: Process, vpn: int, dirty: bool = False) -> None:
     """A PTE made present without a reference (fault-around, fork, execve, mremap)."""
     flush_refs(k)
     a = k.model.map(p.mi, vpn, dirty)
-    if a is not None and a.evicted is not None:
-        evict(k, *a.evicted)
+    if a is not None:
+        frame_to_model(k, p, vpn)
+        if a.evicted is not None:
+            evict(k, *a.evicted)
+
+
+def frame_to_model(k, p: Process, vpn: int) -> None:
+    """The model's frame for a page it just made resident shows the frame the PTE holds."""
+    pte = follow_pte(p, vpn)
+    if pte is not None:
+        k.model.set_pfn(p.mi, vpn, pte.frame >> 12)
 
 
 def evict(k, mi: int, vpn: int) -> None:
@@ -82,28 +94,71 @@ def apply_deferred(k) -> None:
 
 
 def evict_now(k, mi: int, vpn: int) -> None:
+    """try_to_unmap(): an anonymous page's contents go to a swap slot whose number the PTE
+    keeps (a swap entry: P=0); a file or shared page just loses this mapping."""
     p = k.by_mi[mi]
-    pte = p.ptes.get(vpn)
+    pte = follow_pte(p, vpn)
     if pte is None:                                   # pragma: no cover - invariant broken
         return
     fi = k.frames.info.get(pte.frame)
+    slot = None
     if fi is not None and fi.anon and not fi.pinned:
-        slot = k.next_slot
-        k.next_slot += 1
-        k.swap[slot] = k.frames.read(fi.addr, PAGE)
-        p.swapped[vpn] = slot
+        slot = k.swap.store(k.frames.read(fi.addr, PAGE))
         k.swap_refs[slot] += 1
     clear_pte(k, p, vpn)
+    if slot is not None:
+        p.pt.write_pte(vpn << 12, swap_entry(slot))
     flush_cpu_tlb(k)
 
 
 def flush_cpu_tlb(k) -> None:
     k.cpu.flush_tlb()
     k.phys_to_vpn.clear()
+    k.cpu_tlb.clear()
+
+
+# ---------------------------------------------------------------- the page tables
+def follow_pte(p: Process, vpn: int) -> Pte | None:
+    """follow_pte(): the present last-level entry of `vpn` in the process's page tables,
+    decoded; None when it is not present (no entry, or a swap entry)."""
+    v = p.pt.read_pte(vpn << 12)
+    if not v & E.P:
+        return None
+    return Pte(p.pt.pte_frame(v), bool(v & E.RW), not v & E.NX)
+
+
+def swap_entry(slot: int) -> int:
+    """swp_entry_to_pte(): a not-present entry that names swap slot `slot`."""
+    return (slot + 1) << 12
+
+
+def swap_slot(p: Process, vpn: int) -> int | None:
+    """The swap slot a not-present entry names (pte_to_swp_entry), else None."""
+    v = p.pt.read_pte(vpn << 12)
+    return (v >> 12) - 1 if v and not v & E.P else None
+
+
+def present_ptes(p: Process, start: int, end: int):
+    """(vpn, Pte) of every present entry in [start, end), in address order."""
+    pt = p.pt
+    for addr, v in pt.ptes(start, end):
+        if v & E.P:
+            yield addr >> 12, Pte(pt.pte_frame(v), bool(v & E.RW), not v & E.NX)
+
+
+def swap_ptes(p: Process, start: int, end: int):
+    """(vpn, slot) of every swap entry in [start, end)."""
+    for addr, v in p.pt.ptes(start, end):
+        if not v & E.P:
+            yield addr >> 12, (v >> 12) - 1
+
+
+def resident_vpns(p: Process) -> set[int]:
+    return {vpn for vpn, _ in present_ptes(p, 0, p.mm.task_size)}
 
 
 def set_pte(k, p: Process, vpn: int, pte: Pte) -> None:
-    p.ptes[vpn] = pte
+    """set_pte_at() (and the frame's reverse map: page_add_*_rmap)."""
     fi = k.frames.info.get(pte.frame)
     if fi is not None:
         fi.rmap.add((p.group, vpn))             # threads share one mm: one mapping
@@ -113,10 +168,12 @@ def set_pte(k, p: Process, vpn: int, pte: Pte) -> None:
     if not pte.exec and k.geom.nx:
         flags |= E.NX
     p.pt.map(vpn << 12, pte.frame, flags)
+    k.model.set_pfn(p.mi, vpn, pte.frame >> 12)       # a resident page's frame may change (COW)
 
 
 def clear_pte(k, p: Process, vpn: int) -> Pte | None:
-    pte = p.ptes.pop(vpn, None)
+    """ptep_get_and_clear() (and page_remove_rmap: a frame nobody maps any more is freed)."""
+    pte = follow_pte(p, vpn)
     if pte is None:
         return None
     fi = k.frames.info.get(pte.frame)
@@ -124,10 +181,29 @@ def clear_pte(k, p: Process, vpn: int) -> Pte | None:
         fi.rmap.discard((p.group, vpn))
         if not fi.rmap and fi.cache_key is None and not fi.pinned:
             release_frame(k, fi)
-    g = k.geom
-    table = p.pt.table_for(vpn << 12, g.levels - 1, True)
-    p.pt.write_entry(p.pt.entry_addr(table, g.levels - 1, vpn << 12), 0)
+    p.pt.write_pte(vpn << 12, 0)
     return pte
+
+
+def drop_swap_entry(k, p: Process, vpn: int, slot: int) -> None:
+    """free_swap_and_cache(): the entry goes; the slot too when it was its last user."""
+    p.pt.write_pte(vpn << 12, 0)
+    put_swap_slot(k, slot)
+
+
+def put_swap_slot(k, slot: int) -> None:
+    k.swap_refs[slot] -= 1
+    if k.swap_refs[slot] <= 0:
+        del k.swap_refs[slot]
+        k.swap.free(slot)
+        k.swap_cache.pop(slot, None)
+
+
+def free_pgtables(k, p: Process) -> None:
+    """free_pgtables(): the process's page-table frames go back to the allocator."""
+    for table in p.pt.tables():
+        k.frames.free(table)
+    p.pt = None
 
 
 def alloc_frame(k, what: str, *, anon: bool, cache_key=None) -> FrameInfo:
@@ -188,25 +264,20 @@ def special_frame(k, vma: Vma, addr: int) -> int:
 
 
 def new_page_tables(k, pid: int):
-    return PageTables(k.geom, k.ptmem, k.frames.alloc_phys, nxe=True, what=f"pgd of {pid}")
+    return PageTables(k.geom, k.mem, k.frames, nxe=True, what=f"pgd of {pid}")
 
 
 def unmap_range(k, p: Process, start: int, end: int) -> None:
-    """zap_page_range(): drop the PTEs of [start, end)."""
-    changed = False
-    if (end - start) // PAGE < 4 * len(p.ptes) + 64:
-        vpns = [v for v in range(start >> 12, end >> 12) if v in p.ptes]
-    else:
-        vpns = [v for v in sorted(p.ptes) if start >> 12 <= v < end >> 12]
+    """zap_page_range(): drop the PTEs (and swap entries) of [start, end)."""
     flush_refs(k)
-    for v in vpns:
-        clear_pte(k, p, v)
-        k.model.unmap(p.mi, v)
+    changed = False
+    for vpn, _ in list(present_ptes(p, start, end)):
+        clear_pte(k, p, vpn)
+        k.model.unmap(p.mi, vpn)
         changed = True
-    for v in [v for v in p.swapped if start >> 12 <= v < end >> 12]:
-        slot = p.swapped.pop(v)
-        k.swap_refs[slot] -= 1
-        k.model.unmap(p.mi, v)
+    for vpn, slot in list(swap_ptes(p, start, end)):
+        drop_swap_entry(k, p, vpn, slot)
+        k.model.unmap(p.mi, vpn)
     if changed and p is k.current:
         flush_cpu_tlb(k)
 

@@ -46,6 +46,12 @@ def _strings(items) -> bytes:
     return b"".join(os.fsencode(s) + b"\0" for s in items)
 
 
+def _rss(t: Process) -> int:
+    from elfvm.emu.pages import resident_vpns
+
+    return len(resident_vpns(t)) if t.pt is not None else 0
+
+
 def _stat(k, t: Process) -> str:
     """/proc/PID/stat (do_task_stat): the fields programs read (state, ppid, minflt, vsize,
     rss); times are 0 (the emulated CPU has no tick accounting)."""
@@ -58,7 +64,7 @@ def _stat(k, t: Process) -> str:
                       and q.state not in ("zombie", "reaped"))
     fields = [t.pid, f"({comm(t)})", state, t.ppid, t.group, t.group, 0, -1, 0x400000,
               k.model.page_faults(t.mi), 0, 0, 0, 0, 0, 0, 0, 20, 0, threads, 0, 0, vsize,
-              len(t.ptes), 0xFFFFFFFF] + [0] * 27
+              _rss(t), 0xFFFFFFFF] + [0] * 27
     return " ".join(str(f) for f in fields) + "\n"
 
 
@@ -69,7 +75,7 @@ def _status(k, t: Process) -> str:
             f"Pid:\t{t.pid}\nPPid:\t{t.ppid}\nUid:\t{uid}\t{uid}\t{uid}\t{uid}\n"
             f"Gid:\t{gid}\t{gid}\t{gid}\t{gid}\n"
             f"VmSize:\t{sum(v.end - v.start for v in t.mm.vmas) // 1024:8d} kB\n"
-            f"VmRSS:\t{len(t.ptes) * 4:8d} kB\nThreads:\t{_stat(k, t).split()[19]}\n")
+            f"VmRSS:\t{_rss(t) * 4:8d} kB\nThreads:\t{_stat(k, t).split()[19]}\n")
 
 
 def proc_file(k, p: Process, path: str) -> Inode | None:
@@ -92,7 +98,7 @@ def proc_file(k, p: Process, path: str) -> Inode | None:
         data = _stat(k, t).encode()
     elif entry == "statm":
         size = sum(v.end - v.start for v in t.mm.vmas) // 4096
-        data = f"{size} {len(t.ptes)} 0 0 0 0 0\n".encode()
+        data = f"{size} {_rss(t)} 0 0 0 0 0\n".encode()
     elif entry == "status":
         data = _status(k, t).encode()
     else:

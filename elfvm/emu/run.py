@@ -219,15 +219,67 @@ def paging_model(opts: RunOptions):
 
 def run_program(opts: RunOptions) -> RunReport:
     """Exec the program (elfvm's loader) and run it under Unicorn until every process exits."""
-    from elfvm.emu.entry import install_hooks
-    from elfvm.emu.exec import spawn
     from elfvm.emu.pages import flush_refs
     from elfvm.emu.sched import run
-    from elfvm.emu.state import KernelState
+
+    k, p, result, argv = boot(opts)
+    try:
+        with StopOnSigint(k):
+            run(k)
+    except KeyboardInterrupt:
+        k.stop_reason = "interrupted"
+    finally:
+        flush_refs(k)
+        if k.trace is not None:
+            k.trace.close()
+    k.vfs.save_overlay()
+    report = build_report(k, p, argv, opts, result)
+    k.swap.close()
+    return report
+
+
+def boot(opts: RunOptions):
+    """The machine at the program's first instruction: (kernel state, first process, the
+    loader's result, argv)."""
+    try:                              # the `emu` extra: unicorn
+        from elfvm.emu.entry import install_hooks
+        from elfvm.emu.exec import spawn
+        from elfvm.emu.state import KernelState
+    except ImportError as e:          # pragma: no cover
+        raise UsageError(f"simulate-run PROGRAM needs unicorn: pip install 'elfvm[emu]' ({e})") from None
     from elfvm.emu.task import FIRST_PID
     from elfvm.emu.tracefile import TraceWriter
     from elfvm.emu.vfs import O_WRONLY, OpenFile, Vfs
 
+    check_options(opts)
+    result, argv = _exec(opts)
+    model = paging_model(opts)
+    vfs = Vfs(root=os.path.abspath(opts.sysroot), cwd=guest_cwd(opts.cwd, opts.sysroot),
+              write_dir=opts.write_dir)
+    trace = None
+    if opts.emit_trace:
+        trace = TraceWriter(opts.emit_trace, FIRST_PID)
+        trace._file(FIRST_PID)
+    k = KernelState(profile=result.profile, ram=opts.ram + PHYS_HEADROOM, model=model,
+                    fault_model=opts.fault_model, geometry=opts.mmu, vfs=vfs,
+                    max_instructions=opts.max_instructions, seed=opts.seed, stdin=opts.stdin,
+                    echo=opts.echo, event_limit=opts.event_limit,
+                    folio_pages=max(opts.folio_kib // 4, 1), exact=opts.exact or trace is not None,
+                    trace=trace, clock_ns=clock_start(opts.clock))
+    install_hooks(k)
+    k.read_implies_exec = result.read_implies_exec
+    k.model_ram = opts.ram
+    out = OpenFile(None, O_WRONLY, sink=k.stdout)
+    err = OpenFile(None, O_WRONLY, sink=k.stderr)
+    p = spawn(k, result, {0: stdin_file(opts), 1: out, 2: err})
+    p.argv, p.envp = list(argv), list(opts.env)
+    if program_in_sysroot(opts.program, opts.sysroot) != opts.program:
+        p.images[0] = opts.program                 # the guest's name for it, inside --sysroot
+    p.rlimit_stack = opts.rlimit_stack
+    return k, p, result, argv
+
+
+def check_options(opts: RunOptions) -> None:
     if opts.fault_model not in ("linux", "simple"):
         raise UsageError(f"--fault-model {opts.fault_model!r}: choose linux or simple")
     if opts.policy not in ("fifo", "lru", "clock"):
@@ -237,46 +289,6 @@ def run_program(opts: RunOptions) -> RunReport:
         raise UsageError(f"--frames {opts.frames}: a real program needs at least 8 frames")
     if opts.frames is not None and opts.frames > opts.ram // 4096:
         raise UsageError(f"--frames {opts.frames}: more than --ram holds ({opts.ram // 4096} frames)")
-    result, argv = _exec(opts)
-    model = paging_model(opts)
-    vfs = Vfs(root=os.path.abspath(opts.sysroot), cwd=guest_cwd(opts.cwd, opts.sysroot),
-              write_dir=opts.write_dir)
-    trace = None
-    if opts.emit_trace:
-        trace = TraceWriter(opts.emit_trace, FIRST_PID)
-        trace._file(FIRST_PID)
-    exact = opts.exact or trace is not None
-    try:
-        k = KernelState(profile=result.profile, ram=opts.ram + PHYS_HEADROOM, model=model,
-                        fault_model=opts.fault_model, geometry=opts.mmu, vfs=vfs,
-                        max_instructions=opts.max_instructions, seed=opts.seed, stdin=opts.stdin,
-                        echo=opts.echo, event_limit=opts.event_limit,
-                        folio_pages=max(opts.folio_kib // 4, 1), exact=exact, trace=trace,
-                   clock_ns=clock_start(opts.clock))
-    except ImportError as e:          # pragma: no cover
-        raise UsageError(f"simulate-run PROGRAM needs unicorn: pip install 'elfvm[emu]' ({e})") from None
-    install_hooks(k)
-    k.read_implies_exec = result.read_implies_exec
-    k.model_ram = opts.ram
-    stdin = stdin_file(opts)
-    out = OpenFile(None, O_WRONLY, sink=k.stdout)
-    err = OpenFile(None, O_WRONLY, sink=k.stderr)
-    p = spawn(k, result, {0: stdin, 1: out, 2: err})
-    p.argv, p.envp = list(argv), list(opts.env)
-    if program_in_sysroot(opts.program, opts.sysroot) != opts.program:
-        p.images[0] = opts.program                 # the guest's name for it, inside --sysroot
-    p.rlimit_stack = opts.rlimit_stack
-    try:
-        with StopOnSigint(k):
-            run(k)
-    except KeyboardInterrupt:
-        k.stop_reason = "interrupted"
-    finally:
-        flush_refs(k)
-        if trace is not None:
-            trace.close()
-    vfs.save_overlay()
-    return build_report(k, p, argv, opts, result)
 
 
 class StopOnSigint:
@@ -335,6 +347,7 @@ class StopOnSigint:
 
 
 def build_report(k, first, argv, opts: RunOptions, result) -> RunReport:
+    from elfvm.emu.pages import resident_vpns
     from elfvm.emu.syscall_names import syscall_name
     from elfvm.mm.maps import maps_text, proc_maps
 
@@ -347,7 +360,7 @@ def build_report(k, first, argv, opts: RunOptions, result) -> RunReport:
         timeline = replace(timeline, names=tuple(process_label(q) for _, q in by_mi))
     procs = sorted(k.procs.values(), key=lambda q: q.pid)
     mm = first.mm
-    present = getattr(first, "final_resident", None) or set(first.ptes)
+    present = getattr(first, "final_resident", None) or resident_vpns(first)
     maps, rss = [], []
     for ln in proc_maps(mm):
         resident = sum(1 for v in range(ln.start >> 12, ln.end >> 12) if v in present)

@@ -74,7 +74,7 @@ def run(k) -> None:
         # round-robin with a quantum of instructions when tasks share memory (threads may spin
         # on it) or a timer is armed (the clock follows the instructions); processes that only
         # meet in system calls switch when they block
-        sliced = bool(k.timers) or len({id(q.ptes) for q in cands}) < len(cands)
+        sliced = bool(k.timers) or len({id(q.pt) for q in cands}) < len(cands)
         if sliced:
             budget = min(budget or QUANTUM, QUANTUM)
         before = k.cpu.instructions or 0

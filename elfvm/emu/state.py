@@ -15,12 +15,12 @@ from collections import Counter
 import numpy as np
 
 from elfvm.emu.cpu import GDT_LINEAR, STUB_LINEAR, Cpu, Segments
-from elfvm.emu.memory import Frames
+from elfvm.emu.memory import PAGE, Frames
 from elfvm.emu.task import FIRST_PID, Death, FaultEvent, Process
 from elfvm.emu.vfs import Inode, Vfs
 from elfvm.mm.vma import FileRef
 from elfvm.mmu.geometry import get_geometry
-from elfvm.phys import PhysicalMemory
+from elfvm.phys import MappedMemory, SwapDevice
 
 
 class KernelState:
@@ -40,7 +40,8 @@ class KernelState:
         self.segments = Segments(native_i386=profile.name == "linux-i386")
         self.cpu = Cpu(self.segments)
         self.uc = self.cpu.uc
-        self.frames = Frames(self.uc, ram)
+        self.mem = MappedMemory(ram)                     # the one physical memory
+        self.frames = Frames(self.uc, self.mem)
         self.model = model                               # elfvm.sim.engine.PagingModel
         self.exact = exact
         self.trace = trace                               # TraceWriter (--emit-trace) or None
@@ -48,12 +49,12 @@ class KernelState:
         self.pending: dict[tuple[int, int], str] = {}    # (pid, vpn) -> kind of its fault
         self.touched: set[tuple[int, int]] = set()
         self.phys_to_vpn: dict[int, int] = {}            # exact mode: frame -> vpn in the CPU TLB
+        self.cpu_tlb: dict[int, bool] = {}               # exact mode: vpn in the CPU TLB -> writable
         self.pages_at_exec = 0
         self.in_mem_hook = False
         self.deferred: set[tuple[int, int]] = set()      # evictions waiting for the CPU to stop
         self.final_stats = None
         self.final_timeline = None                       # with --svg: the timeline at the end
-        self.ptmem = PhysicalMemory(ram)
         self.vfs = vfs
         self.max_instructions = max_instructions
         self.seed = seed
@@ -62,10 +63,9 @@ class KernelState:
         self.next_pid = FIRST_PID
         self.page_cache: dict[tuple, int] = {}          # (file key, index) -> frame
         self.file_inodes: dict[FileRef, Inode] = {}
-        self.swap: dict[int, bytes] = {}
-        self.swap_refs: Counter = Counter()
+        self.swap = SwapDevice(PAGE)                     # swapped pages: a temporary file
+        self.swap_refs: Counter = Counter()              # swap_map: PTEs naming each slot
         self.swap_cache: dict[int, int] = {}             # slot -> frame still resident
-        self.next_slot = 0
         self.events: list[FaultEvent] = []
         self.event_limit = event_limit
         self.event_seq = 0

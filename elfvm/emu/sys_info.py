@@ -54,7 +54,7 @@ def sys_sysinfo_model(k, p, buf):
     frames = k.model.machine.cfg.frames
     used = min(frames - k.model.free_frames, total // PAGE) * PAGE
     swap_total = (1 << 32) - PAGE                 # unbounded model swap: one address space
-    swap_free = max(swap_total - len(k.swap) * PAGE, 0)
+    swap_free = max(swap_total - len(k.swap_refs) * PAGE, 0)
     # do_sysinfo(): mem_unit 1 when RAM + swap fit 32 bits, else figures in pages
     unit = 1 if total + swap_total < 1 << 32 else PAGE
     uptime = max((k.clock_ns - k.boot_ns) // 10**9, 0)

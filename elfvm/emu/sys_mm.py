@@ -8,7 +8,7 @@ import struct
 
 from elfvm.emu import vfs as V
 from elfvm.emu.memory import PAGE
-from elfvm.emu.pages import flush_cpu_tlb, map_page, set_pte, unmap_range
+from elfvm.emu.pages import flush_cpu_tlb, map_page, present_ptes, set_pte, unmap_range
 from elfvm.emu.state import KernelState
 from elfvm.emu.task import Process, Pte, s32
 from elfvm.emu.uaccess import read_user
@@ -151,8 +151,7 @@ def sys_mprotect(k, p, addr, length, prot):
         piece = v.clip(s, e)
         mm.insert(piece.__class__(**{**piece.__dict__, "prot": vprot}))
     changed = False
-    for vpn in [x for x in list(p.ptes) if addr >> 12 <= x < end >> 12]:
-        pte = p.ptes[vpn]
+    for vpn, pte in list(present_ptes(p, addr, end)):
         fi = k.frames.info.get(pte.frame)
         excl = fi is not None and fi.anon and len(fi.rmap) == 1
         w = bool(vprot & PROT_WRITE) and (pte.write or excl)
@@ -189,8 +188,7 @@ def sys_mremap(k, p, old, old_len, new_len, flags, new_addr):
         return -e.errno
     moved = v.clip(old, old + old_len)
     mm.insert(moved.__class__(**{**moved.__dict__, "start": dest, "end": dest + new_len}))
-    for vpn in sorted(x for x in list(p.ptes) if old >> 12 <= x < (old + old_len) >> 12):
-        pte = p.ptes[vpn]
+    for vpn, pte in list(present_ptes(p, old, old + old_len)):
         set_pte(k, p, (dest >> 12) + vpn - (old >> 12), Pte(pte.frame, pte.write, pte.exec))
         map_page(k, p, (dest >> 12) + vpn - (old >> 12))
     mm.munmap(old, old + old_len)
@@ -236,7 +234,9 @@ def sys_mincore(k, p, addr, length, vec):
 
 def _in_core(k, p: Process, a: int) -> bool:
     vpn = a >> 12
-    if vpn in p.ptes:
+    from elfvm.emu.pages import follow_pte
+
+    if follow_pte(p, vpn) is not None:
         return True
     vma = p.mm.vma_at(a)
     if vma is not None and vma.file is not None:

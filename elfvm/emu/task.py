@@ -15,7 +15,8 @@ FIRST_PID = 100
 
 @dataclass
 class Pte:
-    """A present page-table entry (software view; the MMU model holds the real bits)."""
+    """A present last-level entry as read from the page tables (elfvm.emu.pages.follow_pte):
+    a decoded value, never stored."""
 
     frame: int
     write: bool
@@ -63,8 +64,6 @@ class Process:
     ppid: int
     mm: Mm
     pt: object                       # elfvm.mmu.paging.PageTables
-    ptes: dict = field(default_factory=dict)          # vpn -> Pte
-    swapped: dict = field(default_factory=dict)       # vpn -> swap slot
     fds: dict = field(default_factory=dict)           # fd -> OpenFile
     cloexec: set = field(default_factory=set)
     context: object = None

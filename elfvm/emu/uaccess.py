@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from elfvm.emu.fault import do_user_addr_fault
 from elfvm.emu.memory import PAGE
-from elfvm.emu.pages import reference
+from elfvm.emu.pages import follow_pte, reference
 from elfvm.emu.task import EFault, Process
 
 
@@ -17,12 +17,12 @@ def user_page(k, p: Process, addr: int, write: bool, size: int = 1) -> int:
     """copy_to_user / copy_from_user on one page: faults like the CPU's (counted with
     `kernel`), one reference (a lackey record when tracing)."""
     vpn = addr >> 12
-    pte = p.ptes.get(vpn)
+    pte = follow_pte(p, vpn)
     if pte is None or (write and not pte.write):
         d = do_user_addr_fault(k, p, addr, "w" if write else "r", k.cpu.eip, kernel=True)
         if d is not None:
             raise EFault(d.reason)
-        pte = p.ptes[vpn]
+        pte = follow_pte(p, vpn)
     if k.trace is not None:
         k.trace.record(p.pid, "S" if write else "L", addr, size)
     reference(k, p, vpn, write, False)

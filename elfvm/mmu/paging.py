@@ -123,6 +123,8 @@ class PageTables:
         self._masks = tuple((1 << b) - 1 for b in geom.level_bits)
         self._esize = geom.entry_size
         self._large = frozenset(geom.large_levels)
+        # where an entry that points at a lower table keeps its address (entry_address, not large)
+        self._tmask = E.entry_address(geom.fmt, (1 << (8 * geom.entry_size)) - 1, False, 0, geom.page_size)
 
     # --- building ---------------------------------------------------------------------
     def alloc_table(self, level: int, what: str) -> int:
@@ -178,6 +180,73 @@ class PageTables:
         table = self.table_for(linear, level, user, what)
         self.write_entry(self.entry_addr(table, level, linear),
                          E.make_entry(g.fmt, phys, flags, large=level != last))
+
+    # --- the kernel's side: last-level entries by linear address -------------------------
+    def pte_addr(self, linear: int, alloc: bool = False) -> int | None:
+        """pte_offset_map(): where the last-level entry of `linear` lives; None when a table on
+        the way is missing (with `alloc`, the missing tables are allocated: pte_alloc)."""
+        last = self.geom.levels - 1
+        if alloc:
+            return self.entry_addr(self.table_for(linear, last, True), last, linear)
+        read, esize, shifts, masks, tmask = self.mem.read_uint, self._esize, self._shifts, self._masks, self._tmask
+        table = self.cr3
+        for lv in range(last):
+            v = read(table + ((linear >> shifts[lv]) & masks[lv]) * esize, esize)
+            if not v & E.P:
+                return None
+            table = v & tmask
+        return table + ((linear >> shifts[last]) & masks[last]) * esize
+
+    def read_pte(self, linear: int) -> int:
+        """The raw last-level entry of `linear` (0 when its table does not exist)."""
+        ea = self.pte_addr(linear)
+        return 0 if ea is None else self.read_entry(ea)
+
+    def write_pte(self, linear: int, value: int) -> None:
+        """set_pte(): a raw last-level entry (a present mapping or a swap entry)."""
+        self.write_entry(self.pte_addr(linear, alloc=True), value)
+
+    def pte_frame(self, value: int) -> int:
+        """The frame a present last-level entry maps."""
+        return E.entry_address(self.geom.fmt, value, False, 0, self.geom.page_size)
+
+    def ptes(self, start: int, end: int):
+        """walk_page_range(): (linear, entry) for every non-zero last-level entry in
+        [start, end), in address order, skipping the tables that do not exist."""
+        yield from self._ptes(self.cr3, 0, start, end, 0)
+
+    def _ptes(self, table: int, lv: int, start: int, end: int, base: int):
+        g = self.geom
+        shift, mask = self._shifts[lv], self._masks[lv]
+        span = 1 << shift
+        first = max(start, base)
+        i = (first >> shift) & mask if first > base else 0
+        addr = base + i * span
+        while i <= mask and addr < end:
+            v = self.read_entry(table + i * self._esize)
+            if lv == g.levels - 1:
+                if v:
+                    yield addr, v
+            elif v & E.P:
+                yield from self._ptes(E.entry_address(g.fmt, v, False, 0, g.page_size), lv + 1,
+                                      start, end, addr)
+            i += 1
+            addr += span
+
+    def tables(self) -> list[int]:
+        """Every table frame of this address space, the top one last (free_pgtables)."""
+        return list(self._tables(self.cr3, 0)) + [self.cr3]
+
+    def _tables(self, table: int, lv: int):
+        g = self.geom
+        if lv == g.levels - 1:
+            return
+        for i in range(self._masks[lv] + 1):
+            v = self.read_entry(table + i * self._esize)
+            if v & E.P and not (lv in self._large and v & E.PS):
+                sub = E.entry_address(g.fmt, v, False, 0, g.page_size)
+                yield from self._tables(sub, lv + 1)
+                yield sub
 
     # --- the hardware walk -------------------------------------------------------------
     def walk(self, linear: int) -> Walk:

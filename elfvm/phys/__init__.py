@@ -6,8 +6,9 @@ keep for themselves (see `frames.x86_reserved_ranges`).
 """
 
 from elfvm.phys.frames import FrameAllocator, OutOfMemory, Reserved, Zone, x86_reserved_ranges
-from elfvm.phys.memory import PhysicalMemory, PhysicalAccessError
+from elfvm.phys.memory import MappedMemory, PhysicalAccessError, PhysicalMemory
+from elfvm.phys.swap import SwapDevice
 from elfvm.units import parse_size
 
-__all__ = ["PhysicalMemory", "PhysicalAccessError", "FrameAllocator", "OutOfMemory", "Reserved",
+__all__ = ["PhysicalMemory", "MappedMemory", "SwapDevice", "PhysicalAccessError", "FrameAllocator", "OutOfMemory", "Reserved",
            "Zone", "x86_reserved_ranges", "parse_size"]

@@ -7,6 +7,9 @@ hit a PCI hole or nothing at all).
 
 from __future__ import annotations
 
+import ctypes
+import mmap
+
 CHUNK_SHIFT = 12
 CHUNK = 1 << CHUNK_SHIFT
 
@@ -83,3 +86,46 @@ class PhysicalMemory:
     @property
     def touched_bytes(self) -> int:
         return len(self._chunks) * CHUNK
+
+
+class MappedMemory(PhysicalMemory):
+    """RAM of `size` bytes in one anonymous host mapping, which an emulated CPU maps as its
+    physical memory too (Unicorn's mem_map_ptr at `address`): the CPU's accesses and the page
+    tables the MMU model writes and walks are the same bytes. The host commits a page only
+    when it is first written, so an untouched frame costs nothing."""
+
+    __slots__ = ("_map", "_view", "_u32", "_u64", "address")
+
+    def __init__(self, size: int):
+        if size <= 0 or size % CHUNK:
+            raise ValueError(f"RAM size must be a positive multiple of {CHUNK}: {size:#x}")
+        self.size = size
+        self._chunks = {}
+        self._map = mmap.mmap(-1, size)
+        self._view = memoryview(self._map)
+        self._u32 = self._view.cast("I")
+        self._u64 = self._view.cast("Q")
+        self.address = ctypes.addressof(ctypes.c_char.from_buffer(self._map))
+
+    def read(self, addr: int, n: int) -> bytes:
+        self._check(addr, n)
+        return bytes(self._view[addr:addr + n])
+
+    def write(self, addr: int, data: bytes) -> None:
+        self._check(addr, len(data))
+        self._view[addr:addr + len(data)] = data
+
+    def read_uint(self, addr: int, size: int) -> int:
+        if size == 4 and not addr & 3:
+            return self._u32[addr >> 2]
+        if size == 8 and not addr & 7:
+            return self._u64[addr >> 3]
+        return int.from_bytes(self.read(addr, size), "little")
+
+    def clear(self, addr: int, n: int) -> None:
+        self._check(addr, n)
+        self._view[addr:addr + n] = bytes(n)
+
+    @property
+    def touched_bytes(self) -> int:
+        return self.size

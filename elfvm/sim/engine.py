@@ -612,6 +612,17 @@ class PagingModel:
         a = self._last()
         return Access(False, None, a.frame, a.evicted, a.written_back)
 
+    def set_pfn(self, proc: int, vpn: int, pfn: int) -> None:
+        """The program's kernel put resident page `vpn` in physical frame `pfn` (its PTE holds
+        it): the model's frame that holds the page shows that number from now on."""
+        m = self.machine
+        p = self.index.lookup(proc, vpn)
+        m.ensure_pages()
+        f = int(m.pages[p, K.P_FRAME])
+        if f >= 0:
+            m.pfn[f] = pfn
+            m.frames[f, K.F_PFN] = pfn
+
     def add_process(self) -> int:
         """A new process (fork): its number, for access()."""
         return self.machine.add_process()
