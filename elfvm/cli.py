@@ -12,13 +12,17 @@ import sys
 import click
 
 from elfvm import __version__
+from elfvm.commands.options import escape
 from elfvm.errors import ElfvmError
 
 COMMANDS = {
     "layout": ("elfvm.commands.layout", "layout", "Predict the initial memory map of an i386 program."),
     "translate": ("elfvm.commands.translate", "translate",
                   "Walk an address through segmentation and paging."),
-    "simulate-run": ("elfvm.commands.simulate_run", "simulate_run", "Demand paging, TLB and swap over memory traces."),
+    "simulate-run": ("elfvm.commands.simulate_run", "simulate_run",
+                     "Run a program or a memory trace: demand paging, TLB, swap, replacement."),
+    "eat": ("elfvm.commands.eat", "eat", "Effective access time: the lecture's formulas, no trace."),
+    "quiz": ("elfvm.commands.quiz", "quiz", "The lecture's exercises on real programs, checked by elfvm."),
 }
 
 
@@ -40,9 +44,16 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except ElfvmError as e:
-            click.echo(f"elfvm: {e.message}", err=True)
+            click.echo(f"elfvm: {escape(e.message)}", err=True)
             ctx.exit(e.exit_code)
-        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+        except click.exceptions.UsageError as e:    # one line, as every elfvm error
+            hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
+            click.echo(f"elfvm: {escape(e.format_message())}{hint}", err=True)
+            ctx.exit(e.exit_code)
+        except click.ClickException as e:
+            e.message = escape(e.message)        # a bad value is echoed back: never raw bytes
+            raise
+        except (click.exceptions.Exit, click.exceptions.Abort):
             raise
         except BrokenPipeError:
             ctx.exit(0)
@@ -71,7 +82,12 @@ def cli():
 def main(argv=None):
     """Console-script entry point."""
     try:
-        cli.main(args=argv, prog_name="elfvm")
-    except KeyboardInterrupt:
+        rc = cli.main(args=argv, prog_name="elfvm", standalone_mode=False)
+    except click.ClickException as e:
+        e.message = escape(e.message)            # the group's own errors (unknown command...)
+        e.show()
+        sys.exit(e.exit_code)
+    except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("elfvm: interrupted", err=True)
         sys.exit(130)
+    sys.exit(rc if isinstance(rc, int) else 0)

@@ -3,6 +3,7 @@ brk vs mmap malloc, shared memory, a segfault), hand-computed fault counts, the 
 the one model (replaying --emit-trace gives the run's faults), the options and Ctrl-C."""
 
 import json
+import os
 import signal
 import struct
 import subprocess
@@ -112,9 +113,8 @@ def test_exact_and_default_modes_agree_on_faults_without_pressure():
 
 # ---------------------------------------------------------------- the command
 def elfvm(*args, input=None, cwd=None):
-    """`elfvm simulate-run` with the program (a first argument that is not an option) moved
-    after the options: options end at PROGRAM."""
-    if args and not args[0].startswith("-"):
+    """Options end at PROGRAM: a leading PROGRAM moves behind the options given after it."""
+    if args and os.path.isfile(args[0]):
         args = (*args[1:], args[0])
     return subprocess.run([sys.executable, "-m", "elfvm", "simulate-run", *args], input=input,
                           capture_output=True, cwd=cwd, timeout=120)

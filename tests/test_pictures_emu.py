@@ -26,8 +26,13 @@ def texts(path):
     return "\n".join(t.text or "" for t in root.iter(f"{NS}text"))
 
 
-def report_json(*args):
-    r = cli_run(*args, "--format", "json")
+def run_prog(prog, *opts):
+    """Options end at PROGRAM: they go first."""
+    return cli_run(*opts, prog)
+
+
+def report_json(prog, *opts):
+    r = run_prog(prog, *opts, "--format", "json")
     assert r.exit_code == 0, r.output
     return json.loads(r.stdout)
 
@@ -65,7 +70,7 @@ def test_touch_svg_fork_and_cow(tmp_path, needs_interp, extra):
 def test_hello_static_svg(tmp_path, extra):
     out = tmp_path / "hello.svg"
     prog = fixture_path("hello_static")
-    r = cli_run(prog, *extra, "--svg", str(out))
+    r = run_prog(prog, *extra, "--svg", str(out))
     assert r.exit_code == 0, r.output
     assert "page faults" in r.stdout                       # the report is still printed
     joined = texts(out)
@@ -85,7 +90,7 @@ def test_hello_static_svg(tmp_path, extra):
 
 def test_stack_growth_is_a_fault_kind_of_the_picture(tmp_path):
     out = tmp_path / "sg.svg"
-    r = cli_run(fixture_path("stackgrow"), "--svg", str(out))
+    r = run_prog(fixture_path("stackgrow"), "--svg", str(out))
     assert r.exit_code == 0, r.output
     assert "stack-growth" in texts(out)
 
@@ -123,5 +128,5 @@ def test_no_sampling_without_svg(monkeypatch):
 
 
 def test_program_svg_unwritable(tmp_path):
-    r = cli_run(fixture_path("hello_static"), "--svg", str(tmp_path / "no" / "x.svg"))
+    r = run_prog(fixture_path("hello_static"), "--svg", str(tmp_path / "no" / "x.svg"))
     assert r.exit_code == 2 and "--svg" in r.output

@@ -180,10 +180,10 @@ def test_missing_files_and_bad_options(tmp_path):
         (["--trace", p, "--ram", "lots"], "--ram 'lots'"),
         (["--trace", p, "--page-size", "3000"], "power of two"),
         (["--trace", p, "--tlb-ways", "3"], "must divide"),
-        (["--trace", p, "--quantum", "0"], "at least 1"),
+        (["--trace", p, "--quantum", "0"], "not in the range 1<=x"),
         (["--trace", p, "--compare", "fifo,best", "--frames", "3"], "choose from"),
         (["--trace", p, "--mmu", "custom"], "needs --bits"),
-        (["prog", "--trace", p], "not both"),
+        (["--trace", p, "prog"], "not several"),
     ]
     for args, msg in cases:
         r = cli_run(*args)

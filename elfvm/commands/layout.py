@@ -8,13 +8,15 @@ import sys
 import click
 
 from elfvm.errors import EXIT_ERRNO, EXIT_KILLED, EXIT_VERIFY, UsageError
-from elfvm.units import parse_size
+from elfvm.commands.options import PROGRAM_CONTEXT, drop_separator, int_range, reject
+from elfvm.units import RLIM_INFINITY, parse_size
 
 EPILOG = """\b
 Examples:
   elfvm layout fixtures/bin/hello_pie
   elfvm layout --format maps --env-clear fixtures/bin/hello_static
-  elfvm layout --stack --env-clear fixtures/bin/tiny -- one two
+  elfvm layout --stack --env-clear fixtures/bin/tiny one two
+  elfvm layout --explain 0x5655a000 fixtures/bin/hello_pie
   elfvm layout --profile linux-i386 --split 2G fixtures/bin/hello_pie
   elfvm layout --verify fixtures/bin/bigbss
 """
@@ -37,7 +39,7 @@ def build_env(env_clear: bool, settings: tuple[str, ...]) -> list[str]:
     return env
 
 
-@click.command(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(epilog=EPILOG, context_settings=PROGRAM_CONTEXT)
 @click.argument("program", type=click.Path(dir_okay=True, path_type=str))
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @click.option("--profile", type=click.Choice(["linux-x86_64-compat", "linux-i386"]),
@@ -54,22 +56,29 @@ def build_env(env_clear: bool, settings: tuple[str, ...]) -> list[str]:
               help="RLIMIT_STACK (ulimit -s), e.g. 8M, 100K, unlimited.")
 @click.option("--legacy", is_flag=True, help="ADDR_COMPAT_LAYOUT (setarch -L): bottom-up mmap.")
 @click.option("--3gb", "addr_limit_3gb", is_flag=True, help="ADDR_LIMIT_3GB (setarch -3).")
-@click.option("--aslr", is_flag=True, help="Randomize like randomize_va_space=2 (needs --seed).")
-@click.option("--seed", type=int, default=None, help="Seed for --aslr: the same seed, the same layout.")
+@click.option("--aslr", is_flag=True, help="Randomize like randomize_va_space=2 (without --seed: "
+              "a seed is picked and printed, so the run can be repeated).")
+@click.option("--seed", type=int_range(0, (1 << 64) - 1), default=None,
+              help="Seed for --aslr: the same seed, the same layout.")
 @click.option("--format", "fmt", type=click.Choice(["table", "maps", "json"]), default="table",
               show_default=True)
 @click.option("--stack", "show_stack", is_flag=True, help="Also show the initial stack word by word.")
 @click.option("--svg", "svg_file", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Also draw the address space to this SVG file.")
 @click.option("--diagram", is_flag=True, help="Draw the address space in the terminal instead of the table.")
+@click.option("--wide", is_flag=True, help="Table: every column on one row (dev, inode, kind, bytes, "
+              "source) instead of fitting the terminal with the details under each mapping.")
+@click.option("--explain", "explain", metavar="ADDR", default=None,
+              help="Say in plain words why the mapping holding ADDR (a number or a symbol) is "
+                   "where it is, and which section holds ADDR.")
 @click.option("--verify", is_flag=True,
               help="Run PROGRAM under ptrace to its first instruction (ASLR off) and diff the real "
                    "/proc/PID/maps, auxv and registers with the prediction.")
 def layout(program, args, profile, split, sysroot, env_set, env_clear, argv0, rlimit_stack, legacy,
-           addr_limit_3gb, aslr, seed, fmt, show_stack, svg_file, diagram, verify):
+           addr_limit_3gb, aslr, seed, fmt, show_stack, svg_file, diagram, wide, explain, verify):
     """Predict the memory map of PROGRAM at its first instruction, exactly as this machine's
-    kernel builds it at execve(), without running it. ARGS are the program's arguments (put
-    them after `--` when they start with a dash)."""
+    kernel builds it at execve(), without running it. Options end at PROGRAM: everything after
+    it (ARGS, dashes included) is the program's argv, as with strace or env."""
     from elfvm.kernel.binfmt_elf import ExecRequest, UnsupportedProgram, execve
     from elfvm.kernel.profile import make_profile
 
@@ -77,18 +86,35 @@ def layout(program, args, profile, split, sysroot, env_set, env_clear, argv0, rl
         raise UsageError(f"{program}: no such file")
     if os.path.isdir(program):
         raise UsageError(f"{program}: is a directory, not a program")
-    if aslr and seed is None:
-        raise UsageError("--aslr needs --seed N (the same seed gives the same layout)")
-    if seed is not None and not aslr:
-        raise UsageError("--seed only makes sense with --aslr")
+    ctx = click.get_current_context()
+    args = drop_separator(args)
+    if profile != "linux-i386":
+        reject(ctx, ["split"], "only with --profile linux-i386 (a native 32-bit kernel's VMSPLIT)")
+    if fmt != "table":
+        reject(ctx, ["show_stack", "diagram", "wide", "explain"],
+               f"draws a table for people; it does not go with --format {fmt}")
+    if diagram:
+        reject(ctx, ["show_stack", "wide", "explain"], "goes with the table, not with --diagram")
+    if explain is not None:
+        reject(ctx, ["show_stack", "wide"], "goes with the table, not with --explain")
+    if verify and profile != "linux-x86_64-compat":
+        raise UsageError("--verify compares with this machine's kernel: use the default "
+                         "--profile linux-x86_64-compat")
     if verify and aslr:
         raise UsageError("--verify runs with ASLR off; drop --aslr")
+    if aslr and seed is None:
+        seed = int.from_bytes(os.urandom(4), "little")
+        click.echo(f"elfvm: --aslr --seed {seed} (pass it again for the same layout)", err=True)
+    if seed is not None and not aslr:
+        raise UsageError("--seed only makes sense with --aslr")
     if not os.path.isdir(sysroot):
         raise UsageError(f"--sysroot {sysroot}: not a directory")
     try:
         rlim = parse_size(rlimit_stack, allow_unlimited=True)
     except ValueError as e:
         raise UsageError(f"--rlimit-stack {rlimit_stack!r}: {e}") from None
+    if rlim > RLIM_INFINITY:
+        raise UsageError(f"--rlimit-stack {rlimit_stack}: more than RLIM_INFINITY (2^64-1)")
     prof = make_profile(profile, split, addr_limit_3gb=addr_limit_3gb, legacy=legacy)
     argv = [argv0 if argv0 is not None else program, *args]
     envp = build_env(env_clear, env_set)
@@ -124,8 +150,24 @@ def layout(program, args, profile, split, sysroot, env_set, env_clear, argv0, rl
         from elfvm.render import pictures
 
         click.echo(pictures.layout_diagram_text(result), nl=False)
+    elif explain is not None:
+        from elfvm.kernel.explain import ExplainError, explain_address
+
+        try:
+            import shutil
+            import textwrap
+
+            width = shutil.get_terminal_size((80, 24)).columns - 1
+            for line in explain_address(result, explain, rlim):
+                click.echo("\n".join(textwrap.wrap(line, width, subsequent_indent="  ",
+                                                    break_on_hyphens=False)))
+        except ExplainError as e:
+            raise UsageError(f"--explain {explain}: {e}") from None
     else:
-        click.echo(render.to_table(result, show_stack=show_stack), nl=False)
+        import shutil
+
+        click.echo(render.to_table(result, show_stack=show_stack, wide=wide,
+                                   width=shutil.get_terminal_size((80, 24)).columns), nl=False)
 
     if v.result != "ok":
         click.echo(f"elfvm: {render.verdict_line(result)}", err=True)

@@ -42,6 +42,8 @@ def simulate_program(program: str, args=(), *, frames: str | None = None, ram: s
         ram_bytes = parse_size(ram) if ram else 256 << 20
     except ValueError as e:
         raise UsageError(f"--ram {ram!r}: {e}") from None
+    if not 1 << 12 <= ram_bytes <= 1 << 38:
+        raise UsageError(f"--ram {ram}: from 4K to 256G (the frames this simulator keeps: 2^26)")
     nframes = None
     if frames:
         try:
@@ -89,13 +91,16 @@ def simulate_program(program: str, args=(), *, frames: str | None = None, ram: s
                 f.write(report.stdout)
         except OSError as e:
             raise UsageError(f"--stdout {stdout_file}: {e.strerror}") from None
+
+    from elfvm.commands.options import printable
+
     if fmt == "json":
-        click.echo(render_json(report))
+        click.echo(printable(render_json(report)))
         for note in report.notes:            # the table prints them; JSON's keys are fixed
             if note.startswith("--write-dir:"):
-                click.echo(f"elfvm: warning: {note}", err=True)
+                click.echo(f"elfvm: warning: {printable(note)}", err=True)
     else:
-        click.echo(render_text(report, tuple(shows), limit), nl=False)
+        click.echo(printable(render_text(report, tuple(shows), limit)), nl=False)
     if report.stop_reason == "max-instructions":
         click.echo(f"elfvm: {program}: stopped after --max-instructions {max_instructions}", err=True)
     for u in report.unknown_syscalls:             # never silent, whatever --quiet says

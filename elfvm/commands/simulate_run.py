@@ -6,8 +6,10 @@ import sys
 
 import click
 
+from elfvm.commands.options import (PROGRAM_CONTEXT, FiniteFloat, drop_separator, given, int_range,
+                                   reject)
 from elfvm.errors import UsageError
-from elfvm.units import parse_size
+from elfvm.units import RLIM_INFINITY, parse_size
 
 EPILOG = """\b
 Examples:
@@ -17,10 +19,16 @@ Examples:
   elfvm simulate-run --trace a.lackey --trace b.lackey.gz --frames 32 --quantum 1000 --asid
   elfvm simulate-run --trace t.lackey --compare fifo,lru,clock,opt --frames 8,16,32,64
   elfvm simulate-run --trace t.lackey --frames 16 --svg run.svg
-  elfvm simulate-run fixtures/bin/touch --svg touch.svg
-  printf '1\\n2\\n3\\n4\\n1\\n2\\n5\\n1\\n2\\n3\\n4\\n5\\n' |
-      elfvm simulate-run --trace - --page-size 1 --compare fifo --frames 3,4
+  elfvm simulate-run --svg touch.svg fixtures/bin/touch
+  elfvm simulate-run --refs "7 0 1 2 0 3 0 4 2 3 0 3 2" --frames 3 --compare fifo,lru,opt --show steps
+  elfvm simulate-run --refs 1,2,3,4,1,2,5,1,2,3,4,5 --compare fifo --frames 3,4
 """
+
+# Options that belong to one way of calling simulate-run only (the others reject them).
+PROGRAM_ONLY = ("fault_model", "exact_tlb", "emit_trace", "sysroot", "stdin_file", "write_dir",
+                "max_instructions", "env_set", "env_clear", "rlimit_stack")
+TRACE_ONLY = ("trace_format", "page_size", "bits", "quantum", "skip_bad_lines")
+REFS_OK = ("refs", "frames", "policy", "compare", "shows", "fmt")
 
 POLICY_NAMES = ("fifo", "lru", "clock", "opt")
 
@@ -53,7 +61,7 @@ def program_options(f):
                      "implement fails the run (exit 6) instead of a warning."),
         click.option("--write-dir", metavar="DIR", default=None, help="PROGRAM: where the "
                      "guest's file writes go (default: an in-memory overlay, thrown away)."),
-        click.option("--max-instructions", type=int, default=None, metavar="N",
+        click.option("--max-instructions", type=int_range(1, 1 << 62), default=None, metavar="N",
                      help="PROGRAM: stop after N instructions (exit 5)."),
         click.option("--env", "env_set", multiple=True, metavar="K=V",
                      help="PROGRAM: set an environment variable (repeatable), as in layout."),
@@ -80,6 +88,8 @@ def run_program_mode(program, args, trace_opts: dict, prog: dict) -> int:
         rlim = parse_size(prog["rlimit_stack"], allow_unlimited=True)
     except ValueError as e:
         raise UsageError(f"--rlimit-stack {prog['rlimit_stack']!r}: {e}") from None
+    if rlim > RLIM_INFINITY:
+        raise UsageError(f"--rlimit-stack {prog['rlimit_stack']}: more than RLIM_INFINITY (2^64-1)")
     t = trace_opts
     return simulate_program(
         program, args, frames=t["frames"], ram=t["ram"], policy=t["policy"], mmu=t["mmu"],
@@ -132,8 +142,7 @@ def frame_counts(frames: str | None, ram: str | None, page_size: int, many: bool
     return counts
 
 
-@click.command(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"],
-                                                "allow_interspersed_args": False})
+@click.command(epilog=EPILOG, context_settings=PROGRAM_CONTEXT)
 @click.argument("program", required=False)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @click.option("--trace", "traces", multiple=True, metavar="FILE",
@@ -149,8 +158,12 @@ def frame_counts(frames: str | None, ram: str | None, page_size: int, many: bool
               help="Page size (default: the --mmu's, 4 KiB); 1 makes ADDR a page number.")
 @click.option("--policy", type=click.Choice(POLICY_NAMES), default="lru", show_default=True,
               help="Page replacement policy.")
-@click.option("--tlb-entries", type=int, default=64, show_default=True, help="TLB entries (0: no TLB).")
-@click.option("--tlb-ways", type=int, default=None, help="Ways per set (default: fully associative).")
+@click.option("--refs", default=None, metavar="'7 0 1 2 ...'",
+              help="A textbook reference string (page numbers, spaces or commas) instead of a trace.")
+@click.option("--tlb-entries", type=int_range(0, 1 << 16), default=64, show_default=True,
+              help="TLB entries (0: no TLB).")
+@click.option("--tlb-ways", type=int_range(1, 1 << 16), default=None,
+              help="Ways per set (default: fully associative).")
 @click.option("--split-tlb", is_flag=True, help="Separate instruction and data TLBs (I vs L/S/M records).")
 @click.option("--asid", is_flag=True, help="ASID/PCID-tagged TLB entries survive context switches "
                                            "(without: flushed at every switch).")
@@ -158,15 +171,19 @@ def frame_counts(frames: str | None, ram: str | None, page_size: int, many: bool
               show_default=True, help="Paging geometry: walk levels and linear address width "
                                       "(x86-64: what this machine's MMU walks for an i386 task).")
 @click.option("--bits", default=None, help="--mmu custom: the address split, e.g. 12,10,10.")
-@click.option("--walk-levels", type=int, default=None, help="Memory accesses of a page walk "
+@click.option("--walk-levels", type=int_range(0, 8), default=None, help="Memory accesses of a page walk "
                                                             "(default: the --mmu's levels).")
-@click.option("--tlb-ns", type=float, default=20.0, show_default=True, help="TLB look-up time.")
-@click.option("--mem-ns", type=float, default=100.0, show_default=True, help="Memory access time.")
-@click.option("--quantum", type=int, default=10000, show_default=True,
+@click.option("--tlb-ns", type=FiniteFloat(0, 1e12), default=20.0, show_default=True,
+              help="TLB look-up time.")
+@click.option("--mem-ns", type=FiniteFloat(0, 1e12), default=100.0, show_default=True,
+              help="Memory access time.")
+@click.option("--quantum", type=int_range(1, 1 << 40), default=10000, show_default=True,
               help="Several traces: references per turn, round-robin.")
-@click.option("--show", "shows", type=click.Choice(["pages", "frames", "events"]), multiple=True,
-              help="Also print the final page tables, the frame table or the page-fault log.")
-@click.option("--limit", type=int, default=50, show_default=True, help="Rows of each --show table.")
+@click.option("--show", "shows", type=click.Choice(["pages", "frames", "events", "steps"]),
+              multiple=True, help="Also print the final page tables, the frame table, the "
+              "page-fault log; steps (--refs): every reference with hit/miss, frames and victim.")
+@click.option("--limit", type=int_range(1, 1 << 31), default=50, show_default=True,
+              help="Rows of each --show table.")
 @click.option("--compare", default=None, metavar="POLICY[,POLICY...]",
               help="Faults of each policy for each --frames/--ram size, from one pass.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
@@ -178,25 +195,30 @@ def frame_counts(frames: str | None, ram: str | None, page_size: int, many: bool
 @click.option("--svg", "svg_file", metavar="FILE", default=None,
               help="Also draw the run as SVG (the frame table over time, faults and TLB hit "
                    "ratio per time bin; with --compare the fault curve of each policy).")
-def simulate_run(program, args, traces, trace_format, frames, ram, page_size, policy, tlb_entries,
+def simulate_run(program, args, traces, trace_format, frames, ram, page_size, policy, refs, tlb_entries,
                  tlb_ways, split_tlb, asid, mmu, bits, walk_levels, tlb_ns, mem_ns, quantum, shows,
                  limit, compare, fmt, skip_bad_lines, quiet, svg_file=None, **prog):
-    """Simulate demand paging over memory traces: page faults by kind, evictions and dirty
-    write-backs, swap-ins, TLB hits and misses, and the effective access time.
+    """Simulate demand paging: page faults by kind, evictions and dirty write-backs, swap-ins,
+    TLB hits and misses, and the effective access time. Three ways to call it: PROGRAM [ARGS]
+    runs an i386 program on an emulated CPU (options end at PROGRAM); --trace FILE replays a
+    memory trace; --refs '7 0 1 2' steps a textbook reference string.
 
     Every page a record's bytes touch is one reference, in ascending page order (a size of 0
     counts as 1 byte); S and M are writes (M is one reference), I and L reads."""
     from elfvm.mmu.geometry import GeometryError, get_geometry
     from elfvm.mmu.tlb import TlbError, tlb_geometry
 
+    ctx = click.get_current_context()
+    _check_mode(ctx, program, traces, refs, compare, shows, tlb_entries)
+    if refs is not None:
+        return _refs_mode(refs, frames, policy, compare, shows, fmt)
     if program is not None:                     # program mode (issue 5): elfvm.emu
+        args = drop_separator(args)
         sys.exit(run_program_mode(program, args, dict(
             traces=traces, compare=compare, page_size=page_size, bits=bits, frames=frames, ram=ram,
             policy=policy, mmu=mmu, shows=shows, limit=limit, fmt=fmt, quiet=quiet,
             tlb_entries=tlb_entries, tlb_ways=tlb_ways, split_tlb=split_tlb, asid=asid,
             walk_levels=walk_levels, tlb_ns=tlb_ns, mem_ns=mem_ns, svg=svg_file), prog))
-    if not traces:
-        raise UsageError("nothing to simulate: give --trace FILE (repeatable; '-' for stdin)")
     if sum(1 for t in traces if t == "-") > 1:
         raise UsageError("--trace -: stdin can be only one of the traces")
     try:
@@ -268,6 +290,65 @@ def simulate_run(program, args, traces, trace_format, frames, ram, page_size, po
             click.echo(note)
     else:
         click.echo(render.to_table(result, geom.name, tuple(dict.fromkeys(shows)), limit), nl=False)
+
+
+def _check_mode(ctx, program, traces, refs, compare, shows, tlb_entries) -> None:
+    """Every option given must apply to the chosen way of calling simulate-run (exit 2 if not)."""
+    if program is None and not traces and refs is None:
+        raise UsageError("nothing to simulate: give PROGRAM [ARGS] (run it on the emulated CPU), "
+                         "--trace FILE (a memory trace; '-' for stdin) or --refs '7 0 1 2 ...'")
+    if sum(x for x in (program is not None, bool(traces), refs is not None)) > 1:
+        raise UsageError("give one of PROGRAM, --trace FILE or --refs, not several")
+    if refs is not None:
+        extra = [p.name for p in ctx.command.params if p.name not in REFS_OK]
+        reject(ctx, extra, "does not apply to --refs (a reference string of page numbers: "
+                           "only --frames, --policy/--compare, --show steps, --format)")
+        if set(shows) - {"steps"}:
+            raise UsageError("--show: with --refs only 'steps'")
+        return
+    if "steps" in shows:
+        raise UsageError("--show steps: only with --refs (a reference string)")
+    if program is not None:
+        reject(ctx, TRACE_ONLY, "only with --trace (program mode uses the MMU's 4 KiB pages and "
+                                "reads its own references)")
+        reject(ctx, ["compare"], "only with --trace or --refs (compare policies over one stream)")
+    else:
+        reject(ctx, PROGRAM_ONLY, "only when running a PROGRAM, not with --trace")
+        if len(traces) == 1:
+            reject(ctx, ["quantum", "asid"], "only with several --trace files (one process has no "
+                                             "context switches)")
+    if compare is not None:
+        reject(ctx, ["policy"], "--compare lists the policies; drop --policy")
+    if not shows:
+        reject(ctx, ["limit"], "sets the rows of the --show tables; give --show too")
+    if tlb_entries == 0:
+        reject(ctx, ["tlb_ways", "split_tlb", "asid", "tlb_ns"], "there is no TLB (--tlb-entries 0)")
+
+
+def _refs_mode(refs, frames, policy, compare, shows, fmt) -> None:
+    """--refs: step the reference string under each policy and frame count (elfvm.sim.steps)."""
+    from elfvm.render.simulate import refs_json, refs_table
+    from elfvm.sim.steps import RefsError, belady, parse_refs, step_refs
+
+    try:
+        pages = parse_refs(refs)
+    except RefsError as e:
+        raise UsageError(f"--refs: {e}") from None
+    counts = _int_list(frames, "--frames") if frames is not None else [3]
+    if len(counts) > 1 and compare is None:
+        raise UsageError("--frames: a list of sizes only goes with --compare")
+    if any(not 1 <= n <= 1024 for n in counts):
+        raise UsageError("--frames: with --refs, 1 to 1024 frames")
+    policies = [policy]
+    if compare is not None:
+        policies = [p.strip() for p in compare.split(",") if p.strip()]
+        if not policies or any(p not in POLICY_NAMES for p in policies):
+            raise UsageError(f"--compare {compare!r}: choose from {', '.join(POLICY_NAMES)}")
+    runs = [step_refs(pages, pol, n) for pol in policies for n in counts]
+    if fmt == "json":
+        click.echo(refs_json(pages, runs, belady(runs), "steps" in shows))
+    else:
+        click.echo(refs_table(pages, runs, belady(runs), "steps" in shows), nl=False)
 
 
 class _progress:

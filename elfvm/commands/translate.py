@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from elfvm.commands.options import escape, int_range, reject
 from elfvm.errors import EXIT_USAGE, UsageError
 
 
@@ -14,20 +15,25 @@ def _read_addresses(path: str) -> list[str]:
         if path == "-":
             data = sys.stdin.read()
         else:
-            with open(path) as f:
+            with open(path, encoding="utf-8") as f:
                 data = f.read()
     except OSError as e:
         raise UsageError(f"--addresses {path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise UsageError(f"--addresses {path}: not text (byte {e.object[e.start]:#04x} at offset "
+                         f"{e.start} is not UTF-8)") from None
     return [ln.strip() for ln in data.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
 
 
 @click.command("translate")
 @click.argument("addresses", nargs=-1)
 @click.option("--elf", "elf", metavar="PROGRAM", help="Predict the address space of this i386 program.")
-@click.option("--pid", type=int, help="Walk a running i386 process (/proc/PID/maps and pagemap).")
+@click.option("--pid", type=int_range(1, (1 << 31) - 1), help="Walk a running i386 process (/proc/PID/maps and pagemap).")
 @click.option("--mmu", type=click.Choice(["i386", "pae", "x86-64", "custom"]),
               help="Paging geometry (default: x86-64 for linux-x86_64-compat, i386 for linux-i386).")
-@click.option("--bits", metavar="B1,B2,...,OFF", help="Index bits per level and page-offset bits for --mmu custom.")
+@click.option("--bits", metavar="TOP,...,OFFSET", help="--mmu custom: index bits per level from the "
+              "top level down, the page-offset bits last; the classic two-level i386 split is "
+              "10,10,12 (PDE 10 bits, PTE 10 bits, 4 KiB pages).")
 @click.option("--ram", default="256M", show_default=True, metavar="SIZE", help="Physical memory size.")
 @click.option("--access", type=click.Choice(["r", "w", "x"]), default="r", show_default=True)
 @click.option("--cpl", type=click.Choice(["3", "0"]), default="3", show_default=True,
@@ -38,27 +44,42 @@ def _read_addresses(path: str) -> list[str]:
 @click.option("--sysroot", default="/", show_default=True, help="Where PT_INTERP is looked up.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--addresses", "addr_file", metavar="FILE", help="Read addresses, one per line ('-': stdin).")
+@click.option("--descriptor", "descriptors", multiple=True, metavar="gdt|ldt:I:base=..,limit=..,type=..,dpl=..",
+              help="Put a segment descriptor of your own in the GDT or LDT for segmentation "
+                   "exercises (repeatable): base, limit (20 bits), type (data-r, data-rw, "
+                   "data-rw-down, code-x, code-xr, ...), dpl, g=1 (limit in 4 KiB units), p=0.")
 @click.option("--svg", "svg_file", metavar="FILE", default=None,
               help="Also draw the walks (the first 8 addresses) to this SVG file.")
 def translate(addresses, elf, pid, mmu, bits, ram, access, cpl, profile_name, split, sysroot, fmt, addr_file,
-              svg_file):
+              descriptors, svg_file):
     """Translate logical/linear addresses to physical ones, as the MMU walks them.
 
     \b
     ADDR is a number (0x8049000), SELECTOR:OFFSET (0x23:0x8049000, gs:0x14) or, with --elf,
-    a symbol (main, counter, table+0x10).
+    a symbol (main, counter, table+0x10). Each answer shows the address split on one line
+    (PDE 32 | PTE 74 | offset 0x123), the walk, and [SECTION SYMBOL+OFF]: the section and the
+    nearest symbol below the address; '?' for the section means none holds it (a page's tail
+    past the last section, e.g. [? __FRAME_END__+0xf]).
     \b
     Examples:
       elfvm translate --elf fixtures/bin/vars counter main 0xffffdf00
       elfvm translate --elf fixtures/bin/vars --access w --format json 0x08049000
-      elfvm translate --mmu custom --bits 12,10,10 0x12345678
+      elfvm translate --mmu i386 0x0804a123
+      elfvm translate --mmu custom --bits 10,10,12 0x12345678
+      elfvm translate --mmu custom --bits 4,4,8 0x1234  (256 B pages)
       elfvm translate --profile linux-i386 --split 3G --ram 1G 0xc0100000 0xff000000
+      elfvm translate --mmu i386 --descriptor ldt:1:base=0x10000,limit=0xfff,type=data-rw,dpl=3 0x0f:0x800 0x0f:0x1800
     """
     from elfvm.kernel.profile import make_profile
     from elfvm.mmu import InputFailure, TranslateError, open_address_space, translate_all
     from elfvm.mmu.render import render_json, render_table
     from elfvm.units import parse_size
 
+    ctx = click.get_current_context()
+    if profile_name != "linux-i386":
+        reject(ctx, ["split"], "only with --profile linux-i386 (a native 32-bit kernel's VMSPLIT)")
+    if not elf:
+        reject(ctx, ["sysroot"], "only with --elf PROGRAM (where its PT_INTERP is looked up)")
     texts = list(addresses)
     if addr_file:
         texts += _read_addresses(addr_file)
@@ -77,6 +98,18 @@ def translate(addresses, elf, pid, mmu, bits, ram, access, cpl, profile_name, sp
                                    sysroot=sysroot)
     except TranslateError as e:
         raise UsageError(str(e)) from None
+    if descriptors:
+        from elfvm.mmu.descriptors import DescriptorError, install, parse_descriptor
+
+        if pid is not None:
+            raise UsageError("--descriptor: a live process's GDT/LDT is the kernel's; not with --pid")
+        if not any(":" in t for t in texts):
+            raise UsageError("--descriptor: only SELECTOR:OFFSET addresses go through segmentation "
+                             "(e.g. 0x0f:0x800 for LDT entry 1, RPL 3)")
+        try:
+            install(space.seg, [parse_descriptor(d) for d in descriptors])
+        except DescriptorError as e:
+            raise UsageError(f"--descriptor: {e}") from None
     if not texts:
         kernel = getattr(space, "kernel", None)
         if kernel is None:
@@ -93,10 +126,14 @@ def translate(addresses, elf, pid, mmu, bits, ram, access, cpl, profile_name, sp
     if fmt == "json":
         click.echo(render_json(good))
     elif good:
-        click.echo(render_table(good))
+        if mmu is None and profile.name == "linux-x86_64-compat":
+            click.echo("note: --mmu x86-64 by default: an i386 task on this 64-bit kernel is walked\n"
+                       "  by the 4-level x86-64 MMU; --mmu i386 (or --profile linux-i386) gives the\n"
+                       "  lecture's two-level 10|10|12 walk\n")
+        click.echo(render_table(good, geom=space.geom))
     for b in bad:
-        click.echo(f"elfvm: translate: {b.message}" if b.input in b.message else
-                   f"elfvm: translate: {b.input}: {b.message}", err=True)
+        click.echo(escape(f"elfvm: translate: {b.message}" if b.input in b.message else
+                          f"elfvm: translate: {b.input}: {b.message}"), err=True)
     if bad:
         click.get_current_context().exit(EXIT_USAGE)
     return 0

@@ -99,6 +99,29 @@ def _ptrace_state(pid: int, tls_first: int) -> tuple[dict[str, int], dict[int, i
             ptrace(PTRACE_DETACH, pid, None, None)
 
 
+PF_KTHREAD = 0x00200000           # include/linux/sched.h: task->flags of a kernel thread
+
+
+def why_unreadable(pid: int, err: OSError) -> str:
+    """What is really wrong when /proc/PID/exe cannot be read: a zombie (its mm is gone), a
+    kernel thread (it never had an mm), or permission (ptrace access mode check)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+        fields = stat[stat.rindex(")") + 2:].split()
+        state, flags = fields[0], int(fields[6])
+    except (OSError, ValueError, IndexError):
+        return "the process is gone or unreadable"
+    if state in ("Z", "X"):
+        return "a zombie: it has exited and its address space is gone (only its exit status remains)"
+    if flags & PF_KTHREAD:
+        return "a kernel thread: it has no user address space (no mm) to translate in"
+    if os.geteuid() != 0:
+        return "permission denied: reading another user's process needs that user or root"
+    return ("permission denied even as root: ptrace access is refused (another user namespace, "
+            "or Yama/LSM policy)")
+
+
 class LiveAddressSpace:
     """The same translate() interface as AddressSpace, over a running i386 process."""
 
@@ -110,8 +133,8 @@ class LiveAddressSpace:
             exe = os.readlink(f"/proc/{pid}/exe")
             elf = ElfFile(f"/proc/{pid}/exe")
         except OSError as e:
-            raise TranslateError(f"--pid {pid}: cannot read /proc/{pid}/exe ({e.strerror}); "
-                                 f"reading another user's process needs root") from None
+            raise TranslateError(f"--pid {pid}: cannot read /proc/{pid}/exe ({e.strerror}): "
+                                 f"{why_unreadable(pid, e)}") from None
         h = elf.ehdr
         if not h.has_magic or h.elf_class != 1 or h.e_machine not in (EM_386, EM_486):
             raise TranslateError(f"--pid {pid}: {exe} is not an i386 (ELFCLASS32, EM_386) program")

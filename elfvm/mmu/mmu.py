@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from elfvm.units import human_size
 from elfvm.mm.vma import PROT_EXEC, PROT_WRITE, Vma
 from elfvm.mmu import entries as E
 from elfvm.mmu import faults as F
@@ -348,8 +349,7 @@ class AddressSpace:
     def _frame_notes(self, linear: int, physical: int, w: Walk) -> list[str]:
         notes = []
         if w.page_size > self.geom.page_size:
-            notes.append(f"mapped by a {w.page_size >> 20 if w.page_size >= MiB else w.page_size >> 10}"
-                         f"{' MiB' if w.page_size >= MiB else ' KiB'} large page (PS=1 in the "
+            notes.append(f"mapped by a {human_size(w.page_size)} large page (PS=1 in the "
                          f"{w.steps[-1].level})")
         if physical >= self.ram:
             if physical >> 12 == 0xFEE00:

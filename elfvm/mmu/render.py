@@ -6,6 +6,8 @@ import json
 
 from tabulate import tabulate
 
+from elfvm.units import human_size
+
 ACCESS = {"r": "read", "w": "write", "x": "execute"}
 
 
@@ -13,7 +15,16 @@ def _hex(v) -> str:
     return "-" if v is None else f"{v:#x}"
 
 
-def translation_text(t, geom_desc: str = "") -> str:
+def address_split(linear: int, geom) -> str:
+    """The lecture's one-liner: '0x0804a123 = PDE 32 | PTE 74 | offset 0x123' for any geometry
+    (indices in decimal as the tables number them, the offset in hex)."""
+    idx, off = geom.split(linear)
+    parts = [f"{n} {i}" for n, i in zip(geom.level_names, idx)] + [f"offset {off:#x}"]
+    bits = "|".join(str(b) for b in geom.level_bits + (geom.offset_bits,))
+    return f"{linear:#010x} = {' | '.join(parts)}  ({bits} bits)"
+
+
+def translation_text(t, geom_desc: str = "", geom=None) -> str:
     lines = []
     head = f"{t.input}  ({ACCESS[t.access]}, CPL {t.cpl})"
     lines.append(head)
@@ -21,12 +32,16 @@ def translation_text(t, geom_desc: str = "") -> str:
         for s in t.segmentation.steps:
             lines.append(f"  segmentation: {s}")
     if t.linear is not None:
-        where = t.region
+        lines.append(f"  linear {t.linear:#x}  {t.region}")
+        where = ""
         if t.vma is not None:
-            where += f"  vma {t.vma.start:#010x}-{t.vma.end:#010x} {t.vma.perms} {t.vma_name or ''}".rstrip()
-        if t.section or t.symbol:
+            where = f"vma {t.vma.start:#010x}-{t.vma.end:#010x} {t.vma.perms} {t.vma_name or ''}".rstrip()
+        if t.section or t.symbol:      # '?': the address is in no section (e.g. past .eh_frame)
             where += f"  [{t.section or '?'}{' ' + t.symbol if t.symbol else ''}]"
-        lines.append(f"  linear {t.linear:#x}  {where}")
+        if where:
+            lines.append(f"  {where.strip()}")
+        if geom is not None and t.linear <= geom.max_linear:
+            lines.append(f"  split  {address_split(t.linear, geom)}")
     if t.walk:
         rows = [(w.level, f"{w.index} ({w.index:#x})", _hex(w.entry), w.bits or "-",
                  "-" if w.present is None else ("yes" if w.present else "no")) for w in t.walk]
@@ -34,18 +49,23 @@ def translation_text(t, geom_desc: str = "") -> str:
         lines += ["  " + r for r in table.splitlines()]
     if t.physical is not None:
         lines.append(f"  -> physical {t.physical:#x}  (page offset {t.page_offset:#x}, "
-                     f"{t.page_size // 1024} KiB page)" if t.page_size < 1 << 20 else
-                     f"  -> physical {t.physical:#x}  (page offset {t.page_offset:#x}, "
-                     f"{t.page_size >> 20} MiB page)")
+                     f"{human_size(t.page_size)} page)")
     if t.fault is not None:
-        lines.append(f"  -> fault {t.fault.kind}: {t.fault.reason}")
+        lines += _wrap(f"  -> fault {t.fault.kind}: {t.fault.reason}")
     for n in t.notes:
-        lines.append(f"  note: {n}")
+        lines += _wrap(f"  note: {n}")
     return "\n".join(lines)
 
 
-def render_table(results) -> str:
-    return "\n\n".join(translation_text(t) for t in results)
+def _wrap(text: str, width: int = 79) -> list[str]:
+    """A long explanation wrapped to an 80-column terminal, continuation lines indented."""
+    import textwrap
+
+    return textwrap.wrap(text, width, subsequent_indent="       ", break_on_hyphens=False) or [text]
+
+
+def render_table(results, geom=None) -> str:
+    return "\n\n".join(translation_text(t, geom=geom) for t in results)
 
 
 def render_json(results) -> str:

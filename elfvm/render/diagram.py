@@ -48,18 +48,22 @@ def layout_diagram(title: str, bands: list[Band], marks: list[tuple[int, str]], 
     console = Console(file=buf, width=WIDTH, force_terminal=color, no_color=not color,
                       color_system="standard" if color else None, highlight=False, soft_wrap=False)
     inner = WIDTH - 14                    # "0x12345678 " + box borders
-    console.print(Text(title[:WIDTH], style="bold"))
+    import textwrap
+
+    for ln in textwrap.wrap(title, WIDTH - 1, subsequent_indent="  ", break_on_hyphens=False):
+        console.print(Text(ln, style="bold"))
     console.print(" " * 11 + "+" + "-" * inner + "+")
     for b in bands:
-        label = _row(b, marks)
-        label = label if len(label) <= inner - 2 else label[:inner - 5] + "..."
-        line = Text(f"{_addr(b.end)} |")
-        line.append(f" {label}".ljust(inner), style=STYLES.get(b.cls, ""))
-        line.append("|")
-        console.print(line)
+        # long labels and section lists wrap inside the box: nothing is cut
+        labels = textwrap.wrap(_row(b, marks), inner - 2, subsequent_indent="  ", break_on_hyphens=False)
+        for i, label in enumerate(labels or [""]):
+            line = Text(f"{_addr(b.end) if i == 0 else '':10} |")
+            line.append(f" {label}".ljust(inner), style=STYLES.get(b.cls, ""))
+            line.append("|")
+            console.print(line)
         if b.detail and b.cls not in ("gap",):
-            d = b.detail if len(b.detail) <= inner - 4 else b.detail[:inner - 7] + "..."
-            console.print(Text(" " * 11 + "|" + f"   {d}".ljust(inner) + "|", style="dim"))
+            for d in textwrap.wrap(b.detail, inner - 4, subsequent_indent="  ", break_on_hyphens=False):
+                console.print(Text(" " * 11 + "|" + f"   {d}".ljust(inner) + "|", style="dim"))
         console.print(" " * 11 + "+" + "-" * inner + "+")
     if bands:
         console.print(_addr(bands[-1].start))

@@ -78,7 +78,84 @@ def verdict_line(result: ExecResult) -> str:
     return f"execve killed (SIGSEGV) after the point of no return, in {v.step} ({name}): {v.reason}"
 
 
-def to_table(result: ExecResult, *, show_stack: bool = False) -> str:
+def _bytes_col(result: ExecResult, ln) -> str:
+    c = {"file": 0, "padzero": 0, "anon": 0, "rounding": 0}
+    for p in ln.parts:
+        for k, val in vma_contents(result, p).items():
+            c[k] += val
+    out = ["special mapping"] if ln.parts[0].special else []
+    if c["file"] or c["rounding"]:
+        out.append(f"file {c['file'] + c['rounding']:#x}")
+    if c["padzero"]:
+        out.append(f"padzero {c['padzero']:#x}")
+    if c["anon"]:
+        out.append(f"anon {c['anon']:#x}")
+    return ", ".join(out)
+
+
+def section_places(result: ExecResult, v) -> list[str]:
+    """Where each allocated section inside the mapping `v` sits: '.bss 0x56559010+0xc'."""
+    if not v.origin or v.origin[0] not in ("main", "interp"):
+        return []
+    img = result.images.get(v.origin[0])
+    if img is None:
+        return []
+    bias = img.load_bias
+    out = []
+    for s in img.file.sections:
+        a = (s.addr + bias) & 0xFFFFFFFF
+        if s.alloc and s.size and s.name and a < v.end and v.start < a + s.size:
+            out.append(f"{s.name} {a:#x}+{s.size:#x}")
+    return out
+
+
+def _wide_rows(result: ExecResult) -> tuple[list, list[str]]:
+    rows = []
+    for ln in proc_maps(result.mm):
+        rows.append([_hx(ln.start), _hx(ln.end), ln.perms, f"{ln.pgoff:08x}",
+                     f"{ln.dev} {ln.inode}" if ln.inode else "", ln.name, ln.kind,
+                     _bytes_col(result, ln), "\n".join(vma_source(result, p) for p in ln.parts)])
+    return rows, ["start", "end", "perms", "offset", "dev inode", "name", "kind", "bytes", "source"]
+
+
+def _source_without_sections(result: ExecResult, v) -> str:
+    """vma_source() without its trailing section names (the sections line lists them placed)."""
+    src = vma_source(result, v)
+    tail = " " + " ".join(vma_sections(result, v))
+    return src[:-len(tail)] if tail.strip() and src.endswith(tail) else src
+
+
+def maps_table(result: ExecResult, width: int, wide: bool) -> str:
+    """The mappings: with `wide` every column on one row (as before); otherwise the essential
+    columns (start, end, perms, offset, name) in `width` columns, and under each mapping its
+    kind, bytes, source and sections wrapped to the same width."""
+    import textwrap
+
+    from tabulate import tabulate
+
+    if wide:
+        rows, head = _wide_rows(result)
+        return tabulate(rows, headers=head, tablefmt="simple", maxcolwidths=[None] * 8 + [72])
+    name_w = max(12, width - 45)
+    lines = [f"{'start':<10}  {'end':<10}  {'perms':<5}  {'offset':<8}  name",
+             f"{'-' * 10}  {'-' * 10}  {'-' * 5}  {'-' * 8}  {'-' * min(name_w, 30)}"]
+    indent = " " * 4
+    for ln in proc_maps(result.mm):
+        name = ln.name if len(ln.name) <= name_w else os.path.basename(ln.name)
+        lines.append(f"{_hx(ln.start)}  {_hx(ln.end)}  {ln.perms:<5}  {ln.pgoff:08x}  {name}")
+        what = "; ".join(s for s in (_source_without_sections(result, p) for p in ln.parts) if s)
+        detail = f"{ln.kind}, {_bytes_col(result, ln)}" + (f": {what}" if what else "")
+        lines += textwrap.wrap(detail, width - 1, initial_indent=indent, subsequent_indent=indent + "  ",
+                               break_on_hyphens=False)
+        places = [x for p in ln.parts for x in section_places(result, p)]
+        if places:
+            lines += textwrap.wrap("sections: " + ", ".join(places), width - 1, initial_indent=indent,
+                                   subsequent_indent=indent + "  ", break_on_hyphens=False)
+    return "\n".join(lines)
+
+
+def to_table(result: ExecResult, *, show_stack: bool = False, wide: bool = False,
+             width: int = 80) -> str:
     from tabulate import tabulate
 
     out: list[str] = []
@@ -90,30 +167,18 @@ def to_table(result: ExecResult, *, show_stack: bool = False) -> str:
         kind = {2: "ET_EXEC", 3: "ET_DYN"}.get(h.e_type, str(h.e_type))
         interp = "PT_INTERP" if any(p.p_type == 3 for p in img.phdrs) else "no PT_INTERP"
         split = f" --split {prof.split}" if prof.split else ""
-        out.append(f"{result.program}: i386 {kind}, {interp}, profile {prof.name}{split} "
-                   f"(TASK_SIZE {prof.task_size:#x})")
+        head = (f"{result.program}: i386 {kind}, {interp}, profile {prof.name}{split} "
+                f"(TASK_SIZE {prof.task_size:#x})")
+        if wide:
+            out.append(head)
+        else:
+            import textwrap
+
+            out += textwrap.wrap(head, width - 1, subsequent_indent="  ", break_on_hyphens=False)
     out.append(verdict_line(result))
     if result.verdict.result == "errno" and not mm.vmas:
         return "\n".join(out) + "\n"
-    rows = []
-    for ln in proc_maps(mm):
-        c = {"file": 0, "padzero": 0, "anon": 0, "rounding": 0}
-        for p in ln.parts:
-            for k, val in vma_contents(result, p).items():
-                c[k] += val
-        bytes_col = ["special mapping"] if ln.parts[0].special else []
-        if c["file"] or c["rounding"]:
-            bytes_col.append(f"file {c['file'] + c['rounding']:#x}")
-        if c["padzero"]:
-            bytes_col.append(f"padzero {c['padzero']:#x}")
-        if c["anon"]:
-            bytes_col.append(f"anon {c['anon']:#x}")
-        rows.append([_hx(ln.start), _hx(ln.end), ln.perms, f"{ln.pgoff:08x}",
-                     f"{ln.dev} {ln.inode}" if ln.inode else "", ln.name, ln.kind,
-                     ", ".join(bytes_col), "\n".join(vma_source(result, p) for p in ln.parts)])
-    out.append(tabulate(rows, headers=["start", "end", "perms", "offset", "dev inode", "name", "kind",
-                                       "bytes", "source"], tablefmt="simple",
-                        maxcolwidths=[None] * 8 + [72]))
+    out.append(maps_table(result, width, wide))
     notes = []
     if result.read_implies_exec:
         notes.append("READ_IMPLIES_EXEC: no PT_GNU_STACK, so every readable mapping (the interpreter's "
@@ -135,29 +200,46 @@ def to_table(result: ExecResult, *, show_stack: bool = False) -> str:
         ["esp = start_stack", _hx(result.stack.esp)],
     ], tablefmt="plain"))
     if notes:
+        import textwrap
+
         out.append("")
-        out += [f"note: {n}" for n in notes]
+        for n in notes:
+            out += textwrap.wrap(f"note: {n}", width - 1, subsequent_indent="  ") if not wide else [f"note: {n}"]
     if result.auxv:
         out.append("")
-        out.append(stack_table(result, show_words=show_stack))
+        if show_stack:
+            out.append(stack_table(result, show_words=True, width=None if wide else width))
+        else:
+            out.append(f"argc {len(result.stack.argv)}, {len(result.stack.envp)} environment strings, "
+                       f"{len(result.auxv)} auxv entries: --stack shows them word by word")
     return "\n".join(out) + "\n"
 
 
-def stack_table(result: ExecResult, *, show_words: bool) -> str:
-    """argv/envp/auxv with their addresses; with show_words the raw words from esp up."""
+def _strings(result: ExecResult) -> list[tuple[int, str, str]]:
+    """(address, label, value) of every string create_elf_tables() copied to the stack."""
+    st = result.stack
+    rows = [(s.addr, f"argv[{i}]", s.value) for i, s in enumerate(st.argv)]
+    rows += [(s.addr, f"envp[{i}]", s.value) for i, s in enumerate(st.envp)]
+    if st.execfn:
+        rows.append((st.execfn.addr, "AT_EXECFN", st.execfn.value))
+    if st.platform:
+        rows.append((st.platform.addr, "AT_PLATFORM", st.platform.value))
+    return rows
+
+
+def stack_table(result: ExecResult, *, show_words: bool, width: int | None = None) -> str:
+    """argv/envp/auxv with their addresses; with show_words every word from esp to the top of
+    the stack, the string area included (each word says whose bytes it holds)."""
     from tabulate import tabulate
 
     st = result.stack
-    rows = [[_hx(s.addr), f"argv[{i}]", repr(s.value)] for i, s in enumerate(st.argv)]
-    rows += [[_hx(s.addr), f"envp[{i}]", repr(s.value)] for i, s in enumerate(st.envp)]
-    if st.execfn:
-        rows.append([_hx(st.execfn.addr), "AT_EXECFN", repr(st.execfn.value)])
-    if st.platform:
-        rows.append([_hx(st.platform.addr), "AT_PLATFORM", repr(st.platform.value)])
+    cols = [None, None, None if width is None else max(20, width - 28)]
+    rows = [[_hx(a), label, repr(v)] for a, label, v in _strings(result)]
     rows.append([_hx(st.random_addr), "AT_RANDOM",
                  "16 bytes from get_random_bytes()" if st.random_bytes == bytes(range(16))
                  else st.random_bytes.hex()])
-    out = [tabulate(rows, headers=["address", "string", "value"], tablefmt="simple"), ""]
+    out = [tabulate(rows, headers=["address", "string", "value"], tablefmt="simple",
+                    maxcolwidths=cols), ""]
     aux_rows = []
     addr = st.auxv_addr
     for a in result.auxv:
@@ -167,12 +249,30 @@ def stack_table(result: ExecResult, *, show_words: bool) -> str:
     if show_words:
         out.append("")
         rows = []
-        end = st.auxv_addr + 8 * len(result.auxv)
         labels = _word_labels(result)
-        for a in range(st.esp, end, 4):
-            rows.append([_hx(a), _hx(st.word(a)), labels.get(a, "")])
+        for a in range(st.esp, st.top, 4):
+            w = st.word(a)
+            rows.append([_hx(a), _hx(w), labels.get(a) or _string_label(result, a)])
         out.append(tabulate(rows, headers=["address", "word", "meaning"], tablefmt="simple"))
     return "\n".join(out)
+
+
+def _string_label(result: ExecResult, a: int) -> str:
+    """What the 4 bytes at `a` in the string area belong to, with the characters shown."""
+    st = result.stack
+    raw = st.image[a - st.image_base:a - st.image_base + 4]
+    chars = "".join(chr(b) if 0x20 <= b < 0x7F else ("\\0" if b == 0 else ".") for b in raw)
+    owners = []
+    for addr, label, v in _strings(result):
+        n = len(v.encode("utf-8", "surrogateescape")) + 1
+        if addr < a + 4 and a < addr + n:
+            owners.append(label)
+    if st.random_addr < a + 4 and a < st.random_addr + 16:
+        owners.append("AT_RANDOM bytes")
+    if not owners:
+        what = "padding (alignment)" if a < st.top - 8 else "end marker (zero slot at STACK_TOP)"
+        return f"{what} '{chars}'"
+    return f"{', '.join(dict.fromkeys(owners))} '{chars}'"
 
 
 def _word_labels(result: ExecResult) -> dict[int, str]:

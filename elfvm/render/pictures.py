@@ -27,13 +27,7 @@ def write_layout_svg(result: ExecResult, path: str) -> None:
     from elfvm.render.svg import layout_svg
 
     svg = layout_svg(_title(result), layout_bands(result, kernel_regions(result)), markers(result))
-    try:
-        with open(path, "w") as f:
-            f.write(svg)
-    except OSError as e:
-        from elfvm.errors import UsageError
-
-        raise UsageError(f"--svg {path}: {e.strerror}") from None
+    _save_svg(svg, path)
 
 
 def layout_diagram_text(result: ExecResult, *, color: bool | None = None) -> str:
@@ -58,30 +52,30 @@ def write_walk_svg(space, translations, path: str) -> None:
                 fields.append((name, b, (lin >> shift) & ((1 << b) - 1)))
         off_bits = geom.offset_bits
         offset = (off_bits, (lin & ((1 << off_bits) - 1)) if lin is not None else 0)
-        steps = [(w.level, w.index, w.entry, w.bits, bool(w.present)) for w in t.walk]
+        steps = [(w.level, w.index, w.entry, w.bits, w.present) for w in t.walk]
         if t.physical is not None:
             result = f"physical {t.physical:#x}"
         elif t.fault is not None:
             result = f"fault {t.fault.kind}: {t.fault.reason}"
         else:
             result = "no translation"
+        seg = list(t.segmentation.steps) if t.segmentation is not None else []
         items.append({"title": f"{t.input}  ({t.access}, CPL {t.cpl}, --mmu {geom.name})", "linear": lin,
-                      "fields": fields, "offset": offset, "cr3": cr3, "steps": steps, "result": result})
-    svg = walk_svg(items)
-    try:
-        with open(path, "w") as f:
-            f.write(svg)
-    except OSError as e:
-        from elfvm.errors import UsageError
-
-        raise UsageError(f"--svg {path}: {e.strerror}") from None
+                      "fields": fields, "offset": offset, "cr3": cr3, "steps": steps, "result": result,
+                      "segmentation": seg})
+    _save_svg(walk_svg(items), path)
 
 
 # --- simulate-run ---------------------------------------------------------------------------
 
 def _save_svg(svg: str, path: str) -> None:
+    """Write the picture as UTF-8; a file name that was not UTF-8 (bytes kept as surrogate
+    escapes by os.fsdecode) is drawn with its bad bytes as \\xNN."""
+    import re
+
+    svg = re.sub("[\udc80-\udcff]", lambda m: f"\\x{ord(m.group()) - 0xDC00:02x}", svg)
     try:
-        with open(path, "w") as f:
+        with open(path, "w", encoding="utf-8") as f:
             f.write(svg)
     except OSError as e:
         from elfvm.errors import UsageError

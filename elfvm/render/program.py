@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 
 from elfvm.emu.run import RunReport
 
 GUEST_KEYS = ("stdout", "stdout_base64", "stderr", "stderr_base64", "exit_status", "instructions",
               "syscalls", "unknown_syscalls", "processes")
 MAPS_KEYS = ("start", "end", "perms", "pgoff", "name", "kind", "source")
-NO_TLB = ("n/a: the default mode sees page-granular events (TLB fills), not every access; "
-          "use --exact-tlb")
+NO_TLB = "n/a (page-granular mode): use --exact-tlb"
 
 
 def _stats_json(s, exact: bool) -> dict:
@@ -106,24 +106,70 @@ def summary_rows(r: RunReport) -> list[tuple]:
     return rows
 
 
+def pmap_rows(r: RunReport) -> list[dict]:
+    """pmap -X of the first process at the end of the run, in KiB per mapping: Size, Rss (resident
+    pages), Swapped (pages whose contents are in swap), Shared (resident pages of MAP_SHARED
+    mappings and shm segments) and Private (the other resident pages). The model keeps one frame
+    per process page, so a page fork left copy-on-write counts as private here."""
+    first = r.process_stats[0] if r.process_stats else r.stats
+    swapped = {p.page for p in first.pages if p.swapped}
+    perms = {(m["start"], m["end"]): m["perms"] for m in r.maps}
+    rows = []
+    for x in r.rss_by_vma:
+        perm = perms.get((x["start"], x["end"]), "")
+        sw = sum(1 for v in range(x["start"] >> 12, x["end"] >> 12) if v in swapped)
+        if x["name"].startswith("/") and "w" not in perm:
+            sw = 0               # clean file pages are dropped and read again, never swapped
+        shared = perm[3:] == "s"
+        rows.append({"start": x["start"], "perms": perms.get((x["start"], x["end"]), ""),
+                     "size": x["pages"] * 4, "rss": x["resident"] * 4, "swapped": sw * 4,
+                     "shared": x["resident"] * 4 if shared else 0,
+                     "private": 0 if shared else x["resident"] * 4,
+                     "mapping": os.path.basename(x["name"]) if x["name"].startswith("/") else x["name"]})
+    return rows
+
+
+def pmap_table(r: RunReport) -> str:
+    from tabulate import tabulate
+
+    rows = pmap_rows(r)
+    keys = ("size", "rss", "swapped", "shared", "private")
+    total = ["", "", *(sum(x[k] for x in rows) for k in keys), "total KiB"]
+    body = [[f"{x['start']:08x}", x["perms"], *(x[k] for k in keys), x["mapping"]] for x in rows]
+    return ("pmap -X of the first process (simulated, KiB; Shared: MAP_SHARED and shm pages):\n" +
+            tabulate(body + [total], headers=["Address", "Perm", "Size", "Rss", "Swapped", "Shared",
+                                              "Private", "Mapping"], tablefmt="simple"))
+
+
 def render_text(r: RunReport, show: tuple[str, ...] = (), limit: int = 50) -> str:
     from tabulate import tabulate
 
     c = r.config
     out = headline(r)
-    out.append(f"policy {c.policy}, {c.frames} frames of 4 KiB; TLB: {c.tlb.describe()}; "
-               f"{c.walk_levels}-level walk")
-    out.append(tabulate(summary_rows(r), tablefmt="plain"))
+    import textwrap
+
+    out += textwrap.wrap(f"policy {c.policy}, {c.frames} frames of 4 KiB; TLB: {c.tlb.describe()}; "
+                         f"{c.walk_levels}-level walk", 79, subsequent_indent="  ")
+    out.append(tabulate(summary_rows(r), tablefmt="plain", maxcolwidths=[None, 48]))
     if r.unknown_syscalls:
         out.append("unknown system calls (returned -ENOSYS): " +
                    ", ".join(f"{u['name']} ({u['number']}) x{u['count']}"
                              for u in r.unknown_syscalls))
+    import textwrap
+
+    out += textwrap.wrap("note: pages touched counts the pages the program itself referenced; frames "
+                         "in use counts every page resident at the end, in every process: also pages "
+                         "mapped without a reference (fault-around neighbours, execve's stack and "
+                         "image pages, pages a fork copied), minus pages evicted or unmapped", 79,
+                         subsequent_indent="  ")
     out.append("")
-    out.append("final memory map:")
+    first = r.processes[0] if r.processes else None
+    whose = (f" of pid {first['pid']} ({os.path.basename(r.program)}, the first process; "
+             f"{len(r.processes) - 1} other process(es) ran)" if first and len(r.processes) > 1 else "")
+    out.append(f"final memory map{whose}:")
     out.append(r.maps_text.rstrip())
     out.append("")
-    out.append(tabulate([(f"{x['start']:08x}-{x['end']:08x}", x["name"], x["pages"], x["resident"])
-                         for x in r.rss_by_vma], headers=["vma", "name", "pages", "resident"]))
+    out.append(pmap_table(r))
     if "events" in show:
         out.append("")
         ev = r.events[:limit]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from tabulate import tabulate
 
 from elfvm.sim.engine import CompareResult, FrameRow, PageRow, SimResult, Stats
+from elfvm.units import human_size
 
 
 # ------------------------------------------------------------------ JSON
@@ -66,7 +67,7 @@ def _ns(x: float | None) -> str:
 def describe_config(res: SimResult, mmu_name: str) -> str:
     c = res.config
     ps = c.page_size
-    psz = f"{ps // 1024} KiB" if ps >= 1024 and ps % 1024 == 0 else f"{ps} B"
+    psz = human_size(ps)
     tlb = c.tlb.describe()
     if c.tlb.entries:
         tlb += ", split I/D" if c.split_tlb else ", unified"
@@ -163,7 +164,10 @@ def bad_lines_note(res_bad) -> str | None:
 
 
 def to_table(res: SimResult, mmu_name: str, shows: tuple[str, ...], limit: int) -> str:
-    out = describe_config(res, mmu_name) + "\n\n" + summary_table(res) + "\n"
+    import textwrap
+
+    head = "\n".join(textwrap.wrap(describe_config(res, mmu_name), 79, subsequent_indent="  "))
+    out = head + "\n\n" + summary_table(res) + "\n"
     note = bad_lines_note(res.bad_lines)
     if note:
         out += note + "\n"
@@ -176,3 +180,54 @@ def to_table(res: SimResult, mmu_name: str, shows: tuple[str, ...], limit: int) 
         else:
             out += events_table(res, limit)
     return out
+
+
+# --- reference strings (--refs) -----------------------------------------------------------
+
+def _belady_lines(anomalies) -> str:
+    if not anomalies:
+        return ""
+    return "".join(f"Belady's anomaly: {p} takes {fb} faults with {b} frames but only {fa} with {a}\n"
+                   for p, a, fa, b, fb in anomalies)
+
+
+def steps_table(run) -> str:
+    """The OSTEP `-c` view of one policy and frame count: each reference, hit or miss, the
+    frames' contents after it and the page evicted."""
+    rows = []
+    for i, s in enumerate(run.steps, 1):
+        rows.append([i, s.page, "hit" if s.hit else "MISS",
+                     *("" if p is None else p for p in s.frames),
+                     "" if s.victim is None else s.victim])
+    head = ["#", "page", "result", *(f"f{i}" for i in range(run.nframes)), "victim"]
+    hits = len(run.steps) - run.faults
+    return (f"{run.policy}, {run.nframes} frames\n" + tabulate(rows, headers=head) +
+            f"\n{run.faults} faults, {hits} hits (hit ratio {hits / len(run.steps):.1%})\n")
+
+
+def refs_table(pages, runs, anomalies, steps: bool) -> str:
+    out = ""
+    if steps:
+        out += "\n".join(steps_table(r) for r in runs) + "\n"
+    policies = list(dict.fromkeys(r.policy for r in runs))
+    frames = list(dict.fromkeys(r.nframes for r in runs))
+    faults = {(r.policy, r.nframes): r.faults for r in runs}
+    out += tabulate([[p] + [faults[p, n] for n in frames] for p in policies],
+                    headers=["faults"] + [f"{n} frames" for n in frames])
+    out += f"\n{len(pages)} references, {len(set(pages))} distinct pages\n"
+    out += _belady_lines(anomalies) or (
+        "no Belady's anomaly: more frames never gave more faults\n" if len(frames) > 1 else "")
+    return out
+
+
+def refs_json(pages, runs, anomalies, steps: bool) -> str:
+    import json
+
+    data = {"references": pages,
+            "runs": [{"policy": r.policy, "frames": r.nframes, "faults": r.faults,
+                      **({"steps": [{"page": s.page, "hit": s.hit, "frames": list(s.frames),
+                                     "victim": s.victim} for s in r.steps]} if steps else {})}
+                     for r in runs],
+            "belady": [{"policy": p, "frames": a, "faults": fa, "more_frames": b, "more_faults": fb}
+                       for p, a, fa, b, fb in anomalies]}
+    return json.dumps(data, indent=1)

@@ -50,7 +50,9 @@ def layout_svg(title: str, bands: list[Band], marks: list[tuple[int, str]]) -> s
         ys.append((y, y + h))
         y += h
     height = y + 60
-    width = 1000
+    # wide enough for every label on one line: nothing is cut or clipped
+    longest = max([len(b.detail or "") for b in bands] + [0])
+    width = max(1000, label_x + 0.62 * 10 * longest + 20, 20 + 0.62 * 16 * len(title) + 20)
     d = dw.Drawing(width, height, font_family="DejaVu Sans Mono, monospace")
     d.append(dw.Rectangle(0, 0, width, height, fill="white"))
     d.append(dw.Text(title, 16, 10, 26, font_weight="bold"))
@@ -77,8 +79,7 @@ def layout_svg(title: str, bands: list[Band], marks: list[tuple[int, str]]) -> s
             label = f"{b.title}  {b.perms}  {human_size(b.size)}".strip()
             g.append(dw.Text(label, 12, x0 + 8, t + min(h / 2 + 4, 18), fill="black"))
             if b.detail:
-                text = b.detail if len(b.detail) <= 52 else b.detail[:49] + "..."
-                g.append(dw.Text(text, 10, label_x, t + min(h / 2 + 4, 16), fill="#333"))
+                g.append(dw.Text(b.detail, 10, label_x, t + min(h / 2 + 4, 16), fill="#333"))
         d.append(g)
         d.append(dw.Text(f"{b.end:#010x}" if b.end < 1 << 32 else "4 GiB", 11, x0 - 8, t + 4,
                          text_anchor="end"))
@@ -103,56 +104,104 @@ def layout_svg(title: str, bands: list[Band], marks: list[tuple[int, str]]) -> s
 FIELD_COLOURS = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#76b7b2"]
 
 
+CHAR_W = 0.62          # DejaVu Sans Mono's advance, in em: text width = 0.62 * size * chars
+BOX_W = 220
+
+
+def _wrap_px(text: str, size: float, width: float) -> list[str]:
+    """`text` in lines no wider than `width` px at font `size` (monospace: nothing is cut)."""
+    import textwrap
+
+    cols = max(8, int(width / (CHAR_W * size)))
+    return textwrap.wrap(text, cols, break_on_hyphens=False, break_long_words=True) or [""]
+
+
+def _panel_layout(it: dict, width: float) -> dict:
+    """The lines each part of a panel needs, so the picture grows instead of cutting text."""
+    seg = [ln for s in it.get("segmentation", ()) for ln in _wrap_px(f"segmentation: {s}", 11, width - 20)]
+    bits = [_wrap_px(b or "", 10, BOX_W - 12)[:3] for _, _, _, b, _ in it["steps"]]
+    box_h = 52 + 12 * max([len(b) for b in bits] + [1])
+    result = _wrap_px(it["result"], 12, width - 20)
+    return {"seg": seg, "bits": bits, "box_h": box_h, "result": result,
+            "height": 100 + 14 * len(seg) + box_h + 16 * len(result) + 24}
+
+
+def _walk_fields(d, dw, it: dict, y: float, width: float) -> None:
+    """The linear address cut into its index fields (decimal) and page offset (hex)."""
+    x = 10.0
+    cells = list(it["fields"]) + [("offset", it["offset"][0], it["offset"][1])]
+    unit = min((width - 200) / max(1, sum(b for _, b, _ in cells)), 28)
+    for i, (name, bits, value) in enumerate(cells):
+        w = bits * unit
+        colour = FIELD_COLOURS[i % len(FIELD_COLOURS)] if name != "offset" else "#bab0ac"
+        label = f"{value:#x} ({bits}b)" if name == "offset" else f"{value} ({bits}b)"
+        size = min(11.0, w / (CHAR_W * max(len(label), len(name)) + 1))
+        d.append(dw.Rectangle(x, y, w, 34, fill=colour, stroke="black", fill_opacity=0.85))
+        d.append(dw.Text(name, size, x + w / 2, y + 14, text_anchor="middle", fill="white"))
+        d.append(dw.Text(label, size, x + w / 2, y + 29, text_anchor="middle", fill="white"))
+        x += w
+
+
+def _walk_boxes(d, dw, it: dict, lay: dict, by: float) -> None:
+    """CR3, then one box per level the walk read; a level it never read (no page tables) grey."""
+    bx = 10
+    d.append(dw.Rectangle(bx, by, 90, 44, fill="#eee", stroke="black"))
+    d.append(dw.Text("CR3", 12, bx + 45, by + 18, text_anchor="middle"))
+    d.append(dw.Text(f"{it['cr3']:#x}" if it["cr3"] is not None else "-", 10, bx + 45, by + 34,
+                     text_anchor="middle"))
+    bx += 90
+    h = lay["box_h"]
+    for i, ((level, index, entry, _bits, present), lines) in enumerate(zip(it["steps"], lay["bits"])):
+        bx += 20
+        d.append(dw.Line(bx - 20, by + 22, bx, by + 22, stroke="black", stroke_width=1.5))
+        colour = FIELD_COLOURS[i % len(FIELD_COLOURS)]
+        fill = {True: "#fdfdfd", False: "#fbe3e3", None: "#f2f2f2"}[present]
+        d.append(dw.Rectangle(bx, by, BOX_W, h, fill=fill, stroke=colour, stroke_width=2))
+        d.append(dw.Text(f"{level}[{index}]", 12, bx + 6, by + 16, fill=colour, font_weight="bold"))
+        d.append(dw.Text("-" if entry is None else f"{entry:#x}", 11, bx + 6, by + 32))
+        for k, ln in enumerate(lines):
+            d.append(dw.Text(ln, 10, bx + 6, by + 46 + 12 * k))
+        state = {True: ("present", "#2a7"), False: ("NOT PRESENT: the walk stops", "crimson"),
+                 None: ("no table (geometry only)", "#888")}[present]
+        d.append(dw.Text(state[0], 10, bx + 6, by + h - 6, fill=state[1]))
+        bx += BOX_W
+
+
 def walk_svg(items: list[dict]) -> str:
-    """One panel per address, as the lecture draws a walk: the linear address cut into its index
-    fields and page offset, CR3 -> each level's table entry (index, value, bits) -> the frame.
+    """One panel per address, as the lecture draws a walk: segmentation (for a logical
+    address), the linear address cut into its index fields and page offset, CR3 -> each
+    level's table entry (index, value, bits) -> the frame or the fault.
 
     `items`: dicts with `title`, `linear`, `fields` [(name, bits, value)], `offset` (bits, value),
-    `cr3`, `steps` [(level, index, entry, bits, present)], `result` (one line)."""
+    `cr3`, `steps` [(level, index, entry, bits, present: True/False/None)], `segmentation`
+    [lines], `result`. Long text wraps; panels grow to fit it, so nothing is cut."""
     dw = _need_drawsvg()
-    panel_h = 250
-    width = 1100
-    d = dw.Drawing(width, 20 + panel_h * len(items), font_family="DejaVu Sans Mono, monospace")
-    d.append(dw.Rectangle(0, 0, width, 20 + panel_h * len(items), fill="white"))
-    for n, it in enumerate(items):
-        y0 = 20 + n * panel_h
+    levels = max([len(it["steps"]) for it in items] + [1])
+    width = max(1100, 120 + levels * (BOX_W + 20) + 20)
+    lays = [_panel_layout(it, width) for it in items]
+    total = 20 + sum(lay["height"] for lay in lays)
+    d = dw.Drawing(width, total, font_family="DejaVu Sans Mono, monospace")
+    d.append(dw.Rectangle(0, 0, width, total, fill="white"))
+    y0 = 20
+    for it, lay in zip(items, lays):
         d.append(dw.Text(it["title"], 15, 10, y0 + 16, font_weight="bold"))
+        y = y0 + 24
+        for ln in lay["seg"]:
+            y += 14
+            d.append(dw.Text(ln, 11, 10, y, fill="#555"))
         lin = it["linear"]
         if lin is not None:
             total_bits = sum(b for _, b, _ in it["fields"]) + it["offset"][0]
-            d.append(dw.Text(f"linear {lin:#x} = {lin:0{total_bits}b}", 12, 10, y0 + 38))
-        # the address cut into fields
-        x = 10.0
-        unit = min(900 / max(1, sum(b for _, b, _ in it["fields"]) + it["offset"][0]), 28)
-        cells = list(it["fields"]) + [("offset", it["offset"][0], it["offset"][1])]
-        for i, (name, bits, value) in enumerate(cells):
-            w = bits * unit
-            colour = FIELD_COLOURS[i % len(FIELD_COLOURS)] if name != "offset" else "#bab0ac"
-            d.append(dw.Rectangle(x, y0 + 48, w, 34, fill=colour, stroke="black", fill_opacity=0.85))
-            d.append(dw.Text(f"{name}", 11, x + w / 2, y0 + 62, text_anchor="middle", fill="white"))
-            d.append(dw.Text(f"{value} ({bits}b)", 11, x + w / 2, y0 + 77, text_anchor="middle", fill="white"))
-            x += w
-        # CR3 -> tables -> frame
-        bx, by = 10, y0 + 110
-        box_w = 200
-        d.append(dw.Rectangle(bx, by, 90, 44, fill="#eee", stroke="black"))
-        d.append(dw.Text("CR3", 12, bx + 45, by + 18, text_anchor="middle"))
-        d.append(dw.Text(f"{it['cr3']:#x}" if it["cr3"] is not None else "-", 10, bx + 45, by + 34,
-                         text_anchor="middle"))
-        bx += 90
-        for i, (level, index, entry, bits, present) in enumerate(it["steps"]):
-            bx += 20
-            d.append(dw.Line(bx - 20, by + 22, bx, by + 22, stroke="black", stroke_width=1.5))
-            colour = FIELD_COLOURS[i % len(FIELD_COLOURS)]
-            fill = "#fdfdfd" if present else "#fbe3e3"
-            d.append(dw.Rectangle(bx, by, box_w, 64, fill=fill, stroke=colour, stroke_width=2))
-            d.append(dw.Text(f"{level}[{index}]", 12, bx + 6, by + 16, fill=colour, font_weight="bold"))
-            d.append(dw.Text("-" if entry is None else f"{entry:#x}", 11, bx + 6, by + 32))
-            short = bits if len(bits) <= 30 else bits[:27] + "..."
-            d.append(dw.Text(short or ("present" if present else "not present"), 10, bx + 6, by + 48))
-            d.append(dw.Text("present" if present else "NOT PRESENT", 10, bx + 6, by + 60,
-                             fill="#2a7" if present else "crimson"))
-            bx += box_w
-        d.append(dw.Text(it["result"][:150], 12, 10, by + 100,
-                         fill="crimson" if it["result"].startswith("fault") else "#2a7"))
+            d.append(dw.Text(f"linear {lin:#x} = {lin:0{total_bits}b}", 12, 10, y + 14))
+            _walk_fields(d, dw, it, y + 24, width)
+        if lin is None and not it["steps"]:          # segmentation faulted: no walk to draw
+            ry = y + 30
+        else:
+            by = y + 72
+            _walk_boxes(d, dw, it, lay, by)
+            ry = by + lay["box_h"] + 22
+        colour = "crimson" if it["result"].startswith("fault") else "#2a7"
+        for k, ln in enumerate(lay["result"]):
+            d.append(dw.Text(ln, 12, 10, ry + 16 * k, fill=colour))
+        y0 += lay["height"]
     return d.as_svg()
