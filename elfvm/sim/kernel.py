@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from elfvm.sim.jit import njit
+from elfvm.sim.jit import entry, njit
 
 FIFO, LRU, CLOCK, OPT = 0, 1, 2, 3
 POLICIES = {"fifo": FIFO, "lru": LRU, "clock": CLOCK, "opt": OPT}
@@ -79,7 +79,7 @@ def _slot_of(proc, vpn, mask):
     return h & mask
 
 
-@njit
+@entry("i8(i4[:], i8[:], i4[:], i8, i8[:], i8[:], i8[:], i8[:], i8[:], i8[:])")
 def resolve(procs, vpns, ids, start, keys_proc, keys_vpn, vals, page_proc, page_vpn, count):
     """Map each (procs[i], vpns[i]) to a dense page id, new pages numbered in order of first use.
 
@@ -123,7 +123,7 @@ def resolve(procs, vpns, ids, start, keys_proc, keys_vpn, vals, page_proc, page_
     return n
 
 
-@njit
+@entry("void(i8[:], i8[:], i8[:], i8[:], i8[:], i8[:])")
 def rehash(keys_proc, keys_vpn, vals, new_proc, new_vpn, new_vals):
     mask = new_proc.shape[0] - 1
     for h in range(keys_proc.shape[0]):
@@ -136,7 +136,7 @@ def rehash(keys_proc, keys_vpn, vals, new_proc, new_vpn, new_vals):
             new_vals[g] = vals[h]
 
 
-@njit
+@entry("void(i4[:], i8, i8[:])")
 def next_uses(ids, npages, out):
     """OPT's first pass: out[i] = index of the next reference to page ids[i], or NEVER."""
     seen = np.full(npages, NEVER, dtype=np.int64)
@@ -264,7 +264,7 @@ def _victim(frames, sc, prm, tree):
 
 # ------------------------------------------------------------------ the reference loop
 
-@njit
+@entry("i8(i8, i8, i8, i8[:, :], i8[:], i8[:, :], i8[:, :, :], i8[:], i8[:], i8[:, :], i8[:], i8[:], i8[:, :])")
 def _page_fault(p, proc, t, pages, page_proc, frames, tlb, tree, free, counters, sc, prm, events):
     swapped = pages[p, P_SWAPPED]
     kind = 1 if swapped == 1 else prm[R_FIRST_KIND]
@@ -314,7 +314,7 @@ def _page_fault(p, proc, t, pages, page_proc, frames, tlb, tree, free, counters,
     return f
 
 
-@njit
+@entry("void(i4[:], u1[:], i8[:], i8[:, :], i8[:], i8[:], i8[:, :], i8[:, :, :], i8[:], i8[:], i8[:, :], i8[:], i8[:], i8[:, :])")
 def simulate(ids, flags, nexts, pages, page_proc, page_vpn, frames, tlb, tree, free, counters,
              sc, prm, events):
     """Run references ids[i] (page ids) with flags[i] (WRITE=1, INSTR=2) through the model.
@@ -374,7 +374,7 @@ def simulate(ids, flags, nexts, pages, page_proc, page_vpn, frames, tlb, tree, f
         sc[S_T] = t
 
 
-@njit
+@entry("i8(i8, i8[:, :], i8[:, :], i8[:, :, :], i8[:], i8[:], i8[:], i8[:])")
 def unmap_page(p, pages, frames, tlb, tree, free, sc, prm):
     """munmap / exit: the page's frame goes back to the free list, its TLB entries go too.
 
