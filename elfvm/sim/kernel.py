@@ -26,7 +26,7 @@ Policies (victim when no frame is free):
          hand then points past it;
   opt    Belady's MIN: the resident page whose next use is farthest (never again = infinitely
          far); ties go to the page that became resident earliest. Next uses come from a first
-         pass (`next_uses`); a segment tree over frames keeps the choice O(log frames).
+         pass (`next_uses`, chunk by chunk from the end); a segment tree over frames keeps the choice O(log frames).
 """
 
 from __future__ import annotations
@@ -136,14 +136,15 @@ def rehash(keys_proc, keys_vpn, vals, new_proc, new_vpn, new_vals):
             new_vals[g] = vals[h]
 
 
-@entry("void(i4[:], i8, i8[:])")
-def next_uses(ids, npages, out):
-    """OPT's first pass: out[i] = index of the next reference to page ids[i], or NEVER."""
-    seen = np.full(npages, NEVER, dtype=np.int64)
+@entry("void(i4[:], i8, i8[:], i8[:])")
+def next_uses(ids, base, seen, out):
+    """OPT's backward pass over one chunk, the chunks taken from the last to the first: out[i] =
+    the index of the next reference to page ids[i] (NEVER if none), where ids[0] is reference
+    number `base`; seen[p] carries the earliest index of page p found so far (NEVER at first)."""
     for i in range(ids.shape[0] - 1, -1, -1):
         p = ids[i]
         out[i] = seen[p]
-        seen[p] = i
+        seen[p] = base + i
 
 
 # ------------------------------------------------------------------ the TLB
