@@ -134,4 +134,7 @@ if [ -n "$HAVE_M32" ]; then
 elif ! make -s --no-print-directory -C fixtures check >/dev/null 2>&1; then
     say "warning: fixtures/bin is missing binaries or older than fixtures/src, and cannot be rebuilt here"
 fi
+# ---------------------------------------------------------------- 4. the trace engine, compiled ahead
+# (elfvm.sim.jit: a few seconds once per edit of elfvm/sim; every later command loads it in ms)
+"$PY" -m elfvm.sim.jit >/dev/null 2>&1 || say "note: the trace engine could not be compiled ahead (it will JIT)"
 say "ok (python env: ${ENV_DIR/#$ROOT\//}; gcc -m32: $([ -n "$HAVE_M32" ] && echo yes || echo no))"

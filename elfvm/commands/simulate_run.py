@@ -290,6 +290,10 @@ def simulate_run(program, args, traces, trace_format, frames, ram, page_size, po
             click.echo(note)
     else:
         click.echo(render.to_table(result, geom.name, tuple(dict.fromkeys(shows)), limit), nl=False)
+    if result.interrupted:                  # Ctrl-C: the report above covers what was read
+        refs = result.references if policies is not None else result.total.references
+        click.echo(f"elfvm: interrupted: the report covers the first {refs} references", err=True)
+        sys.exit(130)
 
 
 def _check_mode(ctx, program, traces, refs, compare, shows, tlb_entries) -> None:
