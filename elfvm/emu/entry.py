@@ -158,7 +158,7 @@ def install_hooks(k) -> None:
     """The CPU's ways into this kernel: TLB misses, interrupts (int $0x80, exceptions), the
     privileged instructions Unicorn would otherwise run (in/out, sysenter) and, in exact mode,
     every instruction and data access."""
-    k.cpu.install(partial(tlb_fill, k), partial(interrupt, k), k.max_instructions)
+    k.cpu.install(partial(tlb_fill, k), partial(interrupt, k))
     k.cpu.install_traps(partial(io_insn, k), partial(sysenter_insn, k))
     if k.exact:
         k.cpu.install_exact(partial(hook_code, k), partial(hook_mem, k))

@@ -80,7 +80,9 @@ def run(k) -> None:
         before = k.cpu.instructions or 0
         try:
             k.uc.emu_start(start, UNTIL, 0, budget)
+            k.cpu.settle(faulted=k.pending_death is not None)
         except UcError as e:
+            k.cpu.settle(faulted=True)
             d = k.pending_death or Death(SIGSEGV, None, None, f"emulation stopped: {e}", k.cpu.eip)
             k.pending_death = None
             if signals.force_sig_fault(k, nxt, d):
@@ -88,9 +90,11 @@ def run(k) -> None:
             else:
                 do_exit(k, nxt, death=d)
         except OutOfFrames as e:           # physical memory itself is full: the OOM killer
+            k.cpu.settle(faulted=True)
             k.pending_death = None
             do_exit(k, nxt, death=Death(SIGKILL, reason=f"out of memory: {e}", eip=k.cpu.eip))
         except KeyboardInterrupt:
+            k.cpu.settle(faulted=False)
             k.stop_reason = "interrupted"
             nxt.context = k.uc.context_save()
             return
@@ -112,7 +116,7 @@ def run(k) -> None:
         if resume is nxt and nxt.state != "runnable":
             resume = None
         order_hint = nxt.pid
-        if k.max_instructions and k.cpu.count is not None and \
+        if k.max_instructions and k.cpu.counted and \
                 k.cpu.instructions >= k.max_instructions:
             k.stop_reason = "max-instructions"
             return
