@@ -68,19 +68,35 @@ def simulate_program(program: str, args=(), *, frames: str | None = None, ram: s
     if not os.path.isdir(sysroot):
         raise UsageError(f"--sysroot {sysroot}: not a directory")
     live = not quiet and fmt != "json"
+    from elfvm.render.progress import StatusLine, on_terminal, program_text
+
+    line = StatusLine() if on_terminal(quiet, fmt, stdout_too=True) else None
 
     def echo(is_err: bool, chunk: bytes) -> None:
         stream = sys.stderr if is_err else sys.stdout
-        stream.buffer.write(chunk)
-        stream.flush()
+        if line is None:
+            stream.buffer.write(chunk)
+            stream.flush()
+            return
+        with line.writing():                  # the progress line steps aside
+            stream.buffer.write(chunk)
+            stream.flush()
+
+    def progress(instructions: int | None, faults: int) -> None:
+        line.show(program_text(instructions, faults))
 
     opts = RunOptions(program, tuple(args), tuple(env), sysroot=sysroot, ram=ram_bytes, frames=nframes,
                       policy=policy, fault_model=fault_model, mmu=mmu, stdin_path=stdin,
                       write_dir=write_dir, cwd=cwd, clock=clock,
                       max_instructions=max_instructions, rlimit_stack=rlimit_stack, seed=seed,
                       echo=echo if live else None, exact=exact, emit_trace=emit_trace,
-                      timeline_bins=SVG_BINS if svg is not None else 0, **(tlb or {}))
-    report = run_program(opts)
+                      timeline_bins=SVG_BINS if svg is not None else 0,
+                      progress=progress if line is not None else None, **(tlb or {}))
+    try:
+        report = run_program(opts)
+    finally:
+        if line is not None:
+            line.clear()
     if svg is not None:
         from elfvm.render.pictures import write_program_svg
 

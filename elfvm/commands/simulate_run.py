@@ -259,7 +259,7 @@ def simulate_run(program, args, traces, trace_format, frames, ram, page_size, po
 
     cfg = SimConfig(policy, counts[0], psize, tlb, split_tlb, asid, levels, tlb_ns, mem_ns,
                     limit if "events" in shows else 0)
-    with _progress(quiet) as progress:
+    with _progress(quiet, fmt) as progress:
         if policies is not None:
             result = run_compare(traces, policies, counts, cfg, fmt=trace_format, quantum=quantum,
                                  max_addr=max_addr, skip_bad=skip_bad_lines, progress=progress)
@@ -356,32 +356,30 @@ def _refs_mode(refs, frames, policy, compare, shows, fmt) -> None:
 
 
 class _progress:
-    """A progress bar on stderr for long traces: only on a terminal, never with --quiet."""
+    """Trace mode's progress line (elfvm.render.progress, as program mode's): bytes read, on a
+    terminal only, never with --quiet or --format json, and only for traces worth waiting for."""
 
     MIN_BYTES = 8 << 20
 
-    def __init__(self, quiet: bool):
-        self.enabled = not quiet and sys.stderr.isatty()
-        self.bar = None
+    def __init__(self, quiet: bool, fmt: str = "table"):
+        from elfvm.render.progress import on_terminal
+
+        self.enabled = on_terminal(quiet, fmt)
+        self.line = None
 
     def __enter__(self):
         return self.update if self.enabled else None
 
     def update(self, done: int, total: int | None) -> None:
-        if self.bar is None:
-            if total is not None and total < self.MIN_BYTES:
-                self.enabled = False
-                return
-            from rich.console import Console
-            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+        from elfvm.render.progress import StatusLine, trace_text
 
-            self.bar = Progress(TextColumn("trace"), BarColumn(), DownloadColumn(),
-                                TimeRemainingColumn(), console=Console(stderr=True), transient=True)
-            self.bar.start()
-            self.task = self.bar.add_task("trace", total=total)
-        self.bar.update(self.task, completed=done)
+        if self.line is None:
+            if total is not None and total < self.MIN_BYTES:
+                return
+            self.line = StatusLine()
+        self.line.show(trace_text(done, total))
 
     def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.stop()
+        if self.line is not None:
+            self.line.clear()
         return False

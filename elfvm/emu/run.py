@@ -59,6 +59,7 @@ class RunOptions:
     tlb_ns: float = 20.0
     mem_ns: float = 100.0
     timeline_bins: int = 0               # > 0: sample the run's timeline (--svg)
+    progress: object = None              # callable(instructions, page faults) a few times a second
 
 
 @dataclass
@@ -224,7 +225,7 @@ def run_program(opts: RunOptions) -> RunReport:
 
     k, p, result, argv = boot(opts)
     try:
-        with StopOnSigint(k):
+        with StopOnSigint(k), ProgressTicker(k, opts.progress):
             run(k)
     except KeyboardInterrupt:
         k.stop_reason = "interrupted"
@@ -289,6 +290,46 @@ def check_options(opts: RunOptions) -> None:
         raise UsageError(f"--frames {opts.frames}: a real program needs at least 8 frames")
     if opts.frames is not None and opts.frames > opts.ram // 4096:
         raise UsageError(f"--frames {opts.frames}: more than --ram holds ({opts.ram // 4096} frames)")
+
+
+PROGRESS_PERIOD = 0.25                   # seconds between RunOptions.progress calls
+
+
+class ProgressTicker:
+    """Calls RunOptions.progress(instructions, page faults so far) every PROGRESS_PERIOD from a
+    thread of its own: the CPU may run for seconds inside one emu_start (Unicorn releases the
+    GIL while it runs native code), so the scheduler's loop cannot be where it is polled. It
+    only reads counters; the guest's run is the same with or without it."""
+
+    def __init__(self, kernel, callback):
+        import threading
+
+        self.k, self.callback = kernel, callback
+        self.done = threading.Event()
+        self.thread = None
+
+    def __enter__(self):
+        import threading
+
+        if self.callback is not None:
+            self.thread = threading.Thread(target=self._tick, daemon=True)
+            self.thread.start()
+        return self
+
+    def _tick(self) -> None:
+        k = self.k
+        while not self.done.wait(PROGRESS_PERIOD):
+            faults = sum(k.model.page_faults(mi) for mi in list(k.by_mi))
+            try:
+                self.callback(k.cpu.instructions, faults)
+            except OSError:                # the terminal went away: no more progress
+                return
+
+    def __exit__(self, *exc):
+        self.done.set()
+        if self.thread is not None:
+            self.thread.join()
+        return False
 
 
 class StopOnSigint:
