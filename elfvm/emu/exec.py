@@ -149,13 +149,13 @@ def flush_old_exec(k, p: Process) -> None:
     from elfvm.emu.fork import shares_mm
     from elfvm.emu.sigstate import SIG_IGN, action
 
+    mm_release(k, p)                     # on the old mm; the vfork parent runs again
     if shares_mm(k, p):                 # a vfork child (or a thread): the mm and its page
         p.mi = k.model.add_process()     # tables stay with the others; a new model process
         k.by_mi[p.mi] = p
         p.tgid = 0
     else:
         exit_mm(k, p)
-    mm_release(k, p)                     # the vfork parent runs again
     p.shm_attach = {}
     if any(q.fds is p.fds for q in k.procs.values() if q is not p):
         p.fds, p.cloexec = dict(p.fds), set(p.cloexec)       # unshare_files()
