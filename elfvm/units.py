@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 RLIM_INFINITY = (1 << 64) - 1
+PAGE_SHIFT = 12
+PAGE_SIZE = 1 << PAGE_SHIFT          # the one page size: i386 pages, and the host's (x86)
 _SUFFIX = {"": 1, "B": 1, "K": 1 << 10, "KB": 1 << 10, "KIB": 1 << 10, "M": 1 << 20, "MB": 1 << 20,
            "MIB": 1 << 20, "G": 1 << 30, "GB": 1 << 30, "GIB": 1 << 30, "T": 1 << 40}
 

@@ -17,6 +17,9 @@
 #   3. Fixtures: rebuilt only when fixtures/src or fixtures/Makefile differ
 #      from what fixtures/bin was built from (fixtures/bin/.sources.sha256),
 #      so the committed binaries are not rewritten needlessly.
+#   4. The qemu oracle: as root, apt-get installs qemu-system-x86, and
+#      scripts/fetch-kernels.sh puts Debian's kernels in ~/.cache/elfvm
+#      (ELFVM_NO_QEMU=1 / ELFVM_NO_FETCH=1 skip either).
 #
 # Environment: PYTHON (interpreter used to create .venv, default python3),
 # VIRTUAL_ENV (install there instead of .venv).
@@ -134,7 +137,24 @@ if [ -n "$HAVE_M32" ]; then
 elif ! make -s --no-print-directory -C fixtures check >/dev/null 2>&1; then
     say "warning: fixtures/bin is missing binaries or older than fixtures/src, and cannot be rebuilt here"
 fi
-# ---------------------------------------------------------------- 4. the trace engine, compiled ahead
+# ---------------------------------------------------------------- 4. compiled code: the trace engine and the emulator's counter
 # (elfvm.sim.jit: a few seconds once per edit of elfvm/sim; every later command loads it in ms)
 "$PY" -m elfvm.sim.jit >/dev/null 2>&1 || say "note: the trace engine could not be compiled ahead (it will JIT)"
-say "ok (python env: ${ENV_DIR/#$ROOT\//}; gcc -m32: $([ -n "$HAVE_M32" ] && echo yes || echo no))"
+"$PY" -c "from elfvm.emu.counter import build; raise SystemExit(build() is None)" >/dev/null 2>&1 \
+    || say "note: the emulator's instruction counter could not be compiled (no C compiler): it falls back to numba"
+# ---------------------------------------------------------------- 5. the qemu oracle
+# tests/test_oracle_qemu.py boots other kernel versions under qemu (TCG, no KVM needed):
+# qemu-system-x86 from Debian, and the kernels scripts/fetch-kernels.sh keeps in ~/.cache/elfvm.
+# Neither is needed to use elfvm; without them those tests are skipped with the reason.
+HAVE_QEMU=
+if command -v qemu-system-x86_64 >/dev/null 2>&1 && command -v qemu-system-i386 >/dev/null 2>&1; then
+    HAVE_QEMU=1
+elif is_root && [ "${ELFVM_NO_QEMU:-}" != 1 ]; then
+    if (apt_install qemu-system-x86) 2>/dev/null; then HAVE_QEMU=1
+    else say "warning: could not install qemu-system-x86; the qemu oracle tests will be skipped"; fi
+fi
+if [ -n "$HAVE_QEMU" ] && [ "${ELFVM_NO_FETCH:-}" != 1 ]; then
+    bash scripts/fetch-kernels.sh >/dev/null 2>&1 \
+        || say "warning: some kernels could not be fetched (scripts/fetch-kernels.sh); their tests are skipped"
+fi
+say "ok (python env: ${ENV_DIR/#$ROOT\//}; gcc -m32: $([ -n "$HAVE_M32" ] && echo yes || echo no); qemu: $([ -n "$HAVE_QEMU" ] && echo yes || echo no))"

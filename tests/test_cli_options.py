@@ -41,18 +41,24 @@ def modes(tmp: str) -> dict:
     table_only = {"show_stack": ["--stack"], "wide": ["--wide"], "explain": ["--explain", "main"],
                   "diagram": ["--diagram"]}
     lay_rej = {"split": ["--split", "2G"]}
+    kernel = {"kernel_version": ["--kernel", "6.1"]}
+    auxv_json = {"hwcap": ["--hwcap", "0x1"], "hwcap2": ["--hwcap2", "0x1"],
+                 "minsigstksz": ["--minsigstksz", "4096"]}
+    auxv_unseen = {k: "an auxv word: moves no mapping; seen with --format json and --stack "
+                      "(layout-json here, tests/test_kernel_versions.py)" for k in auxv_json}
     big = "x" * 300_000                  # argv/envp this big moves the stack VMA in the maps
     big_stack = {"env_set": ["--env", f"A={big}"], "argv0": ["--argv0", big],
                  "env_clear": ["--env", f"A={big}", "--env-clear"]}
     verify = {"verify": "runs the program under ptrace: tests/test_oracle_layout.py",
               "program": "the mode itself", "args": "test_program_args_after_program"}
     out = {
-        ("layout", "table"): ([PIE], {**layout_any, **table_only,
+        ("layout", "table"): ([PIE], {**layout_any, **table_only, **kernel,
                                       "split": ["--profile", "linux-i386", "--split", "2G"],
-                                      "fmt": ["--format", "json"]}, lay_rej, verify),
-        ("layout", "maps"): (["--format", "maps", PIE], {**layout_any, **big_stack},
-                             {**lay_rej, **table_only}, {**verify, "fmt": "the mode itself"}),
-        ("layout", "json"): (["--format", "json", PIE], {**layout_any, **big_stack},
+                                      "fmt": ["--format", "json"]}, lay_rej, {**verify, **auxv_unseen}),
+        ("layout", "maps"): (["--format", "maps", PIE], {**layout_any, **big_stack, **kernel},
+                             {**lay_rej, **table_only},
+                             {**verify, **auxv_unseen, "fmt": "the mode itself"}),
+        ("layout", "json"): (["--format", "json", PIE], {**layout_any, **big_stack, **kernel, **auxv_json},
                              {**lay_rej, **table_only}, {**verify, "fmt": "the mode itself"}),
         ("translate", "elf"): (["--elf", VARS, "counter"],
                                {"mmu": ["--mmu", "i386"], "ram": ["--ram", "33M"], "access": ["--access", "w"],
@@ -62,7 +68,8 @@ def modes(tmp: str) -> dict:
                                 "addr_file": ["--addresses", "-"], "svg_file": ["--svg", svg],
                                 "bits": ["--mmu", "custom", "--bits", "10,10,12"],
                                 "descriptors": ["--descriptor", "gdt:4:base=0x1000,limit=0xfffff,"
-                                                "type=data-rw,dpl=3,g=1", "0x23:counter"]},
+                                                "type=data-rw,dpl=3,g=1", "0x23:counter"],
+                                "kernel_version": ["--kernel", "6.1", "0xf7fc1000"]},
                                {"pid": ["--pid", "1"]},
                                {"elf": "the mode itself", "addresses": "the mode itself"}),
         ("translate", "geometry"): (["0x0804a123"],
@@ -75,7 +82,8 @@ def modes(tmp: str) -> dict:
                                      "split": ["--profile", "linux-i386", "--split", "2G"],
                                      "descriptors": ["--descriptor", "ldt:1:base=0x10,limit=0xfff,"
                                                      "type=data-rw", "0x0f:0x10"]},
-                                    {"sysroot": ["--sysroot", tmp], "split": ["--split", "2G"]},
+                                    {"sysroot": ["--sysroot", tmp], "split": ["--split", "2G"],
+                                     "kernel_version": ["--kernel", "6.1"]},
                                     {"elf": "another mode", "pid": "a live process: test_mmu_oracle.py",
                                      "addresses": "the mode itself"}),
     }
@@ -84,7 +92,7 @@ def modes(tmp: str) -> dict:
                  "sysroot": ["--sysroot", tmp], "stdin_file": ["--stdin", t],
                  "write_dir": ["--write-dir", tmp], "max_instructions": ["--max-instructions", "2"],
                  "env_set": ["--env", "A=1"], "env_clear": ["--env-clear"],
-                 "rlimit_stack": ["--rlimit-stack", "1M"]}
+                 "rlimit_stack": ["--rlimit-stack", "1M"], **kernel, **auxv_json}
     trace_only = {"trace_format": ["--trace-format", "plain"], "page_size": ["--page-size", "8K"],
                   "bits": ["--mmu", "custom", "--bits", "10,10,12"], "quantum": ["--quantum", "5"],
                   "skip_bad_lines": ["--skip-bad-lines"]}
@@ -108,7 +116,8 @@ def modes(tmp: str) -> dict:
         [], {**{k: v + ["--exact-tlb"] if k in ("tlb_ns", "mem_ns", "walk_levels", "tlb_entries",
                                               "tlb_ways", "split_tlb") else v
                 for k, v in both.items()},
-             **{k: v for k, v in prog_only.items() if k not in ("stdin_file", "write_dir", "sysroot")},
+             **{k: v for k, v in prog_only.items()
+                if k not in ("stdin_file", "write_dir", "sysroot", *auxv_json)},
              "asid": ["--asid", "--exact-tlb"], "frames": ["--frames", "8"],
              "env_set": ["--env", "A=" + "x" * 300_000], "rlimit_stack": ["--rlimit-stack", "unlimited"],
              "env_clear": ["--env", "A=" + "x" * 300_000, "--env-clear"]},
@@ -118,7 +127,8 @@ def modes(tmp: str) -> dict:
          "stdin_file": "tiny reads nothing: tests/test_emu_run.py",
          "write_dir": "tiny writes nothing: tests/test_emu_run.py",
          "sysroot": "tiny is static: tests/test_emu_run.py",
-         "quiet": "tiny prints nothing live: tests/test_emu_lecture.py"})
+         "quiet": "tiny prints nothing live: tests/test_emu_lecture.py",
+         **{k: "tiny reads no auxv word: tests/test_kernel_versions.py" for k in auxv_json}})
     out[("simulate-run", "refs")] = (
         ["--refs", "1 2 3 4 1 2 5 1 2 3 4 5"],
         {"frames": ["--frames", "4"], "policy": ["--policy", "opt"], "compare": ["--compare", "fifo,opt"],

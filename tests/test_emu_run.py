@@ -10,7 +10,8 @@ from conftest import fixture_path
 pytest.importorskip("unicorn")
 
 from elfvm.emu import ProgramRejected, RunOptions, run_program  # noqa: E402
-from elfvm.mm.fault import fault_around_range, handle_mm_fault  # noqa: E402
+from elfvm.mm.fault import Pte, fault_around_range, handle_mm_fault  # noqa: E402
+from elfvm.mm.vma import PROT_READ, PROT_WRITE, FileRef, Mm, Vma  # noqa: E402
 
 BASE = 0x08048000
 
@@ -47,20 +48,21 @@ def test_fault_around_window_is_aligned_and_clipped():
 
 
 @pytest.mark.parametrize("kw,handler,kind", [
-    (dict(anonymous=True, shared=False, access="r"), "do_anonymous_page", "zero-page"),
-    (dict(anonymous=True, shared=False, access="w"), "do_anonymous_page", "first-touch"),
-    (dict(anonymous=False, shared=False, access="r"), "do_read_fault", "file"),
-    (dict(anonymous=False, shared=False, access="w"), "do_cow_fault", "cow"),
-    (dict(anonymous=False, shared=False, access="w", pte_present=True), "wp_page_copy", "cow"),
-    (dict(anonymous=True, shared=False, access="w", pte_present=True, pte_exclusive_anon=True),
-     "wp_page_reuse", "cow"),
+    (dict(anonymous=True, access="r"), "do_anonymous_page", "zero-page"),
+    (dict(anonymous=True, access="w"), "do_anonymous_page", "first-touch"),
+    (dict(anonymous=False, access="r"), "do_read_fault", "file"),
+    (dict(anonymous=False, access="w"), "do_cow_fault", "cow"),
+    (dict(anonymous=False, access="w", present=True), "wp_page_copy", "cow"),
+    (dict(anonymous=True, access="w", present=True, exclusive=True), "wp_page_reuse", "cow"),
+    (dict(anonymous=True, access="w", swapped=True), "do_swap_page", "swap-in"),
 ])
 def test_handler_choice(kw, handler, kind):
-    args = dict(vma_writable=True, pte_present=False, pte_write=False, pte_exclusive_anon=False,
-                swapped=False)
-    args.update(kw)
-    plan = handle_mm_fault(**args)
-    assert (plan.handler, plan.kind) == (handler, kind)
+    """The handler (and the paging model's kind) of each case, from the one decision."""
+    f = FileRef("/x") if not kw.pop("anonymous") else None
+    access = kw.pop("access")
+    mm = Mm(0xFFFFE000, vmas=[Vma(0x8048000, 0x8050000, PROT_READ | PROT_WRITE, 0, f)])
+    d = handle_mm_fault(mm, 0x8049000, access, pte=Pte(**kw))
+    assert (d.handler, d.counted) == (handler, kind) and not d.fatal
 
 
 # ---------------------------------------------------------------- runs

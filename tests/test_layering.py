@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 
 ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "elfvm")
 
@@ -98,10 +99,33 @@ def test_no_import_cycle():
     assert cycles(edges) == []
 
 
+def test_no_private_import_across_layers():
+    _, names = graph()
+    bad = [f"{a} imports {n} from {b}" for (a, b), taken in sorted(names.items())
+           for n in taken if n.startswith("_") and not n.startswith("__") and layer(a) != layer(b)]
+    assert bad == []
+
+
 def test_module_names_say_what_they_are():
     mods = modules()
     kernels = sorted(m for m in mods if m.rpartition(".")[2] == "kernel")
     assert kernels == ["elfvm.kernel"]
+
+
+def test_one_page_size_one_maps_parser():
+    """PAGE_SIZE is defined once (elfvm.units), /proc/PID/maps and /proc/PID/stat are read in
+    one place (elfvm.host.procfs)."""
+    defs, procfs = [], []
+    for m, path in modules().items():
+        text = open(path, encoding="utf-8").read()
+        tree = ast.parse(text)
+        for n in tree.body:
+            if isinstance(n, ast.Assign) and any(isinstance(t, ast.Name) and t.id in ("PAGE_SIZE", "PAGE")
+                                                 and isinstance(n.value, ast.Constant) for t in n.targets):
+                defs.append(m)
+        if re.search(r'open\(f"/proc/[^"]*/(maps|stat)"', text) and m != "elfvm.host.procfs":
+            procfs.append(m)
+    assert defs == [] and procfs == []
 
 
 def test_the_checks_see_a_cycle():

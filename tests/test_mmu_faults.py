@@ -5,8 +5,8 @@ import os
 import pytest
 
 from elfvm.kernel.profile import make_profile
-from elfvm.mm.vma import PROT_EXEC, PROT_READ, PROT_WRITE, FileRef, Vma
-from elfvm.mmu import faults as F
+from elfvm.mm import fault as F
+from elfvm.mm.vma import PROT_EXEC, PROT_READ, PROT_WRITE, FileRef, Mm, Vma
 from elfvm.mmu import open_address_space
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -60,31 +60,36 @@ def test_stack_growth_limits(vars_space):
     assert t.fault.kind == "sigsegv-maperr" and "RLIMIT_STACK" in t.fault.reason
 
 
-def mm(*vmas, sizes=None):
-    return F.MmView(tuple(vmas), 0xFFFFE000, file_sizes=sizes or {})
+def mm(*vmas):
+    return Mm(0xFFFFE000, mmap_min_addr=4096, lsm_mmap_min_addr=0, vmas=list(vmas))
+
+
+def classify(m, addr, access, cpl, present, sizes=None):
+    return F.handle_mm_fault(m, addr, access, pte=F.Pte(present=present), cpl=cpl,
+                             file_size=lambda v: (sizes or {}).get(v.file.path))
 
 
 def test_guard_gap_and_sigbus():
     stack = Vma(0xFFF00000, 0xFFFFE000, PROT_READ | PROT_WRITE, growsdown=True)
     blocker = Vma(0xFFC00000, 0xFFC01000, PROT_READ)
     m = mm(blocker, stack)
-    ok = F.classify(m, 0xFFD01000, "w", 3, present=False, nx_enforced=True)
+    ok = classify(m, 0xFFD01000, "w", 3, False)
     assert ok.kind == "stack-growth"
-    bad = F.classify(m, 0xFFD00000 - 1, "w", 3, present=False, nx_enforced=True)
+    bad = classify(m, 0xFFD00000 - 1, "w", 3, False)
     assert bad.kind == "sigsegv-maperr" and "stack_guard_gap" in bad.reason
     f = FileRef("/x")
-    m = mm(Vma(0x8048000, 0x804A000, PROT_READ, 0, f), sizes={"/x": 0x800})
-    assert F.classify(m, 0x8048000, "r", 3, present=False, nx_enforced=True).kind == "file-read"
-    assert F.classify(m, 0x8049000, "r", 3, present=False, nx_enforced=True).kind == "sigbus"
+    m = mm(Vma(0x8048000, 0x804A000, PROT_READ, 0, f))
+    assert classify(m, 0x8048000, "r", 3, False, {"/x": 0x800}).kind == "file-read"
+    assert classify(m, 0x8049000, "r", 3, False, {"/x": 0x800}).kind == "sigbus"
 
 
 def test_write_protect_and_kernel_uaccess():
     anon = Vma(0x1000, 0x3000, PROT_READ | PROT_WRITE)
     m = mm(anon)
-    assert F.classify(m, 0x1000, "w", 3, present=True, nx_enforced=True).kind == "write-protect"
-    assert F.classify(m, 0x9000, "r", 0, present=False, nx_enforced=True).kind == "efault"
+    assert classify(m, 0x1000, "w", 3, True).kind == "write-protect"
+    assert classify(m, 0x9000, "r", 0, False).kind == "efault"
     rx = Vma(0x1000, 0x2000, PROT_READ | PROT_EXEC)
-    assert F.classify(mm(rx), 0x1000, "r", 3, present=True, nx_enforced=True).kind == "sigsegv-accerr"
+    assert classify(mm(rx), 0x1000, "r", 3, True).kind == "sigsegv-accerr"
 
 
 def test_no_nx_in_i386_paging():

@@ -7,8 +7,10 @@ import sys
 
 import click
 
+from elfvm.commands.kernel_options import kernel_note, kernel_options, make_kernel_profile
 from elfvm.errors import EXIT_ERRNO, EXIT_KILLED, EXIT_VERIFY, UsageError
 from elfvm.commands.options import PROGRAM_CONTEXT, drop_separator, int_range, reject
+from elfvm.kernel.versions import running_kernel
 from elfvm.units import RLIM_INFINITY, parse_size
 
 EPILOG = """\b
@@ -71,16 +73,17 @@ def build_env(env_clear: bool, settings: tuple[str, ...]) -> list[str]:
 @click.option("--explain", "explain", metavar="ADDR", default=None,
               help="Say in plain words why the mapping holding ADDR (a number or a symbol) is "
                    "where it is, and which section holds ADDR.")
+@kernel_options
 @click.option("--verify", is_flag=True,
               help="Run PROGRAM under ptrace to its first instruction (ASLR off) and diff the real "
                    "/proc/PID/maps, auxv and registers with the prediction.")
 def layout(program, args, profile, split, sysroot, env_set, env_clear, argv0, rlimit_stack, legacy,
-           addr_limit_3gb, aslr, seed, fmt, show_stack, svg_file, diagram, wide, explain, verify):
+           addr_limit_3gb, aslr, seed, fmt, show_stack, svg_file, diagram, wide, explain,
+           kernel_version, hwcap, hwcap2, minsigstksz, verify):
     """Predict the memory map of PROGRAM at its first instruction, exactly as this machine's
     kernel builds it at execve(), without running it. Options end at PROGRAM: everything after
     it (ARGS, dashes included) is the program's argv, as with strace or env."""
     from elfvm.kernel.binfmt_elf import ExecRequest, UnsupportedProgram, execve
-    from elfvm.kernel.profile import make_profile
 
     if not os.path.lexists(program):
         raise UsageError(f"{program}: no such file")
@@ -115,7 +118,16 @@ def layout(program, args, profile, split, sysroot, env_set, env_clear, argv0, rl
         raise UsageError(f"--rlimit-stack {rlimit_stack!r}: {e}") from None
     if rlim > RLIM_INFINITY:
         raise UsageError(f"--rlimit-stack {rlimit_stack}: more than RLIM_INFINITY (2^64-1)")
-    prof = make_profile(profile, split, addr_limit_3gb=addr_limit_3gb, legacy=legacy)
+    prof = make_kernel_profile(profile, split, addr_limit_3gb=addr_limit_3gb, legacy=legacy,
+                               kernel_version=kernel_version, hwcap=hwcap, hwcap2=hwcap2,
+                               minsigstksz=minsigstksz)
+    want, live = prof.kernel.version, running_kernel()
+    if verify and kernel_version and (want.series != live.series or
+                                      want.patch not in (None, live.patch)):
+        raise UsageError(f"--verify compares with this machine's kernel ({running_kernel()}), "
+                         f"not --kernel {kernel_version}")
+    if kernel_note(prof) and fmt != "table":
+        click.echo(f"elfvm: note: {kernel_note(prof)}", err=True)
     argv = [argv0 if argv0 is not None else program, *args]
     envp = build_env(env_clear, env_set)
     req = ExecRequest(program, argv, envp, prof, sysroot=sysroot, rlimit_stack=rlim,

@@ -28,10 +28,11 @@ def simulate_program(program: str, args=(), *, frames: str | None = None, ram: s
                      emit_trace: str | None = None, exact: bool = False,
                      rlimit_stack: int = 8 << 20, tlb: dict | None = None,
                      svg: str | None = None, stdout_file: str | None = None,
-                     cwd: str | None = None, strict: bool = False, clock: str = "host") -> int:
+                     cwd: str | None = None, strict: bool = False, clock: str = "host", profile=None) -> int:
     """`tlb`: the trace options that shape the model's TLB and walk (tlb_entries, tlb_ways,
     split_tlb, asid, walk_levels, tlb_ns, mem_ns). `svg`: also draw the run there (the frame
-    table over time, faults by kind and the TLB hit ratio per time bin)."""
+    table over time, faults by kind and the TLB hit ratio per time bin). `profile`: the kernel
+    profile (--kernel and the CPU's auxv values); default: this machine's."""
     from elfvm.render.program import render_json, render_text
     from elfvm.emu.run import RunOptions, run_program
     from elfvm.units import parse_size
@@ -90,7 +91,7 @@ def simulate_program(program: str, args=(), *, frames: str | None = None, ram: s
                       write_dir=write_dir, cwd=cwd, clock=clock,
                       max_instructions=max_instructions, rlimit_stack=rlimit_stack, seed=seed,
                       echo=echo if live else None, exact=exact, emit_trace=emit_trace,
-                      timeline_bins=SVG_BINS if svg is not None else 0,
+                      timeline_bins=SVG_BINS if svg is not None else 0, profile=profile,
                       progress=progress if line is not None else None, **(tlb or {}))
     try:
         report = run_program(opts)

@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from elfvm.commands.kernel_options import kernel_options, make_kernel_profile
 from elfvm.commands.options import (PROGRAM_CONTEXT, FiniteFloat, drop_separator, given, int_range,
                                    reject)
 from elfvm.errors import UsageError
@@ -26,7 +27,8 @@ Examples:
 
 # Options that belong to one way of calling simulate-run only (the others reject them).
 PROGRAM_ONLY = ("fault_model", "exact_tlb", "emit_trace", "sysroot", "stdin_file", "write_dir",
-                "max_instructions", "env_set", "env_clear", "rlimit_stack")
+                "max_instructions", "env_set", "env_clear", "rlimit_stack",
+                "kernel_version", "hwcap", "hwcap2", "minsigstksz")
 TRACE_ONLY = ("trace_format", "page_size", "bits", "quantum", "skip_bad_lines")
 REFS_OK = ("refs", "frames", "policy", "compare", "shows", "fmt")
 
@@ -71,7 +73,7 @@ def program_options(f):
     ]
     for o in reversed(opts):
         f = o(f)
-    return f
+    return kernel_options(f)       # --kernel, --hwcap, --hwcap2, --minsigstksz (program mode)
 
 
 def run_program_mode(program, args, trace_opts: dict, prog: dict) -> int:
@@ -91,6 +93,9 @@ def run_program_mode(program, args, trace_opts: dict, prog: dict) -> int:
     if rlim > RLIM_INFINITY:
         raise UsageError(f"--rlimit-stack {prog['rlimit_stack']}: more than RLIM_INFINITY (2^64-1)")
     t = trace_opts
+    profile = make_kernel_profile("linux-x86_64-compat", kernel_version=prog["kernel_version"],
+                                  hwcap=prog["hwcap"], hwcap2=prog["hwcap2"],
+                                  minsigstksz=prog["minsigstksz"])
     return simulate_program(
         program, args, frames=t["frames"], ram=t["ram"], policy=t["policy"], mmu=t["mmu"],
         shows=t["shows"], limit=t["limit"], fmt=t["fmt"], quiet=t["quiet"],
@@ -98,7 +103,7 @@ def run_program_mode(program, args, trace_opts: dict, prog: dict) -> int:
         write_dir=prog["write_dir"], max_instructions=prog["max_instructions"],
         env=build_env(prog["env_clear"], prog["env_set"]), emit_trace=prog["emit_trace"],
         exact=prog["exact_tlb"], rlimit_stack=rlim, svg=t["svg"], stdout_file=prog["stdout_file"],
-        cwd=prog["cwd"], strict=prog["strict"], clock=prog["clock"],
+        cwd=prog["cwd"], strict=prog["strict"], clock=prog["clock"], profile=profile,
         tlb={k: t[k] for k in ("tlb_entries", "tlb_ways", "split_tlb", "asid", "walk_levels",
                                "tlb_ns", "mem_ns")})
 # ---------------------------------------------------------------- end of program mode

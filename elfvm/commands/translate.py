@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from elfvm.commands.kernel_options import kernel_note, kernel_options, make_kernel_profile
 from elfvm.commands.options import escape, int_range, reject
 from elfvm.errors import EXIT_USAGE, UsageError
 
@@ -41,6 +42,7 @@ def _read_addresses(path: str) -> list[str]:
 @click.option("--profile", "profile_name", type=click.Choice(["linux-x86_64-compat", "linux-i386"]),
               default="linux-x86_64-compat", show_default=True)
 @click.option("--split", default="3G", show_default=True, help="VMSPLIT for --profile linux-i386.")
+@kernel_options(auxv=False)
 @click.option("--sysroot", default="/", show_default=True, help="Where PT_INTERP is looked up.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--addresses", "addr_file", metavar="FILE", help="Read addresses, one per line ('-': stdin).")
@@ -51,7 +53,7 @@ def _read_addresses(path: str) -> list[str]:
 @click.option("--svg", "svg_file", metavar="FILE", default=None,
               help="Also draw the walks (the first 8 addresses) to this SVG file.")
 def translate(addresses, elf, pid, mmu, bits, ram, access, cpl, profile_name, split, sysroot, fmt, addr_file,
-              descriptors, svg_file):
+              descriptors, svg_file, kernel_version=None, hwcap=None, hwcap2=None, minsigstksz=None):
     """Translate logical/linear addresses to physical ones, as the MMU walks them.
 
     \b
@@ -70,7 +72,6 @@ def translate(addresses, elf, pid, mmu, bits, ram, access, cpl, profile_name, sp
       elfvm translate --profile linux-i386 --split 3G --ram 1G 0xc0100000 0xff000000
       elfvm translate --mmu i386 --descriptor ldt:1:base=0x10000,limit=0xfff,type=data-rw,dpl=3 0x0f:0x800 0x0f:0x1800
     """
-    from elfvm.kernel.profile import make_profile
     from elfvm.mmu import InputFailure, TranslateError, open_address_space, translate_all
     from elfvm.mmu.render import render_json, render_table
     from elfvm.units import parse_size
@@ -80,6 +81,8 @@ def translate(addresses, elf, pid, mmu, bits, ram, access, cpl, profile_name, sp
         reject(ctx, ["split"], "only with --profile linux-i386 (a native 32-bit kernel's VMSPLIT)")
     if not elf:
         reject(ctx, ["sysroot"], "only with --elf PROGRAM (where its PT_INTERP is looked up)")
+        reject(ctx, ["kernel_version"], "only with --elf PROGRAM (the address space a kernel "
+                                        "version builds; --pid walks the live one)")
     texts = list(addresses)
     if addr_file:
         texts += _read_addresses(addr_file)
@@ -90,9 +93,14 @@ def translate(addresses, elf, pid, mmu, bits, ram, access, cpl, profile_name, sp
     except ValueError as e:
         raise UsageError(f"--ram: {e}") from None
     try:
-        profile = make_profile(profile_name, split)
+        profile = make_kernel_profile(profile_name, split, kernel_version=kernel_version, hwcap=hwcap,
+                                      hwcap2=hwcap2, minsigstksz=minsigstksz)
     except ValueError as e:
         raise UsageError(str(e)) from None
+    if kernel_version and pid is not None:
+        raise UsageError("--kernel predicts an address space (--elf); --pid walks the live one")
+    if kernel_note(profile) and elf:
+        click.echo(f"elfvm: note: {kernel_note(profile)}", err=True)
     try:
         space = open_address_space(profile=profile, mmu=mmu, bits=bits, ram=ram_bytes, elf=elf, pid=pid,
                                    sysroot=sysroot)

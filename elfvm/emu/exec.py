@@ -8,7 +8,8 @@ import os
 
 from elfvm.emu.fork import new_pid
 from elfvm.emu.memory import PAGE
-from elfvm.emu.pages import alloc_frame, file_inode, map_page, new_page_tables, set_pte
+from elfvm.emu.pages import (alloc_frame, file_inode, free_pgtables, map_page, new_page_tables, set_pte,
+                             unmap_range)
 from elfvm.emu.state import result_rlimit
 from elfvm.emu.task import Process, Pte
 from elfvm.emu.vfs import Inode
@@ -16,23 +17,41 @@ from elfvm.mm.vma import PROT_EXEC, PROT_WRITE, page_start
 
 
 def spawn(k, result, stdio: dict) -> Process:
-    """The process execve() produced: its mm, the pages the kernel wrote, registers."""
+    """The first process: the image execve() produced, its pages, registers."""
     pid = new_pid(k)
-    p = Process(pid, 1, result.mm, new_page_tables(k, pid), rlimit_stack=result_rlimit(result))
-    p.exe = os.path.abspath(result.program)
-    p.images.append(p.exe)
+    p = Process(pid, 1, result.mm, None, rlimit_stack=result_rlimit(result))
     k.procs[pid] = p
     k.by_mi = {0: p}
-    for img in result.images.values():
-        k.file_inodes[img.display] = Inode(img.display.path, img.file.path, os.stat(img.file.path))
     p.fds = dict(stdio)
-    install_exec_pages(k, p, result)
+    exec_mmap(k, p, result)
+    p.images.append(p.exe)
     k.current = p
     k.frames.write(k.gdt_frame, bytes(k.segments.gdt()))
     begin = k.cpu.enter_user(k.gdt_frame, k.stub_frame, result.eip, result.stack.esp)
     p.context = None
     p.start_at = begin
     return p
+
+
+def exec_mmap(k, p: Process, result) -> None:
+    """begin_new_exec() -> exec_mmap(): the task drops its old address space (every PTE and
+    swap entry, its page tables, its shm attachments) and takes the new image's: the mm the
+    loader built (elfvm.kernel.binfmt_elf.execve(req, mm=p.mm) builds it in the task's own Mm
+    object, as `layout` builds it) and the pages the loader wrote. The registers are the
+    caller's (Cpu.enter_user)."""
+    if p.pt is not None:
+        unmap_range(k, p, 0, p.mm.task_size)        # walks the page tables: no VMAs needed
+        free_pgtables(k, p)
+    for shmid in p.shm_attach.values():
+        k.shm[shmid]["nattch"] -= 1
+    p.shm_attach = {}
+    p.pt = new_page_tables(k, p.pid)
+    p.mm = result.mm
+    p.rlimit_stack = result_rlimit(result)
+    p.exe = os.path.abspath(result.program)
+    for img in result.images.values():
+        k.file_inodes[img.display] = Inode(img.display.path, img.file.path, os.stat(img.file.path))
+    install_exec_pages(k, p, result)
 
 
 def install_exec_pages(k, p: Process, result) -> None:

@@ -30,7 +30,7 @@ from elfvm.emu.sigstate import SIGBUS, SIGSEGV
 from elfvm.emu.task import Death, FaultEvent, Process, Pte
 from elfvm.emu.vfs import Inode
 from elfvm.mm import fault as F
-from elfvm.mm.vma import PROT_EXEC, PROT_READ, PROT_WRITE, Vma, page_start
+from elfvm.mm.vma import PROT_EXEC, PROT_WRITE, Vma
 
 
 def account_fault(k, p: Process, addr: int, access: str, plan_kind: str, handler: str, eip: int,
@@ -52,138 +52,109 @@ def model_fault(k, p: Process, vpn: int, kind: str, new_pte: bool) -> None:
         k.model.count_fault(p.mi, kind)
 
 
-def expand_stack(k, p: Process, addr: int) -> tuple[Vma | None, str]:
-    """expand_downwards(): grow the VM_GROWSDOWN VMA above addr, within RLIMIT_STACK and
-    the stack guard gap; otherwise the reason for SIGSEGV."""
-    mm = p.mm
-    nxt = mm.find_vma(addr)
-    if nxt is None or not nxt.growsdown:
-        return None, "no mapping at this address"
-    new_start = page_start(addr)
-    below = [v for v in mm.vmas if v.end <= nxt.start and v is not nxt]
-    prev = below[-1] if below else None
-    if nxt.end - new_start > p.rlimit_stack:
-        return None, (f"stack growth to {new_start:#x} would make the stack "
-                      f"{(nxt.end - new_start) >> 10} KiB, over RLIMIT_STACK "
-                      f"({p.rlimit_stack >> 10} KiB)")
-    if not F.stack_guard_ok(new_start, prev.end if prev else None,
-                            bool(prev and prev.prot), mm.stack_guard_gap):
-        return None, (f"stack growth to {new_start:#x} would come within the stack guard gap "
-                      f"of {prev.start:#x}-{prev.end:#x}")
-    new = replace(nxt, start=new_start)
-    mm.replace(nxt, new)
-    return new, ""
-
-
 def do_user_addr_fault(k, p: Process, addr: int, access: str, eip: int, kernel: bool = False) -> Death | None:
-    """handle_mm_fault() for `p` at `addr`; None when resolved, else the fatal signal."""
+    """A page fault of `p` at `addr` (from the CPU, or from a uaccess when `kernel`): the
+    kernel's decision (elfvm.mm.fault.handle_mm_fault, the one translate shows) carried out.
+    None when resolved, else the fatal signal."""
     vpn = addr >> 12
-    pa = vpn << 12
-    if addr >= p.mm.task_size:
-        return pf_death(Death(SIGSEGV, addr, access, "address above TASK_SIZE (kernel space)", eip,
-                                code=1), pte_present=False)
-    vma = p.mm.vma_at(addr)
-    grew = False
-    if vma is None:
-        vma, why = expand_stack(k, p, addr)
-        if vma is None:
-            return pf_death(Death(SIGSEGV, addr, access, why, eip, code=1), False)
-        grew = True
-    if access == "w" and not vma.prot & PROT_WRITE:
-        return pf_death(Death(SIGSEGV, addr, access, f"write to a {vma.perms} mapping "
-                                            f"{vma.start:#x}-{vma.end:#x}", eip, code=2),
-                          follow_pte(p, vpn) is not None)
-    if access == "x" and not vma.prot & PROT_EXEC:
-        return pf_death(Death(SIGSEGV, addr, access, f"instruction fetch from a non-executable "
-                                f"{vma.perms} mapping {vma.start:#x}-{vma.end:#x}", eip, code=2),
-                          follow_pte(p, vpn) is not None)
-    if not vma.prot & (PROT_READ | PROT_WRITE | PROT_EXEC):
-        return pf_death(Death(SIGSEGV, addr, access, f"access to a PROT_NONE mapping "
-                                            f"{vma.start:#x}-{vma.end:#x}", eip, code=2),
-                          follow_pte(p, vpn) is not None)
     pte = follow_pte(p, vpn)
+    if pte is not None and (access != "w" or pte.write) and (access != "x" or pte.exec):
+        return None                                    # spurious: a stale TLB entry
     slot = swap_slot(p, vpn) if pte is None else None
-    if pte is not None and (access != "w" or pte.write):
-        return None                                    # spurious (stale TLB)
-    exec_ = bool(vma.prot & PROT_EXEC)
-    vma_w = bool(vma.prot & PROT_WRITE)
-    if vma.special:
-        fr = special_frame(k, vma, pa)
-        set_pte(k, p, vpn, Pte(fr, False, exec_))
-        account_fault(k, p, addr, access, "first-touch", "special_mapping_fault", eip, 1, kernel)
-        model_fault(k, p, vpn, "first-touch", True)
-        return None
-    anonymous = vma.file is None
-    shm_key = getattr(vma, "source", "")
-    shared = vma.shared
     fi = k.frames.info.get(pte.frame) if pte else None
-    exclusive = bool(fi and fi.anon and len(fi.rmap) == 1 and fi.cache_key is None)
-    plan = F.handle_mm_fault(anonymous=anonymous and not shared, shared=shared, vma_writable=vma_w,
-                             access=access, pte_present=pte is not None,
-                             pte_write=bool(pte and pte.write), pte_exclusive_anon=exclusive,
-                             swapped=slot is not None, model=k.fault_model)
-    kind = "stack-growth" if grew else plan.kind
+    seen = F.Pte(present=pte is not None, write=bool(pte and pte.write), swapped=slot is not None,
+                 exclusive=bool(fi and fi.anon and len(fi.rmap) == 1 and fi.cache_key is None))
+    f = F.handle_mm_fault(p.mm, addr, access, pte=seen, nx=k.geom.nx, rlimit_stack=p.rlimit_stack,
+                          file_size=lambda v: file_inode(k, v.file).size, model=k.fault_model)
+    if f.fatal:
+        sig = SIGBUS if f.kind == F.SIGBUS else SIGSEGV
+        return pf_death(Death(sig, addr, access, f.reason, eip, code=f.si_code), pte is not None)
+    if f.grown_from is not None:
+        p.mm.replace(f.grown_from, f.vma)
     mapped = 1
-    if plan.handler == "do_swap_page":
-        fr = k.swap_cache.get(slot)
-        if fr is None:
-            nfi = alloc_frame(k, "swap-in", anon=True)
-            k.frames.fill(nfi.addr, k.swap.load(slot))
-            fr = k.swap_cache[slot] = nfi.addr
-        drop_swap_entry(k, p, vpn, slot)
-        excl = len(k.frames.info[fr].rmap) == 0 and k.swap_refs[slot] <= 0
-        if access == "w" and not excl:
-            # do_swap_page() -> do_wp_page() in the same fault: a private copy
-            cfi = alloc_frame(k, "cow copy", anon=True)
-            k.frames.copy(cfi.addr, fr)
-            fr, excl = cfi.addr, True
-        set_pte(k, p, vpn, Pte(fr, vma_w and excl, exec_))
-        kind = "swap-in"
-    elif pte is not None:                               # do_wp_page
-        if plan.copy:
-            old = pte.frame
-            nfi = alloc_frame(k, "cow copy", anon=True)
-            if old == k.zero_page:
-                k.frames.fill(nfi.addr, b"")
-            else:
-                k.frames.copy(nfi.addr, old)
-            clear_pte(k, p, vpn)
-            set_pte(k, p, vpn, Pte(nfi.addr, True, exec_))
-        else:
-            set_pte(k, p, vpn, Pte(pte.frame, True, exec_))
-        if kernel:
-            flush_cpu_tlb(k)
-    elif shared and (anonymous or shm_key.startswith("shm:")):
-        fr = shmem_frame(k, shmem_key(k, vma, pa))
-        set_pte(k, p, vpn, Pte(fr, plan.write or (k.fault_model == "simple" and vma_w), exec_))
-    elif anonymous:
-        if plan.copy:
-            nfi = alloc_frame(k, "anon", anon=True)
-            k.frames.fill(nfi.addr, b"")
-            set_pte(k, p, vpn, Pte(nfi.addr, vma_w, exec_))
-        else:
-            set_pte(k, p, vpn, Pte(k.zero_page, False, exec_))
+    if slot is not None:
+        do_swap_page(k, p, vpn, slot, access, f)
+    elif pte is not None:
+        do_wp_page(k, p, vpn, pte, f, kernel)
+    elif f.vma.special:
+        set_pte(k, p, vpn, Pte(special_frame(k, f.vma, vpn << 12), False, is_exec(f.vma)))
+    elif f.vma.file is None:
+        do_anonymous_page(k, p, vpn, f)
     else:
-        ino = file_inode(k, vma.file)
-        index = (vma.pgoff + (pa - vma.start)) >> 12
-        npages = -(-ino.size // PAGE)
-        if index >= npages:
-            return pf_death(Death(SIGBUS, addr, access, f"page {pa:#x} lies beyond the end of "
-                                               f"{vma.file.path} ({ino.size} bytes)", eip, code=2),
-                              False)
-        if plan.copy:                                   # do_cow_fault
-            src = page_cache_frame(k, ino, index)
-            nfi = alloc_frame(k, "cow copy", anon=True)
-            k.frames.copy(nfi.addr, src)
-            set_pte(k, p, vpn, Pte(nfi.addr, True, exec_))
-        else:
-            fr = page_cache_frame(k, ino, index)
-            set_pte(k, p, vpn, Pte(fr, plan.write, exec_))
-            if plan.around:
-                mapped += do_fault_around(k, p, vma, ino, pa, npages, exec_)
-    account_fault(k, p, addr, access, kind, plan.handler, eip, mapped, kernel)
-    model_fault(k, p, vpn, kind, pte is None)
+        mapped += do_fault(k, p, vpn, f)
+    account_fault(k, p, addr, access, f.counted, f.handler, eip, mapped, kernel)
+    model_fault(k, p, vpn, f.counted, pte is None)
     return None
+
+
+def is_exec(vma: Vma) -> bool:
+    return bool(vma.prot & PROT_EXEC)
+
+
+def do_swap_page(k, p: Process, vpn: int, slot: int, access: str, f: F.Fault) -> None:
+    """Read the page back from swap (or the swap cache); a write to a page others still share
+    goes on to do_wp_page() in the same fault: a private copy."""
+    fr = k.swap_cache.get(slot)
+    if fr is None:
+        nfi = alloc_frame(k, "swap-in", anon=True)
+        k.frames.fill(nfi.addr, k.swap.load(slot))
+        fr = k.swap_cache[slot] = nfi.addr
+    drop_swap_entry(k, p, vpn, slot)
+    excl = len(k.frames.info[fr].rmap) == 0 and k.swap_refs[slot] <= 0
+    if access == "w" and not excl:
+        cfi = alloc_frame(k, "cow copy", anon=True)
+        k.frames.copy(cfi.addr, fr)
+        fr, excl = cfi.addr, True
+    set_pte(k, p, vpn, Pte(fr, bool(f.vma.prot & PROT_WRITE) and excl, is_exec(f.vma)))
+
+
+def do_wp_page(k, p: Process, vpn: int, pte: Pte, f: F.Fault, kernel: bool) -> None:
+    """wp_page_copy (a new frame, the zero page's copy is zeros) or reuse / shared: the PTE
+    just becomes writable."""
+    if f.copy:
+        nfi = alloc_frame(k, "cow copy", anon=True)
+        if pte.frame == k.zero_page:
+            k.frames.fill(nfi.addr, b"")
+        else:
+            k.frames.copy(nfi.addr, pte.frame)
+        clear_pte(k, p, vpn)
+        set_pte(k, p, vpn, Pte(nfi.addr, True, is_exec(f.vma)))
+    else:
+        set_pte(k, p, vpn, Pte(pte.frame, True, is_exec(f.vma)))
+    if kernel:
+        flush_cpu_tlb(k)
+
+
+def do_anonymous_page(k, p: Process, vpn: int, f: F.Fault) -> None:
+    """A private page: the zero page (read) or a new zeroed frame; a shared one: its shmem page."""
+    vma = f.vma
+    if vma.shared:
+        fr = shmem_frame(k, shmem_key(k, vma, vpn << 12))
+        set_pte(k, p, vpn, Pte(fr, f.write, is_exec(vma)))
+    elif f.copy:
+        nfi = alloc_frame(k, "anon", anon=True)
+        k.frames.fill(nfi.addr, b"")
+        set_pte(k, p, vpn, Pte(nfi.addr, f.write, is_exec(vma)))
+    else:
+        set_pte(k, p, vpn, Pte(k.zero_page, False, is_exec(vma)))
+
+
+def do_fault(k, p: Process, vpn: int, f: F.Fault) -> int:
+    """A file page: a private copy (do_cow_fault) or the page-cache page (do_read_fault, with
+    fault-around; do_shared_fault). Returns the neighbours fault-around mapped."""
+    vma = f.vma
+    pa = vpn << 12
+    ino = file_inode(k, vma.file)
+    index = (vma.pgoff + (pa - vma.start)) >> 12
+    if f.copy:
+        nfi = alloc_frame(k, "cow copy", anon=True)
+        k.frames.copy(nfi.addr, page_cache_frame(k, ino, index))
+        set_pte(k, p, vpn, Pte(nfi.addr, True, is_exec(vma)))
+        return 0
+    set_pte(k, p, vpn, Pte(page_cache_frame(k, ino, index), f.write, is_exec(vma)))
+    if f.around:
+        return do_fault_around(k, p, vma, ino, pa, -(-ino.size // PAGE), is_exec(vma))
+    return 0
 
 
 def pf_death(d: Death, pte_present: bool) -> Death:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 from dataclasses import replace
+
+from elfvm.emu.memory import OutOfFrames
 
 from elfvm.emu.pages import (
     flush_cpu_tlb,
+    free_pgtables,
+    unmap_range,
     follow_pte,
     map_page,
     new_page_tables,
@@ -23,15 +28,51 @@ def new_pid(k) -> int:
     return pid
 
 
+def threads_max(ram: int, profile) -> int:
+    """kernel/fork.c set_max_threads(): as many tasks as fit their kernel stacks (THREAD_SIZE:
+    8 KiB on i386, 16 KiB on x86-64) in an eighth of RAM."""
+    thread_size = 8192 if profile.name == "linux-i386" else 16384
+    return max(ram // (thread_size * 8), 20)
+
+
 def fork(k, parent: Process) -> Process:
-    """copy_process() -> dup_mmap(): the child gets copies of the VMAs; PTEs are copied only
-    for VMAs that have anonymous pages (vma_needs_copy: file pages fault in again); private
-    writable pages become read-only in both (copy-on-write)."""
+    """copy_process(): -EAGAIN at threads-max tasks (zombies count until reaped), -ENOMEM when
+    RAM cannot hold the child's page tables (nothing of the child is left then)."""
+    if sum(q.state != "reaped" for q in k.procs.values()) >= k.threads_max:
+        raise OSError(errno.EAGAIN, "threads-max")
     pid = new_pid(k)
+    try:
+        return copy_process(k, parent, pid)
+    except OutOfFrames:
+        child = k.procs.pop(pid, None)
+        if child is not None:
+            k.by_mi.pop(child.mi, None)
+            unmap_range(k, child, 0, child.mm.task_size)
+            free_pgtables(k, child)
+        raise OSError(errno.ENOMEM, "out of memory") from None
+
+
+def copy_process(k, parent: Process, pid: int) -> Process:
+    """dup_mmap(): the child gets copies of the VMAs and, through copy_pte_range, of the PTEs
+    (copy-on-write); then the rest of the task (files, signals, TLS, shm attachments). Memory
+    first: when RAM runs out there, nothing else of the child exists yet."""
     mm = replace(parent.mm, vmas=list(parent.mm.vmas))
     child = Process(pid, parent.pid, mm, new_page_tables(k, pid), rlimit_stack=parent.rlimit_stack)
     child.mi = k.model.add_process()
+    k.procs[pid] = child
     k.by_mi[child.mi] = child
+    changed = False
+    for vma in parent.mm.vmas:
+        changed |= copy_pte_range(k, parent, child, vma)
+    if changed:
+        flush_cpu_tlb(k)
+    copy_task(k, parent, child)
+    child.context = k.uc.context_save()
+    child.set_eax = 0
+    return child
+
+
+def copy_task(k, parent: Process, child: Process) -> None:
     child.exe = parent.exe
     child.images = [parent.images[-1]] if parent.images else []
     child.argv, child.envp = parent.argv, parent.envp
@@ -52,15 +93,6 @@ def fork(k, parent: Process) -> Process:
             else:
                 f.pipe.writers += 1
     child.cloexec = set(parent.cloexec)
-    k.procs[pid] = child
-    changed = False
-    for vma in parent.mm.vmas:
-        changed |= copy_pte_range(k, parent, child, vma)
-    if changed:
-        flush_cpu_tlb(k)
-    child.context = k.uc.context_save()
-    child.set_eax = 0
-    return child
 
 
 CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND = 0x100, 0x200, 0x400, 0x800

@@ -16,9 +16,18 @@ import signal
 import tempfile
 from dataclasses import dataclass
 
-PTRACE_CONT, PTRACE_SETOPTIONS, PTRACE_DETACH = 7, 0x4200, 17
-PTRACE_O_TRACEEXIT = 0x40
-PTRACE_EVENT_EXIT = 6
+from elfvm.host.procfs import read_stat, stat_field
+from elfvm.host.ptrace import (
+    PTRACE_CONT,
+    PTRACE_EVENT_EXIT,
+    PTRACE_O_TRACEEXIT,
+    PTRACE_SETOPTIONS,
+    kill_reap,
+    ptrace,
+    spawn,
+)
+
+MINFLT, CMINFLT = 10, 11             # /proc/PID/stat fields (proc(5))
 
 
 @dataclass(frozen=True)
@@ -34,16 +43,8 @@ class LiveFaults:
         return self.minflt + self.cminflt
 
 
-def _stat_fields(pid: int) -> list[str]:
-    with open(f"/proc/{pid}/stat") as f:
-        text = f.read()
-    return text[text.rindex(")") + 2:].split()
-
-
 def live_minflt(path: str, argv: list[str], env: dict | None = None, stdin: bytes = b"",
                 timeout: float = 20) -> LiveFaults:
-    from elfvm.oracle.live import _kill_reap, _ptrace, _spawn
-
     out = tempfile.TemporaryFile()
     inp = tempfile.TemporaryFile()
     inp.write(stdin)
@@ -53,28 +54,27 @@ def live_minflt(path: str, argv: list[str], env: dict | None = None, stdin: byte
         os.dup2(inp.fileno(), 0)
         os.dup2(out.fileno(), 1)
 
-    pid = _spawn(path, argv, env or {}, aslr=False, personality_extra=0, rlimit_stack=None, cwd=None,
-                 timeout=timeout, _pre_exec=redirect)
+    pid = spawn(path, argv, env or {}, aslr=False, personality_extra=0, rlimit_stack=None, cwd=None,
+                 timeout=timeout, pre_exec=redirect)
     try:
-        f = _stat_fields(pid)
-        start_min = int(f[7])                    # field 10: minflt (fields start at 3)
-        _ptrace(PTRACE_SETOPTIONS, pid, None, ctypes.c_void_p(PTRACE_O_TRACEEXIT))
-        _ptrace(PTRACE_CONT, pid, None, None)
+        start_min = stat_field(read_stat(pid), MINFLT)
+        ptrace(PTRACE_SETOPTIONS, pid, None, ctypes.c_void_p(PTRACE_O_TRACEEXIT))
+        ptrace(PTRACE_CONT, pid, None, None)
         end_min = cmin = None
         while True:
             _, status = os.waitpid(pid, 0)
             if os.WIFSTOPPED(status):
                 if status >> 16 == PTRACE_EVENT_EXIT:
-                    f = _stat_fields(pid)
-                    end_min, cmin = int(f[7]), int(f[8])
-                    _ptrace(PTRACE_CONT, pid, None, None)
+                    f = read_stat(pid)
+                    end_min, cmin = stat_field(f, MINFLT), stat_field(f, CMINFLT)
+                    ptrace(PTRACE_CONT, pid, None, None)
                     continue
                 sig = os.WSTOPSIG(status)
-                _ptrace(PTRACE_CONT, pid, None, ctypes.c_void_p(0 if sig == signal.SIGTRAP else sig))
+                ptrace(PTRACE_CONT, pid, None, ctypes.c_void_p(0 if sig == signal.SIGTRAP else sig))
                 continue
             break
     except BaseException:
-        _kill_reap(pid)
+        kill_reap(pid)
         raise
     # the child is reaped by waitpid above; its rusage through wait4 is not available any more,
     # so rusage_minflt is measured by a second, untraced run

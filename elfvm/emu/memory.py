@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from unicorn import UC_PROT_ALL
 
 from elfvm.phys import FrameAllocator, MappedMemory, OutOfMemory
+from elfvm.units import PAGE_SIZE
 
-PAGE = 4096
+PAGE = PAGE_SIZE
 
 
 @dataclass

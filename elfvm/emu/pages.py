@@ -254,7 +254,9 @@ def special_frame(k, vma: Vma, addr: int) -> int:
         frames = []
         image = b""
         if name == "[vdso]":
-            image = vdso_image(vma.size, k.profile.vdso_vsyscall_offset)
+            pr = k.profile
+            image = vdso_image(vma.size, pr.vdso_vsyscall_offset, pr.vdso_sigreturn_offset,
+                               pr.vdso_rt_sigreturn_offset)
         for i in range(npages):
             fi = k.frames.new(f"{name} page {i}", anon=False, pinned=True)
             k.frames.fill(fi.addr, image[i * PAGE:(i + 1) * PAGE])

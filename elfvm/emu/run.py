@@ -60,6 +60,7 @@ class RunOptions:
     mem_ns: float = 100.0
     timeline_bins: int = 0               # > 0: sample the run's timeline (--svg)
     progress: object = None              # callable(instructions, page faults) a few times a second
+    profile: object = None               # kernel profile (--kernel ...); None: this machine's
 
 
 @dataclass
@@ -119,6 +120,15 @@ class RunReport:
         return self.exit_status if self.exit_status is not None else 1
 
 
+def _folio_pages(profile, folio_kib: int) -> int:
+    """Fault-around maps whole page-cache folios only from v6.18 (versions.FAULT_AROUND_WHOLE_FOLIO);
+    earlier kernels map the 16-page window alone, as if every folio were one page."""
+    rules = getattr(profile, "kernel", None)
+    if rules is not None and not rules.fault_around_whole_folio:
+        return 1
+    return max(folio_kib // 4, 1)
+
+
 def _exec(opts: RunOptions):
     from elfvm.kernel.binfmt_elf import ExecRequest, UnsupportedProgram, execve
 
@@ -128,7 +138,7 @@ def _exec(opts: RunOptions):
     if os.path.isdir(path):
         raise UsageError(f"{opts.program}: is a directory")
     argv = [opts.program, *opts.args]
-    req = ExecRequest(path, argv, list(opts.env), sysroot=opts.sysroot,
+    req = ExecRequest(path, argv, list(opts.env), profile=opts.profile, sysroot=opts.sysroot,
                       rlimit_stack=opts.rlimit_stack, seed=opts.seed,
                       cwd=guest_cwd(opts.cwd, opts.sysroot))
     try:
@@ -245,6 +255,7 @@ def boot(opts: RunOptions):
     try:                              # the `emu` extra: unicorn
         from elfvm.emu.entry import install_hooks
         from elfvm.emu.exec import spawn
+        from elfvm.emu.fork import threads_max
         from elfvm.emu.state import KernelState
     except ImportError as e:          # pragma: no cover
         raise UsageError(f"simulate-run PROGRAM needs unicorn: pip install 'elfvm[emu]' ({e})") from None
@@ -265,8 +276,10 @@ def boot(opts: RunOptions):
                     fault_model=opts.fault_model, geometry=opts.mmu, vfs=vfs,
                     max_instructions=opts.max_instructions, seed=opts.seed, stdin=opts.stdin,
                     echo=opts.echo, event_limit=opts.event_limit,
-                    folio_pages=max(opts.folio_kib // 4, 1), exact=opts.exact or trace is not None,
-                    trace=trace, clock_ns=clock_start(opts.clock))
+                    folio_pages=_folio_pages(result.profile, opts.folio_kib),
+                    exact=opts.exact or trace is not None,
+                    trace=trace, clock_ns=clock_start(opts.clock),
+                    threads_max=threads_max(opts.ram, result.profile))
     install_hooks(k)
     k.read_implies_exec = result.read_implies_exec
     k.model_ram = opts.ram

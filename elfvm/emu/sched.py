@@ -66,48 +66,13 @@ def run(k) -> None:
                 continue
         start = begin if begin is not None else k.cpu.eip
         begin = None
-        k.pending_death = None
-        budget = 0
-        if k.max_instructions:
-            done = k.cpu.instructions or 0
-            budget = max(k.max_instructions - done, 1)
-        # round-robin with a quantum of instructions when tasks share memory (threads may spin
-        # on it) or a timer is armed (the clock follows the instructions); processes that only
-        # meet in system calls switch when they block
-        sliced = bool(k.timers) or len({id(q.pt) for q in cands}) < len(cands)
-        if sliced:
-            budget = min(budget or QUANTUM, QUANTUM)
-        before = k.cpu.instructions or 0
         try:
-            k.uc.emu_start(start, UNTIL, 0, budget)
-            k.cpu.settle(faulted=k.pending_death is not None)
-        except UcError as e:
-            k.cpu.settle(faulted=True)
-            d = k.pending_death or Death(SIGSEGV, None, None, f"emulation stopped: {e}", k.cpu.eip)
-            k.pending_death = None
-            if signals.force_sig_fault(k, nxt, d):
-                resume = nxt                       # the handler runs now
-            else:
-                do_exit(k, nxt, death=d)
-        except OutOfFrames as e:           # physical memory itself is full: the OOM killer
-            k.cpu.settle(faulted=True)
-            k.pending_death = None
-            do_exit(k, nxt, death=Death(SIGKILL, reason=f"out of memory: {e}", eip=k.cpu.eip))
+            resume = nxt if run_slice(k, nxt, start, cands) else None
         except KeyboardInterrupt:
             k.cpu.settle(faulted=False)
             k.stop_reason = "interrupted"
             nxt.context = k.uc.context_save()
             return
-        if k.pending_death is not None:
-            d, k.pending_death = k.pending_death, None
-            if signals.force_sig_fault(k, nxt, d):
-                resume = nxt
-            else:
-                do_exit(k, nxt, death=d)
-        if sliced:                             # a 1 GHz CPU: 1 ns per instruction
-            k.clock_ns += max((k.cpu.instructions or before + QUANTUM) - before, 0)
-            if k.timers:
-                fire_timers(k)
         if nxt.state not in ("zombie", "reaped"):
             nxt.context = k.uc.context_save()
         if k.deferred:                  # stopped to evict outside a memory hook
@@ -122,3 +87,42 @@ def run(k) -> None:
             return
         if k.stop_reason:
             return
+
+
+def run_slice(k, p: Process, start: int, cands: list[Process]) -> bool:
+    """Run `p` from `start` until the CPU stops (a block, an exit, an eviction, the budget); a
+    fault or CPU exception becomes its signal (the OOM killer's SIGKILL when RAM is full). True
+    when a signal handler is to run at once."""
+    k.pending_death = None
+    budget = 0
+    if k.max_instructions:
+        budget = max(k.max_instructions - (k.cpu.instructions or 0), 1)
+    # round-robin with a quantum of instructions when tasks share memory (threads may spin
+    # on it) or a timer is armed (the clock follows the instructions); processes that only
+    # meet in system calls switch when they block
+    sliced = bool(k.timers) or len({id(q.pt) for q in cands}) < len(cands)
+    if sliced:
+        budget = min(budget or QUANTUM, QUANTUM)
+    before = k.cpu.instructions or 0
+    try:
+        k.uc.emu_start(start, UNTIL, 0, budget)
+        k.cpu.settle(faulted=k.pending_death is not None)
+    except UcError as e:
+        k.cpu.settle(faulted=True)
+        if k.pending_death is None:
+            k.pending_death = Death(SIGSEGV, None, None, f"emulation stopped: {e}", k.cpu.eip)
+    except OutOfFrames as e:           # physical memory itself is full: the OOM killer
+        k.cpu.settle(faulted=True)
+        k.pending_death = None
+        do_exit(k, p, death=Death(SIGKILL, reason=f"out of memory: {e}", eip=k.cpu.eip))
+    handler = False
+    if k.pending_death is not None:
+        d, k.pending_death = k.pending_death, None
+        handler = signals.force_sig_fault(k, p, d)     # True: the handler runs now
+        if not handler:
+            do_exit(k, p, death=d)
+    if sliced:                             # a 1 GHz CPU: 1 ns per instruction
+        k.clock_ns += max((k.cpu.instructions or before + QUANTUM) - before, 0)
+        if k.timers:
+            fire_timers(k)
+    return handler

@@ -114,7 +114,6 @@ from elfvm.emu.sigstate import (
 )
 from elfvm.emu.task import Blocked, Death, EFault
 from elfvm.emu.uaccess import read_user, write_user
-from elfvm.emu.vdso import RT_SIGRETURN_DELTA, SIGRETURN_DELTA
 
 # frame geometry (arch/x86/include/asm/sigframe.h, uapi/asm/sigcontext.h)
 SIGCONTEXT_SIZE = 88              # struct sigcontext_32: 22 words
@@ -271,7 +270,7 @@ def setup_frame(k, p, sig: int, act: SigAction, info: SigInfo, mask: int,
     vdso = _vdso_base(k, p)
     if rt:
         restorer = act.restorer if act.flags & SA_RESTORER else \
-            vdso + k.profile.vdso_vsyscall_offset + RT_SIGRETURN_DELTA if vdso else frame + RT_OFF_RETCODE
+            vdso + k.profile.vdso_rt_sigreturn_offset if vdso else frame + RT_OFF_RETCODE
         b = bytearray(RT_FRAME_SIZE)
         struct.pack_into("<IiII", b, 0, restorer, sig, frame + RT_OFF_INFO, frame + RT_OFF_UC)
         b[RT_OFF_INFO:RT_OFF_INFO + SIGINFO_SIZE] = info.pack()
@@ -283,7 +282,7 @@ def setup_frame(k, p, sig: int, act: SigAction, info: SigInfo, mask: int,
         b[RT_OFF_RETCODE:RT_OFF_RETCODE + 8] = RT_RETCODE
     else:
         restorer = act.restorer if act.flags & SA_RESTORER else \
-            vdso + k.profile.vdso_vsyscall_offset + SIGRETURN_DELTA if vdso else frame + SF_OFF_RETCODE
+            vdso + k.profile.vdso_sigreturn_offset if vdso else frame + SF_OFF_RETCODE
         b = bytearray(FRAME_SIZE)
         struct.pack_into("<Ii", b, 0, restorer, sig)
         b[SF_OFF_SC:SF_OFF_SC + SIGCONTEXT_SIZE] = sc

@@ -31,7 +31,8 @@ class KernelState:
     def __init__(self, *, profile, ram: int, model, fault_model: str,
                  geometry, vfs: Vfs, max_instructions: int | None, seed: int | None,
                  stdin: bytes = b"", echo=None, event_limit: int = 100000, folio_pages: int = 1,
-                 exact: bool = False, trace=None, clock_ns: int | None = None):
+                 exact: bool = False, trace=None, clock_ns: int | None = None,
+                 threads_max: int = 1 << 22):
         self.profile = profile
         self.fault_model = fault_model
         self.folio_pages = folio_pages
@@ -58,6 +59,7 @@ class KernelState:
         self.vfs = vfs
         self.max_instructions = max_instructions
         self.seed = seed
+        self.threads_max = threads_max                   # kernel.threads-max: fork's -EAGAIN
         self.procs: dict[int, Process] = {}
         self.current: Process | None = None
         self.next_pid = FIRST_PID

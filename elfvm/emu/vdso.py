@@ -19,8 +19,13 @@ SIGRETURN_DELTA = 0x20            # __kernel_sigreturn, after __kernel_vsyscall
 RT_SIGRETURN_DELTA = 0x30         # __kernel_rt_sigreturn
 
 
-def vdso_image(size: int, vsyscall_offset: int) -> bytes:
-    """`size` bytes (2 pages on 6.18) with the ELF header at 0 and __kernel_vsyscall."""
+def vdso_image(size: int, vsyscall_offset: int, sigreturn_offset: int | None = None,
+               rt_sigreturn_offset: int | None = None) -> bytes:
+    """`size` bytes (2 pages on 6.18) with the ELF header at 0 and __kernel_vsyscall; the
+    sigreturn trampolines at the kernel version's offsets (default: 6.18's, 0x20 and 0x30 after
+    __kernel_vsyscall)."""
+    sig = sigreturn_offset if sigreturn_offset is not None else vsyscall_offset + SIGRETURN_DELTA
+    rt = rt_sigreturn_offset if rt_sigreturn_offset is not None else vsyscall_offset + RT_SIGRETURN_DELTA
     ehsize, phentsize, phnum = 52, 32, 2
     ident = b"\x7fELF" + bytes([1, 1, 1, 0]) + bytes(8)
     ehdr = ident + struct.pack("<HHIIIIIHHHHHH", 3, 3, 1, vsyscall_offset, ehsize, 0, 0, ehsize,
@@ -34,8 +39,6 @@ def vdso_image(size: int, vsyscall_offset: int) -> bytes:
     img[vsyscall_offset:vsyscall_offset + 3] = b"\xcd\x80\xc3"      # int $0x80; ret
     # the signal return trampolines (arch/x86/entry/vdso/vdso32/sigreturn.S), the restorers the
     # kernel puts in a frame when the handler has no SA_RESTORER (glibc >= 2.35 on i386)
-    img[vsyscall_offset + SIGRETURN_DELTA:vsyscall_offset + SIGRETURN_DELTA + 8] = \
-        b"\x58\xb8\x77\x00\x00\x00\xcd\x80"                   # popl %eax; movl $119,%eax; int $0x80
-    img[vsyscall_offset + RT_SIGRETURN_DELTA:vsyscall_offset + RT_SIGRETURN_DELTA + 7] = \
-        b"\xb8\xad\x00\x00\x00\xcd\x80"                       # movl $173,%eax; int $0x80
+    img[sig:sig + 8] = b"\x58\xb8\x77\x00\x00\x00\xcd\x80"    # popl %eax; movl $119,%eax; int $0x80
+    img[rt:rt + 7] = b"\xb8\xad\x00\x00\x00\xcd\x80"            # movl $173,%eax; int $0x80
     return bytes(img)

@@ -1,4 +1,5 @@
-"""fs/binfmt_elf.c: load_elf_binary() and its helpers, as Linux 6.18 runs them for an i386 task.
+"""fs/binfmt_elf.c: load_elf_binary() and its helpers, as Linux 6.18 runs them for an i386 task;
+the rules that differ in other kernel versions come from profile.kernel (elfvm/kernel/versions.py).
 
 Read this beside the kernel: each function has the kernel's name and does what the kernel's
 does, in the same order. Checks that fail before begin_new_exec() (the point of no return) make
@@ -28,6 +29,7 @@ from elfvm.kernel.process import (
     AT, AuxEntry, ExecFailure, ExecResult, InterpInfo, StackInfo, StackString, Verdict,
 )
 from elfvm.kernel.profile import Profile
+from elfvm.mm.fault import expand_stack
 from elfvm.mm.vma import (
     PAGE_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE, U64, FileRef, Mm, MmError, Vma, page_align,
     page_offset, page_start,
@@ -110,17 +112,29 @@ def read_implies_exec(executable_stack: str) -> bool:
 class Loader:
     """One execve(): the state load_elf_binary() keeps in local variables, plus the new mm."""
 
-    def __init__(self, req: ExecRequest, profile: Profile):
+    def __init__(self, req: ExecRequest, profile: Profile, mm: Mm | None = None):
         self.req = req
         self.profile = profile
         self.rnd = KernelRandom(req.seed) if req.seed is not None else None
+        # unsigned long: 64 bits in an x86-64 kernel (compat), 32 on a native i386 kernel
+        self.M = profile.ulong_mask
+        rules = profile.kernel
+        # v6.7 elf_load(): each PT_LOAD maps its own bss; before, set_brk() did (versions.py)
+        self.per_segment_bss = rules is None or rules.elf_load_per_segment
+        self.padzero_kills = rules is None or rules.padzero_fault_kills
         self.read_implies_exec = False
         self.executable_stack = EXSTACK_DEFAULT
-        self.mm = Mm(task_size=profile.task_size, mmap_min_addr=profile.host.mmap_min_addr,
-                     stack_guard_gap=profile.stack_guard_gap,
-                     may_map_low=profile.host.euid == 0)
+        fresh = Mm(task_size=profile.task_size, mmap_min_addr=profile.host.mmap_min_addr,
+                   stack_guard_gap=profile.stack_guard_gap,
+                   may_map_low=profile.host.euid == 0,
+                   proc_ptr_size=profile.kernel_ptr_size,
+                   heap_overlap_only=profile.kernel is None or profile.kernel.heap_overlap_only)
+        if mm is not None:            # a running task's mm object: emptied and set up anew
+            mm.__dict__.update(fresh.__dict__)
+            fresh = mm
+        self.mm = fresh
         self.present: set[int] = set()
-        self.notes: list[str] = []
+        self.notes: list[str] = [profile.kernel.note] if profile.kernel and profile.kernel.note else []
         self.files: dict[str, ElfFile] = {}
         self.zeroed: list[tuple[int, int, str, int]] = []     # padzero(): (start, end, file, offset)
         self.string_area: tuple[int, bytes] = (0, b"")         # the argument strings as copied
@@ -151,7 +165,7 @@ class Loader:
         first and the excess unmapped, so later segments and holes fall inside it.
         """
         size = ph.p_filesz + page_offset(ph.p_vaddr)
-        off = (ph.p_offset - page_offset(ph.p_vaddr)) & U64
+        off = (ph.p_offset - page_offset(ph.p_vaddr)) & self.M
         addr = page_start(addr)
         size = page_align(size)
         if not size:
@@ -207,7 +221,8 @@ class Loader:
                 zero_start = map_addr + page_offset(ph.p_vaddr) + ph.p_filesz
                 zero_end = map_addr + page_offset(ph.p_vaddr) + ph.p_memsz
                 # Zero the end of the last mapped page but ignore errors if not writable.
-                if not self.padzero(zero_start, image, owner) and prot & PROT_WRITE:
+                if not self.padzero(zero_start, image, owner) and prot & PROT_WRITE and \
+                        self.padzero_kills:
                     raise self.kill(errno.EFAULT, "padzero",
                                     f"{ph.label}: clearing the bss tail at {zero_start:#x} faulted "
                                     f"(the last file page lies beyond the end of the file)")
@@ -226,6 +241,73 @@ class Loader:
 
             self.mm.vm_brk_flags(zero_start, zero_end - zero_start, make)
         return map_addr
+
+    def bss_prot(self, prot: int) -> int:
+        """vm_brk_flags(): anonymous, always rw, plus x if the segment is PF_X (or
+        READ_IMPLIES_EXEC: VM_DATA_DEFAULT_FLAGS)."""
+        return PROT_READ | PROT_WRITE | (PROT_EXEC if prot & PROT_EXEC or self.read_implies_exec else 0)
+
+    def set_brk(self, start: int, end: int, prot: int, owner: str, index: int) -> None:
+        """set_brk() (before v6.7): map [PA(start), PA(end)) anonymous with vm_brk_flags() and
+        put start_brk = brk at its end."""
+        start, end = page_align(start), page_align(end)
+        if end > start:
+            bss_prot = self.bss_prot(prot)
+
+            def make(lo: int, hi: int) -> Vma:
+                return Vma(lo, hi, bss_prot, kind="bss", origin=(owner, index, "bss"))
+
+            try:
+                self.mm.vm_brk_flags(start, end - start, make)
+            except MmError as e:
+                raise self.kill(e.errno, "set_brk", e.message) from None
+        self.mm.start_brk = self.mm.brk = end
+
+    def load_elf_interp_pre_6_7(self, interp: LoadedImage, no_base: int, total_size: int) -> int:
+        """load_elf_interp() before v6.7: the segments are mapped with elf_map() alone; then
+        padzero() at the highest file end (a fault kills, bss or not) and one vm_brk_flags()
+        from there to the highest memory end."""
+        h, tsz, M = interp.file.ehdr, self.mm.task_size, self.M
+        load_addr, load_addr_set = 0, False
+        elf_bss = last_bss = bss_prot = 0
+        for ph in interp.phdrs:
+            if ph.p_type != PT_LOAD:
+                continue
+            prot, vaddr = make_prot(ph.p_flags), ph.p_vaddr
+            fixed = h.e_type == ET_EXEC or load_addr_set
+            if not fixed and no_base and h.e_type == ET_DYN:
+                load_addr = (-vaddr) & M
+            try:
+                map_addr = self.elf_map(interp, "interp", (load_addr + vaddr) & M, ph, prot, fixed,
+                                        False, total_size)
+            except MmError as e:
+                raise self.kill(e.errno, "load_elf_interp", f"interpreter {ph.label}: {e.message}")
+            total_size = 0
+            if BAD_ADDR(map_addr, tsz):
+                raise self.kill(errno.EINVAL, "load_elf_interp",
+                                f"interpreter {ph.label} mapped at a bad address {map_addr:#x}")
+            if not load_addr_set and h.e_type == ET_DYN:
+                load_addr, load_addr_set = (map_addr - page_start(vaddr)) & M, True
+            k = (load_addr + vaddr) & M
+            if BAD_ADDR(k, tsz) or ph.p_filesz > ph.p_memsz or ph.p_memsz > tsz or tsz - ph.p_memsz < k:
+                raise self.kill(errno.ENOMEM, "load_elf_interp",
+                                f"interpreter {ph.label}: p_filesz > p_memsz or the segment "
+                                f"does not fit below TASK_SIZE")
+            elf_bss = max(elf_bss, (k + ph.p_filesz) & M)
+            if (k + ph.p_memsz) & M > last_bss:
+                last_bss, bss_prot = (k + ph.p_memsz) & M, prot
+        if not self.padzero(elf_bss, interp, "interp"):
+            raise self.kill(errno.EFAULT, "padzero", f"interpreter: clearing {elf_bss:#x} to the end "
+                                                     f"of its page faulted")
+        lo, hi = page_align(elf_bss), page_align(last_bss)
+        if hi > lo:
+            prot = self.bss_prot(bss_prot)
+            try:
+                self.mm.vm_brk_flags(lo, hi - lo, lambda a, b: Vma(a, b, prot, kind="bss",
+                                                                   origin=("interp", 0, "bss")))
+            except MmError as e:
+                raise self.kill(e.errno, "load_elf_interp", f"interpreter bss: {e.message}") from None
+        return load_addr
 
     # --- the steps of load_elf_binary -------------------------------------------------
     def open_file(self, path: str, step: str, display_path: str | None = None) -> tuple[ElfFile, FileRef]:
@@ -309,6 +391,8 @@ class Loader:
         if not total_size:
             raise self.kill(errno.EINVAL, "load_elf_interp", "the interpreter has no PT_LOAD "
                                                              "(total_mapping_size is 0)")
+        if not self.per_segment_bss:
+            return self.load_elf_interp_pre_6_7(interp, no_base, total_size)
         load_addr, load_addr_set = 0, False
         for ph in interp.phdrs:
             if ph.p_type != PT_LOAD:
@@ -317,9 +401,9 @@ class Loader:
             vaddr = ph.p_vaddr
             fixed = h.e_type == ET_EXEC or load_addr_set
             if not fixed and no_base and h.e_type == ET_DYN:
-                load_addr = (-vaddr) & U64
+                load_addr = (-vaddr) & self.M
             try:
-                map_addr = self.elf_load(interp, "interp", (load_addr + vaddr) & U64, ph, prot,
+                map_addr = self.elf_load(interp, "interp", (load_addr + vaddr) & self.M, ph, prot,
                                          fixed, False, total_size)
             except MmError as e:
                 raise self.kill(e.errno, "load_elf_interp", f"interpreter {ph.label}: {e.message}")
@@ -328,9 +412,9 @@ class Loader:
                 raise self.kill(errno.EINVAL, "load_elf_interp",
                                 f"interpreter {ph.label} mapped at a bad address {map_addr:#x}")
             if not load_addr_set and h.e_type == ET_DYN:
-                load_addr = (map_addr - page_start(vaddr)) & U64
+                load_addr = (map_addr - page_start(vaddr)) & self.M
                 load_addr_set = True
-            k = (load_addr + ph.p_vaddr) & U64
+            k = (load_addr + ph.p_vaddr) & self.M
             if BAD_ADDR(k, tsz) or ph.p_filesz > ph.p_memsz or ph.p_memsz > tsz or tsz - ph.p_memsz < k:
                 raise self.kill(errno.ENOMEM, "load_elf_interp",
                                 f"interpreter {ph.label}: p_filesz > p_memsz or the segment "
@@ -338,8 +422,8 @@ class Loader:
         return load_addr
 
     def map_vdso(self) -> int | None:
-        """arch/x86/entry/vdso/vma.c map_vdso(): [vvar], [vvar_vclock], [vdso] in one block
-        placed by get_unmapped_area (after the interpreter, so just below it)."""
+        """arch/x86/entry/vdso/vma.c map_vdso(): [vvar] ([vvar_vclock] from v6.15), [vdso] in one
+        block placed by get_unmapped_area (after the interpreter, so just below it)."""
         p = self.profile
         if not p.host.vdso32_enabled:
             return None
@@ -374,20 +458,10 @@ class Loader:
         v = self.mm.find_vma(addr)
         if v is not None and v.start <= addr:
             return
-        why = None
         if v is None or not v.growsdown:
             why = f"{addr:#x} is in no VMA and the VMA above it is not the stack"
-        elif addr < self.mm.effective_mmap_min_addr:
-            why = f"{addr:#x} is below mmap_min_addr"
         else:
-            below = [p for p in self.mm.vmas if p.end <= v.start]
-            prev = below[-1] if below else None
-            if prev is not None and not prev.growsdown and prev.prot and \
-                    addr - prev.end < self.mm.stack_guard_gap:
-                why = (f"the stack cannot grow to {addr:#x}: {prev.start:#x}-{prev.end:#x} is "
-                       f"within the stack guard gap")
-            elif v.end - addr > self.req.rlimit_stack:
-                why = f"the initial stack needs {v.end - addr:#x} bytes, over RLIMIT_STACK"
+            why = expand_stack(self.mm, v, addr, self.req.rlimit_stack)
         if why:
             raise self.kill(errno.EFAULT, "create_elf_tables", why)
         self.mm.replace(v, Vma(addr, v.end, v.prot, growsdown=True, kind="stack", origin=v.origin))
@@ -491,10 +565,12 @@ def resolve_in_root(root: str, path: str, depth: int = 0) -> str:
     return cur
 
 
-def load_elf_binary(req: ExecRequest, profile: Profile) -> ExecResult:
+def load_elf_binary(req: ExecRequest, profile: Profile, mm: Mm | None = None) -> ExecResult:
     """execve(req.path, req.argv, req.envp) in a fresh mm: the whole of fs/binfmt_elf.c's
-    load_elf_binary(), preceded by fs/exec.c's opening and string copying."""
-    ld = Loader(req, profile)
+    load_elf_binary(), preceded by fs/exec.c's opening and string copying. With `mm`, the new
+    image is built in that Mm object (emptied first), as an execve inside a running task needs:
+    `layout` and every exec of an emulated run go through this one loader."""
+    ld = Loader(req, profile, mm)
     result = ExecResult(program=req.path, profile=profile, verdict=Verdict("ok"), mm=ld.mm)
     failure: ExecFailure | None = None
     try:
@@ -524,6 +600,7 @@ def load_elf_binary(req: ExecRequest, profile: Profile) -> ExecResult:
 def _load(ld: Loader, result: ExecResult) -> None:  # noqa: C901 - it is the kernel's sequence
     req, profile, mm = ld.req, ld.profile, ld.mm
     tsz = profile.task_size
+    M = ld.M
 
     # fs/exec.c alloc_bprm -> do_open_execat: the program itself.
     main_file, main_ref = ld.open_file(req.path, "do_open_execat")
@@ -604,11 +681,19 @@ def _load(ld: Loader, result: ExecResult) -> None:  # noqa: C901 - it is the ker
     e_type = main_file.ehdr.e_type
     load_bias = 0
     first_pt_load = True
-    start_code, end_code, start_data, end_data, elf_brk = U64, 0, 0, 0, 0
+    start_code, end_code, start_data, end_data, elf_brk = M, 0, 0, 0, 0
     phdr_addr = 0
+    elf_bss, bss_prot, bss_index = 0, 0, 0        # before v6.7: the bss set_brk() maps
+    static_pie_align = profile.kernel is None or profile.kernel.static_pie_alignment
+    map_segment = ld.elf_load if ld.per_segment_bss else ld.elf_map
     for ph in phdrs:
         if ph.p_type != PT_LOAD:
             continue
+        if not ld.per_segment_bss and elf_brk > elf_bss:
+            # Before v6.7: a previous PT_LOAD had p_memsz > p_filesz; map its bss now and
+            # clear the rest of its last file page (clear_user() errors are ignored here).
+            ld.set_brk((elf_bss + load_bias) & M, (elf_brk + load_bias) & M, bss_prot, "main", bss_index)
+            ld.padzero((elf_bss + load_bias) & M, main, "main")
         prot = make_prot(ph.p_flags)
         vaddr = ph.p_vaddr
         fixed = noreplace = False
@@ -628,33 +713,34 @@ def _load(ld: Loader, result: ExecResult) -> None:  # noqa: C901 - it is the ker
                 if ld.rnd is not None:
                     load_bias += arch_mmap_rnd(ld.rnd, profile.host.mmap_rnd_compat_bits)
                 if alignment:
-                    load_bias &= ~(alignment - 1) & U64
+                    load_bias &= ~(alignment - 1) & M
                 noreplace = True
-            elif alignment > ELF_MIN_ALIGN:
-                # No interpreter, large alignment: find a spot top-down, then align it.
+            elif alignment > ELF_MIN_ALIGN and static_pie_align:
+                # No interpreter, large alignment: find a spot top-down, then align it
+                # (v6.10 and backports: versions.STATIC_PIE_ALIGNMENT).
                 try:
                     load_bias = ld.elf_load(main, "main", 0, ph, prot, False, False, total_size)
                 except MmError as e:
                     raise ld.kill(e.errno, "elf_load", f"{ph.label}: {e.message}")
                 mm.munmap(load_bias, load_bias + page_align(total_size))
-                load_bias &= ~(alignment - 1) & U64
+                load_bias &= ~(alignment - 1) & M
                 noreplace = True
             else:
                 load_bias = 0
-            load_bias = page_start((load_bias - vaddr) & U64)
+            load_bias = page_start((load_bias - vaddr) & M)
         try:
-            error = ld.elf_load(main, "main", (load_bias + vaddr) & U64, ph, prot, fixed, noreplace,
+            error = map_segment(main, "main", (load_bias + vaddr) & M, ph, prot, fixed, noreplace,
                                 total_size)
         except MmError as e:
             step = "elf_map" if e.errno != errno.EEXIST else "elf_map (MAP_FIXED_NOREPLACE)"
-            raise ld.kill(e.errno, step, f"{ph.label} at {page_start((load_bias + vaddr) & U64):#x}: "
+            raise ld.kill(e.errno, step, f"{ph.label} at {page_start((load_bias + vaddr) & M):#x}: "
                                          f"{e.message}")
         if BAD_ADDR(error, tsz):
             raise ld.kill(errno.EINVAL, "elf_load", f"{ph.label} mapped at a bad address {error:#x}")
         if first_pt_load:
             first_pt_load = False
             if e_type == ET_DYN:
-                load_bias = (load_bias + error - page_start((load_bias + vaddr) & U64)) & U64
+                load_bias = (load_bias + error - page_start((load_bias + vaddr) & M)) & M
         h = main_file.ehdr
         if ph.p_offset <= h.e_phoff < ph.p_offset + ph.p_filesz:
             phdr_addr = h.e_phoff - ph.p_offset + ph.p_vaddr
@@ -667,29 +753,38 @@ def _load(ld: Loader, result: ExecResult) -> None:  # noqa: C901 - it is the ker
             why = "p_filesz > p_memsz" if ph.p_filesz > ph.p_memsz else "the segment does not fit below TASK_SIZE"
             raise ld.kill(errno.EINVAL, "load_elf_binary", f"{ph.label}: {why}")
         k = ph.p_vaddr + ph.p_filesz
+        elf_bss = max(elf_bss, k)
         if ph.p_flags & PF_X and end_code < k:
             end_code = k
         if end_data < k:
             end_data = k
         k = (ph.p_vaddr + ph.p_memsz) & 0xFFFFFFFF
         if k > elf_brk:
-            elf_brk = k
+            elf_brk, bss_prot, bss_index = k, prot, ph.index
 
+    if not ld.per_segment_bss:
+        # Before v6.7, set_brk() maps the bss of the highest segment "before mapping in the
+        # interpreter", then padzero() clears the rest of the last file page: a fault kills,
+        # whatever the segment's protection.
+        bss, brk = (elf_bss + load_bias) & M, (elf_brk + load_bias) & M
+        ld.set_brk(bss, brk, bss_prot, "main", bss_index)
+        if bss != brk and not ld.padzero(bss, main, "main"):
+            raise ld.kill(errno.EFAULT, "padzero", f"clearing the bss tail at {bss:#x} faulted")
     main.load_bias = load_bias
     result.load_bias = load_bias & 0xFFFFFFFF if load_bias < (1 << 32) else load_bias
-    e_entry = (main_file.ehdr.e_entry + load_bias) & U64
-    phdr_addr = (phdr_addr + load_bias) & U64
-    elf_brk = (elf_brk + load_bias) & U64
-    mm.start_code = (start_code + load_bias) & U64
-    mm.end_code = (end_code + load_bias) & U64
-    mm.start_data = (start_data + load_bias) & U64
-    mm.end_data = (end_data + load_bias) & U64
+    e_entry = (main_file.ehdr.e_entry + load_bias) & M
+    phdr_addr = (phdr_addr + load_bias) & M
+    elf_brk = (elf_brk + load_bias) & M
+    mm.start_code = (start_code + load_bias) & M
+    mm.end_code = (end_code + load_bias) & M
+    mm.start_data = (start_data + load_bias) & M
+    mm.end_data = (end_data + load_bias) & M
     result.entry = e_entry
 
     interp_load_addr = 0
     if interp is not None:
         interp_load_addr = ld.load_elf_interp(interp, load_bias)
-        elf_entry = (interp_load_addr + interp.file.ehdr.e_entry) & U64
+        elf_entry = (interp_load_addr + interp.file.ehdr.e_entry) & M
         interp.load_bias = interp_load_addr
         if BAD_ADDR(elf_entry, tsz):
             raise ld.kill(errno.EINVAL, "load_elf_binary",
@@ -704,15 +799,19 @@ def _load(ld: Loader, result: ExecResult) -> None:  # noqa: C901 - it is the ker
     vdso = ld.map_vdso()
     create_elf_tables(ld, bprm, result, main_file, interp_load_addr, e_entry, phdr_addr, vdso)
 
-    # brk (6.18): a static PIE / directly run ld.so gets its brk at ELF_ET_DYN_BASE.
+    # brk: a static PIE / directly run ld.so gets its brk at ELF_ET_DYN_BASE; without ASLR
+    # only from v6.10 (and its stable backports: versions.STATIC_PIE_BRK_WITHOUT_ASLR), before
+    # that brk stays right after the image.
+    rules = profile.kernel
     brk_moved = False
-    if e_type == ET_DYN and found is None:
+    if e_type == ET_DYN and found is None and (
+            ld.rnd is not None or rules is None or rules.static_pie_brk_without_aslr):
         elf_brk = profile.elf_et_dyn_base
         brk_moved = True
     mm.start_brk = mm.brk = page_align(elf_brk)
     if ld.rnd is not None:
-        if not brk_moved:
-            mm.start_brk = mm.brk = mm.brk + PAGE_SIZE
+        if not brk_moved and (rules is None or rules.brk_gap_with_aslr):
+            mm.start_brk = mm.brk = mm.brk + PAGE_SIZE      # v6.8: a gap between bss and brk
         mm.start_brk = mm.brk = arch_randomize_brk(mm.brk, ld.rnd)
 
 
@@ -734,8 +833,9 @@ def create_elf_tables(ld: Loader, bprm: Bprm, result: ExecResult, main_file: Elf
     if vdso is not None:                                   # ARCH_DLINFO_IA32
         aux.append((AT["AT_SYSINFO"], vdso + profile.vdso_vsyscall_offset))
         aux.append((AT["AT_SYSINFO_EHDR"], vdso))
+    if profile.kernel is None or profile.kernel.minsigstksz_auxv:     # v5.14
+        aux.append((AT["AT_MINSIGSTKSZ"], host.minsigstksz))
     aux += [
-        (AT["AT_MINSIGSTKSZ"], host.minsigstksz),
         (AT["AT_HWCAP"], host.hwcap),
         (AT["AT_PAGESZ"], PAGE_SIZE),
         (AT["AT_CLKTCK"], profile.clktck),
@@ -752,10 +852,11 @@ def create_elf_tables(ld: Loader, bprm: Bprm, result: ExecResult, main_file: Elf
         (AT["AT_HWCAP2"], host.hwcap2),
         (AT["AT_EXECFN"], bprm.exec),
         (AT["AT_PLATFORM"], u_platform),
-        (AT["AT_RSEQ_FEATURE_SIZE"], profile.rseq_feature_size),
-        (AT["AT_RSEQ_ALIGN"], profile.rseq_align),
-        (AT["AT_NULL"], 0),
     ]
+    if profile.rseq_auxv:                                  # v6.3 (versions.RSEQ_AUXV)
+        aux += [(AT["AT_RSEQ_FEATURE_SIZE"], profile.rseq_feature_size),
+                (AT["AT_RSEQ_ALIGN"], profile.rseq_align)]
+    aux.append((AT["AT_NULL"], 0))
     ei_index = 2 * len(aux)
     sp = p - 4 * ei_index
     items = (bprm.argc + 1) + (bprm.envc + 1) + 1
@@ -813,8 +914,9 @@ def create_elf_tables(ld: Loader, bprm: Bprm, result: ExecResult, main_file: Elf
         image_base=esp, image=bytes(image))
 
 
-def execve(req: ExecRequest) -> ExecResult:
-    """The library's entry point: predict what execve() does with this request."""
+def execve(req: ExecRequest, mm: Mm | None = None) -> ExecResult:
+    """The library's entry point: predict what execve() does with this request (building the
+    image in `mm` when given: see load_elf_binary)."""
     from elfvm.kernel.profile import make_profile
 
-    return load_elf_binary(req, req.profile or make_profile())
+    return load_elf_binary(req, req.profile or make_profile(), mm)

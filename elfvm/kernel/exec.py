@@ -104,10 +104,14 @@ def copy_string(bprm: Bprm, s: bytes, what: str) -> int:
     # get_arg_page() grows the temporary stack VMA down to each page it writes
     # (expand_downwards -> acct_stack_growth): the VMA may not get larger than RLIMIT_STACK,
     # and a NULL page makes copy_strings() fail with E2BIG.  This bites when RLIMIT_STACK is
-    # below the 128 KiB (ARG_MAX) that bprm_stack_limits() always allows.
-    if bprm.vm_end and bprm.vm_end - page_start(bprm.p) > bprm.rlim_stack:
+    # below the 128 KiB (ARG_MAX) that bprm_stack_limits() always allows.  __bprm_mm_init()
+    # creates that VMA one page long, so strings that fit in its top page need no growth and
+    # no rlimit check: RLIMIT_STACK 0 still execs (the program then dies when it first
+    # pushes below that page).
+    size = bprm.vm_end - page_start(bprm.p)
+    if bprm.vm_end and size > PAGE_SIZE and size > bprm.rlim_stack:
         raise ExecFailure(errno.E2BIG, "get_arg_page",
-                          f"the strings need a {bprm.vm_end - page_start(bprm.p):#x}-byte stack, over "
+                          f"the strings need a {size:#x}-byte stack, over "
                           f"RLIMIT_STACK ({bprm.rlim_stack:#x})", False)
     bprm.strings.append((bprm.p, s + b"\0"))
     return bprm.p

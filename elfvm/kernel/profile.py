@@ -13,6 +13,9 @@ import os
 import struct
 from dataclasses import dataclass, field, replace
 
+from elfvm.kernel.versions import (
+    DEFAULT_I386_KERNEL, KernelRules, KernelVersion, kernel_rules, running_kernel,
+)
 from elfvm.mm.vma import PAGE_SIZE, PROT_EXEC, PROT_READ, page_align
 
 MiB = 1 << 20
@@ -114,6 +117,10 @@ class Profile:
         VdsoPart("[vdso]", 2, PROT_READ | PROT_EXEC),
     )
     vdso_vsyscall_offset: int = 0x5E0    # __kernel_vsyscall in this build's vdso32 image
+    vdso_sigreturn_offset: int = 0x600   # __kernel_sigreturn
+    vdso_rt_sigreturn_offset: int = 0x610  # __kernel_rt_sigreturn
+    rseq_auxv: bool = True               # AT_RSEQ_FEATURE_SIZE/AT_RSEQ_ALIGN (v6.3+)
+    kernel: KernelRules | None = None    # the version's rules (elfvm/kernel/versions.py)
     addr_limit_3gb: bool = False
     legacy: bool = False
     host: HostFacts = field(default_factory=HostFacts)
@@ -123,29 +130,61 @@ class Profile:
         return self.task_size
 
     @property
+    def ulong_mask(self) -> int:
+        """Where the kernel's unsigned long arithmetic wraps (the loader's sums and bounds)."""
+        return (1 << (8 * self.kernel_ptr_size)) - 1
+
+    @property
     def vdso_size(self) -> int:
         return sum(p.pages for p in self.vdso_parts) * PAGE_SIZE
 
 
+def vdso_parts(rules: KernelRules) -> tuple[VdsoPart, ...]:
+    """[vvar] (and, from v6.15, [vvar_vclock]) then [vdso], as map_vdso() maps them."""
+    parts = [VdsoPart("[vvar]", rules.vvar_pages, PROT_READ)]
+    if rules.vclock_pages:
+        parts.append(VdsoPart("[vvar_vclock]", rules.vclock_pages, PROT_READ))
+    parts.append(VdsoPart("[vdso]", rules.vdso.size // PAGE_SIZE, PROT_READ | PROT_EXEC))
+    return tuple(parts)
+
+
+def resolve_kernel(kernel: str | KernelVersion | None, name: str) -> KernelVersion:
+    """--kernel VERSION, or the default: this machine's kernel for linux-x86_64-compat,
+    Debian 12's 6.1.176 (the last Debian with 32-bit kernels) for linux-i386."""
+    if isinstance(kernel, KernelVersion):
+        return kernel
+    if kernel is not None:
+        return KernelVersion.parse(kernel)
+    return running_kernel() if name == "linux-x86_64-compat" else DEFAULT_I386_KERNEL
+
+
 def make_profile(name: str = "linux-x86_64-compat", split: str = "3G", *, addr_limit_3gb: bool = False,
-                 legacy: bool = False, host: HostFacts | None = None) -> Profile:
+                 legacy: bool = False, host: HostFacts | None = None,
+                 kernel: str | KernelVersion | None = None) -> Profile:
     """Build a profile; `addr_limit_3gb` is personality ADDR_LIMIT_3GB (setarch -3),
-    `legacy` is ADDR_COMPAT_LAYOUT (setarch -L)."""
+    `legacy` is ADDR_COMPAT_LAYOUT (setarch -L), `kernel` the kernel version (see
+    resolve_kernel for the default)."""
     host = host or host_facts()
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
+    rules = kernel_rules(resolve_kernel(kernel, name), "i386" if name == "linux-i386" else "x86_64")
+    per_version = dict(vdso_parts=vdso_parts(rules), vdso_vsyscall_offset=rules.vdso.vsyscall,
+                       vdso_sigreturn_offset=rules.vdso.sigreturn,
+                       vdso_rt_sigreturn_offset=rules.vdso.rt_sigreturn,
+                       rseq_auxv=rules.rseq_auxv, rseq_feature_size=rules.rseq_feature_size,
+                       rseq_align=rules.rseq_align, kernel=rules)
     if name == "linux-x86_64-compat":
         task_size = IA32_PAGE_OFFSET_3GB if addr_limit_3gb else IA32_PAGE_OFFSET
         unmapped = page_align(task_size // 3)           # TASK_UNMAPPED_BASE = PAGE_ALIGN(TASK_SIZE/3)
         # COMPAT_ELF_ET_DYN_BASE = TASK_UNMAPPED_BASE + 16 MiB (asm/elf.h), used for ia32 tasks.
         return Profile(name, None, task_size, None, 8, unmapped + 16 * MiB, unmapped,
                        addr_limit_3gb=addr_limit_3gb, legacy=legacy or host.legacy_va_layout,
-                       host=host)
-    if name == "linux-i386":
-        if split not in SPLITS:
-            raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
-        page_offset = SPLITS[split]
-        # Native: TASK_SIZE = PAGE_OFFSET, ELF_ET_DYN_BASE = 0x00400000 for ia32 (asm/elf.h),
-        # sizeof(void *) = 4; ADDR_LIMIT_3GB means nothing there.
-        return Profile(name, split, page_offset, page_offset, 4, 0x00400000,
-                       page_align(page_offset // 3), legacy=legacy or host.legacy_va_layout,
-                       host=replace(host, vdso32_enabled=True))
-    raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
+                       host=host, **per_version)
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    page_offset = SPLITS[split]
+    # Native: TASK_SIZE = PAGE_OFFSET, ELF_ET_DYN_BASE = 0x00400000 for ia32 (asm/elf.h),
+    # sizeof(void *) = 4; ADDR_LIMIT_3GB means nothing there.
+    return Profile(name, split, page_offset, page_offset, 4, 0x00400000,
+                   page_align(page_offset // 3), legacy=legacy or host.legacy_va_layout,
+                   host=replace(host, vdso32_enabled=True), **per_version)

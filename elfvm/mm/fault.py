@@ -1,41 +1,247 @@
-"""How Linux resolves a page fault (mm/memory.c), as small pure functions.
+"""How Linux decides a page fault (arch/x86/mm/fault.c, mm/memory.c, mm/mmap.c), one decision
+for every caller: `translate` predicts with it, the emulator (elfvm.emu.fault) carries it out.
 
-`handle_mm_fault` picks the handler the kernel would run for a fault at `addr` with `access`
-("r", "w", "x") on a VMA, given whether a PTE is present and writable:
+`handle_mm_fault()` follows do_user_addr_fault(): find_vma(); below a VM_GROWSDOWN VMA try
+`expand_stack()` (mmap_min_addr, RLIMIT_STACK, the stack guard gap); `access_error()`; then
+handle_pte_fault(), which picks
 
-    no PTE, anonymous VMA, read        do_anonymous_page  -> the shared zero page, read-only
-    no PTE, anonymous VMA, write       do_anonymous_page  -> a new zeroed page
-    no PTE, file VMA, read/exec        do_read_fault      -> page-cache page + do_fault_around
-    no PTE, private file VMA, write    do_cow_fault       -> a private copy of the file page
-    no PTE, shared file VMA, write     do_shared_fault    -> the page-cache page, writable
-    PTE read-only, write allowed       do_wp_page         -> copy (or reuse if exclusive)
-    swapped PTE                        do_swap_page
+    swap entry                          do_swap_page
+    present PTE, write allowed          do_wp_page        -> wp_page_reuse / wp_page_copy / wp_page_shared
+    no PTE, private anonymous, read     do_anonymous_page -> the shared zero page, read-only
+    no PTE, private anonymous, write    do_anonymous_page -> a new zeroed page
+    no PTE, file (or shmem), read       do_read_fault     -> page-cache page + do_fault_around
+    no PTE, private file, write         do_cow_fault      -> a private copy of the file page
+    no PTE, shared, write               do_shared_fault   -> the page-cache page, writable
+    [vdso], [vvar]                      special_mapping_fault / vvar_fault
 
-The fault-around window (`fault_around_range`) is do_fault_around(): fault_around_bytes
-(64 KiB = 16 pages) aligned down, clipped to the VMA and to the page table that holds the PTE.
-The "simple" model is the textbook: one fault per first touch, every page mapped with the VMA's
-full rights at once.
+Unresolvable faults end in SIGSEGV with si_code SEGV_MAPERR (no VMA) or SEGV_ACCERR (the VMA
+forbids the access), or SIGBUS (BUS_ADRERR) for a file page wholly past EOF (filemap_fault()).
+Faults on kernel addresses from user mode: SEGV_MAPERR. From kernel mode (cpl 0, a uaccess)
+the exception table turns them into -EFAULT.
+
+The "simple" model is the textbook: one fault per first touch, every page mapped with the
+VMA's full rights at once.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from elfvm.mm.vma import PAGE_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE, Mm, Vma
 
 PAGE_SHIFT = 12
-PAGE_SIZE = 1 << PAGE_SHIFT
 FAULT_AROUND_PAGES = 16          # fault_around_bytes = 65536
+SEGV_MAPERR, SEGV_ACCERR, BUS_ADRERR = 1, 2, 2
 
-# the fault kinds elfvm reports (the trace engine's names)
+# Fault kinds (the JSON `fault.kind` values of translate).
+ZERO_PAGE = "zero-page"              # do_anonymous_page, read: the shared zero page, read-only
+ANON_PAGE = "anonymous-page"         # do_anonymous_page, write: a new zeroed page
+FILE_READ = "file-read"              # do_read_fault: the page-cache page, mapped read-only
+COW = "cow"                          # do_cow_fault: private write, a copy of the file page
+SHARED_WRITE = "shared-write"        # do_shared_fault
+WRITE_PROTECT = "write-protect"      # do_wp_page: write to a present read-only page
+STACK_GROWTH = "stack-growth"        # expand_stack, then do_anonymous_page
+SPECIAL = "special-mapping"          # vdso_fault / vvar_fault
+SWAP_IN = "swap-in"                  # do_swap_page
+SIGSEGV_MAPERR = "sigsegv-maperr"
+SIGSEGV_ACCERR = "sigsegv-accerr"
+SIGBUS = "sigbus"
+EFAULT = "efault"                    # a kernel uaccess that hits nothing: -EFAULT via the exception table
+KERNEL_OOPS = "kernel-oops"
+NO_ADDRESS_SPACE = "no-address-space"
+
+# the kinds the paging model counts (elfvm.sim: first-touch, zero-page, file, cow, stack-growth, swap-in)
 FAULT_KINDS = ("first-touch", "zero-page", "file", "cow", "stack-growth", "swap-in")
 
 
 @dataclass(frozen=True)
-class FaultPlan:
-    handler: str           # the kernel function
-    kind: str              # elfvm's fault kind
-    write: bool            # the new PTE is writable
-    copy: bool = False     # a private copy is made (anon page)
-    around: bool = False   # do_fault_around maps neighbours too
+class Fault:
+    """The kernel's decision for one fault: what it is (`kind`), why, and, when it resolves,
+    how: the handler that runs, the rights of the PTE it installs, whether it copies."""
+
+    kind: str
+    reason: str
+    fatal: bool = False
+    handler: str = ""          # the kernel function that resolves it
+    counted: str = ""          # the paging model's kind (FAULT_KINDS) of a resolved fault
+    write: bool = False        # the new PTE is writable
+    copy: bool = False         # a private (anonymous) copy is made
+    around: bool = False       # do_fault_around maps cached neighbours too
+    vma: Vma | None = None     # the VMA that resolves it (the grown stack VMA after expand_stack)
+    grown_from: Vma | None = None   # the stack VMA before expand_stack grew it
+    si_code: int = 0
+
+
+def vma_label(v: Vma) -> str:
+    name = v.file.path if v.file else v.special or ("[stack]" if v.growsdown else "anonymous")
+    return f"{v.start:#010x}-{v.end:#010x} {v.perms} {name}"
+
+
+def prev_vma(mm: Mm, v: Vma) -> Vma | None:
+    i = mm.vmas.index(v)
+    return mm.vmas[i - 1] if i else None
+
+
+def expand_stack(mm: Mm, vma: Vma, addr: int, rlimit_stack: int) -> str | None:
+    """mm/mmap.c expand_downwards() + acct_stack_growth(): None if the stack may grow down to
+    `addr`, else why not. The one stack-growth rule: page faults (translate, the emulator) and
+    the loader's create_elf_tables (elfvm.kernel.binfmt_elf) all ask it."""
+    new_start = addr & ~(PAGE_SIZE - 1)
+    if new_start < mm.effective_mmap_min_addr:
+        return f"{new_start:#x} is below mmap_min_addr (max of vm.mmap_min_addr and CONFIG_LSM_MMAP_MIN_ADDR)"
+    prev = prev_vma(mm, vma)
+    if prev is not None and not prev.growsdown and prev.prot and new_start - prev.end < mm.stack_guard_gap:
+        return (f"the VMA below ({vma_label(prev)}) ends {new_start - prev.end:#x} bytes below, "
+                f"inside the {mm.stack_guard_gap // 1024} KiB stack_guard_gap (expand_downwards)")
+    size = vma.end - new_start
+    if size > rlimit_stack:
+        return (f"growing the stack to {new_start:#x} makes it {size:#x} bytes, more than "
+                f"RLIMIT_STACK {rlimit_stack:#x} (acct_stack_growth)")
+    return None
+
+
+def access_error(access: str, vma: Vma, present: bool) -> bool:
+    """arch/x86/mm/fault.c access_error()."""
+    if access == "w":
+        return not vma.prot & PROT_WRITE
+    if present:                       # read or fetch, present: a protection fault
+        return True
+    return not vma.prot & (PROT_READ | PROT_WRITE | PROT_EXEC)   # !vma_is_accessible()
+
+
+@dataclass(frozen=True)
+class Pte:
+    """What handle_pte_fault() sees of the faulting page's entry."""
+
+    present: bool = False
+    write: bool = False
+    exclusive: bool = False    # an anonymous page only this PTE maps (wp_page_reuse)
+    swapped: bool = False      # a swap entry
+
+
+def handle_mm_fault(mm: Mm, addr: int, access: str, *, pte: Pte = Pte(), cpl: int = 3,
+                    nx: bool = True, rlimit_stack: int = 8 << 20,
+                    file_size: Callable[[Vma], int | None] | None = None, model: str = "linux",
+                    hw: str = "") -> Fault:
+    """The kernel's decision for a #PF at `addr` (user address space) with `access` ("r", "w",
+    "x"). `pte` is the faulting page's entry; `nx`: the paging mode has an NX bit; `hw` the
+    hardware's reason, prefixed to the explanation."""
+    prefix = f"{hw}; " if hw else ""
+
+    def segv(kind: str, why: str) -> Fault:
+        if cpl == 0:
+            return Fault(EFAULT, f"{prefix}{why}; in copy_{{from,to}}_user the exception table turns this "
+                                 f"into -EFAULT, anywhere else it is an oops", True, si_code=SEGV_MAPERR)
+        code = "SEGV_MAPERR" if kind == SIGSEGV_MAPERR else "SEGV_ACCERR"
+        return Fault(kind, f"{prefix}{why}: SIGSEGV ({code})", True,
+                     si_code=SEGV_MAPERR if kind == SIGSEGV_MAPERR else SEGV_ACCERR)
+
+    if addr >= mm.task_size:
+        return segv(SIGSEGV_MAPERR, f"{addr:#x} is at or above TASK_SIZE {mm.task_size:#x}: no user "
+                                    f"mapping can exist there")
+    vma = mm.find_vma(addr)
+    if vma is None:
+        return segv(SIGSEGV_MAPERR, f"{addr:#x} is above every VMA (find_vma found nothing)")
+    grown_from = None
+    if vma.start > addr:
+        if not vma.growsdown:
+            return segv(SIGSEGV_MAPERR, f"{addr:#x} lies in the hole below {vma_label(vma)} (no VMA)")
+        why_not = expand_stack(mm, vma, addr, rlimit_stack)
+        if why_not:
+            return segv(SIGSEGV_MAPERR, f"{addr:#x} is below the stack VMA and it cannot grow: {why_not}")
+        grown_from, vma = vma, replace(vma, start=addr & ~(PAGE_SIZE - 1))
+    if access_error(access, vma, pte.present):
+        what = {"w": "write", "r": "read", "x": "instruction fetch"}[access]
+        return segv(SIGSEGV_ACCERR, f"{what} not allowed by the VMA {vma_label(vma)} (access_error)")
+    if access == "x" and not vma.prot & PROT_EXEC and nx:
+        return segv(SIGSEGV_ACCERR,
+                    f"instruction fetch from {vma_label(vma)}: the fault maps the page with NX "
+                    f"(the VMA has no VM_EXEC), the retried fetch faults again with P=1, I/D=1, and "
+                    f"access_error() refuses it")
+    then = (" (no NX bit in this paging mode: the page is executable although the VMA is not)"
+            if access == "x" and not vma.prot & PROT_EXEC else "")
+    f = handle_pte_fault(vma, addr, access, pte, model, prefix, then, file_size)
+    if grown_from is not None and not f.fatal:
+        f = Fault(STACK_GROWTH, f"{prefix}expand_stack(): the stack VMA {vma_label(grown_from)} grows down to "
+                                f"{addr & ~(PAGE_SIZE - 1):#x}, then {f.reason.removeprefix(prefix)}",
+                  False, f.handler, "stack-growth", f.write, f.copy, False, vma, grown_from)
+    return f if f.vma is not None or f.fatal else replace(f, vma=vma)
+
+
+def handle_pte_fault(vma: Vma, addr: int, access: str, pte: Pte, model: str, prefix: str, then: str,
+                     file_size) -> Fault:
+    """mm/memory.c handle_pte_fault(): the handler for a fault the VMA allows."""
+    write = access == "w"
+    vma_w = bool(vma.prot & PROT_WRITE)
+    if pte.swapped:
+        return Fault(SWAP_IN, f"{prefix}do_swap_page(): the page is in swap: read it back", False,
+                     "do_swap_page", "swap-in", vma_w and (write or model == "simple"))
+    if pte.present:
+        return do_wp_page(vma, pte, prefix)
+    if vma.special:
+        what = (f"vdso_fault(): maps page {(addr - vma.start) // PAGE_SIZE} of the kernel's vdso32 image"
+                if vma.special == "[vdso]" else
+                f"vvar_fault(): inserts the pfn of the kernel's {vma.special} data page (VM_PFNMAP, read-only)")
+        return Fault(SPECIAL, f"{prefix}{what}{then}", False, "special_mapping_fault", "first-touch")
+    if vma.file is None:
+        return do_anonymous_page(vma, write, model, prefix, then)
+    return do_fault(vma, addr, write, model, prefix, then, file_size)
+
+
+def do_wp_page(vma: Vma, pte: Pte, prefix: str) -> Fault:
+    """A write to a present, write-protected PTE of a writable VMA."""
+    why = (f"{prefix}do_wp_page(): write to a present read-only page of {vma_label(vma)}: copy-on-write "
+           f"(or reuse an exclusive anonymous page), then the PTE gets R/W and D")
+    if vma.shared:
+        return Fault(WRITE_PROTECT, why, False, "wp_page_shared", "file", True)
+    if pte.exclusive:
+        return Fault(WRITE_PROTECT, why, False, "wp_page_reuse", "cow", True)
+    return Fault(WRITE_PROTECT, why, False, "wp_page_copy", "cow", True, copy=True)
+
+
+def do_anonymous_page(vma: Vma, write: bool, model: str, prefix: str, then: str) -> Fault:
+    vma_w = bool(vma.prot & PROT_WRITE)
+    if vma.shared:          # shmem: a page of the shared object
+        if write:
+            return Fault(SHARED_WRITE, f"{prefix}do_shared_fault(): the shared anonymous (shmem) page, writable",
+                         False, "do_shared_fault", "first-touch", vma_w)
+        return Fault(FILE_READ, f"{prefix}do_read_fault(): the shared anonymous (shmem) page{then}", False,
+                     "do_read_fault", "first-touch", model == "simple" and vma_w)
+    if write or model == "simple":
+        return Fault(ANON_PAGE, f"{prefix}do_anonymous_page(): write to an untouched anonymous page: a new "
+                                f"zeroed frame, PTE R/W+D", False, "do_anonymous_page", "first-touch", vma_w,
+                     copy=True)
+    return Fault(ZERO_PAGE, f"{prefix}do_anonymous_page(): read of an untouched anonymous page: the shared "
+                            f"zero page, mapped read-only (a later write faults again and gets its own "
+                            f"page){then}", False, "do_anonymous_page", "zero-page")
+
+
+def do_fault(vma: Vma, addr: int, write: bool, model: str, prefix: str, then: str, file_size) -> Fault:
+    """do_read_fault / do_cow_fault / do_shared_fault, after filemap_fault()'s EOF check."""
+    file_off = vma.pgoff + ((addr & ~(PAGE_SIZE - 1)) - vma.start)
+    size = file_size(vma) if file_size is not None else None
+    if size is not None and file_off >= -(-size // PAGE_SIZE) * PAGE_SIZE:
+        return Fault(SIGBUS, f"{prefix}{vma.file.path} is {size:#x} bytes; file offset {file_off:#x} is past its "
+                             f"last page: filemap_fault() returns VM_FAULT_SIGBUS: SIGBUS (BUS_ADRERR)", True,
+                     si_code=BUS_ADRERR)
+    src = f"{vma.file.path} at file offset {file_off:#x}"
+    vma_w = bool(vma.prot & PROT_WRITE)
+    if model == "simple":
+        if not vma_w or vma.shared:
+            return Fault(FILE_READ, f"{prefix}do_read_fault(): the page-cache page of {src}", False,
+                         "do_read_fault", "file", vma_w and vma.shared)
+        return Fault(COW, f"{prefix}do_cow_fault(): a private copy of {src}", False, "do_cow_fault", "file",
+                     True, copy=True)
+    if write:
+        if vma.shared:
+            return Fault(SHARED_WRITE, f"{prefix}do_shared_fault(): the page-cache page of {src}, writable",
+                         False, "do_shared_fault", "file", True)
+        return Fault(COW, f"{prefix}do_cow_fault(): private write: read {src} into the page cache, copy it "
+                          f"to a new anonymous frame, PTE R/W+D", False, "do_cow_fault", "cow", True, copy=True)
+    return Fault(FILE_READ, f"{prefix}do_read_fault(): map the page-cache page of {src} read-only "
+                            f"(read from disk if not cached; fault-around maps up to 16 cached neighbours){then}",
+                 False, "do_read_fault", "file", around=True)
 
 
 def fault_around_range(addr: int, vma_start: int, vma_end: int, ptrs_per_pte: int,
@@ -73,49 +279,3 @@ def whole_folios(first: int, last: int, vma_start: int, vma_end: int, vma_pgoff:
     hi = vma_start + ((hi_idx - fstart) << PAGE_SHIFT)
     table = (first >> PAGE_SHIFT) // ptrs_per_pte * ptrs_per_pte << PAGE_SHIFT
     return max(lo, vma_start, table), min(hi, vma_end, table + (ptrs_per_pte << PAGE_SHIFT))
-
-
-def handle_mm_fault(*, anonymous: bool, shared: bool, vma_writable: bool, access: str,
-                    pte_present: bool, pte_write: bool, pte_exclusive_anon: bool,
-                    swapped: bool, model: str = "linux") -> FaultPlan:
-    """The handler Linux runs (model "linux") or the textbook's one fault per page ("simple").
-
-    The caller has already checked the access against the VMA (a write to a read-only VMA is
-    SIGSEGV, not a fault to resolve).
-    """
-    write = access == "w"
-    if swapped:
-        return FaultPlan("do_swap_page", "swap-in", vma_writable and (write or model == "simple"))
-    if pte_present:
-        # only a write to a present, write-protected PTE reaches here
-        if shared:
-            return FaultPlan("wp_page_shared", "file", True)
-        if pte_exclusive_anon:
-            return FaultPlan("wp_page_reuse", "cow", True)
-        return FaultPlan("wp_page_copy", "cow", True, copy=True)
-    if model == "simple":
-        if anonymous:
-            return FaultPlan("do_anonymous_page", "first-touch", vma_writable, copy=not shared)
-        return FaultPlan("do_read_fault", "file", vma_writable and shared) if (not vma_writable or shared) \
-            else FaultPlan("do_cow_fault", "file", True, copy=True)
-    if anonymous:
-        if shared:
-            return FaultPlan("do_shared_fault", "first-touch", write and vma_writable)
-        if write:
-            return FaultPlan("do_anonymous_page", "first-touch", True, copy=True)
-        return FaultPlan("do_anonymous_page", "zero-page", False)
-    if not write:
-        return FaultPlan("do_read_fault", "file", False, around=True)
-    if shared:
-        return FaultPlan("do_shared_fault", "file", True)
-    return FaultPlan("do_cow_fault", "cow", True, copy=True)
-
-
-def stack_guard_ok(new_start: int, prev_end: int | None, prev_accessible: bool, guard_gap: int) -> bool:
-    """mm/mmap.c expand_downwards(): the accessible VMA below must end at least
-    stack_guard_gap below the new start."""
-    if prev_end is None:
-        return True
-    if prev_end > new_start:
-        return False
-    return not prev_accessible or new_start - prev_end >= guard_gap

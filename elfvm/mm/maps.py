@@ -19,6 +19,8 @@ class MapsLine:
     inode: int
     name: str
     parts: tuple[Vma, ...]
+    ptr_size: int = 8
+
 
     @property
     def kind(self) -> str:
@@ -30,11 +32,12 @@ class MapsLine:
 
     def text(self) -> str:
         """show_vma_header_prefix: "%08lx-%08lx %c%c%c%c %08llx %02x:%02x %lu ", then the name
-        padded to column 73 (seq_pad(m, ' ') pads to 25 + sizeof(void *) * 6 - 1 = 72)."""
+        padded to column 73 (seq_pad(m, ' ') pads to 25 + sizeof(void *) * 6 - 1 = 72; 48 on
+        a native i386 kernel, so the name starts at column 49 there)."""
         head = f"{self.start:08x}-{self.end:08x} {self.perms} {self.pgoff:08x} {self.dev} {self.inode} "
         if not self.name:
             return head
-        return head.ljust(72) + " " + self.name
+        return head.ljust(25 + self.ptr_size * 6 - 1) + " " + self.name
 
 
 def _same_vma(prev: Vma, v: Vma) -> bool:
@@ -64,7 +67,10 @@ def vma_name(first: Vma, start: int, end: int, mm: Mm) -> str:
         return first.file.path
     if first.special:
         return first.special
-    if start < mm.brk and end > mm.start_brk:          # vma_is_initial_heap
+    if mm.heap_overlap_only:
+        if start < mm.brk and end > mm.start_brk:      # vma_is_initial_heap (v6.6+)
+            return "[heap]"
+    elif start <= mm.brk and end >= mm.start_brk:      # show_map_vma() before v6.6
         return "[heap]"
     if start <= mm.start_stack <= end:                 # vma_is_initial_stack
         return "[stack]"
@@ -80,7 +86,7 @@ def proc_maps(mm: Mm) -> list[MapsLine]:
         dev = f"{f.dev_major:02x}:{f.dev_minor:02x}" if f else "00:00"
         lines.append(MapsLine(start, end, prot_string(first.prot, first.shared),
                               first.pgoff if f else 0, dev, f.inode if f else 0,
-                              vma_name(first, start, end, mm), tuple(group)))
+                              vma_name(first, start, end, mm), tuple(group), mm.proc_ptr_size))
     return lines
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import errno
 from dataclasses import dataclass, field, replace
 
-PAGE_SHIFT = 12
-PAGE_SIZE = 1 << PAGE_SHIFT
+from elfvm.units import PAGE_SHIFT, PAGE_SIZE  # noqa: F401  (re-exported: mm's page size)
+
 PAGE_MASK = ~(PAGE_SIZE - 1)
 U64 = (1 << 64) - 1          # the loader runs in a 64-bit kernel: unsigned long arithmetic wraps here
 
@@ -141,6 +141,11 @@ class Mm:
     lsm_mmap_min_addr: int = 65536
     stack_guard_gap: int = 256 * PAGE_SIZE
     may_map_low: bool = True
+    # How /proc/PID/maps shows this mm (fs/proc/task_mmu.c): the kernel's sizeof(void *) pads
+    # the name column (8 on x86-64, 4 on a native i386 kernel), and whether "[heap]" needs a VMA
+    # overlapping [start_brk, brk) (v6.6+) or only touching it (before: versions.HEAP_OVERLAP_ONLY).
+    proc_ptr_size: int = 8
+    heap_overlap_only: bool = True
     vmas: list[Vma] = field(default_factory=list)
     start_code: int = 0
     end_code: int = 0

@@ -32,8 +32,9 @@ from dataclasses import dataclass, field
 
 from elfvm.mmu import entries as E
 from elfvm.phys.frames import KernelImage
+from elfvm.units import PAGE_SIZE
 
-PAGE = 4096
+PAGE = PAGE_SIZE
 MiB = 1 << 20
 VMALLOC_OFFSET = 8 * MiB
 VMALLOC_RESERVE = 128 * MiB        # __VMALLOC_RESERVE (vmalloc= on the command line changes it)

@@ -14,50 +14,39 @@ import os
 import struct
 
 from elfvm.elf.reader import EM_386, EM_486, ET_DYN, PT_INTERP, PT_LOAD, ElfFile
-from elfvm.mm.vma import PROT_EXEC, PROT_READ, PROT_WRITE, FileRef, Vma
-from elfvm.mmu import faults as F
+from elfvm.host.procfs import PagemapEntry, parse_maps, read_maps, read_stat, rlimit_stack, stat_field
+from elfvm.host.ptrace import getregs, ptrace
+from elfvm.mm import fault as F
+from elfvm.mm.vma import PROT_EXEC, PROT_READ, PROT_WRITE, FileRef, Mm, Vma
 from elfvm.mmu.geometry import Geometry, GeometryError
-from elfvm.mmu.mmu import Translation, TranslateError, WalkEntry
+from elfvm.mmu.mmu import TranslateError, Translation, WalkEntry
 from elfvm.mmu.segmentation import (
-    Segmentation, descriptor_from_user_desc, entry_registers, linux_gdt, tls_min,
+    Segmentation,
+    descriptor_from_user_desc,
+    entry_registers,
+    linux_gdt,
+    tls_min,
 )
 from elfvm.mmu.symbols import Image
-from elfvm.oracle.live import PagemapEntry
+from elfvm.units import PAGE_SIZE
 
-PAGE = 4096
+PAGE = PAGE_SIZE
 PTRACE_GETREGS, PTRACE_DETACH, PTRACE_GET_THREAD_AREA = 12, 17, 25
 PTRACE_SEIZE, PTRACE_INTERRUPT = 0x4206, 0x4207
 
 
-def parse_maps(text: str) -> list[Vma]:
+def vmas_of_maps(text: str) -> list[Vma]:
+    """The VMAs that /proc/PID/maps lines describe (elfvm.host.procfs.parse_maps)."""
     vmas = []
-    for line in text.splitlines():
-        parts = line.split(None, 5)
-        if len(parts) < 5:
-            continue
-        a, b = (int(x, 16) for x in parts[0].split("-"))
-        perms, off, dev, inode = parts[1], int(parts[2], 16), parts[3], int(parts[4])
-        name = parts[5].strip() if len(parts) > 5 else ""
+    for m in parse_maps(text):
+        perms, name = m.perms, m.name
         prot = (PROT_READ if perms[0] == "r" else 0) | (PROT_WRITE if perms[1] == "w" else 0) | \
             (PROT_EXEC if perms[2] == "x" else 0)
-        major, minor = (int(x, 16) for x in dev.split(":"))
-        file = FileRef(name, major, minor, inode) if inode and name.startswith("/") else None
+        file = FileRef(name, m.major, m.minor, m.inode) if m.inode and name.startswith("/") else None
         special = name if name.startswith("[") and name not in ("[stack]", "[heap]") else None
-        vmas.append(Vma(a, b, prot, off if file else 0, file, special, growsdown=name == "[stack]",
-                        shared=perms[3] == "s", kind="file" if file else "anon"))
+        vmas.append(Vma(m.start, m.end, prot, m.offset if file else 0, file, special,
+                        growsdown=name == "[stack]", shared=perms[3] == "s", kind="file" if file else "anon"))
     return vmas
-
-
-def _rlimit_stack(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/limits") as f:
-            for line in f:
-                if line.startswith("Max stack size"):
-                    v = line.split()[3]
-                    return (1 << 64) - 1 if v == "unlimited" else int(v)
-    except OSError:
-        pass
-    return 8 << 20
 
 
 class _UserDesc(ctypes.Structure):
@@ -67,13 +56,10 @@ class _UserDesc(ctypes.Structure):
 
 def _ptrace_state(pid: int, tls_first: int) -> tuple[dict[str, int], dict[int, int], str]:
     """Segment registers and the three TLS descriptors of `pid`, via ptrace; ({}, {}, why) if not."""
-    from elfvm.oracle.live import _getregs, _libc  # the oracle's ptrace binding
-
-    ptrace = _libc.ptrace
     attached = False
     try:
         try:
-            regs, _ = _getregs(pid)          # works when we already trace a stopped child
+            regs, _ = getregs(pid)          # works when we already trace a stopped child
         except OSError:
             if ptrace(PTRACE_SEIZE, pid, None, None) != 0:
                 e = ctypes.get_errno()
@@ -81,7 +67,7 @@ def _ptrace_state(pid: int, tls_first: int) -> tuple[dict[str, int], dict[int, i
             attached = True
             ptrace(PTRACE_INTERRUPT, pid, None, None)
             os.waitpid(pid, 0x40000000)      # __WALL
-            regs, _ = _getregs(pid)
+            regs, _ = getregs(pid)
         seg = {k: regs[k] & 0xFFFF for k in ("cs", "ds", "es", "fs", "gs", "ss")}
         tls = {}
         for i in range(tls_first, tls_first + 3):
@@ -106,10 +92,8 @@ def why_unreadable(pid: int, err: OSError) -> str:
     """What is really wrong when /proc/PID/exe cannot be read: a zombie (its mm is gone), a
     kernel thread (it never had an mm), or permission (ptrace access mode check)."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
-        fields = stat[stat.rindex(")") + 2:].split()
-        state, flags = fields[0], int(fields[6])
+        fields = read_stat(pid)
+        state, flags = fields[0], stat_field(fields, 9)      # fields 3 (state) and 9 (flags)
     except (OSError, ValueError, IndexError):
         return "the process is gone or unreadable"
     if state in ("Z", "X"):
@@ -139,11 +123,10 @@ class LiveAddressSpace:
         if not h.has_magic or h.elf_class != 1 or h.e_machine not in (EM_386, EM_486):
             raise TranslateError(f"--pid {pid}: {exe} is not an i386 (ELFCLASS32, EM_386) program")
         try:
-            with open(f"/proc/{pid}/maps") as f:
-                self.maps_text = f.read()
+            self.maps_text = read_maps(pid)
         except OSError as e:
             raise TranslateError(f"--pid {pid}: cannot read /proc/{pid}/maps ({e.strerror})") from None
-        self.vmas = parse_maps(self.maps_text)
+        self.vmas = vmas_of_maps(self.maps_text)
         self.task_size = profile.task_size
         self.notes: list[str] = []
         self.is_root = os.geteuid() == 0
@@ -157,9 +140,11 @@ class LiveAddressSpace:
                     sizes[v.file.path] = os.stat(v.file.path).st_size
                 except OSError:
                     pass
-        self.mmview = F.MmView(tuple(self.vmas), self.task_size, rlimit_stack=_rlimit_stack(pid),
-                               stack_guard_gap=profile.stack_guard_gap,
-                               mmap_min_addr=profile.host.mmap_min_addr, file_sizes=sizes)
+        # the mm as /proc/PID/maps shows it, with the host's mmap_min_addr as it is
+        self.fault_mm = Mm(self.task_size, mmap_min_addr=profile.host.mmap_min_addr, lsm_mmap_min_addr=0,
+                           stack_guard_gap=profile.stack_guard_gap, vmas=list(self.vmas))
+        self.rlimit_stack = rlimit_stack(pid)
+        self.file_sizes = sizes
         self.images = {}
         self._add_image("main", exe, elf)
         for ph in elf.phdrs():
@@ -193,6 +178,12 @@ class LiveAddressSpace:
             return
         bias = first.start - (loads[0].p_vaddr & ~(PAGE - 1)) if elf.ehdr.e_type == ET_DYN else 0
         self.images[key] = Image(real, elf, bias)
+
+    def classify(self, linear: int, access: str, cpl: int, present: bool, nx: bool, hw: str) -> F.Fault:
+        """The kernel's fault decision (elfvm.mm.fault, the emulator's too) for this address space."""
+        return F.handle_mm_fault(self.fault_mm, linear, access, pte=F.Pte(present=present), cpl=cpl, nx=nx,
+                                 rlimit_stack=self.rlimit_stack, hw=hw,
+                                 file_size=lambda v: self.file_sizes.get(v.file.path))
 
     def close(self) -> None:
         if self._pagemap is not None:
@@ -238,8 +229,8 @@ class LiveAddressSpace:
         if pm.present and vma is not None:
             allowed = {"r": vma.prot & PROT_READ, "w": vma.prot & PROT_WRITE, "x": vma.prot & PROT_EXEC}[access]
             if not allowed:
-                fault = F.classify(self.mmview, linear, access, cpl, present=True, nx_enforced=True,
-                                   hw="the page is present but the VMA forbids this access")
+                fault = self.classify(linear, access, cpl, True, True,
+                                      hw="the page is present but the VMA forbids this access")
             elif pm.pfn:
                 physical = pm.pfn * PAGE + (linear & (PAGE - 1))
             else:
@@ -249,8 +240,7 @@ class LiveAddressSpace:
             fault = F.Fault("swap-in", f"the page is swapped out (swap type {pm.swap_type}, offset "
                                        f"{pm.swap_offset:#x}): do_swap_page() reads it back into a new frame")
         else:
-            fault = F.classify(self.mmview, linear, access, cpl, present=False, nx_enforced=True,
-                               hw="no PTE (pagemap: not present)")
+            fault = self.classify(linear, access, cpl, False, True, hw="no PTE (pagemap: not present)")
         section = symbol = None
         if vma is not None:
             im = next((im for im in self.images.values() if vma.file is not None and im.path == vma.file.path), None)

@@ -15,17 +15,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from elfvm.units import human_size
-from elfvm.mm.vma import PROT_EXEC, PROT_WRITE, Vma
+from elfvm.mm import fault as F
+from elfvm.mm.vma import PROT_EXEC, PROT_WRITE, Mm, Vma
 from elfvm.mmu import entries as E
-from elfvm.mmu import faults as F
 from elfvm.mmu.geometry import Geometry, GeometryError
 from elfvm.mmu.kernel_half import KernelLayout
 from elfvm.mmu.paging import PageTables, Walk, check_access, describe_error_code, pf_error_code
 from elfvm.mmu.segmentation import Segmentation, SegResult, entry_registers, linux_gdt
 from elfvm.mmu.symbols import Image
 from elfvm.phys import FrameAllocator, PhysicalMemory, Zone
-from elfvm.phys.frames import GiB, MiB, KernelImage
+from elfvm.phys.frames import GiB, KernelImage, MiB
 from elfvm.units import human_size
 
 ACCESS_NAMES = {"r": "read", "w": "write", "x": "execute"}
@@ -158,15 +157,23 @@ class AddressSpace:
         sizes = {}
         if exec_result is not None:
             sizes = {p: f.size for p, f in exec_result.files.items()}
-        self.mmview = F.MmView(vmas, self.task_size, rlimit_stack=rlimit_stack,
-                               stack_guard_gap=profile.stack_guard_gap,
-                               mmap_min_addr=(self.mm.effective_mmap_min_addr if self.mm is not None
-                                              else profile.host.mmap_min_addr), file_sizes=sizes)
+        # the mm the fault handler sees: the predicted one, or an empty one (geometry only)
+        self.fault_mm = self.mm if self.mm is not None else Mm(
+            self.task_size, mmap_min_addr=profile.host.mmap_min_addr, lsm_mmap_min_addr=0,
+            stack_guard_gap=profile.stack_guard_gap, vmas=list(vmas))
+        self.rlimit_stack = rlimit_stack
+        self.file_sizes = sizes
         regs = entry_registers(profile.name)
         self.seg = Segmentation(linux_gdt(profile.name), None, regs)
         self._tlb: dict[tuple[str, int], dict[int, int]] = {}
         self._neg: list[set[int]] = [set() for _ in range(geom.levels)]
         self._walk_memo: dict[int, tuple] = {}
+
+    def classify(self, linear: int, access: str, cpl: int, present: bool, nx: bool, hw: str) -> F.Fault:
+        """The kernel's fault decision (elfvm.mm.fault, the emulator's too) for this address space."""
+        return F.handle_mm_fault(self.fault_mm, linear, access, pte=F.Pte(present=present), cpl=cpl, nx=nx,
+                                 rlimit_stack=self.rlimit_stack, hw=hw,
+                                 file_size=lambda v: self.file_sizes.get(v.file.path))
 
     # --- building the user part ----------------------------------------------------------
     def _images(self) -> dict[str, Image]:
@@ -305,17 +312,16 @@ class AddressSpace:
                     fault = F.Fault(F.KERNEL_OOPS, f"{hw}: a kernel-mode protection fault on a kernel address "
                                                    f"has no fixup: oops", True)
                 else:
-                    fault = F.classify(self.mmview, linear, access, cpl, present=True,
-                                       nx_enforced=self.nxe, hw=hw)
+                    fault = self.classify(linear, access, cpl, True, self.nxe, hw=hw)
         else:
             lvl = w.steps[-1].level
             hw = f"{lvl} not present ({describe_error_code(pf_error_code(False, access, cpl))})"
             if kernel_addr and self.kernel is not None and linear >= self.kernel.page_offset:
                 fault = self._kernel_not_present(linear, region, cpl, hw)
             elif kernel_addr and cpl == 0 and not self.native:
-                fault = F.classify(self.mmview, linear, access, cpl, present=False, nx_enforced=self.nxe, hw=hw)
+                fault = self.classify(linear, access, cpl, False, self.nxe, hw=hw)
             else:
-                fault = F.classify(self.mmview, linear, access, cpl, present=False, nx_enforced=self.nxe, hw=hw)
+                fault = self.classify(linear, access, cpl, False, self.nxe, hw=hw)
         if physical is not None:
             notes += self._frame_notes(linear, physical, w)
         section = symbol = None

@@ -1,0 +1,181 @@
+/* The init of the qemu oracle's initramfs (elfvm/oracle/qemu.py builds it: gcc -m32 -static).
+ *
+ * It runs as PID 1 in a kernel booted under qemu and, for every program listed in /oracle/list
+ * (one per line: RLIMIT_STACK or "-", the path, then the environment entries, separated by
+ * tabs), does what
+ * elfvm/oracle/live.py does on the host: fork, PTRACE_TRACEME, personality(ADDR_NO_RANDOMIZE),
+ * setrlimit(RLIMIT_STACK), execve(path, {path}, env); at the SIGTRAP that stops the new image before its first
+ * instruction it prints /proc/PID/maps, /proc/PID/stat, the registers and the stack from esp to
+ * the top of its VMA, then kills the child.  It also prints the kernel release, the sysctls
+ * elfvm takes from the host, and its own auxv and [vdso] bytes (the real vDSO image of this
+ * kernel).  Everything goes to the console between "@@" markers; then it powers the machine off.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/personality.h>
+#include <sys/ptrace.h>
+#include <sys/reboot.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/user.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char buf[1 << 20];
+
+static long slurp(const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    long n = 0, r;
+    if (fd < 0)
+        return -1;
+    while ((r = read(fd, buf + n, sizeof(buf) - 1 - n)) > 0)
+        n += r;
+    close(fd);
+    buf[n] = 0;
+    return n;
+}
+
+static void print_file(const char *tag, const char *path)
+{
+    long n = slurp(path);
+    printf("@@%s\n%s@@end\n", tag, n < 0 ? "" : buf);
+}
+
+static void hexdump(const char *tag, unsigned long addr, const unsigned char *p, long n)
+{
+    printf("@@%s %lx\n", tag, addr);
+    for (long i = 0; i < n; i++)
+        printf("%02x%s", p[i], (i % 64 == 63) ? "\n" : "");
+    printf("\n@@end\n");
+}
+
+/* The [vdso] (or [stack]) range of a process from its maps text in buf. */
+static int find_range(const char *name, unsigned long *lo, unsigned long *hi, unsigned long inside)
+{
+    char *line = buf;
+    while (line && *line) {
+        char *nl = strchr(line, '\n');
+        unsigned long a, b;
+        if (sscanf(line, "%lx-%lx", &a, &b) == 2 &&
+            ((name && strstr(line, name) && (!nl || strstr(line, name) < nl)) ||
+             (!name && a <= inside && inside < b))) {
+            *lo = a;
+            *hi = b;
+            return 0;
+        }
+        line = nl ? nl + 1 : NULL;
+    }
+    return -1;
+}
+
+static void dump_mem(const char *tag, int pid, unsigned long lo, unsigned long hi)
+{
+    static unsigned char mem[1 << 20];
+    char path[64];
+    long n;
+    int fd;
+    snprintf(path, sizeof(path), "/proc/%d/mem", pid);
+    fd = open(path, O_RDONLY);
+    if (hi - lo > sizeof(mem))
+        lo = hi - sizeof(mem);
+    n = fd < 0 ? -1 : pread(fd, mem, hi - lo, lo);
+    if (fd >= 0)
+        close(fd);
+    hexdump(tag, lo, mem, n < 0 ? 0 : n);
+}
+
+static void run_one(int index, char *line)
+{
+    char *env[256], *path, *tok, procp[64];
+    int n = 0, status, pid;
+    struct user_regs_struct regs;
+    unsigned long lo, hi;
+
+    char *rlim = strtok(line, "\t");
+    path = strtok(NULL, "\t");
+    while ((tok = strtok(NULL, "\t")) && n < 255)
+        env[n++] = tok;
+    env[n] = NULL;
+    printf("@@program %d %s\n", index, path);
+    fflush(stdout);
+    pid = fork();
+    if (pid == 0) {
+        char *argv[] = {path, NULL};
+        ptrace(PTRACE_TRACEME, 0, 0, 0);
+        personality(ADDR_NO_RANDOMIZE);
+        if (strcmp(rlim, "-") != 0) {
+            struct rlimit rl = {strtoul(rlim, NULL, 0), RLIM_INFINITY};
+            setrlimit(RLIMIT_STACK, &rl);
+        }
+        execve(path, argv, env);
+        _exit(errno & 0x7f);            /* execve returned: its errno is the exit status */
+    }
+    waitpid(pid, &status, 0);
+    if (WIFSTOPPED(status) && WSTOPSIG(status) != SIGTRAP) {
+        /* a failure after the point of no return: the fatal signal the kernel forces
+         * (SIGSEGV) is seen here as a signal-delivery stop before the death */
+        printf("@@verdict killed %d\n", WSTOPSIG(status));
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        return;
+    }
+    if (!WIFSTOPPED(status)) {
+        printf("@@verdict %s %d\n", WIFSIGNALED(status) ? "killed" : "errno",
+               WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+        return;
+    }
+    printf("@@verdict ok 0\n");
+    ptrace(PTRACE_GETREGS, pid, 0, &regs);
+    printf("@@regs eip=%lx esp=%lx\n", (unsigned long)regs.eip, (unsigned long)regs.esp);
+    snprintf(procp, sizeof(procp), "/proc/%d/stat", pid);
+    print_file("stat", procp);
+    snprintf(procp, sizeof(procp), "/proc/%d/maps", pid);
+    print_file("maps", procp);
+    if (find_range(NULL, &lo, &hi, regs.esp) == 0)
+        dump_mem("stack", pid, regs.esp, hi);
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+}
+
+int main(void)
+{
+    struct utsname u;
+    unsigned long lo, hi;
+    long n;
+
+    mkdir("/proc", 0555);
+    mount("proc", "/proc", "proc", 0, NULL);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    uname(&u);
+    printf("@@release %s %s\n", u.release, u.machine);
+    print_file("mmap_min_addr", "/proc/sys/vm/mmap_min_addr");
+    print_file("cpuinfo", "/proc/cpuinfo");
+    n = slurp("/proc/self/auxv");
+    hexdump("auxv", 0, (unsigned char *)buf, n < 0 ? 0 : n);
+    slurp("/proc/self/maps");
+    if (find_range("[vdso]", &lo, &hi, 0) == 0)
+        hexdump("vdso", lo, (unsigned char *)lo, hi - lo);
+    print_file("selfmaps", "/proc/self/maps");
+    if (slurp("/oracle/list") > 0) {
+        static char list[1 << 20];
+        char *save = NULL, *line;
+        int index = 0;
+        strncpy(list, buf, sizeof(list) - 1);
+        for (line = strtok_r(list, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+            run_one(index++, line);
+    }
+    printf("@@done\n");
+    fflush(stdout);
+    sync();
+    reboot(RB_POWER_OFF);
+    return 0;
+}
