@@ -9,7 +9,9 @@ medians; the ratios are printed, never a time as a goal.
 * `simulate-run --exact-tlb` (a reference per access) vs `valgrind --tool=lackey
   --trace-mem=yes --log-file=/dev/null` on the qsort program: goal lackey/elfvm >= 10x.
 
-A missing peer (qemu-user, valgrind) skips its rows with the reason.
+A missing peer (qemu-user, valgrind) skips its rows with the reason. The machine may be shared
+(the note under the table gives its cores and load): only medians of alternating runs count.
+Usage: bench_emu.py [ROUNDS]
 """
 
 from __future__ import annotations
@@ -88,8 +90,10 @@ def main(rounds: int = 3) -> list[Row]:
             e, lk = median(t["elfvm"]), median(t["lackey"])
             rows.append(Row(work, f"{e:.2f} s", f"lackey, {lk:.2f} s", f"{lk / e:.2f}x faster",
                             ">= 10x faster", lk / e >= 10))
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print_table("simulate-run PROGRAM (measured only here)", rows,
-                f"medians of {rounds} alternating runs, whole processes")
+                f"medians of {rounds} alternating runs, whole processes; {os.cpu_count()} cores, "
+                f"load average {load:.1f} at the end")
     return rows
 
 

@@ -61,7 +61,7 @@ def _stat_fields(pid: int) -> list[str]:
 def native(root: str, argv: list[str], stdin: bytes = b"", env=ENV, cwd: str = "/",
            timeout: float = 60) -> Outcome:
     """Run argv[0] (a path inside root) chrooted into root; stdout, status, faults since exec."""
-    from elfvm.oracle.live import _kill_reap, _ptrace, _spawn
+    from elfvm.host.ptrace import kill_reap as _kill_reap, ptrace as _ptrace, spawn as _spawn
 
     inp = tempfile.TemporaryFile()           # stdin: a regular file, as --stdin FILE is
     inp.write(stdin)
@@ -83,7 +83,7 @@ def native(root: str, argv: list[str], stdin: bytes = b"", env=ENV, cwd: str = "
 
     try:
         pid = _spawn(argv[0], argv, list(env), aslr=False, personality_extra=0, rlimit_stack=None,
-                     cwd=None, timeout=timeout, _pre_exec=enter)
+                     cwd=None, timeout=timeout, pre_exec=enter)
     finally:
         os.close(out_w)
         os.close(err_w)
