@@ -1,80 +1,101 @@
-"""Benchmark: `simulate-run PROGRAM` against `valgrind --tool=lackey --trace-mem=yes` (issue 5).
+"""Benchmark: `elfvm simulate-run PROGRAM` against `qemu-i386` (user-mode emulation) and
+`--exact-tlb` against valgrind's lackey `--trace-mem=yes`; whole processes, alternating runs,
+medians; the ratios are printed, never a time as a goal.
 
-The work: sort a 10,000-line file with fixtures/bin/sortlines (static i386: read, qsort with
-strcmp, write), and with an i386 busybox `sort` as well when ELFVM_BUSYBOX_I386 names one.
-Each program runs, as a command from a shell would run it:
+* busybox `echo hi` and `sort /etc/services` (a static i386 busybox: $ELFVM_BUSYBOX_I386 or
+  Debian's busybox-static:i386, see harness.busybox_i386) vs qemu-i386: goal <= 10x;
+* a static qsort program of ~72M instructions (compiled here with gcc -m32 -static) vs
+  qemu-i386: goal <= 5x;
+* `simulate-run --exact-tlb` (a reference per access) vs `valgrind --tool=lackey
+  --trace-mem=yes --log-file=/dev/null` on the qsort program: goal lackey/elfvm >= 10x.
 
-* `elfvm simulate-run -q PROGRAM FILE` (the default, page-granular mode: faults, the kernel's
-  way, and evictions through the trace engine);
-* `elfvm simulate-run -q --exact-tlb PROGRAM FILE` (a reference per access, like lackey's);
-* `valgrind --tool=lackey --trace-mem=yes --log-file=/dev/null PROGRAM FILE` (lackey writing to
-  /dev/null: its fastest case, no disk).
-
-Printed: the ratios lackey / simulate-run (goal: > 1, simulate-run faster), never a time as a
-goal. `--lines N` changes the input size (lackey takes minutes on 10,000 lines).
+A missing peer (qemu-user, valgrind) skips its rows with the reason. The machine may be shared
+(the note under the table gives its cores and load): only medians of alternating runs count.
+Usage: bench_emu.py [ROUNDS]
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
-import tempfile
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SORTLINES = os.path.join(ROOT, "fixtures", "bin", "sortlines")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from harness import (Row, alternate, busybox_i386, cache_dir, compile_bytecode, elfvm_cmd,  # noqa: E402
+                     median, print_table, ratio_row, skipped)
 
-def sort_input(path: str, n: int) -> str:
-    """n deterministic lines in no particular order (the same generator as the oracle test)."""
-    with open(path, "w") as f:
-        for i in range(1, n + 1):
-            f.write(f"line {(i * 7919) % 10007:05d} {'qwertyuiopasdfghjklzxcvbnm'[i % 20:i % 20 + 6]}\n")
-    return path
-
-
-def timed(cmd: list[str]) -> float:
-    t = time.perf_counter()
-    p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    if p.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)}: exit {p.returncode}: {p.stderr.decode()[-300:]}")
-    return time.perf_counter() - t
-
-
-def bench(label: str, argv: list[str], repeat: int) -> None:
-    elfvm = [sys.executable, "-m", "elfvm", "simulate-run", "-q"]
-    subprocess.run(elfvm + argv, stdout=subprocess.DEVNULL)           # warm: numba's disk cache
-    default = statistics.median(timed(elfvm + argv) for _ in range(repeat))
-    exact = timed(elfvm + ["--exact-tlb"] + argv)
-    print(f"{label}:")
-    if shutil.which("valgrind") is None:
-        print("  valgrind is not installed: no lackey run to compare with")
-        print(f"  simulate-run --exact-tlb / default: {exact / default:.1f}x")
-        return
-    lackey = timed(["valgrind", "--tool=lackey", "--trace-mem=yes", "--log-file=/dev/null", *argv])
-    print(f"  lackey / simulate-run (default):    {lackey / default:6.1f}x  (> 1: simulate-run is faster)")
-    print(f"  lackey / simulate-run --exact-tlb:  {lackey / exact:6.1f}x")
+QSORT_C = r"""
+#include <stdio.h>
+#include <stdlib.h>
+static int cmp(const void *a, const void *b) { int x = *(const int *)a, y = *(const int *)b; return (x > y) - (x < y); }
+int main(int argc, char **argv) {
+    int n = argc > 1 ? atoi(argv[1]) : 100000;
+    int *v = malloc(n * sizeof *v); unsigned seed = 12345, h = 2166136261u;
+    for (int i = 0; i < n; i++) { seed = seed * 1103515245u + 12345u; v[i] = seed >> 8; }
+    qsort(v, n, sizeof *v, cmp);
+    for (int i = 0; i < n; i++) h = (h ^ v[i]) * 16777619u;
+    printf("%u\n", h); return 0;
+}
+"""
+QSORT_N = "100000"          # about 72M instructions
+EXACT_N = "10000"           # about 6M: lackey takes minutes per 100M
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--lines", type=int, default=10000)
-    ap.add_argument("--repeat", type=int, default=3)
-    a = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        data = sort_input(os.path.join(tmp, "lines.txt"), a.lines)
-        bench(f"sortlines on {a.lines} lines", [SORTLINES, data], a.repeat)
-        bb = os.environ.get("ELFVM_BUSYBOX_I386")
-        if bb and os.path.exists(bb):
-            bench(f"busybox sort on {a.lines} lines", [bb, "sort", data], a.repeat)
+def qsort_program() -> tuple[str, str]:
+    d = cache_dir("emu")
+    exe = os.path.join(d, "qsort")
+    if os.path.exists(exe):
+        return exe, ""
+    if not shutil.which("gcc"):
+        return "", "no gcc"
+    src = exe + ".c"
+    with open(src, "w") as f:
+        f.write(QSORT_C)
+    r = subprocess.run(["gcc", "-m32", "-O1", "-static", src, "-o", exe], capture_output=True)
+    return (exe, "") if r.returncode == 0 else ("", "gcc -m32 -static failed")
+
+
+def vs_qemu(work: str, argv: list[str], goal: float, rounds: int) -> Row:
+    if not shutil.which("qemu-i386"):
+        return skipped(work, "qemu-i386 not installed (apt-get install qemu-user)", f"<= {goal:g}x")
+    t = alternate({"elfvm": elfvm_cmd("simulate-run", "-q", *argv), "qemu": ["qemu-i386", *argv]},
+                  rounds)
+    return ratio_row(work, median(t["elfvm"]), "`qemu-i386`", median(t["qemu"]), goal)
+
+
+def main(rounds: int = 3) -> list[Row]:
+    compile_bytecode()
+    rows = []
+    bb, why = busybox_i386()
+    if bb:
+        rows.append(vs_qemu("`simulate-run PROGRAM` busybox `echo hi`", [bb, "echo", "hi"], 10, rounds))
+        rows.append(vs_qemu("`simulate-run PROGRAM` busybox `sort /etc/services`",
+                            [bb, "sort", "/etc/services"], 10, rounds))
+    else:
+        rows.append(skipped("`simulate-run PROGRAM` busybox", why, "<= 10x"))
+    q, why = qsort_program()
+    if not q:
+        rows.append(skipped("a 72M-instruction static qsort program", why, "<= 5x"))
+    else:
+        rows.append(vs_qemu("a 72M-instruction static qsort program", [q, QSORT_N], 5, rounds))
+        work = f"`--exact-tlb` against valgrind lackey `--trace-mem=yes` (qsort program, n={EXACT_N})"
+        if not shutil.which("valgrind"):
+            rows.append(skipped(work, "valgrind not installed", ">= 10x faster"))
         else:
-            print("busybox: skipped (set ELFVM_BUSYBOX_I386 to an i386 busybox to add it)")
+            t = alternate({"elfvm": elfvm_cmd("simulate-run", "-q", "--exact-tlb", q, EXACT_N),
+                           "lackey": ["valgrind", "--tool=lackey", "--trace-mem=yes",
+                                      "--log-file=/dev/null", q, EXACT_N]}, 1, warm=False)
+            e, lk = median(t["elfvm"]), median(t["lackey"])
+            rows.append(Row(work, f"{e:.2f} s", f"lackey, {lk:.2f} s", f"{lk / e:.2f}x faster",
+                            ">= 10x faster", lk / e >= 10))
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print_table("simulate-run PROGRAM (measured only here)", rows,
+                f"medians of {rounds} alternating runs, whole processes; {os.cpu_count()} cores, "
+                f"load average {load:.1f} at the end")
+    return rows
 
 
 if __name__ == "__main__":
-    os.chdir(ROOT)
-    main()
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 3)

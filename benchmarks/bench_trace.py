@@ -1,37 +1,34 @@
-"""Benchmark: `simulate-run --trace` (LRU, 64 frames, 64-entry TLB) on a 2M+ reference lackey trace.
+"""Benchmark: `elfvm simulate-run --trace` (LRU, 64 frames, 64-entry TLB), whole processes.
 
-Side by side in one process, interleaved, medians compared (never an absolute time as a goal):
+Side by side, alternating runs, medians (never an absolute time as a goal), each a fresh process:
 
-* elfvm's engine (numpy buffers, numba kernels with their on-disk cache; compile time is
-  reported separately and excluded, as the cache makes it a one-time cost);
-* a straightforward pure-Python simulator of the same rules (below: str.split per line,
-  OrderedDicts for memory and TLB), whose answers must equal elfvm's;
-* the floor: Python only reading the file's lines (`for line in f: pass`, binary mode, the faster
-  of the two; text mode is printed too).
-
-Goals (issue 4): elfvm >= 5x faster than the pure-Python simulator, and elfvm <= 2x the floor.
+* `elfvm simulate-run --trace T --frames 64 --tlb-entries 64 -q --format json`;
+* a straightforward Python simulator of the same rules (harness/peers.py pysim: str.split per
+  line, OrderedDicts), whose answers must equal elfvm's: goal elfvm <= 0.1x its time;
+* the floor, a Python process that only reads the trace's lines (harness/peers.py readlines):
+  goal elfvm <= 2x; on the trace repeated 10 times, <= 1x;
+* `--policy opt` on the x10 trace: peak RSS per reference, goal <= 4 bytes (bounded memory).
 
 The trace: a small 32-bit C program (sorting and hashing, compiled here with gcc -m32) run under
-`valgrind --tool=lackey --trace-mem=yes`; without gcc -m32 or valgrind, a synthetic trace of the
-same size with code/stack/heap locality.
+`valgrind --tool=lackey --trace-mem=yes` (cached in ~/.cache/elfvm-bench); without gcc -m32 or
+valgrind, a synthetic trace of the same size with code/stack/heap locality.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
-import statistics
 import subprocess
 import sys
-import tempfile
-import time
-from collections import OrderedDict
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-MIN_REFS = 2_000_000
+from harness import (Row, alternate, cache_dir, compile_bytecode, elfvm_cmd, median,  # noqa: E402
+                     peer_cmd, print_table, ratio_row, run)
+
+MIN_REFS = 2_300_000
 FRAMES = 64
 TLB = 64
 
@@ -58,9 +55,14 @@ int main(int argc, char **argv) {
 
 
 def lackey_trace(workdir: str) -> tuple[str, str]:
-    """(path, description) of a lackey trace of at least MIN_REFS references, or ('', why)."""
+    """(path, description) of a lackey trace of at least MIN_REFS records, or ('', why)."""
     if not shutil.which("valgrind") or not shutil.which("gcc"):
         return "", "valgrind or gcc missing"
+    out = os.path.join(workdir, "workload.lackey")
+    done = out + ".done"
+    if os.path.exists(done):
+        with open(done) as f:
+            return out, f.read()
     src = os.path.join(workdir, "workload.c")
     exe = os.path.join(workdir, "workload")
     with open(src, "w") as f:
@@ -68,9 +70,8 @@ def lackey_trace(workdir: str) -> tuple[str, str]:
     r = subprocess.run(["gcc", "-m32", "-O1", "-static", src, "-o", exe], capture_output=True)
     if r.returncode != 0:
         return "", "gcc -m32 -static failed"
-    n = 3000
+    n = 3300
     for _ in range(4):
-        out = os.path.join(workdir, "workload.lackey")
         r = subprocess.run(["valgrind", "--tool=lackey", "--trace-mem=yes", f"--log-file={out}",
                             exe, str(n)], capture_output=True)
         if r.returncode != 0:
@@ -78,8 +79,11 @@ def lackey_trace(workdir: str) -> tuple[str, str]:
         with open(out, "rb") as f:
             records = sum(1 for line in f if not line.startswith(b"=="))
         if records >= MIN_REFS:
-            return out, f"lackey trace of a 32-bit qsort+hash workload (n={n}), {records} records"
-        n = int(n * MIN_REFS / max(records, 1) * 1.2) + 1
+            what = f"lackey trace of a 32-bit qsort+hash workload (n={n}), {records} records"
+            with open(done, "w") as f:
+                f.write(what)
+            return out, what
+        n = int(n * MIN_REFS / max(records, 1) * 1.05) + 1
     return "", "workload too small"
 
 
@@ -103,116 +107,75 @@ def synthetic_trace(path: str, n: int = MIN_REFS + 50_000) -> str:
     return f"synthetic lackey-format trace, {n} records"
 
 
-def python_baseline(path: str, frames: int = FRAMES, tlb_entries: int = TLB, shift: int = 12):
-    """The straightforward simulator: same rules as elfvm (LRU memory, LRU fully associative TLB,
-    eviction drops the TLB entry, dirty write-back, first-touch vs swap-in)."""
-    mem: OrderedDict[int, bool] = OrderedDict()        # page -> dirty, least recently used first
-    tlb: OrderedDict[int, None] = OrderedDict()
-    swapped: set[int] = set()
-    refs = hits = first = swapins = evictions = dirty_evictions = 0
-    with open(path) as f:
-        for line in f:
-            if line.startswith("==") or not line.strip():
-                continue
-            kind, rest = line.split()
-            a, s = rest.split(",")
-            addr, size = int(a, 16), int(s) or 1
-            write = kind == "S" or kind == "M"
-            for page in range(addr >> shift, ((addr + size - 1) >> shift) + 1):
-                refs += 1
-                if page in tlb:
-                    hits += 1
-                    tlb.move_to_end(page)
-                else:
-                    if page not in mem:
-                        if page in swapped:
-                            swapins += 1
-                        else:
-                            first += 1
-                        if len(mem) >= frames:
-                            victim, dirty = mem.popitem(last=False)
-                            evictions += 1
-                            dirty_evictions += dirty
-                            swapped.add(victim)
-                            tlb.pop(victim, None)
-                        mem[page] = False
-                    tlb[page] = None
-                    if len(tlb) > tlb_entries:
-                        tlb.popitem(last=False)
-                if write:
-                    mem[page] = True
-                mem.move_to_end(page)
-    return {"references": refs, "first-touch": first, "swap-in": swapins, "evictions": evictions,
-            "dirty_evictions": dirty_evictions, "tlb_hits": hits}
+def times10(path: str) -> str:
+    big = path + ".x10"
+    if not os.path.exists(big) or os.path.getsize(big) != 10 * os.path.getsize(path):
+        with open(path, "rb") as f:
+            data = f.read()
+        with open(big + ".tmp", "wb") as f:
+            for _ in range(10):
+                f.write(data)
+        os.replace(big + ".tmp", big)
+    return big
 
 
-def read_lines(path: str, mode: str = "rb") -> int:
-    n = 0
-    with open(path, mode) as f:
-        for _ in f:
-            n += 1
-    return n
+def sim_cmd(path: str, *extra: str) -> list[str]:
+    return elfvm_cmd("simulate-run", "--trace", path, "--frames", str(FRAMES), "--tlb-entries",
+                     str(TLB), "-q", "--format", "json", *extra)
 
 
-def elfvm_run(path: str):
-    from elfvm.mmu.tlb import tlb_geometry
-    from elfvm.sim.engine import SimConfig, run_traces
-
-    t = run_traces([path], SimConfig("lru", FRAMES, 4096, tlb_geometry(TLB), walk_levels=2)).total
-    return {"references": t.references, "first-touch": t.faults_by_kind["first-touch"],
-            "swap-in": t.faults_by_kind["swap-in"], "evictions": t.evictions,
-            "dirty_evictions": t.dirty_evictions, "tlb_hits": t.tlb.hits}
-
-
-def timed(fn, *args):
-    t = time.perf_counter()
-    out = fn(*args)
-    return time.perf_counter() - t, out
+def same_answers(path: str) -> tuple[int, str]:
+    """Run both simulators once: (references, '') when they agree, else (0, the difference)."""
+    ours = json.loads(run(sim_cmd(path), capture=True).stdout)
+    theirs = json.loads(run(peer_cmd("pysim", path), capture=True).stdout)
+    mine = {"references": ours["references"], "first-touch": ours["faults_by_kind"]["first-touch"],
+            "swap-in": ours["faults_by_kind"]["swap-in"], "evictions": ours["evictions"],
+            "dirty_evictions": ours["dirty_evictions"], "tlb_hits": ours["tlb"]["hits"]}
+    if mine != theirs:
+        return 0, f"elfvm {mine} vs the Python simulator {theirs}"
+    return ours["references"], ""
 
 
-def main(rounds: int = 3) -> tuple[float, float]:
-    with tempfile.TemporaryDirectory(prefix="elfvm-bench-") as d:
-        path, what = lackey_trace(d)
-        if not path:
-            why = what
-            path = os.path.join(d, "synthetic.lackey")
-            what = synthetic_trace(path) + f" ({why})"
-        size = os.path.getsize(path)
-        print(f"trace: {what}; {size / 1e6:.1f} MB")
+def main(rounds: int = 7) -> list[Row]:
+    compile_bytecode()
+    d = cache_dir("trace")
+    path, what = lackey_trace(d)
+    if not path:
+        why = what
+        path = os.path.join(d, "synthetic.lackey")
+        what = synthetic_trace(path) + f" ({why})"
+    big = times10(path)
+    print(f"trace: {what}; {os.path.getsize(path) / 1e6:.1f} MB (x10: {os.path.getsize(big) / 1e6:.0f} MB)")
+    refs, diff = same_answers(path)
+    if diff:
+        sys.exit(f"the simulators disagree: {diff}")
+    print(f"{refs} references; elfvm and the Python simulator give the same counts")
 
-        t0 = time.perf_counter()
-        import elfvm.sim.engine  # noqa: F401  (numpy + numba import, once per process)
-        t_import = time.perf_counter() - t0
-        t_cold, ours = timed(elfvm_run, path)          # loads (or compiles) the cached kernels
-        print(f"import {t_import * 1000:.0f} ms, first run (kernel cache load/compile) "
-              f"{t_cold * 1000:.0f} ms")
-
-        floor, floor_text, fast, slow = [], [], [], []
-        theirs = None
-        for i in range(rounds):
-            floor.append(timed(read_lines, path)[0])
-            floor_text.append(timed(read_lines, path, "r")[0])
-            t, ours = timed(elfvm_run, path)
-            fast.append(t)
-            if i < 2:                                  # the slow one: two runs are plenty
-                t, theirs = timed(python_baseline, path)
-                slow.append(t)
-        if ours != theirs:
-            sys.exit(f"elfvm and the pure-Python simulator disagree:\n  {ours}\n  {theirs}")
-        print(f"references {ours['references']}, faults {ours['first-touch']} first-touch + "
-              f"{ours['swap-in']} swap-in, {ours['dirty_evictions']} dirty evictions, "
-              f"TLB hits {ours['tlb_hits']} (same answers from both simulators)")
-        f, ft, e, s = (statistics.median(x) for x in (floor, floor_text, fast, slow))
-        print(f"read lines only (binary) : median {f * 1000:8.1f} ms   (text mode {ft * 1000:.1f} ms)")
-        print(f"elfvm simulate-run engine: median {e * 1000:8.1f} ms")
-        print(f"pure-Python simulator    : median {s * 1000:8.1f} ms")
-        speedup, vs_floor = s / e, e / f
-        print(f"ratio pure-Python/elfvm  : {speedup:6.1f}x  (goal >= 5)  "
-              f"{'OK' if speedup >= 5 else 'UNDER'}")
-        print(f"ratio elfvm/read-lines   : {vs_floor:6.2f}   (goal <= 2)  "
-              f"{'OK' if vs_floor <= 2 else 'OVER'}")
-        return speedup, vs_floor
+    t = alternate({"elfvm": sim_cmd(path), "pysim": peer_cmd("pysim", path),
+                   "floor": peer_cmd("readlines", path)}, max(3, rounds // 2))
+    t2 = alternate({"elfvm": sim_cmd(path), "floor": peer_cmd("readlines", path)}, rounds,
+                   warm=False)
+    e = median(t["elfvm"] + t2["elfvm"])
+    f = median(t["floor"] + t2["floor"])
+    t10 = alternate({"elfvm": sim_cmd(big), "floor": peer_cmd("readlines", big)}, max(3, rounds // 2))
+    opt = run(sim_cmd(big, "--policy", "opt"))
+    lru = run(sim_cmd(big))
+    rows = [
+        ratio_row(f"`simulate-run --trace`, {refs / 1e6:.1f}M-reference lackey trace, LRU 64 frames, "
+                  f"TLB 64", median(t["elfvm"]), "straightforward Python simulator",
+                  median(t["pysim"]), 0.1),
+        ratio_row("same trace", e, "Python reading the lines", f, 2.0),
+        ratio_row(f"the same trace x10 ({refs * 10 / 1e6:.0f}M references)", median(t10["elfvm"]),
+                  "Python line-read floor", median(t10["floor"]), 1.0),
+        Row(f"`--policy opt` on the x10 trace, peak memory", f"{opt.maxrss_kb / 1024:.0f} MB "
+            f"(LRU: {lru.maxrss_kb / 1024:.0f} MB), {opt.seconds:.2f} s", "",
+            f"{opt.maxrss_kb * 1024 / (refs * 10):.2f} B/reference", "<= 4 B/reference",
+            opt.maxrss_kb * 1024 / (refs * 10) <= 4),
+    ]
+    print_table("simulate-run --trace", rows, "medians of alternating runs, whole processes; a "
+                "shared machine: noisy")
+    return rows
 
 
 if __name__ == "__main__":
-    main()
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 7)

@@ -1,9 +1,10 @@
-"""Time `translate` on 100,000 addresses read from a file against the floor: int(x, 0) alone.
+"""Benchmark: `elfvm translate --elf P --addresses FILE --format json` on 100,000 addresses
+against a Python process that only parses the same addresses with int(x, 0); whole processes,
+alternating runs, medians. Goal (issue 14): <= 3x, with compact bulk output.
 
 The addresses are a deterministic mix (seed 1) like a memory trace: 90% inside the VMAs of the
 predicted address space of fixtures/bin/vars (present and not-yet-present pages alike), 10%
-anywhere in the 4 GiB. Both loops run in this process over the same list of lines read from the
-file; the ratio is printed (goal: <= 3x). Run: .venv/bin/python benchmarks/bench_translate.py
+anywhere in the 4 GiB.
 """
 
 from __future__ import annotations
@@ -11,21 +12,23 @@ from __future__ import annotations
 import os
 import random
 import sys
-import tempfile
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from elfvm.kernel.profile import make_profile  # noqa: E402
-from elfvm.mmu import open_address_space  # noqa: E402
+from harness import (ROOT, Row, alternate, cache_dir, compile_bytecode, elfvm_cmd, median,  # noqa: E402
+                     peer_cmd, print_table, ratio_row, run)
 
 N = 100_000
+PROG = os.path.join(ROOT, "fixtures", "bin", "vars")
 
 
-def make_addresses(space, n: int = N, seed: int = 1) -> list[str]:
+def make_addresses(path: str, n: int = N, seed: int = 1) -> None:
+    sys.path.insert(0, ROOT)
+    from elfvm.kernel.profile import make_profile
+    from elfvm.mmu import open_address_space
+
+    vmas = open_address_space(profile=make_profile(), elf=PROG).mm.vmas
     rnd = random.Random(seed)
-    vmas = space.mm.vmas
     out = []
     for _ in range(n):
         if rnd.random() < 0.9:
@@ -33,66 +36,24 @@ def make_addresses(space, n: int = N, seed: int = 1) -> list[str]:
             a = rnd.randrange(v.start, v.end)
         else:
             a = rnd.randrange(0, 1 << 32)
-        out.append(f"{a:#x}")
-    return out
+        out.append(f"{a:#x}\n")
+    with open(path, "w") as f:
+        f.writelines(out)
 
 
-def best_of(fn, repeat: int = 5) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
-
-
-def main() -> int:
-    prog = os.path.join(ROOT, "fixtures", "bin", "vars")
-    space = open_address_space(profile=make_profile(), elf=prog)
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
-        f.write("\n".join(make_addresses(space)) + "\n")
-        path = f.name
-    try:
-        with open(path) as f:
-            lines = f.read().split()
-    finally:
-        os.unlink(path)
-
-    floor = best_of(lambda: [int(x, 0) for x in lines])
-
-    def run():
-        space.flush_tlb()                     # every run starts with a cold TLB
-        return space.physical_many(lines, "r", 3)
-
-    t = best_of(run)
-    res = run()
-    present = sum(r is not None for r in res)
-    print(f"addresses: {len(lines)} ({present} present, {len(lines) - present} faulting)")
-    print(f"parse only (int(x, 0)):  {floor * 1e3:8.2f} ms")
-    print(f"translate:               {t * 1e3:8.2f} ms")
-    print(f"ratio: {t / floor:.2f}x (goal <= 3x)")
-    # For the record: no locality at all (every address a new 4 KiB page somewhere in 4 GiB).
-    rnd = random.Random(2)
-    worst = [f"{rnd.randrange(0, 1 << 32):#x}" for _ in range(len(lines))]
-    wfloor = best_of(lambda: [int(x, 0) for x in worst], 3)
-
-    def run_worst():
-        space.flush_tlb()
-        return space.physical_many(worst, "r", 3)
-
-    tw = best_of(run_worst, 3)
-    print(f"uniform random over 4 GiB (no locality): {tw * 1e3:.2f} ms, ratio {tw / wfloor:.2f}x")
-    # And the full answers the command prints (walk decoded, fault classified, section and symbol,
-    # JSON rendered), for the same 100,000 lines: what `translate --addresses FILE --format json`
-    # costs beyond start-up.
-    from elfvm.mmu import translate_all
-    from elfvm.mmu.render import render_json
-
-    tf = best_of(lambda: render_json(translate_all(space, lines, "r", 3)), 1)
-    print(f"full answers + JSON (the command's work): {tf * 1e3:.0f} ms, ratio {tf / floor:.0f}x "
-          f"({tf / len(lines) * 1e6:.1f} us per address)")
-    return 0
+def main(rounds: int = 7) -> list[Row]:
+    compile_bytecode()
+    path = os.path.join(cache_dir("translate"), f"addresses-{N}.txt")
+    make_addresses(path)
+    cmd = elfvm_cmd("translate", "--elf", PROG, "--addresses", path, "--format", "json")
+    out = run(cmd, capture=True, check=False)
+    t = alternate({"elfvm": cmd, "floor": peer_cmd("parseint", path)}, rounds)
+    r = ratio_row(f"`translate --elf P --addresses FILE`, {N // 1000}k addresses, JSON",
+                  median(t["elfvm"]), "Python parsing the addresses with int()", median(t["floor"]), 3.0)
+    r.elfvm += f", {len(out.stdout) / 1e6:.1f} MB of output, peak {out.maxrss_kb / 1024:.0f} MB"
+    print_table("translate --addresses", [r], f"medians of {rounds} alternating runs, whole processes")
+    return [r]
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 7)

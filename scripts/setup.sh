@@ -137,7 +137,12 @@ if [ -n "$HAVE_M32" ]; then
 elif ! make -s --no-print-directory -C fixtures check >/dev/null 2>&1; then
     say "warning: fixtures/bin is missing binaries or older than fixtures/src, and cannot be rebuilt here"
 fi
-# ---------------------------------------------------------------- 4. the qemu oracle
+# ---------------------------------------------------------------- 4. compiled code: the trace engine and the emulator's counter
+# (elfvm.sim.jit: a few seconds once per edit of elfvm/sim; every later command loads it in ms)
+"$PY" -m elfvm.sim.jit >/dev/null 2>&1 || say "note: the trace engine could not be compiled ahead (it will JIT)"
+"$PY" -c "from elfvm.emu.counter import build; raise SystemExit(build() is None)" >/dev/null 2>&1 \
+    || say "note: the emulator's instruction counter could not be compiled (no C compiler): it falls back to numba"
+# ---------------------------------------------------------------- 5. the qemu oracle
 # tests/test_oracle_qemu.py boots other kernel versions under qemu (TCG, no KVM needed):
 # qemu-system-x86 from Debian, and the kernels scripts/fetch-kernels.sh keeps in ~/.cache/elfvm.
 # Neither is needed to use elfvm; without them those tests are skipped with the reason.

@@ -3,6 +3,9 @@ import pathlib
 
 import pytest
 
+# The ahead-of-time compiled trace engine does not check its arguments' dtypes; in tests it does.
+os.environ.setdefault("ELFVM_JIT_CHECK", "1")
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures" / "bin"
 FIXTURE_NAMES = ["hello_pie", "hello_nopie", "hello_static", "hello_staticpie", "bigbss", "tiny",

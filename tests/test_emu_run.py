@@ -174,7 +174,8 @@ def test_json_keys_exactly_trace_mode_plus_guest_and_maps():
                   "dirty_evictions", "swap_ins", "tlb", "effective_access_ns", "pages", "frames"]
     assert list(d) == trace_keys + ["processes", "guest", "maps"]
     assert list(d["processes"][0]) == trace_keys
-    assert set(d["guest"]) == {"stdout", "stderr", "exit_status", "instructions", "syscalls"}
+    assert set(d["guest"]) == {"stdout", "stdout_base64", "stderr", "stderr_base64", "exit_status",
+                               "instructions", "syscalls", "unknown_syscalls", "processes"}
     assert d["guest"]["stdout"] == "hello, world\n"
     layout = layout_json(execve(ExecRequest(fixture_path("hello_static"), ["x"], [])))
     assert list(d["maps"][0]) == list(layout["vmas"][0])

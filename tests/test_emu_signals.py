@@ -113,3 +113,26 @@ def test_frame_alignment_follows_align_sigframe():
             frame, fpstate = S.get_sigframe(P(), S.SigAction(0x1234), sp, size)
             assert (frame + 4) % 16 == 0                 # ((sp + 4) & -16) - 4
             assert frame + size <= fpstate and (fpstate + S.FREGS_SIZE) % 64 == 0
+
+
+@pytest.mark.parametrize("case,sig,code", [
+    ("0", 11, 128),       # inb: #GP, SIGSEGV SI_KERNEL
+    ("1", 11, 128),       # outb
+    ("2", 4, 2),          # sysenter: #UD in compatibility mode (AMD), SIGILL ILL_ILLOPN
+    ("3", 11, 1),         # push with %esp = 0: SIGSEGV SEGV_MAPERR at 0xfffffffc
+])
+def test_privileged_and_kernel_address_instructions(build, case, sig, code):
+    """The instructions the kernel refuses a user task get the live kernel's signal, si_code
+    and si_addr (the handler prints them, then dies of the signal: exit 139 / 132)."""
+    exe = build("cpu_traps")
+    try:
+        r = subprocess.run([exe, case], capture_output=True, timeout=30)
+    except OSError as e:                      # pragma: no cover - no i386 execution
+        pytest.skip(f"cannot run i386 programs here: {e}")
+    status = 128 - r.returncode if r.returncode < 0 else r.returncode
+    if case == "2" and status != 128 + sig:
+        pytest.skip("this CPU enters the kernel on sysenter in compatibility mode (Intel)")
+    rep = run_program(RunOptions(exe, (case,), max_instructions=100_000_000))
+    assert rep.stdout == r.stdout
+    assert f"signal {sig} si_code {code} ".encode() in rep.stdout
+    assert rep.exit_status == status == 128 + sig

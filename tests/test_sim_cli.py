@@ -1,6 +1,11 @@
 """`elfvm simulate-run` through click's runner: the JSON contract, tables, several processes."""
 
 import json
+import re
+import signal
+import subprocess
+import sys
+import time
 
 from simhelp import cli_json, cli_run, plain_pages, write
 
@@ -135,3 +140,37 @@ def test_progress_bar_only_on_a_terminal(monkeypatch):
     monkeypatch.setattr("sys.stderr", io.StringIO())
     with _progress(quiet=False) as update:
         assert update is None
+
+
+def test_endless_line_is_an_error_not_a_heap():
+    """/dev/zero is one endless line without a newline: one clear error naming the line, exit 2,
+    long before memory grows (the line is capped at elfvm.sim.trace.MAX_LINE)."""
+    r = subprocess.run([sys.executable, "-m", "elfvm", "simulate-run", "--trace", "/dev/zero", "-q"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        "elfvm: /dev/zero:1: a line longer than 1 MiB without a newline: not a plain trace"]
+
+
+def test_long_line_after_good_ones_names_its_number(tmp_path):
+    p = tmp_path / "t.lackey"
+    p.write_bytes(b"I  0804a000,4\n S bfff0000,4\n" + b"1" * (3 << 20))
+    r = cli_run("--trace", str(p), "-q")
+    assert r.exit_code == 2
+    assert ":3: a line longer than 1 MiB" in r.stderr
+
+
+def test_ctrl_c_stops_within_a_second_with_the_partial_report():
+    """SIGINT while the trace is still arriving: the report of what was read, exit 130."""
+    p = subprocess.Popen([sys.executable, "-m", "elfvm", "simulate-run", "--trace", "-", "--frames", "4"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdin.write(b"".join(b"I  %08x,4\n" % (0x8048000 + 4096 * (i % 9)) for i in range(200_000)))
+    p.stdin.flush()
+    time.sleep(3)                         # started, and waiting for more input
+    t = time.monotonic()
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=30)
+    assert time.monotonic() - t < 2.0      # the goal is a second; slack for a loaded machine
+    assert p.returncode == 130
+    assert re.search(rb"references\s+200000\b", out), out
+    assert b"interrupted: the report covers the first 200000 references" in err

@@ -31,9 +31,24 @@ def lackey(records):
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(traces=traces, policy=st.sampled_from(["fifo", "lru", "clock", "opt"]),
        frames=st.integers(1, 6), shape=tlb_shapes(), split=st.booleans(), asid=st.booleans(),
-       quantum=st.integers(1, 7))
-def test_engine_matches_reference(traces, policy, frames, shape, split, asid, quantum):
+       quantum=st.integers(1, 7), opt_chunk=st.sampled_from([1, 2, 5, 1 << 20]))
+def test_engine_matches_reference(traces, policy, frames, shape, split, asid, quantum, opt_chunk):
+    """opt_chunk: OPT's passes go through their temporary files in chunks of that many
+    references (the answers never depend on it)."""
+    from elfvm.sim import engine
+
     entries, ways = shape
+    saved, engine.OPT_CHUNK = engine.OPT_CHUNK, opt_chunk
+    try:
+        res, want_refs = _engine_run(traces, policy, frames, entries, ways, split, asid, quantum)
+    finally:
+        engine.OPT_CHUNK = saved
+    procs, table, frame_tab, events, switches = ref.simulate(
+        want_refs, policy, frames, entries, ways, split, asid, quantum)
+    _same(res, procs, table, frame_tab, events, switches)
+
+
+def _engine_run(traces, policy, frames, entries, ways, split, asid, quantum):
     with tempfile.TemporaryDirectory() as d:
         paths = []
         for i, recs in enumerate(traces):
@@ -42,10 +57,10 @@ def test_engine_matches_reference(traces, policy, frames, shape, split, asid, qu
                 f.write(lackey(recs))
         res = run(paths, policy, frames, page_size=PAGE, tlb=entries, ways=ways, split=split,
                   asid=asid, quantum=quantum, events=10_000)
-    want_refs = [ref.read_lackey(lackey(recs).splitlines(), PAGE) for recs in traces]
-    procs, table, frame_tab, events, switches = ref.simulate(
-        want_refs, policy, frames, entries, ways, split, asid, quantum)
+    return res, [ref.read_lackey(lackey(recs).splitlines(), PAGE) for recs in traces]
 
+
+def _same(res, procs, table, frame_tab, events, switches):
     for got, want in zip(res.processes, procs):
         assert got.references == want.refs
         assert (got.tlb.hits, got.tlb.misses) == (want.hits, want.misses)

@@ -2,7 +2,8 @@
 
 `simulate_program(...)` turns the command's options into RunOptions, runs the program, prints the
 report (table or JSON) and returns the exit code: the guest's exit status (128 + signal when it
-died of one), 5 when --max-instructions stopped it, 130 on Ctrl-C; 2 for bad input and 3/4 when
+died of one), 5 when --max-instructions stopped it, 6 with --strict when the guest made a
+system call elfvm does not implement, 130 on Ctrl-C; 2 for bad input and 3/4 when
 execve would refuse the program (the layout verdict), raised as ElfvmError.
 """
 
@@ -16,6 +17,7 @@ import click
 from elfvm.errors import UsageError
 
 SVG_BINS = 400                   # time bins of --svg, as in trace mode
+EXIT_STRICT = 6                  # --strict: the guest made a system call elfvm lacks
 
 
 def simulate_program(program: str, args=(), *, frames: str | None = None, ram: str | None = None,
@@ -25,7 +27,8 @@ def simulate_program(program: str, args=(), *, frames: str | None = None, ram: s
                      max_instructions: int | None = None, env=(), seed: int | None = None,
                      emit_trace: str | None = None, exact: bool = False,
                      rlimit_stack: int = 8 << 20, tlb: dict | None = None,
-                     svg: str | None = None, profile=None) -> int:
+                     svg: str | None = None, stdout_file: str | None = None,
+                     cwd: str | None = None, strict: bool = False, clock: str = "host", profile=None) -> int:
     """`tlb`: the trace options that shape the model's TLB and walk (tlb_entries, tlb_ways,
     split_tlb, asid, walk_levels, tlb_ns, mem_ns). `svg`: also draw the run there (the frame
     table over time, faults by kind and the TLB hit ratio per time bin). `profile`: the kernel
@@ -52,35 +55,60 @@ def simulate_program(program: str, args=(), *, frames: str | None = None, ram: s
         raise UsageError(f"--max-instructions {max_instructions}: must be at least 1")
     if limit < 1:
         raise UsageError(f"--limit {limit}: must be at least 1")
-    data = b""
     if stdin:
         try:
-            with open(stdin, "rb") as f:
-                data = f.read()
+            with open(stdin, "rb"):
+                pass
         except OSError as e:
             raise UsageError(f"--stdin {stdin}: {e.strerror}") from None
     if write_dir is not None and not os.path.isdir(write_dir):
         raise UsageError(f"--write-dir {write_dir}: not a directory")
+    from elfvm.emu.run import clock_start
+
+    clock_start(clock)                            # a bad --clock is a usage error, up front
     if not os.path.isdir(sysroot):
         raise UsageError(f"--sysroot {sysroot}: not a directory")
     live = not quiet and fmt != "json"
+    from elfvm.render.progress import StatusLine, on_terminal, program_text
+
+    line = StatusLine() if on_terminal(quiet, fmt, stdout_too=True) else None
 
     def echo(is_err: bool, chunk: bytes) -> None:
         stream = sys.stderr if is_err else sys.stdout
-        stream.buffer.write(chunk)
-        stream.flush()
+        if line is None:
+            stream.buffer.write(chunk)
+            stream.flush()
+            return
+        with line.writing():                  # the progress line steps aside
+            stream.buffer.write(chunk)
+            stream.flush()
+
+    def progress(instructions: int | None, faults: int) -> None:
+        line.show(program_text(instructions, faults))
 
     opts = RunOptions(program, tuple(args), tuple(env), sysroot=sysroot, ram=ram_bytes, frames=nframes,
-                      policy=policy, fault_model=fault_model, mmu=mmu, stdin=data, write_dir=write_dir,
+                      policy=policy, fault_model=fault_model, mmu=mmu, stdin_path=stdin,
+                      write_dir=write_dir, cwd=cwd, clock=clock,
                       max_instructions=max_instructions, rlimit_stack=rlimit_stack, seed=seed,
                       echo=echo if live else None, exact=exact, emit_trace=emit_trace,
                       timeline_bins=SVG_BINS if svg is not None else 0, profile=profile,
-                      **(tlb or {}))
-    report = run_program(opts)
+                      progress=progress if line is not None else None, **(tlb or {}))
+    try:
+        report = run_program(opts)
+    finally:
+        if line is not None:
+            line.clear()
     if svg is not None:
         from elfvm.render.pictures import write_program_svg
 
         write_program_svg(report, svg, mmu)
+    if stdout_file is not None:
+        try:
+            with open(stdout_file, "wb") as f:
+                f.write(report.stdout)
+        except OSError as e:
+            raise UsageError(f"--stdout {stdout_file}: {e.strerror}") from None
+
     from elfvm.commands.options import printable
 
     if fmt == "json":
@@ -92,7 +120,13 @@ def simulate_program(program: str, args=(), *, frames: str | None = None, ram: s
         click.echo(printable(render_text(report, tuple(shows), limit)), nl=False)
     if report.stop_reason == "max-instructions":
         click.echo(f"elfvm: {program}: stopped after --max-instructions {max_instructions}", err=True)
+    for u in report.unknown_syscalls:             # never silent, whatever --quiet says
+        click.echo(f"elfvm: warning: {program}: system call {u['name']} ({u['number']}) is not "
+                   f"implemented: returned -ENOSYS ({u['count']} calls)", err=True)
     if report.stop_reason == "interrupted":
         click.echo(f"elfvm: {program}: interrupted", err=True)
         return 130
+    if strict and report.unknown_syscalls:
+        click.echo(f"elfvm: {program}: --strict: unimplemented system calls", err=True)
+        return EXIT_STRICT
     return report.exit_code

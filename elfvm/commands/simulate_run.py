@@ -49,7 +49,18 @@ def program_options(f):
         click.option("--sysroot", default="/", show_default=True, help="PROGRAM: where PT_INTERP "
                      "and the guest's files are looked up (read-only)."),
         click.option("--stdin", "stdin_file", metavar="FILE", default=None,
-                     help="PROGRAM: the guest's standard input (default: empty)."),
+                     help="PROGRAM: the guest's standard input, a regular file as with "
+                     "`prog < FILE` (default: empty)."),
+        click.option("--stdout", "stdout_file", metavar="FILE", default=None,
+                     help="PROGRAM: also write the guest's standard output, byte for byte, to FILE."),
+        click.option("--cwd", metavar="DIR", default=None, help="PROGRAM: the guest's working "
+                     "directory (default: the current one when it exists under --sysroot, else /)."),
+        click.option("--clock", default="host", show_default=True, metavar="host|fixed|SECONDS",
+                     help="PROGRAM: where the guest's clock starts (it then advances with the "
+                     "run: sleeps and timers cost no host time); fixed or SECONDS since the "
+                     "epoch make runs reproducible."),
+        click.option("--strict", is_flag=True, help="PROGRAM: a system call elfvm does not "
+                     "implement fails the run (exit 6) instead of a warning."),
         click.option("--write-dir", metavar="DIR", default=None, help="PROGRAM: where the "
                      "guest's file writes go (default: an in-memory overlay, thrown away)."),
         click.option("--max-instructions", type=int_range(1, 1 << 62), default=None, metavar="N",
@@ -91,7 +102,8 @@ def run_program_mode(program, args, trace_opts: dict, prog: dict) -> int:
         fault_model=prog["fault_model"], sysroot=prog["sysroot"], stdin=prog["stdin_file"],
         write_dir=prog["write_dir"], max_instructions=prog["max_instructions"],
         env=build_env(prog["env_clear"], prog["env_set"]), emit_trace=prog["emit_trace"],
-        exact=prog["exact_tlb"], rlimit_stack=rlim, svg=t["svg"], profile=profile,
+        exact=prog["exact_tlb"], rlimit_stack=rlim, svg=t["svg"], stdout_file=prog["stdout_file"],
+        cwd=prog["cwd"], strict=prog["strict"], clock=prog["clock"], profile=profile,
         tlb={k: t[k] for k in ("tlb_entries", "tlb_ways", "split_tlb", "asid", "walk_levels",
                                "tlb_ns", "mem_ns")})
 # ---------------------------------------------------------------- end of program mode
@@ -252,7 +264,7 @@ def simulate_run(program, args, traces, trace_format, frames, ram, page_size, po
 
     cfg = SimConfig(policy, counts[0], psize, tlb, split_tlb, asid, levels, tlb_ns, mem_ns,
                     limit if "events" in shows else 0)
-    with _progress(quiet) as progress:
+    with _progress(quiet, fmt) as progress:
         if policies is not None:
             result = run_compare(traces, policies, counts, cfg, fmt=trace_format, quantum=quantum,
                                  max_addr=max_addr, skip_bad=skip_bad_lines, progress=progress)
@@ -283,6 +295,10 @@ def simulate_run(program, args, traces, trace_format, frames, ram, page_size, po
             click.echo(note)
     else:
         click.echo(render.to_table(result, geom.name, tuple(dict.fromkeys(shows)), limit), nl=False)
+    if result.interrupted:                  # Ctrl-C: the report above covers what was read
+        refs = result.references if policies is not None else result.total.references
+        click.echo(f"elfvm: interrupted: the report covers the first {refs} references", err=True)
+        sys.exit(130)
 
 
 def _check_mode(ctx, program, traces, refs, compare, shows, tlb_entries) -> None:
@@ -345,32 +361,30 @@ def _refs_mode(refs, frames, policy, compare, shows, fmt) -> None:
 
 
 class _progress:
-    """A progress bar on stderr for long traces: only on a terminal, never with --quiet."""
+    """Trace mode's progress line (elfvm.render.progress, as program mode's): bytes read, on a
+    terminal only, never with --quiet or --format json, and only for traces worth waiting for."""
 
     MIN_BYTES = 8 << 20
 
-    def __init__(self, quiet: bool):
-        self.enabled = not quiet and sys.stderr.isatty()
-        self.bar = None
+    def __init__(self, quiet: bool, fmt: str = "table"):
+        from elfvm.render.progress import on_terminal
+
+        self.enabled = on_terminal(quiet, fmt)
+        self.line = None
 
     def __enter__(self):
         return self.update if self.enabled else None
 
     def update(self, done: int, total: int | None) -> None:
-        if self.bar is None:
-            if total is not None and total < self.MIN_BYTES:
-                self.enabled = False
-                return
-            from rich.console import Console
-            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+        from elfvm.render.progress import StatusLine, trace_text
 
-            self.bar = Progress(TextColumn("trace"), BarColumn(), DownloadColumn(),
-                                TimeRemainingColumn(), console=Console(stderr=True), transient=True)
-            self.bar.start()
-            self.task = self.bar.add_task("trace", total=total)
-        self.bar.update(self.task, completed=done)
+        if self.line is None:
+            if total is not None and total < self.MIN_BYTES:
+                return
+            self.line = StatusLine()
+        self.line.show(trace_text(done, total))
 
     def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.stop()
+        if self.line is not None:
+            self.line.clear()
         return False

@@ -21,7 +21,7 @@ from __future__ import annotations
 import ctypes
 import struct
 
-from unicorn import (UC_ARCH_X86, UC_HOOK_CODE, UC_HOOK_INTR, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE,
+from unicorn import (UC_ARCH_X86, UC_HOOK_BLOCK, UC_HOOK_CODE, UC_HOOK_INTR, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE,
                      UC_HOOK_TLB_FILL, UC_MODE_32, Uc, UcError)
 from unicorn import UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE, UC_TLB_VIRTUAL
 from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH
@@ -86,15 +86,6 @@ class Segments:
         return g
 
 
-def _make_counter():
-    """The native counting callback (elfvm.emu.counter), or None without numba."""
-    try:
-        from elfvm.emu.counter import count_cb
-    except ImportError:          # pragma: no cover
-        return None
-    return count_cb
-
-
 class Cpu:
     """One Unicorn instance shared by all simulated processes (contexts are switched)."""
 
@@ -104,38 +95,92 @@ class Cpu:
             self.uc.ctl_set_cpu_model(cpu_model)
         self.uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
         self.seg = segments
-        self.counter = None
-        self.count = None           # numpy int64[2]: instructions, limit
+        self.blocks = None          # elfvm.emu.counter.BlockCounter: instructions by blocks
+        self.count = None           # the fallback's numpy int64[1]: instructions
         self._count_hook = None
 
-    def install(self, tlb_fill, interrupt, count_limit: int | None) -> None:
+    def install(self, tlb_fill, interrupt) -> None:
         self.uc.hook_add(UC_HOOK_TLB_FILL, tlb_fill)
         self.uc.hook_add(UC_HOOK_INTR, interrupt)
-        cb = _make_counter()
-        if cb is not None:
+        self._install_counter()
+
+    def _install_counter(self) -> None:
+        """The native instruction counter (elfvm.emu.counter): per block, compiled C; else a
+        numba cfunc per instruction; else none."""
+        from elfvm.emu.counter import block_counter, numba_instruction_hook
+
+        self.blocks = block_counter(self.uc)
+        if self.blocks is not None:
+            address, data, kind = self.blocks.callback, self.blocks.data, UC_HOOK_BLOCK
+        else:
+            cb = numba_instruction_hook()
+            if cb is None:           # pragma: no cover
+                return
             import numpy as np
-            from unicorn.unicorn_py3 import unicorn as U
 
             self.count = np.zeros(1, dtype=np.int64)
-            h = U.uc_hook_h()
-            self._count_hook = (cb, h)
-            err = U.uclib.uc_hook_add(self.uc._uch, ctypes.byref(h), UC_HOOK_CODE,
-                                      ctypes.c_void_p(cb.address), ctypes.c_void_p(self.count.ctypes.data),
-                                      ctypes.c_uint64(1), ctypes.c_uint64(0))
-            if err:
-                raise UcError(err)
+            address, data, kind = cb.address, self.count.ctypes.data, UC_HOOK_CODE
+        from unicorn.unicorn_py3 import unicorn as U
+
+        h = U.uc_hook_h()
+        self._count_hook = h
+        err = U.uclib.uc_hook_add(self.uc._uch, ctypes.byref(h), kind, ctypes.c_void_p(address),
+                                  ctypes.c_void_p(data), ctypes.c_uint64(1), ctypes.c_uint64(0))
+        if err:
+            raise UcError(err)
+
+    @property
+    def counted(self) -> bool:
+        return self.blocks is not None or self.count is not None
+
+    def save_count(self) -> tuple:
+        if self.blocks is not None:
+            h = self.blocks.head
+            return (h.total, h.last_pc, h.last_size, h.last_icount)
+        return (int(self.count[0]),) if self.count is not None else ()
+
+    def restore_count(self, saved: tuple) -> None:
+        if self.blocks is not None:
+            h = self.blocks.head
+            h.total, h.last_pc, h.last_size, h.last_icount = saved
+        elif saved:
+            self.count[0] = saved[0]
+
+    def settle(self, faulted: bool) -> None:
+        """After emu_start: take back what the block counter counted but did not run (the CPU
+        left a block early: at a faulting instruction, or before the next one on a stop)."""
+        if self.blocks is not None:
+            self.blocks.settle(self.uc, self.eip, started=faulted)
+
+    def install_traps(self, io, sysenter) -> None:
+        """Callbacks for in/out and sysenter (Unicorn runs them without the CPL checks)."""
+        from unicorn import UC_HOOK_INSN
+        from unicorn.x86_const import UC_X86_INS_IN, UC_X86_INS_OUT, UC_X86_INS_SYSENTER
+
+        self.uc.hook_add(UC_HOOK_INSN, io, None, 1, 0, UC_X86_INS_IN)
+        self.uc.hook_add(UC_HOOK_INSN, io, None, 1, 0, UC_X86_INS_OUT)
+        self.uc.hook_add(UC_HOOK_INSN, sysenter, None, 1, 0, UC_X86_INS_SYSENTER)
 
     def install_exact(self, code, mem) -> None:
         """Exact mode: a Python callback on every instruction and every data access."""
         self.uc.hook_add(UC_HOOK_CODE, code)
         self.uc.hook_add(UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, mem)
 
+    def _total(self) -> int | None:
+        if self.blocks is not None:
+            return self.blocks.total
+        return int(self.count[0]) if self.count is not None else None
+
     @property
     def instructions(self) -> int | None:
-        return max(int(self.count[0]) - STUB_INSTRUCTIONS, 0) if self.count is not None else None
+        """Guest instructions so far (the kernel stub's first iret excluded), None uncounted."""
+        t = self._total()
+        return max(t - STUB_INSTRUCTIONS, 0) if t is not None else None
 
     def flush_tlb(self) -> None:
         self.uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
+        if self.blocks is not None:       # the code at a linear address may change now
+            self.blocks.clear()
 
     def regs(self) -> dict[str, int]:
         r = self.uc.reg_read
@@ -175,7 +220,20 @@ class Cpu:
                     UC_X86_REG_EDI, UC_X86_REG_EBP):
             uc.reg_write(reg, 0)
         uc.reg_write(UC_X86_REG_ESP, KSTACK_TOP - len(frame))
+        self.init_fpu()
         return STUB_LINEAR
+
+    def init_fpu(self) -> None:
+        """The FPU state a new program starts with (fpstate_init: what fninit leaves): x87
+        control word 0x37f (exceptions masked, 64-bit precision, round to nearest), empty
+        tags, MXCSR 0x1f80. Unicorn's reset state (control word 0) would compute in single
+        precision."""
+        from unicorn.x86_const import UC_X86_REG_FPCW, UC_X86_REG_FPSW, UC_X86_REG_FPTAG, UC_X86_REG_MXCSR
+
+        self.uc.reg_write(UC_X86_REG_FPCW, 0x37F)
+        self.uc.reg_write(UC_X86_REG_FPSW, 0)
+        self.uc.reg_write(UC_X86_REG_FPTAG, 0xFFFF)
+        self.uc.reg_write(UC_X86_REG_MXCSR, 0x1F80)
 
     @staticmethod
     def perms(write: bool, exec_: bool) -> int:

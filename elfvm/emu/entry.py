@@ -14,9 +14,10 @@ from __future__ import annotations
 from functools import partial
 
 from unicorn import UC_MEM_FETCH, UC_MEM_WRITE
+from unicorn.x86_const import UC_X86_REG_CS as _CS
 from unicorn.x86_const import UC_X86_REG_EIP as _EIP
 
-from elfvm.emu.cpu import Cpu
+from elfvm.emu.cpu import GDT_LINEAR, Cpu
 from elfvm.emu.fault import do_user_addr_fault
 from elfvm.emu.memory import PAGE
 from elfvm.emu.pages import flush_cpu_tlb, follow_pte, reference
@@ -33,14 +34,23 @@ def tlb_fill(k, uc, vaddr: int, mem_type: int, entry, _data) -> bool:
     """The CPU's TLB misses `vaddr`: walk (or fault) and hand it the translation. The
     default mode makes this fill one reference of the model; to see the first write to a
     page (its dirty bit) a read fill gets a translation without write permission."""
-    kp = k.kernel_pages.get(vaddr)
-    if kp is not None:
-        entry.paddr, entry.perms = kp
-        return True
-    p = k.current
     if k.probe_page is not None and vaddr >> 12 == k.probe_page[0]:
         entry.paddr, entry.perms = k.probe_page[1], 7   # signals.fault_address's probe
         return True
+    kp = k.kernel_pages.get(vaddr)
+    if kp is not None:
+        if uc.reg_read(_CS) & 3 == 3 and mem_type != UC_MEM_FETCH and \
+                (vaddr != GDT_LINEAR or mem_type == UC_MEM_WRITE):
+            # a user data access above TASK_SIZE (a push with %esp = 0...): no VMA,
+            # SEGV_MAPERR; the CPU's own descriptor loads read the GDT page from user mode,
+            # and Unicorn itself looks up the stub page (its stop address lies there)
+            k.pending_death = Death(SIGSEGV, vaddr, _access_of(mem_type), "user access to a "
+                                    "kernel address (no VMA)", uc.reg_read(_EIP), code=1,
+                                    trapno=14, err=4 | (2 if mem_type == UC_MEM_WRITE else 0))
+            return False
+        entry.paddr, entry.perms = kp
+        return True
+    p = k.current
     access = _access_of(mem_type)
     vpn = vaddr >> 12
     # the hardware walk of the process's page tables (translate's walker, from CR3)
@@ -126,9 +136,29 @@ def interrupt(k, uc, intno: int, _data) -> None:
     uc.emu_stop()
 
 
+def io_insn(k, uc, *args) -> int:
+    """in/out at CPL 3 with IOPL 0 and no I/O bitmap (the guest cannot get one: iopl and
+    ioperm are not implemented): #GP, which the kernel sends as SIGSEGV with SI_KERNEL."""
+    k.pending_death = Death(SIGSEGV, None, None, "general protection (#GP): in/out without "
+                            "I/O privilege", uc.reg_read(_EIP), code=0x80, trapno=13)
+    uc.emu_stop()
+    return 0
+
+
+def sysenter_insn(k, uc, _data) -> None:
+    """sysenter from a 32-bit task under an x86-64 kernel: #UD on AMD (SYSENTER is invalid
+    in compatibility mode), SIGILL ILL_ILLOPN at the instruction, as this machine's kernel
+    does; on Intel the kernel would enter entry_SYSENTER_compat (a system call)."""
+    k.pending_death = Death(SIGILL, uc.reg_read(_EIP), None, "invalid opcode (#UD): sysenter in "
+                            "compatibility mode", uc.reg_read(_EIP), code=2, trapno=6)
+    uc.emu_stop()
+
+
 def install_hooks(k) -> None:
-    """The CPU's ways into this kernel: TLB misses, interrupts (int $0x80, exceptions) and, in
-    exact mode, every instruction and data access."""
-    k.cpu.install(partial(tlb_fill, k), partial(interrupt, k), k.max_instructions)
+    """The CPU's ways into this kernel: TLB misses, interrupts (int $0x80, exceptions), the
+    privileged instructions Unicorn would otherwise run (in/out, sysenter) and, in exact mode,
+    every instruction and data access."""
+    k.cpu.install(partial(tlb_fill, k), partial(interrupt, k))
+    k.cpu.install_traps(partial(io_insn, k), partial(sysenter_insn, k))
     if k.exact:
         k.cpu.install_exact(partial(hook_code, k), partial(hook_mem, k))

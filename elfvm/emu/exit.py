@@ -7,7 +7,7 @@ kernel/signal.c do.
 
 from __future__ import annotations
 
-from elfvm.emu.pages import flush_refs, free_pgtables, resident_vpns, unmap_range
+from elfvm.emu.pages import flush_refs, follow_pte, free_pgtables, resident_vpns, unmap_range
 from elfvm.emu.sigstate import (
     CLD_DUMPED,
     CLD_EXITED,
@@ -37,32 +37,95 @@ def exit_mm(k, p: Process) -> None:
         k.shm[shmid]["nattch"] -= 1
 
 
-def do_exit(k, p: Process, code: int | None = None, death: Death | None = None) -> None:
-    if p.state in ("zombie", "reaped"):
-        return
-    p.exit_code = code
-    p.death = death
-    for fd in list(p.fds):
-        close_fd(k, p, fd)
+def live_tasks(k, p: Process, same) -> list[Process]:
+    return [q for q in k.procs.values() if q is not p and q.state not in ("zombie", "reaped")
+            and same(q)]
+
+
+def futex_key(k, p: Process, uaddr: int, private: bool) -> tuple:
+    """get_futex_key(): (mm, address) for private futexes and private mappings; the
+    physical location for a futex in a shared mapping (another process may wait there)."""
+    vma = p.mm.vma_at(uaddr)
+    if not private and vma is not None and vma.shared:
+        pte = follow_pte(p, uaddr >> 12)
+        if pte is not None:
+            return ("phys", pte.frame + (uaddr & 0xFFF))
+    return ("mm", id(p.pt), uaddr)
+
+
+def futex_wake(k, key: tuple, n: int) -> int:
+    """Wake up to n tasks asleep in FUTEX_WAIT on key, lowest tid first (deterministic)."""
+    woken = 0
+    for q in sorted(k.procs.values(), key=lambda q: q.pid):
+        if woken >= n:
+            break
+        if q.state == "blocked" and q.futex_key == key:
+            q.futex_woken, q.state = True, "runnable"
+            woken += 1
+    return woken
+
+
+def mm_release(k, p: Process) -> None:
+    """mm_release(): CLONE_CHILD_CLEARTID (pthread_join's wake-up: 0 at the tid address
+    and a FUTEX_WAKE there); a vfork parent gets its mm back and runs again."""
     if p.tid_address:
         try:
             write_u32(k, p, p.tid_address, 0)
+            futex_wake(k, futex_key(k, p, p.tid_address, False), 1)
         except EFault:
             pass
-    p.final_resident = resident_vpns(p)         # the resident set as the process ended
+        p.tid_address = 0
+    vparent = k.procs.get(p.vfork_parent) if p.vfork_parent is not None else None
+    p.vfork_parent = None
+    if vparent is not None and vparent.state == "blocked":
+        vparent.state = "runnable"
+
+
+def do_group_exit(k, p: Process, code: int | None = None, death: Death | None = None) -> None:
+    """exit_group() or a fatal signal: every thread of the group ends, the leader last with
+    the status its parent will see."""
+    leader = k.procs.get(p.group, p)
+    for q in live_tasks(k, leader, lambda q: q.group == p.group):
+        mm_release(k, q)
+        q.state = "reaped"                    # threads are reaped by their group (no SIGCHLD)
+    do_exit(k, leader, code, death, whole_group=True)
+    if p is k.current:
+        k.uc.emu_stop()
+
+
+def do_exit(k, p: Process, code: int | None = None, death: Death | None = None,
+            whole_group: bool = False) -> None:
+    if p.state in ("zombie", "reaped"):
+        return
+    if death is not None and not whole_group and \
+            live_tasks(k, p, lambda q: q.group == p.group):
+        do_group_exit(k, p, death=death)    # a fatal signal kills the whole thread group
+        return
+    p.exit_code = code
+    p.death = death
+    if not live_tasks(k, p, lambda q: q.fds is p.fds):
+        for fd in list(p.fds):
+            close_fd(k, p, fd)
+    mm_release(k, p)
+    p.final_resident = resident_vpns(p)      # the resident set as the process ended
     if all(q.state in ("zombie", "reaped") for q in k.procs.values() if q is not p):
         flush_refs(k)                    # the last one: the model as the run ended
         k.final_stats = k.model.stats()
         k.final_timeline = k.model.timeline()
-    exit_mm(k, p)
+    if not live_tasks(k, p, lambda q: q.pt is p.pt):
+        exit_mm(k, p)
     p.state = "zombie"
     for c in k.procs.values():
         if c.ppid == p.pid:
             c.ppid = 1
-    notify_parent(k, p)
-    parent = k.procs.get(p.ppid)
-    if parent is not None and parent.state == "blocked":
-        parent.state = "runnable"
+    if p.tgid:
+        p.state = "reaped"                   # a thread: no SIGCHLD, nobody waits for it
+    else:
+        notify_parent(k, p)
+        parent = k.procs.get(p.ppid)
+        if parent is not None and parent.state == "blocked" and parent.futex_key is None \
+                and not vfork_waiting(k, parent):
+            parent.state = "runnable"
     if p is k.current:
         k.uc.emu_stop()
 
@@ -82,9 +145,16 @@ def close_fd(k, p: Process, fd: int) -> bool:
     return True
 
 
+def vfork_waiting(k, q: Process) -> bool:
+    """q sleeps in vfork until its child execs or exits (no other event wakes it)."""
+    return any(c.vfork_parent == q.pid for c in k.procs.values()
+               if c.state not in ("zombie", "reaped"))
+
+
 def wake_all(k) -> None:
+    """A pipe changed: every sleeper re-executes its call and sleeps again if it must."""
     for q in k.procs.values():
-        if q.state == "blocked":
+        if q.state == "blocked" and not vfork_waiting(k, q):
             q.state = "runnable"
 
 

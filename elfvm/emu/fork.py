@@ -74,6 +74,8 @@ def copy_process(k, parent: Process, pid: int) -> Process:
 
 def copy_task(k, parent: Process, child: Process) -> None:
     child.exe = parent.exe
+    child.images = [parent.images[-1]] if parent.images else []
+    child.argv, child.envp = parent.argv, parent.envp
     child.forked_by = parent.pid
     child.tls = dict(parent.tls)
     child.sigactions = dict(parent.sigactions)
@@ -91,6 +93,48 @@ def copy_task(k, parent: Process, child: Process) -> None:
             else:
                 f.pipe.writers += 1
     child.cloexec = set(parent.cloexec)
+
+
+CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND = 0x100, 0x200, 0x400, 0x800
+CLONE_VFORK, CLONE_PARENT, CLONE_THREAD, CLONE_SETTLS = 0x4000, 0x8000, 0x10000, 0x80000
+
+
+def clone_vm(k, parent: Process, flags: int) -> Process:
+    """copy_process() with CLONE_VM: the new task shares the parent's mm, page tables and PTEs
+    (one paging-model process); files and signal handlers are shared or copied as the flags
+    say; CLONE_THREAD puts it in the parent's thread group (getpid() is the group's)."""
+    pid = new_pid(k)
+    t = Process(pid, parent.ppid if flags & (CLONE_THREAD | CLONE_PARENT) else parent.pid,
+                parent.mm, parent.pt, rlimit_stack=parent.rlimit_stack)
+    t.mi, t.shm_attach = parent.mi, parent.shm_attach          # one mm: one page table (p.pt)
+    t.tgid = parent.group if flags & CLONE_THREAD else 0
+    t.exe, t.images = parent.exe, [parent.images[-1]] if parent.images else []
+    t.argv, t.envp = parent.argv, parent.envp
+    t.forked_by = parent.pid
+    t.tls = dict(parent.tls)
+    t.sigactions = parent.sigactions if flags & CLONE_SIGHAND else dict(parent.sigactions)
+    t.sig_blocked = parent.sig_blocked
+    if flags & CLONE_FILES:
+        t.fds, t.cloexec = parent.fds, parent.cloexec
+    else:
+        t.fds, t.cloexec = dict(parent.fds), set(parent.cloexec)
+        for f in t.fds.values():
+            f.refs += 1
+            if f.pipe is not None:
+                if f.pipe_end == "r":
+                    f.pipe.readers += 1
+                else:
+                    f.pipe.writers += 1
+    k.procs[pid] = t
+    t.context = k.uc.context_save()
+    t.set_eax = 0
+    return t
+
+
+def shares_mm(k, p: Process) -> list[Process]:
+    """The other live tasks on p's mm (threads, a vfork child before it execs)."""
+    return [q for q in k.procs.values() if q is not p and q.pt is p.pt
+            and q.state not in ("zombie", "reaped")]
 
 
 def copy_pte_range(k, parent: Process, child: Process, vma) -> bool:

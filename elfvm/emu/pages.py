@@ -164,7 +164,7 @@ def set_pte(k, p: Process, vpn: int, pte: Pte) -> None:
     """set_pte_at() (and the frame's reverse map: page_add_*_rmap)."""
     fi = k.frames.info.get(pte.frame)
     if fi is not None:
-        fi.rmap.add((p.pid, vpn))
+        fi.rmap.add((p.group, vpn))             # threads share one mm: one mapping
     flags = E.P | E.US | E.A
     if pte.write:
         flags |= E.RW | E.D
@@ -184,7 +184,7 @@ def clear_pte(k, p: Process, vpn: int, value: int = 0) -> Pte | None:
     pte = Pte(pt.pte_frame(v), bool(v & E.RW), not v & E.NX)
     fi = k.frames.info.get(pte.frame)
     if fi is not None:
-        fi.rmap.discard((p.pid, vpn))
+        fi.rmap.discard((p.group, vpn))
         if not fi.rmap and fi.cache_key is None and not fi.pinned:
             release_frame(k, fi)
     pt.write_entry(ea, value)

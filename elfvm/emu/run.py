@@ -38,6 +38,8 @@ class RunOptions:
     fault_model: str = "linux"           # linux | simple
     mmu: str = "x86-64"
     stdin: bytes = b""
+    stdin_path: str | None = None        # --stdin FILE: a regular file on fd 0 (as `prog < FILE`)
+    clock: str = "host"                  # host | fixed | SECONDS since the epoch: the clock's start
     write_dir: str | None = None
     max_instructions: int | None = None
     rlimit_stack: int = 8 << 20
@@ -57,6 +59,7 @@ class RunOptions:
     tlb_ns: float = 20.0
     mem_ns: float = 100.0
     timeline_bins: int = 0               # > 0: sample the run's timeline (--svg)
+    progress: object = None              # callable(instructions, page faults) a few times a second
     profile: object = None               # kernel profile (--kernel ...); None: this machine's
 
 
@@ -129,13 +132,15 @@ def _folio_pages(profile, folio_kib: int) -> int:
 def _exec(opts: RunOptions):
     from elfvm.kernel.binfmt_elf import ExecRequest, UnsupportedProgram, execve
 
-    if not os.path.exists(opts.program):
+    path = program_in_sysroot(opts.program, opts.sysroot)
+    if not os.path.exists(path):
         raise UsageError(f"{opts.program}: no such file")
-    if os.path.isdir(opts.program):
+    if os.path.isdir(path):
         raise UsageError(f"{opts.program}: is a directory")
     argv = [opts.program, *opts.args]
-    req = ExecRequest(opts.program, argv, list(opts.env), profile=opts.profile, sysroot=opts.sysroot,
-                      rlimit_stack=opts.rlimit_stack, seed=opts.seed, cwd=opts.cwd)
+    req = ExecRequest(path, argv, list(opts.env), profile=opts.profile, sysroot=opts.sysroot,
+                      rlimit_stack=opts.rlimit_stack, seed=opts.seed,
+                      cwd=guest_cwd(opts.cwd, opts.sysroot))
     try:
         result = execve(req)
     except UnsupportedProgram as e:
@@ -146,6 +151,62 @@ def _exec(opts: RunOptions):
         what = "killed during execve" if v.result == "killed" else f"execve fails with {v.errno_name}"
         raise ProgramRejected(f"{opts.program}: {what} ({v.step}: {v.reason})", code)
     return result, argv
+
+
+def program_in_sysroot(program: str, sysroot: str) -> str:
+    """The host file of PROGRAM: an absolute path is looked up inside --sysroot first (as
+    the guest would name it), then on the host (a program given by its host path)."""
+    root = os.path.abspath(sysroot)
+    if program.startswith("/") and root != "/":
+        inside = os.path.join(root, program.lstrip("/"))
+        if not os.path.abspath(program).startswith(root + "/") and os.path.exists(inside):
+            return inside
+    return program
+
+
+def guest_cwd(cwd: str | None, sysroot: str) -> str:
+    """--cwd, else the host's working directory seen from inside --sysroot when it lies
+    there (all of it when the sysroot is /), else /."""
+    if cwd is not None:
+        return os.path.normpath(os.path.join("/", cwd))
+    here, root = os.getcwd(), os.path.abspath(sysroot)
+    if root == "/":
+        return here
+    if here == root or here.startswith(root + "/"):
+        return "/" + os.path.relpath(here, root).lstrip("./") if here != root else "/"
+    return "/"
+
+
+FIXED_CLOCK = 1_700_000_000              # --clock fixed: 2023-11-14 22:13:20 UTC
+
+
+def clock_start(clock: str) -> int:
+    """The guest clock's start in ns since the epoch: the host's real time, or a fixed
+    instant for reproducible runs (`fixed`, or a number of seconds)."""
+    import time
+
+    if clock == "host":
+        return time.time_ns()
+    if clock == "fixed":
+        return FIXED_CLOCK * 10**9
+    try:
+        secs = float(clock)
+    except ValueError:
+        raise UsageError(f"--clock {clock!r}: host, fixed or seconds since the epoch") from None
+    if not 0 <= secs < 2**31:
+        raise UsageError(f"--clock {clock}: between 0 and 2^31 seconds (i386 time_t)")
+    return int(secs * 10**9)
+
+
+def stdin_file(opts: RunOptions):
+    """fd 0: --stdin FILE as a regular file (fstat: S_IFREG and its size; lseek works), else
+    the bytes of RunOptions.stdin."""
+    from elfvm.emu.vfs import Inode, OpenFile
+
+    if opts.stdin_path is None:
+        return OpenFile(None, 0, sink=bytearray())
+    return OpenFile(Inode(opts.stdin_path, os.path.abspath(opts.stdin_path),
+                          os.stat(opts.stdin_path)), 0)
 
 
 def paging_model(opts: RunOptions):
@@ -174,7 +235,7 @@ def run_program(opts: RunOptions) -> RunReport:
 
     k, p, result, argv = boot(opts)
     try:
-        with StopOnSigint(k):
+        with StopOnSigint(k), ProgressTicker(k, opts.progress):
             run(k)
     except KeyboardInterrupt:
         k.stop_reason = "interrupted"
@@ -205,7 +266,8 @@ def boot(opts: RunOptions):
     check_options(opts)
     result, argv = _exec(opts)
     model = paging_model(opts)
-    vfs = Vfs(root=os.path.abspath(opts.sysroot), cwd=opts.cwd or os.getcwd(), write_dir=opts.write_dir)
+    vfs = Vfs(root=os.path.abspath(opts.sysroot), cwd=guest_cwd(opts.cwd, opts.sysroot),
+              write_dir=opts.write_dir)
     trace = None
     if opts.emit_trace:
         trace = TraceWriter(opts.emit_trace, FIRST_PID)
@@ -216,13 +278,17 @@ def boot(opts: RunOptions):
                     echo=opts.echo, event_limit=opts.event_limit,
                     folio_pages=_folio_pages(result.profile, opts.folio_kib),
                     exact=opts.exact or trace is not None,
-                    trace=trace, threads_max=threads_max(opts.ram, result.profile))
+                    trace=trace, clock_ns=clock_start(opts.clock),
+                    threads_max=threads_max(opts.ram, result.profile))
     install_hooks(k)
     k.read_implies_exec = result.read_implies_exec
-    stdin = OpenFile(None, 0, sink=bytearray())
+    k.model_ram = opts.ram
     out = OpenFile(None, O_WRONLY, sink=k.stdout)
     err = OpenFile(None, O_WRONLY, sink=k.stderr)
-    p = spawn(k, result, {0: stdin, 1: out, 2: err})
+    p = spawn(k, result, {0: stdin_file(opts), 1: out, 2: err})
+    p.argv, p.envp = list(argv), list(opts.env)
+    if program_in_sysroot(opts.program, opts.sysroot) != opts.program:
+        p.images[0] = opts.program                 # the guest's name for it, inside --sysroot
     p.rlimit_stack = opts.rlimit_stack
     return k, p, result, argv
 
@@ -237,6 +303,46 @@ def check_options(opts: RunOptions) -> None:
         raise UsageError(f"--frames {opts.frames}: a real program needs at least 8 frames")
     if opts.frames is not None and opts.frames > opts.ram // 4096:
         raise UsageError(f"--frames {opts.frames}: more than --ram holds ({opts.ram // 4096} frames)")
+
+
+PROGRESS_PERIOD = 0.25                   # seconds between RunOptions.progress calls
+
+
+class ProgressTicker:
+    """Calls RunOptions.progress(instructions, page faults so far) every PROGRESS_PERIOD from a
+    thread of its own: the CPU may run for seconds inside one emu_start (Unicorn releases the
+    GIL while it runs native code), so the scheduler's loop cannot be where it is polled. It
+    only reads counters; the guest's run is the same with or without it."""
+
+    def __init__(self, kernel, callback):
+        import threading
+
+        self.k, self.callback = kernel, callback
+        self.done = threading.Event()
+        self.thread = None
+
+    def __enter__(self):
+        import threading
+
+        if self.callback is not None:
+            self.thread = threading.Thread(target=self._tick, daemon=True)
+            self.thread.start()
+        return self
+
+    def _tick(self) -> None:
+        k = self.k
+        while not self.done.wait(PROGRESS_PERIOD):
+            faults = sum(k.model.page_faults(mi) for mi in list(k.by_mi))
+            try:
+                self.callback(k.cpu.instructions, faults)
+            except OSError:                # the terminal went away: no more progress
+                return
+
+    def __exit__(self, *exc):
+        self.done.set()
+        if self.thread is not None:
+            self.thread.join()
+        return False
 
 
 class StopOnSigint:
@@ -296,6 +402,7 @@ class StopOnSigint:
 
 def build_report(k, first, argv, opts: RunOptions, result) -> RunReport:
     from elfvm.emu.pages import resident_vpns
+    from elfvm.emu.syscall_names import syscall_name
     from elfvm.mm.maps import maps_text, proc_maps
 
     total, per_model = k.final_stats or k.model.stats()
@@ -327,10 +434,12 @@ def build_report(k, first, argv, opts: RunOptions, result) -> RunReport:
         program=opts.program, argv=argv, exit_status=first.exit_status,
         stdout=bytes(k.stdout), stderr=bytes(k.stderr), instructions=k.cpu.instructions,
         syscalls=[{"name": n, "count": c} for n, c in sorted(k.syscall_counts.items()) if c],
-        unknown_syscalls=[{"number": n, "count": c} for n, c in sorted(k.unknown_syscalls.items())],
+        unknown_syscalls=[{"name": syscall_name(n), "number": n, "count": c}
+                          for n, c in sorted(k.unknown_syscalls.items())],
         stats=total, process_stats=[per_model[q.mi] for q in procs],
         processes=[{"pid": q.pid, "ppid": q.ppid, "exit_status": q.exit_status,
-                    "death": _death_dict(k, q.death, syms)} for q in procs],
+                    "death": _death_dict(k, q.death, syms), "images": list(q.images)}
+                   for q in procs],
         exact=k.exact, config=k.model.machine.cfg, tlb_fills=k.tlb_fills,
         pages_touched=len(k.touched), pages_at_exec=k.pages_at_exec, maps=maps,
         maps_text=maps_text(mm), rss_by_vma=rss, events=events, stop_reason=k.stop_reason,

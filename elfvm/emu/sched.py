@@ -10,7 +10,10 @@ from elfvm.emu.exit import do_exit
 from elfvm.emu.memory import OutOfFrames
 from elfvm.emu.pages import apply_deferred, flush_cpu_tlb
 from elfvm.emu.sigstate import SIGKILL, SIGSEGV
+from elfvm.emu.sys_time import advance_clock, fire_timers
 from elfvm.emu.task import Death, Process
+
+QUANTUM = 200_000                 # instructions per turn when several tasks can run
 
 
 def switch_to(k, p: Process) -> None:
@@ -37,13 +40,16 @@ def runnable(k) -> list[Process]:
 
 
 def run(k) -> None:
-    """Run every process until all have exited (round-robin at blocking points)."""
+    """Run every task until all have exited: round-robin at blocking points, and by quanta
+    of instructions when tasks share memory or a timer is armed."""
     first = k.current
     begin = getattr(first, "start_at", None)
     order_hint = first.pid
     resume = None
     while True:
         cands = runnable(k)
+        if not cands and advance_clock(k):     # everyone sleeps: time jumps to the next deadline
+            continue
         if not cands:
             blocked = [q for q in k.procs.values() if q.state == "blocked"]
             for q in blocked:              # nothing can wake them: a deadlock
@@ -61,8 +67,9 @@ def run(k) -> None:
         start = begin if begin is not None else k.cpu.eip
         begin = None
         try:
-            resume = nxt if run_slice(k, nxt, start) else None
+            resume = nxt if run_slice(k, nxt, start, cands) else None
         except KeyboardInterrupt:
+            k.cpu.settle(faulted=False)
             k.stop_reason = "interrupted"
             nxt.context = k.uc.context_save()
             return
@@ -74,7 +81,7 @@ def run(k) -> None:
         if resume is nxt and nxt.state != "runnable":
             resume = None
         order_hint = nxt.pid
-        if k.max_instructions and k.cpu.count is not None and \
+        if k.max_instructions and k.cpu.counted and \
                 k.cpu.instructions >= k.max_instructions:
             k.stop_reason = "max-instructions"
             return
@@ -82,7 +89,7 @@ def run(k) -> None:
             return
 
 
-def run_slice(k, p: Process, start: int) -> bool:
+def run_slice(k, p: Process, start: int, cands: list[Process]) -> bool:
     """Run `p` from `start` until the CPU stops (a block, an exit, an eviction, the budget); a
     fault or CPU exception becomes its signal (the OOM killer's SIGKILL when RAM is full). True
     when a signal handler is to run at once."""
@@ -90,18 +97,32 @@ def run_slice(k, p: Process, start: int) -> bool:
     budget = 0
     if k.max_instructions:
         budget = max(k.max_instructions - (k.cpu.instructions or 0), 1)
+    # round-robin with a quantum of instructions when tasks share memory (threads may spin
+    # on it) or a timer is armed (the clock follows the instructions); processes that only
+    # meet in system calls switch when they block
+    sliced = bool(k.timers) or len({id(q.pt) for q in cands}) < len(cands)
+    if sliced:
+        budget = min(budget or QUANTUM, QUANTUM)
+    before = k.cpu.instructions or 0
     try:
         k.uc.emu_start(start, UNTIL, 0, budget)
+        k.cpu.settle(faulted=k.pending_death is not None)
     except UcError as e:
+        k.cpu.settle(faulted=True)
         if k.pending_death is None:
             k.pending_death = Death(SIGSEGV, None, None, f"emulation stopped: {e}", k.cpu.eip)
     except OutOfFrames as e:           # physical memory itself is full: the OOM killer
+        k.cpu.settle(faulted=True)
         k.pending_death = None
         do_exit(k, p, death=Death(SIGKILL, reason=f"out of memory: {e}", eip=k.cpu.eip))
-    if k.pending_death is None:
-        return False
-    d, k.pending_death = k.pending_death, None
-    if signals.force_sig_fault(k, p, d):
-        return True                    # the handler runs now
-    do_exit(k, p, death=d)
-    return False
+    handler = False
+    if k.pending_death is not None:
+        d, k.pending_death = k.pending_death, None
+        handler = signals.force_sig_fault(k, p, d)     # True: the handler runs now
+        if not handler:
+            do_exit(k, p, death=d)
+    if sliced:                             # a 1 GHz CPU: 1 ns per instruction
+        k.clock_ns += max((k.cpu.instructions or before + QUANTUM) - before, 0)
+        if k.timers:
+            fire_timers(k)
+    return handler

@@ -380,7 +380,7 @@ def fault_address(k, p, d: Death) -> int:
             seen.append(paddr & 0xFFF)
 
     ctx = k.uc.context_save()
-    count = int(k.cpu.count[0]) if k.cpu.count is not None else None
+    count = k.cpu.save_count()            # the probe's instruction is not the guest's
     h = k.uc.hook_add(UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, hook)
     k.probe_page = (page >> 12, scratch)
     flush_cpu_tlb(k)
@@ -394,8 +394,7 @@ def fault_address(k, p, d: Death) -> int:
         k.uc.hook_del(h)
         k.uc.context_restore(ctx)
         flush_cpu_tlb(k)
-        if count is not None:
-            k.cpu.count[0] = count
+        k.cpu.restore_count(count)
     return page | seen[0] if seen else d.addr
 
 

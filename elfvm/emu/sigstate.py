@@ -69,11 +69,14 @@ class SigInfo:
     uid: int = 0
     addr: int | None = None
     status: int | None = None
+    timer: tuple | None = None        # SI_TIMER: (timer id, overrun, sigev_value)
 
     def pack(self) -> bytes:
         b = bytearray(SIGINFO_SIZE)
         struct.pack_into("<iii", b, 0, self.signo, 0, self.code)
-        if self.addr is not None:                         # _sigfault
+        if self.timer is not None:                        # _timer
+            struct.pack_into("<iiI", b, 12, *self.timer)
+        elif self.addr is not None:                       # _sigfault
             struct.pack_into("<I", b, 12, self.addr & 0xFFFFFFFF)
         else:                                             # _kill / _sigchld
             struct.pack_into("<iI", b, 12, self.pid, self.uid)

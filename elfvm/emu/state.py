@@ -31,7 +31,8 @@ class KernelState:
     def __init__(self, *, profile, ram: int, model, fault_model: str,
                  geometry, vfs: Vfs, max_instructions: int | None, seed: int | None,
                  stdin: bytes = b"", echo=None, event_limit: int = 100000, folio_pages: int = 1,
-                 exact: bool = False, trace=None, threads_max: int = 1 << 22):
+                 exact: bool = False, trace=None, clock_ns: int | None = None,
+                 threads_max: int = 1 << 22):
         self.profile = profile
         self.fault_model = fault_model
         self.folio_pages = folio_pages
@@ -80,7 +81,10 @@ class KernelState:
         self.stop_reason: str | None = None
         self.shm: dict[int, dict] = {}
         self.shmem_ids = itertools.count(1)              # MAP_SHARED|MAP_ANONYMOUS objects
-        self.clock_ns = 1_700_000_000 * 10**9
+        self.clock_ns = clock_ns if clock_ns is not None else 1_700_000_000 * 10**9
+        self.timers: list = []                           # elfvm.emu.sys_time.Timer
+        self.boot_ns = self.clock_ns - 1000 * 10**9     # sysinfo's uptime
+        self.model_ram = ram                             # --ram (run.py sets it)
         self.rng = random.Random(seed if seed is not None else 0)
         # kernel pages: GDT, the iret stub + its stack; the zero page; the vDSO image
         self.gdt_frame = self.frames.new("GDT", anon=False, pinned=True).addr

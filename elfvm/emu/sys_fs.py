@@ -7,12 +7,13 @@ import os
 import stat as stat_mod
 import struct
 
+from elfvm.emu import procfs
 from elfvm.emu import signals as SIG
 from elfvm.emu import vfs as V
 from elfvm.emu.exit import close_fd, wake_all
 from elfvm.emu.state import KernelState
 from elfvm.emu.task import Blocked, Process, s32
-from elfvm.emu.uaccess import read_cstr, read_user, write_u32, write_user
+from elfvm.emu.uaccess import read_cstr, read_user, user_span, write_u32, write_user
 from elfvm.emu.uapi import (
     AT_EMPTY_PATH,
     AT_FDCWD,
@@ -26,6 +27,11 @@ from elfvm.emu.uapi import (
     FIONREAD,
     O_CLOEXEC,
 )
+
+MAX_RW_COUNT = 0x7FFFF000          # INT_MAX & PAGE_MASK: read/write never move more at once
+PIPE_CAPACITY = 16 * 4096          # a pipe's buffer (pipe_max_size default: 16 pages)
+PIPE_BUF = 4096                    # writes up to this size are atomic
+O_NONBLOCK = 0o4000
 
 
 def _fd(p: Process, fd: int) -> V.OpenFile:
@@ -56,9 +62,26 @@ def _path_at(k: KernelState, p: Process, dirfd: int, path_ptr: int) -> str:
     return os.path.join(f.inode.path, path)
 
 
+def _proc_inode(k: KernelState, p: Process, path: str) -> V.Inode | None:
+    """A guest task's /proc entry (elfvm.emu.procfs), None for any other path."""
+    try:
+        found = procfs.proc_task(k, p, path)
+        if found is None:
+            return None
+        t, entry = found
+        if entry == "exe":
+            return V.Inode(t.images[-1] if t.images else t.exe, t.exe, os.stat(t.exe))
+        if entry in procfs.FILES:
+            return procfs.proc_file(k, p, path)
+    except V.VfsError as e:
+        raise OSError(e.errno, "") from None
+    raise OSError(errno.ENOENT, "")        # directories and entries elfvm does not model
+
+
 def _lookup(k: KernelState, p: Process, path: str, follow: bool = True) -> V.Inode:
-    if path == "/proc/self/exe":
-        return k.vfs.lookup(p.exe)
+    ino = _proc_inode(k, p, path)
+    if ino is not None:
+        return ino
     try:
         return k.vfs.lookup(path, follow)
     except V.VfsError as e:
@@ -70,12 +93,22 @@ def _stat_of(ino: V.Inode | None, f: V.OpenFile | None = None):
     if f is not None and (f.pipe is not None or f.sink is not None or (f.inode and f.inode.kind == "pipe")):
         return (0xC, 1000 + id(f) % 1000, stat_mod.S_IFIFO | 0o600, 1, 0, 0, 0, 0, 4096, 0, 0, 0, 0)
     st = ino.st
-    size = ino.size
-    if st is None:
-        return (0x2C, 1, stat_mod.S_IFREG | 0o644, 1, 0, 0, 0, size, 4096, -(-size // 512), 0, 0, 0)
-    return (st.st_dev, st.st_ino, st.st_mode, st.st_nlink, st.st_uid, st.st_gid, st.st_rdev, size,
-            st.st_blksize, -(-size // 512) if ino.data is not None else st.st_blocks,
-            int(st.st_atime), int(st.st_mtime), int(st.st_ctime))
+    size = len(ino.link) if ino.kind == "symlink" else ino.size
+    a = ino.attrs
+    if st is None:                       # overlay-only: a small made-up device, inode by path
+        kind = {"dir": stat_mod.S_IFDIR, "symlink": stat_mod.S_IFLNK}.get(ino.kind, stat_mod.S_IFREG)
+        mode = a.get("mode", kind | 0o644)
+        st = os.stat_result((mode, 0x10000 + hash(ino.path) % 0xFFFF, 0x2C, 1, 0, 0, size, 0, 0, 0))
+    mode = a.get("mode", st.st_mode)
+    at, mt = a.get("atime"), a.get("mtime")
+    return (st.st_dev, st.st_ino, mode, a.get("nlink", st.st_nlink), a.get("uid", st.st_uid),
+            a.get("gid", st.st_gid),
+            st.st_rdev if ino.st is not None else 0, size,
+            st.st_blksize if ino.st is not None else 4096,
+            -(-size // 512) if ino.data is not None or ino.st is None else st.st_blocks,
+            int(st.st_atime) if at is None else at // 10**9,
+            int(st.st_mtime) if mt is None else mt // 10**9,
+            int(st.st_ctime) if mt is None else mt // 10**9)
 
 
 def _stat64(t) -> bytes:
@@ -106,6 +139,8 @@ def sys_read(k, p, fd, buf, count):
     if f.pipe is not None:
         if not f.pipe.buf:
             if f.pipe.writers > 0:
+                if f.flags & O_NONBLOCK:
+                    return -errno.EAGAIN
                 raise Blocked()
             return 0
         data = bytes(f.pipe.buf[:count])
@@ -120,7 +155,11 @@ def sys_read(k, p, fd, buf, count):
         return len(data)
     if f.inode.kind == "dir":
         return -errno.EISDIR
-    data = f.inode.pread(f.pos, count)
+    count = min(count, MAX_RW_COUNT, max(f.inode.size - f.pos, 0))
+    reach = user_span(k, p, buf, count, True)
+    if count and not reach:
+        return -errno.EFAULT
+    data = f.inode.pread(f.pos, reach)
     write_user(k, p, buf, data)
     f.pos += len(data)
     return len(data)
@@ -133,9 +172,16 @@ def _write_to(k, p, f: V.OpenFile, data: bytes) -> int:
         if f.pipe.readers == 0:
             SIG.sigpipe(k, p)                   # delivered (or fatal) on the way out
             return -errno.EPIPE
-        f.pipe.buf += data
+        # pipe_write(): 16 pages of buffer; a writer waits for room (all of it for a write
+        # of at most PIPE_BUF, which is atomic), a bigger write may return short
+        room = PIPE_CAPACITY - len(f.pipe.buf)
+        if room <= 0 or len(data) <= PIPE_BUF and room < len(data):
+            if f.flags & O_NONBLOCK:
+                return -errno.EAGAIN
+            raise Blocked()
+        f.pipe.buf += data[:room]
         wake_all(k)
-        return len(data)
+        return min(len(data), room)
     if f.sink is not None:
         f.sink += data
         if k.echo is not None:
@@ -148,13 +194,16 @@ def _write_to(k, p, f: V.OpenFile, data: bytes) -> int:
     if pos > len(ino.data):
         ino.data += bytes(pos - len(ino.data))
     ino.data[pos:pos + len(data)] = data
+    ino.attrs["mtime"] = k.clock_ns                # file_update_time()
     f.pos = pos + len(data)
     return len(data)
 
 
 def sys_write(k, p, fd, buf, count):
     f = _fd(p, fd)
-    return _write_to(k, p, f, read_user(k, p, buf, count))
+    if f.pipe is not None:                   # no more than the pipe can take is copied
+        count = min(count, PIPE_CAPACITY)
+    return _write_to(k, p, f, read_user(k, p, buf, min(count, MAX_RW_COUNT)))
 
 
 def sys_writev(k, p, fd, iov, iovcnt):
@@ -185,8 +234,9 @@ def sys_open(k, p, path, flags, mode):
 
 def sys_openat(k, p, dirfd, path_ptr, flags, mode):
     path = _path_at(k, p, dirfd, path_ptr)
-    if path == "/proc/self/exe":
-        path = p.exe
+    ino = _proc_inode(k, p, path)
+    if ino is not None:
+        return _alloc_fd(p, V.OpenFile(ino, flags & ~V.O_ACCMODE), cloexec=bool(flags & O_CLOEXEC))
     try:
         f = k.vfs.open(path, flags, mode)
     except V.VfsError as e:
@@ -290,13 +340,12 @@ def sys_readlink(k, p, path, buf, size):
 
 def sys_readlinkat(k, p, dirfd, path_ptr, buf, size):
     path = _path_at(k, p, dirfd, path_ptr)
-    if path == "/proc/self/exe":
-        target = p.exe
-    else:
-        try:
+    try:
+        target = procfs.proc_link(k, p, path)
+        if target is None:
             target = k.vfs.readlink(path)
-        except V.VfsError as e:
-            return -e.errno
+    except V.VfsError as e:
+        return -e.errno
     data = os.fsencode(target)[:size]
     write_user(k, p, buf, data)
     return len(data)
@@ -423,9 +472,364 @@ def sys_unlink(k, p, path):
     return 0
 
 
-def sys_unlinkat(k, p, dirfd, path, flags):
-    return sys_unlink(k, p, path)
+def sys_unlinkat(k, p, dirfd, path_ptr, flags):
+    AT_REMOVEDIR = 0x200
+    if flags & ~AT_REMOVEDIR:
+        return -errno.EINVAL
+    path = _path_at(k, p, dirfd, path_ptr)
+    try:
+        (k.vfs.rmdir if flags & AT_REMOVEDIR else k.vfs.unlink)(path)
+    except V.VfsError as e:
+        return -e.errno
+    return 0
 
 
 def sys_umask(k, p, mask):
-    return 0o022
+    old = getattr(p, "umask", 0o022)
+    p.umask = mask & 0o777
+    return old
+
+
+# ---------------------------------------------------------------- names, in the overlay
+def _vfs_call(fn, *args) -> int:
+    try:
+        fn(*args)
+    except V.VfsError as e:
+        return -e.errno
+    return 0
+
+
+def sys_mkdirat(k, p, dirfd, path_ptr, mode):
+    return _vfs_call(k.vfs.mkdir, _path_at(k, p, dirfd, path_ptr), mode & ~getattr(p, "umask", 0o022))
+
+
+def sys_mkdir(k, p, path_ptr, mode):
+    return sys_mkdirat(k, p, AT_FDCWD & 0xFFFFFFFF, path_ptr, mode)
+
+
+def sys_rmdir(k, p, path_ptr):
+    return _vfs_call(k.vfs.rmdir, _path_at(k, p, AT_FDCWD & 0xFFFFFFFF, path_ptr))
+
+
+def sys_renameat2(k, p, olddir, old_ptr, newdir, new_ptr, flags=0):
+    RENAME_NOREPLACE = 1
+    if flags & ~RENAME_NOREPLACE:
+        return -errno.EINVAL
+    old, new = _path_at(k, p, olddir, old_ptr), _path_at(k, p, newdir, new_ptr)
+    if flags & RENAME_NOREPLACE and k.vfs.exists(new):
+        return -errno.EEXIST
+    return _vfs_call(k.vfs.rename, old, new)
+
+
+def sys_renameat(k, p, olddir, old_ptr, newdir, new_ptr):
+    return sys_renameat2(k, p, olddir, old_ptr, newdir, new_ptr)
+
+
+def sys_rename(k, p, old_ptr, new_ptr):
+    cwd = AT_FDCWD & 0xFFFFFFFF
+    return sys_renameat2(k, p, cwd, old_ptr, cwd, new_ptr)
+
+
+def sys_symlinkat(k, p, target_ptr, dirfd, path_ptr):
+    target = read_cstr(k, p, target_ptr).decode("utf-8", "surrogateescape")
+    if not target:
+        return -errno.ENOENT
+    return _vfs_call(k.vfs.symlink, target, _path_at(k, p, dirfd, path_ptr))
+
+
+def sys_symlink(k, p, target_ptr, path_ptr):
+    return sys_symlinkat(k, p, target_ptr, AT_FDCWD & 0xFFFFFFFF, path_ptr)
+
+
+def sys_linkat(k, p, olddir, old_ptr, newdir, new_ptr, flags):
+    return _vfs_call(k.vfs.link, _path_at(k, p, olddir, old_ptr), _path_at(k, p, newdir, new_ptr))
+
+
+def sys_link(k, p, old_ptr, new_ptr):
+    cwd = AT_FDCWD & 0xFFFFFFFF
+    return sys_linkat(k, p, cwd, old_ptr, cwd, new_ptr, 0)
+
+
+def _set_attrs(k, p, dirfd, path_ptr, flags, **attrs) -> int:
+    """chmod/chown/utimes on a path (or the fd itself with AT_EMPTY_PATH / a NULL path)."""
+    ino = None
+    path = read_cstr(k, p, path_ptr).decode("utf-8", "surrogateescape") if path_ptr else ""
+    if not path:
+        f = _fd(p, dirfd)
+        if f.inode is None or f.pipe is not None:
+            return -errno.EINVAL if f.pipe is None else 0
+        ino = f.inode
+    else:
+        path = _path_at(k, p, dirfd, path_ptr)
+    try:
+        k.vfs.set_attrs(path or None, ino, follow=not flags & AT_SYMLINK_NOFOLLOW, **attrs)
+    except V.VfsError as e:
+        return -e.errno
+    if ino is not None and ino.path in k.vfs.overlay and k.vfs.overlay[ino.path] is not ino:
+        f = _fd(p, dirfd)                     # the descriptor now names the overlay copy
+        f.inode = k.vfs.overlay[ino.path]
+    return 0
+
+
+def _mode_of(k, p, dirfd, path_ptr, flags) -> int:
+    if not path_ptr or flags & AT_EMPTY_PATH and not read_cstr(k, p, path_ptr):
+        return _stat_of(_fd(p, dirfd).inode)[2]
+    return _stat_of(_lookup(k, p, _path_at(k, p, dirfd, path_ptr),
+                            follow=not flags & AT_SYMLINK_NOFOLLOW))[2]
+
+
+def sys_fchmodat(k, p, dirfd, path_ptr, mode, flags=0):
+    kind = _mode_of(k, p, dirfd, path_ptr, 0) & ~0o7777
+    return _set_attrs(k, p, dirfd, path_ptr, 0, mode=kind | mode & 0o7777)
+
+
+def sys_chmod(k, p, path_ptr, mode):
+    return sys_fchmodat(k, p, AT_FDCWD & 0xFFFFFFFF, path_ptr, mode)
+
+
+def sys_fchmod(k, p, fd, mode):
+    return sys_fchmodat(k, p, fd, 0, mode)
+
+
+def sys_fchownat(k, p, dirfd, path_ptr, uid, gid, flags):
+    attrs = {}
+    if uid != 0xFFFFFFFF:
+        attrs["uid"] = uid
+    if gid != 0xFFFFFFFF:
+        attrs["gid"] = gid
+    return _set_attrs(k, p, dirfd, path_ptr, flags, **attrs)
+
+
+def sys_chown32(k, p, path_ptr, uid, gid):
+    return sys_fchownat(k, p, AT_FDCWD & 0xFFFFFFFF, path_ptr, uid, gid, 0)
+
+
+def sys_lchown32(k, p, path_ptr, uid, gid):
+    return sys_fchownat(k, p, AT_FDCWD & 0xFFFFFFFF, path_ptr, uid, gid, AT_SYMLINK_NOFOLLOW)
+
+
+def sys_fchown32(k, p, fd, uid, gid):
+    return sys_fchownat(k, p, fd, 0, uid, gid, 0)
+
+
+def _utimens(k, p, dirfd, path_ptr, times, flags, time64: bool) -> int:
+    """utimensat(): NULL times or UTIME_NOW -> the clock, UTIME_OMIT keeps the old time."""
+    from elfvm.emu.sys_time import now_ns
+
+    UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
+    now = now_ns(k)
+    vals = [(0, UTIME_NOW), (0, UTIME_NOW)]
+    if times:
+        fmt, size = ("<qqqq", 32) if time64 else ("<iiii", 16)
+        a = struct.unpack(fmt, read_user(k, p, times, size))
+        vals = [(a[0], a[1]), (a[2], a[3])]
+    attrs = {}
+    for name, (sec, nsec) in zip(("atime", "mtime"), vals):
+        if nsec == UTIME_OMIT:
+            continue
+        if nsec != UTIME_NOW and not 0 <= nsec < 10**9:
+            return -errno.EINVAL
+        attrs[name] = now if nsec == UTIME_NOW else sec * 10**9 + nsec
+    return _set_attrs(k, p, dirfd, path_ptr, flags, **attrs)
+
+
+def sys_utimensat(k, p, dirfd, path_ptr, times, flags):
+    return _utimens(k, p, dirfd, path_ptr, times, flags, False)
+
+
+def sys_utimensat_time64(k, p, dirfd, path_ptr, times, flags):
+    return _utimens(k, p, dirfd, path_ptr, times, flags, True)
+
+
+def _truncate_inode(k, ino: V.Inode, length: int) -> V.Inode:
+    if ino.kind == "dir":
+        raise OSError(errno.EISDIR, "")
+    if length < 0:
+        raise OSError(errno.EINVAL, "")
+    if ino.data is None:
+        ino = k.vfs.copy_up(ino)
+    if length < len(ino.data):
+        del ino.data[length:]
+    else:
+        ino.data += bytes(length - len(ino.data))
+    ino.attrs["mtime"] = k.clock_ns
+    return ino
+
+
+def sys_ftruncate64(k, p, fd, lo, hi):
+    f = _fd(p, fd)
+    if f.inode is None or f.pipe is not None or not f.flags & V.O_ACCMODE:
+        return -errno.EINVAL if f.pipe is not None else -errno.EBADF
+    f.inode = _truncate_inode(k, f.inode, lo | hi << 32)
+    return 0
+
+
+def sys_ftruncate(k, p, fd, length):
+    return sys_ftruncate64(k, p, fd, length, 0)
+
+
+def sys_truncate64(k, p, path_ptr, lo, hi):
+    ino = _lookup(k, p, read_cstr(k, p, path_ptr).decode("utf-8", "surrogateescape"))
+    _truncate_inode(k, ino, lo | hi << 32)
+    return 0
+
+
+def sys_truncate(k, p, path_ptr, length):
+    return sys_truncate64(k, p, path_ptr, length, 0)
+
+
+# ---------------------------------------------------------------- positional I/O, fs info
+
+
+def sys_pread64(k, p, fd, buf, count, off_lo, off_hi):
+    f = _fd(p, fd)
+    if f.pipe is not None or f.sink is not None:
+        return -errno.ESPIPE
+    if f.flags & V.O_ACCMODE == V.O_WRONLY:
+        return -errno.EBADF
+    if f.inode.kind == "dir":
+        return -errno.EISDIR
+    off = off_lo | off_hi << 32
+    if off >> 63:
+        return -errno.EINVAL
+    count = min(count, MAX_RW_COUNT, max(f.inode.size - off, 0))
+    reach = user_span(k, p, buf, count, True)
+    if count and not reach:
+        return -errno.EFAULT
+    data = f.inode.pread(off, reach)
+    write_user(k, p, buf, data)
+    return len(data)
+
+
+def sys_pwrite64(k, p, fd, buf, count, off_lo, off_hi):
+    f = _fd(p, fd)
+    if f.pipe is not None or f.sink is not None:
+        return -errno.ESPIPE
+    off = off_lo | off_hi << 32
+    if off >> 63:
+        return -errno.EINVAL
+    data = read_user(k, p, buf, min(count, MAX_RW_COUNT))
+    saved = f.pos, f.flags
+    f.pos, f.flags = off, f.flags & ~V.O_APPEND
+    try:
+        return _write_to(k, p, f, data)
+    finally:
+        f.pos, f.flags = saved[0], saved[1]
+
+
+def sys_fchdir(k, p, fd):
+    f = _fd(p, fd)
+    if f.inode is None or f.inode.kind != "dir":
+        return -errno.ENOTDIR
+    k.vfs.cwd = f.inode.path
+    return 0
+
+
+def _statfs64(host: str) -> bytes:
+    """struct statfs64 (i386): the host file system's figures, as a chroot would see them."""
+    s = os.statvfs(host)
+    return struct.pack("<IIQQQQQ2iII5I", 0xEF53, s.f_bsize, s.f_blocks, s.f_bfree, s.f_bavail,
+                       s.f_files, s.f_ffree, 0, 0, s.f_namemax, s.f_frsize, s.f_flag & 0xFFFF,
+                       0, 0, 0, 0)
+
+
+def sys_statfs64(k, p, path_ptr, size, buf):
+    if size != 84:
+        return -errno.EINVAL
+    ino = _lookup(k, p, read_cstr(k, p, path_ptr).decode("utf-8", "surrogateescape"))
+    write_user(k, p, buf, _statfs64(ino.host or k.vfs.root))
+    return 0
+
+
+def sys_fstatfs64(k, p, fd, size, buf):
+    if size != 84:
+        return -errno.EINVAL
+    f = _fd(p, fd)
+    host = f.inode.host if f.inode is not None and f.inode.host else k.vfs.root
+    write_user(k, p, buf, _statfs64(host))
+    return 0
+
+
+def sys_xattr_path(k, p, path_ptr, *rest):
+    """getxattr/lgetxattr/listxattr/llistxattr/setxattr...: a file system without xattrs
+    (the file must exist: ENOENT first, then EOPNOTSUPP)."""
+    _lookup(k, p, read_cstr(k, p, path_ptr).decode("utf-8", "surrogateescape"), follow=False)
+    return -errno.EOPNOTSUPP
+
+
+def sys_xattr_fd(k, p, fd, *rest):
+    _fd(p, fd)
+    return -errno.EOPNOTSUPP
+
+
+def sys_fadvise64_64(k, p, fd, off_lo, off_hi, len_lo, len_hi, advice):
+    f = _fd(p, fd)
+    if f.pipe is not None:
+        return -errno.ESPIPE
+    return 0 if 0 <= advice <= 5 else -errno.EINVAL       # advice only: nothing to do
+
+
+def sys_fadvise64(k, p, fd, off_lo, off_hi, length, advice):
+    return sys_fadvise64_64(k, p, fd, off_lo, off_hi, length, 0, advice)
+
+
+def _copy_range(k, p, fin: V.OpenFile, fout: V.OpenFile, off_in: int | None, length: int) -> int:
+    """Copy up to length bytes from a file to a file or pipe, in pieces of MAX_COPY bytes
+    (host memory stays bounded): the in-kernel copy of copy_file_range and sendfile."""
+    if fin.inode is None or fin.pipe is not None or fin.sink is not None or fin.inode.kind == "dir":
+        return -errno.EINVAL
+    if fin.flags & V.O_ACCMODE == V.O_WRONLY or not fout.flags & V.O_ACCMODE and fout.sink is None:
+        return -errno.EBADF
+    pos = fin.pos if off_in is None else off_in
+    done = 0
+    while done < length:
+        chunk = fin.inode.pread(pos + done, min(length - done, MAX_COPY))
+        if not chunk:
+            break
+        try:
+            n = _write_to(k, p, fout, chunk)
+        except Blocked:                      # a full pipe: what was copied so far, else sleep
+            if done:
+                break
+            raise
+        if n < 0:
+            return n if done == 0 else done
+        done += n
+        if n < len(chunk):
+            break
+    if off_in is None:
+        fin.pos += done
+    return done
+
+
+MAX_COPY = 1 << 20
+
+
+def sys_copy_file_range(k, p, fd_in, off_in_ptr, fd_out, off_out_ptr, length, flags):
+    if flags:
+        return -errno.EINVAL
+    fin, fout = _fd(p, fd_in), _fd(p, fd_out)
+    if fout.pipe is not None or fout.sink is not None:
+        return -errno.EINVAL                 # copy_file_range wants two regular files
+    off_in = struct.unpack("<q", read_user(k, p, off_in_ptr, 8))[0] if off_in_ptr else None
+    saved = None
+    if off_out_ptr:
+        saved = fout.pos
+        fout.pos = struct.unpack("<q", read_user(k, p, off_out_ptr, 8))[0]
+    n = _copy_range(k, p, fin, fout, off_in, min(length, MAX_RW_COUNT))
+    if off_in_ptr and n > 0:
+        write_user(k, p, off_in_ptr, struct.pack("<q", off_in + n))
+    if saved is not None:
+        if n > 0:
+            write_user(k, p, off_out_ptr, struct.pack("<q", fout.pos))
+        fout.pos = saved
+    return n
+
+
+def sys_sendfile64(k, p, out_fd, in_fd, off_ptr, count):
+    fin, fout = _fd(p, in_fd), _fd(p, out_fd)
+    off = struct.unpack("<q", read_user(k, p, off_ptr, 8))[0] if off_ptr else None
+    n = _copy_range(k, p, fin, fout, off, min(count, MAX_RW_COUNT))
+    if off_ptr and n > 0:
+        write_user(k, p, off_ptr, struct.pack("<q", off + n))
+    return n

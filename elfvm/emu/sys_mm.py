@@ -201,3 +201,47 @@ def sys_madvise(k, p, addr, length, advice):
     if advice == MADV_DONTNEED:
         unmap_range(k, p, addr, addr + page_align(length))
     return 0
+
+
+def sys_mincore(k, p, addr, length, vec):
+    """mincore(): one byte per page, bit 0 set when the page is resident. From the model:
+    a file page is in core when it is in the page cache (mapped here or not), an anonymous
+    page when this process has it present (not swapped out). EINVAL for an unaligned addr,
+    ENOMEM when part of the range is not mapped; vec is written a page of bytes at a time."""
+    from elfvm.emu.uaccess import write_user
+
+    if addr & (PAGE - 1):
+        return -errno.EINVAL
+    end = addr + ((length + PAGE - 1) & ~(PAGE - 1))
+    if end > p.mm.task_size or end < addr:
+        return -errno.ENOMEM
+    a = addr
+    while a < end:                                # the whole range must be mapped
+        vma = p.mm.vma_at(a)
+        if vma is None:
+            return -errno.ENOMEM
+        a = vma.end
+    out = bytearray()
+    for a in range(addr, end, PAGE):
+        out.append(1 if _in_core(k, p, a) else 0)
+        if len(out) == PAGE:
+            write_user(k, p, vec + (a - addr) // PAGE - PAGE + 1, bytes(out))
+            out.clear()
+    if out:
+        write_user(k, p, vec + (end - addr) // PAGE - len(out), bytes(out))
+    return 0
+
+
+def _in_core(k, p: Process, a: int) -> bool:
+    vpn = a >> 12
+    from elfvm.emu.pages import follow_pte
+
+    if follow_pte(p, vpn) is not None:
+        return True
+    vma = p.mm.vma_at(a)
+    if vma is not None and vma.file is not None:
+        from elfvm.emu.pages import file_inode
+
+        ino = file_inode(k, vma.file)
+        return (ino.key(), (vma.pgoff + a - vma.start) >> 12) in k.page_cache
+    return False

@@ -84,6 +84,21 @@ class Process:
     sig_saved_mask: int | None = None                 # sigsuspend's mask to restore
     sig_altstack: tuple = (0, 2, 0)                   # sigaltstack: sp, flags, size (SS_DISABLE)
     sig_restart: bool = False        # asleep in a system call that re-executes when woken
+    images: list = field(default_factory=list)        # guest paths of each image it exec'd
+    prctl: dict = field(default_factory=dict)         # prctl state: comm, dumpable...
+    argv: list = field(default_factory=list)          # of the current image (/proc/PID/cmdline)
+    envp: list = field(default_factory=list)
+    tgid: int = 0                    # thread group: 0 for a leader (tgid = pid), else the leader
+    vfork_parent: int | None = None  # CLONE_VFORK: the parent sleeps until this execs or exits
+    futex_key: tuple | None = None   # asleep in FUTEX_WAIT on this key
+    futex_woken: bool = False        # FUTEX_WAKE chose it: the restarted wait returns 0
+    wake_at: int | None = None       # a timed sleep ends at this virtual-clock time (ns)
+    timed_out: bool = False          # ... and the clock got there first
+
+    @property
+    def group(self) -> int:
+        """getpid(): the thread group's id."""
+        return self.tgid or self.pid
 
     @property
     def exit_status(self) -> int | None:

@@ -29,6 +29,25 @@ def user_page(k, p: Process, addr: int, write: bool, size: int = 1) -> int:
     return pte.frame
 
 
+def user_span(k, p: Process, addr: int, n: int, write: bool) -> int:
+    """How many bytes from addr a copy of n bytes can reach before the first address
+    without a VMA that allows the access (0: -EFAULT at once). (access_ok() itself never
+    fails for a compat task: its limit is the 64-bit TASK_SIZE_MAX.) Checked before the host
+    reads anything, so a hostile length costs no host memory."""
+    from elfvm.mm.vma import PROT_READ, PROT_WRITE
+
+    if n <= 0:
+        return 0
+    a, end = addr, addr + n
+    need = PROT_WRITE if write else PROT_READ
+    while a < end:
+        vma = p.mm.vma_at(a)
+        if vma is None or not vma.prot & need:
+            break
+        a = vma.end
+    return min(a, end) - addr
+
+
 def read_user(k, p: Process, addr: int, n: int) -> bytes:
     out = bytearray()
     while n > 0:

@@ -31,7 +31,9 @@ class Inode:
     host: str | None                # the host path (None: overlay-only or pipe)
     st: os.stat_result | None
     data: bytearray | None = None   # overlay contents (copied on first write)
-    kind: str = "file"              # file | dir | pipe | tty-out
+    kind: str = "file"              # file | dir | symlink | pipe | tty-out
+    link: str | None = None         # an overlay symlink's target
+    attrs: dict = field(default_factory=dict)   # set in the overlay: mode, uid, gid, atime, mtime (ns)
 
     @property
     def size(self) -> int:
@@ -88,6 +90,7 @@ class Vfs:
     cwd: str = "/"
     write_dir: str | None = None
     overlay: dict = field(default_factory=dict)      # guest path -> Inode with data
+    whiteouts: set = field(default_factory=set)      # host names the guest removed or renamed
     writes_refused: list = field(default_factory=list)
     save_refused: list = field(default_factory=list)   # (guest path, why) not saved to write_dir
 
@@ -115,12 +118,17 @@ class Vfs:
     def guest_path(self, path: str) -> str:
         return os.path.normpath(os.path.join(self.cwd, path))
 
-    def lookup(self, path: str, follow: bool = True) -> Inode:
+    def lookup(self, path: str, follow: bool = True, depth: int = 0) -> Inode:
         gp = self.guest_path(path)
+        if self.whited_out(gp):
+            raise VfsError(errno.ENOENT)
         if gp in self.overlay:
-            return self.overlay[gp]
-        if gp == "/proc/self/exe" and "/proc/self/exe" in self.overlay:
-            return self.overlay[gp]
+            ino = self.overlay[gp]
+            if ino.kind == "symlink" and follow:
+                if depth >= 40:
+                    raise VfsError(errno.ELOOP)
+                return self.lookup(os.path.join(os.path.dirname(gp), ino.link), True, depth + 1)
+            return ino
         hp = self.host_path(path)
         try:
             st = os.stat(hp) if follow else os.lstat(hp)
@@ -138,11 +146,10 @@ class Vfs:
         except VfsError as e:
             if e.errno != errno.ENOENT or not flags & O_CREAT:
                 raise
-            parent = self.host_path(os.path.dirname(gp) or "/")
-            if os.path.dirname(gp) not in self.overlay and not os.path.isdir(parent):
-                raise
-            ino = Inode(gp, None, None, bytearray())
+            self.parent_dir(gp)
+            ino = Inode(gp, None, None, bytearray(), attrs={"mode": 0o100000 | mode & 0o7777})
             self.overlay[gp] = ino
+            self.whiteouts.discard(gp)
         if ino.kind == "dir" and flags & O_ACCMODE != 0:
             raise VfsError(errno.EISDIR)
         if flags & O_DIRECTORY and ino.kind != "dir":
@@ -155,41 +162,172 @@ class Vfs:
         return OpenFile(ino, flags)
 
     def copy_up(self, ino: Inode) -> Inode:
-        data = bytearray(ino.pread(0, ino.size)) if ino.host else bytearray()
-        new = Inode(ino.path, None, ino.st, data, ino.kind)
+        """The overlay copy of a host file or directory (its contents, not its host path:
+        nothing the guest does reaches the host file)."""
+        if ino.path in self.overlay:
+            return self.overlay[ino.path]
+        if ino.kind == "dir":
+            new = Inode(ino.path, ino.host, ino.st, None, "dir", attrs=dict(ino.attrs))
+        else:
+            data = bytearray(ino.pread(0, ino.size)) if ino.host else bytearray()
+            new = Inode(ino.path, None, ino.st, data, ino.kind, attrs=dict(ino.attrs))
         self.overlay[ino.path] = new
         return new
 
+    # --- the overlay's name operations: the host tree is never changed -----------------------
+    def whited_out(self, gp: str) -> bool:
+        """gp or one of its directories was removed (or renamed away) by the guest."""
+        while gp not in ("/", ""):
+            if gp in self.whiteouts and gp not in self.overlay:
+                return True
+            gp = os.path.dirname(gp)
+        return False
+
+    def parent_dir(self, gp: str) -> Inode:
+        """The directory a new name goes in: ENOENT / ENOTDIR as the kernel's lookup."""
+        parent = self.lookup(os.path.dirname(gp) or "/")
+        if parent.kind != "dir":
+            raise VfsError(errno.ENOTDIR)
+        return parent
+
+    def exists(self, path: str) -> bool:
+        try:
+            self.lookup(path, follow=False)
+        except VfsError:
+            return False
+        return True
+
+    def _remove(self, gp: str) -> None:
+        """Drop a name: its overlay entry (and what lies below it), and a whiteout over the
+        host's."""
+        for name in [n for n in self.overlay if n == gp or n.startswith(gp + "/")]:
+            del self.overlay[name]
+        if os.path.lexists(self.host_path(gp)):
+            self.whiteouts.add(gp)
+
     def unlink(self, path: str) -> None:
         gp = self.guest_path(path)
-        if gp in self.overlay:
-            del self.overlay[gp]
+        ino = self.lookup(path, follow=False)
+        if ino.kind == "dir":
+            raise VfsError(errno.EISDIR)
+        if ino.attrs.get("nlink", 1) > 1:
+            ino.attrs["nlink"] -= 1
+        self._remove(gp)
+
+    def mkdir(self, path: str, mode: int) -> None:
+        gp = self.guest_path(path)
+        if self.exists(path):
+            raise VfsError(errno.EEXIST)
+        self.parent_dir(gp)
+        self.overlay[gp] = Inode(gp, None, None, None, "dir", attrs={"mode": 0o040000 | mode & 0o7777})
+        self.whiteouts.discard(gp)
+
+    def rmdir(self, path: str) -> None:
+        gp = self.guest_path(path)
+        ino = self.lookup(path, follow=False)
+        if ino.kind != "dir":
+            raise VfsError(errno.ENOTDIR)
+        if gp == "/" or len(self.listdir(path)) > 2:
+            raise VfsError(errno.ENOTEMPTY if gp != "/" else errno.EBUSY)
+        self._remove(gp)
+
+    def symlink(self, target: str, path: str) -> None:
+        gp = self.guest_path(path)
+        if self.exists(path):
+            raise VfsError(errno.EEXIST)
+        self.parent_dir(gp)
+        self.overlay[gp] = Inode(gp, None, None, None, "symlink", link=target,
+                                 attrs={"mode": 0o120777})
+        self.whiteouts.discard(gp)
+
+    def link(self, old: str, new: str) -> None:
+        """A hard link: one overlay inode under two names."""
+        src = self.lookup(old, follow=False)
+        if src.kind == "dir":
+            raise VfsError(errno.EPERM)
+        gp = self.guest_path(new)
+        if self.exists(new):
+            raise VfsError(errno.EEXIST)
+        self.parent_dir(gp)
+        ino = self.copy_up(src) if src.kind == "file" else src
+        ino.attrs["nlink"] = ino.attrs.get("nlink", 1) + 1
+        self.overlay[gp] = ino
+        self.whiteouts.discard(gp)
+
+    def rename(self, old: str, new: str) -> None:
+        """rename(): files and symlinks move into the overlay; an overlay directory moves with
+        what is in it; a host directory cannot be moved in the overlay (EXDEV: mv copies it)."""
+        go, gn = self.guest_path(old), self.guest_path(new)
+        src = self.lookup(old, follow=False)
+        if go == gn:
             return
-        self.lookup(path)
-        self.writes_refused.append(gp)
-        raise VfsError(errno.EROFS)
+        if gn.startswith(go + "/"):
+            raise VfsError(errno.EINVAL)
+        self.parent_dir(gn)
+        if self.exists(new):
+            dst = self.lookup(new, follow=False)
+            if dst.kind == "dir" and src.kind != "dir":
+                raise VfsError(errno.EISDIR)
+            if src.kind == "dir" and dst.kind != "dir":
+                raise VfsError(errno.ENOTDIR)
+            if dst.kind == "dir" and len(self.listdir(new)) > 2:
+                raise VfsError(errno.ENOTEMPTY)
+        if src.kind == "dir" and (src.host is not None or go not in self.overlay):
+            raise VfsError(errno.EXDEV)
+        moved = {n: i for n, i in self.overlay.items() if n == go or n.startswith(go + "/")}
+        if src.kind == "file" and go not in self.overlay:
+            moved[go] = self.copy_up(src)
+        self._remove(gn)
+        self._remove(go)
+        for name, ino in moved.items():
+            dest = gn + name[len(go):]
+            ino.path = dest
+            self.overlay[dest] = ino
+            self.whiteouts.discard(dest)
+
+    def set_attrs(self, path: str | None, ino: Inode | None = None, follow: bool = True, **attrs) -> None:
+        """chmod / chown / utimes: recorded on the overlay copy of the file."""
+        if ino is None:
+            ino = self.lookup(path, follow=follow)
+        if ino.kind in ("file", "dir") and ino.path not in self.overlay:
+            ino = self.copy_up(ino)
+        ino.attrs.update(attrs)
 
     def listdir(self, path: str) -> list[tuple[str, int]]:
-        """(name, d_type) entries of a directory, host entries plus overlay files in it."""
+        """(name, d_type) entries of a directory, host entries plus overlay files in it. The
+        host entries come in the host file system's own order (what getdents gives a native
+        run of the same program: tar, find and du print in that order)."""
         ino = self.lookup(path)
         if ino.kind != "dir":
             raise VfsError(errno.ENOTDIR)
         out = [(".", 4), ("..", 4)]
         try:
+            if ino.host is None:                     # a directory that only the overlay has
+                raise FileNotFoundError
             with os.scandir(ino.host) as it:
-                for e in sorted(it, key=lambda e: e.name):
+                for e in it:
                     d_type = 4 if e.is_dir(follow_symlinks=False) else 10 if e.is_symlink() else 8
                     out.append((e.name, d_type))
         except OSError:
             pass
+        out = [(n, t) for n, t in out if n in (".", "..")
+               or not self.whited_out(os.path.join(ino.path, n))]
         names = {n for n, _ in out}
         for gp in sorted(self.overlay):
-            if os.path.dirname(gp) == ino.path and os.path.basename(gp) not in names:
-                out.append((os.path.basename(gp), 8))
+            if os.path.dirname(gp) == ino.path and os.path.basename(gp) not in names and gp != "/":
+                kind = self.overlay[gp].kind
+                out.append((os.path.basename(gp), {"dir": 4, "symlink": 10}.get(kind, 8)))
         return out
 
     def readlink(self, path: str) -> str:
         gp = self.guest_path(path)
+        if self.whited_out(gp):
+            raise VfsError(errno.ENOENT)
+        if gp in self.overlay:
+            ino = self.overlay[gp]
+            if ino.kind != "symlink":
+                raise VfsError(errno.EINVAL)
+            return ino.link
         try:
             return os.readlink(self.host_path(gp))
         except OSError as e:
@@ -203,12 +341,24 @@ class Vfs:
             return []
         wd = WriteDir(self.write_dir)
         saved = []
-        for gp, ino in sorted(self.overlay.items()):
-            if ino.data is None or gp.startswith("/proc/"):
+        for gp, ino in sorted(self.overlay.items()):    # parents sort before their entries
+            if gp.startswith("/proc/") or gp == "/":
                 continue
-            mode = ino.st.st_mode & 0o7777 if ino.st is not None else 0o644
+            mode = ino.attrs.get("mode", ino.st.st_mode if ino.st is not None else 0o644)
             try:
-                saved.append(wd.write_file(gp, ino.data, mode))
+                if ino.kind == "dir":
+                    if ino.host is None:
+                        wd.mkdir(gp, mode)
+                    continue
+                if ino.kind == "symlink":
+                    wd.symlink(ino.link, gp)
+                    continue
+                if ino.data is None:
+                    continue
+                saved.append(wd.write_file(gp, ino.data, mode & 0o7777))
+                if "mtime" in ino.attrs:
+                    wd.utime(gp, (ino.attrs.get("atime", ino.attrs["mtime"]), ino.attrs["mtime"]))
             except OSError as e:
-                self.save_refused.append((gp, e.strerror or str(e)))
+                if not (ino.kind == "dir" and e.errno == errno.EEXIST):
+                    self.save_refused.append((gp, e.strerror or str(e)))
         return saved

@@ -9,9 +9,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 from elfvm.mmu.geometry import GEOMETRIES, Geometry, GeometryError, get_geometry
-from elfvm.mmu.inputs import Spec, parse_spec
-from elfvm.mmu.mmu import AddressSpace, Translation, TranslateError
+
+if TYPE_CHECKING:
+    from elfvm.mmu.inputs import Spec
+    from elfvm.mmu.mmu import AddressSpace, Translation, TranslateError
+
+
+def __getattr__(name: str):
+    """The MMU model itself is imported on first use: `simulate-run --trace` needs only the
+    geometry and the TLB's shape from this package, not the walks (start-up time)."""
+    if name in ("AddressSpace", "Translation", "TranslateError"):
+        from elfvm.mmu import mmu
+
+        return getattr(mmu, name)
+    raise AttributeError(f"module 'elfvm.mmu' has no attribute {name!r}")
 
 __all__ = ["AddressSpace", "Translation", "TranslateError", "Geometry", "GeometryError", "get_geometry",
            "GEOMETRIES", "open_address_space", "translate_all", "default_mmu", "InputFailure"]
@@ -29,6 +43,8 @@ def open_address_space(*, profile, mmu: str | None = None, bits: str | None = No
                        rlimit_stack: int = 8 << 20):
     """The address space to translate in: predicted for `elf`, live for `pid`, else geometry only
     (plus the kernel half on a native i386 profile)."""
+    from elfvm.mmu.mmu import AddressSpace, TranslateError
+
     try:
         geom = get_geometry(mmu or default_mmu(profile), bits)
     except GeometryError as e:
@@ -64,6 +80,8 @@ class InputFailure:
 
 
 def translate_one(space, text: str, access: str = "r", cpl: int = 3) -> Translation:
+    from elfvm.mmu.inputs import parse_spec
+
     spec: Spec = parse_spec(text, getattr(space, "images", {}), space.seg.registers)
     if spec.linear is not None:
         return space.translate(spec.linear, access, cpl, text=spec.text)
@@ -73,6 +91,8 @@ def translate_one(space, text: str, access: str = "r", cpl: int = 3) -> Translat
 
 def translate_all(space, texts, access: str = "r", cpl: int = 3) -> list[Translation | InputFailure]:
     """Answer every input; a bad one becomes an InputFailure and the others are still answered."""
+    from elfvm.mmu.mmu import TranslateError
+
     out: list[Translation | InputFailure] = []
     for t in texts:
         try:

@@ -154,8 +154,7 @@ class FrameAllocator:
             addr = self._fit(zone, size, align)
             if addr is not None:
                 zone.next = addr + size
-                for i in range(frames):
-                    self.allocated[addr + i * self.frame_size] = what
+                self.allocated.update(dict.fromkeys(range(addr, addr + size, self.frame_size), what))
                 return addr
         raise OutOfMemory(f"no {frames} free frame(s) of {self.frame_size} bytes for {what} "
                           f"({kind}) in {self.ram // MiB} MiB of RAM")

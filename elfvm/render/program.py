@@ -10,12 +10,14 @@ null, and the table says why; `--exact-tlb` (or `--emit-trace`) fills them in.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 
 from elfvm.emu.run import RunReport
 
-GUEST_KEYS = ("stdout", "stderr", "exit_status", "instructions", "syscalls")
+GUEST_KEYS = ("stdout", "stdout_base64", "stderr", "stderr_base64", "exit_status", "instructions",
+              "syscalls", "unknown_syscalls", "processes")
 MAPS_KEYS = ("start", "end", "perms", "pgoff", "name", "kind", "source")
 NO_TLB = "n/a (page-granular mode): use --exact-tlb"
 
@@ -37,10 +39,15 @@ def report_dict(r: RunReport) -> dict:
     d["processes"] = [_stats_json(s, r.exact) for s in r.process_stats]
     d["guest"] = {
         "stdout": r.stdout.decode("utf-8", "replace"),
+        "stdout_base64": base64.b64encode(r.stdout).decode(),       # the exact bytes
         "stderr": r.stderr.decode("utf-8", "replace"),
+        "stderr_base64": base64.b64encode(r.stderr).decode(),
         "exit_status": r.exit_status,
         "instructions": r.instructions,
         "syscalls": list(r.syscalls),
+        "unknown_syscalls": list(r.unknown_syscalls),
+        "processes": [{"pid": q["pid"], "ppid": q["ppid"], "exit_status": q["exit_status"],
+                       "images": q.get("images", [])} for q in r.processes],
     }
     d["maps"] = [{k: m[k] for k in MAPS_KEYS} for m in r.maps]
     return d
@@ -146,7 +153,8 @@ def render_text(r: RunReport, show: tuple[str, ...] = (), limit: int = 50) -> st
     out.append(tabulate(summary_rows(r), tablefmt="plain", maxcolwidths=[None, 48]))
     if r.unknown_syscalls:
         out.append("unknown system calls (returned -ENOSYS): " +
-                   ", ".join(f"{u['number']} x{u['count']}" for u in r.unknown_syscalls))
+                   ", ".join(f"{u['name']} ({u['number']}) x{u['count']}"
+                             for u in r.unknown_syscalls))
     import textwrap
 
     out += textwrap.wrap("note: pages touched counts the pages the program itself referenced; frames "

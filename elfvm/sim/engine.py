@@ -132,6 +132,7 @@ class SimResult:
     bad_lines: list[BadLines]
     fault_kinds: tuple[str, ...] = TRACE_FAULT_KINDS
     timeline: "Timeline | None" = None     # with run_traces(timeline_bins=N): for --svg
+    interrupted: bool = False              # a Ctrl-C ended the run: the figures cover a prefix
 
 
 # ------------------------------------------------------------------ the page index
@@ -227,6 +228,7 @@ class Machine:
         self.prm[K.R_TREE] = size
         self.prm[K.R_FIRST_KIND] = first_kind
         self.events = np.zeros((max(cfg.event_limit, 1), K.NE), dtype=np.int64)
+        self.interrupted = False             # a Ctrl-C ended the run early
 
     def ensure_pages(self) -> None:
         need = self.index.npages
@@ -257,6 +259,7 @@ class Machine:
     # -------------------------------------------------------------- results
 
     def page_rows(self) -> list[PageRow]:
+        self.ensure_pages()                 # pages resolved by a batch a Ctrl-C cut short
         n = self.index.npages
         proc = self.index.page_proc[:n]
         vpn = self.index.page_vpn[:n]
@@ -415,41 +418,97 @@ def interleave(streams: Sequence[Iterable[tuple[np.ndarray, np.ndarray]]], quant
         yield np.concatenate(parts_p), np.concatenate(parts_v), np.concatenate(parts_f)
 
 
-def _first_pass(batches, index: PageIndex, progress) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """OPT's pass over the whole stream: page ids (int32), flags (uint8), next uses (int64)."""
-    ids_parts, flag_parts = [], []
-    for procs, vpns, flags in batches:
-        ids_parts.append(index.resolve(procs, vpns))
-        flag_parts.append(flags.copy())
-        progress()
-    ids = np.concatenate(ids_parts) if ids_parts else np.zeros(0, dtype=np.int32)
-    del ids_parts
-    flags = np.concatenate(flag_parts) if flag_parts else np.zeros(0, dtype=np.uint8)
-    del flag_parts
-    nexts = np.empty(len(ids), dtype=np.int64)
-    K.next_uses(ids, index.npages, nexts)
-    return ids, flags, nexts
+OPT_CHUNK = 1 << 20                 # references per chunk of OPT's passes
+
+
+class _Spool:
+    """An array of one dtype written chunk by chunk to an anonymous temporary file and read back
+    in chunks: OPT's passes keep on disk what would otherwise grow with the trace."""
+
+    def __init__(self, dtype):
+        import tempfile
+
+        self.dtype = np.dtype(dtype)
+        self.f = tempfile.TemporaryFile(prefix="elfvm-opt-")
+        self.n = 0
+
+    def append(self, a: np.ndarray) -> None:
+        self.f.seek(self.n * self.dtype.itemsize)
+        self.f.write(np.ascontiguousarray(a, dtype=self.dtype).data)
+        self.n += len(a)
+
+    def write_at(self, i: int, a: np.ndarray) -> None:
+        self.f.seek(i * self.dtype.itemsize)
+        self.f.write(a.data)
+        self.n = max(self.n, i + len(a))
+
+    def read(self, i: int, out: np.ndarray) -> np.ndarray:
+        """Elements i .. i+len(out)-1 (fewer at the end) into `out`."""
+        k = min(len(out), self.n - i)
+        self.f.seek(i * self.dtype.itemsize)
+        self.f.readinto(out[:k].data.cast("B"))
+        return out[:k]
+
+    def close(self) -> None:
+        self.f.close()
+
+
+def _run_opt(batches, index: PageIndex, machines: Sequence[Machine], progress) -> None:
+    """Three passes in bounded memory (a few chunks, and a next-use slot per distinct page):
+    1. forward: page ids and flags of the whole stream to temporary files;
+    2. backward, chunk by chunk from the end: each reference's next use (`K.next_uses`);
+    3. forward: the references and their next uses through every machine.
+    A Ctrl-C during pass 1 ends the trace there: the report covers the references read."""
+    ids_f, flags_f, nexts_f = _Spool(np.int32), _Spool(np.uint8), _Spool(np.int64)
+    try:
+        try:
+            for procs, vpns, flags in batches:
+                ids_f.append(index.resolve(procs, vpns))
+                flags_f.append(flags)
+                progress()
+        except KeyboardInterrupt:
+            for m in machines:
+                m.interrupted = True
+        n = ids_f.n
+        ids = np.empty(OPT_CHUNK, dtype=np.int32)
+        flags = np.empty(OPT_CHUNK, dtype=np.uint8)
+        nexts = np.empty(OPT_CHUNK, dtype=np.int64)
+        seen = np.full(max(index.npages, 1), K.NEVER, dtype=np.int64)
+        for a in range(((n - 1) // OPT_CHUNK) * OPT_CHUNK if n else -1, -1, -OPT_CHUNK):
+            chunk = ids_f.read(a, ids)
+            K.next_uses(chunk, a, seen, nexts[:len(chunk)])
+            nexts_f.write_at(a, nexts[:len(chunk)])
+        del seen
+        for a in range(0, n, OPT_CHUNK):
+            i, f, x = ids_f.read(a, ids), flags_f.read(a, flags), nexts_f.read(a, nexts)
+            for m in machines:
+                m.run(i, f, x if m.cfg.policy == "opt" else EMPTY_NEXTS)
+    finally:
+        for sp in (ids_f, flags_f, nexts_f):
+            sp.close()
 
 
 def run_machines(readers: Sequence[TraceReader], machines: Sequence[Machine], quantum: int,
                  progress: Callable[[], None] = lambda: None) -> None:
-    """Feed the interleaved references of `readers` to every machine (they share the index)."""
+    """Feed the interleaved references of `readers` to every machine (they share the index).
+
+    A Ctrl-C stops the feeding between two batches: the machines keep what they saw, and
+    `interrupted` is set on each (the caller reports the partial run and exits 130)."""
     index = machines[0].index
     batches = interleave(readers, quantum)
-    if any(m.cfg.policy == "opt" for m in machines):
-        ids, flags, nexts = _first_pass(batches, index, progress)
-        step = 1 << 22
+    try:
+        if any(m.cfg.policy == "opt" for m in machines):
+            _run_opt(batches, index, machines, progress)
+            return
+        out = np.empty(BATCH, dtype=np.int32)
+        for procs, vpns, flags in batches:
+            ids = index.resolve(procs, vpns, out if len(vpns) <= BATCH else None)
+            for m in machines:
+                m.run(ids, flags)
+            progress()
+    except KeyboardInterrupt:
         for m in machines:
-            for a in range(0, len(ids), step):
-                m.run(ids[a:a + step], flags[a:a + step],
-                      nexts[a:a + step] if m.cfg.policy == "opt" else EMPTY_NEXTS)
-        return
-    out = np.empty(BATCH, dtype=np.int32)
-    for procs, vpns, flags in batches:
-        ids = index.resolve(procs, vpns, out if len(vpns) <= BATCH else None)
-        for m in machines:
-            m.run(ids, flags)
-        progress()
+            m.interrupted = True
 
 
 def open_readers(paths: Sequence[str], fmt: str, cfg: SimConfig, max_addr: int,
@@ -478,7 +537,7 @@ def run_traces(paths: Sequence[str], cfg: SimConfig, *, fmt: str = "auto", quant
     names = [r.name for r in readers]
     timeline = m.recorder.finish(m, names) if timeline_bins > 0 else None
     return SimResult(cfg, names, total, per, m.fault_events(), [r.bad for r in readers if r.bad],
-                     timeline=timeline)
+                     timeline=timeline, interrupted=m.interrupted)
 
 
 def _progress_fn(readers, progress):
@@ -498,6 +557,7 @@ class CompareResult:
     faults: dict[str, list[int]]          # policy -> faults for each frame count
     belady: list[tuple[str, int, int, int, int]]   # (policy, frames, faults, more frames, more faults)
     bad_lines: list[BadLines]
+    interrupted: bool = False
 
 
 def belady_anomalies(frames: Sequence[int], faults: Sequence[int]) -> list[tuple[int, int, int, int]]:
@@ -531,7 +591,8 @@ def compare(paths: Sequence[str], policies: Sequence[str], frame_counts: Sequenc
     belady = [(pol, *a) for pol in policies for a in belady_anomalies(frame_counts, faults[pol])]
     any_m = next(iter(machines.values()))
     return CompareResult(list(policies), list(frame_counts), int(any_m.counters[:, K.C_REFS].sum()),
-                         index.npages, faults, belady, [r.bad for r in readers if r.bad])
+                         index.npages, faults, belady, [r.bad for r in readers if r.bad],
+                         any_m.interrupted)
 
 
 # ------------------------------------------------------------------ one reference at a time

@@ -26,14 +26,14 @@ Policies (victim when no frame is free):
          hand then points past it;
   opt    Belady's MIN: the resident page whose next use is farthest (never again = infinitely
          far); ties go to the page that became resident earliest. Next uses come from a first
-         pass (`next_uses`); a segment tree over frames keeps the choice O(log frames).
+         pass (`next_uses`, chunk by chunk from the end); a segment tree over frames keeps the choice O(log frames).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from elfvm.sim.jit import njit
+from elfvm.sim.jit import entry, njit
 
 FIFO, LRU, CLOCK, OPT = 0, 1, 2, 3
 POLICIES = {"fifo": FIFO, "lru": LRU, "clock": CLOCK, "opt": OPT}
@@ -79,7 +79,7 @@ def _slot_of(proc, vpn, mask):
     return h & mask
 
 
-@njit
+@entry("i8(i4[:], i8[:], i4[:], i8, i8[:], i8[:], i8[:], i8[:], i8[:], i8[:])")
 def resolve(procs, vpns, ids, start, keys_proc, keys_vpn, vals, page_proc, page_vpn, count):
     """Map each (procs[i], vpns[i]) to a dense page id, new pages numbered in order of first use.
 
@@ -123,7 +123,7 @@ def resolve(procs, vpns, ids, start, keys_proc, keys_vpn, vals, page_proc, page_
     return n
 
 
-@njit
+@entry("void(i8[:], i8[:], i8[:], i8[:], i8[:], i8[:])")
 def rehash(keys_proc, keys_vpn, vals, new_proc, new_vpn, new_vals):
     mask = new_proc.shape[0] - 1
     for h in range(keys_proc.shape[0]):
@@ -136,14 +136,15 @@ def rehash(keys_proc, keys_vpn, vals, new_proc, new_vpn, new_vals):
             new_vals[g] = vals[h]
 
 
-@njit
-def next_uses(ids, npages, out):
-    """OPT's first pass: out[i] = index of the next reference to page ids[i], or NEVER."""
-    seen = np.full(npages, NEVER, dtype=np.int64)
+@entry("void(i4[:], i8, i8[:], i8[:])")
+def next_uses(ids, base, seen, out):
+    """OPT's backward pass over one chunk, the chunks taken from the last to the first: out[i] =
+    the index of the next reference to page ids[i] (NEVER if none), where ids[0] is reference
+    number `base`; seen[p] carries the earliest index of page p found so far (NEVER at first)."""
     for i in range(ids.shape[0] - 1, -1, -1):
         p = ids[i]
         out[i] = seen[p]
-        seen[p] = i
+        seen[p] = base + i
 
 
 # ------------------------------------------------------------------ the TLB
@@ -264,7 +265,7 @@ def _victim(frames, sc, prm, tree):
 
 # ------------------------------------------------------------------ the reference loop
 
-@njit
+@entry("i8(i8, i8, i8, i8[:, :], i8[:], i8[:, :], i8[:, :, :], i8[:], i8[:], i8[:, :], i8[:], i8[:], i8[:, :])")
 def _page_fault(p, proc, t, pages, page_proc, frames, tlb, tree, free, counters, sc, prm, events):
     swapped = pages[p, P_SWAPPED]
     kind = 1 if swapped == 1 else prm[R_FIRST_KIND]
@@ -314,7 +315,7 @@ def _page_fault(p, proc, t, pages, page_proc, frames, tlb, tree, free, counters,
     return f
 
 
-@njit
+@entry("void(i4[:], u1[:], i8[:], i8[:, :], i8[:], i8[:], i8[:, :], i8[:, :, :], i8[:], i8[:], i8[:, :], i8[:], i8[:], i8[:, :])")
 def simulate(ids, flags, nexts, pages, page_proc, page_vpn, frames, tlb, tree, free, counters,
              sc, prm, events):
     """Run references ids[i] (page ids) with flags[i] (WRITE=1, INSTR=2) through the model.
@@ -374,7 +375,7 @@ def simulate(ids, flags, nexts, pages, page_proc, page_vpn, frames, tlb, tree, f
         sc[S_T] = t
 
 
-@njit
+@entry("i8(i8, i8[:, :], i8[:, :], i8[:, :, :], i8[:], i8[:], i8[:], i8[:])")
 def unmap_page(p, pages, frames, tlb, tree, free, sc, prm):
     """munmap / exit: the page's frame goes back to the free list, its TLB entries go too.
 

@@ -19,7 +19,7 @@ Blank lines are ignored in both.
 
 from __future__ import annotations
 
-from elfvm.sim.jit import njit
+from elfvm.sim.jit import entry, njit
 
 WRITE = 1            # reference flags
 INSTR = 2
@@ -237,7 +237,7 @@ def _emit_pages(v, last, fl, out_vpn, out_flags, k, st):
     return k
 
 
-@njit
+@entry("UniTuple(i8, 3)(u1[:], i8, i8, i8, i8, i8, i8, i8, i8[:], u1[:], i8[:])")
 def parse_lines(buf, n, pos, final, fmt, shift, max_addr, skip_bad, out_vpn, out_flags, st):
     """Parse the lines of buf[pos:n] into (page, flags) references.
 

@@ -71,7 +71,8 @@ def step_refs(pages: list[int], policy: str, nframes: int) -> StepRun:
     flags = np.zeros(len(pages), dtype=np.uint8)
     nexts = np.empty(len(ids), dtype=np.int64)
     if policy == "opt":
-        K.next_uses(ids, index.npages, nexts)
+        seen = np.full(max(index.npages, 1), K.NEVER, dtype=np.int64)
+        K.next_uses(ids, 0, seen, nexts)                # one chunk: the whole string
     steps = []
     vpn = index.page_vpn
     for i, page in enumerate(pages):

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from elfvm.sim import paging_core as K
-from elfvm.sim.jit import njit
+from elfvm.sim.jit import entry, njit
 
 DEFAULT_BINS = 400
 FRAME_CAP = 1024                # frames sampled (frames are handed out lowest first)
@@ -59,7 +59,7 @@ def _record(t, last, sc, counters, frames, tl_t, tl_counters, tl_frames, tl_last
     state[ST_NEXT] = t + state[ST_WIDTH]
 
 
-@njit
+@entry("void(i4[:], u1[:], i8[:], i8[:, :], i8[:], i8[:], i8[:, :], i8[:, :, :], i8[:], i8[:], i8[:, :], i8[:], i8[:], i8[:, :], i8[:], i8[:, :, :], i4[:, :], i4[:], i8[:])")
 def run_sampled(ids, flags, nexts, pages, page_proc, page_vpn, frames, tlb, tree, free, counters,
                 sc, prm, events, tl_t, tl_counters, tl_frames, tl_last, state):
     """`kernel.simulate` over ids, stopping at every sample edge to record the state there."""

@@ -22,6 +22,7 @@ from elfvm.errors import UsageError
 from elfvm.sim import parse as P
 
 CHUNK = 1 << 20                 # bytes of (decompressed) text parsed per call
+MAX_LINE = CHUNK                # the longest line read (an endless one is an error, not a heap)
 BATCH = 1 << 16                 # references per batch
 GZIP_MAGIC = b"\x1f\x8b"
 XZ_MAGIC = b"\xfd7zXZ\x00"
@@ -153,14 +154,20 @@ class ByteSource:
             self.f.close()
 
 
-def sniff_format(sample: bytes) -> str:
-    """lackey if the first line that says anything is a lackey record or a ==pid== line."""
-    for line in sample[:1 << 16].split(b"\n")[:200]:
+def sniff_format(sample: bytes, complete: bool = True) -> str | None:
+    """lackey if the first line that says anything is a lackey record or a ==pid== line.
+
+    With `complete` False the sample is only the start of the input (a pipe's first bytes): its
+    last line may be cut, and None means "read more first"."""
+    lines = sample[:1 << 16].split(b"\n")
+    if not complete:
+        lines = lines[:-1]
+    for line in lines[:200]:
         s = line.strip()
         if not s or s.startswith(b"#"):
             continue
         return "lackey" if _LACKEY_LINE.match(line) else "plain"
-    return "plain"
+    return "plain" if complete else None
 
 
 class TraceReader:
@@ -224,15 +231,17 @@ class TraceReader:
         out_f = np.empty(self.batch, dtype=np.uint8)
         while True:
             mv = memoryview(buf)
-            while have < len(buf):
-                got = self.source.readinto(mv[have:])
-                if not got:
-                    final = True
-                    break
+            got = self.source.readinto(mv[have:])    # parse what arrived (a pipe: now, not
+            if got:                                  # once a whole MiB is in)
                 have += got
+            else:
+                final = True
             if fmt_code < 0:
                 if self.format is None:
-                    self.format = sniff_format(bytes(buf[:min(have, 1 << 16)]))
+                    self.format = sniff_format(bytes(buf[:min(have, 1 << 16)]),
+                                               final or have >= 1 << 16)
+                    if self.format is None:
+                        continue
                 fmt_code = P.FMT_LACKEY if self.format == "lackey" else P.FMT_PLAIN
             pos = 0
             while True:
@@ -260,9 +269,8 @@ class TraceReader:
                 return
             left = have - pos
             if left == len(buf):                     # one line longer than the buffer
-                bigger = np.empty(2 * len(buf), dtype=np.uint8)
-                bigger[:left] = buf
-                buf = bigger
-            elif left:
+                raise TraceError(f"{self.name}:{self.lines + 1}: a line longer than "
+                                 f"{MAX_LINE >> 20} MiB without a newline: not a {self.format} trace")
+            if left:
                 buf[:left] = buf[pos:have].copy()
             have = left

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# scripts/sysroot-i386.sh - a Debian i386 sysroot of real programs for the
+# real-programs oracle tests (tests/test_real_programs.py).
+#
+#   scripts/sysroot-i386.sh [DIR]     (default: ~/.cache/elfvm/sysroot-i386)
+#
+# Downloads the packages with `apt-get download` (needs the i386 architecture
+# in dpkg and a reachable package index) into DIR/../debs and unpacks each
+# with `dpkg -x` into DIR.  Nothing is installed on the host.  A second run
+# reuses the downloaded .deb files and only unpacks what is missing.
+# Prints the sysroot path on success; exit 2 (with the reason on stderr) when
+# the packages cannot be fetched, so callers can skip.
+set -euo pipefail
+
+ROOT=${1:-${ELFVM_SYSROOT:-$HOME/.cache/elfvm/sysroot-i386}}
+DEBS=$(dirname "$ROOT")/debs
+PKGS=(
+  libc6 libgcc-s1 libcrypt1 libacl1 libattr1 libgmp10 libselinux1
+  libpcre2-8-0 libtinfo6 libreadline8 libmpfr6 libsigsegv2 liblzma5
+  libmagic1 libmagic-mgc libbz2-1.0 zlib1g
+  busybox-static coreutils dash bash grep sed gawk bc make tar xz-utils
+  file perl-base
+)
+
+fail() { echo "sysroot-i386: $*" >&2; exit 2; }
+
+command -v apt-get >/dev/null || fail "apt-get not found (not a Debian host)"
+dpkg --print-foreign-architectures | grep -qx i386 \
+  || fail "dpkg has no i386 architecture (dpkg --add-architecture i386 && apt-get update)"
+
+if [ -f "$ROOT/.complete" ] && [ "$(cat "$ROOT/.complete")" = "${PKGS[*]}" ]; then
+  echo "$ROOT"; exit 0
+fi
+
+mkdir -p "$DEBS" "$ROOT"
+cd "$DEBS"
+missing=()
+for p in "${PKGS[@]}"; do
+  ls "${p}"_*_i386.deb "${p}"_*_all.deb >/dev/null 2>&1 || missing+=("$p:i386")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get download -q "${missing[@]}" >/dev/null 2>"$DEBS/.apt-error" \
+    || fail "apt-get download failed: $(tail -1 "$DEBS/.apt-error")"
+fi
+for p in "${PKGS[@]}"; do
+  for deb in "${p}"_*_i386.deb "${p}"_*_all.deb; do
+    [ -f "$deb" ] && dpkg -x "$deb" "$ROOT"
+  done
+done
+mkdir -p "$ROOT/tmp" && chmod 1777 "$ROOT/tmp"   # sort, tac, make need a /tmp
+echo "${PKGS[*]}" > "$ROOT/.complete"
+echo "$ROOT"

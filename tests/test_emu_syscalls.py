@@ -1,0 +1,177 @@
+"""System call edge cases in program mode, against the live kernel: bad pointers give EFAULT
+(never a host error), hostile lengths are capped and copied page by page (no host memory
+grows with them), and the small calls real programs make answer as the kernel does.
+
+Each program in tests/guest_progs is built with `gcc -m32 -static`, run natively and under
+the emulator; the outputs must be the same line for line.
+"""
+
+import pathlib
+import resource
+import shutil
+import subprocess
+
+import pytest
+
+pytest.importorskip("unicorn")
+
+from elfvm.emu import RunOptions, run_program  # noqa: E402
+
+SRC = pathlib.Path(__file__).resolve().parent / "guest_progs"
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory):
+    if shutil.which("gcc") is None:
+        pytest.skip("no gcc")
+    out = tmp_path_factory.mktemp("guestprogs")
+
+    def _build(name: str) -> str:
+        exe = out / name
+        if not exe.exists():
+            r = subprocess.run(["gcc", "-m32", "-static", "-O1", str(SRC / f"{name}.c"), "-o", str(exe), "-lm"],
+                               capture_output=True, text=True)
+            if r.returncode != 0:
+                pytest.skip(f"gcc -m32 -static fails here: {r.stderr.strip()[:200]}")
+        return str(exe)
+
+    return _build
+
+
+def native(exe: str, *args: str) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run([exe, *args], capture_output=True, timeout=30)
+    except OSError as e:                      # pragma: no cover - no i386 execution
+        pytest.skip(f"cannot run i386 programs here: {e}")
+
+
+def test_bad_pointers_and_hostile_lengths_as_the_kernel(build):
+    exe = build("badptrs")
+    want = native(exe).stdout.decode().splitlines()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rep = run_program(RunOptions(exe, max_instructions=50_000_000))
+    grew_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    got = rep.stdout.decode().splitlines()
+    assert rep.stop_reason is None and rep.exit_status == 0
+    assert len(got) == len(want)
+    for w, g in zip(want, got):
+        assert g == w
+    assert "getrandom bad                -1 Bad address" in got
+    assert grew_kib < 200_000                 # 0xdeadbeef-byte requests cost no host memory
+    assert not rep.unknown_syscalls
+
+
+def test_unimplemented_call_is_named_and_strict_fails(build, tmp_path):
+    """An unknown system call returns -ENOSYS, the run names it (JSON too) and --strict
+    turns it into exit 6."""
+    import json
+    import sys
+
+    src = tmp_path / "nosys.c"
+    src.write_text('#include <stdio.h>\n#include <unistd.h>\n#include <sys/syscall.h>\n'
+                   'int main(void){long r = syscall(SYS_kexec_load, 0, 0, 0, 0);'
+                   'printf("%ld\\n", r); return 0;}\n')
+    exe = tmp_path / "nosys"
+    r = subprocess.run(["gcc", "-m32", "-static", str(src), "-o", str(exe)], capture_output=True)
+    if r.returncode:
+        pytest.skip("gcc -m32 -static fails here")
+    cmd = [sys.executable, "-m", "elfvm", "simulate-run", "--format", "json"]
+    p = subprocess.run([*cmd, str(exe)], capture_output=True, timeout=120)
+    assert p.returncode == 0
+    assert b"system call kexec_load (283) is not implemented: returned -ENOSYS" in p.stderr
+    d = json.loads(p.stdout)
+    assert d["guest"]["stdout"] == "-1\n"
+    assert d["guest"]["unknown_syscalls"] == [{"name": "kexec_load", "number": 283, "count": 1}]
+    p = subprocess.run([*cmd, "--strict", str(exe)], capture_output=True, timeout=120)
+    assert p.returncode == 6 and b"--strict" in p.stderr
+
+
+def test_binary_stdout_exact_in_json_and_stdout_file(build, tmp_path):
+    import base64
+    import json
+    import sys
+
+    src = tmp_path / "bin.c"
+    src.write_text('#include <unistd.h>\nint main(void){unsigned char b[256];'
+                   'for (int i = 0; i < 256; i++) b[i] = i; write(1, b, 256); return 0;}\n')
+    exe = tmp_path / "bin"
+    if subprocess.run(["gcc", "-m32", "-static", str(src), "-o", str(exe)]).returncode:
+        pytest.skip("gcc -m32 -static fails here")
+    out = tmp_path / "out.bin"
+    p = subprocess.run([sys.executable, "-m", "elfvm", "simulate-run", "--format", "json",
+                        "--stdout", str(out), str(exe)], capture_output=True, timeout=120)
+    assert p.returncode == 0
+    assert base64.b64decode(json.loads(p.stdout)["guest"]["stdout_base64"]) == bytes(range(256))
+    assert out.read_bytes() == bytes(range(256))
+
+
+def test_stdin_file_is_a_regular_file(tmp_path):
+    """--stdin FILE: fstat(0) gives S_IFREG and the size, and lseek works, as `prog < FILE`."""
+    import sys
+
+    src = tmp_path / "st.c"
+    src.write_text('#include <stdio.h>\n#include <sys/stat.h>\n#include <unistd.h>\n'
+                   'int main(void){struct stat st; fstat(0, &st);'
+                   'printf("%d %ld %ld\\n", S_ISREG(st.st_mode), (long)st.st_size,'
+                   '(long)lseek(0, 3, SEEK_SET)); return 0;}\n')
+    exe = tmp_path / "st"
+    if subprocess.run(["gcc", "-m32", "-static", str(src), "-o", str(exe)]).returncode:
+        pytest.skip("gcc -m32 -static fails here")
+    data = tmp_path / "in.txt"
+    data.write_bytes(b"hello world\n")
+    with open(data, "rb") as f:
+        want = subprocess.run([str(exe)], stdin=f, capture_output=True).stdout
+    rep = run_program(RunOptions(str(exe), stdin_path=str(data)))
+    assert rep.stdout == want == b"1 12 3\n"
+    assert sys is not None
+
+
+def test_fpu_starts_as_the_kernel_leaves_it(build):
+    """x87 control word 0x37f (extended precision): sums and printf's digits as native."""
+    exe = build("fpu")
+    want = native(exe).stdout
+    rep = run_program(RunOptions(exe, max_instructions=50_000_000))
+    assert rep.stdout == want
+    assert b"cw 0x37f" in rep.stdout
+
+
+def test_file_system_name_operations_in_the_overlay(build, tmp_path):
+    """mkdir, rename, symlink, link, chmod, utimensat, truncate, unlink, rmdir answer as a
+    writable file system does (the live kernel's answers), and the host directory stays as it
+    was: everything happens in the overlay."""
+    exe = build("fsops")
+    native_dir, guest_dir = tmp_path / "native", tmp_path / "guest"
+    native_dir.mkdir()
+    guest_dir.mkdir()
+    (guest_dir / "keep").write_text("host file\n")
+    (native_dir / "keep").write_text("host file\n")
+    want = native(exe, str(native_dir)).stdout
+    rep = run_program(RunOptions(exe, (str(guest_dir),), max_instructions=50_000_000))
+    assert rep.stdout == want
+    assert b"mkdir a again          -1 File exists" in rep.stdout
+    assert sorted(p.name for p in guest_dir.iterdir()) == ["keep"]
+    assert (guest_dir / "keep").read_text() == "host file\n"
+    assert not rep.unknown_syscalls
+
+
+def test_overlay_directories_and_links_saved_beneath_write_dir(build, tmp_path):
+    """With --write-dir, what the guest created is saved there (a directory, a file, a symlink
+    kept as a link), never through a link outside."""
+    import sys
+
+    src = tmp_path / "mk.c"
+    src.write_text('#include <fcntl.h>\n#include <sys/stat.h>\n#include <unistd.h>\n'
+                   'int main(void){mkdir("/out", 0755); mkdir("/out/d", 0755);'
+                   'int fd = open("/out/d/f", O_CREAT|O_WRONLY, 0644); write(fd, "data\\n", 5);'
+                   'close(fd); symlink("d/f", "/out/l"); return 0;}\n')
+    exe = tmp_path / "mk"
+    if subprocess.run(["gcc", "-m32", "-static", str(src), "-o", str(exe)]).returncode:
+        pytest.skip("gcc -m32 -static fails here")
+    wd = tmp_path / "wd"
+    wd.mkdir()
+    p = subprocess.run([sys.executable, "-m", "elfvm", "simulate-run", "-q", "--write-dir", str(wd),
+                        str(exe)], capture_output=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert (wd / "out" / "d" / "f").read_text() == "data\n"
+    assert (wd / "out" / "l").is_symlink() and str((wd / "out" / "l").readlink()) == "d/f"
+    assert not pathlib.Path("/out").exists()
