@@ -175,3 +175,16 @@ def test_overlay_directories_and_links_saved_beneath_write_dir(build, tmp_path):
     assert (wd / "out" / "d" / "f").read_text() == "data\n"
     assert (wd / "out" / "l").is_symlink() and str((wd / "out" / "l").readlink()) == "d/f"
     assert not pathlib.Path("/out").exists()
+
+
+def test_overlay_names_with_double_slashes_and_whiteouts():
+    """`//x` is `/x` (normpath keeps two leading slashes; Linux does not), and a removed
+    host name stays removed for every spelling of it."""
+    from elfvm.emu.vfs import Vfs, VfsError
+
+    v = Vfs(root="/", cwd="/")
+    assert v.guest_path("//etc//passwd") == "/etc/passwd"
+    v.whiteouts.add("/etc/passwd")
+    with pytest.raises(VfsError):
+        v.lookup("//etc/passwd")
+    assert not v.whited_out("//")

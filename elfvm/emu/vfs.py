@@ -116,7 +116,8 @@ class Vfs:
             return ino.path
 
     def guest_path(self, path: str) -> str:
-        return os.path.normpath(os.path.join(self.cwd, path))
+        gp = os.path.normpath(os.path.join(self.cwd, path))
+        return "/" + gp.lstrip("/") if gp.startswith("//") else gp     # Linux: // is /
 
     def lookup(self, path: str, follow: bool = True, depth: int = 0) -> Inode:
         gp = self.guest_path(path)
@@ -177,11 +178,15 @@ class Vfs:
     # --- the overlay's name operations: the host tree is never changed -----------------------
     def whited_out(self, gp: str) -> bool:
         """gp or one of its directories was removed (or renamed away) by the guest."""
-        while gp not in ("/", ""):
+        if not self.whiteouts:
+            return False
+        while True:
             if gp in self.whiteouts and gp not in self.overlay:
                 return True
-            gp = os.path.dirname(gp)
-        return False
+            parent = os.path.dirname(gp)
+            if parent == gp:                 # "/", "//" (normpath keeps two leading slashes), ""
+                return False
+            gp = parent
 
     def parent_dir(self, gp: str) -> Inode:
         """The directory a new name goes in: ENOENT / ENOTDIR as the kernel's lookup."""
