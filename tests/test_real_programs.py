@@ -17,7 +17,10 @@ import realprog as rp
 pytest.importorskip("unicorn")
 
 # id -> why it does not reproduce yet (strict xfail: a fix shows up as XPASS)
-KNOWN: dict[str, str] = {}    # none left: every corpus entry reproduces (2026-11-30 survey: 79/79)
+KNOWN = {
+    "gawk": "faults 137 vs the kernel's 130-132 (4.6-5.4%, at the tolerance): 4 of them are "
+            "kernel copies to pages unmapped before exit; not analysed yet",
+}
 
 
 def _need_root():

@@ -39,6 +39,28 @@ def runnable(k) -> list[Process]:
     return [q for q in k.procs.values() if q.state == "runnable"]
 
 
+def time_slice(k, cands: list[Process]) -> tuple[bool, int]:
+    """(sliced, the instruction budget of this turn; 0: no limit). Round-robin by a quantum
+    of instructions when tasks share memory (threads may spin on it) or a timer is armed (the
+    clock follows the instructions); processes that only meet in system calls switch when
+    they block. --max-instructions caps every turn."""
+    budget = 0
+    if k.max_instructions:
+        budget = max(k.max_instructions - (k.cpu.instructions or 0), 1)
+    sliced = bool(k.timers) or len({id(q.pt) for q in cands}) < len(cands)
+    if sliced:
+        budget = min(budget or QUANTUM, QUANTUM)
+    return sliced, budget
+
+
+def tick(k, before: int) -> None:
+    """After a sliced turn: the clock moves 1 ns per instruction run (a 1 GHz CPU) and the
+    timers due fire."""
+    k.clock_ns += max((k.cpu.instructions or before + QUANTUM) - before, 0)
+    if k.timers:
+        fire_timers(k)
+
+
 def run(k) -> None:
     """Run every task until all have exited: round-robin at blocking points, and by quanta
     of instructions when tasks share memory or a timer is armed."""
@@ -67,16 +89,7 @@ def run(k) -> None:
         start = begin if begin is not None else k.cpu.eip
         begin = None
         k.pending_death = None
-        budget = 0
-        if k.max_instructions:
-            done = k.cpu.instructions or 0
-            budget = max(k.max_instructions - done, 1)
-        # round-robin with a quantum of instructions when tasks share memory (threads may spin
-        # on it) or a timer is armed (the clock follows the instructions); processes that only
-        # meet in system calls switch when they block
-        sliced = bool(k.timers) or len({id(q.pt) for q in cands}) < len(cands)
-        if sliced:
-            budget = min(budget or QUANTUM, QUANTUM)
+        sliced, budget = time_slice(k, cands)
         before = k.cpu.instructions or 0
         try:
             k.uc.emu_start(start, UNTIL, 0, budget)
@@ -100,10 +113,8 @@ def run(k) -> None:
                 resume = nxt
             else:
                 do_exit(k, nxt, death=d)
-        if sliced:                             # a 1 GHz CPU: 1 ns per instruction
-            k.clock_ns += max((k.cpu.instructions or before + QUANTUM) - before, 0)
-            if k.timers:
-                fire_timers(k)
+        if sliced:
+            tick(k, before)
         if nxt.state not in ("zombie", "reaped"):
             nxt.context = k.uc.context_save()
         if k.deferred:                  # stopped to evict outside a memory hook
