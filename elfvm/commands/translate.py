@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 
 import click
 
 from elfvm.errors import EXIT_USAGE, UsageError
-
-
-def _read_addresses(path: str) -> list[str]:
-    try:
-        if path == "-":
-            data = sys.stdin.read()
-        else:
-            with open(path) as f:
-                data = f.read()
-    except OSError as e:
-        raise UsageError(f"--addresses {path}: {e.strerror}") from None
-    return [ln.strip() for ln in data.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+from elfvm.mmu.inputs import read_address_lines
 
 
 @click.command("translate")
@@ -55,13 +45,9 @@ def translate(addresses, elf, pid, mmu, bits, ram, access, cpl, profile_name, sp
       elfvm translate --profile linux-i386 --split 3G --ram 1G 0xc0100000 0xff000000
     """
     from elfvm.kernel.profile import make_profile
-    from elfvm.mmu import InputFailure, TranslateError, open_address_space, translate_all
-    from elfvm.mmu.render import render_json, render_table
+    from elfvm.mmu import TranslateError, open_address_space
     from elfvm.units import parse_size
 
-    texts = list(addresses)
-    if addr_file:
-        texts += _read_addresses(addr_file)
     if elf and pid is not None:
         raise UsageError("give either --elf or --pid, not both")
     try:
@@ -77,29 +63,81 @@ def translate(addresses, elf, pid, mmu, bits, ram, access, cpl, profile_name, sp
                                    sysroot=sysroot)
     except TranslateError as e:
         raise UsageError(str(e)) from None
-    if not texts:
+    if not addresses and not addr_file:
         kernel = getattr(space, "kernel", None)
         if kernel is None:
             raise UsageError("no address given (ADDR... or --addresses FILE)")
         click.echo(_regions_text(kernel))
         return 0
-    results = translate_all(space, texts, access, int(cpl))
-    good = [r for r in results if not isinstance(r, InputFailure)]
-    bad = [r for r in results if isinstance(r, InputFailure)]
+    texts = itertools.chain(addresses, read_address_lines(addr_file) if addr_file else ())
+    if fmt == "json" and addr_file:
+        bad = _stream_json(space, texts, access, int(cpl))
+    else:
+        bad = _answer_all(space, list(texts), access, int(cpl), fmt, svg_file)
+    if bad:
+        click.get_current_context().exit(EXIT_USAGE)
+    return 0
+
+
+def _bad_input(text: str, message: str) -> None:
+    click.echo(f"elfvm: translate: {message}" if text in message else
+               f"elfvm: translate: {text}: {message}", err=True)
+
+
+def _answer_all(space, texts: list[str], access: str, cpl: int, fmt: str, svg_file) -> int:
+    """ADDR arguments (and --addresses in table form): every answer, then the pictures; the
+    table streams, one answer after another. Returns how many inputs were rejected."""
+    from elfvm.mmu.bulk import translate_stream
+    from elfvm.mmu.render import render_json, translation_text
+
+    good, bad, first = [], 0, True
+    keep_all = fmt == "json"
+    for r in translate_stream(space, texts, access, cpl):
+        if isinstance(r, Exception):
+            _bad_input(r.input, str(r))
+            bad += 1
+            continue
+        if keep_all or len(good) < 8:
+            good.append(r)
+        if fmt == "table":
+            click.echo(("" if first else "\n") + translation_text(r))
+            first = False
     if svg_file and good:
         from elfvm.render.pictures import write_walk_svg
 
         write_walk_svg(space, good[:8], svg_file)
     if fmt == "json":
         click.echo(render_json(good))
-    elif good:
-        click.echo(render_table(good))
-    for b in bad:
-        click.echo(f"elfvm: translate: {b.message}" if b.input in b.message else
-                   f"elfvm: translate: {b.input}: {b.message}", err=True)
-    if bad:
-        click.get_current_context().exit(EXIT_USAGE)
-    return 0
+    return bad
+
+
+def _stream_json(space, texts, access: str, cpl: int) -> int:
+    """--addresses FILE --format json: one JSON list, one compact object per line, printed as
+    the addresses are read (constant memory). Returns how many inputs were rejected."""
+    from elfvm.mmu import TranslateError
+    from elfvm.mmu.bulk import JsonLines
+
+    out = sys.stdout
+    render = JsonLines(space, access, cpl)
+    bad, n, buf = 0, 0, []
+    try:
+        for text in texts:
+            try:
+                line = render.line(text)
+            except TranslateError as e:
+                _bad_input(text, str(e))
+                bad += 1
+                continue
+            buf.append(("[\n" if n == 0 else ",\n") + line)
+            n += 1
+            if len(buf) >= 512:
+                out.write("".join(buf))
+                buf.clear()
+    finally:
+        buf.append("[]\n" if n == 0 else "\n]\n")
+        out.write("".join(buf))
+        out.flush()
+    return bad
 
 
 def _regions_text(k) -> str:

@@ -113,7 +113,7 @@ def to_table(result: ExecResult, *, show_stack: bool = False) -> str:
                      ", ".join(bytes_col), "\n".join(vma_source(result, p) for p in ln.parts)])
     out.append(tabulate(rows, headers=["start", "end", "perms", "offset", "dev inode", "name", "kind",
                                        "bytes", "source"], tablefmt="simple",
-                        maxcolwidths=[None] * 8 + [72]))
+                        maxcolwidths=[None] * 8 + [72], disable_numparse=True))
     notes = []
     if result.read_implies_exec:
         notes.append("READ_IMPLIES_EXEC: no PT_GNU_STACK, so every readable mapping (the interpreter's "
@@ -133,7 +133,7 @@ def to_table(result: ExecResult, *, show_stack: bool = False) -> str:
         ["start_brk = brk", _hx(mm.start_brk)], ["mmap_base", _hx(mm.mmap_base)],
         ["stack VMA", f"{_hx(result.stack.vma_start)}-{_hx(result.stack.top)}"],
         ["esp = start_stack", _hx(result.stack.esp)],
-    ], tablefmt="plain"))
+    ], tablefmt="plain", disable_numparse=True))
     if notes:
         out.append("")
         out += [f"note: {n}" for n in notes]
