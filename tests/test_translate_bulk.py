@@ -96,21 +96,24 @@ def test_many_addresses_stream_in_constant_memory():
                           "--addresses", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          stderr=subprocess.DEVNULL)
     chunk = b"".join(b"%#x\n" % (0x8048000 + 37 * i) for i in range(10_000))
-    p.stdin.write(chunk)
-    p.stdin.flush()
-    first = p.stdout.read(64)                  # printed before the input ends
-    assert first.startswith(b"[\n{")
+    fed = threading.Event()
 
-    def feed():                                # while this thread reads the answers
+    def feed():                                # while the main thread reads the answers
+        p.stdin.write(chunk)
+        p.stdin.flush()
+        fed.wait(60)
         for _ in range(19):
             p.stdin.write(chunk)
         p.stdin.close()
 
     writer = threading.Thread(target=feed)
     writer.start()
+    first = p.stdout.read(64)                  # printed before the input ends
+    assert first.startswith(b"[\n{")
+    fed.set()
     n = first.count(b"\n") + sum(b.count(b"\n") for b in iter(lambda: p.stdout.read(1 << 20), b""))
     writer.join()
     _, status, ru = os.wait4(p.pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
-    assert n == 200_001                        # "[", 200,000 objects, "]"
+    assert n == 200_002                        # "[", 200,000 objects, "]", each on its line
     assert ru.ru_maxrss < 150 * 1024           # KiB: constant (holding them all: ~2 KB each)
