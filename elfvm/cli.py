@@ -57,6 +57,9 @@ class LazyGroup(click.Group):
             raise
         except BrokenPipeError:
             ctx.exit(0)
+        except KeyboardInterrupt:           # Ctrl-C before a command installs its own handling
+            click.echo("elfvm: interrupted", err=True)
+            ctx.exit(130)
         except Exception as e:
             click.echo(f"elfvm: internal error: {type(e).__name__}: {e}", err=True)
             ctx.exit(1)

@@ -227,3 +227,35 @@ def test_streaming_memory_does_not_grow_with_the_trace(tmp_path):
     (p_small, n_small), (p_big, n_big) = peak(small), peak(big)
     assert n_big == 10 * n_small
     assert p_big < 1.5 * p_small, (p_small, p_big)
+
+
+def test_fast_and_careful_lackey_paths_agree(tmp_path):
+    """Thousands of lines of every spelling the careful path accepts (tabs, upper-case hex,
+    CRLF, ==pid== lines, blank lines, records spanning pages and batches) mixed with the common
+    form the fast loop takes: the references equal the reference reader's, whatever the batch."""
+    import random
+
+    import sim_reference as ref
+
+    rnd = random.Random(5)
+    lines = []
+    for _ in range(4000):
+        k = rnd.choice("ILSM")
+        a, size = rnd.randrange(1 << 32), rnd.choice([0, 1, 4, 8, 4095, 4096, 9000])
+        a = min(a, (1 << 32) - max(size, 1))
+        form = rnd.random()
+        h = f"{a:08x}" if form > 0.1 else f"{a:08X}"
+        pre = "I  " if k == "I" else f" {k} "
+        if form < 0.05:
+            pre = pre.replace(" ", "\t", 1) if k != "I" else "I\t"
+        end = "\r\n" if 0.1 < form < 0.15 else "\n"
+        lines.append(f"{pre}{h},{size}{end}")
+        if form > 0.97:
+            lines.append("==42== note\n" if form > 0.985 else "\n")
+    text = "".join(lines)
+    p = write(tmp_path, "t.lackey", text)
+    want = [(page, (2 if i else (1 if w else 0))) for page, w, i in
+            ref.read_lackey(text.replace("\r", "").splitlines(), 4096)]
+    for batch in (1, 7, 1 << 16):
+        out, _ = refs(p, batch=batch)
+        assert out == want

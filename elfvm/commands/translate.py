@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 
 import click
@@ -9,21 +10,7 @@ import click
 from elfvm.commands.kernel_options import kernel_note, kernel_options, make_kernel_profile
 from elfvm.commands.options import escape, int_range, reject
 from elfvm.errors import EXIT_USAGE, UsageError
-
-
-def _read_addresses(path: str) -> list[str]:
-    try:
-        if path == "-":
-            data = sys.stdin.read()
-        else:
-            with open(path, encoding="utf-8") as f:
-                data = f.read()
-    except OSError as e:
-        raise UsageError(f"--addresses {path}: {e.strerror}") from None
-    except UnicodeDecodeError as e:
-        raise UsageError(f"--addresses {path}: not text (byte {e.object[e.start]:#04x} at offset "
-                         f"{e.start} is not UTF-8)") from None
-    return [ln.strip() for ln in data.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+from elfvm.mmu.inputs import read_address_lines
 
 
 @click.command("translate")
@@ -72,8 +59,7 @@ def translate(addresses, elf, pid, mmu, bits, ram, access, cpl, profile_name, sp
       elfvm translate --profile linux-i386 --split 3G --ram 1G 0xc0100000 0xff000000
       elfvm translate --mmu i386 --descriptor ldt:1:base=0x10000,limit=0xfff,type=data-rw,dpl=3 0x0f:0x800 0x0f:0x1800
     """
-    from elfvm.mmu import InputFailure, TranslateError, open_address_space, translate_all
-    from elfvm.mmu.render import render_json, render_table
+    from elfvm.mmu import TranslateError, open_address_space
     from elfvm.units import parse_size
 
     ctx = click.get_current_context()
@@ -83,9 +69,6 @@ def translate(addresses, elf, pid, mmu, bits, ram, access, cpl, profile_name, sp
         reject(ctx, ["sysroot"], "only with --elf PROGRAM (where its PT_INTERP is looked up)")
         reject(ctx, ["kernel_version"], "only with --elf PROGRAM (the address space a kernel "
                                         "version builds; --pid walks the live one)")
-    texts = list(addresses)
-    if addr_file:
-        texts += _read_addresses(addr_file)
     if elf and pid is not None:
         raise UsageError("give either --elf or --pid, not both")
     try:
@@ -107,44 +90,106 @@ def translate(addresses, elf, pid, mmu, bits, ram, access, cpl, profile_name, sp
     except TranslateError as e:
         raise UsageError(str(e)) from None
     if descriptors:
-        from elfvm.mmu.descriptors import DescriptorError, install, parse_descriptor
-
-        if pid is not None:
-            raise UsageError("--descriptor: a live process's GDT/LDT is the kernel's; not with --pid")
-        if not any(":" in t for t in texts):
-            raise UsageError("--descriptor: only SELECTOR:OFFSET addresses go through segmentation "
-                             "(e.g. 0x0f:0x800 for LDT entry 1, RPL 3)")
-        try:
-            install(space.seg, [parse_descriptor(d) for d in descriptors])
-        except DescriptorError as e:
-            raise UsageError(f"--descriptor: {e}") from None
-    if not texts:
+        _install_descriptors(space, descriptors, pid, addresses, addr_file)
+    if not addresses and not addr_file:
         kernel = getattr(space, "kernel", None)
         if kernel is None:
             raise UsageError("no address given (ADDR... or --addresses FILE)")
         click.echo(_regions_text(kernel))
         return 0
-    results = translate_all(space, texts, access, int(cpl))
-    good = [r for r in results if not isinstance(r, InputFailure)]
-    bad = [r for r in results if isinstance(r, InputFailure)]
+    texts = itertools.chain(addresses, read_address_lines(addr_file) if addr_file else ())
+    if fmt == "json" and addr_file:
+        bad = _stream_json(space, texts, access, int(cpl))
+    else:
+        note = X86_64_NOTE if mmu is None and profile.name == "linux-x86_64-compat" else ""
+        bad = _answer_all(space, list(texts), access, int(cpl), fmt, svg_file, note)
+    if bad:
+        click.get_current_context().exit(EXIT_USAGE)
+    return 0
+
+
+X86_64_NOTE = ("note: --mmu x86-64 by default: an i386 task on this 64-bit kernel is walked\n"
+               "  by the 4-level x86-64 MMU; --mmu i386 (or --profile linux-i386) gives the\n"
+               "  lecture's two-level 10|10|12 walk\n")
+
+
+def _install_descriptors(space, descriptors, pid, addresses, addr_file) -> None:
+    """--descriptor: the user's own GDT/LDT entries for segmentation exercises."""
+    from elfvm.mmu.descriptors import DescriptorError, install, parse_descriptor
+
+    if pid is not None:
+        raise UsageError("--descriptor: a live process's GDT/LDT is the kernel's; not with --pid")
+    if not addr_file and not any(":" in t for t in addresses):
+        raise UsageError("--descriptor: only SELECTOR:OFFSET addresses go through segmentation "
+                         "(e.g. 0x0f:0x800 for LDT entry 1, RPL 3)")
+    try:
+        install(space.seg, [parse_descriptor(d) for d in descriptors])
+    except DescriptorError as e:
+        raise UsageError(f"--descriptor: {e}") from None
+
+
+def _bad_input(text: str, message: str) -> None:
+    click.echo(escape(f"elfvm: translate: {message}" if text in message else
+                      f"elfvm: translate: {text}: {message}"), err=True)
+
+
+def _answer_all(space, texts: list[str], access: str, cpl: int, fmt: str, svg_file,
+                note: str = "") -> int:
+    """ADDR arguments (and --addresses in table form): every answer, then the pictures; the
+    table streams, one answer after another. Returns how many inputs were rejected."""
+    from elfvm.mmu.bulk import translate_stream
+    from elfvm.mmu.render import render_json, translation_text
+
+    good, bad, first = [], 0, True
+    keep_all = fmt == "json"
+    for r in translate_stream(space, texts, access, cpl):
+        if isinstance(r, Exception):
+            _bad_input(r.input, str(r))
+            bad += 1
+            continue
+        if keep_all or len(good) < 8:
+            good.append(r)
+        if fmt == "table":
+            if first and note:
+                click.echo(note)
+            click.echo(("" if first else "\n") + translation_text(r, geom=space.geom))
+            first = False
     if svg_file and good:
         from elfvm.render.pictures import write_walk_svg
 
         write_walk_svg(space, good[:8], svg_file)
     if fmt == "json":
         click.echo(render_json(good))
-    elif good:
-        if mmu is None and profile.name == "linux-x86_64-compat":
-            click.echo("note: --mmu x86-64 by default: an i386 task on this 64-bit kernel is walked\n"
-                       "  by the 4-level x86-64 MMU; --mmu i386 (or --profile linux-i386) gives the\n"
-                       "  lecture's two-level 10|10|12 walk\n")
-        click.echo(render_table(good, geom=space.geom))
-    for b in bad:
-        click.echo(escape(f"elfvm: translate: {b.message}" if b.input in b.message else
-                          f"elfvm: translate: {b.input}: {b.message}"), err=True)
-    if bad:
-        click.get_current_context().exit(EXIT_USAGE)
-    return 0
+    return bad
+
+
+def _stream_json(space, texts, access: str, cpl: int) -> int:
+    """--addresses FILE --format json: one JSON list, one compact object per line, printed as
+    the addresses are read (constant memory). Returns how many inputs were rejected."""
+    from elfvm.mmu import TranslateError
+    from elfvm.mmu.bulk import JsonLines
+
+    out = sys.stdout
+    render = JsonLines(space, access, cpl)
+    bad, n, buf = 0, 0, []
+    try:
+        for text in texts:
+            try:
+                line = render.line(text)
+            except TranslateError as e:
+                _bad_input(text, str(e))
+                bad += 1
+                continue
+            buf.append(("[\n" if n == 0 else ",\n") + line)
+            n += 1
+            if len(buf) >= 512:
+                out.write("".join(buf))
+                buf.clear()
+    finally:
+        buf.append("[]\n" if n == 0 else "\n]\n")
+        out.write("".join(buf))
+        out.flush()
+    return bad
 
 
 def _regions_text(k) -> str:

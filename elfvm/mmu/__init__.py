@@ -80,13 +80,9 @@ class InputFailure:
 
 
 def translate_one(space, text: str, access: str = "r", cpl: int = 3) -> Translation:
-    from elfvm.mmu.inputs import parse_spec
+    from elfvm.mmu.bulk import translate_one as one
 
-    spec: Spec = parse_spec(text, getattr(space, "images", {}), space.seg.registers)
-    if spec.linear is not None:
-        return space.translate(spec.linear, access, cpl, text=spec.text)
-    return space.translate_logical(spec.selector, spec.offset, access, cpl, register=spec.register,
-                                   text=spec.text)
+    return one(space, text, access, cpl)
 
 
 def translate_all(space, texts, access: str = "r", cpl: int = 3) -> list[Translation | InputFailure]:

@@ -11,8 +11,11 @@
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
+from typing import Iterator
 
+from elfvm.errors import UsageError
 from elfvm.mmu.mmu import TranslateError
 from elfvm.mmu.segmentation import SEGMENT_REGISTERS
 
@@ -107,3 +110,39 @@ def parse_spec(text: str, images: dict, registers: dict) -> Spec:
     if tls is not None:
         return Spec(t, selector=registers.get("gs", 0), register="gs", offset=tls)
     return Spec(t, linear=addr)
+
+
+MAX_LINE = 1 << 16       # the longest address line read (an endless line is an error, not a heap)
+
+
+def read_address_lines(path: str) -> Iterator[str]:
+    """The addresses of FILE ('-': stdin), one per line, as they are read (blank lines and
+    `#` comments skipped). A line longer than MAX_LINE or not UTF-8 is a one-line UsageError
+    naming it; nothing is held beyond the current line."""
+    name = "<stdin>" if path == "-" else path
+    try:
+        f = sys.stdin.buffer if path == "-" else open(path, "rb")
+    except OSError as e:
+        raise UsageError(f"--addresses {path}: {e.strerror}") from None
+    try:
+        n = 0
+        while True:
+            try:
+                raw = f.readline(MAX_LINE + 1)
+            except OSError as e:
+                raise UsageError(f"--addresses {path}: {e.strerror}") from None
+            if not raw:
+                return
+            n += 1
+            if len(raw) > MAX_LINE and not raw.endswith(b"\n"):
+                raise UsageError(f"--addresses {name}:{n}: a line longer than {MAX_LINE} bytes "
+                                 f"without a newline")
+            try:
+                text = raw.decode("utf-8").strip()
+            except UnicodeDecodeError:
+                raise UsageError(f"--addresses {name}:{n}: not UTF-8 text: {raw[:40]!r}") from None
+            if text and not text.startswith("#"):
+                yield text
+    finally:
+        if f is not sys.stdin.buffer:
+            f.close()

@@ -135,7 +135,8 @@ def maps_table(result: ExecResult, width: int, wide: bool) -> str:
 
     if wide:
         rows, head = _wide_rows(result)
-        return tabulate(rows, headers=head, tablefmt="simple", maxcolwidths=[None] * 8 + [72])
+        return tabulate(rows, headers=head, tablefmt="simple", maxcolwidths=[None] * 8 + [72],
+                        disable_numparse=True)
     name_w = max(12, width - 45)
     lines = [f"{'start':<10}  {'end':<10}  {'perms':<5}  {'offset':<8}  name",
              f"{'-' * 10}  {'-' * 10}  {'-' * 5}  {'-' * 8}  {'-' * min(name_w, 30)}"]
@@ -198,7 +199,7 @@ def to_table(result: ExecResult, *, show_stack: bool = False, wide: bool = False
         ["start_brk = brk", _hx(mm.start_brk)], ["mmap_base", _hx(mm.mmap_base)],
         ["stack VMA", f"{_hx(result.stack.vma_start)}-{_hx(result.stack.top)}"],
         ["esp = start_stack", _hx(result.stack.esp)],
-    ], tablefmt="plain"))
+    ], tablefmt="plain", disable_numparse=True))
     if notes:
         import textwrap
 

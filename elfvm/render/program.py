@@ -150,7 +150,8 @@ def render_text(r: RunReport, show: tuple[str, ...] = (), limit: int = 50) -> st
 
     out += textwrap.wrap(f"policy {c.policy}, {c.frames} frames of 4 KiB; TLB: {c.tlb.describe()}; "
                          f"{c.walk_levels}-level walk", 79, subsequent_indent="  ")
-    out.append(tabulate(summary_rows(r), tablefmt="plain", maxcolwidths=[None, 48]))
+    rows = [["" if c is None else c for c in row] for row in summary_rows(r)]   # tabulate 0.9
+    out.append(tabulate(rows, tablefmt="plain", maxcolwidths=[None, 48]))        # wraps no None
     if r.unknown_syscalls:
         out.append("unknown system calls (returned -ENOSYS): " +
                    ", ".join(f"{u['name']} ({u['number']}) x{u['count']}"

@@ -132,12 +132,36 @@ def entry(signature: str):
     return deco
 
 
+_DTYPES = {"i8": "int64", "i4": "int32", "u1": "uint8"}
+
+
+def _array_args(signature: str) -> list[tuple[str, int] | None]:
+    """(dtype, ndim) of each array argument of a signature like 'i8(i4[:], u1[:, :], i8)'
+    (None for a scalar), without importing numba."""
+    end = signature.rindex(")")
+    start, depth = end, 0
+    while True:                          # the "(" that matches the last ")" (the return type
+        depth += {")": 1, "(": -1}.get(signature[start], 0)     # may have its own)
+        if depth == 0:
+            break
+        start -= 1
+    args = signature[start + 1:end]
+    out, depth, cur = [], 0, ""
+    for ch in args + ",":
+        if ch == "," and depth == 0:
+            t = cur.strip()
+            out.append((_DTYPES[t[:t.index("[")]], t.count(":")) if "[" in t else None)
+            cur = ""
+            continue
+        depth += ch == "["
+        depth -= ch == "]"
+        cur += ch
+    return out
+
+
 def _checked(aot, fn, signature: str):
     """A wrapper that checks every array argument's dtype and rank against the signature."""
-    from numba.core import sigutils
-
-    args, _ = sigutils.normalize_signature(signature)
-    want = [(str(a.dtype), a.ndim) if hasattr(a, "ndim") else None for a in args]
+    want = _array_args(signature)
 
     def call(*a):
         for i, (x, w) in enumerate(zip(a, want)):

@@ -19,6 +19,8 @@ Blank lines are ignored in both.
 
 from __future__ import annotations
 
+import numpy as np
+
 from elfvm.sim.jit import entry, njit
 
 WRITE = 1            # reference flags
@@ -160,63 +162,84 @@ def _record(buf, s, e, fmt, max_addr):
     return 0, addr, 1, fl, 0
 
 
+_HEXV = np.full(256, -1, dtype=np.int8)          # lower-case hex digit values (the fast path's)
+_HEXV[48:58] = np.arange(10)
+_HEXV[97:103] = np.arange(10, 16)
+FAST_LINE = 64                                   # the fast path only runs this far from the end
+
+
 @njit
-def _lackey_fast(buf, i, n, max_addr):
-    """The common well-formed lackey line, in one forward pass: (next line, addr, size, flags),
-    or next line = -1 to leave the line to the careful path (which also explains errors)."""
-    while i < n and buf[i] == 32:
-        i += 1
-    if i >= n:
-        return -1, 0, 0, 0
-    c = int(buf[i])
-    if c == 73:
-        fl = 2
-    elif c == 76:
-        fl = 0
-    elif c == 83 or c == 77:
-        fl = 1
-    else:
-        return -1, 0, 0, 0
-    i += 1
-    if i >= n or buf[i] != 32:
-        return -1, 0, 0, 0
-    while i < n and buf[i] == 32:
-        i += 1
-    v = 0
-    nd = 0
-    while i < n:
-        c = int(buf[i])
-        if 48 <= c <= 57:
-            v = v * 16 + (c - 48)
-        elif 97 <= c <= 102:
-            v = v * 16 + (c - 87)
+def _lackey_run(buf, i, n, max_addr, shift, out_vpn, out_flags, k, st):
+    """Consecutive common well-formed lackey lines in one tight loop (most of a trace): returns
+    (position, references written) at the first line it leaves to the careful path (anything
+    unusual, an error to explain, a record whose pages do not fit the output, the last
+    FAST_LINE bytes of the buffer). The same rules as `_record`, for ' I|L|S|M hex,dec' lines."""
+    cap = out_vpn.shape[0]
+    hexv = _HEXV
+    lines = 0
+    while i + FAST_LINE < n:
+        lim = i + FAST_LINE
+        j = i
+        while buf[j] == 32 and j < lim:
+            j += 1
+        c = buf[j]
+        if c == 73:
+            fl = 2
+        elif c == 76:
+            fl = 0
+        elif c == 83 or c == 77:
+            fl = 1
         else:
             break
-        nd += 1
-        i += 1
-    if nd == 0 or nd > 15 or i >= n or buf[i] != 44:
-        return -1, 0, 0, 0
-    i += 1
-    size = 0
-    nd = 0
-    while i < n:
-        c = int(buf[i])
-        if c < 48 or c > 57:
+        j += 1
+        if buf[j] != 32:
             break
-        size = size * 10 + (c - 48)
-        nd += 1
-        i += 1
-    if nd == 0 or nd > 9:
-        return -1, 0, 0, 0
-    if i < n and buf[i] == 13:
-        i += 1
-    if i >= n or buf[i] != 10:
-        return -1, 0, 0, 0
-    if size == 0:
-        size = 1
-    if v + size - 1 > max_addr:
-        return -1, 0, 0, 0
-    return i + 1, v, size, fl
+        while buf[j] == 32 and j < lim:
+            j += 1
+        v = 0
+        nd = 0
+        d = hexv[buf[j]]
+        while d >= 0 and j < lim:
+            v = v * 16 + d
+            nd += 1
+            j += 1
+            d = hexv[buf[j]]
+        if nd == 0 or nd > 15 or buf[j] != 44 or j >= lim:
+            break
+        j += 1
+        size = 0
+        nd = 0
+        c = buf[j]
+        while 48 <= c <= 57 and j < lim:
+            size = size * 10 + (c - 48)
+            nd += 1
+            j += 1
+            c = buf[j]
+        if nd == 0 or nd > 9 or j >= lim:
+            break
+        if c == 13:
+            j += 1
+            c = buf[j]
+        if c != 10:
+            break
+        if size == 0:
+            size = 1
+        if v + size - 1 > max_addr:
+            break
+        a = v >> shift
+        b = (v + size - 1) >> shift
+        if k + (b - a) >= cap:
+            break
+        while a <= b:
+            out_vpn[k] = a
+            out_flags[k] = fl
+            k += 1
+            a += 1
+        i = j + 1
+        lines += 1
+    st[0] += lines
+    st[10] += lines
+    return i, k
 
 
 @njit
@@ -256,14 +279,11 @@ def parse_lines(buf, n, pos, final, fmt, shift, max_addr, skip_bad, out_vpn, out
         if k >= cap:
             return i, k, 1
         if fmt == 0:
-            nxt, addr, size, fl = _lackey_fast(buf, i, n, max_addr)
-            if nxt >= 0:
-                st[0] += 1
-                st[10] += 1
-                i = nxt
-                k = _emit_pages(addr >> shift, (addr + size - 1) >> shift, fl, out_vpn, out_flags, k, st)
-                if st[1] == 1:
-                    return i, k, 1
+            i0 = i
+            i, k = _lackey_run(buf, i, n, max_addr, shift, out_vpn, out_flags, k, st)
+            if k >= cap:
+                return i, k, 1
+            if i != i0:
                 continue
         j = i
         while j < n and buf[j] != 10:
