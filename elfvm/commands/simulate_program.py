@@ -107,7 +107,7 @@ def simulate_program(program: str, args=(), *, frames: str | None = None, ram: s
     if stdout_file is not None:
         try:
             with open(stdout_file, "wb") as f:
-                f.write(report.stdout)
+                report.guest_stdout.copy_to(f)
         except OSError as e:
             raise UsageError(f"--stdout {stdout_file}: {e.strerror}") from None
 

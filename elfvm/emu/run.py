@@ -68,8 +68,8 @@ class RunReport:
     program: str
     argv: list[str]
     exit_status: int | None
-    stdout: bytes
-    stderr: bytes
+    guest_stdout: object                 # elfvm.emu.vfs.GuestOutput: read only when asked
+    guest_stderr: object
     instructions: int | None
     syscalls: list[dict]
     unknown_syscalls: list[dict]
@@ -91,6 +91,14 @@ class RunReport:
     trace_files: list[str]
     notes: list[str] = field(default_factory=list)
     timeline: object = None              # elfvm.sim.timeline.Timeline with timeline_bins (--svg)
+
+    @property
+    def stdout(self) -> bytes:
+        return bytes(self.guest_stdout)
+
+    @property
+    def stderr(self) -> bytes:
+        return bytes(self.guest_stderr)
 
     @property
     def page_faults(self) -> int:
@@ -432,7 +440,7 @@ def build_report(k, first, argv, opts: RunOptions, result) -> RunReport:
         notes.append("instructions are not counted without numba (pip install numba)")
     return RunReport(
         program=opts.program, argv=argv, exit_status=first.exit_status,
-        stdout=bytes(k.stdout), stderr=bytes(k.stderr), instructions=k.cpu.instructions,
+        guest_stdout=k.stdout, guest_stderr=k.stderr, instructions=k.cpu.instructions,
         syscalls=[{"name": n, "count": c} for n, c in sorted(k.syscall_counts.items()) if c],
         unknown_syscalls=[{"name": syscall_name(n), "number": n, "count": c}
                           for n, c in sorted(k.unknown_syscalls.items())],

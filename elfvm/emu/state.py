@@ -17,7 +17,7 @@ import numpy as np
 from elfvm.emu.cpu import GDT_LINEAR, STUB_LINEAR, Cpu, Segments
 from elfvm.emu.memory import PAGE, Frames
 from elfvm.emu.task import FIRST_PID, Death, FaultEvent, Process
-from elfvm.emu.vfs import Inode, Vfs
+from elfvm.emu.vfs import GuestOutput, Inode, Vfs
 from elfvm.mm.vma import FileRef
 from elfvm.mmu.geometry import get_geometry
 from elfvm.phys import MappedMemory, SwapDevice
@@ -74,8 +74,8 @@ class KernelState:
         self.tlb_fills = 0
         self.syscall_counts: Counter = Counter()
         self.unknown_syscalls: Counter = Counter()
-        self.stdout = bytearray()
-        self.stderr = bytearray()
+        self.stdout = GuestOutput()
+        self.stderr = GuestOutput()
         self.echo = echo
         self.stdin = bytes(stdin)
         self.stop_reason: str | None = None

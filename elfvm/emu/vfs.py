@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import stat as stat_mod
+import tempfile
 from dataclasses import dataclass, field
 
 from elfvm.emu.writedir import WriteDir
@@ -59,6 +61,37 @@ class Inode:
             os.close(fd)
 
 
+class GuestOutput:
+    """A guest's captured stdout or stderr: in memory up to SPOOL_BYTES, then in a temporary
+    file, so a guest that prints forever costs disk, never the host's memory (issue 10)."""
+
+    SPOOL_BYTES = 8 << 20
+
+    def __init__(self):
+        self._f = tempfile.SpooledTemporaryFile(max_size=self.SPOOL_BYTES)
+        self._n = 0
+
+    def __iadd__(self, data: bytes) -> "GuestOutput":
+        self._f.write(data)
+        self._n += len(data)
+        return self
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __bytes__(self) -> bytes:
+        self._f.seek(0)
+        data = self._f.read()
+        self._f.seek(0, os.SEEK_END)
+        return data
+
+    def copy_to(self, out) -> None:
+        """Write every byte to the binary file `out`, a chunk at a time."""
+        self._f.seek(0)
+        shutil.copyfileobj(self._f, out, 1 << 20)
+        self._f.seek(0, os.SEEK_END)
+
+
 @dataclass
 class Pipe:
     buf: bytearray = field(default_factory=bytearray)
@@ -75,7 +108,7 @@ class OpenFile:
     pos: int = 0
     pipe: Pipe | None = None
     pipe_end: str = ""              # "r" | "w"
-    sink: bytearray | None = None   # captured stdout/stderr
+    sink: object = None             # captured stdout/stderr (GuestOutput); stdin's bytearray
     dir_entries: list | None = None
     refs: int = 1
 

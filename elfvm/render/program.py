@@ -37,11 +37,12 @@ def report_dict(r: RunReport) -> dict:
     d = _stats_json(r.stats, r.exact)
     d["pages_touched"] = r.pages_touched
     d["processes"] = [_stats_json(s, r.exact) for s in r.process_stats]
+    out, err = r.stdout, r.stderr                                   # read once each
     d["guest"] = {
-        "stdout": r.stdout.decode("utf-8", "replace"),
-        "stdout_base64": base64.b64encode(r.stdout).decode(),       # the exact bytes
-        "stderr": r.stderr.decode("utf-8", "replace"),
-        "stderr_base64": base64.b64encode(r.stderr).decode(),
+        "stdout": out.decode("utf-8", "replace"),
+        "stdout_base64": base64.b64encode(out).decode(),            # the exact bytes
+        "stderr": err.decode("utf-8", "replace"),
+        "stderr_base64": base64.b64encode(err).decode(),
         "exit_status": r.exit_status,
         "instructions": r.instructions,
         "syscalls": list(r.syscalls),

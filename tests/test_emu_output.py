@@ -1,0 +1,75 @@
+"""A guest's captured stdout is bounded in host memory (issue 10): past a few MiB it spools to
+a temporary file; the report, JSON and --stdout FILE still get every byte."""
+
+import os
+import resource
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+pytest.importorskip("unicorn")
+
+
+@pytest.fixture(scope="module")
+def flood(tmp_path_factory):
+    if shutil.which("gcc") is None:
+        pytest.skip("no gcc")
+    exe = tmp_path_factory.mktemp("guest") / "flood"
+    r = subprocess.run(["gcc", "-m32", "-static", "-O1", os.path.join(HERE, "guest_progs", "flood.c"),
+                        "-o", str(exe)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"gcc -m32 -static fails here: {r.stderr.strip()[:200]}")
+    return str(exe)
+
+
+def test_guest_output_spools_beyond_memory():
+    from elfvm.emu.vfs import GuestOutput
+
+    g = GuestOutput()
+    for i in range(3):
+        g += bytes([i]) * (GuestOutput.SPOOL_BYTES // 2)
+    assert len(g) == 3 * (GuestOutput.SPOOL_BYTES // 2)
+    assert g._f._rolled                     # past SPOOL_BYTES the bytes live in a file
+    data = bytes(g)
+    assert data[:1] == b"\0" and data[-1:] == b"\2" and len(data) == len(g)
+    g += b"tail"
+    assert bytes(g).endswith(b"tail")
+
+
+def _maxrss_mib(args, tmp_path):
+    code = ("import resource, sys\nfrom elfvm.cli import main\nsys.argv = ['elfvm'] + sys.argv[1:]\n"
+            "try:\n    main()\nfinally:\n"
+            "    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, file=sys.stderr)")
+    r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, cwd=tmp_path)
+    return r, int(r.stderr.decode().strip().splitlines()[-1])
+
+
+def test_printing_guest_does_not_grow_host_memory(flood, tmp_path):
+    """256 MiB of guest stdout (written to --stdout FILE, table report): the host's peak RSS
+    grows far less than the output (compare 8 MiB and 256 MiB of output)."""
+    out = tmp_path / "out.bin"
+    small, rss_small = _maxrss_mib(["simulate-run", "-q", "--stdout", str(out), flood, "8"], tmp_path)
+    assert small.returncode == 0, small.stderr[-500:]
+    big, rss_big = _maxrss_mib(["simulate-run", "-q", "--stdout", str(out), flood, "256"], tmp_path)
+    assert big.returncode == 0, big.stderr[-500:]
+    assert out.stat().st_size == 256 << 20
+    with open(out, "rb") as f:
+        assert f.read(4096) == b"y" * 4096
+    assert rss_big - rss_small < 64, (rss_small, rss_big)
+
+
+def test_json_still_has_every_byte(flood):
+    import base64
+    import json
+
+    from click.testing import CliRunner
+
+    from elfvm.cli import cli
+
+    r = CliRunner().invoke(cli, ["simulate-run", "--format", "json", flood, "10"])
+    assert r.exit_code == 0, r.output[-500:]
+    guest = json.loads(r.output)["guest"]
+    assert base64.b64decode(guest["stdout_base64"]) == b"y" * (10 << 20)
