@@ -272,7 +272,7 @@ def boot(opts: RunOptions):
     if opts.emit_trace:
         trace = TraceWriter(opts.emit_trace, FIRST_PID)
         trace._file(FIRST_PID)
-    k = KernelState(profile=result.profile, ram=opts.ram + PHYS_HEADROOM, model=model,
+    k = KernelState(profile=result.profile, ram=opts.ram, headroom=PHYS_HEADROOM, model=model,
                     fault_model=opts.fault_model, geometry=opts.mmu, vfs=vfs,
                     max_instructions=opts.max_instructions, seed=opts.seed, stdin=opts.stdin,
                     echo=opts.echo, event_limit=opts.event_limit,
@@ -282,7 +282,6 @@ def boot(opts: RunOptions):
                     threads_max=threads_max(opts.ram, result.profile))
     install_hooks(k)
     k.read_implies_exec = result.read_implies_exec
-    k.model_ram = opts.ram
     out = OpenFile(None, O_WRONLY, sink=k.stdout)
     err = OpenFile(None, O_WRONLY, sink=k.stderr)
     p = spawn(k, result, {0: stdin_file(opts), 1: out, 2: err})

@@ -19,11 +19,11 @@ from elfvm.mm import fault as F
 from elfvm.mm.vma import PROT_EXEC, PROT_WRITE, Mm, Vma
 from elfvm.mmu import entries as E
 from elfvm.mmu.geometry import Geometry, GeometryError
-from elfvm.mmu.kernel_half import KernelLayout
+from elfvm.mmu.kernel_half import KernelLayout, machine_frames
 from elfvm.mmu.paging import PageTables, Walk, check_access, describe_error_code, pf_error_code
 from elfvm.mmu.segmentation import Segmentation, SegResult, entry_registers, linux_gdt
 from elfvm.mmu.symbols import Image
-from elfvm.phys import FrameAllocator, PhysicalMemory, Zone
+from elfvm.phys import PhysicalMemory
 from elfvm.phys.frames import GiB, KernelImage, MiB
 from elfvm.units import human_size
 
@@ -133,14 +133,7 @@ class AddressSpace:
         self.kernel = KernelLayout(profile.page_offset, geom.fmt == "pae", ram) if self.native else None
         self.nxe = geom.nx and nx_cpu
         self.mem = PhysicalMemory(ram)
-        if self.kernel is not None:
-            low = self.kernel.lowmem_bytes
-            zones = [Zone("DMA", 0, 16 * MiB), Zone("Normal", 16 * MiB, low), Zone("HighMem", low, ram)]
-        else:
-            zones = [Zone("DMA", 0, 16 * MiB), Zone("DMA32", 16 * MiB, min(ram, 4 * GiB)),
-                     Zone("Normal", 4 * GiB, ram)]
-        self.frames = FrameAllocator(ram, geom.page_size, zones=zones,
-                                     kernel_zone="Normal" if self.native else "DMA32")
+        self.frames = machine_frames(geom, profile, ram)
         self.mm = exec_result.mm if exec_result is not None else None
         self.geometry_only = exec_result is None and (self.kernel is None or geom.fmt == "generic")
         self.pt: PageTables | None = None
