@@ -190,42 +190,13 @@ class AddressSpace:
                     return im
         return None
 
-    def _initial_content(self, page: int, v: Vma) -> bytes:
-        """What the kernel left in a page it wrote at exec: the stack image create_elf_tables()
-        wrote, or a file page whose tail padzero() cleared."""
-        r = self.result
-        st = r.stack
-        if v.growsdown and st.image:
-            data = bytearray(4096)
-            lo, hi = max(page, st.image_base), min(page + 4096, st.image_base + len(st.image))
-            if lo < hi:
-                data[lo - page:hi - page] = st.image[lo - st.image_base:hi - st.image_base]
-            return bytes(data)
-        if v.file is not None:
-            im = self.image_of(v)
-            f = im.elf if im else None
-            if f is not None:
-                off = v.pgoff + (page - v.start)
-                data = bytearray(f.read_at(off, 4096).ljust(4096, b"\0"))
-                ph = next((p for p in f.phdrs() if v.origin and p.index == v.origin[1]), None)
-                if ph is not None:
-                    zero_start = im.bias + ph.p_vaddr + ph.p_filesz
-                    if page <= zero_start < page + 4096:
-                        data[zero_start - page:] = bytes(4096 - (zero_start - page))
-                return bytes(data)
-        return bytes(4096)
-
     def _map_present_pages(self) -> None:
         g = self.geom
         ps = g.page_size
-        for page in sorted(self.result.present_pages):
-            v = self.mm.vma_at(page)
-            if v is None:
-                continue
+        for page, v, content in self.result.exec_pages():
             if page + 4096 - 1 > g.max_linear:
                 self.notes.append(f"page {page:#x} does not fit the {g.va_bits}-bit linear space; not mapped")
                 continue
-            content = self._initial_content(page, v)
             flags = user_pte_flags(v, self.nxe)
             for sub in range(page - page % ps if ps > 4096 else page, page + 4096, ps):
                 if self.pt.walk(sub).present:
