@@ -214,3 +214,13 @@ def test_exec_in_a_running_task_uses_the_layout_loader():
     mapped = {vpn for fi in k.frames.info.values() for pid, vpn in fi.rmap if pid == p.pid}
     assert mapped == resident_vpns(p)
     assert old_tables <= set(k.frames.phys.free_list) | set(p.pt.tables()) | set(k.frames.info)
+
+
+def test_ram_the_mmu_cannot_address_is_refused_alike():
+    """One machine: --ram beyond what the --mmu's entries can hold is the same usage error
+    (exit 2, one line) in `translate` and in `simulate-run`, not frames a PTE cannot name."""
+    path = fixture_path("hello_static")
+    a = run_cli("translate", "--mmu", "i386", "--ram", "8G", "--elf", path, "0x1000")
+    b = run_cli("simulate-run", "--mmu", "i386", "--ram", "8G", path)
+    assert a.returncode == b.returncode == 2
+    assert a.stderr == b.stderr == "elfvm: --ram 8 GiB: --mmu i386 addresses at most 4 GiB\n"

@@ -272,3 +272,9 @@ def machine_frames(geom, profile, ram: int, *, headroom: int = 0) -> FrameAlloca
     if profile.name == "linux-i386":
         lowmem = KernelLayout(profile.page_offset, geom.fmt == "pae", ram).lowmem_bytes
     return x86_frames(ram, geom.page_size, lowmem=lowmem, headroom=headroom)
+
+
+def ram_limit(geom) -> int:
+    """The most RAM a kernel on this paging format can use: 4 GiB without PAE (HIGHMEM4G; the
+    entries hold 32-bit frames), 64 GiB with it (HIGHMEM64G), MAX_PHYSMEM_BITS = 46 on x86-64."""
+    return {"i386": 4 << 30, "generic": 4 << 30, "pae": 64 << 30}.get(geom.fmt, 1 << 46)

@@ -19,12 +19,12 @@ from elfvm.mm import fault as F
 from elfvm.mm.vma import PROT_EXEC, PROT_WRITE, Mm, Vma
 from elfvm.mmu import entries as E
 from elfvm.mmu.geometry import Geometry, GeometryError
-from elfvm.mmu.kernel_half import KernelLayout, machine_frames
+from elfvm.mmu.kernel_half import KernelLayout, machine_frames, ram_limit
 from elfvm.mmu.paging import PageTables, Walk, check_access, describe_error_code, pf_error_code
 from elfvm.mmu.segmentation import Segmentation, SegResult, entry_registers, linux_gdt
 from elfvm.mmu.symbols import Image
 from elfvm.phys import PhysicalMemory
-from elfvm.phys.frames import GiB, KernelImage, MiB
+from elfvm.phys.frames import KernelImage, MiB
 from elfvm.units import human_size
 
 ACCESS_NAMES = {"r": "read", "w": "write", "x": "execute"}
@@ -123,7 +123,7 @@ class AddressSpace:
         if self.native and geom.fmt == "x86-64":
             raise TranslateError("a native i386 kernel (--profile linux-i386) cannot use 4-level paging; "
                                  "use --mmu i386 or --mmu pae")
-        limit = {"i386": 4 * GiB, "generic": 4 * GiB, "pae": 64 * GiB}.get(geom.fmt, 1 << 46)
+        limit = ram_limit(geom)
         if ram > limit:
             raise TranslateError(f"--ram {human_size(ram)}: --mmu {geom.name} addresses at most {limit >> 30} GiB")
         image = KernelImage()
