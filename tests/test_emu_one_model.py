@@ -114,6 +114,82 @@ def test_translate_and_the_emulator_decide_alike(name):
             assert mine == theirs, (hex(addr), why, access)
 
 
+# ---------------------------------------------------------------- one frame numbering
+STATIC = ["hello_static", "vars", "bigbss", "hello_staticpie"]
+DYNAMIC = ["hello_pie", "hello_nopie", "vars_pie"]
+
+
+def exec_walks(name: str, mmu: str):
+    """The same program exec'd by `translate`'s prediction (open_address_space, what `translate
+    --elf` walks) and by the emulator (at its first instruction): both address spaces and the
+    pages present at exec."""
+    from elfvm.mmu import open_address_space
+
+    k, p, result, argv = boot(RunOptions(fixture_path(name), mmu=mmu))
+    space = open_address_space(profile=result.profile, mmu=mmu, elf=fixture_path(name), argv=argv, envp=[])
+    pages = sorted(space.result.present_pages)
+    assert pages and {pa >> 12 for pa in pages} == resident_vpns(p)
+    return k, p, space, pages
+
+
+@pytest.mark.parametrize("mmu", ["x86-64", "pae", "i386"])
+@pytest.mark.parametrize("name", STATIC + DYNAMIC)
+def test_translate_and_the_emulator_give_the_same_frames(name, mmu):
+    """One frame numbering: every page present at exec sits in the same frame in `translate`'s
+    prediction and in the emulator, its page tables sit in the same frames (CR3 and every table
+    of the walk), and every entry of the walk holds the same value (frame and bits)."""
+    from elfvm.mmu import translate_one
+
+    k, p, space, pages = exec_walks(name, mmu)
+    assert p.pt.cr3 == space.pt.cr3
+    for pa in pages:
+        mine, theirs = p.pt.walk(pa), space.pt.walk(pa)
+        assert mine.present and mine.page_base == follow_pte(p, pa >> 12).frame
+        assert mine.steps == theirs.steps, hex(pa)              # tables, indexes, entries
+        t = translate_one(space, hex(pa))                        # what `translate` prints
+        assert t.physical == mine.page_base, hex(pa)
+        assert [w.table for w in t.walk] == [s.table for s in mine.steps], hex(pa)
+        assert k.mem.read(mine.page_base, 4096) == space.mem.read(t.physical, 4096), hex(pa)
+    tables = set(p.pt.tables())
+    assert tables == set(space.pt.tables())
+    assert not tables & set(k.frames.info)                       # no table is a user frame
+
+
+def run_cli(*args):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "elfvm", *args], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("name", ["vars", "hello_pie"])
+def test_translate_cli_and_simulate_run_show_the_same_frames(name):
+    """Through the CLI: the frame `translate --elf P ADDR` prints for a page present at exec is
+    the frame `simulate-run --show pages P` prints for it at the first instruction, in JSON
+    and in the --show pages and --show frames tables."""
+    import json
+    import re
+
+    path = fixture_path(name)
+    _k, _p, _space, pages = exec_walks(name, "x86-64")
+    out = run_cli("translate", "--elf", path, "--format", "json", *map(hex, pages))
+    assert out.returncode == 0, out.stderr
+    predicted = {d["virtual"] >> 12: d["physical"] >> 12 for d in json.loads(out.stdout)}
+    assert len(predicted) == len(pages) and all(d["fault"] is None for d in json.loads(out.stdout))
+    run = run_cli("simulate-run", "--max-instructions", "1", "--format", "json", path)
+    assert run.returncode == 5, run.stderr                       # stopped by --max-instructions
+    doc = json.loads(run.stdout)
+    shown = {r["page"]: r["frame"] for r in doc["pages"] if r["process"] == 0}
+    assert {vpn: shown.get(vpn) for vpn in predicted} == predicted
+    assert {r["page"]: r["frame"] for r in doc["frames"] if r["process"] == 0} == shown
+    text = run_cli("simulate-run", "--max-instructions", "1", "--show", "pages", "--show", "frames",
+                   "--limit", "1000", path).stdout
+    rows = re.findall(r"^P0\s+0x([0-9a-f]+) \(0x[0-9a-f]+\)\s+(\d+)", text, re.M)
+    cols = re.findall(r"^\s*(\d+)\s+P0\s+0x([0-9a-f]+) ", text, re.M)
+    assert {int(v, 16): int(f) for v, f in rows} == shown
+    assert {int(v, 16): int(f) for f, v in cols} == shown
+
+
 # ---------------------------------------------------------------- exec
 def test_exec_in_a_running_task_uses_the_layout_loader():
     """execve inside a run: the loader `layout` uses builds the new image in the task's own
@@ -137,4 +213,14 @@ def test_exec_in_a_running_task_uses_the_layout_loader():
     # the old image's frames are gone: every frame's reverse map names only the new image's pages
     mapped = {vpn for fi in k.frames.info.values() for pid, vpn in fi.rmap if pid == p.pid}
     assert mapped == resident_vpns(p)
-    assert old_tables <= set(k.frames.free_list) | set(p.pt.tables()) | set(k.frames.info)
+    assert old_tables <= set(k.frames.phys.free_list) | set(p.pt.tables()) | set(k.frames.info)
+
+
+def test_ram_the_mmu_cannot_address_is_refused_alike():
+    """One machine: --ram beyond what the --mmu's entries can hold is the same usage error
+    (exit 2, one line) in `translate` and in `simulate-run`, not frames a PTE cannot name."""
+    path = fixture_path("hello_static")
+    a = run_cli("translate", "--mmu", "i386", "--ram", "8G", "--elf", path, "0x1000")
+    b = run_cli("simulate-run", "--mmu", "i386", "--ram", "8G", path)
+    assert a.returncode == b.returncode == 2
+    assert a.stderr == b.stderr == "elfvm: --ram 8 GiB: --mmu i386 addresses at most 4 GiB\n"

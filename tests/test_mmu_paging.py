@@ -40,6 +40,33 @@ def test_frames_avoid_reserved_ranges_and_are_deterministic():
         assert not r.start <= a.cr3 < r.end
 
 
+def test_x86_zones_and_the_emulators_headroom():
+    """x86_frames: the zones of an x86-64 kernel's machine (DMA, DMA32, Normal above 4 GiB) or a
+    native 32-bit kernel's (HighMem above its direct map); headroom extends the top zone, so
+    it moves no frame number the machine's RAM alone would give."""
+    from elfvm.phys import x86_frames, x86_zones
+
+    assert [(z.name, z.start, z.end) for z in x86_zones(8 << 30)] == \
+        [("DMA", 0, 16 << 20), ("DMA32", 16 << 20, 4 << 30), ("Normal", 4 << 30, 8 << 30)]
+    assert [z.name for z in x86_zones(1 << 30, lowmem=896 << 20)] == ["DMA", "Normal", "HighMem"]
+    assert x86_zones(256 << 20, headroom=64 << 20)[-1].end == 320 << 20
+    for ram in (256 << 20, 4 << 30, 8 << 30):
+        plain, roomy = x86_frames(ram), x86_frames(ram, headroom=64 << 20)
+        order = [("kernel", "pgd"), ("user", "page"), ("kernel", "pte"), ("user", "page")]
+        assert [plain.alloc(w, k) for k, w in order] == [roomy.alloc(w, k) for k, w in order]
+    user = x86_frames(8 << 30).alloc("page", "user")
+    assert user == 4 << 30                          # GFP_HIGHUSER_MOVABLE: the highest zone
+
+
+def test_a_freed_frame_is_reused_first():
+    a = FrameAllocator(RAM)
+    f1, f2 = a.alloc("one"), a.alloc("two")
+    a.free(f1)
+    assert a.alloc("three") == f1 and a.alloc("four") > f2
+    with pytest.raises(ValueError):
+        a.free(0x1000)                              # never allocated (reserved: the BIOS area)
+
+
 def test_large_pages():
     pt, _ = tables("i386")
     pt.map(0xC0400000, 0x400000, E.PAGE_KERNEL | E.PS, level=0, user=False)

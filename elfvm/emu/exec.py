@@ -8,12 +8,12 @@ import os
 
 from elfvm.emu.fork import new_pid
 from elfvm.emu.memory import PAGE
-from elfvm.emu.pages import (alloc_frame, file_inode, free_pgtables, map_page, new_page_tables, set_pte,
+from elfvm.emu.pages import (alloc_frame, free_pgtables, map_page, new_page_tables, set_pte,
                              unmap_range)
 from elfvm.emu.state import result_rlimit
 from elfvm.emu.task import Process, Pte
 from elfvm.emu.vfs import Inode
-from elfvm.mm.vma import PROT_EXEC, PROT_WRITE, page_start
+from elfvm.mm.vma import PROT_EXEC, PROT_WRITE
 
 
 def spawn(k, result, stdio: dict) -> Process:
@@ -55,36 +55,12 @@ def exec_mmap(k, p: Process, result) -> None:
 
 
 def install_exec_pages(k, p: Process, result) -> None:
-    """The pages present at the first instruction: stack pages with the bytes
-    create_elf_tables wrote, and padzero'd bss-tail pages (a COW copy of the file page)."""
-    st = result.stack
-    tails = {}
-    for img in result.images.values():
-        for ph in img.phdrs:
-            if ph.p_type == 1 and ph.p_memsz > ph.p_filesz and ph.p_filesz:
-                zs = (img.load_bias + ph.p_vaddr + ph.p_filesz) & 0xFFFFFFFF
-                tails[page_start(zs)] = zs
-    for pa in sorted(result.present_pages):
-        vma = p.mm.vma_at(pa)
-        if vma is None:
-            continue
+    """The pages present at the first instruction (stack pages with the bytes
+    create_elf_tables wrote, padzero'd bss-tail pages: a COW copy of the file page), in the
+    order and with the contents `translate`'s prediction gives them (ExecResult.exec_pages)."""
+    for pa, vma, data in result.exec_pages():
         fi = alloc_frame(k, "exec", anon=True)
-        if vma.growsdown or pa >= st.image_base - PAGE and vma.file is None:
-            lo, hi = max(pa, st.image_base), min(pa + PAGE, st.image_base + len(st.image))
-            data = bytearray(PAGE)
-            if lo < hi:
-                data[lo - pa:hi - pa] = st.image[lo - st.image_base:hi - st.image_base]
-            k.frames.write(fi.addr, bytes(data))
-        elif vma.file is not None:
-            ino = file_inode(k, vma.file)
-            index = (vma.pgoff + (pa - vma.start)) >> 12
-            data = bytearray(ino.pread(index * PAGE, PAGE).ljust(PAGE, b"\0"))
-            zs = tails.get(pa)
-            if zs is not None:
-                data[zs - pa:] = bytes(PAGE - (zs - pa))
-            k.frames.write(fi.addr, bytes(data))
-        else:
-            k.frames.fill(fi.addr, b"")
+        k.frames.write(fi.addr, data)
         set_pte(k, p, pa >> 12, Pte(fi.addr, bool(vma.prot & PROT_WRITE), bool(vma.prot & PROT_EXEC)))
         # resident before the first instruction: execve's own faults, not the run's
         map_page(k, p, pa >> 12, dirty=True, frame=fi.addr)

@@ -40,45 +40,48 @@ class OutOfFrames(Exception):
 
 
 class Frames:
-    """The physical frames of --ram, handed to user pages, page tables and kernel pages."""
+    """The physical frames of --ram, handed to user pages, page tables and kernel pages by the
+    machine's one allocator (elfvm.phys.FrameAllocator, built as `translate` builds it: the
+    same exec image gets the same frames); `info` is struct page for the frames in use."""
 
-    def __init__(self, uc, mem: MappedMemory):
+    def __init__(self, uc, mem: MappedMemory, phys: FrameAllocator):
         self.uc = uc
         self.mem = mem
         self.ram = mem.size
-        self.alloc_phys = FrameAllocator(mem.size)
-        self.free_list: list[int] = []
+        self.phys = phys
         self.info: dict[int, FrameInfo] = {}
         uc.mem_map_ptr(0, mem.size, UC_PROT_ALL, mem.address)
 
     # --- allocation ----------------------------------------------------------------------
-    def raw_alloc(self, what: str, kind: str = "user") -> int:
-        if self.free_list:
-            return self.free_list.pop()
+    def alloc(self, what: str, kind: str = "kernel", frames: int = 1) -> int:
+        """One frame (user pages; pgd_alloc, pte_alloc for the page tables)."""
+        if frames != 1:
+            raise OutOfFrames(f"{what}: {frames} contiguous frames for one table")
         try:
-            return self.alloc_phys.alloc(what, kind)
+            return self.phys.alloc(what, kind)
         except OutOfMemory:
             raise OutOfFrames(f"no free frame in {self.ram >> 20} MiB of RAM") from None
 
-    def alloc(self, what: str, kind: str = "kernel", frames: int = 1) -> int:
-        """The page tables' allocator (pgd_alloc, pte_alloc): one frame at a time."""
-        if frames != 1:
-            raise OutOfFrames(f"{what}: {frames} contiguous frames for one table")
-        return self.raw_alloc(what, kind)
-
     def free(self, addr: int) -> None:
-        """A page-table frame given back (free_pgtables at exit)."""
-        self.free_list.append(addr)
+        """A frame given back (a page table at free_pgtables, a page nobody maps)."""
+        self.phys.free(addr)
+
+    def kernel_page(self, what: str, addr: int) -> FrameInfo:
+        """A page of the kernel image (never allocated, never freed): the zero page in its bss,
+        the GDT in its data, the entry code in its text."""
+        fi = FrameInfo(addr, what, pinned=True)
+        self.info[addr] = fi
+        return fi
 
     def new(self, what: str, *, anon: bool, pinned: bool = False, cache_key=None) -> FrameInfo:
-        fi = FrameInfo(self.raw_alloc(what), what, cache_key=cache_key, anon=anon, pinned=pinned)
+        fi = FrameInfo(self.alloc(what, "user"), what, cache_key=cache_key, anon=anon, pinned=pinned)
         self.info[fi.addr] = fi
         return fi
 
     def release(self, fi: FrameInfo) -> None:
         if fi.addr in self.info:
             del self.info[fi.addr]
-            self.free_list.append(fi.addr)
+            self.free(fi.addr)
 
     # --- contents ------------------------------------------------------------------------
     def write(self, addr: int, data: bytes) -> None:

@@ -221,14 +221,19 @@ def paging_model(opts: RunOptions):
     """The trace engine's model for this run: --frames (or --ram / 4 KiB) frames, the policy,
     the TLB and the walk of the --mmu."""
     from elfvm.mmu.geometry import GeometryError, get_geometry
+    from elfvm.mmu.kernel_half import ram_limit
     from elfvm.mmu.tlb import TlbError, tlb_geometry
     from elfvm.sim.engine import PagingModel, SimConfig
+    from elfvm.units import human_size
 
     try:
         geom = get_geometry(opts.mmu)
         tlb = tlb_geometry(opts.tlb_entries, opts.tlb_ways)
     except (GeometryError, TlbError) as e:
         raise UsageError(str(e)) from None
+    if opts.ram > ram_limit(geom):                 # translate's limit: the PTEs hold no more
+        raise UsageError(f"--ram {human_size(opts.ram)}: --mmu {geom.name} addresses at most "
+                         f"{ram_limit(geom) >> 30} GiB")
     frames = opts.frames if opts.frames is not None else opts.ram // 4096
     levels = geom.levels if opts.walk_levels is None else opts.walk_levels
     cfg = SimConfig(opts.policy, frames, 4096, tlb, opts.split_tlb, opts.asid, levels, opts.tlb_ns,
@@ -280,7 +285,7 @@ def boot(opts: RunOptions):
     if opts.emit_trace:
         trace = TraceWriter(opts.emit_trace, FIRST_PID)
         trace._file(FIRST_PID)
-    k = KernelState(profile=result.profile, ram=opts.ram + PHYS_HEADROOM, model=model,
+    k = KernelState(profile=result.profile, ram=opts.ram, headroom=PHYS_HEADROOM, model=model,
                     fault_model=opts.fault_model, geometry=opts.mmu, vfs=vfs,
                     max_instructions=opts.max_instructions, seed=opts.seed, stdin=opts.stdin,
                     echo=opts.echo, event_limit=opts.event_limit,
@@ -290,7 +295,6 @@ def boot(opts: RunOptions):
                     threads_max=threads_max(opts.ram, result.profile))
     install_hooks(k)
     k.read_implies_exec = result.read_implies_exec
-    k.model_ram = opts.ram
     out = OpenFile(None, O_WRONLY, sink=k.stdout)
     err = OpenFile(None, O_WRONLY, sink=k.stderr)
     p = spawn(k, result, {0: stdin_file(opts), 1: out, 2: err})

@@ -20,7 +20,8 @@ from elfvm.emu.task import FIRST_PID, Death, FaultEvent, Process
 from elfvm.emu.vfs import GuestOutput, Inode, Vfs
 from elfvm.mm.vma import FileRef
 from elfvm.mmu.geometry import get_geometry
-from elfvm.phys import MappedMemory, SwapDevice
+from elfvm.mmu.kernel_half import machine_frames
+from elfvm.phys import KernelImage, MappedMemory, SwapDevice
 
 
 class KernelState:
@@ -28,7 +29,7 @@ class KernelState:
     (elfvm.emu.memory), the page cache, swap, the file system view (elfvm.emu.vfs) and the
     processes."""
 
-    def __init__(self, *, profile, ram: int, model, fault_model: str,
+    def __init__(self, *, profile, ram: int, headroom: int = 0, model, fault_model: str,
                  geometry, vfs: Vfs, max_instructions: int | None, seed: int | None,
                  stdin: bytes = b"", echo=None, event_limit: int = 100000, folio_pages: int = 1,
                  exact: bool = False, trace=None, clock_ns: int | None = None,
@@ -41,8 +42,9 @@ class KernelState:
         self.segments = Segments(native_i386=profile.name == "linux-i386")
         self.cpu = Cpu(self.segments)
         self.uc = self.cpu.uc
-        self.mem = MappedMemory(ram)                     # the one physical memory
-        self.frames = Frames(self.uc, self.mem)
+        self.mem = MappedMemory(ram + headroom)          # the one physical memory
+        # the allocator `translate` predicts with: the same exec image, the same frames
+        self.frames = Frames(self.uc, self.mem, machine_frames(self.geom, profile, ram, headroom=headroom))
         self.model = model                               # elfvm.sim.engine.PagingModel
         self.exact = exact
         self.trace = trace                               # TraceWriter (--emit-trace) or None
@@ -84,16 +86,20 @@ class KernelState:
         self.clock_ns = clock_ns if clock_ns is not None else 1_700_000_000 * 10**9
         self.timers: list = []                           # elfvm.emu.sys_time.Timer
         self.boot_ns = self.clock_ns - 1000 * 10**9     # sysinfo's uptime
-        self.model_ram = ram                             # --ram (run.py sets it)
+        self.model_ram = ram                             # --ram: the paging model's frames
         self.rng = random.Random(seed if seed is not None else 0)
-        # kernel pages: GDT, the iret stub + its stack; the zero page; the vDSO image
-        self.gdt_frame = self.frames.new("GDT", anon=False, pinned=True).addr
-        self.stub_frame = self.frames.new("iret stub", anon=False, pinned=True).addr
+        # kernel pages live in the kernel image, not in frames the allocator hands out: the
+        # iret stub + its stack at the end of the text; CPU 0's GDT where translate's kernel half
+        # maps it (cpu_entry_area: the IDT page, then CPU 0's GDT, at the start of the data);
+        # the zero page (empty_zero_page) at the end of the bss
+        image = KernelImage()
+        self.stub_frame = self.frames.kernel_page("iret stub (entry text)", image.etext - PAGE).addr
+        self.gdt_frame = self.frames.kernel_page("GDT (gdt_page)", image.erodata + PAGE).addr
+        self.zero_page = self.frames.kernel_page("empty_zero_page", image.end - PAGE).addr
         self.kernel_pages = {
             GDT_LINEAR: (self.gdt_frame, 3),
             STUB_LINEAR: (self.stub_frame, 7),
         }
-        self.zero_page = self.frames.new("zero page", anon=False, pinned=True).addr
         self.special_frames: dict[str, list[int]] = {}
         self.pending_death: Death | None = None
         self.probe_page: tuple[int, int] | None = None   # (vpn, scratch frame) while probing

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from elfvm.mm.vma import Mm, Vma
+from elfvm.elf.reader import PT_LOAD
+from elfvm.mm.vma import PAGE_SIZE as PAGE, Mm, Vma
 
 AT_NAMES = {
     0: "AT_NULL", 3: "AT_PHDR", 4: "AT_PHENT", 5: "AT_PHNUM", 6: "AT_PAGESZ", 7: "AT_BASE",
@@ -111,3 +112,36 @@ class ExecResult:
     @property
     def vmas(self) -> list[Vma]:
         return self.mm.vmas
+
+    def exec_pages(self):
+        """(page, vma, contents) of every page the kernel wrote during execve, in address
+        order: the order `translate`'s prediction and the emulator give them frames in."""
+        for page in sorted(self.present_pages):
+            v = self.mm.vma_at(page)
+            if v is not None:
+                yield page, v, self.initial_contents(page, v)
+
+    def initial_contents(self, page: int, v: Vma) -> bytes:
+        """What a page the kernel wrote during execve holds at the first instruction: a file
+        page (a private copy) whose tail padzero() cleared past a segment's p_filesz, or zeros;
+        then the bytes create_elf_tables() wrote over it (the stack image)."""
+        data = bytearray(PAGE)
+        im = self.image_of(v) if v.file is not None else None
+        if im is not None:
+            data[:] = im.file.read_at(v.pgoff + (page - v.start), PAGE).ljust(PAGE, b"\0")
+            for ph in im.phdrs:
+                zero = (im.load_bias + ph.p_vaddr + ph.p_filesz) & 0xFFFFFFFF
+                if ph.p_type == PT_LOAD and ph.p_memsz > ph.p_filesz and ph.p_filesz \
+                        and page <= zero < page + PAGE:
+                    data[zero - page:] = bytes(PAGE - (zero - page))
+        st = self.stack
+        lo, hi = max(page, st.image_base), min(page + PAGE, st.image_base + len(st.image))
+        if lo < hi:
+            data[lo - page:hi - page] = st.image[lo - st.image_base:hi - st.image_base]
+        return bytes(data)
+
+    def image_of(self, v: Vma):
+        """The loaded ELF image (LoadedImage) a file VMA maps."""
+        if v.origin and v.origin[0] in self.images:
+            return self.images[v.origin[0]]
+        return next((im for im in self.images.values() if im.display == v.file), None)

@@ -19,12 +19,12 @@ from elfvm.mm import fault as F
 from elfvm.mm.vma import PROT_EXEC, PROT_WRITE, Mm, Vma
 from elfvm.mmu import entries as E
 from elfvm.mmu.geometry import Geometry, GeometryError
-from elfvm.mmu.kernel_half import KernelLayout
+from elfvm.mmu.kernel_half import KernelLayout, machine_frames, ram_limit
 from elfvm.mmu.paging import PageTables, Walk, check_access, describe_error_code, pf_error_code
 from elfvm.mmu.segmentation import Segmentation, SegResult, entry_registers, linux_gdt
 from elfvm.mmu.symbols import Image
-from elfvm.phys import FrameAllocator, PhysicalMemory, Zone
-from elfvm.phys.frames import GiB, KernelImage, MiB
+from elfvm.phys import PhysicalMemory
+from elfvm.phys.frames import KernelImage, MiB
 from elfvm.units import human_size
 
 ACCESS_NAMES = {"r": "read", "w": "write", "x": "execute"}
@@ -123,7 +123,7 @@ class AddressSpace:
         if self.native and geom.fmt == "x86-64":
             raise TranslateError("a native i386 kernel (--profile linux-i386) cannot use 4-level paging; "
                                  "use --mmu i386 or --mmu pae")
-        limit = {"i386": 4 * GiB, "generic": 4 * GiB, "pae": 64 * GiB}.get(geom.fmt, 1 << 46)
+        limit = ram_limit(geom)
         if ram > limit:
             raise TranslateError(f"--ram {human_size(ram)}: --mmu {geom.name} addresses at most {limit >> 30} GiB")
         image = KernelImage()
@@ -133,14 +133,7 @@ class AddressSpace:
         self.kernel = KernelLayout(profile.page_offset, geom.fmt == "pae", ram) if self.native else None
         self.nxe = geom.nx and nx_cpu
         self.mem = PhysicalMemory(ram)
-        if self.kernel is not None:
-            low = self.kernel.lowmem_bytes
-            zones = [Zone("DMA", 0, 16 * MiB), Zone("Normal", 16 * MiB, low), Zone("HighMem", low, ram)]
-        else:
-            zones = [Zone("DMA", 0, 16 * MiB), Zone("DMA32", 16 * MiB, min(ram, 4 * GiB)),
-                     Zone("Normal", 4 * GiB, ram)]
-        self.frames = FrameAllocator(ram, geom.page_size, zones=zones,
-                                     kernel_zone="Normal" if self.native else "DMA32")
+        self.frames = machine_frames(geom, profile, ram)
         self.mm = exec_result.mm if exec_result is not None else None
         self.geometry_only = exec_result is None and (self.kernel is None or geom.fmt == "generic")
         self.pt: PageTables | None = None
@@ -197,42 +190,13 @@ class AddressSpace:
                     return im
         return None
 
-    def _initial_content(self, page: int, v: Vma) -> bytes:
-        """What the kernel left in a page it wrote at exec: the stack image create_elf_tables()
-        wrote, or a file page whose tail padzero() cleared."""
-        r = self.result
-        st = r.stack
-        if v.growsdown and st.image:
-            data = bytearray(4096)
-            lo, hi = max(page, st.image_base), min(page + 4096, st.image_base + len(st.image))
-            if lo < hi:
-                data[lo - page:hi - page] = st.image[lo - st.image_base:hi - st.image_base]
-            return bytes(data)
-        if v.file is not None:
-            im = self.image_of(v)
-            f = im.elf if im else None
-            if f is not None:
-                off = v.pgoff + (page - v.start)
-                data = bytearray(f.read_at(off, 4096).ljust(4096, b"\0"))
-                ph = next((p for p in f.phdrs() if v.origin and p.index == v.origin[1]), None)
-                if ph is not None:
-                    zero_start = im.bias + ph.p_vaddr + ph.p_filesz
-                    if page <= zero_start < page + 4096:
-                        data[zero_start - page:] = bytes(4096 - (zero_start - page))
-                return bytes(data)
-        return bytes(4096)
-
     def _map_present_pages(self) -> None:
         g = self.geom
         ps = g.page_size
-        for page in sorted(self.result.present_pages):
-            v = self.mm.vma_at(page)
-            if v is None:
-                continue
+        for page, v, content in self.result.exec_pages():
             if page + 4096 - 1 > g.max_linear:
                 self.notes.append(f"page {page:#x} does not fit the {g.va_bits}-bit linear space; not mapped")
                 continue
-            content = self._initial_content(page, v)
             flags = user_pte_flags(v, self.nxe)
             for sub in range(page - page % ps if ps > 4096 else page, page + 4096, ps):
                 if self.pt.walk(sub).present:

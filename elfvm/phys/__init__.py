@@ -5,10 +5,11 @@ deterministically (the same run gives the same frames) and knows the ranges an x
 keep for themselves (see `frames.x86_reserved_ranges`).
 """
 
-from elfvm.phys.frames import FrameAllocator, OutOfMemory, Reserved, Zone, x86_reserved_ranges
+from elfvm.phys.frames import (FrameAllocator, KernelImage, OutOfMemory, Reserved, Zone, x86_frames,
+                               x86_reserved_ranges, x86_zones)
 from elfvm.phys.memory import MappedMemory, PhysicalAccessError, PhysicalMemory
 from elfvm.phys.swap import SwapDevice
 from elfvm.units import parse_size
 
 __all__ = ["PhysicalMemory", "MappedMemory", "SwapDevice", "PhysicalAccessError", "FrameAllocator", "OutOfMemory", "Reserved",
-           "Zone", "x86_reserved_ranges", "parse_size"]
+           "Zone", "KernelImage", "x86_frames", "x86_zones", "x86_reserved_ranges", "parse_size"]

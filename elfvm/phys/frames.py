@@ -18,9 +18,13 @@ on a 32-bit kernel ZONE_NORMAL ends at high_memory (the end of the lowmem direct
 everything above is ZONE_HIGHMEM; on x86-64 ZONE_DMA32 covers 16 MiB-4 GiB.
 
 Allocation is deterministic, not the buddy allocator's order (the live kernel's frame numbers differ
-from run to run anyway): each zone hands out frames bottom-up, skipping reserved ranges. User pages
+from run to run anyway): each zone hands out frames bottom-up, skipping reserved ranges; a freed
+frame is handed out again first (last freed, first reused, like the per-cpu page lists). User pages
 (GFP_HIGHUSER_MOVABLE) come from the highest zone that has room, kernel memory such as page tables
 (GFP_KERNEL) from ZONE_NORMAL (or DMA32), falling back to lower zones like the kernel's zonelists.
+
+`x86_frames()` is the one allocator of a machine: `translate`'s prediction and the emulator build
+theirs with it, so the same exec image gets the same frames in both (one frame numbering).
 """
 
 from __future__ import annotations
@@ -111,6 +115,7 @@ class FrameAllocator:
     zones: list[Zone] = field(default_factory=list)
     kernel_zone: str = "Normal"
     allocated: dict[int, str] = field(default_factory=dict)   # frame address -> what for
+    free_list: list[int] = field(default_factory=list)         # freed single frames, reused first
 
     def __post_init__(self):
         if not self.zones:
@@ -142,6 +147,10 @@ class FrameAllocator:
 
     def alloc(self, what: str, kind: str = "user", frames: int = 1, align: int | None = None) -> int:
         """Allocate `frames` contiguous frames; returns the physical address of the first."""
+        if frames == 1 and self.free_list:
+            addr = self.free_list.pop()
+            self.allocated[addr] = what
+            return addr
         size = frames * self.frame_size
         align = align or self.frame_size
         names = [z.name for z in self.zones]
@@ -158,3 +167,33 @@ class FrameAllocator:
                 return addr
         raise OutOfMemory(f"no {frames} free frame(s) of {self.frame_size} bytes for {what} "
                           f"({kind}) in {self.ram // MiB} MiB of RAM")
+
+    def free(self, addr: int) -> None:
+        """Give one frame back (__free_page): the next single-frame allocation reuses it."""
+        if self.allocated.pop(addr, None) is None:
+            raise ValueError(f"frame {addr:#x} is not allocated")
+        self.free_list.append(addr)
+
+
+def x86_zones(ram: int, *, lowmem: int | None = None, headroom: int = 0) -> list[Zone]:
+    """The zones of an x86 PC with `ram` bytes (include/linux/mmzone.h). `lowmem`: a native
+    32-bit kernel's direct map ends there (ZONE_HIGHMEM above); None: an x86-64 kernel (ZONE_DMA32
+    up to 4 GiB, ZONE_NORMAL above). `headroom` bytes of extra RAM extend the highest zone the
+    RAM has, so they change no frame number below `ram` (the emulator's page cache and page
+    tables beside the model's --ram)."""
+    if lowmem is not None:
+        zones = [Zone("DMA", 0, min(ISA_DMA_LIMIT, ram)), Zone("Normal", min(ISA_DMA_LIMIT, ram), lowmem),
+                 Zone("HighMem", lowmem, ram)]
+    else:
+        zones = [Zone("DMA", 0, min(ISA_DMA_LIMIT, ram)), Zone("DMA32", min(ISA_DMA_LIMIT, ram), min(ram, 4 * GiB)),
+                 Zone("Normal", 4 * GiB, ram)]
+    zones = [z for z in zones if z.end > z.start]
+    zones[-1] = Zone(zones[-1].name, zones[-1].start, zones[-1].end + headroom)
+    return zones
+
+
+def x86_frames(ram: int, frame_size: int = 4096, *, lowmem: int | None = None, headroom: int = 0) -> FrameAllocator:
+    """The frame allocator of an x86 PC (see x86_zones): page tables from ZONE_NORMAL on a
+    native 32-bit kernel, ZONE_DMA32 on x86-64; user pages from the highest zone."""
+    return FrameAllocator(ram + headroom, frame_size, zones=x86_zones(ram, lowmem=lowmem, headroom=headroom),
+                          kernel_zone="Normal" if lowmem is not None else "DMA32")
