@@ -241,6 +241,20 @@ def paging_model(opts: RunOptions):
     return PagingModel(cfg, timeline_bins=opts.timeline_bins)
 
 
+def _kernel_state(opts: RunOptions, result, model, vfs, trace):
+    from elfvm.emu.fork import threads_max
+    from elfvm.emu.state import KernelState
+
+    return KernelState(profile=result.profile, ram=opts.ram, headroom=PHYS_HEADROOM, model=model,
+                    fault_model=opts.fault_model, geometry=opts.mmu, vfs=vfs,
+                    max_instructions=opts.max_instructions, seed=opts.seed, stdin=opts.stdin,
+                    echo=opts.echo, event_limit=opts.event_limit,
+                    folio_pages=_folio_pages(result.profile, opts.folio_kib),
+                    exact=opts.exact or trace is not None,
+                    trace=trace, clock_ns=clock_start(opts.clock),
+                    threads_max=threads_max(opts.ram, result.profile))
+
+
 def run_program(opts: RunOptions) -> RunReport:
     """Exec the program (elfvm's loader) and run it under Unicorn until every process exits."""
     from elfvm.emu.pages import flush_refs
@@ -268,8 +282,7 @@ def boot(opts: RunOptions):
     try:                              # the `emu` extra: unicorn
         from elfvm.emu.entry import install_hooks
         from elfvm.emu.exec import spawn
-        from elfvm.emu.fork import threads_max
-        from elfvm.emu.state import KernelState
+        import elfvm.emu.state  # noqa: F401  (unicorn)
     except ImportError as e:          # pragma: no cover
         raise UsageError(f"simulate-run PROGRAM needs unicorn: pip install 'elfvm[emu]' ({e})") from None
     from elfvm.emu.task import FIRST_PID
@@ -285,14 +298,10 @@ def boot(opts: RunOptions):
     if opts.emit_trace:
         trace = TraceWriter(opts.emit_trace, FIRST_PID)
         trace._file(FIRST_PID)
-    k = KernelState(profile=result.profile, ram=opts.ram, headroom=PHYS_HEADROOM, model=model,
-                    fault_model=opts.fault_model, geometry=opts.mmu, vfs=vfs,
-                    max_instructions=opts.max_instructions, seed=opts.seed, stdin=opts.stdin,
-                    echo=opts.echo, event_limit=opts.event_limit,
-                    folio_pages=_folio_pages(result.profile, opts.folio_kib),
-                    exact=opts.exact or trace is not None,
-                    trace=trace, clock_ns=clock_start(opts.clock),
-                    threads_max=threads_max(opts.ram, result.profile))
+    try:
+        k = _kernel_state(opts, result, model, vfs, trace)
+    except MemoryError as e:            # the host cannot map the model's RAM
+        raise UsageError(f"--ram {opts.ram >> 20} MiB: {e}") from None
     install_hooks(k)
     k.read_implies_exec = result.read_implies_exec
     out = OpenFile(None, O_WRONLY, sink=k.stdout)

@@ -101,7 +101,14 @@ class MappedMemory(PhysicalMemory):
             raise ValueError(f"RAM size must be a positive multiple of {CHUNK}: {size:#x}")
         self.size = size
         self._chunks = {}
-        self._map = mmap.mmap(-1, size)
+        # MAP_NORESERVE: a large --ram is address space, not a commitment (the overcommit
+        # heuristic would refuse a mapping larger than the host's RAM + swap)
+        flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_NORESERVE", 0x4000)   # Linux value; Python < 3.13 lacks the name
+        try:
+            self._map = mmap.mmap(-1, size, flags=flags)
+        except OSError as e:
+            raise MemoryError(f"the host cannot map {size >> 20} MiB for the model's RAM "
+                              f"({e.strerror}): use a smaller --ram") from None
         self._view = memoryview(self._map)
         self._u32 = self._view.cast("I")
         self._u64 = self._view.cast("Q")
