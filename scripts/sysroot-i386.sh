@@ -19,7 +19,7 @@ PKGS=(
   libpcre2-8-0 libtinfo6 libreadline8 libmpfr6 libsigsegv2 liblzma5
   libmagic1 libmagic-mgc libbz2-1.0 zlib1g
   busybox-static coreutils dash bash grep sed gawk bc make tar xz-utils
-  file perl-base
+  file perl-base findutils
 )
 
 fail() { echo "sysroot-i386: $*" >&2; exit 2; }
@@ -48,5 +48,13 @@ for p in "${PKGS[@]}"; do
   done
 done
 mkdir -p "$ROOT/tmp" && chmod 1777 "$ROOT/tmp"   # sort, tac, make need a /tmp
+# the memory devices every system has (perl opens /dev/null); the native chroot needs the
+# nodes, elfvm answers them itself (elfvm.emu.vfs MEM_DEVICES); creating them needs root
+mkdir -p "$ROOT/dev"
+if [ "$(id -u)" = 0 ]; then
+  for d in null:3 zero:5 full:7 random:8 urandom:9; do
+    [ -c "$ROOT/dev/${d%%:*}" ] || mknod -m 666 "$ROOT/dev/${d%%:*}" c 1 "${d##*:}"
+  done
+fi
 echo "${PKGS[*]}" > "$ROOT/.complete"
 echo "$ROOT"

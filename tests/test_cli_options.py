@@ -92,7 +92,10 @@ def modes(tmp: str) -> dict:
                  "sysroot": ["--sysroot", tmp], "stdin_file": ["--stdin", t],
                  "write_dir": ["--write-dir", tmp], "max_instructions": ["--max-instructions", "2"],
                  "env_set": ["--env", "A=1"], "env_clear": ["--env-clear"],
-                 "rlimit_stack": ["--rlimit-stack", "1M"], **kernel, **auxv_json}
+                 "rlimit_stack": ["--rlimit-stack", "1M"],
+                 "stdout_file": ["--stdout", os.path.join(tmp, "out.bin")], "cwd": ["--cwd", "/tmp"],
+                 "clock": ["--clock", "fixed"], "strict": ["--strict"], **kernel, **auxv_json}
+    real_only = ("stdin_file", "write_dir", "sysroot", "stdout_file", "cwd", "clock", "strict")
     trace_only = {"trace_format": ["--trace-format", "plain"], "page_size": ["--page-size", "8K"],
                   "bits": ["--mmu", "custom", "--bits", "10,10,12"], "quantum": ["--quantum", "5"],
                   "skip_bad_lines": ["--skip-bad-lines"]}
@@ -116,8 +119,7 @@ def modes(tmp: str) -> dict:
         [], {**{k: v + ["--exact-tlb"] if k in ("tlb_ns", "mem_ns", "walk_levels", "tlb_entries",
                                               "tlb_ways", "split_tlb") else v
                 for k, v in both.items()},
-             **{k: v for k, v in prog_only.items()
-                if k not in ("stdin_file", "write_dir", "sysroot", *auxv_json)},
+             **{k: v for k, v in prog_only.items() if k not in (*real_only, *auxv_json)},
              "asid": ["--asid", "--exact-tlb"], "frames": ["--frames", "8"],
              "env_set": ["--env", "A=" + "x" * 300_000], "rlimit_stack": ["--rlimit-stack", "unlimited"],
              "env_clear": ["--env", "A=" + "x" * 300_000, "--env-clear"]},
@@ -127,6 +129,10 @@ def modes(tmp: str) -> dict:
          "stdin_file": "tiny reads nothing: tests/test_emu_run.py",
          "write_dir": "tiny writes nothing: tests/test_emu_run.py",
          "sysroot": "tiny is static: tests/test_emu_run.py",
+         "stdout_file": "tiny prints nothing: tests/test_emu_syscalls.py",
+         "cwd": "tiny asks no cwd: tests/test_emu_syscalls.py",
+         "clock": "tiny reads no clock: tests/test_emu_syscalls.py",
+         "strict": "tiny makes no unimplemented call: tests/test_emu_syscalls.py",
          "quiet": "tiny prints nothing live: tests/test_emu_lecture.py",
          **{k: "tiny reads no auxv word: tests/test_kernel_versions.py" for k in auxv_json}})
     out[("simulate-run", "refs")] = (

@@ -175,3 +175,38 @@ def test_overlay_directories_and_links_saved_beneath_write_dir(build, tmp_path):
     assert (wd / "out" / "d" / "f").read_text() == "data\n"
     assert (wd / "out" / "l").is_symlink() and str((wd / "out" / "l").readlink()) == "d/f"
     assert not pathlib.Path("/out").exists()
+
+
+def test_overlay_names_with_double_slashes_and_whiteouts():
+    """`//x` is `/x` (normpath keeps two leading slashes; Linux does not), and a removed
+    host name stays removed for every spelling of it."""
+    from elfvm.emu.vfs import Vfs, VfsError
+
+    v = Vfs(root="/", cwd="/")
+    assert v.guest_path("//etc//passwd") == "/etc/passwd"
+    v.whiteouts.add("/etc/passwd")
+    with pytest.raises(VfsError):
+        v.lookup("//etc/passwd")
+    assert not v.whited_out("//")
+
+
+def test_cwd_and_clock_options(tmp_path):
+    """--cwd DIR is the guest's working directory; --clock fixed / SECONDS start the guest's
+    clock there (reproducible runs), and it moves only with the run."""
+    import sys
+
+    src = tmp_path / "cw.c"
+    src.write_text('#include <stdio.h>\n#include <time.h>\n#include <unistd.h>\n'
+                   'int main(void){char b[256]; struct timespec a, z = {0, 5000000};'
+                   'clock_gettime(CLOCK_REALTIME, &a); nanosleep(&z, 0);'
+                   'printf("%s %ld\\n", getcwd(b, sizeof b), (long)a.tv_sec); return 0;}\n')
+    exe = tmp_path / "cw"
+    if subprocess.run(["gcc", "-m32", "-static", str(src), "-o", str(exe)]).returncode:
+        pytest.skip("gcc -m32 -static fails here")
+    rep = run_program(RunOptions(str(exe), cwd="/tmp", clock="86400"))
+    assert rep.stdout == b"/tmp 86400\n"
+    rep = run_program(RunOptions(str(exe), cwd="/", clock="fixed"))
+    assert rep.stdout == b"/ 1700000000\n"
+    p = subprocess.run([sys.executable, "-m", "elfvm", "simulate-run", "--clock", "yesterday",
+                        str(exe)], capture_output=True, timeout=60)
+    assert p.returncode == 2 and b"--clock" in p.stderr

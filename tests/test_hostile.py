@@ -24,7 +24,7 @@ VALUES = ["", "-1", "0", "99999999999999999999", "-99999999999999999999", "nan",
           "0x", "0xffffffffffffffffffff", "1,,2", ",", "abc", "\x01\x1b[31mred", "\udcff\udcfe",
           "../../../../nonexistent", "/nonexistent/x", "x" * 5000, "1K", "-0x10", " 7 "]
 # options that write where they point: hostile names only inside the test's directory
-WRITES = {"svg_file", "emit_trace", "write_dir"}
+WRITES = {"svg_file", "emit_trace", "write_dir", "stdout_file"}
 
 
 def _modes(tmp: str) -> dict:

@@ -55,12 +55,14 @@ def simulate_program(program: str, args=(), *, frames: str | None = None, ram: s
         raise UsageError(f"--max-instructions {max_instructions}: must be at least 1")
     if limit < 1:
         raise UsageError(f"--limit {limit}: must be at least 1")
-    if stdin:
+    if stdin is not None:
         try:
             with open(stdin, "rb"):
                 pass
         except OSError as e:
-            raise UsageError(f"--stdin {stdin}: {e.strerror}") from None
+            raise UsageError(f"--stdin {stdin!r}: {e.strerror}") from None
+        if os.path.isdir(stdin):
+            raise UsageError(f"--stdin {stdin}: is a directory")
     if write_dir is not None and not os.path.isdir(write_dir):
         raise UsageError(f"--write-dir {write_dir}: not a directory")
     from elfvm.emu.run import clock_start

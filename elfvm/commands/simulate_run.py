@@ -27,8 +27,8 @@ Examples:
 
 # Options that belong to one way of calling simulate-run only (the others reject them).
 PROGRAM_ONLY = ("fault_model", "exact_tlb", "emit_trace", "sysroot", "stdin_file", "write_dir",
-                "max_instructions", "env_set", "env_clear", "rlimit_stack",
-                "kernel_version", "hwcap", "hwcap2", "minsigstksz")
+                "max_instructions", "env_set", "env_clear", "rlimit_stack", "stdout_file", "cwd",
+                "clock", "strict", "kernel_version", "hwcap", "hwcap2", "minsigstksz")
 TRACE_ONLY = ("trace_format", "page_size", "bits", "quantum", "skip_bad_lines")
 REFS_OK = ("refs", "frames", "policy", "compare", "shows", "fmt")
 

@@ -39,6 +39,28 @@ def runnable(k) -> list[Process]:
     return [q for q in k.procs.values() if q.state == "runnable"]
 
 
+def time_slice(k, cands: list[Process]) -> tuple[bool, int]:
+    """(sliced, the instruction budget of this turn; 0: no limit). Round-robin by a quantum
+    of instructions when tasks share memory (threads may spin on it) or a timer is armed (the
+    clock follows the instructions); processes that only meet in system calls switch when
+    they block. --max-instructions caps every turn."""
+    budget = 0
+    if k.max_instructions:
+        budget = max(k.max_instructions - (k.cpu.instructions or 0), 1)
+    sliced = bool(k.timers) or len({id(q.pt) for q in cands}) < len(cands)
+    if sliced:
+        budget = min(budget or QUANTUM, QUANTUM)
+    return sliced, budget
+
+
+def tick(k, before: int) -> None:
+    """After a sliced turn: the clock moves 1 ns per instruction run (a 1 GHz CPU) and the
+    timers due fire."""
+    k.clock_ns += max((k.cpu.instructions or before + QUANTUM) - before, 0)
+    if k.timers:
+        fire_timers(k)
+
+
 def run(k) -> None:
     """Run every task until all have exited: round-robin at blocking points, and by quanta
     of instructions when tasks share memory or a timer is armed."""
@@ -94,15 +116,7 @@ def run_slice(k, p: Process, start: int, cands: list[Process]) -> bool:
     fault or CPU exception becomes its signal (the OOM killer's SIGKILL when RAM is full). True
     when a signal handler is to run at once."""
     k.pending_death = None
-    budget = 0
-    if k.max_instructions:
-        budget = max(k.max_instructions - (k.cpu.instructions or 0), 1)
-    # round-robin with a quantum of instructions when tasks share memory (threads may spin
-    # on it) or a timer is armed (the clock follows the instructions); processes that only
-    # meet in system calls switch when they block
-    sliced = bool(k.timers) or len({id(q.pt) for q in cands}) < len(cands)
-    if sliced:
-        budget = min(budget or QUANTUM, QUANTUM)
+    sliced, budget = time_slice(k, cands)
     before = k.cpu.instructions or 0
     try:
         k.uc.emu_start(start, UNTIL, 0, budget)
@@ -121,8 +135,6 @@ def run_slice(k, p: Process, start: int, cands: list[Process]) -> bool:
         handler = signals.force_sig_fault(k, p, d)     # True: the handler runs now
         if not handler:
             do_exit(k, p, death=d)
-    if sliced:                             # a 1 GHz CPU: 1 ns per instruction
-        k.clock_ns += max((k.cpu.instructions or before + QUANTUM) - before, 0)
-        if k.timers:
-            fire_timers(k)
+    if sliced:
+        tick(k, before)
     return handler

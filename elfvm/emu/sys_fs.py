@@ -155,6 +155,8 @@ def sys_read(k, p, fd, buf, count):
         return len(data)
     if f.inode.kind == "dir":
         return -errno.EISDIR
+    if f.inode.kind in V.MEM_DEVICES.values():
+        return _read_mem_device(k, p, f.inode.kind, buf, count)
     count = min(count, MAX_RW_COUNT, max(f.inode.size - f.pos, 0))
     reach = user_span(k, p, buf, count, True)
     if count and not reach:
@@ -163,6 +165,25 @@ def sys_read(k, p, fd, buf, count):
     write_user(k, p, buf, data)
     f.pos += len(data)
     return len(data)
+
+
+def _read_mem_device(k, p, kind: str, buf: int, count: int) -> int:
+    """read_null (EOF), read_zero / read_iter_zero (zeros), the random devices (the run's
+    seeded generator): page by page, no more than the guest's mappings take."""
+    if kind == "null":
+        return 0
+    reach = user_span(k, p, buf, min(count, MAX_RW_COUNT), True)
+    if count and not reach:
+        return -errno.EFAULT
+    done = 0
+    while done < reach:
+        take = min(reach - done, 4096 - ((buf + done) & 4095))
+        data = bytes(take) if kind in ("zero", "full") else k.rng.randbytes(take)
+        write_user(k, p, buf + done, data)
+        done += take
+        if k.stop_reason:
+            break
+    return done
 
 
 def _write_to(k, p, f: V.OpenFile, data: bytes) -> int:
@@ -188,6 +209,8 @@ def _write_to(k, p, f: V.OpenFile, data: bytes) -> int:
             k.echo(f is p.fds.get(2) and f.sink is k.stderr, data)
         return len(data)
     ino = f.inode
+    if ino.kind in V.MEM_DEVICES.values():          # write_null / write_full
+        return -errno.ENOSPC if ino.kind == "full" else len(data)
     if ino.data is None:
         return -errno.EBADF
     pos = len(ino.data) if f.flags & V.O_APPEND else f.pos
@@ -201,6 +224,8 @@ def _write_to(k, p, f: V.OpenFile, data: bytes) -> int:
 
 def sys_write(k, p, fd, buf, count):
     f = _fd(p, fd)
+    if f.inode is not None and f.inode.kind == "null" and f.flags & V.O_ACCMODE:
+        return min(count, MAX_RW_COUNT)      # write_null() never looks at the buffer
     if f.pipe is not None:                   # no more than the pipe can take is copied
         count = min(count, PIPE_CAPACITY)
     return _write_to(k, p, f, read_user(k, p, buf, min(count, MAX_RW_COUNT)))
@@ -833,3 +858,78 @@ def sys_sendfile64(k, p, out_fd, in_fd, off_ptr, count):
     if off_ptr and n > 0:
         write_user(k, p, off_ptr, struct.pack("<q", off + n))
     return n
+
+
+# ---------------------------------------------------------------- poll
+POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP, POLLNVAL = 1, 2, 4, 8, 0x10, 0x20
+
+
+def _poll_mask(p, fd: int, events: int) -> int:
+    """What a descriptor is ready for (the file's f_op->poll): files and devices always,
+    a pipe's read end with data or no writer left (POLLHUP), its write end with room."""
+    if fd < 0:
+        return 0
+    f = p.fds.get(fd)
+    if f is None:
+        return POLLNVAL
+    if f.pipe is not None:
+        if f.pipe_end == "r":
+            return (POLLIN if f.pipe.buf else 0) | (POLLHUP if not f.pipe.writers else 0)
+        room = PIPE_CAPACITY - len(f.pipe.buf) >= PIPE_BUF
+        return (POLLOUT if room else 0) | (POLLERR if not f.pipe.readers else 0)
+    return (POLLIN | POLLOUT) & (events | POLLIN | POLLOUT) if f.sink is None else POLLOUT
+
+
+def do_poll(k, p, fds_ptr: int, nfds: int, deadline: int | None) -> int:
+    """poll(): the revents of each pollfd; sleeps (re-executed when woken) until one is ready
+    or the virtual clock passes the deadline (None: no timeout)."""
+    from elfvm.emu.sys_time import sleep_until
+
+    if nfds > 1024 * 1024:                   # RLIMIT_NOFILE's hard limit
+        return -errno.EINVAL
+    raw = read_user(k, p, fds_ptr, 8 * nfds)
+    out, ready = bytearray(raw), 0
+    for i in range(nfds):
+        fd, events, _ = struct.unpack_from("<ihh", raw, 8 * i)
+        rev = _poll_mask(p, fd, events) & (events | POLLERR | POLLHUP | POLLNVAL)
+        struct.pack_into("<h", out, 8 * i + 6, rev)
+        ready += bool(rev)
+    if ready or deadline is not None and k.clock_ns >= deadline:
+        p.futex_key, p.wake_at, p.timed_out = None, None, False
+        write_user(k, p, fds_ptr, bytes(out))
+        return ready
+    if deadline is not None:
+        return sleep_until(k, p, deadline)  # 0 when it passes; woken earlier by a pipe change
+    raise Blocked()
+
+
+def sys_poll(k, p, fds_ptr, nfds, timeout_ms):
+    from elfvm.emu.sys_time import SLEEPING, now_ns
+
+    t = s32(timeout_ms)
+    deadline = None if t < 0 else (p.wake_at if p.futex_key == SLEEPING else now_ns(k) + t * 10**6)
+    return do_poll(k, p, fds_ptr, nfds, deadline)
+
+
+def _ppoll(k, p, fds_ptr, nfds, tsp, time64: bool):
+    from elfvm.emu.sys_time import SLEEPING, now_ns
+
+    deadline = None
+    if tsp:
+        if p.futex_key == SLEEPING:
+            deadline = p.wake_at
+        else:
+            fmt, size = ("<qq", 16) if time64 else ("<ii", 8)
+            sec, nsec = struct.unpack(fmt, read_user(k, p, tsp, size))
+            if sec < 0 or not 0 <= nsec < 10**9:
+                return -errno.EINVAL
+            deadline = now_ns(k) + sec * 10**9 + nsec
+    return do_poll(k, p, fds_ptr, nfds, deadline)
+
+
+def sys_ppoll(k, p, fds_ptr, nfds, tsp, sigmask, sigsetsize):
+    return _ppoll(k, p, fds_ptr, nfds, tsp, False)
+
+
+def sys_ppoll_time64(k, p, fds_ptr, nfds, tsp, sigmask, sigsetsize):
+    return _ppoll(k, p, fds_ptr, nfds, tsp, True)

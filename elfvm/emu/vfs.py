@@ -80,6 +80,9 @@ class OpenFile:
     refs: int = 1
 
 
+# drivers/char/mem.c: the memory devices a guest may use (1,3 null; 1,5 zero; 1,7 full;
+# 1,8 random; 1,9 urandom), answered by the emulated kernel, never opened on the host
+MEM_DEVICES = {(1, 3): "null", (1, 5): "zero", (1, 7): "full", (1, 8): "random", (1, 9): "urandom"}
 O_ACCMODE, O_WRONLY, O_RDWR = 3, 1, 2
 O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_DIRECTORY = 0o100, 0o200, 0o1000, 0o2000, 0o200000
 
@@ -116,7 +119,8 @@ class Vfs:
             return ino.path
 
     def guest_path(self, path: str) -> str:
-        return os.path.normpath(os.path.join(self.cwd, path))
+        gp = os.path.normpath(os.path.join(self.cwd, path))
+        return "/" + gp.lstrip("/") if gp.startswith("//") else gp     # Linux: // is /
 
     def lookup(self, path: str, follow: bool = True, depth: int = 0) -> Inode:
         gp = self.guest_path(path)
@@ -135,6 +139,10 @@ class Vfs:
         except OSError as e:
             raise VfsError(e.errno or errno.ENOENT) from None
         kind = "dir" if stat_mod.S_ISDIR(st.st_mode) else "file"
+        if stat_mod.S_ISCHR(st.st_mode) and (os.major(st.st_rdev), os.minor(st.st_rdev)) in MEM_DEVICES:
+            kind = MEM_DEVICES[os.major(st.st_rdev), os.minor(st.st_rdev)]
+        elif not stat_mod.S_ISREG(st.st_mode) and kind != "dir" and follow:
+            kind = "special"                 # another device, FIFO or socket of the host
         return Inode(gp, hp, st, kind=kind)
 
     def open(self, path: str, flags: int, mode: int = 0o644) -> OpenFile:
@@ -154,6 +162,10 @@ class Vfs:
             raise VfsError(errno.EISDIR)
         if flags & O_DIRECTORY and ino.kind != "dir":
             raise VfsError(errno.ENOTDIR)
+        if ino.kind in MEM_DEVICES.values():       # /dev/null, zero, full, random: no copy-up
+            return OpenFile(ino, flags)
+        if ino.kind == "special":                  # the host's devices and FIFOs stay out of reach
+            raise VfsError(errno.EACCES)
         if flags & O_ACCMODE in (O_WRONLY, O_RDWR) and ino.data is None:
             # copy-up: the host file stays untouched
             ino = self.copy_up(ino)
@@ -177,11 +189,15 @@ class Vfs:
     # --- the overlay's name operations: the host tree is never changed -----------------------
     def whited_out(self, gp: str) -> bool:
         """gp or one of its directories was removed (or renamed away) by the guest."""
-        while gp not in ("/", ""):
+        if not self.whiteouts:
+            return False
+        while True:
             if gp in self.whiteouts and gp not in self.overlay:
                 return True
-            gp = os.path.dirname(gp)
-        return False
+            parent = os.path.dirname(gp)
+            if parent == gp:                 # "/", "//" (normpath keeps two leading slashes), ""
+                return False
+            gp = parent
 
     def parent_dir(self, gp: str) -> Inode:
         """The directory a new name goes in: ENOENT / ENOTDIR as the kernel's lookup."""

@@ -60,5 +60,10 @@ int main(void)
     show("getdents64 bad", syscall(SYS_getdents64, open("/", O_RDONLY | O_DIRECTORY), bad, 4096));
     show("prctl get name bad", syscall(SYS_prctl, 16, bad, 0, 0, 0));
     show("getgroups32 bad", syscall(SYS_getgroups32, 64, bad));
+    int null = open("/dev/null", O_RDWR), zero = open("/dev/zero", O_RDONLY);
+    show("write /dev/null bad", syscall(SYS_write, null, bad, 0x7fffffff));
+    show("read /dev/null", syscall(SYS_read, null, buf, 64));
+    show("read /dev/zero half", syscall(SYS_read, zero, half, 0xdeadbeef));
+    show("read /dev/zero bad", syscall(SYS_read, zero, bad, 16));
     return 0;
 }
