@@ -71,7 +71,7 @@ def tlb_fill(k, uc, vaddr: int, mem_type: int, entry, _data) -> bool:
         write = writable
     else:
         write = writable and access == "w"
-        reference(k, p, vpn, access == "w", access == "x")
+        reference(k, p, vpn, access == "w", access == "x", frame)
     entry.paddr = frame
     entry.perms = Cpu.perms(write, not nx)
     return True

@@ -87,7 +87,7 @@ def install_exec_pages(k, p: Process, result) -> None:
             k.frames.fill(fi.addr, b"")
         set_pte(k, p, pa >> 12, Pte(fi.addr, bool(vma.prot & PROT_WRITE), bool(vma.prot & PROT_EXEC)))
         # resident before the first instruction: execve's own faults, not the run's
-        map_page(k, p, pa >> 12, dirty=True)
+        map_page(k, p, pa >> 12, dirty=True, frame=fi.addr)
         k.pages_at_exec += 1
         if k.trace is not None:
             k.trace.record(p.pid, "S", pa, PAGE)

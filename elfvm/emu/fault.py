@@ -119,6 +119,7 @@ def do_wp_page(k, p: Process, vpn: int, pte: Pte, f: F.Fault, kernel: bool) -> N
             k.frames.copy(nfi.addr, pte.frame)
         clear_pte(k, p, vpn)
         set_pte(k, p, vpn, Pte(nfi.addr, True, is_exec(f.vma)))
+        k.model.set_pfn(p.mi, vpn, nfi.addr >> 12)    # a resident page changes frame
     else:
         set_pte(k, p, vpn, Pte(pte.frame, True, is_exec(f.vma)))
     if kernel:
@@ -183,6 +184,6 @@ def do_fault_around(k, p: Process, vma: Vma, ino: Inode, pa: int, npages: int, e
             break
         fr = page_cache_frame(k, ino, index)
         set_pte(k, p, v, Pte(fr, False, exec_))
-        map_page(k, p, v)
+        map_page(k, p, v, frame=fr)
         n += 1
     return n

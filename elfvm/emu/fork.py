@@ -158,7 +158,7 @@ def copy_pte_range(k, parent: Process, child: Process, vma) -> bool:
             set_pte(k, parent, v, Pte(pte.frame, False, pte.exec))
             changed = True
         set_pte(k, child, v, Pte(pte.frame, False if cow else pte.write, pte.exec))
-        map_page(k, child, v)
+        map_page(k, child, v, frame=pte.frame)
     for v, slot in swap_ptes(parent, vma.start, vma.end):
         if not child.pt.read_pte(v << 12):
             child.pt.write_pte(v << 12, swap_entry(slot))

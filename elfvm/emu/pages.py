@@ -20,15 +20,16 @@ from elfvm.mmu import entries as E
 from elfvm.mmu.paging import PageTables
 
 
-def reference(k, p: Process, vpn: int, write: bool, instr: bool) -> None:
-    """One reference of `p` to page `vpn` (present here): to the paging model, whose
-    eviction, if the reference faulted, this kernel then carries out."""
+def reference(k, p: Process, vpn: int, write: bool, instr: bool, frame: int | None = None) -> None:
+    """One reference of `p` to page `vpn` (present here, in `frame` when the caller knows it):
+    to the paging model, whose eviction, if the reference faulted, this kernel then carries
+    out."""
     k.touched.add((p.pid, vpn))
     kind = k.pending.pop((p.pid, vpn), None)
     if k.deferred and (p.mi, vpn) in k.deferred:
         flush_refs(k)                            # back in the model before it left here
         if k.model.access(p.mi, vpn, write=write, instr=instr).fault is not None:
-            frame_to_model(k, p, vpn)
+            frame_to_model(k, p, vpn, frame)
         k.deferred.discard((p.mi, vpn))
         return
     if kind is None and k.batch is not None:
@@ -41,7 +42,7 @@ def reference(k, p: Process, vpn: int, write: bool, instr: bool) -> None:
     if a.fault is None and kind is not None:          # pragma: no cover - invariant broken
         k.model.count_fault(p.mi, kind)
     if a.fault is not None:
-        frame_to_model(k, p, vpn)
+        frame_to_model(k, p, vpn, frame)
     if a.evicted is not None:
         evict(k, *a.evicted)
 
@@ -52,21 +53,25 @@ def flush_refs(k) -> None:
         k.model.access_many(*k.batch.take())
 
 
-def map_page(k, p: Process, vpn: int, dirty: bool = False) -> None:
+def map_page(k, p: Process, vpn: int, dirty: bool = False, frame: int | None = None) -> None:
     """A PTE made present without a reference (fault-around, fork, execve, mremap)."""
     flush_refs(k)
     a = k.model.map(p.mi, vpn, dirty)
     if a is not None:
-        frame_to_model(k, p, vpn)
+        k.model.set_pfn(p.mi, vpn, (frame if frame is not None else follow_pte(p, vpn).frame) >> 12)
         if a.evicted is not None:
             evict(k, *a.evicted)
 
 
-def frame_to_model(k, p: Process, vpn: int) -> None:
-    """The model's frame for a page it just made resident shows the frame the PTE holds."""
-    pte = follow_pte(p, vpn)
-    if pte is not None:
-        k.model.set_pfn(p.mi, vpn, pte.frame >> 12)
+def frame_to_model(k, p: Process, vpn: int, frame: int | None) -> None:
+    """The model's frame for the page the last reference made resident shows the frame the
+    PTE holds (set_last_pfn: that reference's frame, no look-up)."""
+    if frame is None:
+        pte = follow_pte(p, vpn)
+        if pte is None:                               # pragma: no cover - invariant broken
+            return
+        frame = pte.frame
+    k.model.set_last_pfn(frame >> 12)
 
 
 def evict(k, mi: int, vpn: int) -> None:
@@ -105,9 +110,7 @@ def evict_now(k, mi: int, vpn: int) -> None:
     if fi is not None and fi.anon and not fi.pinned:
         slot = k.swap.store(k.frames.read(fi.addr, PAGE))
         k.swap_refs[slot] += 1
-    clear_pte(k, p, vpn)
-    if slot is not None:
-        p.pt.write_pte(vpn << 12, swap_entry(slot))
+    clear_pte(k, p, vpn, swap_entry(slot) if slot is not None else 0)
     flush_cpu_tlb(k)
 
 
@@ -168,20 +171,23 @@ def set_pte(k, p: Process, vpn: int, pte: Pte) -> None:
     if not pte.exec and k.geom.nx:
         flags |= E.NX
     p.pt.map(vpn << 12, pte.frame, flags)
-    k.model.set_pfn(p.mi, vpn, pte.frame >> 12)       # a resident page's frame may change (COW)
 
 
-def clear_pte(k, p: Process, vpn: int) -> Pte | None:
-    """ptep_get_and_clear() (and page_remove_rmap: a frame nobody maps any more is freed)."""
-    pte = follow_pte(p, vpn)
-    if pte is None:
+def clear_pte(k, p: Process, vpn: int, value: int = 0) -> Pte | None:
+    """ptep_get_and_clear() (and page_remove_rmap: a frame nobody maps any more is freed); the
+    entry becomes `value` (a swap entry when the page goes to swap)."""
+    pt = p.pt
+    ea = pt.pte_addr(vpn << 12)
+    v = pt.read_entry(ea) if ea is not None else 0
+    if not v & E.P:
         return None
+    pte = Pte(pt.pte_frame(v), bool(v & E.RW), not v & E.NX)
     fi = k.frames.info.get(pte.frame)
     if fi is not None:
         fi.rmap.discard((p.group, vpn))
         if not fi.rmap and fi.cache_key is None and not fi.pinned:
             release_frame(k, fi)
-    p.pt.write_pte(vpn << 12, 0)
+    pt.write_entry(ea, value)
     return pte
 
 

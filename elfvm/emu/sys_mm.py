@@ -190,7 +190,7 @@ def sys_mremap(k, p, old, old_len, new_len, flags, new_addr):
     mm.insert(moved.__class__(**{**moved.__dict__, "start": dest, "end": dest + new_len}))
     for vpn, pte in list(present_ptes(p, old, old + old_len)):
         set_pte(k, p, (dest >> 12) + vpn - (old >> 12), Pte(pte.frame, pte.write, pte.exec))
-        map_page(k, p, (dest >> 12) + vpn - (old >> 12))
+        map_page(k, p, (dest >> 12) + vpn - (old >> 12), frame=pte.frame)
     mm.munmap(old, old + old_len)
     unmap_range(k, p, old, old + old_len)
     flush_cpu_tlb(k)

@@ -25,7 +25,7 @@ def user_page(k, p: Process, addr: int, write: bool, size: int = 1) -> int:
         pte = follow_pte(p, vpn)
     if k.trace is not None:
         k.trace.record(p.pid, "S" if write else "L", addr, size)
-    reference(k, p, vpn, write, False)
+    reference(k, p, vpn, write, False, pte.frame)
     return pte.frame
 
 

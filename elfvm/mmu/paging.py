@@ -152,18 +152,19 @@ class PageTables:
 
     def table_for(self, linear: int, level: int, user: bool, what: str = "page table") -> int:
         """The table of `level` that covers `linear`, allocating missing tables on the way."""
+        read, esize, shifts, masks = self.mem.read_uint, self._esize, self._shifts, self._masks
         table = self.cr3
         for lv in range(level):
-            ea = self.entry_addr(table, lv, linear)
-            v = self.read_entry(ea)
+            ea = table + ((linear >> shifts[lv]) & masks[lv]) * esize
+            v = read(ea, esize)
             if not v & E.P:
                 new = self.alloc_table(lv + 1, what)
                 self.write_entry(ea, E.make_entry(self.geom.fmt, new, self.table_flags(lv, user)))
                 table = new
             else:
-                if lv in self._large and v & E.PS:
+                if v & E.PS and lv in self._large:
                     raise ValueError(f"{linear:#x} is inside a large page at level {self.geom.level_names[lv]}")
-                table = E.entry_address(self.geom.fmt, v, False, 0, self.geom.page_size)
+                table = v & self._tmask
         return table
 
     def map(self, linear: int, phys: int, flags: int, *, level: int | None = None, user: bool = True,

@@ -684,6 +684,13 @@ class PagingModel:
             m.pfn[f] = pfn
             m.frames[f, K.F_PFN] = pfn
 
+    def set_last_pfn(self, pfn: int) -> None:
+        """set_pfn() for the page the last access() or map() made resident (no look-up)."""
+        m = self.machine
+        f = int(m.sc[K.S_LAST_FRAME])
+        m.pfn[f] = pfn
+        m.frames[f, K.F_PFN] = pfn
+
     def add_process(self) -> int:
         """A new process (fork): its number, for access()."""
         return self.machine.add_process()
