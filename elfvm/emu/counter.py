@@ -21,7 +21,6 @@ import hashlib
 import os
 import subprocess
 import sys
-import sysconfig
 
 _SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "icount.c")
 
@@ -40,7 +39,7 @@ def cache_root() -> str:
 
 def library_path() -> str:
     with open(_SRC, "rb") as f:
-        h = hashlib.sha256(f.read() + sys.platform.encode()).hexdigest()[:16]
+        h = hashlib.sha256(f.read() + f"{sys.platform} {os.uname().machine}".encode()).hexdigest()[:16]
     return os.path.join(cache_root(), "emu-native", h, "icount.so")
 
 
@@ -49,10 +48,12 @@ def build() -> str | None:
     path = library_path()
     if os.path.exists(path):
         return path
+    import sysconfig
+
     cc = (sysconfig.get_config_var("CC") or "cc").split()
-    os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)     # a read-only cache: no counter
         r = subprocess.run([*cc, "-O2", "-shared", "-fPIC", "-o", tmp, _SRC],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
         if r.returncode != 0:
@@ -63,7 +64,7 @@ def build() -> str | None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    return path
+    return path if os.path.exists(path) else None
 
 
 class BlockCounter:

@@ -130,6 +130,10 @@ class Cpu:
             raise UcError(err)
 
     @property
+    def uncounted_blocks(self) -> int:
+        return self.blocks.head.errors if self.blocks is not None else 0
+
+    @property
     def counted(self) -> bool:
         return self.blocks is not None or self.count is not None
 

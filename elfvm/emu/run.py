@@ -450,7 +450,10 @@ def build_report(k, first, argv, opts: RunOptions, result) -> RunReport:
     notes = list(getattr(result, "notes", []))
     notes += [f"--write-dir: {gp} not saved: {why}" for gp, why in k.vfs.save_refused]
     if k.cpu.instructions is None:
-        notes.append("instructions are not counted without numba (pip install numba)")
+        notes.append("instructions are not counted: no C compiler for elfvm/emu/icount.c and no numba")
+    elif k.cpu.uncounted_blocks:
+        notes.append(f"instructions: {k.cpu.uncounted_blocks} translated blocks could not be "
+                     f"described by Unicorn: the count is approximate")
     return RunReport(
         program=opts.program, argv=argv, exit_status=first.exit_status,
         guest_stdout=k.stdout, guest_stderr=k.stderr, instructions=k.cpu.instructions,
