@@ -27,7 +27,7 @@ int main(int argc, char **argv) {
     return 0;
 }
 """
-LOOPS = "100000000"         # ~0.6 G instructions: well over the line's first redraw (0.25 s)
+LOOPS = "400000000"         # ~2.8 G instructions: seconds, well over the first redraw (0.25 s)
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +102,7 @@ def test_progress_callback_reads_counts_only(loop, monkeypatch):
     monkeypatch.setattr(R, "PROGRESS_PERIOD", 0.005)
 
     seen = []
-    opts = RunOptions(loop, ("20000000",), clock="fixed")
+    opts = RunOptions(loop, ("200000000",), clock="fixed")   # ~1 s: several ticks
     with_cb = run_program(RunOptions(**{**opts.__dict__, "progress": lambda i, f: seen.append((i, f))}))
     plain = run_program(opts)
     assert seen and all(i is None or i > 0 for i, _ in seen) and all(f > 0 for _, f in seen)
