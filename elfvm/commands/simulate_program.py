@@ -119,7 +119,8 @@ def simulate_program(program: str, args=(), *, frames: str | None = None, ram: s
         for note in report.notes:            # the table prints them; JSON's keys are fixed
             if note.startswith("--write-dir:"):
                 click.echo(f"elfvm: warning: {printable(note)}", err=True)
-            elif note.startswith("fault-around:") and not quiet:
+            elif note.startswith("fault-around:") and page_cache != "model" and not quiet:
+                # the folio source asked for, and what it read (the default model: see --help)
                 click.echo(f"elfvm: note: {printable(note)}", err=True)
     else:
         click.echo(printable(render_text(report, tuple(shows), limit)), nl=False)

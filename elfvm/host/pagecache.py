@@ -57,13 +57,27 @@ class FolioLayout:
 
 
 def check_readable() -> None:
-    """Raise PageCacheUnreadable unless this process can read PFNs and /proc/kpageflags."""
+    """Raise PageCacheUnreadable unless this process can read /proc/kpageflags and PFNs in
+    /proc/self/pagemap (both need CAP_SYS_ADMIN; without it pagemap reads PFN 0)."""
     try:
         with open("/proc/kpageflags", "rb") as f:
             f.read(8)
     except OSError as e:
         raise PageCacheUnreadable(f"/proc/kpageflags: {e.strerror} (reading the live page cache "
                                   f"needs root)") from None
+    probe = mmap.mmap(-1, PAGE_SIZE)
+    try:
+        probe[0] = 1                                        # a present anonymous page
+        addr = ctypes.addressof(ctypes.c_char.from_buffer(probe))
+        try:
+            pfn = read_pagemap(os.getpid(), addr, addr + PAGE_SIZE)[0].pfn
+        except OSError as e:
+            raise PageCacheUnreadable(f"/proc/self/pagemap: {e.strerror}") from None
+    finally:
+        probe.close()
+    if not pfn:
+        raise PageCacheUnreadable("/proc/self/pagemap hides PFNs (reading the live page cache "
+                                  "needs CAP_SYS_ADMIN: root)")
 
 
 def folio_layout(path: str) -> FolioLayout:
