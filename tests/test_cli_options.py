@@ -94,7 +94,11 @@ def modes(tmp: str) -> dict:
                  "env_set": ["--env", "A=1"], "env_clear": ["--env-clear"],
                  "rlimit_stack": ["--rlimit-stack", "1M"],
                  "stdout_file": ["--stdout", os.path.join(tmp, "out.bin")], "cwd": ["--cwd", "/tmp"],
-                 "clock": ["--clock", "fixed"], "strict": ["--strict"], **kernel, **auxv_json}
+                 "clock": ["--clock", "fixed"], "strict": ["--strict"],
+                 "page_cache": ["--page-cache", "live"], **kernel, **auxv_json}
+    # --page-cache live reads /proc/kpageflags and pagemap PFNs: root only (else a usage error,
+    # tests/test_page_cache.py); the report's fault-around line names the source
+    live_cache = () if os.geteuid() == 0 else ("page_cache",)
     real_only = ("stdin_file", "write_dir", "sysroot", "stdout_file", "cwd", "clock", "strict",
                  *auxv_json)
     trace_only = {"trace_format": ["--trace-format", "plain"], "page_size": ["--page-size", "8K"],
@@ -120,7 +124,7 @@ def modes(tmp: str) -> dict:
         [], {**{k: v + ["--exact-tlb"] if k in ("tlb_ns", "mem_ns", "walk_levels", "tlb_entries",
                                               "tlb_ways", "split_tlb") else v
                 for k, v in both.items()},
-             **{k: v for k, v in prog_only.items() if k not in real_only},
+             **{k: v for k, v in prog_only.items() if k not in real_only + live_cache},
              "asid": ["--asid", "--exact-tlb"], "frames": ["--frames", "8"],
              "env_set": ["--env", "A=" + "x" * 300_000], "rlimit_stack": ["--rlimit-stack", "unlimited"],
              "env_clear": ["--env", "A=" + "x" * 300_000, "--env-clear"]},
@@ -135,6 +139,7 @@ def modes(tmp: str) -> dict:
          "clock": "tiny reads no clock: tests/test_emu_syscalls.py",
          "strict": "tiny makes no unimplemented call: tests/test_emu_syscalls.py",
          "quiet": "tiny prints nothing live: tests/test_emu_lecture.py",
+         **{k: "not root: a usage error, tests/test_page_cache.py" for k in live_cache},
          **{k: "tiny reads no auxv word: tests/test_kernel_versions.py" for k in auxv_json}})
     out[("simulate-run", "refs")] = (
         ["--refs", "1 2 3 4 1 2 5 1 2 3 4 5"],

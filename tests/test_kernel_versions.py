@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from conftest import fixture_path
 from elfvm.cli import cli
-from elfvm.emu.run import _folio_pages
+from elfvm.emu.run import page_cache_folios
 from elfvm.kernel.binfmt_elf import ExecRequest, execve
 from elfvm.kernel.profile import make_profile
 from elfvm.kernel.versions import (
@@ -134,8 +134,8 @@ def test_native_i386_maps_pad_to_column_49():
 
 
 def test_fault_around_whole_folio_only_from_6_18():
-    assert _folio_pages(make_profile(kernel="6.18"), 64) == 16
-    assert _folio_pages(make_profile(kernel="6.12"), 64) == 1
+    assert page_cache_folios(make_profile(kernel="6.18"), "model").whole
+    assert not page_cache_folios(make_profile(kernel="6.12"), "model").whole
 
 
 # --- the command line ---------------------------------------------------------------------------

@@ -28,7 +28,8 @@ def simulate_program(program: str, args=(), *, frames: str | None = None, ram: s
                      emit_trace: str | None = None, exact: bool = False,
                      rlimit_stack: int = 8 << 20, tlb: dict | None = None,
                      svg: str | None = None, stdout_file: str | None = None,
-                     cwd: str | None = None, strict: bool = False, clock: str = "host", profile=None) -> int:
+                     cwd: str | None = None, strict: bool = False, clock: str = "host", profile=None,
+                     page_cache: str = "model") -> int:
     """`tlb`: the trace options that shape the model's TLB and walk (tlb_entries, tlb_ways,
     split_tlb, asid, walk_levels, tlb_ns, mem_ns). `svg`: also draw the run there (the frame
     table over time, faults by kind and the TLB hit ratio per time bin). `profile`: the kernel
@@ -90,7 +91,7 @@ def simulate_program(program: str, args=(), *, frames: str | None = None, ram: s
 
     opts = RunOptions(program, tuple(args), tuple(env), sysroot=sysroot, ram=ram_bytes, frames=nframes,
                       policy=policy, fault_model=fault_model, mmu=mmu, stdin_path=stdin,
-                      write_dir=write_dir, cwd=cwd, clock=clock,
+                      write_dir=write_dir, cwd=cwd, clock=clock, page_cache=page_cache,
                       max_instructions=max_instructions, rlimit_stack=rlimit_stack, seed=seed,
                       echo=echo if live else None, exact=exact, emit_trace=emit_trace,
                       timeline_bins=SVG_BINS if svg is not None else 0, profile=profile,
@@ -118,6 +119,9 @@ def simulate_program(program: str, args=(), *, frames: str | None = None, ram: s
         for note in report.notes:            # the table prints them; JSON's keys are fixed
             if note.startswith("--write-dir:"):
                 click.echo(f"elfvm: warning: {printable(note)}", err=True)
+            elif note.startswith("fault-around:") and page_cache != "model" and not quiet:
+                # the folio source asked for, and what it read (the default model: see --help)
+                click.echo(f"elfvm: note: {printable(note)}", err=True)
     else:
         click.echo(printable(render_text(report, tuple(shows), limit)), nl=False)
     if report.stop_reason == "max-instructions":

@@ -28,7 +28,7 @@ Examples:
 # Options that belong to one way of calling simulate-run only (the others reject them).
 PROGRAM_ONLY = ("fault_model", "exact_tlb", "emit_trace", "sysroot", "stdin_file", "write_dir",
                 "max_instructions", "env_set", "env_clear", "rlimit_stack", "stdout_file", "cwd",
-                "clock", "strict", "kernel_version", "hwcap", "hwcap2", "minsigstksz")
+                "clock", "strict", "page_cache", "kernel_version", "hwcap", "hwcap2", "minsigstksz")
 TRACE_ONLY = ("trace_format", "page_size", "bits", "quantum", "skip_bad_lines")
 REFS_OK = ("refs", "frames", "policy", "compare", "shows", "fmt")
 
@@ -42,6 +42,11 @@ def program_options(f):
         click.option("--fault-model", type=click.Choice(["linux", "simple"]), default="linux",
                      show_default=True, help="PROGRAM: linux (fault-around, zero page, COW: the "
                      "kernel's count) or simple (the textbook: one fault per first touch)."),
+        click.option("--page-cache", type=click.Choice(["model", "live"]), default="model",
+                     show_default=True, help="PROGRAM: where the page-cache folio sizes that "
+                     "fault-around maps whole (Linux >= 6.18) come from: model (every page its own "
+                     "folio: deterministic) or live (the host page cache's folios of each file the "
+                     "guest maps, via /proc/kpageflags: root only)."),
         click.option("--exact-tlb", is_flag=True, help="PROGRAM: a reference per instruction and "
                      "data access (slower): exact TLB hit ratio, EAT and replacement recency."),
         click.option("--emit-trace", metavar="FILE", default=None, help="PROGRAM: write the run's "
@@ -104,6 +109,7 @@ def run_program_mode(program, args, trace_opts: dict, prog: dict) -> int:
         env=build_env(prog["env_clear"], prog["env_set"]), emit_trace=prog["emit_trace"],
         exact=prog["exact_tlb"], rlimit_stack=rlim, svg=t["svg"], stdout_file=prog["stdout_file"],
         cwd=prog["cwd"], strict=prog["strict"], clock=prog["clock"], profile=profile,
+        page_cache=prog["page_cache"],
         tlb={k: t[k] for k in ("tlb_entries", "tlb_ways", "split_tlb", "asid", "walk_levels",
                                "tlb_ns", "mem_ns")})
 # ---------------------------------------------------------------- end of program mode

@@ -170,10 +170,10 @@ def do_fault_around(k, p: Process, vma: Vma, ino: Inode, pa: int, npages: int, e
     model too, while it has a free frame besides the one the faulting page needs (elfvm
     does not evict for fault-around)."""
     first, last = F.fault_around_range(pa, vma.start, vma.end, k.ptrs_per_pte)
-    first, last = F.whole_folios(first, last, vma.start, vma.end, vma.pgoff, k.ptrs_per_pte,
-                                 k.folio_pages)
+    ranges = F.fault_around_folios(first, last, vma.start, vma.end, vma.pgoff, k.ptrs_per_pte,
+                                   k.folios.folio_of(ino), k.folios.whole)
     n = 0
-    for a in range(first, last, PAGE):
+    for a in (a for lo, hi in ranges for a in range(lo, hi, PAGE)):
         v = a >> 12
         if a == pa or p.pt.read_pte(a):
             continue

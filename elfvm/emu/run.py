@@ -48,7 +48,7 @@ class RunOptions:
     echo: object = None                  # callable(is_stderr, bytes) to show output live
     event_limit: int = 100000
     cwd: str | None = None
-    folio_kib: int = 4                   # page-cache folio size assumed by fault-around
+    page_cache: str = "model"            # folio sizes for fault-around: model | live (elfvm.emu.folios)
     exact: bool = False                  # a reference per access (--exact-tlb; --emit-trace)
     emit_trace: str | None = None        # lackey trace of the run's references
     tlb_entries: int = 64
@@ -128,13 +128,13 @@ class RunReport:
         return self.exit_status if self.exit_status is not None else 1
 
 
-def _folio_pages(profile, folio_kib: int) -> int:
+def page_cache_folios(profile, source: str):
     """Fault-around maps whole page-cache folios only from v6.18 (versions.FAULT_AROUND_WHOLE_FOLIO);
-    earlier kernels map the 16-page window alone, as if every folio were one page."""
+    the folio sizes come from the model or the live page cache (--page-cache)."""
+    from elfvm.emu.folios import PageCacheFolios
+
     rules = getattr(profile, "kernel", None)
-    if rules is not None and not rules.fault_around_whole_folio:
-        return 1
-    return max(folio_kib // 4, 1)
+    return PageCacheFolios(source, whole=rules is None or rules.fault_around_whole_folio)
 
 
 def _exec(opts: RunOptions):
@@ -249,7 +249,7 @@ def _kernel_state(opts: RunOptions, result, model, vfs, trace):
                     fault_model=opts.fault_model, geometry=opts.mmu, vfs=vfs,
                     max_instructions=opts.max_instructions, seed=opts.seed, stdin=opts.stdin,
                     echo=opts.echo, event_limit=opts.event_limit,
-                    folio_pages=_folio_pages(result.profile, opts.folio_kib),
+                    folios=page_cache_folios(result.profile, opts.page_cache),
                     exact=opts.exact or trace is not None,
                     trace=trace, clock_ns=clock_start(opts.clock),
                     threads_max=threads_max(opts.ram, result.profile))
@@ -317,6 +317,8 @@ def boot(opts: RunOptions):
 def check_options(opts: RunOptions) -> None:
     if opts.fault_model not in ("linux", "simple"):
         raise UsageError(f"--fault-model {opts.fault_model!r}: choose linux or simple")
+    if opts.page_cache != "model" and opts.fault_model == "simple":
+        raise UsageError("--page-cache: --fault-model simple has no fault-around (no folios to read)")
     if opts.policy not in ("fifo", "lru", "clock"):
         raise UsageError(f"--policy {opts.policy!r} in program mode: choose fifo, lru or clock "
                          f"(opt needs the whole future: record with --emit-trace and replay)")
@@ -449,6 +451,8 @@ def build_report(k, first, argv, opts: RunOptions, result) -> RunReport:
                "kernel": e.kernel} for e in k.events]
     notes = list(getattr(result, "notes", []))
     notes += [f"--write-dir: {gp} not saved: {why}" for gp, why in k.vfs.save_refused]
+    if opts.fault_model == "linux":
+        notes.append(k.folios.describe())
     if k.cpu.instructions is None:
         notes.append("instructions are not counted: no C compiler for elfvm/emu/icount.c and no numba")
     elif k.cpu.uncounted_blocks:

@@ -31,12 +31,12 @@ class KernelState:
 
     def __init__(self, *, profile, ram: int, headroom: int = 0, model, fault_model: str,
                  geometry, vfs: Vfs, max_instructions: int | None, seed: int | None,
-                 stdin: bytes = b"", echo=None, event_limit: int = 100000, folio_pages: int = 1,
+                 stdin: bytes = b"", echo=None, event_limit: int = 100000, folios,
                  exact: bool = False, trace=None, clock_ns: int | None = None,
                  threads_max: int = 1 << 22):
         self.profile = profile
         self.fault_model = fault_model
-        self.folio_pages = folio_pages
+        self.folios = folios                             # elfvm.emu.folios.PageCacheFolios
         self.geom = get_geometry(geometry) if isinstance(geometry, str) else geometry
         self.ptrs_per_pte = 1 << self.geom.level_bits[-1]
         self.segments = Segments(native_i386=profile.name == "linux-i386")

@@ -263,19 +263,28 @@ def fault_around_range(addr: int, vma_start: int, vma_end: int, ptrs_per_pte: in
     return (base + from_pte) << PAGE_SHIFT, (base + to_pte) << PAGE_SHIFT
 
 
-def whole_folios(first: int, last: int, vma_start: int, vma_end: int, vma_pgoff: int,
-                 ptrs_per_pte: int, folio_pages: int) -> tuple[int, int]:
-    """Linux 6.18 filemap_map_pages() maps each large folio it meets *entirely* ("map entire
-    large folio faultaround"), still within the VMA and the page table. Folios are naturally
-    aligned in the file; `folio_pages` is the page-cache folio size assumed (1: small pages)."""
-    if folio_pages <= 1:
-        return first, last
+def fault_around_folios(first: int, last: int, vma_start: int, vma_end: int, vma_pgoff: int,
+                        ptrs_per_pte: int, folio_of, whole: bool) -> list[tuple[int, int]]:
+    """The address ranges filemap_map_pages() maps for the window [first, last): folio by folio
+    (`folio_of(index)` -> (first file index, pages) of the page-cache folio holding a page).
+    With `whole` (Linux 6.18, "mm/filemap: map entire large folio faultaround") a large folio
+    that lies wholly inside the VMA and inside one page table is mapped entirely, even where it
+    sticks out of the window; one that does not is mapped only where it meets the window, as
+    every folio is before 6.18."""
     fstart = vma_pgoff >> PAGE_SHIFT                  # file page index of vma_start
-    def file_index(a: int) -> int:
-        return fstart + ((a - vma_start) >> PAGE_SHIFT)
-    lo_idx = file_index(first) - file_index(first) % folio_pages
-    hi_idx = file_index(last - PAGE_SIZE) - file_index(last - PAGE_SIZE) % folio_pages + folio_pages
-    lo = vma_start + ((lo_idx - fstart) << PAGE_SHIFT)
-    hi = vma_start + ((hi_idx - fstart) << PAGE_SHIFT)
-    table = (first >> PAGE_SHIFT) // ptrs_per_pte * ptrs_per_pte << PAGE_SHIFT
-    return max(lo, vma_start, table), min(hi, vma_end, table + (ptrs_per_pte << PAGE_SHIFT))
+    vma_last = fstart + ((vma_end - vma_start) >> PAGE_SHIFT)
+    def addr(index: int) -> int:
+        return vma_start + ((index - fstart) << PAGE_SHIFT)
+    table = (ptrs_per_pte << PAGE_SHIFT) - 1
+    i, end = fstart + ((first - vma_start) >> PAGE_SHIFT), fstart + ((last - vma_start) >> PAGE_SHIFT)
+    out = []
+    while i < end:
+        head, n = folio_of(i)
+        tail = head + n
+        if whole and n > 1 and head >= fstart and tail <= vma_last and \
+                addr(head) & ~table == (addr(tail) - 1) & ~table:
+            out.append((addr(head), addr(tail)))
+        else:
+            out.append((addr(i), addr(min(tail, end))))
+        i = tail
+    return out
