@@ -13,6 +13,24 @@ FIXTURE_NAMES = ["hello_pie", "hello_nopie", "hello_static", "hello_staticpie", 
                  "lazy", "stackgrow", "mallocs", "shmem", "segv", "sortlines"]
 
 
+def build_static_guest(src, exe, *extra: str) -> str:
+    """`gcc -m32 -static -O1 SRC -o EXE` for a test's own guest program, or a skip saying why
+    this machine cannot build one. Returns EXE as a string (built once: kept when it exists)."""
+    import shutil
+    import subprocess
+
+    exe = pathlib.Path(exe)
+    if exe.exists():
+        return str(exe)
+    if shutil.which("gcc") is None:
+        pytest.skip("no gcc")
+    r = subprocess.run(["gcc", "-m32", "-static", "-O1", str(src), "-o", str(exe), *extra],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"gcc -m32 -static fails here: {r.stderr.strip()[:200]}")
+    return str(exe)
+
+
 def fixture_path(name: str) -> str:
     p = FIXTURES / name
     if not p.exists():

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import os
 import pathlib
-import shutil
 import subprocess
 import sys
 
 import pytest
+
+from conftest import build_static_guest
 
 pytest.importorskip("unicorn")
 
@@ -28,19 +29,8 @@ SRC = pathlib.Path(__file__).resolve().parent / "hostile_progs"
 
 @pytest.fixture(scope="module")
 def build(tmp_path_factory):
-    if shutil.which("gcc") is None:
-        pytest.skip("no gcc")
     out = tmp_path_factory.mktemp("hostile")
-
-    def _build(name: str) -> str:
-        exe = out / name
-        if not exe.exists():
-            r = subprocess.run(["gcc", "-m32", "-static", "-O1", str(SRC / f"{name}.c"), "-o", str(exe)],
-                               capture_output=True, text=True)
-            if r.returncode != 0:
-                pytest.skip(f"gcc -m32 -static fails here: {r.stderr.strip()[:200]}")
-        return str(exe)
-    return _build
+    return lambda name: build_static_guest(SRC / f"{name}.c", out / name)
 
 
 def test_threads_max_follows_ram():

@@ -2,12 +2,12 @@
 a temporary file; the report, JSON and --stdout FILE still get every byte."""
 
 import os
-import resource
-import shutil
 import subprocess
 import sys
 
 import pytest
+
+from conftest import build_static_guest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 pytest.importorskip("unicorn")
@@ -15,14 +15,8 @@ pytest.importorskip("unicorn")
 
 @pytest.fixture(scope="module")
 def flood(tmp_path_factory):
-    if shutil.which("gcc") is None:
-        pytest.skip("no gcc")
-    exe = tmp_path_factory.mktemp("guest") / "flood"
-    r = subprocess.run(["gcc", "-m32", "-static", "-O1", os.path.join(HERE, "guest_progs", "flood.c"),
-                        "-o", str(exe)], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"gcc -m32 -static fails here: {r.stderr.strip()[:200]}")
-    return str(exe)
+    out = tmp_path_factory.mktemp("guest")
+    return build_static_guest(os.path.join(HERE, "guest_progs", "flood.c"), out / "flood")
 
 
 def test_guest_output_spools_beyond_memory():

@@ -8,11 +8,12 @@ erased at the end; with a pipe, with --quiet or with --format json there is none
 import os
 import pty
 import select
-import shutil
 import subprocess
 import sys
 
 import pytest
+
+from conftest import build_static_guest
 
 pytest.importorskip("unicorn")
 
@@ -32,15 +33,9 @@ LOOPS = "400000000"         # ~2.8 G instructions: seconds, well over the first 
 
 @pytest.fixture(scope="module")
 def loop(tmp_path_factory):
-    if shutil.which("gcc") is None:
-        pytest.skip("no gcc")
     d = tmp_path_factory.mktemp("progress")
     (d / "loop.c").write_text(LOOP_C)
-    r = subprocess.run(["gcc", "-m32", "-static", "-O1", str(d / "loop.c"), "-o", str(d / "loop")],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"gcc -m32 -static fails here: {r.stderr.strip()[:200]}")
-    return str(d / "loop")
+    return build_static_guest(d / "loop.c", d / "loop")
 
 
 def elfvm_cmd(*args):

@@ -6,10 +6,11 @@ natively (it is a real i386 program) and under simulate-run; stdout and the exit
 """
 
 import pathlib
-import shutil
 import subprocess
 
 import pytest
+
+from conftest import build_static_guest
 
 pytest.importorskip("unicorn")
 
@@ -21,20 +22,8 @@ SRC = pathlib.Path(__file__).resolve().parent / "signal_progs"
 
 @pytest.fixture(scope="module")
 def build(tmp_path_factory):
-    if shutil.which("gcc") is None:
-        pytest.skip("no gcc")
     out = tmp_path_factory.mktemp("sigprogs")
-
-    def _build(name: str) -> str:
-        exe = out / name
-        if not exe.exists():
-            r = subprocess.run(["gcc", "-m32", "-static", "-O1", str(SRC / f"{name}.c"), "-o", str(exe)],
-                               capture_output=True, text=True)
-            if r.returncode != 0:
-                pytest.skip(f"gcc -m32 -static fails here: {r.stderr.strip()[:200]}")
-        return str(exe)
-
-    return _build
+    return lambda name: build_static_guest(SRC / f"{name}.c", out / name)
 
 
 def native(exe: str) -> tuple[bytes, int]:

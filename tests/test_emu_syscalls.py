@@ -8,10 +8,11 @@ the emulator; the outputs must be the same line for line.
 
 import pathlib
 import resource
-import shutil
 import subprocess
 
 import pytest
+
+from conftest import build_static_guest
 
 pytest.importorskip("unicorn")
 
@@ -22,20 +23,8 @@ SRC = pathlib.Path(__file__).resolve().parent / "guest_progs"
 
 @pytest.fixture(scope="module")
 def build(tmp_path_factory):
-    if shutil.which("gcc") is None:
-        pytest.skip("no gcc")
     out = tmp_path_factory.mktemp("guestprogs")
-
-    def _build(name: str) -> str:
-        exe = out / name
-        if not exe.exists():
-            r = subprocess.run(["gcc", "-m32", "-static", "-O1", str(SRC / f"{name}.c"), "-o", str(exe), "-lm"],
-                               capture_output=True, text=True)
-            if r.returncode != 0:
-                pytest.skip(f"gcc -m32 -static fails here: {r.stderr.strip()[:200]}")
-        return str(exe)
-
-    return _build
+    return lambda name: build_static_guest(SRC / f"{name}.c", out / name, "-lm")
 
 
 def native(exe: str, *args: str) -> subprocess.CompletedProcess:

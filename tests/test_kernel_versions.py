@@ -9,7 +9,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from conftest import fixture_path
+from conftest import build_static_guest, fixture_path
 from elfvm.cli import cli
 from elfvm.emu.run import page_cache_folios
 from elfvm.kernel.binfmt_elf import ExecRequest, execve
@@ -196,19 +196,11 @@ def test_cli_translate_uses_the_version_layout():
 def test_emulated_signals_return_through_the_versions_vdso(version, tmp_path):
     """Signal frames return through __kernel_sigreturn / __kernel_rt_sigreturn at the version's
     offsets (7.0's image puts them 0x30 and 0x40 after __kernel_vsyscall, 6.18's 0x20 and 0x30)."""
-    import shutil
-    import subprocess
     from pathlib import Path
 
     from elfvm.emu.run import RunOptions, run_program
 
-    if shutil.which("gcc") is None:
-        pytest.skip("no gcc")
-    exe = tmp_path / "usr1"
-    src = Path(__file__).parent / "signal_progs" / "usr1.c"
-    r = subprocess.run(["gcc", "-m32", "-static", "-O1", str(src), "-o", str(exe)], capture_output=True)
-    if r.returncode:
-        pytest.skip("gcc -m32 -static fails here")
+    exe = build_static_guest(Path(__file__).parent / "signal_progs" / "usr1.c", tmp_path / "usr1")
     prof = make_profile(kernel=version)
     rep = run_program(RunOptions(str(exe), profile=prof, max_instructions=100_000_000))
     assert b"handler: signal 10\n" in rep.stdout and rep.exit_status == 128 + 10

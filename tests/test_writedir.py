@@ -5,10 +5,11 @@ and end to end with a guest that writes /etc/passwd and creates /tmp/PWNED_x."""
 import errno
 import os
 import shutil
-import subprocess
 import threading
 
 import pytest
+
+from conftest import build_static_guest
 
 from elfvm.emu.writedir import WriteDir, components
 
@@ -162,14 +163,8 @@ def test_race_swapping_a_directory_for_a_symlink(tmp_path):
 # ------------------------------------------------------------------------- end to end
 @pytest.fixture(scope="module")
 def writefiles(tmp_path_factory):
-    if shutil.which("gcc") is None:
-        pytest.skip("no gcc")
-    exe = tmp_path_factory.mktemp("guest") / "writefiles"
-    r = subprocess.run(["gcc", "-m32", "-static", "-O1", os.path.join(HERE, "guest_progs", "writefiles.c"),
-                        "-o", str(exe)], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"gcc -m32 -static fails here: {r.stderr.strip()[:200]}")
-    return str(exe)
+    out = tmp_path_factory.mktemp("guest")
+    return build_static_guest(os.path.join(HERE, "guest_progs", "writefiles.c"), out / "writefiles")
 
 
 def test_guest_cannot_escape_a_planted_write_dir(planted, writefiles):

@@ -84,15 +84,20 @@ def copy_task(k, parent: Process, child: Process) -> None:
     child.shm_attach = dict(parent.shm_attach)
     for s in child.shm_attach.values():
         k.shm[s]["nattch"] += 1
-    child.fds = dict(parent.fds)
-    for f in child.fds.values():
+    child.fds, child.cloexec = dup_fds(parent.fds), set(parent.cloexec)
+
+
+def dup_fds(fds: dict) -> dict:
+    """dup_fd(): a copy of the descriptor table; each open file gains a reference (and a pipe
+    end its reader or writer)."""
+    for f in fds.values():
         f.refs += 1
         if f.pipe is not None:
             if f.pipe_end == "r":
                 f.pipe.readers += 1
             else:
                 f.pipe.writers += 1
-    child.cloexec = set(parent.cloexec)
+    return dict(fds)
 
 
 CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND = 0x100, 0x200, 0x400, 0x800
@@ -117,14 +122,7 @@ def clone_vm(k, parent: Process, flags: int) -> Process:
     if flags & CLONE_FILES:
         t.fds, t.cloexec = parent.fds, parent.cloexec
     else:
-        t.fds, t.cloexec = dict(parent.fds), set(parent.cloexec)
-        for f in t.fds.values():
-            f.refs += 1
-            if f.pipe is not None:
-                if f.pipe_end == "r":
-                    f.pipe.readers += 1
-                else:
-                    f.pipe.writers += 1
+        t.fds, t.cloexec = dup_fds(parent.fds), set(parent.cloexec)
     k.procs[pid] = t
     t.context = k.uc.context_save()
     t.set_eax = 0
