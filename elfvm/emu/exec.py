@@ -45,10 +45,16 @@ def exec_mmap(k, p: Process, result) -> None:
     for shmid in p.shm_attach.values():
         k.shm[shmid]["nattch"] -= 1
     p.shm_attach = {}
+    take_new_mm(k, p, result, os.path.abspath(result.program))
+
+
+def take_new_mm(k, p: Process, result, exe: str) -> None:
+    """The second half of exec_mmap(), once the old mm is gone (or left to the vfork parent):
+    new page tables, the loader's Mm, and the pages the loader wrote."""
     p.pt = new_page_tables(k, p.pid)
     p.mm = result.mm
     p.rlimit_stack = result_rlimit(result)
-    p.exe = os.path.abspath(result.program)
+    p.exe = exe
     for img in result.images.values():
         k.file_inodes[img.display] = Inode(img.display.path, img.file.path, os.stat(img.file.path))
     install_exec_pages(k, p, result)
@@ -189,18 +195,12 @@ def do_execve(k, p: Process, path: str, argv: list[str], envp: list[str]) -> Non
     if v.result != "ok":
         raise ExecError(getattr(errno, v.errno_name or "ENOEXEC", errno.ENOEXEC))
     flush_old_exec(k, p)
-    p.mm = result.mm
-    p.pt = new_page_tables(k, p.pid)
-    p.rlimit_stack = result_rlimit(result)
-    p.exe = host
+    before = k.pages_at_exec
+    take_new_mm(k, p, result, host)
+    k.pages_at_exec = before            # only the first image's pages are "at exec"
     p.images.append(gpath)
     p.argv, p.envp = list(argv), list(envp)
-    for img in result.images.values():
-        k.file_inodes[img.display] = Inode(img.display.path, img.file.path, os.stat(img.file.path))
     k.read_implies_exec = result.read_implies_exec
-    before = k.pages_at_exec
-    install_exec_pages(k, p, result)
-    k.pages_at_exec = before            # only the first image's pages are "at exec"
     start_thread(k, p, result)
 
 
