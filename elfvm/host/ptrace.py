@@ -12,7 +12,7 @@ import select
 import signal
 import struct
 import time
-from typing import Callable, Mapping, Sequence, Union
+from typing import Callable, Mapping, NoReturn, Sequence, Union
 
 ADDR_NO_RANDOMIZE = 0x0040000
 MMAP_PAGE_ZERO = 0x0100000
@@ -158,6 +158,77 @@ def _char_pp(items: list[bytes]):
     return arr
 
 
+def _stack_rlimit(rlimit_stack: int | None) -> tuple[int, int] | None:
+    """RLIMIT_STACK for the child: the soft limit asked for, the hard one raised to it if needed
+    (only works as root, CAP_SYS_RESOURCE; otherwise the child reports EPERM)."""
+    if rlimit_stack is None:
+        return None
+    _soft, hard = resource.getrlimit(resource.RLIMIT_STACK)
+    if hard != resource.RLIM_INFINITY and (rlimit_stack == resource.RLIM_INFINITY or rlimit_stack > hard):
+        hard = rlimit_stack
+    return (rlimit_stack, hard)
+
+
+def _child_exec(rfd, wfd, c_path, c_argv, c_envp, persona, rlim, c_cwd, pre_exec) -> NoReturn:
+    """The forked child: PTRACE_TRACEME, personality, rlimit, cwd, then execve; on failure the
+    stage and errno go to the parent through `wfd`, and the child exits (never returns)."""
+    stage = STAGE_PYTHON
+    try:
+        os.close(rfd)
+        # What subprocess does with restore_signals: the exec'd image should not inherit
+        # Python's SIG_IGN for SIGPIPE/SIGXFSZ, nor a blocked signal mask.
+        try:
+            for s in (signal.SIGPIPE, signal.SIGXFSZ):
+                signal.signal(s, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        except Exception:  # best effort (e.g. not the main thread)
+            pass
+        stage = STAGE_PTRACE
+        if ptrace(PTRACE_TRACEME, 0, None, None) == -1:
+            raise OSError(ctypes.get_errno(), "")
+        stage = STAGE_PERSONALITY
+        if personality(persona) == -1:
+            raise OSError(ctypes.get_errno(), "")
+        if rlim is not None:
+            stage = STAGE_RLIMIT
+            resource.setrlimit(resource.RLIMIT_STACK, rlim)
+        if c_cwd is not None:
+            stage = STAGE_CHDIR
+            os.chdir(c_cwd)
+        if pre_exec is not None:
+            stage = STAGE_PYTHON
+            pre_exec()
+        stage = STAGE_EXECVE
+        execve(c_path, c_argv, c_envp)
+        err = ctypes.get_errno()
+    except OSError as e:
+        err = e.errno or _errno.EINVAL
+    except BaseException:
+        err = _errno.EINVAL
+        stage = STAGE_PYTHON
+    try:
+        os.write(wfd, _REPORT.pack(stage, err))
+    finally:
+        os._exit(127)
+
+
+def _exec_outcome(pid: int, status: int, report: bytes) -> int:
+    """The pid stopped at the exec SIGTRAP, or the exception that says why it is not."""
+    if os.WIFSTOPPED(status):  # the exec SIGTRAP (anything else was filtered by _wait_for_exec)
+        return pid
+    if os.WIFSIGNALED(status):
+        raise ExecKilled(os.WTERMSIG(status))
+    # exited
+    if len(report) >= _REPORT.size:
+        stage, err = _REPORT.unpack(report[:_REPORT.size])
+        if stage == STAGE_EXECVE:
+            raise ExecFailed(err)
+        raise ChildSetupError(f"{STAGE_NAMES[stage]} failed in the child: "
+                              f"{_errno.errorcode.get(err, err)} ({os.strerror(err)})", stage, err)
+    raise ChildSetupError(f"child exited with status {os.waitstatus_to_exitcode(status)} "
+                          f"without reaching the exec stop")
+
+
 def spawn(path: str | bytes, argv: Sequence[str | bytes], env: EnvLike, *, aslr: bool,
            personality_extra: int, rlimit_stack: int | None, cwd: str | bytes | None,
            timeout: float, pre_exec: Callable[[], None] | None = None) -> int:
@@ -174,12 +245,7 @@ def spawn(path: str | bytes, argv: Sequence[str | bytes], env: EnvLike, *, aslr:
     c_envp = _char_pp(c_env_items)
     persona = (personality_extra | (0 if aslr else ADDR_NO_RANDOMIZE)) & 0xFFFFFFFF
     c_cwd = os.fsencode(cwd) if cwd is not None else None
-    rlim = None
-    if rlimit_stack is not None:
-        _soft, hard = resource.getrlimit(resource.RLIMIT_STACK)
-        if hard != resource.RLIM_INFINITY and (rlimit_stack == resource.RLIM_INFINITY or rlimit_stack > hard):
-            hard = rlimit_stack  # only works as root (CAP_SYS_RESOURCE); otherwise reported as EPERM
-        rlim = (rlimit_stack, hard)
+    rlim = _stack_rlimit(rlimit_stack)
     deadline = time.monotonic() + timeout
 
     rfd, wfd = os.pipe2(os.O_CLOEXEC)
@@ -190,44 +256,7 @@ def spawn(path: str | bytes, argv: Sequence[str | bytes], env: EnvLike, *, aslr:
         os.close(wfd)
         raise
     if pid == 0:  # ---- child: never returns ----
-        stage = STAGE_PYTHON
-        try:
-            os.close(rfd)
-            # What subprocess does with restore_signals: the exec'd image should not inherit
-            # Python's SIG_IGN for SIGPIPE/SIGXFSZ, nor a blocked signal mask.
-            try:
-                for s in (signal.SIGPIPE, signal.SIGXFSZ):
-                    signal.signal(s, signal.SIG_DFL)
-                signal.pthread_sigmask(signal.SIG_SETMASK, [])
-            except Exception:  # best effort (e.g. not the main thread)
-                pass
-            stage = STAGE_PTRACE
-            if ptrace(PTRACE_TRACEME, 0, None, None) == -1:
-                raise OSError(ctypes.get_errno(), "")
-            stage = STAGE_PERSONALITY
-            if personality(persona) == -1:
-                raise OSError(ctypes.get_errno(), "")
-            if rlim is not None:
-                stage = STAGE_RLIMIT
-                resource.setrlimit(resource.RLIMIT_STACK, rlim)
-            if c_cwd is not None:
-                stage = STAGE_CHDIR
-                os.chdir(c_cwd)
-            if pre_exec is not None:
-                stage = STAGE_PYTHON
-                pre_exec()
-            stage = STAGE_EXECVE
-            execve(c_path, c_argv, c_envp)
-            err = ctypes.get_errno()
-        except OSError as e:
-            err = e.errno or _errno.EINVAL
-        except BaseException:
-            err = _errno.EINVAL
-            stage = STAGE_PYTHON
-        try:
-            os.write(wfd, _REPORT.pack(stage, err))
-        finally:
-            os._exit(127)
+        _child_exec(rfd, wfd, c_path, c_argv, c_envp, persona, rlim, c_cwd, pre_exec)
 
     # ---- parent ----
     os.close(wfd)
@@ -240,19 +269,7 @@ def spawn(path: str | bytes, argv: Sequence[str | bytes], env: EnvLike, *, aslr:
         raise
     os.close(rfd)
 
-    if os.WIFSTOPPED(status):  # the exec SIGTRAP (anything else was filtered by _wait_for_exec)
-        return pid
-    if os.WIFSIGNALED(status):
-        raise ExecKilled(os.WTERMSIG(status))
-    # exited
-    if len(report) >= _REPORT.size:
-        stage, err = _REPORT.unpack(report[:_REPORT.size])
-        if stage == STAGE_EXECVE:
-            raise ExecFailed(err)
-        raise ChildSetupError(f"{STAGE_NAMES[stage]} failed in the child: "
-                              f"{_errno.errorcode.get(err, err)} ({os.strerror(err)})", stage, err)
-    raise ChildSetupError(f"child exited with status {os.waitstatus_to_exitcode(status)} "
-                          f"without reaching the exec stop")
+    return _exec_outcome(pid, status, report)
 
 
 def _read_all(fd: int) -> bytes:
