@@ -267,32 +267,10 @@ class Loader:
         """load_elf_interp() before v6.7: the segments are mapped with elf_map() alone; then
         padzero() at the highest file end (a fault kills, bss or not) and one vm_brk_flags()
         from there to the highest memory end."""
-        h, tsz, M = interp.file.ehdr, self.mm.task_size, self.M
-        load_addr, load_addr_set = 0, False
+        M = self.M
+        load_addr, segments = self.map_interp_segments(interp, no_base, total_size, self.elf_map)
         elf_bss = last_bss = bss_prot = 0
-        for ph in interp.phdrs:
-            if ph.p_type != PT_LOAD:
-                continue
-            prot, vaddr = make_prot(ph.p_flags), ph.p_vaddr
-            fixed = h.e_type == ET_EXEC or load_addr_set
-            if not fixed and no_base and h.e_type == ET_DYN:
-                load_addr = (-vaddr) & M
-            try:
-                map_addr = self.elf_map(interp, "interp", (load_addr + vaddr) & M, ph, prot, fixed,
-                                        False, total_size)
-            except MmError as e:
-                raise self.kill(e.errno, "load_elf_interp", f"interpreter {ph.label}: {e.message}")
-            total_size = 0
-            if BAD_ADDR(map_addr, tsz):
-                raise self.kill(errno.EINVAL, "load_elf_interp",
-                                f"interpreter {ph.label} mapped at a bad address {map_addr:#x}")
-            if not load_addr_set and h.e_type == ET_DYN:
-                load_addr, load_addr_set = (map_addr - page_start(vaddr)) & M, True
-            k = (load_addr + vaddr) & M
-            if BAD_ADDR(k, tsz) or ph.p_filesz > ph.p_memsz or ph.p_memsz > tsz or tsz - ph.p_memsz < k:
-                raise self.kill(errno.ENOMEM, "load_elf_interp",
-                                f"interpreter {ph.label}: p_filesz > p_memsz or the segment "
-                                f"does not fit below TASK_SIZE")
+        for ph, k, prot in segments:
             elf_bss = max(elf_bss, (k + ph.p_filesz) & M)
             if (k + ph.p_memsz) & M > last_bss:
                 last_bss, bss_prot = (k + ph.p_memsz) & M, prot
@@ -383,7 +361,6 @@ class Loader:
     def load_elf_interp(self, interp: LoadedImage, no_base: int) -> int:
         """load_elf_interp(): map the interpreter; returns its load_addr (AT_BASE)."""
         h = interp.file.ehdr
-        tsz = self.mm.task_size
         if h.e_type not in (ET_EXEC, ET_DYN):
             raise self.kill(errno.EINVAL, "load_elf_interp",
                             f"the interpreter's e_type {h.e_type} is neither ET_EXEC nor ET_DYN")
@@ -393,18 +370,25 @@ class Loader:
                                                              "(total_mapping_size is 0)")
         if not self.per_segment_bss:
             return self.load_elf_interp_pre_6_7(interp, no_base, total_size)
-        load_addr, load_addr_set = 0, False
+        return self.map_interp_segments(interp, no_base, total_size, self.elf_load)[0]
+
+    def map_interp_segments(self, interp: LoadedImage, no_base: int, total_size: int,
+                            mapper) -> tuple[int, list]:
+        """load_elf_interp()'s loop over PT_LOAD: each segment mapped by `mapper` (elf_load()
+        from v6.7, elf_map() before), the first at a free place (ET_DYN) and the rest relative
+        to it, each checked against TASK_SIZE. (load_addr, [(phdr, its address, prot)])."""
+        h, tsz, M = interp.file.ehdr, self.mm.task_size, self.M
+        load_addr, load_addr_set, segments = 0, False, []
         for ph in interp.phdrs:
             if ph.p_type != PT_LOAD:
                 continue
-            prot = make_prot(ph.p_flags)
-            vaddr = ph.p_vaddr
+            prot, vaddr = make_prot(ph.p_flags), ph.p_vaddr
             fixed = h.e_type == ET_EXEC or load_addr_set
             if not fixed and no_base and h.e_type == ET_DYN:
-                load_addr = (-vaddr) & self.M
+                load_addr = (-vaddr) & M
             try:
-                map_addr = self.elf_load(interp, "interp", (load_addr + vaddr) & self.M, ph, prot,
-                                         fixed, False, total_size)
+                map_addr = mapper(interp, "interp", (load_addr + vaddr) & M, ph, prot, fixed,
+                                  False, total_size)
             except MmError as e:
                 raise self.kill(e.errno, "load_elf_interp", f"interpreter {ph.label}: {e.message}")
             total_size = 0
@@ -412,14 +396,14 @@ class Loader:
                 raise self.kill(errno.EINVAL, "load_elf_interp",
                                 f"interpreter {ph.label} mapped at a bad address {map_addr:#x}")
             if not load_addr_set and h.e_type == ET_DYN:
-                load_addr = (map_addr - page_start(vaddr)) & self.M
-                load_addr_set = True
-            k = (load_addr + ph.p_vaddr) & self.M
+                load_addr, load_addr_set = (map_addr - page_start(vaddr)) & M, True
+            k = (load_addr + vaddr) & M
             if BAD_ADDR(k, tsz) or ph.p_filesz > ph.p_memsz or ph.p_memsz > tsz or tsz - ph.p_memsz < k:
                 raise self.kill(errno.ENOMEM, "load_elf_interp",
                                 f"interpreter {ph.label}: p_filesz > p_memsz or the segment "
                                 f"does not fit below TASK_SIZE")
-        return load_addr
+            segments.append((ph, k, prot))
+        return load_addr, segments
 
     def map_vdso(self) -> int | None:
         """arch/x86/entry/vdso/vma.c map_vdso(): [vvar] ([vvar_vclock] from v6.15), [vdso] in one
