@@ -179,7 +179,7 @@ def test_guest_cannot_escape_a_planted_write_dir(planted, writefiles):
     assert b"/etc/passwd: written" in r.stdout and b"/tmp/PWNED_x: written" in r.stdout
     outside_unchanged(out)
     assert (wd / "etc" / "passwd").read_bytes().startswith(b"root::0:0:pwned")
-    refused = [n for n in r.notes if "not saved" in n]
+    refused = [n for n in r.warnings if "not saved" in n]
     assert any("/tmp/PWNED_x" in n for n in refused) and any("/tmp/PWNED_y" in n for n in refused)
 
 
@@ -194,4 +194,4 @@ def test_guest_writes_land_in_a_clean_write_dir(tmp_path, writefiles):
     assert (tmp_path / "tmp" / "PWNED_y").read_bytes() == b"pwned\n"
     assert (tmp_path / "etc" / "passwd").read_bytes() == b"root::0:0:pwned:/:/bin/sh\n"
     assert open("/etc/passwd", "rb").read() == before
-    assert not [n for n in r.notes if "not saved" in n]
+    assert not [n for n in r.warnings if "not saved" in n]

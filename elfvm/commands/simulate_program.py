@@ -116,12 +116,11 @@ def simulate_program(program: str, args=(), *, frames: str | None = None, ram: s
 
     if fmt == "json":
         click.echo(printable(render_json(report)))
-        for note in report.notes:            # the table prints them; JSON's keys are fixed
-            if note.startswith("--write-dir:"):
-                click.echo(f"elfvm: warning: {printable(note)}", err=True)
-            elif note.startswith("fault-around:") and page_cache != "model" and not quiet:
-                # the folio source asked for, and what it read (the default model: see --help)
-                click.echo(f"elfvm: note: {printable(note)}", err=True)
+        for w in report.warnings:            # the table prints them; JSON's keys are fixed
+            click.echo(f"elfvm: warning: {printable(w)}", err=True)
+        if report.fault_around and page_cache != "model" and not quiet:
+            # the folio source asked for, and what it read (the default model: see --help)
+            click.echo(f"elfvm: note: {printable(report.fault_around)}", err=True)
     else:
         click.echo(printable(render_text(report, tuple(shows), limit)), nl=False)
     if report.stop_reason == "max-instructions":

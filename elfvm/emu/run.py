@@ -90,6 +90,8 @@ class RunReport:
     fault_model: str
     trace_files: list[str]
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)   # shown whatever the format (stderr with JSON)
+    fault_around: str = ""               # the fault-around rule and folio source used
     timeline: object = None              # elfvm.sim.timeline.Timeline with timeline_bins (--svg)
 
     @property
@@ -450,9 +452,8 @@ def build_report(k, first, argv, opts: RunOptions, result) -> RunReport:
                "handler": e.handler, "eip": e.eip, "symbol": syms.at(e.eip), "mapped": e.mapped,
                "kernel": e.kernel} for e in k.events]
     notes = list(getattr(result, "notes", []))
-    notes += [f"--write-dir: {gp} not saved: {why}" for gp, why in k.vfs.save_refused]
-    if opts.fault_model == "linux":
-        notes.append(k.folios.describe())
+    warnings = [f"--write-dir: {gp} not saved: {why}" for gp, why in k.vfs.save_refused]
+    fault_around = k.folios.describe() if opts.fault_model == "linux" else ""
     if k.cpu.instructions is None:
         notes.append("instructions are not counted: no C compiler for elfvm/emu/icount.c and no numba")
     elif k.cpu.uncounted_blocks:
@@ -473,6 +474,7 @@ def build_report(k, first, argv, opts: RunOptions, result) -> RunReport:
         maps_text=maps_text(mm), rss_by_vma=rss, events=events, stop_reason=k.stop_reason,
         death=_death_dict(k, first.death, syms), fault_model=opts.fault_model,
         trace_files=list(k.trace.paths) if k.trace is not None else [], notes=notes,
+        warnings=warnings, fault_around=fault_around,
         timeline=timeline)
 
 

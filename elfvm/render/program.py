@@ -195,6 +195,7 @@ def render_text(r: RunReport, show: tuple[str, ...] = (), limit: int = 50) -> st
                 out.append(table(res, limit).rstrip())
     for path in r.trace_files:
         out.append(f"trace: {path}")
-    for n in r.notes:
+    for n in (*r.notes, *([r.fault_around] if r.fault_around else [])):
         out.append(f"note: {n}")
+    out += [f"warning: {w}" for w in r.warnings]
     return "\n".join(out) + "\n"
