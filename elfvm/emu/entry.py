@@ -24,6 +24,7 @@ from elfvm.emu.pages import flush_cpu_tlb, follow_pte, reference
 from elfvm.emu.sigstate import SIGBUS, SIGFPE, SIGILL, SIGSEGV, SIGTRAP
 from elfvm.emu.syscalls import dispatch
 from elfvm.emu.task import Death, Process
+from elfvm.emu.x86insn import MAX_INSN, rmw_destination
 
 
 def _access_of(mem_type: int) -> str:
@@ -55,6 +56,8 @@ def tlb_fill(k, uc, vaddr: int, mem_type: int, entry, _data) -> bool:
     vpn = vaddr >> 12
     # the hardware walk of the process's page tables (translate's walker, from CR3)
     frame, _level, _user, writable, nx = p.pt.walk_fast(vaddr)
+    if frame < 0 and access == "r" and rmw_destination(insn_bytes(k, p, uc.reg_read(_EIP))):
+        access = "w"             # the CPU's #PF error code: a read-modify-write is a write
     if frame < 0 or (access == "w" and not writable) or (access == "x" and nx):
         d = do_user_addr_fault(k, p, vaddr, access, uc.reg_read(_EIP))
         if d is not None:
@@ -75,6 +78,22 @@ def tlb_fill(k, uc, vaddr: int, mem_type: int, entry, _data) -> bool:
     entry.paddr = frame
     entry.perms = Cpu.perms(write, not nx)
     return True
+
+
+def insn_bytes(k, p: Process, eip: int) -> bytes:
+    """The bytes of the instruction at `eip` (up to 15) from the pages the CPU fetched it
+    from; shorter when it runs into a page that is not present (Unicorn translated it from
+    pages present then: a page evicted since gives fewer bytes, never a fault)."""
+    out = b""
+    addr, end = eip, eip + MAX_INSN
+    while addr < end:
+        frame = p.pt.walk_fast(addr)[0]
+        if frame < 0:
+            break
+        n = min(end, (addr | (PAGE - 1)) + 1) - addr
+        out += k.frames.read(frame + (addr & (PAGE - 1)), n)
+        addr += n
+    return out
 
 
 def hook_code(k, uc, addr: int, size: int, _data) -> None:
