@@ -123,6 +123,27 @@ def test_touch_fork_cow(needs_interp):
     assert r.faults_by_kind["first-touch"] >= 256          # one write fault per malloc'd page
 
 
+def test_execve_in_a_run_counts_its_own_faults():
+    """An execve inside the run takes the faults the kernel takes in execve (the stack pages
+    copy_strings and create_elf_tables write, padzero's bss tail), counted for that task (the
+    parent's cminflt): one write fault per page the loader says execve wrote. The first
+    exec's are before the run (pages present at exec), not counted."""
+    from elfvm.kernel.binfmt_elf import ExecRequest, execve
+
+    path = fixture_path("forkexec")
+    r = run_program(RunOptions(path))
+    assert r.exit_status == 0
+    child = r.processes[1]["pid"]
+    fd = r.stdout.split(b"ARGV[2]=")[1].split()[0].decode()
+    pages = [pa for pa, _v, _d in execve(ExecRequest(path, [path, "child", fd])).exec_pages()]
+    at_exec = [(e["address"], e["handler"]) for e in r.events
+               if e["pid"] == child and e["kernel"] and e["address"] in pages]
+    assert [a for a, _ in at_exec] == pages and len(pages) >= 2
+    assert {h for _, h in at_exec} <= {"do_anonymous_page", "do_cow_fault"}
+    first = [pa for pa, _v, _d in execve(ExecRequest(path, [path])).exec_pages()]
+    assert r.pages_at_exec == len(first)
+
+
 def test_segfault_on_read_only_page(tmp_path):
     code = mov("eax", 1) + b"\xa3" + struct.pack("<I", BASE) + INT80   # mov [BASE], eax: text is r-x
     r = run_program(RunOptions(crafted_elf(tmp_path, code)))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 
+from elfvm.emu.fault import account_fault, model_fault
 from elfvm.emu.fork import new_pid
 from elfvm.emu.memory import PAGE
 from elfvm.emu.pages import (alloc_frame, free_pgtables, map_page, new_page_tables, set_pte,
@@ -48,29 +49,41 @@ def exec_mmap(k, p: Process, result) -> None:
     take_new_mm(k, p, result, os.path.abspath(result.program))
 
 
-def take_new_mm(k, p: Process, result, exe: str) -> None:
+def take_new_mm(k, p: Process, result, exe: str, counted: bool = False) -> None:
     """The second half of exec_mmap(), once the old mm is gone (or left to the vfork parent):
-    new page tables, the loader's Mm, and the pages the loader wrote."""
+    new page tables, the loader's Mm, and the pages the loader wrote (`counted`: as the
+    faults of this task, see install_exec_pages)."""
     p.pt = new_page_tables(k, p.pid)
     p.mm = result.mm
     p.rlimit_stack = result_rlimit(result)
     p.exe = exe
     for img in result.images.values():
         k.file_inodes[img.display] = Inode(img.display.path, img.file.path, os.stat(img.file.path))
-    install_exec_pages(k, p, result)
+    install_exec_pages(k, p, result, counted)
 
 
-def install_exec_pages(k, p: Process, result) -> None:
+def install_exec_pages(k, p: Process, result, counted: bool = False) -> None:
     """The pages present at the first instruction (stack pages with the bytes
     create_elf_tables wrote, padzero'd bss-tail pages: a COW copy of the file page), in the
-    order and with the contents `translate`'s prediction gives them (ExecResult.exec_pages)."""
+    order and with the contents `translate`'s prediction gives them (ExecResult.exec_pages).
+
+    Each is a fault the kernel took during execve (copy_strings' get_user_pages and
+    create_elf_tables' copy_to_user on the stack: do_anonymous_page; padzero's clear_user:
+    do_cow_fault), counted in the task's min_flt. The first exec's come before the run
+    (`pages_at_exec`, the oracle's count starts at the exec stop); an execve inside the run
+    (`counted`) adds them to the run's faults, as they are in the parent's cminflt."""
     for pa, vma, data in result.exec_pages():
         fi = alloc_frame(k, "exec", anon=True)
         k.frames.write(fi.addr, data)
         set_pte(k, p, pa >> 12, Pte(fi.addr, bool(vma.prot & PROT_WRITE), bool(vma.prot & PROT_EXEC)))
-        # resident before the first instruction: execve's own faults, not the run's
         map_page(k, p, pa >> 12, dirty=True, frame=fi.addr)
-        k.pages_at_exec += 1
+        if counted:
+            kind, handler = ("first-touch", "do_anonymous_page") if vma.file is None \
+                else ("cow", "do_cow_fault")
+            account_fault(k, p, pa, "w", kind, handler, k.cpu.eip, kernel=True)
+            model_fault(k, p, pa >> 12, kind, new_pte=False)
+        else:
+            k.pages_at_exec += 1
         if k.trace is not None:
             k.trace.record(p.pid, "S", pa, PAGE)
 
@@ -195,9 +208,7 @@ def do_execve(k, p: Process, path: str, argv: list[str], envp: list[str]) -> Non
     if v.result != "ok":
         raise ExecError(getattr(errno, v.errno_name or "ENOEXEC", errno.ENOEXEC))
     flush_old_exec(k, p)
-    before = k.pages_at_exec
-    take_new_mm(k, p, result, host)
-    k.pages_at_exec = before            # only the first image's pages are "at exec"
+    take_new_mm(k, p, result, host, counted=True)
     p.images.append(gpath)
     p.argv, p.envp = list(argv), list(envp)
     k.read_implies_exec = result.read_implies_exec
