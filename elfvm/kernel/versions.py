@@ -157,6 +157,9 @@ class VdsoImage:
     sigreturn: int             # __kernel_sigreturn
     rt_sigreturn: int          # __kernel_rt_sigreturn
     source: str
+    # the exported __vdso_* functions (name, offset) where they were measured; glibc calls
+    # them for time() and clock_gettime() (elfvm.emu.vdso exports them at these offsets)
+    functions: tuple[tuple[str, int], ...] = ()
 
 
 _DEB = "Debian package {}, its [vdso] dumped under qemu by the oracle's init (elfvm/oracle/qemu_init.c)"
@@ -187,7 +190,10 @@ VDSO_IMAGES = (
     # (6.18.15 above) has its entry points elsewhere, so the image is per build, not per version.
     VdsoImage(KernelVersion(6, 18, 44), "x86_64", 0x2000, 4, 2, 0x5E0, 0x600, 0x610,
               "this machine's kernel (6.18.44-fc-v657): [vdso] of an i386 process read through "
-              "/proc/PID/mem (elfvm/oracle/live.py)"),
+              "/proc/PID/mem (elfvm/oracle/live.py); its .dynsym read with readelf",
+              functions=(("__vdso_gettimeofday", 0x700), ("__vdso_time", 0xC20),
+                         ("__vdso_clock_gettime", 0xC70), ("__vdso_clock_gettime64", 0x1220),
+                         ("__vdso_clock_getres", 0x1830), ("__vdso_getcpu", 0x18D0))),
 )
 
 
