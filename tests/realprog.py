@@ -6,7 +6,8 @@ the two runs: stdout bytes, exit status and minor faults.
 Native: stdin is a regular file and stdout/stderr are pipes, as in simulate-run (programs
 like cat pick copy_file_range or read/write from what fstat says). The program runs chrooted
 into the sysroot (so /lib/ld-linux.so.2, /bin/sh and every
-library are the sysroot's, exactly the files `simulate-run --sysroot` reads), ASLR off, traced
+library are the sysroot's, exactly the files `simulate-run --sysroot` reads; /proc is mounted in
+a mount namespace of its own, as simulate-run builds one), ASLR off, traced
 only to stop at the exec SIGTRAP: the fault count is ru_minflt from that stop to
 PTRACE_EVENT_EXIT plus the faults of the children it waited for (cminflt), as in
 tests/test_emu_oracle.py.  Needs root (chroot, ptrace).
@@ -74,10 +75,16 @@ def native(root: str, argv: list[str], stdin: bytes = b"", env=ENV, cwd: str = "
     for t in readers:
         t.start()
 
+    proc = os.path.join(root, "proc")
+    if root != "/":
+        os.makedirs(proc, exist_ok=True)
+
     def enter():
         os.dup2(inp.fileno(), 0)
         os.dup2(out_w, 1)
         os.dup2(err_w, 2)
+        if root != "/":
+            mount_proc(proc)
         os.chroot(root)
         os.chdir(cwd)
 
@@ -119,6 +126,21 @@ def native(root: str, argv: list[str], stdin: bytes = b"", env=ENV, cwd: str = "
         os.close(fd)
     return Outcome(b"".join(chunks[out_r]), 128 - code if code < 0 else code, end,
                    b"".join(chunks[err_r]))
+
+
+CLONE_NEWNS, MS_REC, MS_PRIVATE = 0x00020000, 0x4000, 1 << 18
+
+
+def mount_proc(path: str) -> None:
+    """/proc inside the chroot, in a mount namespace of the child's own (gone when the run
+    ends; other runs of the shared sysroot never see it): programs that read /proc/self/maps
+    (libsigsegv in gawk) read it natively too, as they do under simulate-run."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    # best effort: where mount namespaces are not allowed the chroot has no /proc (as before:
+    # only programs that read /proc see a difference, a few faults)
+    if libc.unshare(CLONE_NEWNS) == 0 and \
+            libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) == 0:
+        libc.mount(b"proc", path.encode(), b"proc", 0, None)
 
 
 def _drain(fd: int, into: list) -> None:

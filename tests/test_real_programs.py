@@ -16,18 +16,12 @@ import realprog as rp
 
 pytest.importorskip("unicorn")
 
-# id -> why it does not reproduce yet (strict xfail: a fix shows up as XPASS)
-# Fault counts at the edge of the 5% tolerance, with the reason. Only the fault comparison is
-# allowed to miss for these (stdout and exit status stay strict): the test then xfails, naming it.
-KNOWN_FAULTS = {
-    "gawk": "faults 137 vs the kernel's 130-132 (4.6-5.4%): +4 are libsigsegv reading "
-            "/proc/self/maps, which the native chroot lacks; +1 is Unicorn's read-then-write "
-            "of one read-modify-write instruction in ld.so (the CPU takes one write fault)",
-    "tar-t": "the kernel's own count moves 289-309 between runs (page-cache state of the piped "
-             "archive); elfvm's 281 is 3-9% under",
-    "tar-x": "the kernel's own count moves 598-607+ between runs; elfvm's 570 is 4.7-6% under "
-             "(the two-process pipeline)",
-}
+# id -> why its fault count may miss the 5% tolerance (only the fault comparison may then
+# xfail, naming the reason; stdout and exit status stay strict). None today: gawk's libsigsegv
+# reads /proc/self/maps natively too (realprog.mount_proc), the read-modify-write double fault
+# is gone (elfvm.emu.x86insn), execve inside a run counts its own faults and the vDSO exports
+# the time functions (the two-process tar pipelines are within 1% of the kernel's count).
+KNOWN_FAULTS: dict[str, str] = {}
 
 
 def _need_root():
