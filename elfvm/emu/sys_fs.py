@@ -11,6 +11,7 @@ from elfvm.emu import procfs
 from elfvm.emu import signals as SIG
 from elfvm.emu import vfs as V
 from elfvm.emu.exit import close_fd, wake_all
+from elfvm.emu.fork import dup_fds
 from elfvm.emu.state import KernelState
 from elfvm.emu.task import Blocked, Process, s32
 from elfvm.emu.uaccess import read_cstr, read_user, user_span, write_u32, write_user
@@ -273,6 +274,25 @@ def sys_openat(k, p, dirfd, path_ptr, flags, mode):
 
 def sys_close(k, p, fd):
     return 0 if close_fd(k, p, s32(fd)) else -errno.EBADF
+
+
+CLOSE_RANGE_UNSHARE, CLOSE_RANGE_CLOEXEC = 2, 4
+
+
+def sys_close_range(k, p, fd, max_fd, flags):
+    """close_range() (fs/file.c __close_range): close, or with CLOSE_RANGE_CLOEXEC mark
+    close-on-exec, every open descriptor in [fd, max_fd]; CLOSE_RANGE_UNSHARE first gives the
+    caller a table of its own when threads share it."""
+    if flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC) or fd > max_fd:
+        return -errno.EINVAL
+    if flags & CLOSE_RANGE_UNSHARE and any(q.fds is p.fds for q in k.procs.values() if q is not p):
+        p.fds, p.cloexec = dup_fds(p.fds), set(p.cloexec)             # unshare_fd()
+    for n in [n for n in sorted(p.fds) if fd <= n <= max_fd]:
+        if flags & CLOSE_RANGE_CLOEXEC:
+            p.cloexec.add(n)
+        else:
+            close_fd(k, p, n)
+    return 0
 
 
 def sys_lseek(k, p, fd, off, whence):

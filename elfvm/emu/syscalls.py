@@ -103,7 +103,7 @@ SYSCALLS = {
     209: ("getresuid32", PROC.sys_getresuid, 3), 211: ("getresgid32", PROC.sys_getresgid, 3),
     165: ("getresuid", PROC.sys_getresuid, 3), 171: ("getresgid", PROC.sys_getresgid, 3), 208: ("setresuid32", PROC.sys_setresuid, 3),
     210: ("setresgid32", PROC.sys_setresgid, 3), 164: ("setresuid", PROC.sys_setresuid, 3),
-    170: ("setresgid", PROC.sys_setresgid, 3),
+    170: ("setresgid", PROC.sys_setresgid, 3), 436: ("close_range", FS.sys_close_range, 3),
 }
 SYSCALLS.update(SIG.SYSCALLS)      # kill, tkill, tgkill, rt_sig*, sigreturn, sigaltstack, pause
 
