@@ -199,3 +199,22 @@ def test_cwd_and_clock_options(tmp_path):
     p = subprocess.run([sys.executable, "-m", "elfvm", "simulate-run", "--clock", "yesterday",
                         str(exe)], capture_output=True, timeout=60)
     assert p.returncode == 2 and b"--clock" in p.stderr
+
+
+def test_ppoll_pselect6_apply_their_signal_mask_for_the_call(build):
+    """ppoll and pselect6 run with the caller's mask swapped for theirs, atomically: a pending
+    signal the call's mask lets in ends it with EINTR, the handler runs with the old mask
+    (+ its own) and the old mask is back after; a ready descriptor wins and the signal stays
+    pending; a timer signal that arrives while the call sleeps wakes it. As the live kernel.
+    (The kernel delivers with the call's mask as current->blocked and the old one in the
+    frame's uc_mask.)"""
+    exe = build("sigmaskwait")
+    want = native(exe).stdout
+    rep = run_program(RunOptions(exe, max_instructions=50_000_000))
+    assert rep.stop_reason is None and rep.exit_status == 0
+    assert rep.stdout.decode().splitlines() == want.decode().splitlines()
+    # the handler runs with the call's mask (+ its own): USR2 is open in it; the old mask after
+    assert (b"ppoll empty mask             r=-1 Interrupted system call hits=1 in-handler-usr2=0 "
+            b"blocked:usr1=1 usr2=1 alrm=1 pending:usr1=0") in rep.stdout
+    assert b"ppoll ready fd               r=1 ok hits=1" in rep.stdout
+    assert not rep.unknown_syscalls

@@ -13,7 +13,7 @@ from elfvm.emu import vfs as V
 from elfvm.emu.exit import close_fd, wake_all
 from elfvm.emu.fork import dup_fds
 from elfvm.emu.state import KernelState
-from elfvm.emu.task import Blocked, Process, s32
+from elfvm.emu.task import Blocked, EFault, Process, s32
 from elfvm.emu.uaccess import read_cstr, read_user, user_span, write_u32, write_user
 from elfvm.emu.uapi import (
     AT_EMPTY_PATH,
@@ -900,11 +900,29 @@ def _poll_mask(p, fd: int, events: int) -> int:
     return (POLLIN | POLLOUT) & (events | POLLIN | POLLOUT) if f.sink is None else POLLOUT
 
 
+def poll_wait(k, p, ready: int, deadline: int | None) -> None:
+    """The end of one pass of do_poll()/do_select(): returns when the call gives its results
+    now (something is ready, or the timeout has passed). Otherwise the task sleeps (the call
+    is re-executed when woken) or a deliverable signal ends it: -ERESTARTNOHAND, -EINTR once a
+    handler runs (poll is never restarted after one, whatever SA_RESTART says)."""
+    from elfvm.emu.sys_time import sleep_until
+
+    if not ready and SIG.deliverable(p) is not None:
+        raise Blocked(nohand=True)
+    if ready or deadline is not None and k.clock_ns >= deadline:
+        p.futex_key, p.wake_at, p.timed_out = None, None, False
+        return
+    try:
+        if deadline is not None:
+            sleep_until(k, p, deadline)      # raises: the deadline is still ahead
+    except Blocked:
+        pass
+    raise Blocked(nohand=True)
+
+
 def do_poll(k, p, fds_ptr: int, nfds: int, deadline: int | None) -> int:
     """poll(): the revents of each pollfd; sleeps (re-executed when woken) until one is ready
     or the virtual clock passes the deadline (None: no timeout)."""
-    from elfvm.emu.sys_time import sleep_until
-
     if nfds > 1024 * 1024:                   # RLIMIT_NOFILE's hard limit
         return -errno.EINVAL
     raw = read_user(k, p, fds_ptr, 8 * nfds)
@@ -914,13 +932,9 @@ def do_poll(k, p, fds_ptr: int, nfds: int, deadline: int | None) -> int:
         rev = _poll_mask(p, fd, events) & (events | POLLERR | POLLHUP | POLLNVAL)
         struct.pack_into("<h", out, 8 * i + 6, rev)
         ready += bool(rev)
-    if ready or deadline is not None and k.clock_ns >= deadline:
-        p.futex_key, p.wake_at, p.timed_out = None, None, False
-        write_user(k, p, fds_ptr, bytes(out))
-        return ready
-    if deadline is not None:
-        return sleep_until(k, p, deadline)  # 0 when it passes; woken earlier by a pipe change
-    raise Blocked()
+    poll_wait(k, p, ready, deadline)
+    write_user(k, p, fds_ptr, bytes(out))
+    return ready
 
 
 def sys_poll(k, p, fds_ptr, nfds, timeout_ms):
@@ -931,25 +945,123 @@ def sys_poll(k, p, fds_ptr, nfds, timeout_ms):
     return do_poll(k, p, fds_ptr, nfds, deadline)
 
 
-def _ppoll(k, p, fds_ptr, nfds, tsp, time64: bool):
+def _timeout(k, p, tsp: int, fmt: str) -> int | None:
+    """poll_select_set_timeout(): the absolute deadline of a relative timespec (None: no
+    timeout); a call re-executed after a wake-up keeps its first deadline."""
     from elfvm.emu.sys_time import SLEEPING, now_ns
 
-    deadline = None
-    if tsp:
-        if p.futex_key == SLEEPING:
-            deadline = p.wake_at
-        else:
-            fmt, size = ("<qq", 16) if time64 else ("<ii", 8)
-            sec, nsec = struct.unpack(fmt, read_user(k, p, tsp, size))
-            if sec < 0 or not 0 <= nsec < 10**9:
-                return -errno.EINVAL
-            deadline = now_ns(k) + sec * 10**9 + nsec
-    return do_poll(k, p, fds_ptr, nfds, deadline)
+    if not tsp:
+        return None
+    if p.futex_key == SLEEPING:
+        return p.wake_at
+    sec, nsec = struct.unpack(fmt, read_user(k, p, tsp, struct.calcsize(fmt)))
+    if sec < 0 or not 0 <= nsec < 10**9:
+        raise OSError(errno.EINVAL, "")
+    return now_ns(k) + sec * 10**9 + nsec
+
+
+def _time_left(k, p, tsp: int, fmt: str, deadline: int | None) -> None:
+    """poll_select_finish(): the time left goes back to *tsp (a fault there is ignored)."""
+    if deadline is None:
+        return
+    left = max(0, deadline - k.clock_ns)
+    try:
+        write_user(k, p, tsp, struct.pack(fmt, left // 10**9, left % 10**9))
+    except EFault:
+        pass
+
+
+def masked_wait(k, p, umask: int, sigsetsize: int, tsp: int, fmt: str, call) -> int:
+    """ppoll/pselect6: the timeout, the call's signal mask for its duration (set_user_sigmask),
+    the wait, the time left written back, and the old mask restored unless a signal
+    interrupted the call (the handler's frame then carries the old mask; sigreturn restores
+    it)."""
+    deadline = _timeout(k, p, tsp, fmt)
+    err = SIG.set_user_sigmask(k, p, umask, sigsetsize)
+    if err:
+        return err
+    try:
+        ret = call(deadline)
+    except Blocked:
+        if SIG.deliverable(p) is not None:  # interrupted now: -ERESTARTNOHAND
+            _time_left(k, p, tsp, fmt, deadline)
+        raise
+    except BaseException:
+        SIG.restore_saved_sigmask(p)
+        raise
+    SIG.restore_saved_sigmask(p)
+    _time_left(k, p, tsp, fmt, deadline)
+    return ret
+
+
+def _ppoll(k, p, fds_ptr, nfds, tsp, sigmask, sigsetsize, time64: bool):
+    return masked_wait(k, p, sigmask, sigsetsize, tsp, "<qq" if time64 else "<ii",
+                       lambda deadline: do_poll(k, p, fds_ptr, nfds, deadline))
 
 
 def sys_ppoll(k, p, fds_ptr, nfds, tsp, sigmask, sigsetsize):
-    return _ppoll(k, p, fds_ptr, nfds, tsp, False)
+    return _ppoll(k, p, fds_ptr, nfds, tsp, sigmask, sigsetsize, False)
 
 
 def sys_ppoll_time64(k, p, fds_ptr, nfds, tsp, sigmask, sigsetsize):
-    return _ppoll(k, p, fds_ptr, nfds, tsp, True)
+    return _ppoll(k, p, fds_ptr, nfds, tsp, sigmask, sigsetsize, True)
+
+
+# ---------------------------------------------------------------- select
+POLLIN_SET = POLLIN | POLLHUP | POLLERR | 0x40 | 0x80       # | EPOLLRDNORM | EPOLLRDBAND
+POLLOUT_SET = POLLOUT | POLLERR | 0x100 | 0x200             # | EPOLLWRNORM | EPOLLWRBAND
+POLLEX_SET = POLLPRI
+NR_OPEN_DEFAULT = 64                     # the first fd table's size (BITS_PER_LONG, 64-bit)
+
+
+def _max_fds(p) -> int:
+    """fdt->max_fds: 64 slots, grown as expand_fdtable() does (powers of two of 128)."""
+    top = max(p.fds, default=0)
+    if top < NR_OPEN_DEFAULT:
+        return NR_OPEN_DEFAULT
+    n = 1
+    while n < top // 128 + 1:
+        n *= 2
+    return 128 * n
+
+
+def do_select(k, p, n: int, sets: tuple[int, int, int], deadline: int | None) -> int:
+    """compat_core_sys_select() + do_select(): fd_set bitmaps of 32-bit words; a descriptor in
+    a set that is not open is EBADF; the sets come back holding only the ready ones."""
+    if s32(n) < 0:
+        return -errno.EINVAL
+    n = min(n, _max_fds(p))
+    nbytes = (n + 31) // 32 * 4
+    want = [int.from_bytes(read_user(k, p, ptr, nbytes), "little") if ptr else 0 for ptr in sets]
+    res, ready = [0, 0, 0], 0
+    for fd in range(n):
+        b = 1 << fd
+        if not (want[0] | want[1] | want[2]) & b:
+            continue
+        if fd not in p.fds:
+            return -errno.EBADF
+        mask = _poll_mask(p, fd, POLLIN | POLLOUT | POLLPRI)
+        for i, bits in enumerate((POLLIN_SET, POLLOUT_SET, POLLEX_SET)):
+            if want[i] & b and mask & bits:
+                res[i] |= b
+                ready += 1
+    poll_wait(k, p, ready, deadline)
+    for ptr, bits in zip(sets, res):
+        if ptr:
+            write_user(k, p, ptr, bits.to_bytes(nbytes, "little"))
+    return ready
+
+
+def _pselect6(k, p, n, inp, outp, exp, tsp, sig, time64: bool):
+    """pselect6(): the sixth argument points at {sigset pointer, sigset size}."""
+    umask, size = struct.unpack("<II", read_user(k, p, sig, 8)) if sig else (0, 0)
+    return masked_wait(k, p, umask, size, tsp, "<qq" if time64 else "<ii",
+                       lambda deadline: do_select(k, p, n, (inp, outp, exp), deadline))
+
+
+def sys_pselect6(k, p, n, inp, outp, exp, tsp, sig):
+    return _pselect6(k, p, n, inp, outp, exp, tsp, sig, False)
+
+
+def sys_pselect6_time64(k, p, n, inp, outp, exp, tsp, sig):
+    return _pselect6(k, p, n, inp, outp, exp, tsp, sig, True)

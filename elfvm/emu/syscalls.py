@@ -104,6 +104,7 @@ SYSCALLS = {
     165: ("getresuid", PROC.sys_getresuid, 3), 171: ("getresgid", PROC.sys_getresgid, 3), 208: ("setresuid32", PROC.sys_setresuid, 3),
     210: ("setresgid32", PROC.sys_setresgid, 3), 164: ("setresuid", PROC.sys_setresuid, 3),
     170: ("setresgid", PROC.sys_setresgid, 3), 436: ("close_range", FS.sys_close_range, 3),
+    308: ("pselect6", FS.sys_pselect6, 6), 413: ("pselect6_time64", FS.sys_pselect6_time64, 6),
 }
 SYSCALLS.update(SIG.SYSCALLS)      # kill, tkill, tgkill, rt_sig*, sigreturn, sigaltstack, pause
 
