@@ -218,3 +218,37 @@ def test_ppoll_pselect6_apply_their_signal_mask_for_the_call(build):
             b"blocked:usr1=1 usr2=1 alrm=1 pending:usr1=0") in rep.stdout
     assert b"ppoll ready fd               r=1 ok hits=1" in rep.stdout
     assert not rep.unknown_syscalls
+
+
+@pytest.fixture(scope="module")
+def build_threaded(tmp_path_factory):
+    out = tmp_path_factory.mktemp("guestprogs_pthread")
+    return lambda name: build_static_guest(SRC / f"{name}.c", out / name, "-pthread")
+
+
+def test_robust_mutex_owner_exit_gives_eownerdead(build_threaded):
+    """A thread (or a process, for a process-shared mutex) that exits holding a robust mutex:
+    the kernel's walk of its robust list marks it owner-dead and wakes a sleeping waiter, so
+    pthread_mutex_lock returns EOWNERDEAD. As the live kernel."""
+    exe = build_threaded("robust")
+    want = native(exe).stdout
+    rep = run_program(RunOptions(exe, max_instructions=200_000_000))
+    assert rep.stop_reason is None and rep.exit_status == 0
+    assert rep.stdout == want
+    assert b"lock after owner died: EOWNERDEAD" in rep.stdout
+    assert b"sleeping waiter lock: EOWNERDEAD" in rep.stdout
+    assert b"shared lock after child died: EOWNERDEAD" in rep.stdout
+    assert not rep.unknown_syscalls
+
+
+def test_exit_robust_list_walk_as_the_kernel(build_threaded):
+    """exit_robust_list on hand-made lists: only the dying tid's words get FUTEX_OWNER_DIED
+    (FUTEX_WAITERS kept), list_op_pending last, the walk bounded at ROBUST_LIST_LIMIT (2048),
+    ended quietly by a bad next pointer or a misaligned futex word."""
+    exe = build_threaded("robustlist")
+    want = native(exe).stdout
+    rep = run_program(RunOptions(exe, max_instructions=200_000_000))
+    assert rep.stop_reason is None and rep.exit_status == 0
+    assert rep.stdout == want
+    assert b"scenario 1: owner-died 2048;" in rep.stdout
+    assert b"scenario 0: owner-died 3; words D0 other WD0 D0" in rep.stdout

@@ -57,7 +57,7 @@ SYSCALLS = {
     295: ("openat", FS.sys_openat, 4),
     300: ("fstatat64", FS.sys_fstatat64, 4), 301: ("unlinkat", FS.sys_unlinkat, 3),
     305: ("readlinkat", FS.sys_readlinkat, 4), 307: ("faccessat", FS.sys_faccessat, 3),
-    311: ("set_robust_list", PROC.sys_set_robust_list, 2), 330: ("dup3", FS.sys_dup3, 3), 331: ("pipe2", FS.sys_pipe2, 2),
+    311: ("set_robust_list", PROC.sys_set_robust_list, 2), 312: ("get_robust_list", PROC.sys_get_robust_list, 3), 330: ("dup3", FS.sys_dup3, 3), 331: ("pipe2", FS.sys_pipe2, 2),
     340: ("prlimit64", PROC.sys_prlimit64, 4), 355: ("getrandom", INFO.sys_getrandom, 3),
     383: ("statx", FS.sys_statx, 5), 386: ("rseq", PROC.sys_rseq, 4),
     395: ("shmget", IPC.sys_shmget, 3), 396: ("shmctl", IPC.sys_shmctl, 3), 397: ("shmat", IPC.sys_shmat, 3),
