@@ -63,24 +63,55 @@ def _path_at(k: KernelState, p: Process, dirfd: int, path_ptr: int) -> str:
     return os.path.join(f.inode.path, path)
 
 
-def _proc_inode(k: KernelState, p: Process, path: str) -> V.Inode | None:
-    """A guest task's /proc entry (elfvm.emu.procfs), None for any other path."""
+def _proc_inode(k: KernelState, p: Process, path: str, follow: bool = True) -> V.Inode | None:
+    """A guest task's /proc entry (elfvm.emu.procfs): a directory, a file built from the
+    emulated kernel, or a link (followed unless `follow` is False); None for other paths."""
+    # a trailing /, . or .. follows the last link (only a final "self" or "fd/3" is a link)
+    follow = follow or path.endswith("/") or os.path.basename(path) in (".", "..")
+    path = norm = k.vfs.guest_path(path)
     try:
+        if norm == "/proc":
+            return procfs.proc_dir_inode(norm)
+        if norm in ("/proc/self", "/proc/thread-self") and not follow:
+            return V.Inode(norm, None, None, kind="symlink", link=procfs.proc_link(k, p, norm),
+                           attrs={"mode": stat_mod.S_IFLNK | 0o777})
         found = procfs.proc_task(k, p, path)
         if found is None:
             return None
-        t, entry = found
-        if entry == "exe":
-            return V.Inode(t.images[-1] if t.images else t.exe, t.exe, os.stat(t.exe))
+        t, entry = found.task, found.entry
+        if entry in ("exe", "cwd", "root") and not found.sub or entry == "fd" and found.sub:
+            return _proc_link_inode(k, p, t, norm, entry, found.sub, follow)
+        if not found.sub and (entry in ("", "fd") or entry == "task" and not found.in_task_dir):
+            return procfs.proc_dir_inode(found.path, 0o500 if entry == "fd" else 0o555)
         if entry in procfs.FILES:
             return procfs.proc_file(k, p, path)
     except V.VfsError as e:
         raise OSError(e.errno, "") from None
-    raise OSError(errno.ENOENT, "")        # directories and entries elfvm does not model
+    raise OSError(errno.ENOENT, "")        # entries elfvm does not model
+
+
+def _proc_link_inode(k, p, t: Process, norm: str, entry: str, fd: str, follow: bool) -> V.Inode:
+    """/proc/PID/{exe,cwd,root,fd/N}: the link itself (lstat: lrwxrwxrwx, an fd's l-wx------ as
+    its open mode) or, followed, what it points at (a pipe is a FIFO)."""
+    target = procfs.proc_link(k, p, norm)
+    if not follow:
+        perm = 0o777
+        if entry == "fd":
+            perm = {0: 0o500, 1: 0o300}.get(t.fds[int(fd)].flags & V.O_ACCMODE, 0o700)
+        return V.Inode(norm, None, None, kind="symlink", link=target,
+                       attrs={"mode": stat_mod.S_IFLNK | perm})
+    if entry == "exe":
+        return V.Inode(target, t.exe, os.stat(t.exe))
+    if entry == "fd":
+        f = t.fds[int(fd)]
+        if f.inode is None or f.pipe is not None or f.sink is not None:
+            return V.Inode(target, None, None, kind="pipe", attrs={"mode": stat_mod.S_IFIFO | 0o600})
+        return f.inode
+    return k.vfs.lookup(target)
 
 
 def _lookup(k: KernelState, p: Process, path: str, follow: bool = True) -> V.Inode:
-    ino = _proc_inode(k, p, path)
+    ino = _proc_inode(k, p, path, follow)
     if ino is not None:
         return ino
     try:
@@ -92,7 +123,7 @@ def _lookup(k: KernelState, p: Process, path: str, follow: bool = True) -> V.Ino
 def _stat_of(ino: V.Inode | None, f: V.OpenFile | None = None):
     """(dev, ino, mode, nlink, uid, gid, rdev, size, blksize, blocks, atime, mtime, ctime)."""
     if f is not None and (f.pipe is not None or f.sink is not None or (f.inode and f.inode.kind == "pipe")):
-        return (0xC, 1000 + id(f) % 1000, stat_mod.S_IFIFO | 0o600, 1, 0, 0, 0, 0, 4096, 0, 0, 0, 0)
+        return (0xC, V.fifo_ino(f), stat_mod.S_IFIFO | 0o600, 1, 0, 0, 0, 0, 4096, 0, 0, 0, 0)
     st = ino.st
     size = len(ino.link) if ino.kind == "symlink" else ino.size
     a = ino.attrs
@@ -260,9 +291,12 @@ def sys_open(k, p, path, flags, mode):
 
 def sys_openat(k, p, dirfd, path_ptr, flags, mode):
     path = _path_at(k, p, dirfd, path_ptr)
-    ino = _proc_inode(k, p, path)
-    if ino is not None:
-        return _alloc_fd(p, V.OpenFile(ino, flags & ~V.O_ACCMODE), cloexec=bool(flags & O_CLOEXEC))
+    try:
+        f = _proc_open(k, p, path, flags)
+    except OSError as e:
+        return -e.errno
+    if f is not None:
+        return _alloc_fd(p, f, cloexec=bool(flags & O_CLOEXEC))
     try:
         f = k.vfs.open(path, flags, mode)
     except V.VfsError as e:
@@ -270,6 +304,37 @@ def sys_openat(k, p, dirfd, path_ptr, flags, mode):
     if f.inode.kind == "dir":
         f.dir_entries = None
     return _alloc_fd(p, f, cloexec=bool(flags & O_CLOEXEC))
+
+
+def _proc_open(k, p, path: str, flags: int) -> V.OpenFile | None:
+    """open() of a /proc path (None: not one): its files and directories read-only; a
+    /proc/PID/fd/N link opens that file anew (a pipe: the same pipe, its end as the mode
+    says; captured output: the same capture), as proc_fd_link's followed path does."""
+    ino = _proc_inode(k, p, path)
+    if ino is None:
+        return None
+    acc = flags & V.O_ACCMODE
+    found = procfs.proc_task(k, p, path)
+    if found is not None and found.entry == "fd" and found.sub:
+        f = found.task.fds[int(found.sub)]
+        if f.pipe is not None:
+            g = V.OpenFile(None, flags, pipe=f.pipe, pipe_end="w" if acc else "r")
+            _count_pipe(g, +1)
+            return g
+        if f.sink is not None:
+            return V.OpenFile(None, flags, sink=f.sink)
+        if f.inode is not None and (f.inode.host is not None or f.inode.path in k.vfs.overlay):
+            try:
+                return k.vfs.open(f.inode.path, flags, 0)
+            except V.VfsError as e:
+                raise OSError(e.errno, "") from None
+    if flags & V.O_DIRECTORY and ino.kind != "dir":
+        raise OSError(errno.ENOTDIR, "")
+    if ino.kind == "dir" and acc:
+        raise OSError(errno.EISDIR, "")
+    if acc:
+        raise OSError(errno.EACCES, "")    # r--r--r--: the model's files are read-only
+    return V.OpenFile(ino, flags)
 
 
 def sys_close(k, p, fd):
@@ -418,7 +483,10 @@ def sys_getdents64(k, p, fd, buf, count):
     if f.inode is None or f.inode.kind != "dir":
         return -errno.ENOTDIR
     if f.dir_entries is None:
-        f.dir_entries = k.vfs.listdir(f.inode.path)
+        try:
+            f.dir_entries = procfs.proc_listdir(k, p, f.inode.path) or k.vfs.listdir(f.inode.path)
+        except V.VfsError as e:
+            return -e.errno
     out = bytearray()
     while f.pos < len(f.dir_entries):
         name, d_type = f.dir_entries[f.pos]
@@ -492,7 +560,7 @@ def sys_pipe(k, p, fds):
 
 
 def sys_pipe2(k, p, fds, flags):
-    pipe = V.Pipe(readers=1, writers=1)
+    pipe = k.vfs.new_pipe()
     r = V.OpenFile(None, 0, pipe=pipe, pipe_end="r")
     w = V.OpenFile(None, 1, pipe=pipe, pipe_end="w")
     rfd = _alloc_fd(p, r, cloexec=bool(flags & O_CLOEXEC))

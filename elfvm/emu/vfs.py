@@ -97,6 +97,12 @@ class Pipe:
     buf: bytearray = field(default_factory=bytearray)
     readers: int = 0
     writers: int = 0
+    ino: int = 0                    # its pipefs inode number (fstat, /proc/PID/fd's pipe:[N])
+
+
+def fifo_ino(f: "OpenFile") -> int:
+    """The inode number of a pipe end or of captured stdin/stdout/stderr (a pipe natively)."""
+    return f.pipe.ino if f.pipe is not None else 1000 + id(f.sink) % 1000
 
 
 @dataclass
@@ -117,6 +123,7 @@ class OpenFile:
 # 1,8 random; 1,9 urandom), answered by the emulated kernel, never opened on the host
 MEM_DEVICES = {(1, 3): "null", (1, 5): "zero", (1, 7): "full", (1, 8): "random", (1, 9): "urandom"}
 O_ACCMODE, O_WRONLY, O_RDWR = 3, 1, 2
+PIPE_INO_BASE = 10000
 O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_DIRECTORY = 0o100, 0o200, 0o1000, 0o2000, 0o200000
 
 
@@ -129,6 +136,12 @@ class Vfs:
     whiteouts: set = field(default_factory=set)      # host names the guest removed or renamed
     writes_refused: list = field(default_factory=list)
     save_refused: list = field(default_factory=list)   # (guest path, why) not saved to write_dir
+    pipes_made: int = 0                              # pipefs: the next pipe's inode number
+
+    def new_pipe(self) -> Pipe:
+        """pipe(): a new pipe with both ends open, its inode numbered in creation order."""
+        self.pipes_made += 1
+        return Pipe(readers=1, writers=1, ino=PIPE_INO_BASE + self.pipes_made)
 
     def host_path(self, path: str) -> str:
         """The host path of a guest path (absolute or relative to cwd), kept inside root."""
