@@ -150,6 +150,25 @@ class Vfs:
             return full
         return os.path.join(self.root, full.lstrip("/"))
 
+    def resolved_host_path(self, gp: str, follow: bool = True) -> str:
+        """The host path of guest path gp with every symbolic link on the way resolved inside
+        root, as a chrooted process sees it (an absolute link target is under the sysroot,
+        never the host's own file); the last component stays a link unless `follow`."""
+        if self.root in ("/", ""):
+            return self.host_path(gp)
+        from elfvm.kernel.binfmt_elf import resolve_in_root
+        from elfvm.kernel.process import ExecFailure
+
+        try:
+            if follow or gp == "/":
+                resolved = resolve_in_root(self.root, gp)
+            else:
+                resolved = os.path.join(resolve_in_root(self.root, os.path.dirname(gp)),
+                                        os.path.basename(gp))
+        except ExecFailure as e:
+            raise VfsError(e.errno) from None
+        return os.path.join(self.root, resolved.lstrip("/"))
+
     def d_path(self, ino: "Inode") -> str:
         """The name /proc/PID/maps shows for a mapped file: the path with symlinks resolved
         (fs/d_path.c), as seen from the guest's root."""
@@ -179,7 +198,7 @@ class Vfs:
                     raise VfsError(errno.ELOOP)
                 return self.lookup(os.path.join(os.path.dirname(gp), ino.link), True, depth + 1)
             return ino
-        hp = self.host_path(path)
+        hp = self.resolved_host_path(gp, follow)
         try:
             st = os.stat(hp) if follow else os.lstat(hp)
         except OSError as e:
@@ -391,7 +410,7 @@ class Vfs:
                 raise VfsError(errno.EINVAL)
             return ino.link
         try:
-            return os.readlink(self.host_path(gp))
+            return os.readlink(self.resolved_host_path(gp, follow=False))
         except OSError as e:
             raise VfsError(e.errno or errno.EINVAL) from None
 
