@@ -252,3 +252,17 @@ def test_exit_robust_list_walk_as_the_kernel(build_threaded):
     assert rep.stdout == want
     assert b"scenario 1: owner-died 2048;" in rep.stdout
     assert b"scenario 0: owner-died 3; words D0 other WD0 D0" in rep.stdout
+
+
+def test_epoll_on_pipes_as_the_kernel(build):
+    """epoll_create/_create1, epoll_ctl's errors in the kernel's order, level- and
+    edge-triggered items, EPOLLONESHOT and MOD, the ready list's order (maxevents 1 takes
+    turns), an item that goes with its file's last reference, EPOLLERR/EPOLLHUP, and
+    epoll_pwait's signal mask: line for line as the live kernel."""
+    exe = build("epoll")
+    want = native(exe).stdout
+    rep = run_program(RunOptions(exe, max_instructions=50_000_000))
+    assert rep.stop_reason is None and rep.exit_status == 0
+    assert rep.stdout.decode().splitlines() == want.decode().splitlines()
+    assert b"maxevents 1 again          1: tag3=0x1" in rep.stdout
+    assert not rep.unknown_syscalls

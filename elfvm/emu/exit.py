@@ -209,6 +209,7 @@ def close_fd(k, p: Process, fd: int) -> bool:
             f.pipe.readers -= 1
         else:
             f.pipe.writers -= 1
+        f.pipe.wake(0)                          # pipe_release: both wait queues, every event
         wake_all(k)
     return True
 

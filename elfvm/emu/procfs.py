@@ -118,6 +118,8 @@ def fd_link(k, t: Process, fd: str) -> str:
     f = t.fds.get(int(fd)) if fd.isdigit() else None
     if f is None:
         raise VfsError(errno.ENOENT)
+    if f.epoll is not None:
+        return "anon_inode:[eventpoll]"
     if f.pipe is not None or f.sink is not None or f.inode is None:
         return f"pipe:[{fifo_ino(f)}]"
     ino = f.inode

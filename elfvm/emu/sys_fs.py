@@ -122,6 +122,8 @@ def _lookup(k: KernelState, p: Process, path: str, follow: bool = True) -> V.Ino
 
 def _stat_of(ino: V.Inode | None, f: V.OpenFile | None = None):
     """(dev, ino, mode, nlink, uid, gid, rdev, size, blksize, blocks, atime, mtime, ctime)."""
+    if f is not None and f.epoll is not None:       # anon_inode:[eventpoll]
+        return (0xE, 1, 0o600, 1, 0, 0, 0, 0, 4096, 0, 0, 0, 0)
     if f is not None and (f.pipe is not None or f.sink is not None or (f.inode and f.inode.kind == "pipe")):
         return (0xC, V.fifo_ino(f), stat_mod.S_IFIFO | 0o600, 1, 0, 0, 0, 0, 4096, 0, 0, 0, 0)
     st = ino.st
@@ -168,6 +170,8 @@ def sys_read(k, p, fd, buf, count):
     f = _fd(p, fd)
     if f.flags & V.O_ACCMODE == V.O_WRONLY:
         return -errno.EBADF
+    if f.epoll is not None:                     # an anon inode without read
+        return -errno.EINVAL
     if f.pipe is not None:
         if not f.pipe.buf:
             if f.pipe.writers > 0:
@@ -178,6 +182,7 @@ def sys_read(k, p, fd, buf, count):
         data = bytes(f.pipe.buf[:count])
         del f.pipe.buf[:len(data)]
         write_user(k, p, buf, data)
+        f.pipe.wake(POLLOUT | 0x100)          # | EPOLLWRNORM
         wake_all(k)
         return len(data)
     if f.sink is not None:                      # stdin
@@ -219,6 +224,8 @@ def _read_mem_device(k, p, kind: str, buf: int, count: int) -> int:
 
 
 def _write_to(k, p, f: V.OpenFile, data: bytes) -> int:
+    if f.epoll is not None:
+        return -errno.EINVAL
     if f.flags & V.O_ACCMODE == 0 and f.sink is None and f.pipe is None:
         return -errno.EBADF
     if f.pipe is not None:
@@ -233,6 +240,7 @@ def _write_to(k, p, f: V.OpenFile, data: bytes) -> int:
                 return -errno.EAGAIN
             raise Blocked()
         f.pipe.buf += data[:room]
+        f.pipe.wake(POLLIN | 0x40)            # | EPOLLRDNORM
         wake_all(k)
         return min(len(data), room)
     if f.sink is not None:
@@ -362,7 +370,7 @@ def sys_close_range(k, p, fd, max_fd, flags):
 
 def sys_lseek(k, p, fd, off, whence):
     f = _fd(p, fd)
-    if f.pipe is not None or f.sink is not None:
+    if f.pipe is not None or f.sink is not None or f.epoll is not None:
         return -errno.ESPIPE
     new = {0: 0, 1: f.pos, 2: f.inode.size}.get(whence)
     if new is None:
@@ -376,7 +384,7 @@ def sys_lseek(k, p, fd, off, whence):
 
 def sys__llseek(k, p, fd, hi, lo, result, whence):
     f = _fd(p, fd)
-    if f.pipe is not None or f.sink is not None:
+    if f.pipe is not None or f.sink is not None or f.epoll is not None:
         return -errno.ESPIPE
     off = (hi << 32) | lo
     if off & (1 << 63):
@@ -796,7 +804,7 @@ def sys_truncate(k, p, path_ptr, length):
 
 def sys_pread64(k, p, fd, buf, count, off_lo, off_hi):
     f = _fd(p, fd)
-    if f.pipe is not None or f.sink is not None:
+    if f.pipe is not None or f.sink is not None or f.epoll is not None:
         return -errno.ESPIPE
     if f.flags & V.O_ACCMODE == V.O_WRONLY:
         return -errno.EBADF
@@ -816,7 +824,7 @@ def sys_pread64(k, p, fd, buf, count, off_lo, off_hi):
 
 def sys_pwrite64(k, p, fd, buf, count, off_lo, off_hi):
     f = _fd(p, fd)
-    if f.pipe is not None or f.sink is not None:
+    if f.pipe is not None or f.sink is not None or f.epoll is not None:
         return -errno.ESPIPE
     off = off_lo | off_hi << 32
     if off >> 63:
@@ -952,20 +960,25 @@ def sys_sendfile64(k, p, out_fd, in_fd, off_ptr, count):
 POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP, POLLNVAL = 1, 2, 4, 8, 0x10, 0x20
 
 
-def _poll_mask(p, fd: int, events: int) -> int:
-    """What a descriptor is ready for (the file's f_op->poll): files and devices always,
-    a pipe's read end with data or no writer left (POLLHUP), its write end with room."""
-    if fd < 0:
-        return 0
-    f = p.fds.get(fd)
-    if f is None:
-        return POLLNVAL
+def file_poll(f: V.OpenFile) -> int:
+    """What an open file is ready for (its f_op->poll): files and devices always, a pipe's
+    read end with data or no writer left (POLLHUP), its write end with room, an epoll
+    instance with an event ready."""
     if f.pipe is not None:
         if f.pipe_end == "r":
             return (POLLIN if f.pipe.buf else 0) | (POLLHUP if not f.pipe.writers else 0)
         room = PIPE_CAPACITY - len(f.pipe.buf) >= PIPE_BUF
         return (POLLOUT if room else 0) | (POLLERR if not f.pipe.readers else 0)
-    return (POLLIN | POLLOUT) & (events | POLLIN | POLLOUT) if f.sink is None else POLLOUT
+    if f.epoll is not None:
+        return POLLIN if f.epoll.has_ready(file_poll) else 0
+    return POLLIN | POLLOUT if f.sink is None else POLLOUT
+
+
+def _poll_mask(p, fd: int, events: int) -> int:
+    if fd < 0:
+        return 0
+    f = p.fds.get(fd)
+    return POLLNVAL if f is None else file_poll(f)
 
 
 def poll_wait(k, p, ready: int, deadline: int | None) -> None:
@@ -1013,7 +1026,7 @@ def sys_poll(k, p, fds_ptr, nfds, timeout_ms):
     return do_poll(k, p, fds_ptr, nfds, deadline)
 
 
-def _timeout(k, p, tsp: int, fmt: str) -> int | None:
+def poll_deadline(k, p, tsp: int, fmt: str) -> int | None:
     """poll_select_set_timeout(): the absolute deadline of a relative timespec (None: no
     timeout); a call re-executed after a wake-up keeps its first deadline."""
     from elfvm.emu.sys_time import SLEEPING, now_ns
@@ -1044,7 +1057,7 @@ def masked_wait(k, p, umask: int, sigsetsize: int, tsp: int, fmt: str, call) -> 
     the wait, the time left written back, and the old mask restored unless a signal
     interrupted the call (the handler's frame then carries the old mask; sigreturn restores
     it)."""
-    deadline = _timeout(k, p, tsp, fmt)
+    deadline = poll_deadline(k, p, tsp, fmt)
     err = SIG.set_user_sigmask(k, p, umask, sigsetsize)
     if err:
         return err

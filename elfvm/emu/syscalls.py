@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 
 from elfvm.emu import signals as SIG
+from elfvm.emu import sys_epoll as EPOLL
 from elfvm.emu import sys_fs as FS
 from elfvm.emu import sys_info as INFO
 from elfvm.emu import sys_ipc as IPC
@@ -106,6 +107,7 @@ SYSCALLS = {
     170: ("setresgid", PROC.sys_setresgid, 3), 436: ("close_range", FS.sys_close_range, 3),
     308: ("pselect6", FS.sys_pselect6, 6), 413: ("pselect6_time64", FS.sys_pselect6_time64, 6),
 }
+SYSCALLS.update(EPOLL.SYSCALLS)
 SYSCALLS.update(SIG.SYSCALLS)      # kill, tkill, tgkill, rt_sig*, sigreturn, sigaltstack, pause
 
 

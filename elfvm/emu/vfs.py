@@ -98,6 +98,13 @@ class Pipe:
     readers: int = 0
     writers: int = 0
     ino: int = 0                    # its pipefs inode number (fstat, /proc/PID/fd's pipe:[N])
+    watchers: list = field(default_factory=list)   # epoll items' ep_poll_callback(key)
+
+    def wake(self, key: int) -> None:
+        """wake_up_interruptible_poll() of its wait queues: writes wake with EPOLLIN, reads
+        with EPOLLOUT, a close with every event (key 0); epoll items watching it hear it."""
+        for callback in list(self.watchers):
+            callback(self, key)
 
 
 def fifo_ino(f: "OpenFile") -> int:
@@ -117,6 +124,7 @@ class OpenFile:
     sink: object = None             # captured stdout/stderr (GuestOutput); stdin's bytearray
     dir_entries: list | None = None
     refs: int = 1
+    epoll: object = None            # an epoll instance (elfvm.emu.sys_epoll.EventPoll)
 
 
 # drivers/char/mem.c: the memory devices a guest may use (1,3 null; 1,5 zero; 1,7 full;
