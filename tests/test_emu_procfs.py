@@ -65,6 +65,10 @@ def test_proc_root_never_shows_host_processes(procdirs):
 
         class vfs:
             @staticmethod
+            def guest_path(path):
+                return os.path.normpath(path)
+
+            @staticmethod
             def listdir(path):
                 return [(".", 4), ("..", 4), ("cpuinfo", 8), ("1", 4), (str(os.getpid()), 4),
                         ("self", 10)]

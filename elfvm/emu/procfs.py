@@ -47,7 +47,7 @@ def _live(t: Process | None) -> bool:
 def proc_task(k, p: Process, path: str) -> ProcPath | None:
     """The task and entry of a /proc path naming a guest task; None for other paths. A
     /proc/PID (or /proc/PID/task/TID) that is no guest task raises ENOENT."""
-    m = PROC_PATH.match(os.path.normpath(path))
+    m = PROC_PATH.match(k.vfs.guest_path(path))          # relative to the cwd, normalized
     if m is None:
         return None
     who, tid, entry, sub = m.groups()
@@ -81,7 +81,7 @@ def proc_listdir(k, p: Process, path: str) -> list[tuple[str, int]] | None:
     (its other entries, then self, thread-self and every thread group, lowest first), a task's
     directory, its task/ (one entry per thread) and fd/ (one link per open descriptor)."""
     dots = [(".", DT_DIR), ("..", DT_DIR)]
-    if os.path.normpath(path) == "/proc":
+    if k.vfs.guest_path(path) == "/proc":
         return dots + _proc_root_others(k) + [("self", DT_LNK), ("thread-self", DT_LNK)] + \
             [(str(q.pid), DT_DIR) for q in sorted(k.procs.values(), key=lambda q: q.pid)
              if _live(q) and not q.tgid]
@@ -215,7 +215,7 @@ def proc_file(k, p: Process, path: str) -> Inode | None:
 def proc_link(k, p: Process, path: str) -> str | None:
     """readlink() of /proc/self, /proc/thread-self, /proc/PID/{exe,cwd,root} and
     /proc/PID/fd/N: the guest's paths."""
-    norm = os.path.normpath(path)
+    norm = k.vfs.guest_path(path)
     if norm == "/proc/self":
         return str(p.group)
     if norm == "/proc/thread-self":
