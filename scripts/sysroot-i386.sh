@@ -20,6 +20,7 @@ PKGS=(
   libmagic1 libmagic-mgc libbz2-1.0 zlib1g
   busybox-static coreutils dash bash grep sed gawk bc make tar xz-utils
   file perl-base findutils
+  libssl3 libexpat1 libffi8 python3.11-minimal libpython3.11-minimal libpython3.11-stdlib
 )
 
 fail() { echo "sysroot-i386: $*" >&2; exit 2; }
@@ -63,6 +64,12 @@ if [ "$(id -u)" = 0 ]; then
   for d in null:3 zero:5 full:7 random:8 urandom:9; do
     [ -c "$ROOT/dev/${d%%:*}" ] || mknod -m 666 "$ROOT/dev/${d%%:*}" c 1 "${d##*:}"
   done
+fi
+# byte-compile the standard library as Debian's py3compile does at install time: without the
+# .pyc files the first run of python3.11 compiles and writes them (a different run each time)
+if [ -x "$ROOT/usr/bin/python3.11" ] && [ "$(id -u)" = 0 ]; then
+  # (exit 1 when a file does not compile, e.g. lib2to3's Python 2 test data: those stay .py)
+  chroot "$ROOT" /usr/bin/python3.11 -m compileall -q /usr/lib/python3.11 >/dev/null || true
 fi
 echo $(printf '%s\n' $have "${PKGS[@]}" | awk '!seen[$0]++') > "$ROOT/.complete"
 echo "$ROOT"

@@ -191,6 +191,34 @@ def faults_close(emu: int | None, live: int | None, tolerance: float = 0.05) -> 
 TEXT = b"".join(b"line %05d %s\n" % ((i * 7919) % 10007, b"qwertyuiopasdfghjklzxcvbnm"[i % 20:i % 20 + 6])
                 for i in range(1, 2001))
 C = "/usr/share/doc/coreutils/copyright"
+PY_STDLIB = """import json, re, hashlib, os
+d = {"k%d" % i: [i, i * i, str(i)] for i in range(50)}
+s = json.dumps(d, sort_keys=True)
+print(len(s), len(json.loads(s)), sum(map(int, re.findall(r"k(\\d+)", s))))
+print(hashlib.sha256(s.encode()).hexdigest(), hashlib.md5(b"abc").hexdigest())
+xs = [(i * 7919) % 10007 for i in range(20000)]
+xs.sort()
+print(xs[:5], xs[-3:], sorted(["b", "a", "c"], reverse=True))
+print(sorted(os.listdir("/usr/lib/python3.11/json")))
+"""
+PY_SUBPROCESS = """import subprocess, os
+r = subprocess.run(["/bin/echo", "hi"], capture_output=True)
+print(r.returncode, r.stdout)
+p = subprocess.Popen(["/usr/bin/wc", "-c"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+out, _ = p.communicate(b"x" * 1000)
+print(p.returncode, out.split())
+pid = os.fork()
+if pid == 0:
+    os._exit(7)
+print(os.waitpid(pid, 0)[1] >> 8)
+"""
+PY_THREADS = """import threading, queue
+q = queue.Queue()
+def work(n): q.put(sum(i * i for i in range(n)))
+ts = [threading.Thread(target=work, args=(1000 * (i + 1),)) for i in range(4)]
+[t.start() for t in ts]; [t.join() for t in ts]
+print(sorted(q.get() for _ in ts))
+"""
 CORPUS = [
     # fixtures: one per mechanism
     ("fx-threads", ["@threads"], b""),
@@ -284,6 +312,14 @@ CORPUS = [
     ("split", ["/bin/sh", "-c", "cd /tmp && seq 1 100 | split -l 30 - part && cat part* | wc -l; "
                "rm -f part*"], b""),
     ("sort-o", ["/bin/sh", "-c", "sort -o /tmp/so && wc -l < /tmp/so; rm -f /tmp/so"], TEXT),
+    # python3.11 (the stdlib byte-compiled, as Debian installs it): each 2-6 s under emulation
+    ("py-sum", ["/usr/bin/python3.11", "-c", "print(sum(range(10**5)))"], b""),
+    ("py-stdlib", ["/usr/bin/python3.11", "-c", PY_STDLIB], b""),
+    ("py-stdin-sort", ["/usr/bin/python3.11", "-c", "import sys; lines = sys.stdin.readlines(); "
+                       "lines.sort(key=lambda l: l.split()[2]); sys.stdout.writelines(lines[:20])"],
+     TEXT),
+    ("py-subprocess", ["/usr/bin/python3.11", "-c", PY_SUBPROCESS], b""),
+    ("py-threads", ["/usr/bin/python3.11", "-c", PY_THREADS], b""),
 ]
 
 

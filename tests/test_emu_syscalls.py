@@ -199,3 +199,70 @@ def test_cwd_and_clock_options(tmp_path):
     p = subprocess.run([sys.executable, "-m", "elfvm", "simulate-run", "--clock", "yesterday",
                         str(exe)], capture_output=True, timeout=60)
     assert p.returncode == 2 and b"--clock" in p.stderr
+
+
+def test_ppoll_pselect6_apply_their_signal_mask_for_the_call(build):
+    """ppoll and pselect6 run with the caller's mask swapped for theirs, atomically: a pending
+    signal the call's mask lets in ends it with EINTR, the handler runs with the old mask
+    (+ its own) and the old mask is back after; a ready descriptor wins and the signal stays
+    pending; a timer signal that arrives while the call sleeps wakes it. As the live kernel.
+    (The kernel delivers with the call's mask as current->blocked and the old one in the
+    frame's uc_mask.)"""
+    exe = build("sigmaskwait")
+    want = native(exe).stdout
+    rep = run_program(RunOptions(exe, max_instructions=50_000_000))
+    assert rep.stop_reason is None and rep.exit_status == 0
+    assert rep.stdout.decode().splitlines() == want.decode().splitlines()
+    # the handler runs with the call's mask (+ its own): USR2 is open in it; the old mask after
+    assert (b"ppoll empty mask             r=-1 Interrupted system call hits=1 in-handler-usr2=0 "
+            b"blocked:usr1=1 usr2=1 alrm=1 pending:usr1=0") in rep.stdout
+    assert b"ppoll ready fd               r=1 ok hits=1" in rep.stdout
+    assert not rep.unknown_syscalls
+
+
+@pytest.fixture(scope="module")
+def build_threaded(tmp_path_factory):
+    out = tmp_path_factory.mktemp("guestprogs_pthread")
+    return lambda name: build_static_guest(SRC / f"{name}.c", out / name, "-pthread")
+
+
+def test_robust_mutex_owner_exit_gives_eownerdead(build_threaded):
+    """A thread (or a process, for a process-shared mutex) that exits holding a robust mutex:
+    the kernel's walk of its robust list marks it owner-dead and wakes a sleeping waiter, so
+    pthread_mutex_lock returns EOWNERDEAD. As the live kernel."""
+    exe = build_threaded("robust")
+    want = native(exe).stdout
+    rep = run_program(RunOptions(exe, max_instructions=200_000_000))
+    assert rep.stop_reason is None and rep.exit_status == 0
+    assert rep.stdout == want
+    assert b"lock after owner died: EOWNERDEAD" in rep.stdout
+    assert b"sleeping waiter lock: EOWNERDEAD" in rep.stdout
+    assert b"shared lock after child died: EOWNERDEAD" in rep.stdout
+    assert not rep.unknown_syscalls
+
+
+def test_exit_robust_list_walk_as_the_kernel(build_threaded):
+    """exit_robust_list on hand-made lists: only the dying tid's words get FUTEX_OWNER_DIED
+    (FUTEX_WAITERS kept), list_op_pending last, the walk bounded at ROBUST_LIST_LIMIT (2048),
+    ended quietly by a bad next pointer or a misaligned futex word."""
+    exe = build_threaded("robustlist")
+    want = native(exe).stdout
+    rep = run_program(RunOptions(exe, max_instructions=200_000_000))
+    assert rep.stop_reason is None and rep.exit_status == 0
+    assert rep.stdout == want
+    assert b"scenario 1: owner-died 2048;" in rep.stdout
+    assert b"scenario 0: owner-died 3; words D0 other WD0 D0" in rep.stdout
+
+
+def test_epoll_on_pipes_as_the_kernel(build):
+    """epoll_create/_create1, epoll_ctl's errors in the kernel's order, level- and
+    edge-triggered items, EPOLLONESHOT and MOD, the ready list's order (maxevents 1 takes
+    turns), an item that goes with its file's last reference, EPOLLERR/EPOLLHUP, and
+    epoll_pwait's signal mask: line for line as the live kernel."""
+    exe = build("epoll")
+    want = native(exe).stdout
+    rep = run_program(RunOptions(exe, max_instructions=50_000_000))
+    assert rep.stop_reason is None and rep.exit_status == 0
+    assert rep.stdout.decode().splitlines() == want.decode().splitlines()
+    assert b"maxevents 1 again          1: tag3=0x1" in rep.stdout
+    assert not rep.unknown_syscalls

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 
 from elfvm.emu.fault import account_fault, model_fault
-from elfvm.emu.fork import new_pid
+from elfvm.emu.fork import dup_fds, new_pid
 from elfvm.emu.memory import PAGE
 from elfvm.emu.pages import (alloc_frame, free_pgtables, map_page, new_page_tables, set_pte,
                              unmap_range)
@@ -172,9 +172,7 @@ def flush_old_exec(k, p: Process) -> None:
         exit_mm(k, p)
     p.shm_attach = {}
     if any(q.fds is p.fds for q in k.procs.values() if q is not p):
-        p.fds, p.cloexec = dict(p.fds), set(p.cloexec)       # unshare_files()
-        for f in p.fds.values():
-            f.refs += 1
+        p.fds, p.cloexec = dup_fds(p.fds), set(p.cloexec)    # unshare_files()
     for fd in sorted(p.cloexec):
         close_fd(k, p, fd)
     p.sigactions = {s: a for s, a in p.sigactions.items() if action(p, s).handler == SIG_IGN}

@@ -25,7 +25,7 @@ from elfvm.emu.sigstate import (
     state,
 )
 from elfvm.emu.task import Death, EFault, Process
-from elfvm.emu.uaccess import write_u32
+from elfvm.emu.uaccess import read_u32, write_u32
 
 
 def exit_mm(k, p: Process) -> None:
@@ -65,9 +65,77 @@ def futex_wake(k, key: tuple, n: int) -> int:
     return woken
 
 
+FUTEX_WAITERS, FUTEX_OWNER_DIED, FUTEX_TID_MASK = 0x80000000, 0x40000000, 0x3FFFFFFF
+ROBUST_LIST_LIMIT = 2048
+
+
+def handle_futex_death(k, p: Process, uaddr: int, pi: bool, pending_op: bool) -> bool:
+    """handle_futex_death() (kernel/futex/core.c): a robust futex word the dying task owns
+    gets FUTEX_OWNER_DIED (keeping FUTEX_WAITERS) and one waiter is woken; a pending unlock
+    whose word is already 0 only wakes. False when the word cannot be read or written (the
+    walk then stops)."""
+    if uaddr & 3:
+        return False
+    try:
+        uval = read_u32(k, p, uaddr)
+        owner = uval & FUTEX_TID_MASK
+        if pending_op and not pi and not owner:
+            futex_wake(k, futex_key(k, p, uaddr, False), 1)
+            return True
+        if owner != p.pid:
+            return True
+        write_u32(k, p, uaddr, (uval & FUTEX_WAITERS) | FUTEX_OWNER_DIED)
+    except EFault:
+        return False
+    if not pi and uval & FUTEX_WAITERS:       # PI futexes are woken by exit_pi_state()
+        futex_wake(k, futex_key(k, p, uaddr, False), 1)
+    return True
+
+
+def _fetch_robust_entry(k, p: Process, at: int) -> tuple[int, bool]:
+    """fetch_robust_entry(): a list pointer; bit 0 marks a PI futex. EFault when unreadable."""
+    v = read_u32(k, p, at)
+    return v & ~1, bool(v & 1)
+
+
+def exit_robust_list(k, p: Process) -> None:
+    """compat_exit_robust_list(): walk the dying task's robust mutex list (struct
+    robust_list_head {next; long futex_offset; list_op_pending}) and mark every futex it still
+    holds owner-dead; at most ROBUST_LIST_LIMIT entries (a circular list ends there), and a bad
+    pointer ends the walk quietly. The pending lock/unlock comes last, unless it is on the list."""
+    head, p.robust_list = p.robust_list, 0
+    try:
+        entry, pi = _fetch_robust_entry(k, p, head)
+        offset = read_u32(k, p, head + 4)
+        pending, pip = _fetch_robust_entry(k, p, head + 8)
+    except EFault:
+        return
+    limit = ROBUST_LIST_LIMIT
+    while entry != head:
+        try:
+            nxt, next_pi = _fetch_robust_entry(k, p, entry)
+            rc = True
+        except EFault:
+            rc = False
+        if entry != pending and not handle_futex_death(k, p, (entry + offset) & 0xFFFFFFFF,
+                                                       pi, False):
+            return
+        if not rc:
+            return
+        entry, pi = nxt, next_pi
+        limit -= 1
+        if not limit:
+            break
+    if pending:
+        handle_futex_death(k, p, (pending + offset) & 0xFFFFFFFF, pip, True)
+
+
 def mm_release(k, p: Process) -> None:
-    """mm_release(): CLONE_CHILD_CLEARTID (pthread_join's wake-up: 0 at the tid address
+    """exit_mm_release() / exec_mm_release(): the robust futex list first (futex_cleanup),
+    then mm_release(): CLONE_CHILD_CLEARTID (pthread_join's wake-up: 0 at the tid address
     and a FUTEX_WAKE there); a vfork parent gets its mm back and runs again."""
+    if p.robust_list:
+        exit_robust_list(k, p)
     if p.tid_address:
         try:
             write_u32(k, p, p.tid_address, 0)
@@ -141,6 +209,7 @@ def close_fd(k, p: Process, fd: int) -> bool:
             f.pipe.readers -= 1
         else:
             f.pipe.writers -= 1
+        f.pipe.wake(0)                          # pipe_release: both wait queues, every event
         wake_all(k)
     return True
 

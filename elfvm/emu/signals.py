@@ -494,6 +494,29 @@ def sys_rt_sigsuspend(k, p, uset, sigsetsize):
     return -errno.EINTR
 
 
+def set_user_sigmask(k, p, umask: int, sigsetsize: int) -> int:
+    """set_user_sigmask() (ppoll, pselect6, epoll_pwait): the call's own blocked mask for its
+    duration; the old one is kept as saved_sigmask. A call re-executed after a wake-up keeps
+    the mask saved by its first entry. 0, or -EINVAL / EFault."""
+    if not umask:
+        return 0
+    if sigsetsize != 8:
+        return -errno.EINVAL
+    new = struct.unpack("<Q", read_user(k, p, umask, 8))[0] & ~UNBLOCKABLE
+    state(p)
+    if p.sig_saved_mask is None:
+        p.sig_saved_mask = p.sig_blocked
+    p.sig_blocked = new
+    return 0
+
+
+def restore_saved_sigmask(p) -> None:
+    """restore_saved_sigmask_unless(false): the call returns its result, not -EINTR, so the
+    old mask is back before user mode (a signal it let in stays pending, blocked again)."""
+    if p.sig_saved_mask is not None:
+        p.sig_blocked, p.sig_saved_mask = p.sig_saved_mask, None
+
+
 def sys_pause(k, p):
     state(p)
     if deliverable(p) is None:

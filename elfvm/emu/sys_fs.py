@@ -11,8 +11,9 @@ from elfvm.emu import procfs
 from elfvm.emu import signals as SIG
 from elfvm.emu import vfs as V
 from elfvm.emu.exit import close_fd, wake_all
+from elfvm.emu.fork import dup_fds
 from elfvm.emu.state import KernelState
-from elfvm.emu.task import Blocked, Process, s32
+from elfvm.emu.task import Blocked, EFault, Process, s32
 from elfvm.emu.uaccess import read_cstr, read_user, user_span, write_u32, write_user
 from elfvm.emu.uapi import (
     AT_EMPTY_PATH,
@@ -62,24 +63,55 @@ def _path_at(k: KernelState, p: Process, dirfd: int, path_ptr: int) -> str:
     return os.path.join(f.inode.path, path)
 
 
-def _proc_inode(k: KernelState, p: Process, path: str) -> V.Inode | None:
-    """A guest task's /proc entry (elfvm.emu.procfs), None for any other path."""
+def _proc_inode(k: KernelState, p: Process, path: str, follow: bool = True) -> V.Inode | None:
+    """A guest task's /proc entry (elfvm.emu.procfs): a directory, a file built from the
+    emulated kernel, or a link (followed unless `follow` is False); None for other paths."""
+    # a trailing /, . or .. follows the last link (only a final "self" or "fd/3" is a link)
+    follow = follow or path.endswith("/") or os.path.basename(path) in (".", "..")
+    path = norm = k.vfs.guest_path(path)
     try:
+        if norm == "/proc":
+            return procfs.proc_dir_inode(norm)
+        if norm in ("/proc/self", "/proc/thread-self") and not follow:
+            return V.Inode(norm, None, None, kind="symlink", link=procfs.proc_link(k, p, norm),
+                           attrs={"mode": stat_mod.S_IFLNK | 0o777})
         found = procfs.proc_task(k, p, path)
         if found is None:
             return None
-        t, entry = found
-        if entry == "exe":
-            return V.Inode(t.images[-1] if t.images else t.exe, t.exe, os.stat(t.exe))
+        t, entry = found.task, found.entry
+        if entry in ("exe", "cwd", "root") and not found.sub or entry == "fd" and found.sub:
+            return _proc_link_inode(k, p, t, norm, entry, found.sub, follow)
+        if not found.sub and (entry in ("", "fd") or entry == "task" and not found.in_task_dir):
+            return procfs.proc_dir_inode(found.path, 0o500 if entry == "fd" else 0o555)
         if entry in procfs.FILES:
             return procfs.proc_file(k, p, path)
     except V.VfsError as e:
         raise OSError(e.errno, "") from None
-    raise OSError(errno.ENOENT, "")        # directories and entries elfvm does not model
+    raise OSError(errno.ENOENT, "")        # entries elfvm does not model
+
+
+def _proc_link_inode(k, p, t: Process, norm: str, entry: str, fd: str, follow: bool) -> V.Inode:
+    """/proc/PID/{exe,cwd,root,fd/N}: the link itself (lstat: lrwxrwxrwx, an fd's l-wx------ as
+    its open mode) or, followed, what it points at (a pipe is a FIFO)."""
+    target = procfs.proc_link(k, p, norm)
+    if not follow:
+        perm = 0o777
+        if entry == "fd":
+            perm = {0: 0o500, 1: 0o300}.get(t.fds[int(fd)].flags & V.O_ACCMODE, 0o700)
+        return V.Inode(norm, None, None, kind="symlink", link=target,
+                       attrs={"mode": stat_mod.S_IFLNK | perm})
+    if entry == "exe":
+        return V.Inode(target, t.exe, os.stat(t.exe))
+    if entry == "fd":
+        f = t.fds[int(fd)]
+        if f.inode is None or f.pipe is not None or f.sink is not None:
+            return V.Inode(target, None, None, kind="pipe", attrs={"mode": stat_mod.S_IFIFO | 0o600})
+        return f.inode
+    return k.vfs.lookup(target)
 
 
 def _lookup(k: KernelState, p: Process, path: str, follow: bool = True) -> V.Inode:
-    ino = _proc_inode(k, p, path)
+    ino = _proc_inode(k, p, path, follow)
     if ino is not None:
         return ino
     try:
@@ -90,8 +122,10 @@ def _lookup(k: KernelState, p: Process, path: str, follow: bool = True) -> V.Ino
 
 def _stat_of(ino: V.Inode | None, f: V.OpenFile | None = None):
     """(dev, ino, mode, nlink, uid, gid, rdev, size, blksize, blocks, atime, mtime, ctime)."""
+    if f is not None and f.epoll is not None:       # anon_inode:[eventpoll]
+        return (0xE, 1, 0o600, 1, 0, 0, 0, 0, 4096, 0, 0, 0, 0)
     if f is not None and (f.pipe is not None or f.sink is not None or (f.inode and f.inode.kind == "pipe")):
-        return (0xC, 1000 + id(f) % 1000, stat_mod.S_IFIFO | 0o600, 1, 0, 0, 0, 0, 4096, 0, 0, 0, 0)
+        return (0xC, V.fifo_ino(f), stat_mod.S_IFIFO | 0o600, 1, 0, 0, 0, 0, 4096, 0, 0, 0, 0)
     st = ino.st
     size = len(ino.link) if ino.kind == "symlink" else ino.size
     a = ino.attrs
@@ -136,6 +170,8 @@ def sys_read(k, p, fd, buf, count):
     f = _fd(p, fd)
     if f.flags & V.O_ACCMODE == V.O_WRONLY:
         return -errno.EBADF
+    if f.epoll is not None:                     # an anon inode without read
+        return -errno.EINVAL
     if f.pipe is not None:
         if not f.pipe.buf:
             if f.pipe.writers > 0:
@@ -146,6 +182,7 @@ def sys_read(k, p, fd, buf, count):
         data = bytes(f.pipe.buf[:count])
         del f.pipe.buf[:len(data)]
         write_user(k, p, buf, data)
+        f.pipe.wake(POLLOUT | 0x100)          # | EPOLLWRNORM
         wake_all(k)
         return len(data)
     if f.sink is not None:                      # stdin
@@ -187,6 +224,8 @@ def _read_mem_device(k, p, kind: str, buf: int, count: int) -> int:
 
 
 def _write_to(k, p, f: V.OpenFile, data: bytes) -> int:
+    if f.epoll is not None:
+        return -errno.EINVAL
     if f.flags & V.O_ACCMODE == 0 and f.sink is None and f.pipe is None:
         return -errno.EBADF
     if f.pipe is not None:
@@ -201,6 +240,7 @@ def _write_to(k, p, f: V.OpenFile, data: bytes) -> int:
                 return -errno.EAGAIN
             raise Blocked()
         f.pipe.buf += data[:room]
+        f.pipe.wake(POLLIN | 0x40)            # | EPOLLRDNORM
         wake_all(k)
         return min(len(data), room)
     if f.sink is not None:
@@ -259,9 +299,12 @@ def sys_open(k, p, path, flags, mode):
 
 def sys_openat(k, p, dirfd, path_ptr, flags, mode):
     path = _path_at(k, p, dirfd, path_ptr)
-    ino = _proc_inode(k, p, path)
-    if ino is not None:
-        return _alloc_fd(p, V.OpenFile(ino, flags & ~V.O_ACCMODE), cloexec=bool(flags & O_CLOEXEC))
+    try:
+        f = _proc_open(k, p, path, flags)
+    except OSError as e:
+        return -e.errno
+    if f is not None:
+        return _alloc_fd(p, f, cloexec=bool(flags & O_CLOEXEC))
     try:
         f = k.vfs.open(path, flags, mode)
     except V.VfsError as e:
@@ -271,13 +314,63 @@ def sys_openat(k, p, dirfd, path_ptr, flags, mode):
     return _alloc_fd(p, f, cloexec=bool(flags & O_CLOEXEC))
 
 
+def _proc_open(k, p, path: str, flags: int) -> V.OpenFile | None:
+    """open() of a /proc path (None: not one): its files and directories read-only; a
+    /proc/PID/fd/N link opens that file anew (a pipe: the same pipe, its end as the mode
+    says; captured output: the same capture), as proc_fd_link's followed path does."""
+    ino = _proc_inode(k, p, path)
+    if ino is None:
+        return None
+    acc = flags & V.O_ACCMODE
+    found = procfs.proc_task(k, p, path)
+    if found is not None and found.entry == "fd" and found.sub:
+        f = found.task.fds[int(found.sub)]
+        if f.pipe is not None:
+            g = V.OpenFile(None, flags, pipe=f.pipe, pipe_end="w" if acc else "r")
+            _count_pipe(g, +1)
+            return g
+        if f.sink is not None:
+            return V.OpenFile(None, flags, sink=f.sink)
+        if f.inode is not None and (f.inode.host is not None or f.inode.path in k.vfs.overlay):
+            try:
+                return k.vfs.open(f.inode.path, flags, 0)
+            except V.VfsError as e:
+                raise OSError(e.errno, "") from None
+    if flags & V.O_DIRECTORY and ino.kind != "dir":
+        raise OSError(errno.ENOTDIR, "")
+    if ino.kind == "dir" and acc:
+        raise OSError(errno.EISDIR, "")
+    if acc:
+        raise OSError(errno.EACCES, "")    # r--r--r--: the model's files are read-only
+    return V.OpenFile(ino, flags)
+
+
 def sys_close(k, p, fd):
     return 0 if close_fd(k, p, s32(fd)) else -errno.EBADF
 
 
+CLOSE_RANGE_UNSHARE, CLOSE_RANGE_CLOEXEC = 2, 4
+
+
+def sys_close_range(k, p, fd, max_fd, flags):
+    """close_range() (fs/file.c __close_range): close, or with CLOSE_RANGE_CLOEXEC mark
+    close-on-exec, every open descriptor in [fd, max_fd]; CLOSE_RANGE_UNSHARE first gives the
+    caller a table of its own when threads share it."""
+    if flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC) or fd > max_fd:
+        return -errno.EINVAL
+    if flags & CLOSE_RANGE_UNSHARE and any(q.fds is p.fds for q in k.procs.values() if q is not p):
+        p.fds, p.cloexec = dup_fds(p.fds), set(p.cloexec)             # unshare_fd()
+    for n in [n for n in sorted(p.fds) if fd <= n <= max_fd]:
+        if flags & CLOSE_RANGE_CLOEXEC:
+            p.cloexec.add(n)
+        else:
+            close_fd(k, p, n)
+    return 0
+
+
 def sys_lseek(k, p, fd, off, whence):
     f = _fd(p, fd)
-    if f.pipe is not None or f.sink is not None:
+    if f.pipe is not None or f.sink is not None or f.epoll is not None:
         return -errno.ESPIPE
     new = {0: 0, 1: f.pos, 2: f.inode.size}.get(whence)
     if new is None:
@@ -291,7 +384,7 @@ def sys_lseek(k, p, fd, off, whence):
 
 def sys__llseek(k, p, fd, hi, lo, result, whence):
     f = _fd(p, fd)
-    if f.pipe is not None or f.sink is not None:
+    if f.pipe is not None or f.sink is not None or f.epoll is not None:
         return -errno.ESPIPE
     off = (hi << 32) | lo
     if off & (1 << 63):
@@ -398,7 +491,10 @@ def sys_getdents64(k, p, fd, buf, count):
     if f.inode is None or f.inode.kind != "dir":
         return -errno.ENOTDIR
     if f.dir_entries is None:
-        f.dir_entries = k.vfs.listdir(f.inode.path)
+        try:
+            f.dir_entries = procfs.proc_listdir(k, p, f.inode.path) or k.vfs.listdir(f.inode.path)
+        except V.VfsError as e:
+            return -e.errno
     out = bytearray()
     while f.pos < len(f.dir_entries):
         name, d_type = f.dir_entries[f.pos]
@@ -472,7 +568,7 @@ def sys_pipe(k, p, fds):
 
 
 def sys_pipe2(k, p, fds, flags):
-    pipe = V.Pipe(readers=1, writers=1)
+    pipe = k.vfs.new_pipe()
     r = V.OpenFile(None, 0, pipe=pipe, pipe_end="r")
     w = V.OpenFile(None, 1, pipe=pipe, pipe_end="w")
     rfd = _alloc_fd(p, r, cloexec=bool(flags & O_CLOEXEC))
@@ -708,7 +804,7 @@ def sys_truncate(k, p, path_ptr, length):
 
 def sys_pread64(k, p, fd, buf, count, off_lo, off_hi):
     f = _fd(p, fd)
-    if f.pipe is not None or f.sink is not None:
+    if f.pipe is not None or f.sink is not None or f.epoll is not None:
         return -errno.ESPIPE
     if f.flags & V.O_ACCMODE == V.O_WRONLY:
         return -errno.EBADF
@@ -728,7 +824,7 @@ def sys_pread64(k, p, fd, buf, count, off_lo, off_hi):
 
 def sys_pwrite64(k, p, fd, buf, count, off_lo, off_hi):
     f = _fd(p, fd)
-    if f.pipe is not None or f.sink is not None:
+    if f.pipe is not None or f.sink is not None or f.epoll is not None:
         return -errno.ESPIPE
     off = off_lo | off_hi << 32
     if off >> 63:
@@ -864,27 +960,50 @@ def sys_sendfile64(k, p, out_fd, in_fd, off_ptr, count):
 POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP, POLLNVAL = 1, 2, 4, 8, 0x10, 0x20
 
 
-def _poll_mask(p, fd: int, events: int) -> int:
-    """What a descriptor is ready for (the file's f_op->poll): files and devices always,
-    a pipe's read end with data or no writer left (POLLHUP), its write end with room."""
-    if fd < 0:
-        return 0
-    f = p.fds.get(fd)
-    if f is None:
-        return POLLNVAL
+def file_poll(f: V.OpenFile) -> int:
+    """What an open file is ready for (its f_op->poll): files and devices always, a pipe's
+    read end with data or no writer left (POLLHUP), its write end with room, an epoll
+    instance with an event ready."""
     if f.pipe is not None:
         if f.pipe_end == "r":
             return (POLLIN if f.pipe.buf else 0) | (POLLHUP if not f.pipe.writers else 0)
         room = PIPE_CAPACITY - len(f.pipe.buf) >= PIPE_BUF
         return (POLLOUT if room else 0) | (POLLERR if not f.pipe.readers else 0)
-    return (POLLIN | POLLOUT) & (events | POLLIN | POLLOUT) if f.sink is None else POLLOUT
+    if f.epoll is not None:
+        return POLLIN if f.epoll.has_ready(file_poll) else 0
+    return POLLIN | POLLOUT if f.sink is None else POLLOUT
+
+
+def _poll_mask(p, fd: int, events: int) -> int:
+    if fd < 0:
+        return 0
+    f = p.fds.get(fd)
+    return POLLNVAL if f is None else file_poll(f)
+
+
+def poll_wait(k, p, ready: int, deadline: int | None) -> None:
+    """The end of one pass of do_poll()/do_select(): returns when the call gives its results
+    now (something is ready, or the timeout has passed). Otherwise the task sleeps (the call
+    is re-executed when woken) or a deliverable signal ends it: -ERESTARTNOHAND, -EINTR once a
+    handler runs (poll is never restarted after one, whatever SA_RESTART says)."""
+    from elfvm.emu.sys_time import sleep_until
+
+    if not ready and SIG.deliverable(p) is not None:
+        raise Blocked(nohand=True)
+    if ready or deadline is not None and k.clock_ns >= deadline:
+        p.futex_key, p.wake_at, p.timed_out = None, None, False
+        return
+    try:
+        if deadline is not None:
+            sleep_until(k, p, deadline)      # raises: the deadline is still ahead
+    except Blocked:
+        pass
+    raise Blocked(nohand=True)
 
 
 def do_poll(k, p, fds_ptr: int, nfds: int, deadline: int | None) -> int:
     """poll(): the revents of each pollfd; sleeps (re-executed when woken) until one is ready
     or the virtual clock passes the deadline (None: no timeout)."""
-    from elfvm.emu.sys_time import sleep_until
-
     if nfds > 1024 * 1024:                   # RLIMIT_NOFILE's hard limit
         return -errno.EINVAL
     raw = read_user(k, p, fds_ptr, 8 * nfds)
@@ -894,13 +1013,9 @@ def do_poll(k, p, fds_ptr: int, nfds: int, deadline: int | None) -> int:
         rev = _poll_mask(p, fd, events) & (events | POLLERR | POLLHUP | POLLNVAL)
         struct.pack_into("<h", out, 8 * i + 6, rev)
         ready += bool(rev)
-    if ready or deadline is not None and k.clock_ns >= deadline:
-        p.futex_key, p.wake_at, p.timed_out = None, None, False
-        write_user(k, p, fds_ptr, bytes(out))
-        return ready
-    if deadline is not None:
-        return sleep_until(k, p, deadline)  # 0 when it passes; woken earlier by a pipe change
-    raise Blocked()
+    poll_wait(k, p, ready, deadline)
+    write_user(k, p, fds_ptr, bytes(out))
+    return ready
 
 
 def sys_poll(k, p, fds_ptr, nfds, timeout_ms):
@@ -911,25 +1026,123 @@ def sys_poll(k, p, fds_ptr, nfds, timeout_ms):
     return do_poll(k, p, fds_ptr, nfds, deadline)
 
 
-def _ppoll(k, p, fds_ptr, nfds, tsp, time64: bool):
+def poll_deadline(k, p, tsp: int, fmt: str) -> int | None:
+    """poll_select_set_timeout(): the absolute deadline of a relative timespec (None: no
+    timeout); a call re-executed after a wake-up keeps its first deadline."""
     from elfvm.emu.sys_time import SLEEPING, now_ns
 
-    deadline = None
-    if tsp:
-        if p.futex_key == SLEEPING:
-            deadline = p.wake_at
-        else:
-            fmt, size = ("<qq", 16) if time64 else ("<ii", 8)
-            sec, nsec = struct.unpack(fmt, read_user(k, p, tsp, size))
-            if sec < 0 or not 0 <= nsec < 10**9:
-                return -errno.EINVAL
-            deadline = now_ns(k) + sec * 10**9 + nsec
-    return do_poll(k, p, fds_ptr, nfds, deadline)
+    if not tsp:
+        return None
+    if p.futex_key == SLEEPING:
+        return p.wake_at
+    sec, nsec = struct.unpack(fmt, read_user(k, p, tsp, struct.calcsize(fmt)))
+    if sec < 0 or not 0 <= nsec < 10**9:
+        raise OSError(errno.EINVAL, "")
+    return now_ns(k) + sec * 10**9 + nsec
+
+
+def _time_left(k, p, tsp: int, fmt: str, deadline: int | None) -> None:
+    """poll_select_finish(): the time left goes back to *tsp (a fault there is ignored)."""
+    if deadline is None:
+        return
+    left = max(0, deadline - k.clock_ns)
+    try:
+        write_user(k, p, tsp, struct.pack(fmt, left // 10**9, left % 10**9))
+    except EFault:
+        pass
+
+
+def masked_wait(k, p, umask: int, sigsetsize: int, tsp: int, fmt: str, call) -> int:
+    """ppoll/pselect6: the timeout, the call's signal mask for its duration (set_user_sigmask),
+    the wait, the time left written back, and the old mask restored unless a signal
+    interrupted the call (the handler's frame then carries the old mask; sigreturn restores
+    it)."""
+    deadline = poll_deadline(k, p, tsp, fmt)
+    err = SIG.set_user_sigmask(k, p, umask, sigsetsize)
+    if err:
+        return err
+    try:
+        ret = call(deadline)
+    except Blocked:
+        if SIG.deliverable(p) is not None:  # interrupted now: -ERESTARTNOHAND
+            _time_left(k, p, tsp, fmt, deadline)
+        raise
+    except BaseException:
+        SIG.restore_saved_sigmask(p)
+        raise
+    SIG.restore_saved_sigmask(p)
+    _time_left(k, p, tsp, fmt, deadline)
+    return ret
+
+
+def _ppoll(k, p, fds_ptr, nfds, tsp, sigmask, sigsetsize, time64: bool):
+    return masked_wait(k, p, sigmask, sigsetsize, tsp, "<qq" if time64 else "<ii",
+                       lambda deadline: do_poll(k, p, fds_ptr, nfds, deadline))
 
 
 def sys_ppoll(k, p, fds_ptr, nfds, tsp, sigmask, sigsetsize):
-    return _ppoll(k, p, fds_ptr, nfds, tsp, False)
+    return _ppoll(k, p, fds_ptr, nfds, tsp, sigmask, sigsetsize, False)
 
 
 def sys_ppoll_time64(k, p, fds_ptr, nfds, tsp, sigmask, sigsetsize):
-    return _ppoll(k, p, fds_ptr, nfds, tsp, True)
+    return _ppoll(k, p, fds_ptr, nfds, tsp, sigmask, sigsetsize, True)
+
+
+# ---------------------------------------------------------------- select
+POLLIN_SET = POLLIN | POLLHUP | POLLERR | 0x40 | 0x80       # | EPOLLRDNORM | EPOLLRDBAND
+POLLOUT_SET = POLLOUT | POLLERR | 0x100 | 0x200             # | EPOLLWRNORM | EPOLLWRBAND
+POLLEX_SET = POLLPRI
+NR_OPEN_DEFAULT = 64                     # the first fd table's size (BITS_PER_LONG, 64-bit)
+
+
+def _max_fds(p) -> int:
+    """fdt->max_fds: 64 slots, grown as expand_fdtable() does (powers of two of 128)."""
+    top = max(p.fds, default=0)
+    if top < NR_OPEN_DEFAULT:
+        return NR_OPEN_DEFAULT
+    n = 1
+    while n < top // 128 + 1:
+        n *= 2
+    return 128 * n
+
+
+def do_select(k, p, n: int, sets: tuple[int, int, int], deadline: int | None) -> int:
+    """compat_core_sys_select() + do_select(): fd_set bitmaps of 32-bit words; a descriptor in
+    a set that is not open is EBADF; the sets come back holding only the ready ones."""
+    if s32(n) < 0:
+        return -errno.EINVAL
+    n = min(n, _max_fds(p))
+    nbytes = (n + 31) // 32 * 4
+    want = [int.from_bytes(read_user(k, p, ptr, nbytes), "little") if ptr else 0 for ptr in sets]
+    res, ready = [0, 0, 0], 0
+    for fd in range(n):
+        b = 1 << fd
+        if not (want[0] | want[1] | want[2]) & b:
+            continue
+        if fd not in p.fds:
+            return -errno.EBADF
+        mask = _poll_mask(p, fd, POLLIN | POLLOUT | POLLPRI)
+        for i, bits in enumerate((POLLIN_SET, POLLOUT_SET, POLLEX_SET)):
+            if want[i] & b and mask & bits:
+                res[i] |= b
+                ready += 1
+    poll_wait(k, p, ready, deadline)
+    for ptr, bits in zip(sets, res):
+        if ptr:
+            write_user(k, p, ptr, bits.to_bytes(nbytes, "little"))
+    return ready
+
+
+def _pselect6(k, p, n, inp, outp, exp, tsp, sig, time64: bool):
+    """pselect6(): the sixth argument points at {sigset pointer, sigset size}."""
+    umask, size = struct.unpack("<II", read_user(k, p, sig, 8)) if sig else (0, 0)
+    return masked_wait(k, p, umask, size, tsp, "<qq" if time64 else "<ii",
+                       lambda deadline: do_select(k, p, n, (inp, outp, exp), deadline))
+
+
+def sys_pselect6(k, p, n, inp, outp, exp, tsp, sig):
+    return _pselect6(k, p, n, inp, outp, exp, tsp, sig, False)
+
+
+def sys_pselect6_time64(k, p, n, inp, outp, exp, tsp, sig):
+    return _pselect6(k, p, n, inp, outp, exp, tsp, sig, True)

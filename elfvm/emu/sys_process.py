@@ -354,12 +354,25 @@ def sys_futex_time64(k, p, uaddr, op, val, timeout, uaddr2, val3):
     return do_futex(k, p, uaddr, op, val, timeout, uaddr2, val3, True)
 
 
+ROBUST_HEAD_SIZE = 12                      # sizeof(struct robust_list_head) on i386
+
+
 def sys_set_robust_list(k, p, head, length):
-    """The list itself is glibc's business; the kernel only walks it when a thread dies
-    holding a robust mutex (not modelled: no robust mutex is ever owner-dead here)."""
-    if length != 12:                       # sizeof(struct robust_list_head) on i386
+    """The list is glibc's; the kernel walks it when the thread exits or execs
+    (elfvm.emu.exit.exit_robust_list): mutexes the thread still holds become owner-dead."""
+    if length != ROBUST_HEAD_SIZE:
         return -errno.EINVAL
-    p.robust_list = (head, length)
+    p.robust_list = head
+    return 0
+
+
+def sys_get_robust_list(k, p, pid, head_ptr, len_ptr):
+    """The head registered by task pid (0: the caller)."""
+    t = p if s32(pid) == 0 else k.procs.get(s32(pid))
+    if t is None or t.state in ("zombie", "reaped"):
+        return -errno.ESRCH
+    write_u32(k, p, len_ptr, ROBUST_HEAD_SIZE)
+    write_u32(k, p, head_ptr, t.robust_list)
     return 0
 
 

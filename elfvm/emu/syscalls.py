@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 
 from elfvm.emu import signals as SIG
+from elfvm.emu import sys_epoll as EPOLL
 from elfvm.emu import sys_fs as FS
 from elfvm.emu import sys_info as INFO
 from elfvm.emu import sys_ipc as IPC
@@ -57,7 +58,7 @@ SYSCALLS = {
     295: ("openat", FS.sys_openat, 4),
     300: ("fstatat64", FS.sys_fstatat64, 4), 301: ("unlinkat", FS.sys_unlinkat, 3),
     305: ("readlinkat", FS.sys_readlinkat, 4), 307: ("faccessat", FS.sys_faccessat, 3),
-    311: ("set_robust_list", PROC.sys_set_robust_list, 2), 330: ("dup3", FS.sys_dup3, 3), 331: ("pipe2", FS.sys_pipe2, 2),
+    311: ("set_robust_list", PROC.sys_set_robust_list, 2), 312: ("get_robust_list", PROC.sys_get_robust_list, 3), 330: ("dup3", FS.sys_dup3, 3), 331: ("pipe2", FS.sys_pipe2, 2),
     340: ("prlimit64", PROC.sys_prlimit64, 4), 355: ("getrandom", INFO.sys_getrandom, 3),
     383: ("statx", FS.sys_statx, 5), 386: ("rseq", PROC.sys_rseq, 4),
     395: ("shmget", IPC.sys_shmget, 3), 396: ("shmctl", IPC.sys_shmctl, 3), 397: ("shmat", IPC.sys_shmat, 3),
@@ -103,8 +104,10 @@ SYSCALLS = {
     209: ("getresuid32", PROC.sys_getresuid, 3), 211: ("getresgid32", PROC.sys_getresgid, 3),
     165: ("getresuid", PROC.sys_getresuid, 3), 171: ("getresgid", PROC.sys_getresgid, 3), 208: ("setresuid32", PROC.sys_setresuid, 3),
     210: ("setresgid32", PROC.sys_setresgid, 3), 164: ("setresuid", PROC.sys_setresuid, 3),
-    170: ("setresgid", PROC.sys_setresgid, 3),
+    170: ("setresgid", PROC.sys_setresgid, 3), 436: ("close_range", FS.sys_close_range, 3),
+    308: ("pselect6", FS.sys_pselect6, 6), 413: ("pselect6_time64", FS.sys_pselect6_time64, 6),
 }
+SYSCALLS.update(EPOLL.SYSCALLS)
 SYSCALLS.update(SIG.SYSCALLS)      # kill, tkill, tgkill, rt_sig*, sigreturn, sigaltstack, pause
 
 

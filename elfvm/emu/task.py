@@ -72,6 +72,7 @@ class Process:
     death: Death | None = None
     tls: dict = field(default_factory=dict)           # GDT index -> descriptor bytes
     tid_address: int = 0
+    robust_list: int = 0             # set_robust_list()'s head (struct robust_list_head *)
     mi: int = 0                      # the process's number in the paging model
     set_eax: int | None = None       # return value to put in eax when next scheduled (fork child)
     sigactions: dict = field(default_factory=dict)

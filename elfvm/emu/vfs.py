@@ -97,6 +97,19 @@ class Pipe:
     buf: bytearray = field(default_factory=bytearray)
     readers: int = 0
     writers: int = 0
+    ino: int = 0                    # its pipefs inode number (fstat, /proc/PID/fd's pipe:[N])
+    watchers: list = field(default_factory=list)   # epoll items' ep_poll_callback(key)
+
+    def wake(self, key: int) -> None:
+        """wake_up_interruptible_poll() of its wait queues: writes wake with EPOLLIN, reads
+        with EPOLLOUT, a close with every event (key 0); epoll items watching it hear it."""
+        for callback in list(self.watchers):
+            callback(self, key)
+
+
+def fifo_ino(f: "OpenFile") -> int:
+    """The inode number of a pipe end or of captured stdin/stdout/stderr (a pipe natively)."""
+    return f.pipe.ino if f.pipe is not None else 1000 + id(f.sink) % 1000
 
 
 @dataclass
@@ -111,12 +124,14 @@ class OpenFile:
     sink: object = None             # captured stdout/stderr (GuestOutput); stdin's bytearray
     dir_entries: list | None = None
     refs: int = 1
+    epoll: object = None            # an epoll instance (elfvm.emu.sys_epoll.EventPoll)
 
 
 # drivers/char/mem.c: the memory devices a guest may use (1,3 null; 1,5 zero; 1,7 full;
 # 1,8 random; 1,9 urandom), answered by the emulated kernel, never opened on the host
 MEM_DEVICES = {(1, 3): "null", (1, 5): "zero", (1, 7): "full", (1, 8): "random", (1, 9): "urandom"}
 O_ACCMODE, O_WRONLY, O_RDWR = 3, 1, 2
+PIPE_INO_BASE = 10000
 O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_DIRECTORY = 0o100, 0o200, 0o1000, 0o2000, 0o200000
 
 
@@ -129,6 +144,12 @@ class Vfs:
     whiteouts: set = field(default_factory=set)      # host names the guest removed or renamed
     writes_refused: list = field(default_factory=list)
     save_refused: list = field(default_factory=list)   # (guest path, why) not saved to write_dir
+    pipes_made: int = 0                              # pipefs: the next pipe's inode number
+
+    def new_pipe(self) -> Pipe:
+        """pipe(): a new pipe with both ends open, its inode numbered in creation order."""
+        self.pipes_made += 1
+        return Pipe(readers=1, writers=1, ino=PIPE_INO_BASE + self.pipes_made)
 
     def host_path(self, path: str) -> str:
         """The host path of a guest path (absolute or relative to cwd), kept inside root."""
@@ -136,6 +157,25 @@ class Vfs:
         if self.root in ("/", ""):
             return full
         return os.path.join(self.root, full.lstrip("/"))
+
+    def resolved_host_path(self, gp: str, follow: bool = True) -> str:
+        """The host path of guest path gp with every symbolic link on the way resolved inside
+        root, as a chrooted process sees it (an absolute link target is under the sysroot,
+        never the host's own file); the last component stays a link unless `follow`."""
+        if self.root in ("/", ""):
+            return self.host_path(gp)
+        from elfvm.kernel.binfmt_elf import resolve_in_root
+        from elfvm.kernel.process import ExecFailure
+
+        try:
+            if follow or gp == "/":
+                resolved = resolve_in_root(self.root, gp)
+            else:
+                resolved = os.path.join(resolve_in_root(self.root, os.path.dirname(gp)),
+                                        os.path.basename(gp))
+        except ExecFailure as e:
+            raise VfsError(e.errno) from None
+        return os.path.join(self.root, resolved.lstrip("/"))
 
     def d_path(self, ino: "Inode") -> str:
         """The name /proc/PID/maps shows for a mapped file: the path with symlinks resolved
@@ -166,7 +206,7 @@ class Vfs:
                     raise VfsError(errno.ELOOP)
                 return self.lookup(os.path.join(os.path.dirname(gp), ino.link), True, depth + 1)
             return ino
-        hp = self.host_path(path)
+        hp = self.resolved_host_path(gp, follow)
         try:
             st = os.stat(hp) if follow else os.lstat(hp)
         except OSError as e:
@@ -378,7 +418,7 @@ class Vfs:
                 raise VfsError(errno.EINVAL)
             return ino.link
         try:
-            return os.readlink(self.host_path(gp))
+            return os.readlink(self.resolved_host_path(gp, follow=False))
         except OSError as e:
             raise VfsError(e.errno or errno.EINVAL) from None
 
