@@ -176,7 +176,7 @@ def render_text(r: RunReport, show: tuple[str, ...] = (), limit: int = 50) -> st
         out.append("")
         ev = r.events[:limit]
         out.append(tabulate([(e["seq"], e["pid"], f"{e['address']:#010x}", e["access"], e["kind"],
-                              e["handler"], f"{e['eip']:#010x}", e["symbol"] or "", e["mapped"],
+                              e["handler"], f"{e['eip']:#010x}", r.symbol_at(e["eip"]) or "", e["mapped"],
                               "kernel" if e["kernel"] else "") for e in ev],
                             headers=["#", "pid", "address", "access", "kind", "handler", "eip",
                                      "symbol", "mapped", "by"]))
