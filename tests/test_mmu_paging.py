@@ -67,6 +67,30 @@ def test_a_freed_frame_is_reused_first():
         a.free(0x1000)                              # never allocated (reserved: the BIOS area)
 
 
+def test_a_frame_of_a_contiguous_allocation_is_freed_once():
+    a = FrameAllocator(RAM)
+    first = a.alloc("block", frames=4)
+    a.free(first + 0x2000)                          # the middle of the block
+    assert a.alloc("one") == first + 0x2000         # reused first, as any freed frame
+    a.free(first)
+    a.free(first + 0x3000)
+    for addr in (first, first + 0x3000, first + 0x4000, first + 0x800):
+        with pytest.raises(ValueError):             # freed already, past the block, unaligned
+            a.free(addr)
+    a.free(first + 0x1000)
+    assert a.runs == []
+
+
+def test_walk_page_range_lists_every_entry_in_range():
+    pt, _ = tables("i386")
+    pages = [0x08048000, 0x08049000, 0x0804A000 + (600 << 12), 0xBFFFF000]
+    for va in pages:
+        pt.map(va, 0x200000 + (va & 0xFFFFF000) % (64 << 20), E.PAGE_KERNEL, level=1, user=True)
+    assert [va for va, _ in pt.ptes(0, 1 << 32)] == pages
+    assert [va for va, _ in pt.ptes(0x08049000, 0x0804A000 + (601 << 12))] == pages[1:3]
+    assert [va for va, _ in pt.ptes(0x08049001, 0x0804A000 + (600 << 12))] == pages[1:2]   # from the page of start
+
+
 def test_large_pages():
     pt, _ = tables("i386")
     pt.map(0xC0400000, 0x400000, E.PAGE_KERNEL | E.PS, level=0, user=False)

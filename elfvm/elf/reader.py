@@ -28,6 +28,8 @@ EM_386, EM_486, EM_X86_64 = 3, 6, 62
 PT_NULL, PT_LOAD, PT_DYNAMIC, PT_INTERP, PT_NOTE, PT_SHLIB, PT_PHDR, PT_TLS = range(8)
 PT_GNU_STACK = 0x6474E551
 PF_X, PF_W, PF_R = 1, 2, 4
+SHDR_SIZE = 40                  # sizeof(Elf32_Shdr)
+SHT_NOBITS, SHF_ALLOC, SHN_XINDEX = 8, 2, 0xFFFF
 
 PT_NAMES = {
     0: "NULL", 1: "LOAD", 2: "DYNAMIC", 3: "INTERP", 4: "NOTE", 5: "SHLIB", 6: "PHDR", 7: "TLS",
@@ -67,7 +69,9 @@ class Ehdr:
     e_phentsize: int
     e_phnum: int
     e_shoff: int
+    e_shentsize: int
     e_shnum: int
+    e_shstrndx: int
 
     @property
     def has_magic(self) -> bool:
@@ -113,7 +117,8 @@ def parse_ehdr(buf: bytes) -> Ehdr:
     return Ehdr(ident=buf[:16], e_type=_num(h.e_type, ENUM_E_TYPE),
                 e_machine=_num(h.e_machine, ENUM_E_MACHINE), e_entry=h.e_entry,
                 e_phoff=h.e_phoff, e_phentsize=h.e_phentsize, e_phnum=h.e_phnum,
-                e_shoff=h.e_shoff, e_shnum=h.e_shnum)
+                e_shoff=h.e_shoff, e_shentsize=h.e_shentsize, e_shnum=h.e_shnum,
+                e_shstrndx=h.e_shstrndx)
 
 
 def parse_phdrs(table: bytes) -> list[Phdr]:
@@ -186,19 +191,41 @@ class ElfFile:
         except Exception:      # garbage that the kernel accepts need not parse as a whole file
             return None
 
+    def shdr(self, n: int):
+        """Section header `n` (pyelftools' Elf32_Shdr), or None when it is not inside the file."""
+        h = self.ehdr
+        off = h.e_shoff + n * h.e_shentsize
+        raw = self.read_at(off, SHDR_SIZE)
+        return _structs().Elf_Shdr.parse(raw) if len(raw) == SHDR_SIZE else None
+
+    def cstring(self, offset: int) -> str:
+        """The NUL-terminated string at `offset` ('' outside the file or without its NUL)."""
+        end = self.data.find(b"\0", offset) if 0 <= offset < self.size else -1
+        return self.data[offset:end].decode("utf-8", errors="replace") if end > 0 else ""
+
     @cached_property
     def sections(self) -> list[Section]:
-        ef = self._elffile
+        """The section-header table, read as the program headers are: pyelftools' Elf32_Shdr at
+        e_shoff, e_shnum entries of e_shentsize (0: section 0's sh_size, as ELFFile counts),
+        names from the e_shstrndx table (SHN_XINDEX: section 0's sh_link).
+
+        Only the headers are read: ELFFile's import and its per-type section objects cost more
+        than a whole layout. An entry outside the file ends the list; a name outside the file or
+        without its NUL is empty."""
+        h = self.ehdr
+        first = self.shdr(0) if h.e_shoff and h.e_shentsize >= SHDR_SIZE else None
+        if first is None:
+            return []
+        strndx = h.e_shstrndx if h.e_shstrndx != SHN_XINDEX else first["sh_link"]
+        strtab = self.shdr(strndx)
         out: list[Section] = []
-        if ef is None:
-            return out
-        try:
-            for s in ef.iter_sections():
-                flags = s["sh_flags"]
-                out.append(Section(s.name, s["sh_addr"], s["sh_size"], bool(flags & 2),
-                                   s["sh_type"] == "SHT_NOBITS"))
-        except Exception:
-            return out
+        for i in range(h.e_shnum or first["sh_size"]):
+            s = self.shdr(i)
+            if s is None:
+                break
+            name = self.cstring(strtab["sh_offset"] + s["sh_name"]) if strtab is not None else ""
+            out.append(Section(name, s["sh_addr"], s["sh_size"], bool(s["sh_flags"] & SHF_ALLOC),
+                               s["sh_type"] in ("SHT_NOBITS", SHT_NOBITS)))
         return out
 
     @cached_property

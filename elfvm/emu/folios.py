@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from elfvm.emu.vfs import Inode
 from elfvm.errors import UsageError
-from elfvm.host import pagecache
 
 SOURCES = ("model", "live")
 
@@ -31,13 +30,15 @@ class PageCacheFolios:
         if source not in SOURCES:
             raise UsageError(f"--page-cache {source!r}: choose model or live")
         if source == "live":
+            from elfvm.host import pagecache        # only live reads the host's page cache
+
             try:
                 pagecache.check_readable()
             except pagecache.PageCacheUnreadable as e:
                 raise UsageError(f"--page-cache live: {e}") from None
         self.source = source
         self.whole = whole
-        self.layouts: dict[tuple, pagecache.FolioLayout | None] = {}
+        self.layouts: dict[tuple, object] = {}   # host.pagecache.FolioLayout or None
         self.unreadable: dict[str, str] = {}            # host path -> why the model was used
 
     def folio_of(self, ino: Inode):
@@ -45,6 +46,8 @@ class PageCacheFolios:
             return _small
         key = ino.key()
         if key not in self.layouts:
+            from elfvm.host import pagecache
+
             try:
                 self.layouts[key] = pagecache.folio_layout(ino.host)
             except OSError as e:

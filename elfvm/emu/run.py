@@ -93,6 +93,10 @@ class RunReport:
     warnings: list[str] = field(default_factory=list)   # shown whatever the format (stderr with JSON)
     fault_around: str = ""               # the fault-around rule and folio source used
     timeline: object = None              # elfvm.sim.timeline.Timeline with timeline_bins (--svg)
+    symbols: object = None               # eip -> `symbol+off`, tables read when first asked
+
+    def symbol_at(self, eip: int | None) -> str | None:
+        return self.symbols.at(eip) if self.symbols is not None else None
 
     @property
     def stdout(self) -> bytes:
@@ -449,8 +453,8 @@ def build_report(k, first, argv, opts: RunOptions, result) -> RunReport:
                     "pages": (ln.end - ln.start) >> 12, "resident": resident})
     syms = _Symbolizer(result)
     events = [{"seq": e.seq, "pid": e.pid, "address": e.addr, "access": e.access, "kind": e.kind,
-               "handler": e.handler, "eip": e.eip, "symbol": syms.at(e.eip), "mapped": e.mapped,
-               "kernel": e.kernel} for e in k.events]
+               "handler": e.handler, "eip": e.eip, "mapped": e.mapped, "kernel": e.kernel}
+              for e in k.events]
     notes = list(getattr(result, "notes", []))
     warnings = [f"--write-dir: {gp} not saved: {why}" for gp, why in k.vfs.save_refused]
     fault_around = k.folios.describe() if opts.fault_model == "linux" else ""
@@ -475,7 +479,7 @@ def build_report(k, first, argv, opts: RunOptions, result) -> RunReport:
         death=_death_dict(k, first.death, syms), fault_model=opts.fault_model,
         trace_files=list(k.trace.paths) if k.trace is not None else [], notes=notes,
         warnings=warnings, fault_around=fault_around,
-        timeline=timeline)
+        timeline=timeline, symbols=syms)
 
 
 def process_label(q) -> str:
@@ -517,30 +521,30 @@ def _death_dict(k, d, syms=None) -> dict | None:
 
 
 class _Symbolizer:
-    """eip -> `symbol+off` through the images' symbol tables (elfvm.mmu.symbols)."""
+    """eip -> `symbol+off` through the images' symbol tables (elfvm.mmu.symbols). An image's
+    table is read the first time an address falls inside it: a report that names no eip (no
+    death, no `--show events`) parses no symbol table."""
 
     def __init__(self, result):
-        self.images = []
-        try:
-            from elfvm.mmu.symbols import Image
-        except ImportError:           # pragma: no cover
-            return
-        for img in result.images.values():
-            try:
-                self.images.append((img, Image(img.display.path, img.file, img.load_bias)))
-            except Exception:          # pragma: no cover - a stripped or odd file
-                continue
-        self.vmas = result.mm
+        self.images = list(result.images.values())
+        self.tables: dict[int, object] = {}
 
     def at(self, addr: int | None) -> str | None:
         if addr is None:
             return None
-        for img, im in self.images:
+        for img in self.images:
             lo = img.load_bias + min((ph.p_vaddr for ph in img.phdrs if ph.p_type == 1), default=0)
             hi = img.load_bias + max((ph.p_vaddr + ph.p_memsz for ph in img.phdrs if ph.p_type == 1), default=0)
             if lo <= addr < hi:
                 try:
-                    return im.symbol_at(addr)
-                except Exception:      # pragma: no cover
+                    return self.table(img).symbol_at(addr)
+                except Exception:      # pragma: no cover - a stripped or odd file
                     return None
         return None
+
+    def table(self, img):
+        if id(img) not in self.tables:
+            from elfvm.mmu.symbols import Image
+
+            self.tables[id(img)] = Image(img.display.path, img.file, img.load_bias)
+        return self.tables[id(img)]

@@ -16,7 +16,6 @@ import stat as stat_mod
 import tempfile
 from dataclasses import dataclass, field
 
-from elfvm.emu.writedir import WriteDir
 
 
 class VfsError(Exception):
@@ -428,6 +427,8 @@ class Vfs:
         A file that cannot be saved safely is listed in `save_refused` with the reason."""
         if not self.write_dir:
             return []
+        from elfvm.emu.writedir import WriteDir     # only a run with --write-dir saves
+
         wd = WriteDir(self.write_dir)
         saved = []
         for gp, ino in sorted(self.overlay.items()):    # parents sort before their entries

@@ -29,7 +29,6 @@ from elfvm.kernel.process import (
     AT, AuxEntry, ExecFailure, ExecResult, InterpInfo, StackInfo, StackString, Verdict,
 )
 from elfvm.kernel.profile import Profile
-from elfvm.mm.fault import expand_stack
 from elfvm.mm.vma import (
     PAGE_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE, U64, FileRef, Mm, MmError, Vma, page_align,
     page_offset, page_start,
@@ -445,6 +444,8 @@ class Loader:
         if v is None or not v.growsdown:
             why = f"{addr:#x} is in no VMA and the VMA above it is not the stack"
         else:
+            from elfvm.mm.fault import expand_stack     # only here: layout need not import it
+
             why = expand_stack(self.mm, v, addr, self.req.rlimit_stack)
         if why:
             raise self.kill(errno.EFAULT, "create_elf_tables", why)

@@ -10,8 +10,6 @@ null, and the table says why; `--exact-tlb` (or `--emit-trace`) fills them in.
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 
 from elfvm.emu.run import RunReport
@@ -34,6 +32,8 @@ def _stats_json(s, exact: bool) -> dict:
 
 
 def report_dict(r: RunReport) -> dict:
+    import base64          # JSON only: the table does not pay for it
+
     d = _stats_json(r.stats, r.exact)
     d["pages_touched"] = r.pages_touched
     d["processes"] = [_stats_json(s, r.exact) for s in r.process_stats]
@@ -55,6 +55,8 @@ def report_dict(r: RunReport) -> dict:
 
 
 def render_json(r: RunReport) -> str:
+    import json
+
     return json.dumps(report_dict(r), indent=2)
 
 
@@ -176,7 +178,7 @@ def render_text(r: RunReport, show: tuple[str, ...] = (), limit: int = 50) -> st
         out.append("")
         ev = r.events[:limit]
         out.append(tabulate([(e["seq"], e["pid"], f"{e['address']:#010x}", e["access"], e["kind"],
-                              e["handler"], f"{e['eip']:#010x}", e["symbol"] or "", e["mapped"],
+                              e["handler"], f"{e['eip']:#010x}", r.symbol_at(e["eip"]) or "", e["mapped"],
                               "kernel" if e["kernel"] else "") for e in ev],
                             headers=["#", "pid", "address", "access", "kind", "handler", "eip",
                                      "symbol", "mapped", "by"]))
