@@ -135,9 +135,9 @@ def entry(signature: str):
 _DTYPES = {"i8": "int64", "i4": "int32", "u1": "uint8"}
 
 
-def _array_args(signature: str) -> list[tuple[str, int] | None]:
-    """(dtype, ndim) of each array argument of a signature like 'i8(i4[:], u1[:, :], i8)'
-    (None for a scalar), without importing numba."""
+def _array_args(signature: str) -> list[tuple[str, int, bool] | None]:
+    """(dtype, ndim, C-contiguous required) of each array argument of a signature like
+    'i8(i4[::1], u1[:, :], i8)' (None for a scalar), without importing numba."""
     end = signature.rindex(")")
     start, depth = end, 0
     while True:                          # the "(" that matches the last ")" (the return type
@@ -150,7 +150,7 @@ def _array_args(signature: str) -> list[tuple[str, int] | None]:
     for ch in args + ",":
         if ch == "," and depth == 0:
             t = cur.strip()
-            out.append((_DTYPES[t[:t.index("[")]], t.count(":")) if "[" in t else None)
+            out.append((_DTYPES[t[:t.index("[")]], t.count(",") + 1, "::1" in t) if "[" in t else None)
             cur = ""
             continue
         depth += ch == "["
@@ -160,12 +160,14 @@ def _array_args(signature: str) -> list[tuple[str, int] | None]:
 
 
 def _checked(aot, fn, signature: str):
-    """A wrapper that checks every array argument's dtype and rank against the signature."""
+    """A wrapper that checks every array argument's dtype, rank and (for a '::1' layout)
+    C-contiguity against the signature."""
     want = _array_args(signature)
 
     def call(*a):
         for i, (x, w) in enumerate(zip(a, want)):
-            if w is not None and (str(getattr(x, "dtype", None)) != w[0] or x.ndim != w[1]):
+            if w is not None and (str(getattr(x, "dtype", None)) != w[0] or x.ndim != w[1]
+                                  or (w[2] and not x.flags.c_contiguous)):
                 raise TypeError(f"{fn.__name__}: argument {i} is {getattr(x, 'dtype', type(x))} "
                                 f"{getattr(x, 'ndim', '')}-d, the signature says {w}")
         return aot(*a)

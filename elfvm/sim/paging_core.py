@@ -79,7 +79,7 @@ def _slot_of(proc, vpn, mask):
     return h & mask
 
 
-@entry("i8(i4[:], i8[:], i4[:], i8, i8[:], i8[:], i8[:], i8[:], i8[:], i8[:])")
+@entry("i8(i4[::1], i8[::1], i4[::1], i8, i8[::1], i8[::1], i8[::1], i8[::1], i8[::1], i8[::1])")
 def resolve(procs, vpns, ids, start, keys_proc, keys_vpn, vals, page_proc, page_vpn, count):
     """Map each (procs[i], vpns[i]) to a dense page id, new pages numbered in order of first use.
 
@@ -315,13 +315,21 @@ def _page_fault(p, proc, t, pages, page_proc, frames, tlb, tree, free, counters,
     return f
 
 
-@entry("void(i4[:], u1[:], i8[:], i8[:, :], i8[:], i8[:], i8[:, :], i8[:, :, :], i8[:], i8[:], i8[:, :], i8[:], i8[:], i8[:, :])")
+@entry("void(i4[::1], u1[::1], i8[::1], i8[:, ::1], i8[::1], i8[::1], i8[:, ::1], i8[:, :, ::1], i8[::1], i8[::1], i8[:, ::1], i8[::1], i8[::1], i8[:, ::1])")
 def simulate(ids, flags, nexts, pages, page_proc, page_vpn, frames, tlb, tree, free, counters,
              sc, prm, events):
     """Run references ids[i] (page ids) with flags[i] (WRITE=1, INSTR=2) through the model.
 
     nexts[i] is the index of the next reference to the same page (OPT only; empty otherwise).
+    The references, hits and misses of the current process and the last reference's
+    S_LAST_* slots are kept in locals and stored when the process changes and at the end (no
+    other code reads them meanwhile); a reference to the page (and TLB) of the one before, with
+    no fault between, is a TLB hit with nothing else to move (LRU: the frame is already the
+    most recent).
     """
+    n = ids.shape[0]
+    if n == 0:
+        return
     policy = prm[R_POLICY]
     entries = prm[R_TLB_ENTRIES]
     ways = prm[R_TLB_WAYS]
@@ -331,48 +339,98 @@ def simulate(ids, flags, nexts, pages, page_proc, page_vpn, frames, tlb, tree, f
     tsize = prm[R_TREE]
     cur = sc[S_CUR]
     t = sc[S_T]
-    for i in range(ids.shape[0]):
+    refs = 0
+    hits = 0
+    misses = 0
+    last_p = -1
+    last_which = -1
+    last_e = 0
+    f = 0
+    hit = 0
+    kind = -1
+    same_ok = entries > 0 and policy != 3
+    for i in range(n):
         p = np.int64(ids[i])
         fl = flags[i]
+        which = 1 if (split != 0 and (fl & 2) != 0) else 0
+        if p == last_p and which == last_which and same_ok:
+            refs += 1
+            hits += 1
+            tlb[which, last_e, T_STAMP] = t
+            if (fl & 1) != 0:
+                frames[f, F_DIRTY] = 1
+            hit = 1
+            kind = -1
+            t += 1
+            continue
         proc = page_proc[p]
         if proc != cur:
             if cur >= 0:
+                counters[cur, C_REFS] += refs
+                counters[cur, C_HITS] += hits
+                counters[cur, C_MISSES] += misses
                 sc[S_SWITCHES] += 1
                 counters[proc, C_SWITCH_IN] += 1
                 if asid == 0:
                     tlb_flush(tlb, pages)
+            refs = 0
+            hits = 0
+            misses = 0
             cur = proc
             sc[S_CUR] = proc
-        counters[proc, C_REFS] += 1
-        which = 1 if (split != 0 and (fl & 2) != 0) else 0
-        sc[S_LAST_KIND] = -1
-        if pages[p, P_SLOT + which] >= 0:
-            counters[proc, C_HITS] += 1
-            tlb[which, pages[p, P_SLOT + which], T_STAMP] = t
+        refs += 1
+        kind = -1
+        e = pages[p, P_SLOT + which]
+        if e >= 0:
+            hits += 1
+            tlb[which, e, T_STAMP] = t
             f = pages[p, P_FRAME]
-            sc[S_LAST_HIT] = 1
+            hit = 1
         else:
-            counters[proc, C_MISSES] += 1
-            sc[S_LAST_HIT] = 0
+            misses += 1
+            hit = 0
             f = pages[p, P_FRAME]
             if f < 0:
                 f = _page_fault(p, proc, t, pages, page_proc, frames, tlb, tree, free, counters,
                                 sc, prm, events)
+                kind = sc[S_LAST_KIND]
             if entries > 0:
                 _tlb_fill(tlb, pages, which, p, page_vpn[p], t, sets, ways)
+            e = pages[p, P_SLOT + which]
         if (fl & 1) != 0:
             frames[f, F_DIRTY] = 1
         frames[f, F_REF] = 1
         if policy == 1:
-            if sc[S_TAIL] != f:
-                _list_remove(frames, sc, f)
-                _list_append(frames, sc, f)
+            tail = sc[S_TAIL]
+            if tail != f:
+                # _list_remove + _list_append written out: a call passing arrays costs more
+                # (numba's reference counting) than this move to the most-recent end
+                prv = frames[f, F_PREV]
+                nxt = frames[f, F_NEXT]
+                if prv >= 0:
+                    frames[prv, F_NEXT] = nxt
+                else:
+                    sc[S_HEAD] = nxt
+                frames[nxt, F_PREV] = prv           # f is not the tail: nxt >= 0
+                frames[f, F_PREV] = tail
+                frames[f, F_NEXT] = -1
+                frames[tail, F_NEXT] = f
+                sc[S_TAIL] = f
         elif policy == 3:
             frames[f, F_KEY] = nexts[i]
             _tree_update(tree, frames, tsize, f)
-        sc[S_LAST_FRAME] = f
+        last_p = p
+        last_which = which
+        last_e = e
         t += 1
-        sc[S_T] = t
+    if cur >= 0:
+        counters[cur, C_REFS] += refs
+        counters[cur, C_HITS] += hits
+        counters[cur, C_MISSES] += misses
+    sc[S_T] = t
+    sc[S_LAST_HIT] = hit
+    sc[S_LAST_KIND] = kind
+    sc[S_LAST_FRAME] = f
 
 
 @entry("i8(i8, i8[:, :], i8[:, :], i8[:, :, :], i8[:], i8[:], i8[:], i8[:])")

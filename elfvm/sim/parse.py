@@ -162,10 +162,7 @@ def _record(buf, s, e, fmt, max_addr):
     return 0, addr, 1, fl, 0
 
 
-_HEXV = np.full(256, -1, dtype=np.int8)          # lower-case hex digit values (the fast path's)
-_HEXV[48:58] = np.arange(10)
-_HEXV[97:103] = np.arange(10, 16)
-FAST_LINE = 64                                   # the fast path only runs this far from the end
+FAST_LINE = 64                                   # the fast path's longest line
 
 
 @njit
@@ -173,16 +170,18 @@ def _lackey_run(buf, i, n, max_addr, shift, out_vpn, out_flags, k, st):
     """Consecutive common well-formed lackey lines in one tight loop (most of a trace): returns
     (position, references written) at the first line it leaves to the careful path (anything
     unusual, an error to explain, a record whose pages do not fit the output, the last
-    FAST_LINE bytes of the buffer). The same rules as `_record`, for ' I|L|S|M hex,dec' lines."""
+    2 * FAST_LINE bytes of the buffer). The same rules as `_record`, for ' I|L|S|M hex,dec'
+    lines. A line is at most FAST_LINE bytes here and the digit loops stop by their count, so
+    no read goes past the next FAST_LINE bytes. Indexes are cast to unsigned where they index
+    (they are never negative): numba then leaves out its negative-index wraparound."""
     cap = out_vpn.shape[0]
-    hexv = _HEXV
     lines = 0
-    while i + FAST_LINE < n:
+    while i + 2 * FAST_LINE < n:
         lim = i + FAST_LINE
         j = i
-        while buf[j] == 32 and j < lim:
+        while buf[np.uint64(j)] == 32 and j < lim:
             j += 1
-        c = buf[j]
+        c = int(buf[np.uint64(j)])
         if c == 73:
             fl = 2
         elif c == 76:
@@ -192,34 +191,42 @@ def _lackey_run(buf, i, n, max_addr, shift, out_vpn, out_flags, k, st):
         else:
             break
         j += 1
-        if buf[j] != 32:
+        if buf[np.uint64(j)] != 32:
             break
-        while buf[j] == 32 and j < lim:
+        while buf[np.uint64(j)] == 32 and j < lim:
             j += 1
+        if j >= lim:
+            break
         v = 0
-        nd = 0
-        d = hexv[buf[j]]
-        while d >= 0 and j < lim:
-            v = v * 16 + d
-            nd += 1
+        h = j
+        while True:                                # lower-case hex digits (at most 16 read:
+            c = int(buf[np.uint64(j)])                  # the buffer goes on FAST_LINE bytes)
+            if 48 <= c <= 57:
+                v = v * 16 + (c - 48)
+            elif 97 <= c <= 102:
+                v = v * 16 + (c - 87)
+            else:
+                break
             j += 1
-            d = hexv[buf[j]]
-        if nd == 0 or nd > 15 or buf[j] != 44 or j >= lim:
+            if j - h > 15:
+                break
+        nd = j - h
+        if nd == 0 or nd > 15 or buf[np.uint64(j)] != 44 or j >= lim:
             break
         j += 1
         size = 0
-        nd = 0
-        c = buf[j]
-        while 48 <= c <= 57 and j < lim:
+        h = j
+        c = int(buf[np.uint64(j)])
+        while 48 <= c <= 57 and j - h < 10:
             size = size * 10 + (c - 48)
-            nd += 1
             j += 1
-            c = buf[j]
+            c = int(buf[np.uint64(j)])
+        nd = j - h
         if nd == 0 or nd > 9 or j >= lim:
             break
         if c == 13:
             j += 1
-            c = buf[j]
+            c = int(buf[np.uint64(j)])
         if c != 10:
             break
         if size == 0:
@@ -231,8 +238,8 @@ def _lackey_run(buf, i, n, max_addr, shift, out_vpn, out_flags, k, st):
         if k + (b - a) >= cap:
             break
         while a <= b:
-            out_vpn[k] = a
-            out_flags[k] = fl
+            out_vpn[np.uint64(k)] = a
+            out_flags[np.uint64(k)] = fl
             k += 1
             a += 1
         i = j + 1
@@ -260,7 +267,7 @@ def _emit_pages(v, last, fl, out_vpn, out_flags, k, st):
     return k
 
 
-@entry("UniTuple(i8, 3)(u1[:], i8, i8, i8, i8, i8, i8, i8, i8[:], u1[:], i8[:])")
+@entry("UniTuple(i8, 3)(u1[::1], i8, i8, i8, i8, i8, i8, i8, i8[::1], u1[::1], i8[::1])")
 def parse_lines(buf, n, pos, final, fmt, shift, max_addr, skip_bad, out_vpn, out_flags, st):
     """Parse the lines of buf[pos:n] into (page, flags) references.
 
