@@ -167,51 +167,51 @@ FAST_LINE = 64                                   # the fast path's longest line
 
 @njit
 def _lackey_run(buf, i, n, max_addr, shift, out_vpn, out_flags, k, st):
-    """Consecutive common well-formed lackey lines in one tight loop (most of a trace): returns
-    (position, references written) at the first line it leaves to the careful path (anything
-    unusual, an error to explain, a record whose pages do not fit the output, the last
-    2 * FAST_LINE bytes of the buffer). The same rules as `_record`, for ' I|L|S|M hex,dec'
-    lines. A line is at most FAST_LINE bytes here and the digit loops stop by their count, so
-    no read goes past the next FAST_LINE bytes. Indexes are cast to unsigned where they index
-    (they are never negative): numba then leaves out its negative-index wraparound."""
+    """Consecutive well-formed lackey lines as valgrind writes them (``I  hex,dec`` and
+    `` L|S|M hex,dec``: the address always at the fourth byte) in one tight loop, most of a
+    trace: returns (position, references written) at the first line it leaves to the careful
+    path (any other spacing, anything unusual, an error to explain, a record whose pages do
+    not fit the output, the last 2 * FAST_LINE bytes of the buffer). The same rules as
+    `_record`. The record kind is read at fixed offsets (no loop over spaces), the digit
+    loops stop by their count (no read goes more than FAST_LINE bytes ahead), and indexes are
+    cast to unsigned where they index (numba then leaves out its negative-index wraparound)."""
     cap = out_vpn.shape[0]
     lines = 0
     while i + 2 * FAST_LINE < n:
-        lim = i + FAST_LINE
-        j = i
-        while buf[np.uint64(j)] == 32 and j < lim:
-            j += 1
-        c = int(buf[np.uint64(j)])
-        if c == 73:
+        c0 = int(buf[np.uint64(i)])
+        c1 = int(buf[np.uint64(i + 1)])
+        if int(buf[np.uint64(i + 2)]) != 32:
+            break
+        if c0 == 73 and c1 == 32:                  # "I  "
             fl = 2
-        elif c == 76:
+        elif c0 == 32 and c1 == 76:                # " L "
             fl = 0
-        elif c == 83 or c == 77:
+        elif c0 == 32 and (c1 == 83 or c1 == 77):  # " S ", " M "
             fl = 1
         else:
             break
-        j += 1
-        if buf[np.uint64(j)] != 32:
-            break
-        while buf[np.uint64(j)] == 32 and j < lim:
-            j += 1
-        if j >= lim:
-            break
+        h = i + 3
+        j = h
         v = 0
-        h = j
-        while True:                                # lower-case hex digits (at most 16 read:
-            c = int(buf[np.uint64(j)])                  # the buffer goes on FAST_LINE bytes)
-            if 48 <= c <= 57:
-                v = v * 16 + (c - 48)
-            elif 97 <= c <= 102:
-                v = v * 16 + (c - 87)
-            else:
+        bad = 0
+        c = int(buf[np.uint64(j)])
+        while c != 44:                             # ','
+            d = c - 48
+            if d > 9:
+                d = (c | 32) - 87
+                if d < 10 or d > 15:
+                    bad = 1
+                    break
+            elif d < 0:
+                bad = 1
                 break
+            v = v * 16 + d
             j += 1
             if j - h > 15:
+                bad = 1
                 break
-        nd = j - h
-        if nd == 0 or nd > 15 or buf[np.uint64(j)] != 44 or j >= lim:
+            c = int(buf[np.uint64(j)])
+        if bad == 1 or j == h:
             break
         j += 1
         size = 0
@@ -222,7 +222,7 @@ def _lackey_run(buf, i, n, max_addr, shift, out_vpn, out_flags, k, st):
             j += 1
             c = int(buf[np.uint64(j)])
         nd = j - h
-        if nd == 0 or nd > 9 or j >= lim:
+        if nd == 0 or nd > 9:
             break
         if c == 13:
             j += 1
