@@ -89,37 +89,44 @@ def resolve(procs, vpns, ids, start, keys_proc, keys_vpn, vals, page_proc, page_
     mask = keys_proc.shape[0] - 1
     limit = (mask + 1) >> 1
     n = vpns.shape[0]
-    last_proc = -1
-    last_vpn = -1
-    last_id = -1
+    # the last two distinct pages (a trace alternates between its code page and a data page)
+    p1 = -1
+    v1 = -1
+    id1 = -1
+    p2 = -1
+    v2 = -1
+    id2 = -1
     for i in range(start, n):
-        proc = np.int64(procs[i])
-        vpn = vpns[i]
-        if vpn == last_vpn and proc == last_proc:
-            ids[i] = last_id
+        u = np.uint64(i)                   # unsigned: no negative-index wraparound
+        proc = np.int64(procs[u])
+        vpn = vpns[u]
+        if vpn == v1 and proc == p1:
+            ids[u] = id1
+            continue
+        if vpn == v2 and proc == p2:
+            ids[u] = id2
+            p2, v2, id2, p1, v1, id1 = p1, v1, id1, p2, v2, id2
             continue
         h = _slot_of(proc, vpn, mask)
-        while True:
-            kp = keys_proc[h]
-            if kp < 0:
-                if count[0] >= limit:
-                    return i
-                pid = count[0]
-                count[0] = pid + 1
-                keys_proc[h] = proc
-                keys_vpn[h] = vpn
-                vals[h] = pid
-                page_proc[pid] = proc
-                page_vpn[pid] = vpn
-                break
-            if kp == proc and keys_vpn[h] == vpn:
-                pid = vals[h]
-                break
+        kp = keys_proc[h]
+        while kp >= 0 and not (kp == proc and keys_vpn[h] == vpn):
             h = (h + 1) & mask
-        ids[i] = pid
-        last_proc = proc
-        last_vpn = vpn
-        last_id = pid
+            kp = keys_proc[h]
+        if kp < 0:
+            if count[0] >= limit:
+                return i
+            pid = count[0]
+            count[0] = pid + 1
+            keys_proc[h] = proc
+            keys_vpn[h] = vpn
+            vals[h] = pid
+            page_proc[pid] = proc
+            page_vpn[pid] = vpn
+        else:
+            pid = vals[h]
+        ids[u] = pid
+        p2, v2, id2 = p1, v1, id1
+        p1, v1, id1 = proc, vpn, pid
     return n
 
 
