@@ -162,6 +162,10 @@ def _record(buf, s, e, fmt, max_addr):
     return 0, addr, 1, fl, 0
 
 
+_HEXV = np.full(256, -1, dtype=np.int8)          # a hex digit's value (either case), else -1
+_HEXV[48:58] = np.arange(10)
+_HEXV[97:103] = np.arange(10, 16)
+_HEXV[65:71] = np.arange(10, 16)
 FAST_LINE = 64                                   # the fast path's longest line
 
 
@@ -172,9 +176,11 @@ def _lackey_run(buf, i, n, max_addr, shift, out_vpn, out_flags, k, st):
     trace: returns (position, references written) at the first line it leaves to the careful
     path (any other spacing, anything unusual, an error to explain, a record whose pages do
     not fit the output, the last 2 * FAST_LINE bytes of the buffer). The same rules as
-    `_record`. The record kind is read at fixed offsets (no loop over spaces), the digit
-    loops stop by their count (no read goes more than FAST_LINE bytes ahead), and indexes are
-    cast to unsigned where they index (numba then leaves out its negative-index wraparound)."""
+    `_record`. The record kind is read at fixed offsets (no loop over spaces); an address of
+    8 digits (valgrind's %08lx) is read without a loop and a hex digit's value comes from a
+    table (no branch on digit or letter, which the data would make unpredictable); the digit
+    loops stop by their count (no read goes more than FAST_LINE bytes ahead); indexes are cast
+    to unsigned where they index (numba then leaves out its negative-index wraparound)."""
     cap = out_vpn.shape[0]
     lines = 0
     while i + 2 * FAST_LINE < n:
@@ -194,15 +200,25 @@ def _lackey_run(buf, i, n, max_addr, shift, out_vpn, out_flags, k, st):
         j = h
         v = 0
         bad = 0
-        c = int(buf[np.uint64(j)])
+        if int(buf[np.uint64(h + 8)]) == 44:      # 8 digits (%08lx): no loop, no branch per digit
+            d0 = int(_HEXV[np.uint64(buf[np.uint64(h)])])
+            d1 = int(_HEXV[np.uint64(buf[np.uint64(h + 1)])])
+            d2 = int(_HEXV[np.uint64(buf[np.uint64(h + 2)])])
+            d3 = int(_HEXV[np.uint64(buf[np.uint64(h + 3)])])
+            d4 = int(_HEXV[np.uint64(buf[np.uint64(h + 4)])])
+            d5 = int(_HEXV[np.uint64(buf[np.uint64(h + 5)])])
+            d6 = int(_HEXV[np.uint64(buf[np.uint64(h + 6)])])
+            d7 = int(_HEXV[np.uint64(buf[np.uint64(h + 7)])])
+            if (d0 | d1 | d2 | d3 | d4 | d5 | d6 | d7) < 0:
+                break
+            v = (((((((d0 << 4 | d1) << 4 | d2) << 4 | d3) << 4 | d4) << 4 | d5) << 4 | d6) << 4) | d7
+            j = h + 8
+            c = 44
+        else:
+            c = int(buf[np.uint64(j)])
         while c != 44:                             # ','
-            d = c - 48
-            if d > 9:
-                d = (c | 32) - 87
-                if d < 10 or d > 15:
-                    bad = 1
-                    break
-            elif d < 0:
+            d = int(_HEXV[np.uint64(c)])
+            if d < 0:
                 bad = 1
                 break
             v = v * 16 + d
