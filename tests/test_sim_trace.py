@@ -231,7 +231,7 @@ def test_streaming_memory_does_not_grow_with_the_trace(tmp_path):
 
 def test_fast_and_careful_lackey_paths_agree(tmp_path):
     """Thousands of lines of every spelling the careful path accepts (tabs, upper-case hex,
-    CRLF, ==pid== lines, blank lines, records spanning pages and batches) mixed with the common
+    addresses of more or fewer than 8 digits, CRLF, ==pid== lines, blank lines, records spanning pages and batches) mixed with the common
     form the fast loop takes: the references equal the reference reader's, whatever the batch."""
     import random
 
@@ -245,6 +245,8 @@ def test_fast_and_careful_lackey_paths_agree(tmp_path):
         a = min(a, (1 << 32) - max(size, 1))
         form = rnd.random()
         h = f"{a:08x}" if form > 0.1 else f"{a:08X}"
+        if 0.15 < form < 0.2:                  # not 8 digits: the fast loop's digit loop
+            h = f"{a:x}" if form < 0.17 else f"{a:010x}" if form < 0.19 else f"{a:011X}"
         pre = "I  " if k == "I" else f" {k} "
         if form < 0.05:
             pre = pre.replace(" ", "\t", 1) if k != "I" else "I\t"
@@ -259,3 +261,13 @@ def test_fast_and_careful_lackey_paths_agree(tmp_path):
     for batch in (1, 7, 1 << 16):
         out, _ = refs(p, batch=batch)
         assert out == want
+
+
+@pytest.mark.parametrize("addr", ["0804g000", "0804-000", "08 04000", "0804800,", "080480000000000000"])
+def test_a_bad_eight_digit_address_is_the_careful_paths_error(tmp_path, addr):
+    """The fast loop reads 8-digit addresses without a loop: a bad digit among them still
+    leaves the line to the careful path, which names it (the line sits among good ones)."""
+    good = "".join(f"I  0804{i:04x},4\n" for i in range(300))
+    p = write(tmp_path, "t.lackey", f"{good} L {addr},4\n{good}")
+    r = cli_run("--trace", p, "--trace-format", "lackey", "--frames", "4", "--mmu", "i386")
+    assert r.exit_code == 2 and r.stderr.startswith(f"elfvm: {p}:301: malformed lackey line: ")

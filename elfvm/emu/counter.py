@@ -37,15 +37,17 @@ def cache_root() -> str:
     return root()
 
 
-def library_path() -> str:
-    with open(_SRC, "rb") as f:
+def library_path(src: str = _SRC) -> str:
+    """Where the C source `src` (of elfvm/emu) is compiled to, named by a hash of it."""
+    with open(src, "rb") as f:
         h = hashlib.sha256(f.read() + f"{sys.platform} {os.uname().machine}".encode()).hexdigest()[:16]
-    return os.path.join(cache_root(), "emu-native", h, "icount.so")
+    return os.path.join(cache_root(), "emu-native", h, os.path.basename(src)[:-2] + ".so")
 
 
-def build() -> str | None:
-    """Compile icount.c unless it is compiled already: the library's path, or None."""
-    path = library_path()
+def build(src: str = _SRC) -> str | None:
+    """Compile `src` (icount.c, exactrefs.c) unless it is compiled already: the library's
+    path, or None (no C compiler, a read-only cache)."""
+    path = library_path(src)
     if os.path.exists(path):
         return path
     import sysconfig
@@ -54,7 +56,7 @@ def build() -> str | None:
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)     # a read-only cache: no counter
-        r = subprocess.run([*cc, "-O2", "-shared", "-fPIC", "-o", tmp, _SRC],
+        r = subprocess.run([*cc, "-O2", "-shared", "-fPIC", "-o", tmp, src],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
         if r.returncode != 0:
             return None

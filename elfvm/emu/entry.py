@@ -71,6 +71,9 @@ def tlb_fill(k, uc, vaddr: int, mem_type: int, entry, _data) -> bool:
             flush_cpu_tlb(k)                         # the hooks' physical addresses must
         k.phys_to_vpn[frame] = vpn                   # name one page
         k.cpu_tlb[vpn] = writable
+        if k.fast is not None:                       # the native hooks: the same map; the
+            k.fast.phys(frame, vpn)                  # page's next reference is Python's
+            k.fast.refill(p.mi, p.mm.task_size, vpn)
         write = writable
     else:
         write = writable and access == "w"
@@ -110,6 +113,8 @@ def hook_mem(k, uc, mem_type: int, paddr: int, size: int, _value, _data) -> None
     vpn = k.phys_to_vpn.get(paddr & ~(PAGE - 1))
     if vpn is None or k.probe_page is not None:                                  # GDT, kernel stack: not the program's
         return
+    if k.fast is not None:
+        k.fast.phys(paddr, vpn)
     k.in_mem_hook = True
     try:
         exact_ref(k, k.current, "S" if mem_type == UC_MEM_WRITE else "L",
@@ -137,6 +142,19 @@ def exact_ref(k, p: Process, rec: str, addr: int, size: int) -> None:
                     k.uc.emu_stop()
                     return
         reference(k, p, vpn, write, instr)
+        if k.fast is not None:
+            allow_fast(k, p, vpn)
+
+
+def allow_fast(k, p: Process, vpn: int) -> None:
+    """After a reference Python handled: the page's next references can go straight to the
+    batch (elfvm.emu.exactrefs) while the CPU's TLB holds it, no fault kind waits for it and
+    no eviction of it is deferred; anything that changes that forgets the fast pages."""
+    writable = k.cpu_tlb.get(vpn)
+    if writable is None or k.probe_page is not None or p is not k.current or \
+            (p.mi, vpn) in k.deferred or (p.pid, vpn) in k.pending or k.pending_death is not None:
+        return
+    k.fast.allow(p.mi, p.mm.task_size, vpn, writable)
 
 
 def interrupt(k, uc, intno: int, _data) -> None:
@@ -180,4 +198,10 @@ def install_hooks(k) -> None:
     k.cpu.install(partial(tlb_fill, k), partial(interrupt, k))
     k.cpu.install_traps(partial(io_insn, k), partial(sysenter_insn, k))
     if k.exact:
-        k.cpu.install_exact(partial(hook_code, k), partial(hook_mem, k))
+        code, mem = partial(hook_code, k), partial(hook_mem, k)
+        if k.trace is None:                          # --emit-trace: Python writes every record
+            from elfvm.emu.exactrefs import install
+
+            k.fast = install(k.uc, k.batch, code, mem)
+        if k.fast is None:
+            k.cpu.install_exact(code, mem)

@@ -47,6 +47,8 @@ def model_fault(k, p: Process, vpn: int, kind: str, new_pte: bool) -> None:
     write after the zero page) needs no frame and is counted now."""
     if new_pte:
         k.pending[(p.pid, vpn)] = kind
+        if k.fast is not None:                    # the reference that takes it is Python's
+            k.fast.forget()
     else:
         flush_refs(k)
         k.model.count_fault(p.mi, kind)

@@ -85,6 +85,8 @@ def evict(k, mi: int, vpn: int) -> None:
     and the eviction is called off."""
     if k.in_mem_hook:
         k.deferred.add((mi, vpn))
+        if k.fast is not None:                    # its next reference is Python's again
+            k.fast.forget()
         k.uc.emu_stop()
         return
     evict_now(k, mi, vpn)
@@ -118,6 +120,8 @@ def flush_cpu_tlb(k) -> None:
     k.cpu.flush_tlb()
     k.phys_to_vpn.clear()
     k.cpu_tlb.clear()
+    if k.fast is not None:
+        k.fast.forget()
 
 
 # ---------------------------------------------------------------- the page tables

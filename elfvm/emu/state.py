@@ -49,6 +49,7 @@ class KernelState:
         self.exact = exact
         self.trace = trace                               # TraceWriter (--emit-trace) or None
         self.batch = RefBatch() if exact else None
+        self.fast = None                                 # exact mode's native hooks (emu.exactrefs)
         self.pending: dict[tuple[int, int], str] = {}    # (pid, vpn) -> kind of its fault
         self.touched: set[tuple[int, int]] = set()
         self.phys_to_vpn: dict[int, int] = {}            # exact mode: frame -> vpn in the CPU TLB
@@ -106,28 +107,36 @@ class KernelState:
 
 
 class RefBatch:
-    """Exact mode's buffer of references to resident pages, fed to the model in one call."""
+    """Exact mode's buffer of references to resident pages, fed to the model in one call.
+    The count lives in an array, not an attribute: the native hooks (elfvm.emu.exactrefs)
+    append to the same arrays."""
 
-    SIZE = 1 << 14
+    SIZE = 1 << 16
 
     def __init__(self):
         self.procs = np.zeros(self.SIZE, dtype=np.int32)
         self.vpns = np.zeros(self.SIZE, dtype=np.int64)
         self.flags = np.zeros(self.SIZE, dtype=np.uint8)
-        self.n = 0
+        self.count = np.zeros(1, dtype=np.int64)
+
+    @property
+    def n(self) -> int:
+        return int(self.count[0])
 
     def add(self, proc: int, vpn: int, write: bool, instr: bool) -> bool:
         """Buffer one reference; True when the buffer is full."""
-        n = self.n
+        n = int(self.count[0])
         self.procs[n] = proc
         self.vpns[n] = vpn
         self.flags[n] = (1 if write else 0) | (2 if instr else 0)
-        self.n = n + 1
-        return self.n == self.SIZE
+        self.count[0] = n + 1
+        return n + 1 == self.SIZE
 
     def take(self):
-        n, self.n = self.n, 0
-        return self.procs[:n].copy(), self.vpns[:n].copy(), self.flags[:n].copy()
+        """The buffered references (views: used before the next add) and an empty buffer."""
+        n = int(self.count[0])
+        self.count[0] = 0
+        return self.procs[:n], self.vpns[:n], self.flags[:n]
 
 
 def result_rlimit(result) -> int:

@@ -5,11 +5,25 @@ deterministically (the same run gives the same frames) and knows the ranges an x
 keep for themselves (see `frames.x86_reserved_ranges`).
 """
 
-from elfvm.phys.frames import (FrameAllocator, KernelImage, OutOfMemory, Reserved, Zone, x86_frames,
-                               x86_reserved_ranges, x86_zones)
-from elfvm.phys.memory import MappedMemory, PhysicalAccessError, PhysicalMemory
-from elfvm.phys.swap import SwapDevice
-from elfvm.units import parse_size
+import importlib
+
+# name -> the module that defines it; imported on first use (PEP 562), so the trace engine,
+# which needs only the frame allocator, does not load RAM mapping (ctypes, mmap) or swap
+# (tempfile) at start-up
+_WHERE = {
+    **dict.fromkeys(("FrameAllocator", "KernelImage", "OutOfMemory", "Reserved", "Zone", "x86_frames",
+                     "x86_reserved_ranges", "x86_zones"), "elfvm.phys.frames"),
+    **dict.fromkeys(("MappedMemory", "PhysicalAccessError", "PhysicalMemory"), "elfvm.phys.memory"),
+    "SwapDevice": "elfvm.phys.swap",
+    "parse_size": "elfvm.units",
+}
 
 __all__ = ["PhysicalMemory", "MappedMemory", "SwapDevice", "PhysicalAccessError", "FrameAllocator", "OutOfMemory", "Reserved",
            "Zone", "KernelImage", "x86_frames", "x86_zones", "x86_reserved_ranges", "parse_size"]
+
+
+def __getattr__(name: str):
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(where), name)

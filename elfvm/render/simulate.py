@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from tabulate import tabulate
-
 from elfvm.sim.engine import CompareResult, FrameRow, PageRow, SimResult, Stats
 from elfvm.units import human_size
+
+
+def tabulate(*args, **kwargs) -> str:
+    """tabulate.tabulate, imported when a table is drawn (JSON output never pays for it)."""
+    from tabulate import tabulate as _tabulate
+
+    return _tabulate(*args, **kwargs)
 
 
 # ------------------------------------------------------------------ JSON

@@ -24,12 +24,11 @@ with ``ELFVM_JIT_CHECK=1`` (the test suite sets it) every call is checked agains
 from __future__ import annotations
 
 import glob
-import hashlib
 import importlib.util
 import os
-import subprocess
 import sys
 import time
+import zlib
 
 MODULE = "_elfvm_sim_aot"
 _SIM_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -48,13 +47,15 @@ def cache_root() -> str:
 
 
 def source_hash() -> str:
-    """The sources of every kernel (all of elfvm/sim) and the interpreter's ABI."""
-    h = hashlib.sha256(sys.implementation.cache_tag.encode())
+    """The sources of every kernel (all of elfvm/sim) and the interpreter's ABI: CRC-32 and
+    Adler-32 of them (zlib is loaded anyway; hashlib's OpenSSL costs milliseconds of every
+    start-up, and this names a cache entry, it guards against no adversary)."""
+    crc = adler = zlib.crc32(sys.implementation.cache_tag.encode())
     for path in sorted(glob.glob(os.path.join(_SIM_DIR, "*.py"))):
-        h.update(os.path.basename(path).encode())
         with open(path, "rb") as f:
-            h.update(f.read())
-    return h.hexdigest()[:20]
+            data = os.path.basename(path).encode() + b"\0" + f.read()
+        crc, adler = zlib.crc32(data, crc), zlib.adler32(data, adler)
+    return f"{crc:08x}{adler:08x}"
 
 
 def library_dir() -> str:
@@ -135,9 +136,9 @@ def entry(signature: str):
 _DTYPES = {"i8": "int64", "i4": "int32", "u1": "uint8"}
 
 
-def _array_args(signature: str) -> list[tuple[str, int] | None]:
-    """(dtype, ndim) of each array argument of a signature like 'i8(i4[:], u1[:, :], i8)'
-    (None for a scalar), without importing numba."""
+def _array_args(signature: str) -> list[tuple[str, int, bool] | None]:
+    """(dtype, ndim, C-contiguous required) of each array argument of a signature like
+    'i8(i4[::1], u1[:, :], i8)' (None for a scalar), without importing numba."""
     end = signature.rindex(")")
     start, depth = end, 0
     while True:                          # the "(" that matches the last ")" (the return type
@@ -150,7 +151,7 @@ def _array_args(signature: str) -> list[tuple[str, int] | None]:
     for ch in args + ",":
         if ch == "," and depth == 0:
             t = cur.strip()
-            out.append((_DTYPES[t[:t.index("[")]], t.count(":")) if "[" in t else None)
+            out.append((_DTYPES[t[:t.index("[")]], t.count(",") + 1, "::1" in t) if "[" in t else None)
             cur = ""
             continue
         depth += ch == "["
@@ -160,12 +161,14 @@ def _array_args(signature: str) -> list[tuple[str, int] | None]:
 
 
 def _checked(aot, fn, signature: str):
-    """A wrapper that checks every array argument's dtype and rank against the signature."""
+    """A wrapper that checks every array argument's dtype, rank and (for a '::1' layout)
+    C-contiguity against the signature."""
     want = _array_args(signature)
 
     def call(*a):
         for i, (x, w) in enumerate(zip(a, want)):
-            if w is not None and (str(getattr(x, "dtype", None)) != w[0] or x.ndim != w[1]):
+            if w is not None and (str(getattr(x, "dtype", None)) != w[0] or x.ndim != w[1]
+                                  or (w[2] and not x.flags.c_contiguous)):
                 raise TypeError(f"{fn.__name__}: argument {i} is {getattr(x, 'dtype', type(x))} "
                                 f"{getattr(x, 'ndim', '')}-d, the signature says {w}")
         return aot(*a)
@@ -201,6 +204,8 @@ def _compile(out_dir: str) -> None:
 
 def build(timeout: float = 600) -> str | None:
     """Build the library (in a child process) unless it exists; its path, or None on failure."""
+    import subprocess
+
     have = _find_library()
     if have is not None:
         return have
@@ -235,6 +240,8 @@ def build(timeout: float = 600) -> str | None:
 
 def _build_in_background() -> None:
     """Start one detached build of the library (a lock file keeps it to one at a time)."""
+    import subprocess
+
     if os.environ.get("ELFVM_JIT_BUILD") == "0":
         return
     d = os.path.join(cache_root(), "sim-aot")

@@ -79,7 +79,7 @@ def _slot_of(proc, vpn, mask):
     return h & mask
 
 
-@entry("i8(i4[:], i8[:], i4[:], i8, i8[:], i8[:], i8[:], i8[:], i8[:], i8[:])")
+@entry("i8(i4[::1], i8[::1], i4[::1], i8, i8[::1], i8[::1], i8[::1], i8[::1], i8[::1], i8[::1])")
 def resolve(procs, vpns, ids, start, keys_proc, keys_vpn, vals, page_proc, page_vpn, count):
     """Map each (procs[i], vpns[i]) to a dense page id, new pages numbered in order of first use.
 
@@ -89,37 +89,44 @@ def resolve(procs, vpns, ids, start, keys_proc, keys_vpn, vals, page_proc, page_
     mask = keys_proc.shape[0] - 1
     limit = (mask + 1) >> 1
     n = vpns.shape[0]
-    last_proc = -1
-    last_vpn = -1
-    last_id = -1
+    # the last two distinct pages (a trace alternates between its code page and a data page)
+    p1 = -1
+    v1 = -1
+    id1 = -1
+    p2 = -1
+    v2 = -1
+    id2 = -1
     for i in range(start, n):
-        proc = np.int64(procs[i])
-        vpn = vpns[i]
-        if vpn == last_vpn and proc == last_proc:
-            ids[i] = last_id
+        u = np.uint64(i)                   # unsigned: no negative-index wraparound
+        proc = np.int64(procs[u])
+        vpn = vpns[u]
+        if vpn == v1 and proc == p1:
+            ids[u] = id1
+            continue
+        if vpn == v2 and proc == p2:
+            ids[u] = id2
+            p2, v2, id2, p1, v1, id1 = p1, v1, id1, p2, v2, id2
             continue
         h = _slot_of(proc, vpn, mask)
-        while True:
-            kp = keys_proc[h]
-            if kp < 0:
-                if count[0] >= limit:
-                    return i
-                pid = count[0]
-                count[0] = pid + 1
-                keys_proc[h] = proc
-                keys_vpn[h] = vpn
-                vals[h] = pid
-                page_proc[pid] = proc
-                page_vpn[pid] = vpn
-                break
-            if kp == proc and keys_vpn[h] == vpn:
-                pid = vals[h]
-                break
+        kp = keys_proc[h]
+        while kp >= 0 and not (kp == proc and keys_vpn[h] == vpn):
             h = (h + 1) & mask
-        ids[i] = pid
-        last_proc = proc
-        last_vpn = vpn
-        last_id = pid
+            kp = keys_proc[h]
+        if kp < 0:
+            if count[0] >= limit:
+                return i
+            pid = count[0]
+            count[0] = pid + 1
+            keys_proc[h] = proc
+            keys_vpn[h] = vpn
+            vals[h] = pid
+            page_proc[pid] = proc
+            page_vpn[pid] = vpn
+        else:
+            pid = vals[h]
+        ids[u] = pid
+        p2, v2, id2 = p1, v1, id1
+        p1, v1, id1 = proc, vpn, pid
     return n
 
 
@@ -315,13 +322,21 @@ def _page_fault(p, proc, t, pages, page_proc, frames, tlb, tree, free, counters,
     return f
 
 
-@entry("void(i4[:], u1[:], i8[:], i8[:, :], i8[:], i8[:], i8[:, :], i8[:, :, :], i8[:], i8[:], i8[:, :], i8[:], i8[:], i8[:, :])")
+@entry("void(i4[::1], u1[::1], i8[::1], i8[:, ::1], i8[::1], i8[::1], i8[:, ::1], i8[:, :, ::1], i8[::1], i8[::1], i8[:, ::1], i8[::1], i8[::1], i8[:, ::1])")
 def simulate(ids, flags, nexts, pages, page_proc, page_vpn, frames, tlb, tree, free, counters,
              sc, prm, events):
     """Run references ids[i] (page ids) with flags[i] (WRITE=1, INSTR=2) through the model.
 
     nexts[i] is the index of the next reference to the same page (OPT only; empty otherwise).
+    The references, hits and misses of the current process and the last reference's
+    S_LAST_* slots are kept in locals and stored when the process changes and at the end (no
+    other code reads them meanwhile); a reference to the page (and TLB) of the one before, with
+    no fault between, is a TLB hit with nothing else to move (LRU: the frame is already the
+    most recent).
     """
+    n = ids.shape[0]
+    if n == 0:
+        return
     policy = prm[R_POLICY]
     entries = prm[R_TLB_ENTRIES]
     ways = prm[R_TLB_WAYS]
@@ -331,48 +346,98 @@ def simulate(ids, flags, nexts, pages, page_proc, page_vpn, frames, tlb, tree, f
     tsize = prm[R_TREE]
     cur = sc[S_CUR]
     t = sc[S_T]
-    for i in range(ids.shape[0]):
+    refs = 0
+    hits = 0
+    misses = 0
+    last_p = -1
+    last_which = -1
+    last_e = 0
+    f = 0
+    hit = 0
+    kind = -1
+    same_ok = entries > 0 and policy != 3
+    for i in range(n):
         p = np.int64(ids[i])
         fl = flags[i]
+        which = 1 if (split != 0 and (fl & 2) != 0) else 0
+        if p == last_p and which == last_which and same_ok:
+            refs += 1
+            hits += 1
+            tlb[which, last_e, T_STAMP] = t
+            if (fl & 1) != 0:
+                frames[f, F_DIRTY] = 1
+            hit = 1
+            kind = -1
+            t += 1
+            continue
         proc = page_proc[p]
         if proc != cur:
             if cur >= 0:
+                counters[cur, C_REFS] += refs
+                counters[cur, C_HITS] += hits
+                counters[cur, C_MISSES] += misses
                 sc[S_SWITCHES] += 1
                 counters[proc, C_SWITCH_IN] += 1
                 if asid == 0:
                     tlb_flush(tlb, pages)
+            refs = 0
+            hits = 0
+            misses = 0
             cur = proc
             sc[S_CUR] = proc
-        counters[proc, C_REFS] += 1
-        which = 1 if (split != 0 and (fl & 2) != 0) else 0
-        sc[S_LAST_KIND] = -1
-        if pages[p, P_SLOT + which] >= 0:
-            counters[proc, C_HITS] += 1
-            tlb[which, pages[p, P_SLOT + which], T_STAMP] = t
+        refs += 1
+        kind = -1
+        e = pages[p, P_SLOT + which]
+        if e >= 0:
+            hits += 1
+            tlb[which, e, T_STAMP] = t
             f = pages[p, P_FRAME]
-            sc[S_LAST_HIT] = 1
+            hit = 1
         else:
-            counters[proc, C_MISSES] += 1
-            sc[S_LAST_HIT] = 0
+            misses += 1
+            hit = 0
             f = pages[p, P_FRAME]
             if f < 0:
                 f = _page_fault(p, proc, t, pages, page_proc, frames, tlb, tree, free, counters,
                                 sc, prm, events)
+                kind = sc[S_LAST_KIND]
             if entries > 0:
                 _tlb_fill(tlb, pages, which, p, page_vpn[p], t, sets, ways)
+            e = pages[p, P_SLOT + which]
         if (fl & 1) != 0:
             frames[f, F_DIRTY] = 1
         frames[f, F_REF] = 1
         if policy == 1:
-            if sc[S_TAIL] != f:
-                _list_remove(frames, sc, f)
-                _list_append(frames, sc, f)
+            tail = sc[S_TAIL]
+            if tail != f:
+                # _list_remove + _list_append written out: a call passing arrays costs more
+                # (numba's reference counting) than this move to the most-recent end
+                prv = frames[f, F_PREV]
+                nxt = frames[f, F_NEXT]
+                if prv >= 0:
+                    frames[prv, F_NEXT] = nxt
+                else:
+                    sc[S_HEAD] = nxt
+                frames[nxt, F_PREV] = prv           # f is not the tail: nxt >= 0
+                frames[f, F_PREV] = tail
+                frames[f, F_NEXT] = -1
+                frames[tail, F_NEXT] = f
+                sc[S_TAIL] = f
         elif policy == 3:
             frames[f, F_KEY] = nexts[i]
             _tree_update(tree, frames, tsize, f)
-        sc[S_LAST_FRAME] = f
+        last_p = p
+        last_which = which
+        last_e = e
         t += 1
-        sc[S_T] = t
+    if cur >= 0:
+        counters[cur, C_REFS] += refs
+        counters[cur, C_HITS] += hits
+        counters[cur, C_MISSES] += misses
+    sc[S_T] = t
+    sc[S_LAST_HIT] = hit
+    sc[S_LAST_KIND] = kind
+    sc[S_LAST_FRAME] = f
 
 
 @entry("i8(i8, i8[:, :], i8[:, :], i8[:, :, :], i8[:], i8[:], i8[:], i8[:])")

@@ -162,64 +162,87 @@ def _record(buf, s, e, fmt, max_addr):
     return 0, addr, 1, fl, 0
 
 
-_HEXV = np.full(256, -1, dtype=np.int8)          # lower-case hex digit values (the fast path's)
+_HEXV = np.full(256, -1, dtype=np.int8)          # a hex digit's value (either case), else -1
 _HEXV[48:58] = np.arange(10)
 _HEXV[97:103] = np.arange(10, 16)
-FAST_LINE = 64                                   # the fast path only runs this far from the end
+_HEXV[65:71] = np.arange(10, 16)
+FAST_LINE = 64                                   # the fast path's longest line
 
 
 @njit
 def _lackey_run(buf, i, n, max_addr, shift, out_vpn, out_flags, k, st):
-    """Consecutive common well-formed lackey lines in one tight loop (most of a trace): returns
-    (position, references written) at the first line it leaves to the careful path (anything
-    unusual, an error to explain, a record whose pages do not fit the output, the last
-    FAST_LINE bytes of the buffer). The same rules as `_record`, for ' I|L|S|M hex,dec' lines."""
+    """Consecutive well-formed lackey lines as valgrind writes them (``I  hex,dec`` and
+    `` L|S|M hex,dec``: the address always at the fourth byte) in one tight loop, most of a
+    trace: returns (position, references written) at the first line it leaves to the careful
+    path (any other spacing, anything unusual, an error to explain, a record whose pages do
+    not fit the output, the last 2 * FAST_LINE bytes of the buffer). The same rules as
+    `_record`. The record kind is read at fixed offsets (no loop over spaces); an address of
+    8 digits (valgrind's %08lx) is read without a loop and a hex digit's value comes from a
+    table (no branch on digit or letter, which the data would make unpredictable); the digit
+    loops stop by their count (no read goes more than FAST_LINE bytes ahead); indexes are cast
+    to unsigned where they index (numba then leaves out its negative-index wraparound)."""
     cap = out_vpn.shape[0]
-    hexv = _HEXV
     lines = 0
-    while i + FAST_LINE < n:
-        lim = i + FAST_LINE
-        j = i
-        while buf[j] == 32 and j < lim:
-            j += 1
-        c = buf[j]
-        if c == 73:
+    while i + 2 * FAST_LINE < n:
+        c0 = int(buf[np.uint64(i)])
+        c1 = int(buf[np.uint64(i + 1)])
+        if int(buf[np.uint64(i + 2)]) != 32:
+            break
+        if c0 == 73 and c1 == 32:                  # "I  "
             fl = 2
-        elif c == 76:
+        elif c0 == 32 and c1 == 76:                # " L "
             fl = 0
-        elif c == 83 or c == 77:
+        elif c0 == 32 and (c1 == 83 or c1 == 77):  # " S ", " M "
             fl = 1
         else:
             break
-        j += 1
-        if buf[j] != 32:
-            break
-        while buf[j] == 32 and j < lim:
-            j += 1
+        h = i + 3
+        j = h
         v = 0
-        nd = 0
-        d = hexv[buf[j]]
-        while d >= 0 and j < lim:
+        bad = 0
+        if int(buf[np.uint64(h + 8)]) == 44:      # 8 digits (%08lx): no loop, no branch per digit
+            d0 = int(_HEXV[np.uint64(buf[np.uint64(h)])])
+            d1 = int(_HEXV[np.uint64(buf[np.uint64(h + 1)])])
+            d2 = int(_HEXV[np.uint64(buf[np.uint64(h + 2)])])
+            d3 = int(_HEXV[np.uint64(buf[np.uint64(h + 3)])])
+            d4 = int(_HEXV[np.uint64(buf[np.uint64(h + 4)])])
+            d5 = int(_HEXV[np.uint64(buf[np.uint64(h + 5)])])
+            d6 = int(_HEXV[np.uint64(buf[np.uint64(h + 6)])])
+            d7 = int(_HEXV[np.uint64(buf[np.uint64(h + 7)])])
+            if (d0 | d1 | d2 | d3 | d4 | d5 | d6 | d7) < 0:
+                break
+            v = (((((((d0 << 4 | d1) << 4 | d2) << 4 | d3) << 4 | d4) << 4 | d5) << 4 | d6) << 4) | d7
+            j = h + 8
+            c = 44
+        else:
+            c = int(buf[np.uint64(j)])
+        while c != 44:                             # ','
+            d = int(_HEXV[np.uint64(c)])
+            if d < 0:
+                bad = 1
+                break
             v = v * 16 + d
-            nd += 1
             j += 1
-            d = hexv[buf[j]]
-        if nd == 0 or nd > 15 or buf[j] != 44 or j >= lim:
+            if j - h > 15:
+                bad = 1
+                break
+            c = int(buf[np.uint64(j)])
+        if bad == 1 or j == h:
             break
         j += 1
         size = 0
-        nd = 0
-        c = buf[j]
-        while 48 <= c <= 57 and j < lim:
+        h = j
+        c = int(buf[np.uint64(j)])
+        while 48 <= c <= 57 and j - h < 10:
             size = size * 10 + (c - 48)
-            nd += 1
             j += 1
-            c = buf[j]
-        if nd == 0 or nd > 9 or j >= lim:
+            c = int(buf[np.uint64(j)])
+        nd = j - h
+        if nd == 0 or nd > 9:
             break
         if c == 13:
             j += 1
-            c = buf[j]
+            c = int(buf[np.uint64(j)])
         if c != 10:
             break
         if size == 0:
@@ -231,8 +254,8 @@ def _lackey_run(buf, i, n, max_addr, shift, out_vpn, out_flags, k, st):
         if k + (b - a) >= cap:
             break
         while a <= b:
-            out_vpn[k] = a
-            out_flags[k] = fl
+            out_vpn[np.uint64(k)] = a
+            out_flags[np.uint64(k)] = fl
             k += 1
             a += 1
         i = j + 1
@@ -260,7 +283,7 @@ def _emit_pages(v, last, fl, out_vpn, out_flags, k, st):
     return k
 
 
-@entry("UniTuple(i8, 3)(u1[:], i8, i8, i8, i8, i8, i8, i8, i8[:], u1[:], i8[:])")
+@entry("UniTuple(i8, 3)(u1[::1], i8, i8, i8, i8, i8, i8, i8, i8[::1], u1[::1], i8[::1])")
 def parse_lines(buf, n, pos, final, fmt, shift, max_addr, skip_bad, out_vpn, out_flags, st):
     """Parse the lines of buf[pos:n] into (page, flags) references.
 

@@ -8,7 +8,6 @@ memory stays the same however long the trace is. Compression is recognised by it
 from __future__ import annotations
 
 import itertools
-import lzma
 import os
 import re
 import sys
@@ -75,6 +74,8 @@ def _gunzip(chunks: Iterator[bytes], name: str) -> Iterator[bytes]:
 
 def _unxz(chunks: Iterator[bytes], name: str) -> Iterator[bytes]:
     """Decompress concatenated xz streams, never more than CHUNK bytes of output at once."""
+    import lzma                          # only for xz input: its library costs every start-up
+
     d = None
     for data in chunks:
         while True:
