@@ -55,6 +55,27 @@ def test_bulk_lines_equal_the_per_address_answers():
             assert json.loads(bulk.line(text)) == want, text
 
 
+def test_bulk_lines_equal_the_per_address_answers_in_every_geometry():
+    """Holes and kernel regions (pkmap/fixmap slots name the page, vmalloc does not) under each
+    paging mode and the native i386 kernel half: the cached text is never another address's."""
+    from elfvm.kernel.profile import make_profile as mk
+
+    rnd = random.Random(3)
+    for prof, mmu in (("linux-x86_64-compat", "i386"), ("linux-x86_64-compat", "pae"),
+                      ("linux-i386", "i386"), ("linux-i386", "pae")):
+        space = open_address_space(profile=mk(prof), mmu=mmu, elf=VARS)
+        texts = _inputs(space, 1500, seed=11)
+        texts += [hex(rnd.randrange(0xc0000000, 1 << 32)) for _ in range(1500)]
+        for access, cpl in (("r", 3), ("w", 0)):
+            bulk = JsonLines(space, access, cpl)
+            for text in texts:
+                try:
+                    want = translate_one(space, text, access, cpl).to_json()
+                except Exception:
+                    continue
+                assert json.loads(bulk.line(text)) == want, (prof, mmu, text)
+
+
 def test_stream_is_one_json_list_with_errors_on_stderr(tmp_path):
     f = tmp_path / "a.txt"
     f.write_text("0x8049000\nnosuchsym\n# c\n\ncounter\n" + "0x804c010\n" * 300)

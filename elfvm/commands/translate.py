@@ -10,7 +10,7 @@ import click
 from elfvm.commands.kernel_options import kernel_note, kernel_options, make_kernel_profile
 from elfvm.commands.options import escape, int_range, reject
 from elfvm.errors import EXIT_USAGE, UsageError
-from elfvm.mmu.inputs import read_address_lines
+from elfvm.mmu.inputs import read_address_chunks, read_address_lines
 
 
 @click.command("translate")
@@ -97,10 +97,11 @@ def translate(addresses, elf, pid, mmu, bits, ram, access, cpl, profile_name, sp
             raise UsageError("no address given (ADDR... or --addresses FILE)")
         click.echo(_regions_text(kernel))
         return 0
-    texts = itertools.chain(addresses, read_address_lines(addr_file) if addr_file else ())
     if fmt == "json" and addr_file:
-        bad = _stream_json(space, texts, access, int(cpl))
+        bad = _stream_json(space, itertools.chain([list(addresses)], read_address_chunks(addr_file)),
+                           access, int(cpl))
     else:
+        texts = itertools.chain(addresses, read_address_lines(addr_file) if addr_file else ())
         note = X86_64_NOTE if mmu is None and profile.name == "linux-x86_64-compat" else ""
         bad = _answer_all(space, list(texts), access, int(cpl), fmt, svg_file, note)
     if bad:
@@ -163,31 +164,29 @@ def _answer_all(space, texts: list[str], access: str, cpl: int, fmt: str, svg_fi
     return bad
 
 
-def _stream_json(space, texts, access: str, cpl: int) -> int:
-    """--addresses FILE --format json: one JSON list, one compact object per line, printed as
-    the addresses are read (constant memory). Returns how many inputs were rejected."""
-    from elfvm.mmu import TranslateError
+def _stream_json(space, chunks, access: str, cpl: int) -> int:
+    """--addresses FILE --format json: one JSON list, one compact object per line, printed block
+    by block as the addresses are read (constant memory). Returns how many inputs were rejected."""
     from elfvm.mmu.bulk import JsonLines
 
     out = sys.stdout
     render = JsonLines(space, access, cpl)
-    bad, n, buf = 0, 0, []
+    bad = n = 0
+
+    def rejected(text, e) -> None:
+        nonlocal bad
+        _bad_input(text, str(e))
+        bad += 1
+
     try:
-        for text in texts:
-            try:
-                line = render.line(text)
-            except TranslateError as e:
-                _bad_input(text, str(e))
-                bad += 1
-                continue
-            buf.append(("[\n" if n == 0 else ",\n") + line)
-            n += 1
-            if len(buf) >= 512:
-                out.write("".join(buf))
-                buf.clear()
+        for texts in chunks:
+            lines = render.lines(texts, rejected)
+            if lines:
+                out.write(("[\n" if n == 0 else ",\n") + ",\n".join(lines))
+                n += len(lines)
+                out.flush()
     finally:
-        buf.append("[]\n" if n == 0 else "\n]\n")
-        out.write("".join(buf))
+        out.write("[]\n" if n == 0 else "\n]\n")
         out.flush()
     return bad
 

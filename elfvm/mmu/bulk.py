@@ -5,12 +5,21 @@ per-page cache, so a million addresses take constant memory and the first answer
 while the rest are still being read.
 
 `JsonLines` renders each answer as one compact JSON object with exactly `Translation.to_json()`'s
-keys. Everything that depends only on the page (the walk, the VMA, the region, the fault of a
-page that is not present, the frame) comes from the first `translate()` of that page and is
-serialized once; per address only the offset, the physical address, the section and the symbol
-are filled in. A fault whose reason names the address itself (a hole, above TASK_SIZE ...) is not
-page-wide, so such pages are translated address by address. A live process (--pid) can change
-under us: it is always translated address by address.
+keys, and never derives twice what an earlier answer already gave:
+
+* a page: everything that depends only on the page (the walk, the VMA, the region, the fault of
+  a page that is not present, the frame) comes from the first `translate()` of that page and is
+  serialized once; per address only the offset, the physical address, the section and the
+  symbol are filled in (the last two from the page's labels when no section edge or symbol lies
+  inside the page);
+* a hole (no VMA, the walk stops at a not-present entry): the fault reason names the address
+  itself ("0x1234 lies in the hole below ..."), so it is not page-wide, but the same for every
+  address of the hole with the address in it. The answer's text around the address is kept per
+  hole and level where the walk stops, once two translations on different pages agree on it;
+  the walk comes from the address space's own memo of the not-present entry it stopped at.
+
+Anything else (a symbol, a selector, a page whose answers differ address by address, a live
+process (--pid) that can change under us) is translated address by address.
 """
 
 from __future__ import annotations
@@ -19,9 +28,10 @@ import json
 from json.encoder import encode_basestring_ascii as _quote
 from typing import Iterable, Iterator
 
-from elfvm.mmu.mmu import AddressSpace, Translation, TranslateError
+from elfvm.mmu.mmu import AddressSpace, Translation, TranslateError, walk_json
 
 _compact = json.JSONEncoder(separators=(",", ":")).encode
+_BOUND = 1 << 16                  # cached pages/holes/walks, whatever the input
 
 
 def translate_one(space, text: str, access: str, cpl: int) -> Translation:
@@ -49,9 +59,9 @@ def translate_stream(space, texts: Iterable[str], access: str = "r",
 class _Page:
     """The page-wide part of the answers for one page, serialized once."""
 
-    __slots__ = ("mid", "tail", "phys_base", "mask", "image")
+    __slots__ = ("mid", "tail", "phys_base", "mask", "image", "sec", "sym", "sym_at")
 
-    def __init__(self, space: AddressSpace, t: Translation):
+    def __init__(self, space: AddressSpace, t: Translation, lo: int):
         j = t.to_json()
         self.mask = t.page_size - 1
         self.phys_base = None if t.physical is None else t.physical - t.page_offset
@@ -59,6 +69,39 @@ class _Page:
         self.tail = (',"fault":' + _compact(j["fault"]) + ',"region":' + _compact(j["region"]) +
                      ',"vma":' + _compact(j["vma"]) + ',"section":')
         self.image = space.image_of(t.vma) if t.vma is not None else None
+        self.sec = self.sym = None          # the page's labels: the section's JSON, the symbol's
+        self.sym_at = 0                     # name (quoted, open) and run-time address
+        labels = None if self.image is None else self.image.labels_over(lo, lo + t.page_size)
+        if self.image is None or labels is not None:
+            sec, sym, self.sym_at = labels or (None, None, 0)
+            self.sec = _compact(sec)
+            self.sym = "" if sym is None else _quote(sym)[:-1]
+            self.image = None
+
+    def labels(self, lin: int) -> str:
+        """`section` and `symbol`'s JSON values for `lin`."""
+        im = self.image
+        if im is None:
+            if not self.sym:
+                return self.sec + ',"symbol":null'
+            off = lin - self.sym_at
+            return f'{self.sec},"symbol":{self.sym}"' if off == 0 else \
+                f'{self.sec},"symbol":{self.sym}+{off:#x}"'
+        a, b = im.section_at(lin), im.symbol_at(lin)
+        return ("null" if a is None else _quote(a)) + ',"symbol":' + ("null" if b is None else _quote(b))
+
+
+class _Hole:
+    """The answers of one hole at one walk level: the JSON after the walk, split where the
+    address is named."""
+
+    __slots__ = ("parts", "page", "checked")
+
+    def __init__(self, parts: list[str], page: int):
+        self.parts, self.page, self.checked = parts, page, False
+
+
+_PER_ADDRESS = object()
 
 
 class JsonLines:
@@ -68,7 +111,21 @@ class JsonLines:
         self.space, self.access, self.cpl = space, access, cpl
         self.fast = type(space) is AddressSpace
         self.shift = space.geom.offset_bits
-        self.pages: dict[int, _Page | None] = {}
+        self.limit = min(space.geom.max_linear, (1 << 32) - 1)   # beyond: translate() decides
+        self.pages: dict[int, _Page | tuple | object] = {}
+        self.holes: dict[tuple, _Hole | None] = {}
+        self.walks: dict[int, tuple] = {}
+
+    def lines(self, texts: Iterable[str], rejected) -> list[str]:
+        """The JSON of each input; a rejected one goes to `rejected(text, error)` instead."""
+        out = []
+        line = self.line
+        for text in texts:
+            try:
+                out.append(line(text))
+            except TranslateError as e:
+                rejected(text, e)
+        return out
 
     def line(self, text: str) -> str:
         """The JSON of one input; raises TranslateError for a bad one."""
@@ -78,33 +135,97 @@ class JsonLines:
                 lin = int(text, 0)
             except ValueError:
                 pass
-        if lin is None or lin < 0:                 # a symbol, a selector, or an error to report
+        if lin is None or not 0 <= lin <= self.limit:   # a symbol, a selector, or an error to report
             return self._full(text)
-        key = lin >> self.shift
-        page = self.pages.get(key, False)
-        if page is False:
-            t = self.space.translate(lin, self.access, self.cpl, text=text)
-            page = None
-            if t.fault is None or f"{lin:#x}" not in t.fault.reason:
-                page = _Page(self.space, t)
-            if len(self.pages) >= 1 << 16:           # bounded, whatever the input
-                self.pages.clear()
-            self.pages[key] = page
-            if page is None:
-                return _compact(t.to_json())
-        elif page is None:
+        page = self.pages.get(lin >> self.shift)
+        if page is None:
+            page = self._first(lin, text)
+            if page.__class__ is str:
+                return page
+        if page.__class__ is _Page:
+            off = lin & page.mask
+            s = str(lin)
+            phys = "null" if page.phys_base is None else str(page.phys_base + off)
+            return (f'{{"input":{_quote(text)},"virtual":{s},"linear":{s}{page.mid}{off},"physical":'
+                    f'{phys}{page.tail}{page.labels(lin)}}}')
+        if page is _PER_ADDRESS:
             return self._full(text)
-        off = lin & page.mask
+        return self._hole_line(lin, text, page[0], page[1])
+
+    def _hole_line(self, lin: int, text: str, walk_json: str, hole: _Hole) -> str:
         s = str(lin)
-        sec = sym = "null"
-        im = page.image
-        if im is not None:
-            a, b = im.section_at(lin), im.symbol_at(lin)
-            sec = "null" if a is None else _quote(a)
-            sym = "null" if b is None else _quote(b)
-        phys = "null" if page.phys_base is None else str(page.phys_base + off)
-        return (f'{{"input":{_quote(text)},"virtual":{s},"linear":{s}{page.mid}{off},"physical":'
-                f'{phys}{page.tail}{sec},"symbol":{sym}}}')
+        return (f'{{"input":{_quote(text)},"virtual":{s},"linear":{s},"walk":{walk_json},"page_offset":'
+                f'{lin & ((1 << self.shift) - 1)},"physical":null{f"{lin:#x}".join(hole.parts)}')
+
+    def _first(self, lin: int, text: str):
+        """A page seen for the first time: its cache entry, or the answer itself (a str)."""
+        if len(self.pages) >= _BOUND:
+            self.pages.clear()
+        key = lin >> self.shift
+        hole_key = self._hole_key(lin)
+        if hole_key is not None:
+            hole = self.holes.get(hole_key)
+            if hole is not None and hole.checked:
+                entry = self.pages[key] = (self._walk_json(lin), hole)
+                return entry
+            t = self.space.translate(lin, self.access, self.cpl, text=text)
+            self._learn_hole(hole_key, hole, t, key)
+            return _compact(t.to_json())
+        t = self.space.translate(lin, self.access, self.cpl, text=text)
+        if t.fault is not None and f"{lin:#x}" in t.fault.reason:
+            self.pages[key] = _PER_ADDRESS            # not page-wide (nor a hole we know)
+            return _compact(t.to_json())
+        page = self.pages[key] = _Page(self.space, t, lin - (lin & (t.page_size - 1)))
+        return page
+
+    def _hole_key(self, lin: int) -> tuple | None:
+        """What a hole's answers depend on besides the address: the walk's length (the level
+        whose entry is not present), the region and the VMA above (find_vma). None: not a hole.
+        Below a stack VMA the answer is stack growth, page by page (expand_stack)."""
+        sp = self.space
+        w, walk = sp.walk_of(lin)
+        if w is None or w.present or w.rsvd or sp.mm is None:
+            return None
+        if lin < sp.task_size:
+            if sp.mm.vma_at(lin) is not None:
+                return None
+            above = sp.fault_mm.find_vma(lin)
+            if above is not None and above.growsdown:
+                return None
+            return len(walk), sp.region_of(lin)[0], above.start if above is not None else None
+        return len(walk), sp.region_of(lin)[0], "task_size"
+
+    def _learn_hole(self, hole_key: tuple, hole: _Hole | None, t: Translation, page: int) -> None:
+        """Keep the text of `t`'s answer around its address; trust it once a translation on
+        another page gives the same text."""
+        if hole_key in self.holes and hole is None:
+            return                                    # known to differ page by page
+        j = t.to_json()
+        if t.physical is not None or t.vma is not None or t.page_offset != t.linear & ((1 << self.shift) - 1):
+            self.holes[hole_key] = None
+            return
+        tail = _compact({k: j[k] for k in ("fault", "region", "vma", "section", "symbol")})
+        parts = ("," + tail[1:]).split(f"{t.linear:#x}")
+        if hole is None:
+            if len(self.holes) >= _BOUND:
+                self.holes.clear()
+            self.holes[hole_key] = _Hole(parts, page)
+        elif hole.page != page:
+            if parts == hole.parts:
+                hole.checked = True
+            else:
+                self.holes[hole_key] = None
+
+    def _walk_json(self, lin: int) -> str:
+        """The walk's JSON, once per walk record (the address space shares one record among the
+        addresses below a not-present entry); the record is kept alive with its text."""
+        walk = self.space.walk_of(lin)[1]
+        got = self.walks.get(id(walk))
+        if got is None:
+            if len(self.walks) >= _BOUND:
+                self.walks.clear()
+            got = self.walks[id(walk)] = (walk, _compact(walk_json(walk)))
+        return got[1]
 
     def _full(self, text: str) -> str:
         return _compact(translate_one(self.space, text, self.access, self.cpl).to_json())
