@@ -103,7 +103,7 @@ def translate(addresses, elf, pid, mmu, bits, ram, access, cpl, profile_name, sp
     else:
         texts = itertools.chain(addresses, read_address_lines(addr_file) if addr_file else ())
         note = X86_64_NOTE if mmu is None and profile.name == "linux-x86_64-compat" else ""
-        bad = _answer_all(space, list(texts), access, int(cpl), fmt, svg_file, note)
+        bad = _answer_all(space, texts, access, int(cpl), fmt, svg_file, note)
     if bad:
         click.get_current_context().exit(EXIT_USAGE)
     return 0
@@ -134,27 +134,31 @@ def _bad_input(text: str, message: str) -> None:
                       f"elfvm: translate: {text}: {message}"), err=True)
 
 
-def _answer_all(space, texts: list[str], access: str, cpl: int, fmt: str, svg_file,
-                note: str = "") -> int:
+def _answer_all(space, texts, access: str, cpl: int, fmt: str, svg_file, note: str = "") -> int:
     """ADDR arguments (and --addresses in table form): every answer, then the pictures; the
-    table streams, one answer after another. Returns how many inputs were rejected."""
+    table streams, one answer after another, written in blocks. Returns how many inputs were
+    rejected."""
     from elfvm.mmu.bulk import translate_stream
-    from elfvm.mmu.render import render_json, translation_text
+    from elfvm.mmu.render import TranslationText, render_json
 
-    good, bad, first = [], 0, True
+    good, bad, out = [], 0, []
     keep_all = fmt == "json"
+    text = TranslationText(space.geom)
+    if fmt == "table" and note:
+        out.append(note + "\n")
     for r in translate_stream(space, texts, access, cpl):
         if isinstance(r, Exception):
+            _write(out)                         # the answers before it come first
             _bad_input(r.input, str(r))
             bad += 1
             continue
         if keep_all or len(good) < 8:
             good.append(r)
         if fmt == "table":
-            if first and note:
-                click.echo(note)
-            click.echo(("" if first else "\n") + translation_text(r, geom=space.geom))
-            first = False
+            out.append(("\n" if good[0] is not r else "") + text(r) + "\n")
+            if len(out) >= 256:
+                _write(out)
+    _write(out)
     if svg_file and good:
         from elfvm.render.pictures import write_walk_svg
 
@@ -162,6 +166,13 @@ def _answer_all(space, texts: list[str], access: str, cpl: int, fmt: str, svg_fi
     if fmt == "json":
         click.echo(render_json(good))
     return bad
+
+
+def _write(out: list[str]) -> None:
+    if out:
+        sys.stdout.write("".join(out))
+        sys.stdout.flush()
+        out.clear()
 
 
 def _stream_json(space, chunks, access: str, cpl: int) -> int:
