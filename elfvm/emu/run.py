@@ -448,9 +448,8 @@ def build_report(k, first, argv, opts: RunOptions, result) -> RunReport:
         rss.append({"start": ln.start, "end": ln.end, "name": ln.name or f"[{ln.kind}]",
                     "pages": (ln.end - ln.start) >> 12, "resident": resident})
     syms = _Symbolizer(result)
-    events = [{"seq": e.seq, "pid": e.pid, "address": e.addr, "access": e.access, "kind": e.kind,
-               "handler": e.handler, "eip": e.eip, "symbol": syms.at(e.eip), "mapped": e.mapped,
-               "kernel": e.kernel} for e in k.events]
+    events = [_Event(syms, seq=e.seq, pid=e.pid, address=e.addr, access=e.access, kind=e.kind,
+                     handler=e.handler, eip=e.eip, mapped=e.mapped, kernel=e.kernel) for e in k.events]
     notes = list(getattr(result, "notes", []))
     warnings = [f"--write-dir: {gp} not saved: {why}" for gp, why in k.vfs.save_refused]
     fault_around = k.folios.describe() if opts.fault_model == "linux" else ""
@@ -516,21 +515,43 @@ def _death_dict(k, d, syms=None) -> dict | None:
             "symbol": syms.at(d.eip) if syms is not None and d.eip is not None else None}
 
 
+class _Event(dict):
+    """One fault event of the report; its "symbol" is looked up when first read (the symbol
+    tables are parsed only when an event table is printed)."""
+
+    __slots__ = ("_syms",)
+
+    def __init__(self, syms, **fields):
+        super().__init__(fields)
+        self._syms = syms
+
+    def __missing__(self, key):
+        if key != "symbol":
+            raise KeyError(key)
+        self["symbol"] = sym = self._syms.at(self["eip"])
+        return sym
+
+
 class _Symbolizer:
-    """eip -> `symbol+off` through the images' symbol tables (elfvm.mmu.symbols)."""
+    """eip -> `symbol+off` through the images' symbol tables (elfvm.mmu.symbols), parsed on the
+    first look-up."""
 
     def __init__(self, result):
-        self.images = []
-        try:
+        self.result = result
+        self._images = None
+
+    @property
+    def images(self) -> list:
+        if self._images is None:
             from elfvm.mmu.symbols import Image
-        except ImportError:           # pragma: no cover
-            return
-        for img in result.images.values():
-            try:
-                self.images.append((img, Image(img.display.path, img.file, img.load_bias)))
-            except Exception:          # pragma: no cover - a stripped or odd file
-                continue
-        self.vmas = result.mm
+
+            self._images = []
+            for img in self.result.images.values():
+                try:
+                    self._images.append((img, Image(img.display.path, img.file, img.load_bias)))
+                except Exception:          # pragma: no cover - a stripped or odd file
+                    continue
+        return self._images
 
     def at(self, addr: int | None) -> str | None:
         if addr is None:
