@@ -12,7 +12,7 @@ import itertools
 import random
 from collections import Counter
 
-import numpy as np
+from elfvm.numeric import np
 
 from elfvm.emu.cpu import GDT_LINEAR, STUB_LINEAR, Cpu, Segments
 from elfvm.emu.memory import PAGE, Frames
