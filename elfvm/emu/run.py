@@ -426,6 +426,8 @@ class StopOnSigint:
 
 
 def build_report(k, first, argv, opts: RunOptions, result) -> RunReport:
+    from functools import partial
+
     from elfvm.emu.pages import resident_vpns
     from elfvm.emu.syscall_names import syscall_name
     from elfvm.mm.maps import maps_text, proc_maps
@@ -443,13 +445,14 @@ def build_report(k, first, argv, opts: RunOptions, result) -> RunReport:
     maps, rss = [], []
     for ln in proc_maps(mm):
         resident = sum(1 for v in range(ln.start >> 12, ln.end >> 12) if v in present)
-        maps.append({"start": ln.start, "end": ln.end, "perms": ln.perms, "pgoff": ln.pgoff,
-                     "name": ln.name, "kind": ln.kind, "source": map_source(result, ln)})
+        maps.append(_Deferred({"source": partial(map_source, result, ln)}, start=ln.start, end=ln.end,
+                              perms=ln.perms, pgoff=ln.pgoff, name=ln.name, kind=ln.kind))
         rss.append({"start": ln.start, "end": ln.end, "name": ln.name or f"[{ln.kind}]",
                     "pages": (ln.end - ln.start) >> 12, "resident": resident})
     syms = _Symbolizer(result)
-    events = [_Event(syms, seq=e.seq, pid=e.pid, address=e.addr, access=e.access, kind=e.kind,
-                     handler=e.handler, eip=e.eip, mapped=e.mapped, kernel=e.kernel) for e in k.events]
+    events = [_Deferred({"symbol": partial(syms.at, e.eip)}, seq=e.seq, pid=e.pid, address=e.addr,
+                        access=e.access, kind=e.kind, handler=e.handler, eip=e.eip, mapped=e.mapped,
+                        kernel=e.kernel) for e in k.events]
     notes = list(getattr(result, "notes", []))
     warnings = [f"--write-dir: {gp} not saved: {why}" for gp, why in k.vfs.save_refused]
     fault_around = k.folios.describe() if opts.fault_model == "linux" else ""
@@ -515,21 +518,23 @@ def _death_dict(k, d, syms=None) -> dict | None:
             "symbol": syms.at(d.eip) if syms is not None and d.eip is not None else None}
 
 
-class _Event(dict):
-    """One fault event of the report; its "symbol" is looked up when first read (the symbol
-    tables are parsed only when an event table is printed)."""
+class _Deferred(dict):
+    """A row of the report whose costly fields are computed when first read: the symbol tables
+    and section headers are parsed only when a table or the JSON shows them (`later`: key ->
+    function of no arguments)."""
 
-    __slots__ = ("_syms",)
+    __slots__ = ("_later",)
 
-    def __init__(self, syms, **fields):
+    def __init__(self, later: dict, **fields):
         super().__init__(fields)
-        self._syms = syms
+        self._later = later
 
     def __missing__(self, key):
-        if key != "symbol":
+        make = self._later.pop(key, None)
+        if make is None:
             raise KeyError(key)
-        self["symbol"] = sym = self._syms.at(self["eip"])
-        return sym
+        self[key] = value = make()
+        return value
 
 
 class _Symbolizer:
