@@ -31,7 +31,9 @@ from elfvm.mmu.inputs import read_address_chunks, read_address_lines
 @click.option("--split", default="3G", show_default=True, help="VMSPLIT for --profile linux-i386.")
 @kernel_options(auxv=False)
 @click.option("--sysroot", default="/", show_default=True, help="Where PT_INTERP is looked up.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "jsonl"]), default="table", show_default=True,
+              help="jsonl: the compact bulk format, JSON lines: a record per page the first time "
+                   "an address uses it, then one short line per address naming its page.")
 @click.option("--addresses", "addr_file", metavar="FILE", help="Read addresses, one per line ('-': stdin).")
 @click.option("--descriptor", "descriptors", multiple=True, metavar="gdt|ldt:I:base=..,limit=..,type=..,dpl=..",
               help="Put a segment descriptor of your own in the GDT or LDT for segmentation "
@@ -97,9 +99,9 @@ def translate(addresses, elf, pid, mmu, bits, ram, access, cpl, profile_name, sp
             raise UsageError("no address given (ADDR... or --addresses FILE)")
         click.echo(_regions_text(kernel))
         return 0
-    if fmt == "json" and addr_file:
-        bad = _stream_json(space, itertools.chain([list(addresses)], read_address_chunks(addr_file)),
-                           access, int(cpl))
+    if fmt == "jsonl" or (fmt == "json" and addr_file):
+        chunks = itertools.chain([list(addresses)], read_address_chunks(addr_file) if addr_file else ())
+        bad = _stream_json(space, chunks, access, int(cpl), fmt == "jsonl", svg_file)
     else:
         texts = itertools.chain(addresses, read_address_lines(addr_file) if addr_file else ())
         note = X86_64_NOTE if mmu is None and profile.name == "linux-x86_64-compat" else ""
@@ -175,31 +177,56 @@ def _write(out: list[str]) -> None:
         out.clear()
 
 
-def _stream_json(space, chunks, access: str, cpl: int) -> int:
-    """--addresses FILE --format json: one JSON list, one compact object per line, printed block
-    by block as the addresses are read (constant memory). Returns how many inputs were rejected."""
+def _stream_json(space, chunks, access: str, cpl: int, compact: bool, svg_file) -> int:
+    """--addresses FILE --format json: one JSON list, one compact object per line; --format
+    jsonl: JSON lines (elfvm.mmu.bulk.JsonLines). Printed block by block as the addresses are
+    read (constant memory); --svg draws the first 8 afterwards. Returns how many inputs were
+    rejected."""
     from elfvm.mmu.bulk import JsonLines
 
     out = sys.stdout
-    render = JsonLines(space, access, cpl)
+    render = JsonLines(space, access, cpl, compact=compact)
     bad = n = 0
+    first: list[str] = []                  # the inputs --svg draws
 
     def rejected(text, e) -> None:
         nonlocal bad
         _bad_input(text, str(e))
         bad += 1
 
+    sep = "\n" if compact else ",\n"
     try:
         for texts in chunks:
+            if svg_file and len(first) < 8:
+                first += texts[:8 - len(first)]
             lines = render.lines(texts, rejected)
             if lines:
-                out.write(("[\n" if n == 0 else ",\n") + ",\n".join(lines))
+                out.write(("" if compact else "[\n" if n == 0 else ",\n") + sep.join(lines) +
+                          ("\n" if compact else ""))
                 n += len(lines)
                 out.flush()
     finally:
-        out.write("[]\n" if n == 0 else "\n]\n")
+        if not compact:
+            out.write("[]\n" if n == 0 else "\n]\n")
         out.flush()
+    if svg_file:
+        _draw_first(space, first, access, cpl, svg_file)
     return bad
+
+
+def _draw_first(space, texts: list[str], access: str, cpl: int, svg_file: str) -> None:
+    from elfvm.mmu import TranslateError
+    from elfvm.mmu.bulk import translate_one
+    from elfvm.render.pictures import write_walk_svg
+
+    good = []
+    for t in texts:
+        try:
+            good.append(translate_one(space, t, access, cpl))
+        except TranslateError:
+            continue
+    if good:
+        write_walk_svg(space, good, svg_file)
 
 
 def _regions_text(k) -> str:

@@ -24,7 +24,9 @@ process (--pid) that can change under us) is translated address by address.
 
 from __future__ import annotations
 
+import itertools
 import json
+from bisect import bisect_right
 from json.encoder import encode_basestring_ascii as _quote
 from typing import Iterable, Iterator
 
@@ -59,62 +61,100 @@ def translate_stream(space, texts: Iterable[str], access: str = "r",
 class _Page:
     """The page-wide part of the answers for one page, serialized once."""
 
-    __slots__ = ("mid", "tail", "phys_base", "mask", "image", "sec", "sym", "sym_at")
+    __slots__ = ("mid", "tail", "phys_base", "mask", "image", "starts", "stretches", "record")
 
-    def __init__(self, space: AddressSpace, t: Translation, lo: int):
+    def __init__(self, space: AddressSpace, t: Translation, lo: int, ids=None):
         j = t.to_json()
+        self.record = None
+        if ids is not None:                 # compact: the page's record and the lines' middle
+            pid = next(ids)
+            self.record = page_record(pid, j)
+            self.mid = f',"page":{pid},"page_offset":'
+            self.tail = ',"section":'
         self.mask = t.page_size - 1
         self.phys_base = None if t.physical is None else t.physical - t.page_offset
-        self.mid = ',"walk":' + _compact(j["walk"]) + ',"page_offset":'
-        self.tail = (',"fault":' + _compact(j["fault"]) + ',"region":' + _compact(j["region"]) +
-                     ',"vma":' + _compact(j["vma"]) + ',"section":')
-        self.image = space.image_of(t.vma) if t.vma is not None else None
-        self.sec = self.sym = None          # the page's labels: the section's JSON, the symbol's
-        self.sym_at = 0                     # name (quoted, open) and run-time address
-        labels = None if self.image is None else self.image.labels_over(lo, lo + t.page_size)
-        if self.image is None or labels is not None:
-            sec, sym, self.sym_at = labels or (None, None, 0)
-            self.sec = _compact(sec)
-            self.sym = "" if sym is None else _quote(sym)[:-1]
-            self.image = None
+        if ids is None:
+            self.mid = ',"walk":' + _compact(j["walk"]) + ',"page_offset":'
+            self.tail = (',"fault":' + _compact(j["fault"]) + ',"region":' + _compact(j["region"]) +
+                         ',"vma":' + _compact(j["vma"]) + ',"section":')
+        # the page's labels: per stretch between section edges and symbols, the section's
+        # JSON, the symbol's name (quoted, left open) and its run-time address
+        image = space.image_of(t.vma) if t.vma is not None else None
+        stretches = [(lo, None, None, 0)]
+        if image is not None:
+            stretches = image.label_stretches(lo, lo + t.page_size) or []
+        self.image = image if not stretches else None          # else: image by image
+        self.starts = [st[0] for st in stretches]
+        self.stretches = [(_compact(sec), "" if sym is None else _quote(sym)[:-1], at)
+                          for _, sec, sym, at in stretches]
 
     def labels(self, lin: int) -> str:
         """`section` and `symbol`'s JSON values for `lin`."""
-        im = self.image
-        if im is None:
-            if not self.sym:
-                return self.sec + ',"symbol":null'
-            off = lin - self.sym_at
-            return f'{self.sec},"symbol":{self.sym}"' if off == 0 else \
-                f'{self.sec},"symbol":{self.sym}+{off:#x}"'
-        a, b = im.section_at(lin), im.symbol_at(lin)
-        return ("null" if a is None else _quote(a)) + ',"symbol":' + ("null" if b is None else _quote(b))
+        if self.image is not None:
+            a, b = self.image.section_at(lin), self.image.symbol_at(lin)
+            return ("null" if a is None else _quote(a)) + ',"symbol":' + ("null" if b is None else _quote(b))
+        st = self.stretches
+        sec, sym, at = st[0] if len(st) == 1 else st[bisect_right(self.starts, lin) - 1]
+        if not sym:
+            return sec + ',"symbol":null'
+        off = lin - at
+        return f'{sec},"symbol":{sym}"' if off == 0 else f'{sec},"symbol":{sym}+{off:#x}"'
+
+
+def page_record(pid: int, j: dict, walk_json: str | None = None, reason_per_address: bool = False) -> str:
+    """The compact format's record of a page: what every address of it shares. With
+    `reason_per_address` the fault's reason is null here and on each address's line."""
+    fault = j["fault"]
+    if fault is not None and reason_per_address:
+        fault = {"kind": fault["kind"], "reason": None}
+    rest = _compact({"region": j["region"], "vma": j["vma"], "fault": fault})
+    walk = _compact(j["walk"]) if walk_json is None else walk_json
+    return f'{{"page":{pid},"walk":{walk},{rest[1:]}'
 
 
 class _Hole:
     """The answers of one hole at one walk level: the JSON after the walk, split where the
-    address is named."""
+    address is named (`parts`), and for the compact format the fault's reason split the same
+    way and the record's JSON without the walk."""
 
-    __slots__ = ("parts", "page", "checked")
+    __slots__ = ("parts", "page", "checked", "reason", "j")
 
-    def __init__(self, parts: list[str], page: int):
+    def __init__(self, parts: list[str], page: int, t: Translation):
         self.parts, self.page, self.checked = parts, page, False
+        j = t.to_json()
+        self.reason = _quote(j["fault"]["reason"]).split(f"{t.linear:#x}") if j["fault"] else None
+        self.j = j
+
+
+class _HolePage:
+    """A page of a hole, for the compact format: its record (printed once) and the labels."""
+
+    __slots__ = ("pid", "record", "hole", "labels")
+
+    def __init__(self, pid: int, walk_json: str, hole: _Hole):
+        self.pid, self.hole = pid, hole
+        self.record = page_record(pid, hole.j, walk_json, reason_per_address=True)
+        self.labels = f',"section":{_compact(hole.j["section"])},"symbol":{_compact(hole.j["symbol"])}'
 
 
 _PER_ADDRESS = object()
 
 
 class JsonLines:
-    """Compact JSON text, one object per input, with `Translation.to_json()`'s keys."""
+    """Compact JSON text, one object per input, with `Translation.to_json()`'s keys; or with
+    `compact`, the bulk format: a record per page (`page_record`) the first time a page is
+    used, then one short line per address naming its page (docs/commands.md)."""
 
-    def __init__(self, space, access: str = "r", cpl: int = 3):
+    def __init__(self, space, access: str = "r", cpl: int = 3, compact: bool = False):
         self.space, self.access, self.cpl = space, access, cpl
         self.fast = type(space) is AddressSpace
         self.shift = space.geom.offset_bits
         self.limit = min(space.geom.max_linear, (1 << 32) - 1)   # beyond: translate() decides
-        self.pages: dict[int, _Page | tuple | object] = {}
+        self.ids = itertools.count() if compact else None
+        self.pages: dict[int, object] = {}
         self.holes: dict[tuple, _Hole | None] = {}
         self.walks: dict[int, tuple] = {}
+        self.hole_pages: dict[tuple, tuple] = {}
 
     def lines(self, texts: Iterable[str], rejected) -> list[str]:
         """The JSON of each input; a rejected one goes to `rejected(text, error)` instead."""
@@ -128,7 +168,8 @@ class JsonLines:
         return out
 
     def line(self, text: str) -> str:
-        """The JSON of one input; raises TranslateError for a bad one."""
+        """The JSON of one input (compact: preceded by its page's record, the first time); raises
+        TranslateError for a bad one."""
         lin = None
         if self.fast and ":" not in text:
             try:
@@ -140,25 +181,47 @@ class JsonLines:
         page = self.pages.get(lin >> self.shift)
         if page is None:
             page = self._first(lin, text)
-            if page.__class__ is str:
-                return page
+            if page.__class__ is Translation:
+                return self._render(page)
         if page.__class__ is _Page:
             off = lin & page.mask
             s = str(lin)
             phys = "null" if page.phys_base is None else str(page.phys_base + off)
-            return (f'{{"input":{_quote(text)},"virtual":{s},"linear":{s}{page.mid}{off},"physical":'
-                    f'{phys}{page.tail}{page.labels(lin)}}}')
+            out = (f'{{"input":{_quote(text)},"virtual":{s},"linear":{s}{page.mid}{off},"physical":'
+                   f'{phys}{page.tail}{page.labels(lin)}}}')
+            if page.record is not None:
+                out, page.record = page.record + "\n" + out, None
+            return out
         if page is _PER_ADDRESS:
             return self._full(text)
-        return self._hole_line(lin, text, page[0], page[1])
+        return self._hole_line(lin, text, page)
 
-    def _hole_line(self, lin: int, text: str, walk_json: str, hole: _Hole) -> str:
-        s = str(lin)
-        return (f'{{"input":{_quote(text)},"virtual":{s},"linear":{s},"walk":{walk_json},"page_offset":'
-                f'{lin & ((1 << self.shift) - 1)},"physical":null{f"{lin:#x}".join(hole.parts)}')
+    def _hole_line(self, lin: int, text: str, page) -> str:
+        s, h = str(lin), f"{lin:#x}"
+        head = f'{{"input":{_quote(text)},"virtual":{s},"linear":{s}'
+        off = lin & ((1 << self.shift) - 1)
+        if page.__class__ is tuple:
+            walk_json, hole = page
+            return f'{head},"walk":{walk_json},"page_offset":{off},"physical":null{h.join(hole.parts)}'
+        out = (f'{head},"page":{page.pid},"page_offset":{off},"physical":null{page.labels},'
+               f'"reason":{h.join(page.hole.reason)}}}')
+        if page.record is not None:
+            out, page.record = page.record + "\n" + out, None
+        return out
+
+    def _render(self, t: Translation) -> str:
+        """A translation's own answer (nothing shared): its JSON, or its record and line."""
+        j = t.to_json()
+        if self.ids is None:
+            return _compact(j)
+        pid = next(self.ids)
+        line = {"input": j["input"], "virtual": j["virtual"], "linear": j["linear"], "page": pid,
+                "page_offset": j["page_offset"], "physical": j["physical"], "section": j["section"],
+                "symbol": j["symbol"]}
+        return page_record(pid, j) + "\n" + _compact(line)
 
     def _first(self, lin: int, text: str):
-        """A page seen for the first time: its cache entry, or the answer itself (a str)."""
+        """A page seen for the first time: its cache entry, or the Translation to print."""
         if len(self.pages) >= _BOUND:
             self.pages.clear()
         key = lin >> self.shift
@@ -166,16 +229,16 @@ class JsonLines:
         if hole_key is not None:
             hole = self.holes.get(hole_key)
             if hole is not None and hole.checked:
-                entry = self.pages[key] = (self._walk_json(lin), hole)
+                entry = self.pages[key] = self._hole_page(lin, hole)
                 return entry
             t = self.space.translate(lin, self.access, self.cpl, text=text)
             self._learn_hole(hole_key, hole, t, key)
-            return _compact(t.to_json())
+            return t
         t = self.space.translate(lin, self.access, self.cpl, text=text)
         if t.fault is not None and f"{lin:#x}" in t.fault.reason:
             self.pages[key] = _PER_ADDRESS            # not page-wide (nor a hole we know)
-            return _compact(t.to_json())
-        page = self.pages[key] = _Page(self.space, t, lin - (lin & (t.page_size - 1)))
+            return t
+        page = self.pages[key] = _Page(self.space, t, lin - (lin & (t.page_size - 1)), self.ids)
         return page
 
     def _hole_key(self, lin: int) -> tuple | None:
@@ -209,12 +272,27 @@ class JsonLines:
         if hole is None:
             if len(self.holes) >= _BOUND:
                 self.holes.clear()
-            self.holes[hole_key] = _Hole(parts, page)
+            self.holes[hole_key] = _Hole(parts, page, t)
         elif hole.page != page:
             if parts == hole.parts:
                 hole.checked = True
             else:
                 self.holes[hole_key] = None
+
+    def _hole_page(self, lin: int, hole: _Hole):
+        """The cache entry of a page of a known hole: (walk JSON, hole); compact: the record
+        shared by every page below the same not-present entry of the same hole."""
+        walk = self.space.walk_of(lin)[1]
+        walk_json = self._walk_json(lin)
+        if self.ids is None:
+            return walk_json, hole
+        key = (id(walk), id(hole))
+        got = self.hole_pages.get(key)
+        if got is None or got[0] is not walk or got[1] is not hole:
+            if len(self.hole_pages) >= _BOUND:
+                self.hole_pages.clear()
+            got = self.hole_pages[key] = (walk, hole, _HolePage(next(self.ids), walk_json, hole))
+        return got[2]
 
     def _walk_json(self, lin: int) -> str:
         """The walk's JSON, once per walk record (the address space shares one record among the
@@ -228,4 +306,4 @@ class JsonLines:
         return got[1]
 
     def _full(self, text: str) -> str:
-        return _compact(translate_one(self.space, text, self.access, self.cpl).to_json())
+        return self._render(translate_one(self.space, text, self.access, self.cpl))

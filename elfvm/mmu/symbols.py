@@ -74,6 +74,23 @@ class Image:
             return self.section_at(lo), None, 0
         return self.section_at(lo), self._syms[i].name, self._syms[i].value + self.bias
 
+    def label_stretches(self, lo: int, hi: int) -> list[tuple[int, str | None, str | None, int]]:
+        """[lo, hi) cut where the section or the nearest symbol changes: (start, section,
+        symbol name, its run-time address) per stretch, as labels_over() gives them."""
+        a, b = lo - self.bias, hi - self.bias
+        cuts = {e for e in self._sec_edges if a < e < b}
+        i = bisect.bisect_right(self._addrs, a)
+        while i < len(self._addrs) and self._addrs[i] < b:
+            cuts.add(self._addrs[i])
+            i += 1
+        out = []
+        for c in sorted(cuts | {a}):
+            labels = self.labels_over(c + self.bias, c + self.bias + 1)
+            if labels is None:                     # pragma: no cover - every cut is a stretch
+                return []
+            out.append((c + self.bias, *labels))
+        return out
+
     def lookup(self, name: str):
         return self._by_name.get(name)
 
