@@ -61,7 +61,7 @@ def translate_stream(space, texts: Iterable[str], access: str = "r",
 class _Page:
     """The page-wide part of the answers for one page, serialized once."""
 
-    __slots__ = ("mid", "tail", "phys_base", "mask", "image", "starts", "stretches", "record")
+    __slots__ = ("mid", "tail", "phys_base", "mask", "image", "starts", "stretches", "fixed", "record")
 
     def __init__(self, space: AddressSpace, t: Translation, lo: int, ids=None):
         j = t.to_json()
@@ -87,6 +87,9 @@ class _Page:
         self.starts = [st[0] for st in stretches]
         self.stretches = [(_compact(sec), "" if sym is None else _quote(sym)[:-1], at)
                           for _, sec, sym, at in stretches]
+        self.fixed = None                   # the labels' JSON when the same for the whole page
+        if self.image is None and len(self.stretches) == 1 and not self.stretches[0][1]:
+            self.fixed = self.stretches[0][0] + ',"symbol":null'
 
     def labels(self, lin: int) -> str:
         """`section` and `symbol`'s JSON values for `lin`."""
@@ -157,12 +160,29 @@ class JsonLines:
         self.hole_pages: dict[tuple, tuple] = {}
 
     def lines(self, texts: Iterable[str], rejected) -> list[str]:
-        """The JSON of each input; a rejected one goes to `rejected(text, error)` instead."""
+        """The JSON of each input; a rejected one goes to `rejected(text, error)` instead. The
+        common case, a number on a page already described, is done here in line; everything
+        else is `line()`'s."""
         out = []
-        line = self.line
+        append, line, get = out.append, self.line, self.pages.get
+        shift, limit = self.shift, (self.limit if self.fast else -1)
         for text in texts:
             try:
-                out.append(line(text))
+                lin = int(text, 0)         # (a selector, a symbol: ValueError, line() decides)
+            except ValueError:
+                lin = -1
+            page = get(lin >> shift) if 0 <= lin <= limit else None
+            if page.__class__ is _Page and page.record is None:
+                off = lin & page.mask
+                s = str(lin)
+                q = f'"{text}"' if text.isascii() else _quote(text)   # a number: nothing to escape
+                phys = "null" if page.phys_base is None else page.phys_base + off
+                labels = page.fixed or page.labels(lin)
+                append(f'{{"input":{q},"virtual":{s},"linear":{s}{page.mid}{off},"physical":{phys}'
+                       f'{page.tail}{labels}}}')
+                continue
+            try:
+                append(line(text))
             except TranslateError as e:
                 rejected(text, e)
         return out
