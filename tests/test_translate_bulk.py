@@ -20,6 +20,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VARS = os.path.join(ROOT, "fixtures", "bin", "vars")
 
 
+def _line(bulk, text):
+    """`JsonLines.lines()` (its fast path for known pages, else `line()`) for one input."""
+    def rejected(_text, e):
+        raise e
+    return bulk.lines([text], rejected)[0]
+
+
 def _inputs(space, n=3000, seed=7):
     """Addresses of every kind: inside each VMA (present and not), next to them, holes, below the
     stack, kernel space, the last page, symbols, selectors, bad ones; many share a page."""
@@ -47,12 +54,88 @@ def test_bulk_lines_equal_the_per_address_answers():
                 want = translate_one(space, text, access, cpl).to_json()
             except Exception as e:          # the same rejection, the same message
                 try:
-                    bulk.line(text)
+                    _line(bulk, text)
                 except type(e) as e2:
                     assert str(e2) == str(e)
                     continue
                 raise AssertionError(f"{text}: bulk accepted what translate rejects: {e}")
-            assert json.loads(bulk.line(text)) == want, text
+            assert json.loads(_line(bulk, text)) == want, text
+
+
+def test_bulk_lines_equal_the_per_address_answers_in_every_geometry():
+    """Holes and kernel regions (pkmap/fixmap slots name the page, vmalloc does not) under each
+    paging mode and the native i386 kernel half: the cached text is never another address's."""
+    from elfvm.kernel.profile import make_profile as mk
+
+    rnd = random.Random(3)
+    for prof, mmu in (("linux-x86_64-compat", "i386"), ("linux-x86_64-compat", "pae"),
+                      ("linux-i386", "i386"), ("linux-i386", "pae")):
+        space = open_address_space(profile=mk(prof), mmu=mmu, elf=VARS)
+        texts = _inputs(space, 1500, seed=11)
+        texts += [hex(rnd.randrange(0xc0000000, 1 << 32)) for _ in range(1500)]
+        for access, cpl in (("r", 3), ("w", 0)):
+            bulk = JsonLines(space, access, cpl)
+            for text in texts:
+                try:
+                    want = translate_one(space, text, access, cpl).to_json()
+                except Exception:
+                    continue
+                assert json.loads(_line(bulk, text)) == want, (prof, mmu, text)
+
+
+def expand(lines):
+    """The compact format joined back into Translation.to_json() objects, as docs/commands.md
+    describes it: each address line takes its page record's walk, region, vma and fault (the
+    reason from the line when the record's is null)."""
+    pages, out = {}, []
+    for text in lines:
+        d = json.loads(text)
+        if "walk" in d:
+            assert d["page"] not in pages or pages[d["page"]] == d      # an id names one record
+            pages[d["page"]] = d
+            continue
+        p = pages[d.pop("page")]
+        fault = p["fault"]
+        if fault is not None and fault["reason"] is None:
+            fault = {**fault, "reason": d.pop("reason")}
+        assert "reason" not in d
+        out.append({"input": d["input"], "virtual": d["virtual"], "linear": d["linear"],
+                    "walk": p["walk"], "page_offset": d["page_offset"], "physical": d["physical"],
+                    "fault": fault, "region": p["region"], "vma": p["vma"], "section": d["section"],
+                    "symbol": d["symbol"]})
+    return out
+
+
+def test_compact_lines_expand_to_the_per_address_answers():
+    from elfvm.kernel.profile import make_profile as mk
+
+    for prof, mmu in (("linux-x86_64-compat", None), ("linux-i386", "pae")):
+        space = open_address_space(profile=mk(prof), mmu=mmu, elf=VARS)
+        texts = _inputs(space, 2500, seed=5) + ["0xc0001000", "0xffbff000", "0xfff00000"]
+        for access, cpl in (("r", 3), ("w", 0)):
+            bulk, want, got = JsonLines(space, access, cpl, compact=True), [], []
+            for text in texts:
+                try:
+                    want.append(translate_one(space, text, access, cpl).to_json())
+                except Exception:
+                    continue
+                got += _line(bulk, text).split("\n")
+            assert expand(got) == want, (prof, access, cpl)
+
+
+def test_compact_format_cli(tmp_path):
+    f = tmp_path / "a.txt"
+    holes = "".join(f"{a:#x}\n" for a in range(0x10000, 0x100000, 0x8100))   # one PDE, 30 pages
+    f.write_text("0x8049000\nnosuchsym\ncounter\n" + "0x804c010\n" * 40 + holes)
+    r = CliRunner().invoke(cli, ["translate", "--elf", VARS, "--format", "jsonl", "--addresses", str(f)])
+    assert r.exit_code == 2 and "nosuchsym" in r.stderr
+    lines = r.stdout.splitlines()
+    full = CliRunner().invoke(cli, ["translate", "--elf", VARS, "--format", "json", "--addresses", str(f)])
+    assert expand(lines) == json.loads(full.stdout)
+    assert len(r.stdout) < len(full.stdout) / 2
+    # 0x8049000, counter, 0x804c010's page; the hole's first two pages (answered in full until
+    # they agree), then one record for the rest of it (one not-present PDE)
+    assert sum('"walk"' in x for x in lines) == 6
 
 
 def test_stream_is_one_json_list_with_errors_on_stderr(tmp_path):

@@ -10,7 +10,7 @@ import click
 from elfvm.commands.kernel_options import kernel_note, kernel_options, make_kernel_profile
 from elfvm.commands.options import escape, int_range, reject
 from elfvm.errors import EXIT_USAGE, UsageError
-from elfvm.mmu.inputs import read_address_lines
+from elfvm.mmu.inputs import read_address_chunks, read_address_lines
 
 
 @click.command("translate")
@@ -31,7 +31,9 @@ from elfvm.mmu.inputs import read_address_lines
 @click.option("--split", default="3G", show_default=True, help="VMSPLIT for --profile linux-i386.")
 @kernel_options(auxv=False)
 @click.option("--sysroot", default="/", show_default=True, help="Where PT_INTERP is looked up.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "jsonl"]), default="table", show_default=True,
+              help="jsonl: the compact bulk format, JSON lines: a record per page the first time "
+                   "an address uses it, then one short line per address naming its page.")
 @click.option("--addresses", "addr_file", metavar="FILE", help="Read addresses, one per line ('-': stdin).")
 @click.option("--descriptor", "descriptors", multiple=True, metavar="gdt|ldt:I:base=..,limit=..,type=..,dpl=..",
               help="Put a segment descriptor of your own in the GDT or LDT for segmentation "
@@ -97,12 +99,13 @@ def translate(addresses, elf, pid, mmu, bits, ram, access, cpl, profile_name, sp
             raise UsageError("no address given (ADDR... or --addresses FILE)")
         click.echo(_regions_text(kernel))
         return 0
-    texts = itertools.chain(addresses, read_address_lines(addr_file) if addr_file else ())
-    if fmt == "json" and addr_file:
-        bad = _stream_json(space, texts, access, int(cpl))
+    if fmt == "jsonl" or (fmt == "json" and addr_file):
+        chunks = itertools.chain([list(addresses)], read_address_chunks(addr_file) if addr_file else ())
+        bad = _stream_json(space, chunks, access, int(cpl), fmt == "jsonl", svg_file)
     else:
+        texts = itertools.chain(addresses, read_address_lines(addr_file) if addr_file else ())
         note = X86_64_NOTE if mmu is None and profile.name == "linux-x86_64-compat" else ""
-        bad = _answer_all(space, list(texts), access, int(cpl), fmt, svg_file, note)
+        bad = _answer_all(space, texts, access, int(cpl), fmt, svg_file, note)
     if bad:
         click.get_current_context().exit(EXIT_USAGE)
     return 0
@@ -133,27 +136,31 @@ def _bad_input(text: str, message: str) -> None:
                       f"elfvm: translate: {text}: {message}"), err=True)
 
 
-def _answer_all(space, texts: list[str], access: str, cpl: int, fmt: str, svg_file,
-                note: str = "") -> int:
+def _answer_all(space, texts, access: str, cpl: int, fmt: str, svg_file, note: str = "") -> int:
     """ADDR arguments (and --addresses in table form): every answer, then the pictures; the
-    table streams, one answer after another. Returns how many inputs were rejected."""
+    table streams, one answer after another, written in blocks. Returns how many inputs were
+    rejected."""
     from elfvm.mmu.bulk import translate_stream
-    from elfvm.mmu.render import render_json, translation_text
+    from elfvm.mmu.render import TranslationText, render_json
 
-    good, bad, first = [], 0, True
+    good, bad, out = [], 0, []
     keep_all = fmt == "json"
+    text = TranslationText(space.geom)
+    if fmt == "table" and note:
+        out.append(note + "\n")
     for r in translate_stream(space, texts, access, cpl):
         if isinstance(r, Exception):
+            _write(out)                         # the answers before it come first
             _bad_input(r.input, str(r))
             bad += 1
             continue
         if keep_all or len(good) < 8:
             good.append(r)
         if fmt == "table":
-            if first and note:
-                click.echo(note)
-            click.echo(("" if first else "\n") + translation_text(r, geom=space.geom))
-            first = False
+            out.append(("\n" if good[0] is not r else "") + text(r) + "\n")
+            if len(out) >= 256:
+                _write(out)
+    _write(out)
     if svg_file and good:
         from elfvm.render.pictures import write_walk_svg
 
@@ -163,33 +170,63 @@ def _answer_all(space, texts: list[str], access: str, cpl: int, fmt: str, svg_fi
     return bad
 
 
-def _stream_json(space, texts, access: str, cpl: int) -> int:
-    """--addresses FILE --format json: one JSON list, one compact object per line, printed as
-    the addresses are read (constant memory). Returns how many inputs were rejected."""
-    from elfvm.mmu import TranslateError
+def _write(out: list[str]) -> None:
+    if out:
+        sys.stdout.write("".join(out))
+        sys.stdout.flush()
+        out.clear()
+
+
+def _stream_json(space, chunks, access: str, cpl: int, compact: bool, svg_file) -> int:
+    """--addresses FILE --format json: one JSON list, one compact object per line; --format
+    jsonl: JSON lines (elfvm.mmu.bulk.JsonLines). Printed block by block as the addresses are
+    read (constant memory); --svg draws the first 8 afterwards. Returns how many inputs were
+    rejected."""
     from elfvm.mmu.bulk import JsonLines
 
     out = sys.stdout
-    render = JsonLines(space, access, cpl)
-    bad, n, buf = 0, 0, []
+    render = JsonLines(space, access, cpl, compact=compact)
+    bad = n = 0
+    first: list[str] = []                  # the inputs --svg draws
+
+    def rejected(text, e) -> None:
+        nonlocal bad
+        _bad_input(text, str(e))
+        bad += 1
+
+    sep = "\n" if compact else ",\n"
     try:
-        for text in texts:
-            try:
-                line = render.line(text)
-            except TranslateError as e:
-                _bad_input(text, str(e))
-                bad += 1
-                continue
-            buf.append(("[\n" if n == 0 else ",\n") + line)
-            n += 1
-            if len(buf) >= 512:
-                out.write("".join(buf))
-                buf.clear()
+        for texts in chunks:
+            if svg_file and len(first) < 8:
+                first += texts[:8 - len(first)]
+            lines = render.lines(texts, rejected)
+            if lines:
+                out.write(("" if compact else "[\n" if n == 0 else ",\n") + sep.join(lines) +
+                          ("\n" if compact else ""))
+                n += len(lines)
+                out.flush()
     finally:
-        buf.append("[]\n" if n == 0 else "\n]\n")
-        out.write("".join(buf))
+        if not compact:
+            out.write("[]\n" if n == 0 else "\n]\n")
         out.flush()
+    if svg_file:
+        _draw_first(space, first, access, cpl, svg_file)
     return bad
+
+
+def _draw_first(space, texts: list[str], access: str, cpl: int, svg_file: str) -> None:
+    from elfvm.mmu import TranslateError
+    from elfvm.mmu.bulk import translate_one
+    from elfvm.render.pictures import write_walk_svg
+
+    good = []
+    for t in texts:
+        try:
+            good.append(translate_one(space, t, access, cpl))
+        except TranslateError:
+            continue
+    if good:
+        write_walk_svg(space, good, svg_file)
 
 
 def _regions_text(k) -> str:

@@ -32,32 +32,36 @@ long icount_struct_size(void) { return (long)sizeof(struct icount); }
 
 void icount_clear(struct icount *c) { memset(c->key, 0, sizeof c->key); }
 
+/* A block not in the table yet: ask Unicorn's translator, keep the answer. Out of line, so the
+ * hit path below stays a leaf function with no registers to save. */
+__attribute__((noinline, cold))
+static int64_t icount_miss(void *uc, uint64_t pc, uint32_t size, struct icount *c, uint64_t key,
+                           uint32_t h)
+{
+    for (int i = 0; i < PROBES; i++) {
+        uint32_t s = (h + i) & (SLOTS - 1);
+        if (c->key[s] == key) return c->icnt[s];
+        if (c->key[s] == 0) break;
+    }
+    uc_tb tb;
+    memset(&tb, 0, sizeof tb);
+    if (c->ctl(uc, (int)c->request, pc, &tb) != 0 || tb.pc != pc || tb.size != size)
+        c->errors++;
+    int64_t n = tb.icount;
+    uint32_t s = h;
+    for (int i = 0; i < PROBES; i++) {
+        if (c->key[(h + i) & (SLOTS - 1)] == 0) { s = (h + i) & (SLOTS - 1); break; }
+    }
+    c->key[s] = key;
+    c->icnt[s] = n;
+    return n;
+}
+
 void icount_block(void *uc, uint64_t pc, uint32_t size, struct icount *c)
 {
     uint64_t key = (((uint64_t)size << 32) | (pc & 0xffffffffu)) + 1;
     uint32_t h = (uint32_t)(((pc & 0xffffffffu) * 2654435761u) >> 10) & (SLOTS - 1);
-    int64_t n = -1;
-    for (int i = 0; i < PROBES; i++) {
-        uint32_t s = (h + i) & (SLOTS - 1);
-        if (c->key[s] == key) { n = c->icnt[s]; break; }
-        if (c->key[s] == 0) break;
-    }
-    if (n < 0) {
-        uc_tb tb;
-        memset(&tb, 0, sizeof tb);
-        if (c->ctl(uc, (int)c->request, pc, &tb) != 0 || tb.pc != pc || tb.size != size) {
-            c->errors++;
-            n = tb.icount;
-        } else {
-            n = tb.icount;
-        }
-        uint32_t s = h;
-        for (int i = 0; i < PROBES; i++) {
-            if (c->key[(h + i) & (SLOTS - 1)] == 0) { s = (h + i) & (SLOTS - 1); break; }
-        }
-        c->key[s] = key;
-        c->icnt[s] = n;
-    }
+    int64_t n = __builtin_expect(c->key[h] == key, 1) ? c->icnt[h] : icount_miss(uc, pc, size, c, key, h);
     c->total += n;
     c->last_pc = pc;
     c->last_size = size;

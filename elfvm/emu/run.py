@@ -430,6 +430,8 @@ class StopOnSigint:
 
 
 def build_report(k, first, argv, opts: RunOptions, result) -> RunReport:
+    from functools import partial
+
     from elfvm.emu.pages import resident_vpns
     from elfvm.emu.syscall_names import syscall_name
     from elfvm.mm.maps import maps_text, proc_maps
@@ -447,8 +449,8 @@ def build_report(k, first, argv, opts: RunOptions, result) -> RunReport:
     maps, rss = [], []
     for ln in proc_maps(mm):
         resident = sum(1 for v in range(ln.start >> 12, ln.end >> 12) if v in present)
-        maps.append({"start": ln.start, "end": ln.end, "perms": ln.perms, "pgoff": ln.pgoff,
-                     "name": ln.name, "kind": ln.kind, "source": map_source(result, ln)})
+        maps.append(_Deferred({"source": partial(map_source, result, ln)}, start=ln.start, end=ln.end,
+                              perms=ln.perms, pgoff=ln.pgoff, name=ln.name, kind=ln.kind))
         rss.append({"start": ln.start, "end": ln.end, "name": ln.name or f"[{ln.kind}]",
                     "pages": (ln.end - ln.start) >> 12, "resident": resident})
     syms = _Symbolizer(result)
@@ -518,6 +520,25 @@ def _death_dict(k, d, syms=None) -> dict | None:
         return None
     return {"signal": d.name, "address": d.addr, "access": d.access, "reason": d.reason, "eip": d.eip,
             "symbol": syms.at(d.eip) if syms is not None and d.eip is not None else None}
+
+
+class _Deferred(dict):
+    """A row of the report whose costly fields are computed when first read: the symbol tables
+    and section headers are parsed only when a table or the JSON shows them (`later`: key ->
+    function of no arguments)."""
+
+    __slots__ = ("_later",)
+
+    def __init__(self, later: dict, **fields):
+        super().__init__(fields)
+        self._later = later
+
+    def __missing__(self, key):
+        make = self._later.pop(key, None)
+        if make is None:
+            raise KeyError(key)
+        self[key] = value = make()
+        return value
 
 
 class _Symbolizer:

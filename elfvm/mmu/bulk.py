@@ -5,23 +5,35 @@ per-page cache, so a million addresses take constant memory and the first answer
 while the rest are still being read.
 
 `JsonLines` renders each answer as one compact JSON object with exactly `Translation.to_json()`'s
-keys. Everything that depends only on the page (the walk, the VMA, the region, the fault of a
-page that is not present, the frame) comes from the first `translate()` of that page and is
-serialized once; per address only the offset, the physical address, the section and the symbol
-are filled in. A fault whose reason names the address itself (a hole, above TASK_SIZE ...) is not
-page-wide, so such pages are translated address by address. A live process (--pid) can change
-under us: it is always translated address by address.
+keys, and never derives twice what an earlier answer already gave:
+
+* a page: everything that depends only on the page (the walk, the VMA, the region, the fault of
+  a page that is not present, the frame) comes from the first `translate()` of that page and is
+  serialized once; per address only the offset, the physical address, the section and the
+  symbol are filled in (the last two from the page's labels when no section edge or symbol lies
+  inside the page);
+* a hole (no VMA, the walk stops at a not-present entry): the fault reason names the address
+  itself ("0x1234 lies in the hole below ..."), so it is not page-wide, but the same for every
+  address of the hole with the address in it. The answer's text around the address is kept per
+  hole and level where the walk stops, once two translations on different pages agree on it;
+  the walk comes from the address space's own memo of the not-present entry it stopped at.
+
+Anything else (a symbol, a selector, a page whose answers differ address by address, a live
+process (--pid) that can change under us) is translated address by address.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+from bisect import bisect_right
 from json.encoder import encode_basestring_ascii as _quote
 from typing import Iterable, Iterator
 
-from elfvm.mmu.mmu import AddressSpace, Translation, TranslateError
+from elfvm.mmu.mmu import AddressSpace, Translation, TranslateError, walk_json
 
 _compact = json.JSONEncoder(separators=(",", ":")).encode
+_BOUND = 1 << 16                  # cached pages/holes/walks, whatever the input
 
 
 def translate_one(space, text: str, access: str, cpl: int) -> Translation:
@@ -49,62 +61,269 @@ def translate_stream(space, texts: Iterable[str], access: str = "r",
 class _Page:
     """The page-wide part of the answers for one page, serialized once."""
 
-    __slots__ = ("mid", "tail", "phys_base", "mask", "image")
+    __slots__ = ("mid", "tail", "phys_base", "mask", "image", "starts", "stretches", "fixed", "record")
 
-    def __init__(self, space: AddressSpace, t: Translation):
+    def __init__(self, space: AddressSpace, t: Translation, lo: int, ids=None):
         j = t.to_json()
+        self.record = None
+        if ids is not None:                 # compact: the page's record and the lines' middle
+            pid = next(ids)
+            self.record = page_record(pid, j)
+            self.mid = f',"page":{pid},"page_offset":'
+            self.tail = ',"section":'
         self.mask = t.page_size - 1
         self.phys_base = None if t.physical is None else t.physical - t.page_offset
-        self.mid = ',"walk":' + _compact(j["walk"]) + ',"page_offset":'
-        self.tail = (',"fault":' + _compact(j["fault"]) + ',"region":' + _compact(j["region"]) +
-                     ',"vma":' + _compact(j["vma"]) + ',"section":')
-        self.image = space.image_of(t.vma) if t.vma is not None else None
+        if ids is None:
+            self.mid = ',"walk":' + _compact(j["walk"]) + ',"page_offset":'
+            self.tail = (',"fault":' + _compact(j["fault"]) + ',"region":' + _compact(j["region"]) +
+                         ',"vma":' + _compact(j["vma"]) + ',"section":')
+        # the page's labels: per stretch between section edges and symbols, the section's
+        # JSON, the symbol's name (quoted, left open) and its run-time address
+        image = space.image_of(t.vma) if t.vma is not None else None
+        stretches = [(lo, None, None, 0)]
+        if image is not None:
+            stretches = image.label_stretches(lo, lo + t.page_size) or []
+        self.image = image if not stretches else None          # else: image by image
+        self.starts = [st[0] for st in stretches]
+        self.stretches = [(_compact(sec), "" if sym is None else _quote(sym)[:-1], at)
+                          for _, sec, sym, at in stretches]
+        self.fixed = None                   # the labels' JSON when the same for the whole page
+        if self.image is None and len(self.stretches) == 1 and not self.stretches[0][1]:
+            self.fixed = self.stretches[0][0] + ',"symbol":null'
+
+    def labels(self, lin: int) -> str:
+        """`section` and `symbol`'s JSON values for `lin`."""
+        if self.image is not None:
+            a, b = self.image.section_at(lin), self.image.symbol_at(lin)
+            return ("null" if a is None else _quote(a)) + ',"symbol":' + ("null" if b is None else _quote(b))
+        st = self.stretches
+        sec, sym, at = st[0] if len(st) == 1 else st[bisect_right(self.starts, lin) - 1]
+        if not sym:
+            return sec + ',"symbol":null'
+        off = lin - at
+        return f'{sec},"symbol":{sym}"' if off == 0 else f'{sec},"symbol":{sym}+{off:#x}"'
+
+
+def page_record(pid: int, j: dict, walk_json: str | None = None, reason_per_address: bool = False) -> str:
+    """The compact format's record of a page: what every address of it shares. With
+    `reason_per_address` the fault's reason is null here and on each address's line."""
+    fault = j["fault"]
+    if fault is not None and reason_per_address:
+        fault = {"kind": fault["kind"], "reason": None}
+    rest = _compact({"region": j["region"], "vma": j["vma"], "fault": fault})
+    walk = _compact(j["walk"]) if walk_json is None else walk_json
+    return f'{{"page":{pid},"walk":{walk},{rest[1:]}'
+
+
+class _Hole:
+    """The answers of one hole at one walk level: the JSON after the walk, split where the
+    address is named (`parts`), and for the compact format the fault's reason split the same
+    way and the record's JSON without the walk."""
+
+    __slots__ = ("parts", "page", "checked", "reason", "j")
+
+    def __init__(self, parts: list[str], page: int, t: Translation):
+        self.parts, self.page, self.checked = parts, page, False
+        j = t.to_json()
+        self.reason = _quote(j["fault"]["reason"]).split(f"{t.linear:#x}") if j["fault"] else None
+        self.j = j
+
+
+class _HolePage:
+    """A page of a hole, for the compact format: its record (printed once) and the labels."""
+
+    __slots__ = ("pid", "record", "hole", "labels")
+
+    def __init__(self, pid: int, walk_json: str, hole: _Hole):
+        self.pid, self.hole = pid, hole
+        self.record = page_record(pid, hole.j, walk_json, reason_per_address=True)
+        self.labels = f',"section":{_compact(hole.j["section"])},"symbol":{_compact(hole.j["symbol"])}'
+
+
+_PER_ADDRESS = object()
 
 
 class JsonLines:
-    """Compact JSON text, one object per input, with `Translation.to_json()`'s keys."""
+    """Compact JSON text, one object per input, with `Translation.to_json()`'s keys; or with
+    `compact`, the bulk format: a record per page (`page_record`) the first time a page is
+    used, then one short line per address naming its page (docs/commands.md)."""
 
-    def __init__(self, space, access: str = "r", cpl: int = 3):
+    def __init__(self, space, access: str = "r", cpl: int = 3, compact: bool = False):
         self.space, self.access, self.cpl = space, access, cpl
         self.fast = type(space) is AddressSpace
         self.shift = space.geom.offset_bits
-        self.pages: dict[int, _Page | None] = {}
+        self.limit = min(space.geom.max_linear, (1 << 32) - 1)   # beyond: translate() decides
+        self.ids = itertools.count() if compact else None
+        self.pages: dict[int, object] = {}
+        self.holes: dict[tuple, _Hole | None] = {}
+        self.walks: dict[int, tuple] = {}
+        self.hole_pages: dict[tuple, tuple] = {}
+
+    def lines(self, texts: Iterable[str], rejected) -> list[str]:
+        """The JSON of each input; a rejected one goes to `rejected(text, error)` instead. The
+        common case, a number on a page already described, is done here in line; everything
+        else is `line()`'s."""
+        out = []
+        append, line, get = out.append, self.line, self.pages.get
+        shift, limit = self.shift, (self.limit if self.fast else -1)
+        for text in texts:
+            try:
+                lin = int(text, 0)         # (a selector, a symbol: ValueError, line() decides)
+            except ValueError:
+                lin = -1
+            page = get(lin >> shift) if 0 <= lin <= limit else None
+            if page.__class__ is _Page and page.record is None:
+                off = lin & page.mask
+                s = str(lin)
+                q = f'"{text}"' if text.isascii() else _quote(text)   # a number: nothing to escape
+                phys = "null" if page.phys_base is None else page.phys_base + off
+                labels = page.fixed or page.labels(lin)
+                append(f'{{"input":{q},"virtual":{s},"linear":{s}{page.mid}{off},"physical":{phys}'
+                       f'{page.tail}{labels}}}')
+                continue
+            try:
+                append(line(text))
+            except TranslateError as e:
+                rejected(text, e)
+        return out
 
     def line(self, text: str) -> str:
-        """The JSON of one input; raises TranslateError for a bad one."""
+        """The JSON of one input (compact: preceded by its page's record, the first time); raises
+        TranslateError for a bad one."""
         lin = None
         if self.fast and ":" not in text:
             try:
                 lin = int(text, 0)
             except ValueError:
                 pass
-        if lin is None or lin < 0:                 # a symbol, a selector, or an error to report
+        if lin is None or not 0 <= lin <= self.limit:   # a symbol, a selector, or an error to report
             return self._full(text)
+        page = self.pages.get(lin >> self.shift)
+        if page is None:
+            page = self._first(lin, text)
+            if page.__class__ is Translation:
+                return self._render(page)
+        if page.__class__ is _Page:
+            off = lin & page.mask
+            s = str(lin)
+            phys = "null" if page.phys_base is None else str(page.phys_base + off)
+            out = (f'{{"input":{_quote(text)},"virtual":{s},"linear":{s}{page.mid}{off},"physical":'
+                   f'{phys}{page.tail}{page.labels(lin)}}}')
+            if page.record is not None:
+                out, page.record = page.record + "\n" + out, None
+            return out
+        if page is _PER_ADDRESS:
+            return self._full(text)
+        return self._hole_line(lin, text, page)
+
+    def _hole_line(self, lin: int, text: str, page) -> str:
+        s, h = str(lin), f"{lin:#x}"
+        head = f'{{"input":{_quote(text)},"virtual":{s},"linear":{s}'
+        off = lin & ((1 << self.shift) - 1)
+        if page.__class__ is tuple:
+            walk_json, hole = page
+            return f'{head},"walk":{walk_json},"page_offset":{off},"physical":null{h.join(hole.parts)}'
+        out = (f'{head},"page":{page.pid},"page_offset":{off},"physical":null{page.labels},'
+               f'"reason":{h.join(page.hole.reason)}}}')
+        if page.record is not None:
+            out, page.record = page.record + "\n" + out, None
+        return out
+
+    def _render(self, t: Translation) -> str:
+        """A translation's own answer (nothing shared): its JSON, or its record and line."""
+        j = t.to_json()
+        if self.ids is None:
+            return _compact(j)
+        pid = next(self.ids)
+        line = {"input": j["input"], "virtual": j["virtual"], "linear": j["linear"], "page": pid,
+                "page_offset": j["page_offset"], "physical": j["physical"], "section": j["section"],
+                "symbol": j["symbol"]}
+        return page_record(pid, j) + "\n" + _compact(line)
+
+    def _first(self, lin: int, text: str):
+        """A page seen for the first time: its cache entry, or the Translation to print."""
+        if len(self.pages) >= _BOUND:
+            self.pages.clear()
         key = lin >> self.shift
-        page = self.pages.get(key, False)
-        if page is False:
+        hole_key = self._hole_key(lin)
+        if hole_key is not None:
+            hole = self.holes.get(hole_key)
+            if hole is not None and hole.checked:
+                entry = self.pages[key] = self._hole_page(lin, hole)
+                return entry
             t = self.space.translate(lin, self.access, self.cpl, text=text)
-            page = None
-            if t.fault is None or f"{lin:#x}" not in t.fault.reason:
-                page = _Page(self.space, t)
-            if len(self.pages) >= 1 << 16:           # bounded, whatever the input
-                self.pages.clear()
-            self.pages[key] = page
-            if page is None:
-                return _compact(t.to_json())
-        elif page is None:
-            return self._full(text)
-        off = lin & page.mask
-        s = str(lin)
-        sec = sym = "null"
-        im = page.image
-        if im is not None:
-            a, b = im.section_at(lin), im.symbol_at(lin)
-            sec = "null" if a is None else _quote(a)
-            sym = "null" if b is None else _quote(b)
-        phys = "null" if page.phys_base is None else str(page.phys_base + off)
-        return (f'{{"input":{_quote(text)},"virtual":{s},"linear":{s}{page.mid}{off},"physical":'
-                f'{phys}{page.tail}{sec},"symbol":{sym}}}')
+            self._learn_hole(hole_key, hole, t, key)
+            return t
+        t = self.space.translate(lin, self.access, self.cpl, text=text)
+        if t.fault is not None and f"{lin:#x}" in t.fault.reason:
+            self.pages[key] = _PER_ADDRESS            # not page-wide (nor a hole we know)
+            return t
+        page = self.pages[key] = _Page(self.space, t, lin - (lin & (t.page_size - 1)), self.ids)
+        return page
+
+    def _hole_key(self, lin: int) -> tuple | None:
+        """What a hole's answers depend on besides the address: the walk's length (the level
+        whose entry is not present), the region and the VMA above (find_vma). None: not a hole.
+        Below a stack VMA the answer is stack growth, page by page (expand_stack)."""
+        sp = self.space
+        w, walk = sp.walk_of(lin)
+        if w is None or w.present or w.rsvd or sp.mm is None:
+            return None
+        if lin < sp.task_size:
+            if sp.mm.vma_at(lin) is not None:
+                return None
+            above = sp.fault_mm.find_vma(lin)
+            if above is not None and above.growsdown:
+                return None
+            return len(walk), sp.region_of(lin)[0], above.start if above is not None else None
+        return len(walk), sp.region_of(lin)[0], "task_size"
+
+    def _learn_hole(self, hole_key: tuple, hole: _Hole | None, t: Translation, page: int) -> None:
+        """Keep the text of `t`'s answer around its address; trust it once a translation on
+        another page gives the same text."""
+        if hole_key in self.holes and hole is None:
+            return                                    # known to differ page by page
+        j = t.to_json()
+        if t.physical is not None or t.vma is not None or t.page_offset != t.linear & ((1 << self.shift) - 1):
+            self.holes[hole_key] = None
+            return
+        tail = _compact({k: j[k] for k in ("fault", "region", "vma", "section", "symbol")})
+        parts = ("," + tail[1:]).split(f"{t.linear:#x}")
+        if hole is None:
+            if len(self.holes) >= _BOUND:
+                self.holes.clear()
+            self.holes[hole_key] = _Hole(parts, page, t)
+        elif hole.page != page:
+            if parts == hole.parts:
+                hole.checked = True
+            else:
+                self.holes[hole_key] = None
+
+    def _hole_page(self, lin: int, hole: _Hole):
+        """The cache entry of a page of a known hole: (walk JSON, hole); compact: the record
+        shared by every page below the same not-present entry of the same hole."""
+        walk = self.space.walk_of(lin)[1]
+        walk_json = self._walk_json(lin)
+        if self.ids is None:
+            return walk_json, hole
+        key = (id(walk), id(hole))
+        got = self.hole_pages.get(key)
+        if got is None or got[0] is not walk or got[1] is not hole:
+            if len(self.hole_pages) >= _BOUND:
+                self.hole_pages.clear()
+            got = self.hole_pages[key] = (walk, hole, _HolePage(next(self.ids), walk_json, hole))
+        return got[2]
+
+    def _walk_json(self, lin: int) -> str:
+        """The walk's JSON, once per walk record (the address space shares one record among the
+        addresses below a not-present entry); the record is kept alive with its text."""
+        walk = self.space.walk_of(lin)[1]
+        got = self.walks.get(id(walk))
+        if got is None:
+            if len(self.walks) >= _BOUND:
+                self.walks.clear()
+            got = self.walks[id(walk)] = (walk, _compact(walk_json(walk)))
+        return got[1]
 
     def _full(self, text: str) -> str:
-        return _compact(translate_one(self.space, text, self.access, self.cpl).to_json())
+        return self._render(translate_one(self.space, text, self.access, self.cpl))

@@ -117,32 +117,56 @@ MAX_LINE = 1 << 16       # the longest address line read (an endless line is an 
 
 def read_address_lines(path: str) -> Iterator[str]:
     """The addresses of FILE ('-': stdin), one per line, as they are read (blank lines and
-    `#` comments skipped). A line longer than MAX_LINE or not UTF-8 is a one-line UsageError
-    naming it; nothing is held beyond the current line."""
+    `#` comments skipped). See read_address_chunks."""
+    for chunk in read_address_chunks(path):
+        yield from chunk
+
+
+def read_address_chunks(path: str, size: int = 1 << 16) -> Iterator[list[str]]:
+    """The addresses of FILE ('-': stdin) in lists, one list per block read (whatever a pipe
+    holds, so answers can follow the input as it comes), blank lines and `#` comments skipped.
+    A line longer than MAX_LINE or not UTF-8 is a one-line UsageError naming it; nothing is held
+    beyond the current block and line."""
     name = "<stdin>" if path == "-" else path
     try:
         f = sys.stdin.buffer if path == "-" else open(path, "rb")
     except OSError as e:
         raise UsageError(f"--addresses {path}: {e.strerror}") from None
     try:
-        n = 0
+        n, rest = 0, b""
         while True:
             try:
-                raw = f.readline(MAX_LINE + 1)
+                block = f.read1(size)
             except OSError as e:
                 raise UsageError(f"--addresses {path}: {e.strerror}") from None
-            if not raw:
+            raws = (rest + block).split(b"\n")
+            rest = raws.pop() if block else b""
+            if len(rest) > MAX_LINE:
+                raise UsageError(f"--addresses {name}:{n + len(raws) + 1}: a line longer than {MAX_LINE} "
+                                 f"bytes without a newline")
+            if raws:
+                yield from _address_texts(raws, name, n)
+                n += len(raws)
+            if not block:
                 return
-            n += 1
-            if len(raw) > MAX_LINE and not raw.endswith(b"\n"):
-                raise UsageError(f"--addresses {name}:{n}: a line longer than {MAX_LINE} bytes "
-                                 f"without a newline")
-            try:
-                text = raw.decode("utf-8").strip()
-            except UnicodeDecodeError:
-                raise UsageError(f"--addresses {name}:{n}: not UTF-8 text: {raw[:40]!r}") from None
-            if text and not text.startswith("#"):
-                yield text
     finally:
         if f is not sys.stdin.buffer:
             f.close()
+
+
+def _address_texts(raws: list[bytes], name: str, n: int) -> Iterator[list[str]]:
+    """Lines n+1... of a block as text, blank lines and comments dropped; the lines before one
+    that is not UTF-8 come out before its error."""
+    try:
+        texts = b"\n".join(raws).decode("utf-8").split("\n")
+    except UnicodeDecodeError:
+        for i, raw in enumerate(raws):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                yield from _address_texts(raws[:i], name, n)
+                shown = (raw + b"\n")[:40]
+                raise UsageError(f"--addresses {name}:{n + i + 1}: not UTF-8 text: {shown!r}") from None
+        raise
+    texts = [t.strip() for t in texts]
+    yield [t for t in texts if t and t[0] != "#"]

@@ -71,8 +71,7 @@ class Translation:
             "input": self.input,
             "virtual": self.virtual,
             "linear": self.linear,
-            "walk": [{"level": w.level, "index": w.index, "entry": w.entry, "present": w.present}
-                     for w in self.walk],
+            "walk": walk_json(self.walk),
             "page_offset": self.page_offset,
             "physical": self.physical,
             "fault": None if self.fault is None else {"kind": self.fault.kind, "reason": self.fault.reason},
@@ -82,6 +81,11 @@ class Translation:
             "section": self.section,
             "symbol": self.symbol,
         }
+
+
+def walk_json(walk: list[WalkEntry]) -> list[dict]:
+    """The `walk` of a Translation's JSON."""
+    return [{"level": w.level, "index": w.index, "entry": w.entry, "present": w.present} for w in walk]
 
 
 def vma_display_name(v: Vma, mm) -> str:
@@ -161,6 +165,8 @@ class AddressSpace:
         self._tlb: dict[tuple[str, int], dict[int, int]] = {}
         self._neg: list[set[int]] = [set() for _ in range(geom.levels)]
         self._walk_memo: dict[int, tuple] = {}
+        self._span_memo: dict[tuple[int, int], tuple] = {}
+        self._shifts = geom.shifts
 
     def classify(self, linear: int, access: str, cpl: int, present: bool, nx: bool, hw: str) -> F.Fault:
         """The kernel's fault decision (elfvm.mm.fault, the emulator's too) for this address space."""
@@ -229,6 +235,33 @@ class AddressSpace:
         return [WalkEntry(s.level, s.index, s.entry, s.present, self.pt.decode(s).text(), s.table)
                 for s in w.steps]
 
+    def walk_of(self, linear: int) -> tuple[Walk | None, list[WalkEntry]]:
+        """The hardware walk of `linear` and its entries. The walk depends only on the page, and
+        a walk that stops at a not-present upper-level entry only on that entry: every address
+        below it shares the same record (the tables do not change while we translate; a
+        `flush_tlb()` forgets them). The returned list is shared: do not change it."""
+        key = linear >> self.geom.offset_bits
+        memo = self._walk_memo.get(key)
+        if memo is not None:
+            return memo
+        spans = self._span_memo
+        shifts = self._shifts
+        for lv in range(len(shifts) - 1):
+            memo = spans.get((lv, linear >> shifts[lv]))
+            if memo is not None:
+                return memo
+        w = self.pt.walk(linear) if self.pt is not None else None
+        memo = (w, self._walk_entries(w, linear))
+        if len(self._walk_memo) > 65536 or len(spans) > 65536:
+            self._walk_memo.clear()
+            spans.clear()
+        lv = len(w.steps) - 1 if w is not None else -1
+        if w is not None and not w.present and not w.rsvd and lv < len(shifts) - 1:
+            spans[(lv, linear >> shifts[lv])] = memo
+        else:
+            self._walk_memo[key] = memo
+        return memo
+
     # --- the translation -----------------------------------------------------------------
     def translate(self, linear: int, access: str = "r", cpl: int = 3, *, text: str | None = None,
                   virtual: int | None = None, seg: SegResult | None = None) -> Translation:
@@ -244,17 +277,7 @@ class AddressSpace:
         notes: list[str] = []
         if region_what:
             notes.append(region_what)
-        # The walk depends only on the page: many addresses of one page share it (the tables
-        # do not change while we translate).
-        key = linear >> g.offset_bits
-        memo = self._walk_memo.get(key)
-        if memo is None:
-            w = self.pt.walk(linear) if self.pt is not None else None
-            memo = (w, self._walk_entries(w, linear))
-            if len(self._walk_memo) > 65536:
-                self._walk_memo.clear()
-            self._walk_memo[key] = memo
-        w, walk = memo
+        w, walk = self.walk_of(linear)
         page_size = w.page_size if (w is not None and w.present) else g.page_size
         fault = None
         physical = None
@@ -425,6 +448,7 @@ class AddressSpace:
         self._tlb.clear()
         self._neg = [set() for _ in range(self.geom.levels)]
         self._walk_memo.clear()
+        self._span_memo.clear()
 
 
 def region_is_lowmem(k: KernelLayout, linear: int) -> bool:

@@ -25,36 +25,65 @@ def address_split(linear: int, geom) -> str:
 
 
 def translation_text(t, geom_desc: str = "", geom=None) -> str:
-    lines = []
-    head = f"{t.input}  ({ACCESS[t.access]}, CPL {t.cpl})"
-    lines.append(head)
-    if t.segmentation is not None:
-        for s in t.segmentation.steps:
-            lines.append(f"  segmentation: {s}")
-    if t.linear is not None:
-        lines.append(f"  linear {t.linear:#x}  {t.region}")
-        where = ""
-        if t.vma is not None:
-            where = f"vma {t.vma.start:#010x}-{t.vma.end:#010x} {t.vma.perms} {t.vma_name or ''}".rstrip()
-        if t.section or t.symbol:      # '?': the address is in no section (e.g. past .eh_frame)
-            where += f"  [{t.section or '?'}{' ' + t.symbol if t.symbol else ''}]"
-        if where:
-            lines.append(f"  {where.strip()}")
-        if geom is not None and t.linear <= geom.max_linear:
-            lines.append(f"  split  {address_split(t.linear, geom)}")
-    if t.walk:
-        rows = [(w.level, f"{w.index} ({w.index:#x})", _hex(w.entry), w.bits or "-",
-                 "-" if w.present is None else ("yes" if w.present else "no")) for w in t.walk]
-        table = tabulate(rows, headers=["level", "index", "entry", "decoded", "present"], tablefmt="simple")
-        lines += ["  " + r for r in table.splitlines()]
-    if t.physical is not None:
-        lines.append(f"  -> physical {t.physical:#x}  (page offset {t.page_offset:#x}, "
-                     f"{human_size(t.page_size)} page)")
-    if t.fault is not None:
-        lines += _wrap(f"  -> fault {t.fault.kind}: {t.fault.reason}")
-    for n in t.notes:
-        lines += _wrap(f"  note: {n}")
-    return "\n".join(lines)
+    return TranslationText(geom)(t)
+
+
+class TranslationText:
+    """The text of many Translations: the walk table and the wrapped explanations are made once
+    per distinct walk and text (the addresses of one page share them), bounded."""
+
+    def __init__(self, geom=None):
+        self.geom = geom
+        self.tables: dict[tuple, list[str]] = {}
+        self.wrapped: dict[str, list[str]] = {}
+
+    def __call__(self, t) -> str:
+        lines = [f"{t.input}  ({ACCESS[t.access]}, CPL {t.cpl})"]
+        if t.segmentation is not None:
+            for s in t.segmentation.steps:
+                lines.append(f"  segmentation: {s}")
+        if t.linear is not None:
+            lines.append(f"  linear {t.linear:#x}  {t.region}")
+            where = ""
+            if t.vma is not None:
+                where = f"vma {t.vma.start:#010x}-{t.vma.end:#010x} {t.vma.perms} {t.vma_name or ''}".rstrip()
+            if t.section or t.symbol:      # '?': the address is in no section (e.g. past .eh_frame)
+                where += f"  [{t.section or '?'}{' ' + t.symbol if t.symbol else ''}]"
+            if where:
+                lines.append(f"  {where.strip()}")
+            if self.geom is not None and t.linear <= self.geom.max_linear:
+                lines.append(f"  split  {address_split(t.linear, self.geom)}")
+        if t.walk:
+            lines += self._table(t.walk)
+        if t.physical is not None:
+            lines.append(f"  -> physical {t.physical:#x}  (page offset {t.page_offset:#x}, "
+                         f"{human_size(t.page_size)} page)")
+        if t.fault is not None:
+            lines += self._wrap(f"  -> fault {t.fault.kind}: {t.fault.reason}")
+        for n in t.notes:
+            lines += self._wrap(f"  note: {n}")
+        return "\n".join(lines)
+
+    def _table(self, walk) -> list[str]:
+        rows = tuple((w.level, f"{w.index} ({w.index:#x})", _hex(w.entry), w.bits or "-",
+                      "-" if w.present is None else ("yes" if w.present else "no")) for w in walk)
+        got = self.tables.get(rows)
+        if got is None:
+            table = tabulate(rows, headers=["level", "index", "entry", "decoded", "present"], tablefmt="simple")
+            got = ["  " + r for r in table.splitlines()]
+            if len(self.tables) >= 4096:
+                self.tables.clear()
+            self.tables[rows] = got
+        return got
+
+    def _wrap(self, text: str) -> list[str]:
+        got = self.wrapped.get(text)
+        if got is None:
+            got = _wrap(text)
+            if len(self.wrapped) >= 4096:
+                self.wrapped.clear()
+            self.wrapped[text] = got
+        return got
 
 
 def _wrap(text: str, width: int = 79) -> list[str]:
@@ -65,7 +94,8 @@ def _wrap(text: str, width: int = 79) -> list[str]:
 
 
 def render_table(results, geom=None) -> str:
-    return "\n\n".join(translation_text(t, geom=geom) for t in results)
+    text = TranslationText(geom)
+    return "\n\n".join(text(t) for t in results)
 
 
 def render_json(results) -> str:

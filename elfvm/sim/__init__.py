@@ -9,28 +9,3 @@
 
 numpy and numba come with the `sim` extra; the kernels run as plain Python without numba.
 """
-
-import os as _os
-import sys as _sys
-
-
-def _import_numpy_without_blas_threads() -> None:
-    """Import numpy with OpenBLAS limited to one thread: elfvm never multiplies matrices, and
-    the pool of threads OpenBLAS starts at import (one per core, spinning a while) costs about
-    as much CPU as the import itself on a small machine. The variable is read only when the
-    library loads, so it is restored at once: the guests of program mode inherit the user's
-    environment unchanged."""
-    if "numpy" in _sys.modules:
-        return
-    old = _os.environ.get("OPENBLAS_NUM_THREADS")
-    _os.environ["OPENBLAS_NUM_THREADS"] = "1"
-    try:
-        import numpy  # noqa: F401
-    finally:
-        if old is None:
-            del _os.environ["OPENBLAS_NUM_THREADS"]
-        else:
-            _os.environ["OPENBLAS_NUM_THREADS"] = old
-
-
-_import_numpy_without_blas_threads()
