@@ -362,6 +362,8 @@ class ProgressTicker:
         k = self.k
         while not self.done.wait(PROGRESS_PERIOD):
             faults = sum(k.model.page_faults(mi) for mi in list(k.by_mi))
+            if not (k.cpu.instructions or faults):     # nothing has run yet: nothing to say
+                continue
             try:
                 self.callback(k.cpu.instructions, faults)
             except OSError:                # the terminal went away: no more progress
