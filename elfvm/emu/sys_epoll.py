@@ -106,7 +106,7 @@ def _pollable(f: V.OpenFile) -> bool:
 
 
 def _create(p) -> int:
-    return FS._alloc_fd(p, V.OpenFile(None, V.O_RDWR, epoll=EventPoll()))
+    return FS.alloc_fd(p, V.OpenFile(None, V.O_RDWR, epoll=EventPoll()))
 
 
 def sys_epoll_create(k, p, size):
@@ -128,7 +128,7 @@ def sys_epoll_ctl(k, p, epfd, op, fd, event):
     ev = (0, 0)
     if op != EPOLL_CTL_DEL:
         ev = struct.unpack("<IQ", read_user(k, p, event, EVENT_SIZE))
-    ep_file, f = FS._fd(p, epfd), FS._fd(p, fd)
+    ep_file, f = FS.fdget(p, epfd), FS.fdget(p, fd)
     if not _pollable(f):
         return -errno.EPERM
     if ep_file.epoll is None or ep_file is f:
@@ -169,7 +169,7 @@ def do_epoll_wait(k, p, epfd, events, maxevents, deadline: int | None) -> int:
         return -errno.EINVAL
     if events + maxevents * EVENT_SIZE > p.mm.task_size:     # access_ok()
         return -errno.EFAULT
-    f = FS._fd(p, epfd)
+    f = FS.fdget(p, epfd)
     if f.epoll is None:
         return -errno.EINVAL
     if not f.epoll.has_ready(FS.file_poll):

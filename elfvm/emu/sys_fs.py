@@ -35,14 +35,15 @@ PIPE_BUF = 4096                    # writes up to this size are atomic
 O_NONBLOCK = 0o4000
 
 
-def _fd(p: Process, fd: int) -> V.OpenFile:
+def fdget(p: Process, fd: int) -> V.OpenFile:
+    """The open file behind `fd` (the kernel's fdget), EBADF when there is none."""
     f = p.fds.get(s32(fd))
     if f is None:
         raise OSError(errno.EBADF, "")
     return f
 
 
-def _alloc_fd(p: Process, f: V.OpenFile, lowest: int = 0, cloexec: bool = False) -> int:
+def alloc_fd(p: Process, f: V.OpenFile, lowest: int = 0, cloexec: bool = False) -> int:
     fd = lowest
     while fd in p.fds:
         fd += 1
@@ -57,7 +58,7 @@ def _path_at(k: KernelState, p: Process, dirfd: int, path_ptr: int) -> str:
     dirfd = s32(dirfd)
     if path.startswith("/") or dirfd == AT_FDCWD or not path:
         return path
-    f = _fd(p, dirfd)
+    f = fdget(p, dirfd)
     if f.inode is None:
         raise OSError(errno.ENOTDIR, "")
     return os.path.join(f.inode.path, path)
@@ -167,7 +168,7 @@ def _statx(t) -> bytes:
 
 
 def sys_read(k, p, fd, buf, count):
-    f = _fd(p, fd)
+    f = fdget(p, fd)
     if f.flags & V.O_ACCMODE == V.O_WRONLY:
         return -errno.EBADF
     if f.epoll is not None:                     # an anon inode without read
@@ -263,7 +264,7 @@ def _write_to(k, p, f: V.OpenFile, data: bytes) -> int:
 
 
 def sys_write(k, p, fd, buf, count):
-    f = _fd(p, fd)
+    f = fdget(p, fd)
     if f.inode is not None and f.inode.kind == "null" and f.flags & V.O_ACCMODE:
         return min(count, MAX_RW_COUNT)      # write_null() never looks at the buffer
     if f.pipe is not None:                   # no more than the pipe can take is copied
@@ -272,7 +273,7 @@ def sys_write(k, p, fd, buf, count):
 
 
 def sys_writev(k, p, fd, iov, iovcnt):
-    f = _fd(p, fd)
+    f = fdget(p, fd)
     data = bytearray()
     for i in range(iovcnt):
         base, ln = struct.unpack("<II", read_user(k, p, iov + 8 * i, 8))
@@ -304,14 +305,14 @@ def sys_openat(k, p, dirfd, path_ptr, flags, mode):
     except OSError as e:
         return -e.errno
     if f is not None:
-        return _alloc_fd(p, f, cloexec=bool(flags & O_CLOEXEC))
+        return alloc_fd(p, f, cloexec=bool(flags & O_CLOEXEC))
     try:
         f = k.vfs.open(path, flags, mode)
     except V.VfsError as e:
         return -e.errno
     if f.inode.kind == "dir":
         f.dir_entries = None
-    return _alloc_fd(p, f, cloexec=bool(flags & O_CLOEXEC))
+    return alloc_fd(p, f, cloexec=bool(flags & O_CLOEXEC))
 
 
 def _proc_open(k, p, path: str, flags: int) -> V.OpenFile | None:
@@ -369,7 +370,7 @@ def sys_close_range(k, p, fd, max_fd, flags):
 
 
 def sys_lseek(k, p, fd, off, whence):
-    f = _fd(p, fd)
+    f = fdget(p, fd)
     if f.pipe is not None or f.sink is not None or f.epoll is not None:
         return -errno.ESPIPE
     new = {0: 0, 1: f.pos, 2: f.inode.size}.get(whence)
@@ -383,7 +384,7 @@ def sys_lseek(k, p, fd, off, whence):
 
 
 def sys__llseek(k, p, fd, hi, lo, result, whence):
-    f = _fd(p, fd)
+    f = fdget(p, fd)
     if f.pipe is not None or f.sink is not None or f.epoll is not None:
         return -errno.ESPIPE
     off = (hi << 32) | lo
@@ -413,7 +414,7 @@ def sys_lstat64(k, p, path, buf):
 
 
 def sys_fstat64(k, p, fd, buf):
-    f = _fd(p, fd)
+    f = fdget(p, fd)
     write_user(k, p, buf, _stat64(_stat_of(f.inode, f)))
     return 0
 
@@ -421,10 +422,10 @@ def sys_fstat64(k, p, fd, buf):
 def _stat_at(k, p, dirfd, path_ptr, flags):
     path = read_cstr(k, p, path_ptr).decode("utf-8", "surrogateescape")
     if not path and flags & AT_EMPTY_PATH:
-        f = _fd(p, dirfd)
+        f = fdget(p, dirfd)
         return _stat_of(f.inode, f)
     if not path.startswith("/") and s32(dirfd) != AT_FDCWD:
-        path = os.path.join(_fd(p, dirfd).inode.path, path)
+        path = os.path.join(fdget(p, dirfd).inode.path, path)
     return _stat_of(_lookup(k, p, path, follow=not flags & AT_SYMLINK_NOFOLLOW))
 
 
@@ -487,7 +488,7 @@ def sys_chdir(k, p, path):
 
 
 def sys_getdents64(k, p, fd, buf, count):
-    f = _fd(p, fd)
+    f = fdget(p, fd)
     if f.inode is None or f.inode.kind != "dir":
         return -errno.ENOTDIR
     if f.dir_entries is None:
@@ -512,11 +513,11 @@ def sys_getdents64(k, p, fd, buf, count):
 
 
 def sys_fcntl64(k, p, fd, cmd, arg):
-    f = _fd(p, fd)
+    f = fdget(p, fd)
     fd = s32(fd)
     if cmd in (F_DUPFD, F_DUPFD_CLOEXEC):
         f.refs += 1
-        return _alloc_fd(p, f, arg, cloexec=cmd == F_DUPFD_CLOEXEC)
+        return alloc_fd(p, f, arg, cloexec=cmd == F_DUPFD_CLOEXEC)
     if cmd == F_GETFD:
         return 1 if fd in p.cloexec else 0
     if cmd == F_SETFD:
@@ -531,14 +532,14 @@ def sys_fcntl64(k, p, fd, cmd, arg):
 
 
 def sys_dup(k, p, fd):
-    f = _fd(p, fd)
+    f = fdget(p, fd)
     f.refs += 1
     _count_pipe(f, +1)
-    return _alloc_fd(p, f)
+    return alloc_fd(p, f)
 
 
 def sys_dup2(k, p, fd, fd2):
-    f = _fd(p, fd)
+    f = fdget(p, fd)
     if s32(fd) == s32(fd2):
         return s32(fd2)
     close_fd(k, p, s32(fd2))
@@ -571,14 +572,14 @@ def sys_pipe2(k, p, fds, flags):
     pipe = k.vfs.new_pipe()
     r = V.OpenFile(None, 0, pipe=pipe, pipe_end="r")
     w = V.OpenFile(None, 1, pipe=pipe, pipe_end="w")
-    rfd = _alloc_fd(p, r, cloexec=bool(flags & O_CLOEXEC))
-    wfd = _alloc_fd(p, w, cloexec=bool(flags & O_CLOEXEC))
+    rfd = alloc_fd(p, r, cloexec=bool(flags & O_CLOEXEC))
+    wfd = alloc_fd(p, w, cloexec=bool(flags & O_CLOEXEC))
     write_user(k, p, fds, struct.pack("<ii", rfd, wfd))
     return 0
 
 
 def sys_ioctl(k, p, fd, cmd, arg):
-    f = _fd(p, fd)
+    f = fdget(p, fd)
     if cmd == FIONREAD and f.pipe is not None:
         write_u32(k, p, arg, len(f.pipe.buf))
         return 0
@@ -676,7 +677,7 @@ def _set_attrs(k, p, dirfd, path_ptr, flags, **attrs) -> int:
     ino = None
     path = read_cstr(k, p, path_ptr).decode("utf-8", "surrogateescape") if path_ptr else ""
     if not path:
-        f = _fd(p, dirfd)
+        f = fdget(p, dirfd)
         if f.inode is None or f.pipe is not None:
             return -errno.EINVAL if f.pipe is None else 0
         ino = f.inode
@@ -687,14 +688,14 @@ def _set_attrs(k, p, dirfd, path_ptr, flags, **attrs) -> int:
     except V.VfsError as e:
         return -e.errno
     if ino is not None and ino.path in k.vfs.overlay and k.vfs.overlay[ino.path] is not ino:
-        f = _fd(p, dirfd)                     # the descriptor now names the overlay copy
+        f = fdget(p, dirfd)                     # the descriptor now names the overlay copy
         f.inode = k.vfs.overlay[ino.path]
     return 0
 
 
 def _mode_of(k, p, dirfd, path_ptr, flags) -> int:
     if not path_ptr or flags & AT_EMPTY_PATH and not read_cstr(k, p, path_ptr):
-        return _stat_of(_fd(p, dirfd).inode)[2]
+        return _stat_of(fdget(p, dirfd).inode)[2]
     return _stat_of(_lookup(k, p, _path_at(k, p, dirfd, path_ptr),
                             follow=not flags & AT_SYMLINK_NOFOLLOW))[2]
 
@@ -778,7 +779,7 @@ def _truncate_inode(k, ino: V.Inode, length: int) -> V.Inode:
 
 
 def sys_ftruncate64(k, p, fd, lo, hi):
-    f = _fd(p, fd)
+    f = fdget(p, fd)
     if f.inode is None or f.pipe is not None or not f.flags & V.O_ACCMODE:
         return -errno.EINVAL if f.pipe is not None else -errno.EBADF
     f.inode = _truncate_inode(k, f.inode, lo | hi << 32)
@@ -803,7 +804,7 @@ def sys_truncate(k, p, path_ptr, length):
 
 
 def sys_pread64(k, p, fd, buf, count, off_lo, off_hi):
-    f = _fd(p, fd)
+    f = fdget(p, fd)
     if f.pipe is not None or f.sink is not None or f.epoll is not None:
         return -errno.ESPIPE
     if f.flags & V.O_ACCMODE == V.O_WRONLY:
@@ -823,7 +824,7 @@ def sys_pread64(k, p, fd, buf, count, off_lo, off_hi):
 
 
 def sys_pwrite64(k, p, fd, buf, count, off_lo, off_hi):
-    f = _fd(p, fd)
+    f = fdget(p, fd)
     if f.pipe is not None or f.sink is not None or f.epoll is not None:
         return -errno.ESPIPE
     off = off_lo | off_hi << 32
@@ -839,7 +840,7 @@ def sys_pwrite64(k, p, fd, buf, count, off_lo, off_hi):
 
 
 def sys_fchdir(k, p, fd):
-    f = _fd(p, fd)
+    f = fdget(p, fd)
     if f.inode is None or f.inode.kind != "dir":
         return -errno.ENOTDIR
     k.vfs.cwd = f.inode.path
@@ -865,7 +866,7 @@ def sys_statfs64(k, p, path_ptr, size, buf):
 def sys_fstatfs64(k, p, fd, size, buf):
     if size != 84:
         return -errno.EINVAL
-    f = _fd(p, fd)
+    f = fdget(p, fd)
     host = f.inode.host if f.inode is not None and f.inode.host else k.vfs.root
     write_user(k, p, buf, _statfs64(host))
     return 0
@@ -879,12 +880,12 @@ def sys_xattr_path(k, p, path_ptr, *rest):
 
 
 def sys_xattr_fd(k, p, fd, *rest):
-    _fd(p, fd)
+    fdget(p, fd)
     return -errno.EOPNOTSUPP
 
 
 def sys_fadvise64_64(k, p, fd, off_lo, off_hi, len_lo, len_hi, advice):
-    f = _fd(p, fd)
+    f = fdget(p, fd)
     if f.pipe is not None:
         return -errno.ESPIPE
     return 0 if 0 <= advice <= 5 else -errno.EINVAL       # advice only: nothing to do
@@ -929,7 +930,7 @@ MAX_COPY = 1 << 20
 def sys_copy_file_range(k, p, fd_in, off_in_ptr, fd_out, off_out_ptr, length, flags):
     if flags:
         return -errno.EINVAL
-    fin, fout = _fd(p, fd_in), _fd(p, fd_out)
+    fin, fout = fdget(p, fd_in), fdget(p, fd_out)
     if fout.pipe is not None or fout.sink is not None:
         return -errno.EINVAL                 # copy_file_range wants two regular files
     off_in = struct.unpack("<q", read_user(k, p, off_in_ptr, 8))[0] if off_in_ptr else None
@@ -948,7 +949,7 @@ def sys_copy_file_range(k, p, fd_in, off_in_ptr, fd_out, off_out_ptr, length, fl
 
 
 def sys_sendfile64(k, p, out_fd, in_fd, off_ptr, count):
-    fin, fout = _fd(p, in_fd), _fd(p, out_fd)
+    fin, fout = fdget(p, in_fd), fdget(p, out_fd)
     off = struct.unpack("<q", read_user(k, p, off_ptr, 8))[0] if off_ptr else None
     n = _copy_range(k, p, fin, fout, off, min(count, MAX_RW_COUNT))
     if off_ptr and n > 0:
