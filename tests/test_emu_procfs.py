@@ -100,3 +100,21 @@ def test_busybox_and_coreutils_ls_of_proc(tmp_path):
     assert [r[0] for r in rows] == ["lr-x------", "l-wx------", "l-wx------", "lr-x------",
                                     "lr-x------"]
     assert all(r[1].split(" -> ")[1].startswith("pipe:[") for r in rows[1:3])   # 0: --stdin
+
+
+def test_proc_files_stat_as_generated_files():
+    """stat of a /proc/PID file: a regular file of size 0 and no blocks, as procfs reports
+    (its contents are generated when read), while reading it gives the text."""
+    import realprog as rp
+
+    root, why = rp.sysroot()
+    if root is None:
+        pytest.skip(f"no Debian i386 sysroot: {why}")
+    cmd = ["/usr/bin/stat", "-c", "%s %b %F %a", "/proc/self/maps", "/proc/self/stat",
+           "/proc/self/cmdline"]
+    want = "0 0 regular empty file 444\n" * 3
+    e = rp.emulated(root, cmd)
+    assert e.stdout.decode() == want, e.warnings
+    assert rp.native(root, cmd).stdout.decode() == want
+    e = rp.emulated(root, ["/bin/cat", "/proc/self/cmdline"])
+    assert e.stdout == b"/bin/cat\0/proc/self/cmdline\0"

@@ -209,7 +209,8 @@ def proc_file(k, p: Process, path: str) -> Inode | None:
     else:
         raise VfsError(errno.ENOENT)
     return Inode(found.path, None, None, data=bytearray(data),
-                 attrs={"mode": 0o100000 | FILE_MODES.get(entry, 0o444)})
+                 attrs={"mode": 0o100000 | FILE_MODES.get(entry, 0o444),
+                        "st_size": 0})      # proc files are generated when read: stat says 0
 
 
 def proc_link(k, p: Process, path: str) -> str | None:

@@ -6,6 +6,7 @@ import errno
 import os
 import stat as stat_mod
 import struct
+import zlib
 
 from elfvm.emu import procfs
 from elfvm.emu import signals as SIG
@@ -128,12 +129,13 @@ def _stat_of(ino: V.Inode | None, f: V.OpenFile | None = None):
     if f is not None and (f.pipe is not None or f.sink is not None or (f.inode and f.inode.kind == "pipe")):
         return (0xC, V.fifo_ino(f), stat_mod.S_IFIFO | 0o600, 1, 0, 0, 0, 0, 4096, 0, 0, 0, 0)
     st = ino.st
-    size = len(ino.link) if ino.kind == "symlink" else ino.size
     a = ino.attrs
+    size = a.get("st_size", len(ino.link) if ino.kind == "symlink" else ino.size)
     if st is None:                       # overlay-only: a small made-up device, inode by path
         kind = {"dir": stat_mod.S_IFDIR, "symlink": stat_mod.S_IFLNK}.get(ino.kind, stat_mod.S_IFREG)
         mode = a.get("mode", kind | 0o644)
-        st = os.stat_result((mode, 0x10000 + hash(ino.path) % 0xFFFF, 0x2C, 1, 0, 0, size, 0, 0, 0))
+        ino_nr = 0x10000 + zlib.crc32(ino.path.encode("utf-8", "surrogateescape")) % 0xFFFF
+        st = os.stat_result((mode, ino_nr, 0x2C, 1, 0, 0, size, 0, 0, 0))   # the same every run
     mode = a.get("mode", st.st_mode)
     at, mt = a.get("atime"), a.get("mtime")
     return (st.st_dev, st.st_ino, mode, a.get("nlink", st.st_nlink), a.get("uid", st.st_uid),
