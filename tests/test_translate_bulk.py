@@ -212,3 +212,14 @@ def _hwm_kib(pid: int) -> int:
             return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
     except (OSError, StopIteration):
         return 0
+
+
+def test_streamed_formats_draw_the_first_walks(tmp_path):
+    """--svg is not ignored when the answers stream (--addresses with json or jsonl)."""
+    f = tmp_path / "a.txt"
+    f.write_text("0x8049000\nnosuchsym\n" + "0x804c010\n" * 20)
+    for fmt in ("json", "jsonl"):
+        svg = tmp_path / f"{fmt}.svg"
+        r = CliRunner().invoke(cli, ["translate", "--elf", VARS, "--format", fmt, "--addresses", str(f),
+                                     "--svg", str(svg)])
+        assert r.exit_code == 2 and svg.read_text().lstrip().startswith(("<?xml", "<svg"))

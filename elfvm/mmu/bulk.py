@@ -245,11 +245,11 @@ class JsonLines:
         if len(self.pages) >= _BOUND:
             self.pages.clear()
         key = lin >> self.shift
-        hole_key = self._hole_key(lin)
+        hole_key, walk = self._hole_key(lin)
         if hole_key is not None:
             hole = self.holes.get(hole_key)
             if hole is not None and hole.checked:
-                entry = self.pages[key] = self._hole_page(lin, hole)
+                entry = self.pages[key] = self._hole_page(walk, hole)
                 return entry
             t = self.space.translate(lin, self.access, self.cpl, text=text)
             self._learn_hole(hole_key, hole, t, key)
@@ -261,22 +261,21 @@ class JsonLines:
         page = self.pages[key] = _Page(self.space, t, lin - (lin & (t.page_size - 1)), self.ids)
         return page
 
-    def _hole_key(self, lin: int) -> tuple | None:
-        """What a hole's answers depend on besides the address: the walk's length (the level
-        whose entry is not present), the region and the VMA above (find_vma). None: not a hole.
-        Below a stack VMA the answer is stack growth, page by page (expand_stack)."""
+    def _hole_key(self, lin: int) -> tuple[tuple | None, list]:
+        """(What a hole's answers depend on besides the address: the walk's length (the level
+        whose entry is not present), the region and the VMA above (find_vma), or None when
+        `lin` is in no hole; the walk). Below a stack VMA the answer is stack growth, page by
+        page (expand_stack): no hole either."""
         sp = self.space
         w, walk = sp.walk_of(lin)
         if w is None or w.present or w.rsvd or sp.mm is None:
-            return None
+            return None, walk
         if lin < sp.task_size:
-            if sp.mm.vma_at(lin) is not None:
-                return None
-            above = sp.fault_mm.find_vma(lin)
-            if above is not None and above.growsdown:
-                return None
-            return len(walk), sp.region_of(lin)[0], above.start if above is not None else None
-        return len(walk), sp.region_of(lin)[0], "task_size"
+            above = sp.mm.find_vma(lin)
+            if above is not None and (above.start <= lin or above.growsdown):
+                return None, walk
+            return (len(walk), sp.region_of(lin)[0], above.start if above is not None else None), walk
+        return (len(walk), sp.region_of(lin)[0], "task_size"), walk
 
     def _learn_hole(self, hole_key: tuple, hole: _Hole | None, t: Translation, page: int) -> None:
         """Keep the text of `t`'s answer around its address; trust it once a translation on
@@ -299,11 +298,10 @@ class JsonLines:
             else:
                 self.holes[hole_key] = None
 
-    def _hole_page(self, lin: int, hole: _Hole):
+    def _hole_page(self, walk: list, hole: _Hole):
         """The cache entry of a page of a known hole: (walk JSON, hole); compact: the record
         shared by every page below the same not-present entry of the same hole."""
-        walk = self.space.walk_of(lin)[1]
-        walk_json = self._walk_json(lin)
+        walk_json = self._walk_json(walk)
         if self.ids is None:
             return walk_json, hole
         key = (id(walk), id(hole))
@@ -314,10 +312,9 @@ class JsonLines:
             got = self.hole_pages[key] = (walk, hole, _HolePage(next(self.ids), walk_json, hole))
         return got[2]
 
-    def _walk_json(self, lin: int) -> str:
+    def _walk_json(self, walk: list) -> str:
         """The walk's JSON, once per walk record (the address space shares one record among the
         addresses below a not-present entry); the record is kept alive with its text."""
-        walk = self.space.walk_of(lin)[1]
         got = self.walks.get(id(walk))
         if got is None:
             if len(self.walks) >= _BOUND:

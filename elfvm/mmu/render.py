@@ -34,7 +34,7 @@ class TranslationText:
 
     def __init__(self, geom=None):
         self.geom = geom
-        self.tables: dict[tuple, list[str]] = {}
+        self.tables: dict[int, tuple] = {}
         self.wrapped: dict[str, list[str]] = {}
 
     def __call__(self, t) -> str:
@@ -65,16 +65,17 @@ class TranslationText:
         return "\n".join(lines)
 
     def _table(self, walk) -> list[str]:
-        rows = tuple((w.level, f"{w.index} ({w.index:#x})", _hex(w.entry), w.bits or "-",
-                      "-" if w.present is None else ("yes" if w.present else "no")) for w in walk)
-        got = self.tables.get(rows)
-        if got is None:
+        """The walk's table; the addresses of a page share one walk list (the address space's
+        memo), so it is made once per list (kept alive with its text, so its id stays its own)."""
+        got = self.tables.get(id(walk))
+        if got is None or got[0] is not walk:
+            rows = [(w.level, f"{w.index} ({w.index:#x})", _hex(w.entry), w.bits or "-",
+                     "-" if w.present is None else ("yes" if w.present else "no")) for w in walk]
             table = tabulate(rows, headers=["level", "index", "entry", "decoded", "present"], tablefmt="simple")
-            got = ["  " + r for r in table.splitlines()]
             if len(self.tables) >= 4096:
                 self.tables.clear()
-            self.tables[rows] = got
-        return got
+            got = self.tables[id(walk)] = (walk, ["  " + r for r in table.splitlines()])
+        return got[1]
 
     def _wrap(self, text: str) -> list[str]:
         got = self.wrapped.get(text)
