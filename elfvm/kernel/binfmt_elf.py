@@ -897,16 +897,77 @@ def create_elf_tables(ld: Loader, bprm: Bprm, result: ExecResult, main_file: Elf
                       interp_load_addr: int, e_entry: int, phdr_addr: int, vdso: int | None) -> None:
     """fs/binfmt_elf.c create_elf_tables(): platform string, AT_RANDOM bytes, the auxv, then
     argc/argv/envp from a 16-byte aligned esp upwards."""
-    profile, mm = ld.profile, ld.mm
-    host = profile.host
-    p = arch_align_stack(bprm.p, ld.rnd)
-    platform = profile.platform.encode() + b"\0"
-    p -= len(platform)
-    u_platform = p
-    rand_bytes = ld.rnd.bytes(16) if ld.rnd is not None else bytes(range(16))
-    p -= 16
-    u_rand_bytes = p
+    mm = ld.mm
+    tables = copy_platform_and_random(ld, arch_align_stack(bprm.p, ld.rnd))
+    aux = new_aux_ents(ld, bprm, main_file, interp_load_addr, e_entry, phdr_addr, vdso, tables)
+    ei_index = 2 * len(aux)
+    sp = tables.u_rand_bytes - 4 * ei_index
+    items = (bprm.argc + 1) + (bprm.envc + 1) + 1
+    esp = (sp - 4 * items) & ~0xF
 
+    # The strings were written (get_arg_page) before the ELF segments were mapped; only what
+    # create_elf_tables() writes now must be writable: the platform string and the random
+    # bytes (copy_to_user), then, once find_extend_vma_locked() has grown the stack down to
+    # esp, argc, the argv/envp pointers and the auxv (put_user / copy_to_user).
+    ld.write_stack(tables.u_platform, tables.u_platform + len(tables.platform))
+    ld.write_stack(tables.u_rand_bytes, tables.u_rand_bytes + 16)
+    ld.extend_stack(esp)
+    ld.write_stack(esp, esp + 4 * (items + ei_index))
+    argv_addrs, envp_addrs, arg_end, env_end = ld.walk_strings(bprm)
+
+    words = [bprm.argc] + argv_addrs + [0] + envp_addrs + [0]
+    for t, v in aux:
+        words += [t, v & 0xFFFFFFFF]
+    image, argv_values, envp_values = stack_image(ld, bprm, esp, words, tables, argv_addrs, envp_addrs)
+
+    mm.start_stack = esp
+    mm.arg_start = bprm.argv_addrs[0]
+    mm.arg_end = mm.env_start = arg_end
+    mm.env_end = env_end
+    result.auxv = [AuxEntry(t, v & 0xFFFFFFFF) for t, v in aux]
+    stacks = [v for v in mm.vmas if v.growsdown]
+    stack_vma = next((v for v in stacks if v.start <= esp < v.end), stacks[-1])
+
+    def strings(addrs: list[int], values: list[bytes]) -> list[StackString]:
+        return [StackString(a, s.decode("utf-8", "surrogateescape")) for a, s in zip(addrs, values)]
+
+    result.stack = StackInfo(
+        top=stack_vma.end, vma_start=stack_vma.start, esp=esp,
+        argv=strings(argv_addrs, argv_values), envp=strings(envp_addrs, envp_values),
+        execfn=StackString(bprm.exec, bprm.filename.decode("utf-8", "surrogateescape")),
+        platform=StackString(tables.u_platform, ld.profile.platform), random_addr=tables.u_rand_bytes,
+        random_bytes=tables.rand_bytes,
+        auxv_addr=esp + 4 * (1 + len(bprm.argv_addrs) + 1 + len(bprm.envp_addrs) + 1),
+        image_base=esp, image=bytes(image))
+
+
+@dataclass(frozen=True)
+class ElfTableStrings:
+    """What create_elf_tables() copies to the stack before the auxv: the ELF_PLATFORM string
+    (AT_PLATFORM) and the 16 AT_RANDOM bytes, with their user addresses."""
+
+    u_platform: int
+    platform: bytes
+    u_rand_bytes: int
+    rand_bytes: bytes
+
+
+def copy_platform_and_random(ld: Loader, p: int) -> ElfTableStrings:
+    """create_elf_tables(): k_platform copied below p (the aligned end of the strings), then
+    get_random_bytes(k_rand_bytes) below it. Without ASLR elfvm's bytes are 0..15, so that a
+    run is deterministic."""
+    platform = ld.profile.platform.encode() + b"\0"
+    u_platform = p - len(platform)
+    rand_bytes = ld.rnd.bytes(16) if ld.rnd is not None else bytes(range(16))
+    return ElfTableStrings(u_platform, platform, u_platform - 16, rand_bytes)
+
+
+def new_aux_ents(ld: Loader, bprm: Bprm, main_file: ElfFile, interp_load_addr: int, e_entry: int,
+                 phdr_addr: int, vdso: int | None, tables: ElfTableStrings) -> list[tuple[int, int]]:
+    """create_elf_tables(): the NEW_AUX_ENT() list, ARCH_DLINFO_IA32 first, AT_NULL last, as
+    (a_type, a_val) pairs; which entries exist depends on the kernel version."""
+    profile = ld.profile
+    host = profile.host
     aux: list[tuple[int, int]] = []
     if vdso is not None:                                   # ARCH_DLINFO_IA32
         aux.append((AT["AT_SYSINFO"], vdso + profile.vdso_vsyscall_offset))
@@ -926,42 +987,32 @@ def create_elf_tables(ld: Loader, bprm: Bprm, result: ExecResult, main_file: Elf
         (AT["AT_UID"], host.uid), (AT["AT_EUID"], host.euid),
         (AT["AT_GID"], host.gid), (AT["AT_EGID"], host.egid),
         (AT["AT_SECURE"], 0),
-        (AT["AT_RANDOM"], u_rand_bytes),
+        (AT["AT_RANDOM"], tables.u_rand_bytes),
         (AT["AT_HWCAP2"], host.hwcap2),
         (AT["AT_EXECFN"], bprm.exec),
-        (AT["AT_PLATFORM"], u_platform),
+        (AT["AT_PLATFORM"], tables.u_platform),
     ]
     if profile.rseq_auxv:                                  # v6.3 (versions.RSEQ_AUXV)
         aux += [(AT["AT_RSEQ_FEATURE_SIZE"], profile.rseq_feature_size),
                 (AT["AT_RSEQ_ALIGN"], profile.rseq_align)]
     aux.append((AT["AT_NULL"], 0))
-    ei_index = 2 * len(aux)
-    sp = p - 4 * ei_index
-    items = (bprm.argc + 1) + (bprm.envc + 1) + 1
-    esp = (sp - 4 * items) & ~0xF
+    return aux
 
-    top = bprm.exec + len(bprm.filename) + 1 + profile.kernel_ptr_size
-    # The strings were written (get_arg_page) before the ELF segments were mapped; only what
-    # create_elf_tables() writes now must be writable: the platform string and the random
-    # bytes (copy_to_user), then, once find_extend_vma_locked() has grown the stack down to
-    # esp, argc, the argv/envp pointers and the auxv (put_user / copy_to_user).
-    ld.write_stack(u_platform, u_platform + len(platform))
-    ld.write_stack(u_rand_bytes, u_rand_bytes + 16)
-    ld.extend_stack(esp)
-    ld.write_stack(esp, esp + 4 * (items + ei_index))
-    argv_addrs, envp_addrs, arg_end, env_end = ld.walk_strings(bprm)
 
-    words = [bprm.argc] + argv_addrs + [0] + envp_addrs + [0]
-    for t, v in aux:
-        words += [t, v & 0xFFFFFFFF]
+def stack_image(ld: Loader, bprm: Bprm, esp: int, words: list[int], tables: ElfTableStrings,
+                argv_addrs: list[int], envp_addrs: list[int]) -> tuple[bytearray, list[bytes], list[bytes]]:
+    """The bytes from esp to the top of the strings as the task sees them after
+    create_elf_tables(): argc, the argv/envp pointers and the auxv (`words`), the random
+    bytes, the platform string and the strings. Returns (image, argv values, envp values)."""
+    top = bprm.exec + len(bprm.filename) + 1 + ld.profile.kernel_ptr_size
     image = bytearray(top - esp)
 
     def put(addr: int, data: bytes) -> None:
         image[addr - esp:addr - esp + len(data)] = data
 
     put(esp, b"".join(w.to_bytes(4, "little") for w in words))
-    put(u_rand_bytes, rand_bytes)
-    put(u_platform, platform)
+    put(tables.u_rand_bytes, tables.rand_bytes)
+    put(tables.u_platform, tables.platform)
     argv_values, envp_values = bprm.argv, bprm.envp
     if argv_addrs == bprm.argv_addrs and envp_addrs == bprm.envp_addrs and not ld.strings_overlaid:
         for addr, s in bprm.strings:
@@ -971,25 +1022,7 @@ def create_elf_tables(ld: Loader, bprm: Bprm, result: ExecResult, main_file: Elf
         put(area, bytes(ld.read_user(a) or 0 for a in range(area, top)))
         argv_values = [ld.read_cstring_user(a) for a in argv_addrs]
         envp_values = [ld.read_cstring_user(a) for a in envp_addrs]
-
-    mm.start_stack = esp
-    mm.arg_start = bprm.argv_addrs[0]
-    mm.arg_end = mm.env_start = arg_end
-    mm.env_end = env_end
-    result.auxv = [AuxEntry(t, v & 0xFFFFFFFF) for t, v in aux]
-    stacks = [v for v in mm.vmas if v.growsdown]
-    stack_vma = next((v for v in stacks if v.start <= esp < v.end), stacks[-1])
-
-    def strings(addrs: list[int], values: list[bytes]) -> list[StackString]:
-        return [StackString(a, s.decode("utf-8", "surrogateescape")) for a, s in zip(addrs, values)]
-
-    result.stack = StackInfo(
-        top=stack_vma.end, vma_start=stack_vma.start, esp=esp,
-        argv=strings(argv_addrs, argv_values), envp=strings(envp_addrs, envp_values),
-        execfn=StackString(bprm.exec, bprm.filename.decode("utf-8", "surrogateescape")),
-        platform=StackString(u_platform, profile.platform), random_addr=u_rand_bytes,
-        random_bytes=rand_bytes, auxv_addr=esp + 4 * (1 + len(bprm.argv_addrs) + 1 + len(bprm.envp_addrs) + 1),
-        image_base=esp, image=bytes(image))
+    return image, argv_values, envp_values
 
 
 def execve(req: ExecRequest, mm: Mm | None = None) -> ExecResult:
