@@ -544,125 +544,156 @@ def compare_svg(*, policies: list[str], frames: list[int], faults: dict[str, lis
                 title: str) -> str:
     """Faults against memory size: one line per policy; Belady's anomaly in red."""
     dw = _need_drawsvg()
-    width = 1000
-    x0, x1 = 100, 760
-    y0, y1 = 96, 436
     order = sorted(range(len(frames)), key=lambda i: frames[i])
     fs = [frames[i] for i in order]
-    lo_f, hi_f = min(fs), max(fs)
-    logx = hi_f / max(lo_f, 1) >= 8
+    peak = max([max(v) for v in faults.values()] + [pages_touched, 1])
+    chart = _FaultChart(dw, [], fs, nice_max(peak * 1.05))
+    parts = chart.parts
+    parts.append(dw.Text(title, 15, 10, 24, font_weight="bold"))
+    parts.append(dw.Text(f"{references} references, {pages_touched} distinct pages; page faults "
+                         f"for each policy and memory size", 11, 10, 44, fill="#333"))
+    verdict = ("Belady's anomaly: more frames gave more faults (in red)" if belady else
+               "no Belady's anomaly: more frames never gave more faults")
+    parts.append(dw.Text(verdict, 12, 10, 64, font_weight="bold", fill=BELADY if belady else "#2a7"))
+    _compare_axes(chart)
+    # the floor: every distinct page faults at least once
+    yy = chart.y_of(pages_touched)
+    parts.append(dw.Line(chart.x0, yy, chart.x1, yy, stroke="#888", stroke_width=1, stroke_dasharray="4,4"))
+    parts.append(dw.Text(f"{pages_touched} distinct pages (compulsory faults)", 10, chart.x0 + 6,
+                         yy + 13, fill="#666"))
+    # Belady's anomaly under the lines: a wide red band from the fewer-frames point up
+    for pol, a, fa, b, fb in belady:
+        parts.append(dw.Line(chart.x_of(a), chart.y_of(fa), chart.x_of(b), chart.y_of(fb), stroke=BELADY,
+                             stroke_width=9, stroke_opacity=0.25, stroke_linecap="round"))
+    _policy_lines(chart, policies, [[faults[pol][i] for i in order] for pol in policies])
+    for pol, a, fa, b, fb in belady:                # ... and a red ring on top of them
+        parts.append(dw.Circle(chart.x_of(b), chart.y_of(fb), 9, fill="none", stroke=BELADY, stroke_width=2))
+    _compare_legend(chart, policies, belady)
+    height = _fault_table(chart, policies, [[faults[pol][i] for i in order] for pol in policies],
+                          {(pol, b) for pol, a, fa, b, fb in belady})
+    return _finish(dw, parts, 1000, height)
 
-    def x_of(n):
+
+@dataclass
+class _FaultChart:
+    """The --compare chart: the drawing module, the elements drawn so far, the memory sizes
+    (ascending) on x (log scale over a wide range) and the faults on y up to ymax."""
+
+    dw: Any
+    parts: list
+    fs: list[int]
+    ymax: float
+    x0: int = 100
+    x1: int = 760
+    y0: int = 96
+    y1: int = 436
+
+    @property
+    def logx(self) -> bool:
+        return max(self.fs) / max(min(self.fs), 1) >= 8
+
+    def x_of(self, n: int) -> float:
+        lo_f, hi_f, x0, x1 = min(self.fs), max(self.fs), self.x0, self.x1
         if hi_f == lo_f:
             return (x0 + x1) / 2
-        if logx:
+        if self.logx:
             return x0 + 20 + (x1 - x0 - 40) * math.log(n / lo_f) / math.log(hi_f / lo_f)
         return x0 + 20 + (x1 - x0 - 40) * (n - lo_f) / (hi_f - lo_f)
 
-    peak = max([max(v) for v in faults.values()] + [pages_touched, 1])
-    ymax = nice_max(peak * 1.05)
+    def y_of(self, v: float) -> float:
+        return self.y1 - (self.y1 - self.y0) * v / self.ymax
 
-    def y_of(v):
-        return y1 - (y1 - y0) * v / ymax
 
-    d_parts = []
-    d_parts.append(dw.Text(title, 15, 10, 24, font_weight="bold"))
-    d_parts.append(dw.Text(f"{references} references, {pages_touched} distinct pages; page faults "
-                           f"for each policy and memory size", 11, 10, 44, fill="#333"))
-    verdict = ("Belady's anomaly: more frames gave more faults (in red)" if belady else
-               "no Belady's anomaly: more frames never gave more faults")
-    d_parts.append(dw.Text(verdict, 12, 10, 64, font_weight="bold",
-                           fill=BELADY if belady else "#2a7"))
-    # axes and grid
-    for v in [t for t in nice_ticks(0, ymax, 6) if t == int(t)]:
-        yy = y_of(v)
-        d_parts.append(dw.Line(x0, yy, x1, yy, stroke=GRID, stroke_width=0.8))
-        d_parts.append(dw.Text(fmt_count(v), 10, x0 - 6, yy + 3.5, text_anchor="end", fill="#333"))
-    d_parts.append(dw.Rectangle(x0, y0, x1 - x0, y1 - y0, fill="none", stroke="#888"))
+def _compare_axes(c: _FaultChart) -> None:
+    """The y grid (whole numbers of faults), the plot's frame, a tick per memory size (labels
+    where they do not overlap) and the axis captions."""
+    dw, parts, x0, x1, y0, y1 = c.dw, c.parts, c.x0, c.x1, c.y0, c.y1
+    for v in [t for t in nice_ticks(0, c.ymax, 6) if t == int(t)]:
+        yy = c.y_of(v)
+        parts.append(dw.Line(x0, yy, x1, yy, stroke=GRID, stroke_width=0.8))
+        parts.append(dw.Text(fmt_count(v), 10, x0 - 6, yy + 3.5, text_anchor="end", fill="#333"))
+    parts.append(dw.Rectangle(x0, y0, x1 - x0, y1 - y0, fill="none", stroke="#888"))
     last_x = -1e9
-    for n in fs:
-        xx = x_of(n)
-        d_parts.append(dw.Line(xx, y1, xx, y1 + 4, stroke="#444"))
+    for n in c.fs:
+        xx = c.x_of(n)
+        parts.append(dw.Line(xx, y1, xx, y1 + 4, stroke="#444"))
         if xx - last_x >= len(str(n)) * 10 * CHAR_W + 4:
-            d_parts.append(dw.Text(str(n), 10, xx, y1 + 16, text_anchor="middle", fill="#333"))
+            parts.append(dw.Text(str(n), 10, xx, y1 + 16, text_anchor="middle", fill="#333"))
             last_x = xx
-    d_parts.append(dw.Text("frames (memory size)" + (", log scale" if logx else ""), 11,
-                           (x0 + x1) / 2, y1 + 34, text_anchor="middle"))
-    d_parts.append(dw.Text("page faults", 11, 16, (y0 + y1) / 2, text_anchor="middle",
-                           transform=f"rotate(-90 16 {(y0 + y1) / 2})"))
-    # the floor: every distinct page faults at least once
-    yy = y_of(pages_touched)
-    d_parts.append(dw.Line(x0, yy, x1, yy, stroke="#888", stroke_width=1, stroke_dasharray="4,4"))
-    d_parts.append(dw.Text(f"{pages_touched} distinct pages (compulsory faults)", 10, x0 + 6,
-                           yy + 13, fill="#666"))
-    # Belady's anomaly under the lines: a wide red band from the fewer-frames point up
-    marks = []
-    for pol, a, fa, b, fb in belady:
-        d_parts.append(dw.Line(x_of(a), y_of(fa), x_of(b), y_of(fb), stroke=BELADY,
-                               stroke_width=9, stroke_opacity=0.25, stroke_linecap="round"))
-        marks.append((b, fb))
-    # one line per policy
+    parts.append(dw.Text("frames (memory size)" + (", log scale" if c.logx else ""), 11,
+                         (x0 + x1) / 2, y1 + 34, text_anchor="middle"))
+    parts.append(dw.Text("page faults", 11, 16, (y0 + y1) / 2, text_anchor="middle",
+                         transform=f"rotate(-90 16 {(y0 + y1) / 2})"))
+
+
+def _policy_lines(c: _FaultChart, policies: list[str], counts: list[list[int]]) -> None:
+    """One line per policy (counts[k]: its faults for each size in c.fs), a dot with a tooltip
+    per size; earlier lines wider, so that equal curves stay visible."""
+    dw = c.dw
     npol = len(policies)
-    for k, pol in enumerate(policies):             # earlier lines wider: equal curves stay visible
+    for k, pol in enumerate(policies):
         colour = POLICY_COLOURS.get(pol, "#333")
         lw = 2 + 1.4 * (npol - 1 - k)
-        ys = [faults[pol][i] for i in order]
-        pts = [(x_of(n), y_of(v)) for n, v in zip(fs, ys)]
+        ys = counts[k]
+        pts = [(c.x_of(n), c.y_of(v)) for n, v in zip(c.fs, ys)]
         if len(pts) > 1:
             line = dw.Path(stroke=colour, stroke_width=lw, fill="none", stroke_linejoin="round")
             line.M(*pts[0])
             for p in pts[1:]:
                 line.L(*p)
-            d_parts.append(line)
-        for (px, py), n, v in zip(pts, fs, ys):
-            c = dw.Circle(px, py, 2.5 + lw / 2, fill=colour, stroke="white", stroke_width=1)
-            c.append_title(f"{pol}: {v} faults with {n} frames")
-            d_parts.append(c)
-    for b, fb in marks:
-        d_parts.append(dw.Circle(x_of(b), y_of(fb), 9, fill="none", stroke=BELADY, stroke_width=2))
-    # legend
-    ly = y0 + 6
+            c.parts.append(line)
+        for (px, py), n, v in zip(pts, c.fs, ys):
+            dot = dw.Circle(px, py, 2.5 + lw / 2, fill=colour, stroke="white", stroke_width=1)
+            dot.append_title(f"{pol}: {v} faults with {n} frames")
+            c.parts.append(dot)
+
+
+def _compare_legend(c: _FaultChart, policies: list[str],
+                    belady: list[tuple[str, int, int, int, int]]) -> None:
+    """Right of the plot: the policies' colours, then Belady's anomalies (the first 8)."""
+    dw, parts, x1 = c.dw, c.parts, c.x1
+    ly = c.y0 + 6
     for pol in policies:
         colour = POLICY_COLOURS.get(pol, "#333")
-        d_parts.append(dw.Line(x1 + 20, ly, x1 + 44, ly, stroke=colour, stroke_width=2))
-        d_parts.append(dw.Circle(x1 + 32, ly, 4, fill=colour))
-        d_parts.append(dw.Text(pol, 12, x1 + 52, ly + 4))
+        parts.append(dw.Line(x1 + 20, ly, x1 + 44, ly, stroke=colour, stroke_width=2))
+        parts.append(dw.Circle(x1 + 32, ly, 4, fill=colour))
+        parts.append(dw.Text(pol, 12, x1 + 52, ly + 4))
         ly += 20
-    if belady:
-        d_parts.append(dw.Line(x1 + 20, ly, x1 + 44, ly, stroke=BELADY, stroke_width=9,
-                               stroke_opacity=0.25, stroke_linecap="round"))
-        d_parts.append(dw.Text("Belady's anomaly", 12, x1 + 52, ly + 4, fill=BELADY))
-        ly += 24
-        for pol, a, fa, b, fb in belady[:8]:
-            d_parts.append(dw.Text(f"{pol}: {a} -> {b} frames,", 10, x1 + 20, ly, fill=BELADY))
-            d_parts.append(dw.Text(f"  {fa} -> {fb} faults", 10, x1 + 20, ly + 13, fill=BELADY))
-            ly += 30
-        if len(belady) > 8:
-            d_parts.append(dw.Text(f"... and {len(belady) - 8} more", 10, x1 + 20, ly, fill=BELADY))
-    # the numbers
-    ty = y1 + 64
-    cols = min(len(fs), 12)
-    cw = (x1 + 200 - x0) / (cols + 1)
-    d_parts.append(dw.Text("faults", 11, x0 - 6, ty, text_anchor="end", font_weight="bold"))
-    for j, n in enumerate(fs[:cols]):
-        d_parts.append(dw.Text(f"{n} frame{'s' if n != 1 else ''}", 11, x0 + cw * (j + 0.5), ty, text_anchor="middle",
-                               font_weight="bold"))
-    anomalous = {(pol, b) for pol, a, fa, b, fb in belady}
+    if not belady:
+        return
+    parts.append(dw.Line(x1 + 20, ly, x1 + 44, ly, stroke=BELADY, stroke_width=9,
+                         stroke_opacity=0.25, stroke_linecap="round"))
+    parts.append(dw.Text("Belady's anomaly", 12, x1 + 52, ly + 4, fill=BELADY))
+    ly += 24
+    for pol, a, fa, b, fb in belady[:8]:
+        parts.append(dw.Text(f"{pol}: {a} -> {b} frames,", 10, x1 + 20, ly, fill=BELADY))
+        parts.append(dw.Text(f"  {fa} -> {fb} faults", 10, x1 + 20, ly + 13, fill=BELADY))
+        ly += 30
+    if len(belady) > 8:
+        parts.append(dw.Text(f"... and {len(belady) - 8} more", 10, x1 + 20, ly, fill=BELADY))
+
+
+def _fault_table(c: _FaultChart, policies: list[str], counts: list[list[int]],
+                 anomalous: set[tuple[str, int]]) -> float:
+    """The numbers under the chart: a row per policy, a column per size (12 at most), the
+    anomalous ones in red; returns the picture's height."""
+    dw, parts, x0 = c.dw, c.parts, c.x0
+    ty = c.y1 + 64
+    cols = min(len(c.fs), 12)
+    cw = (c.x1 + 200 - x0) / (cols + 1)
+    parts.append(dw.Text("faults", 11, x0 - 6, ty, text_anchor="end", font_weight="bold"))
+    for j, n in enumerate(c.fs[:cols]):
+        parts.append(dw.Text(f"{n} frame{'s' if n != 1 else ''}", 11, x0 + cw * (j + 0.5), ty,
+                             text_anchor="middle", font_weight="bold"))
     for k, pol in enumerate(policies):
         ry = ty + 18 * (k + 1)
-        d_parts.append(dw.Text(pol, 11, x0 - 6, ry, text_anchor="end",
-                               fill=POLICY_COLOURS.get(pol, "#333")))
-        for j, i in enumerate(order[:cols]):
-            bad = (pol, frames[i]) in anomalous
-            d_parts.append(dw.Text(str(faults[pol][i]), 11, x0 + cw * (j + 0.5), ry,
-                                   text_anchor="middle", fill=BELADY if bad else "black",
-                                   font_weight="bold" if bad else "normal"))
-    if len(fs) > cols:
-        d_parts.append(dw.Text(f"... {len(fs) - cols} more sizes in the table output", 10, x0,
-                               ty + 18 * (len(policies) + 1), fill="#666"))
-    height = ty + 18 * (len(policies) + 1) + 24
-    d = dw.Drawing(width, height, font_family=FONT)
-    d.append(dw.Rectangle(0, 0, width, height, fill="white"))
-    for p in d_parts:
-        d.append(p)
-    return d.as_svg()
+        parts.append(dw.Text(pol, 11, x0 - 6, ry, text_anchor="end", fill=POLICY_COLOURS.get(pol, "#333")))
+        for j, n in enumerate(c.fs[:cols]):
+            bad = (pol, n) in anomalous
+            parts.append(dw.Text(str(counts[k][j]), 11, x0 + cw * (j + 0.5), ry,
+                                 text_anchor="middle", fill=BELADY if bad else "black",
+                                 font_weight="bold" if bad else "normal"))
+    if len(c.fs) > cols:
+        parts.append(dw.Text(f"... {len(c.fs) - cols} more sizes in the table output", 10, x0,
+                             ty + 18 * (len(policies) + 1), fill="#666"))
+    return ty + 18 * (len(policies) + 1) + 24
