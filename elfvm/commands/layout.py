@@ -85,12 +85,54 @@ def layout(program, args, profile, split, sysroot, env_set, env_clear, argv0, rl
     it (ARGS, dashes included) is the program's argv, as with strace or env."""
     from elfvm.kernel.binfmt_elf import ExecRequest, UnsupportedProgram, execve
 
+    check_program(program)
+    args = drop_separator(args)
+    check_option_combinations(click.get_current_context(), profile, fmt, diagram, explain, verify, aslr)
+    seed = aslr_seed(aslr, seed)
+    if not os.path.isdir(sysroot):
+        raise UsageError(f"--sysroot {sysroot}: not a directory")
+    rlim = parse_rlimit_stack(rlimit_stack)
+    prof = make_kernel_profile(profile, split, addr_limit_3gb=addr_limit_3gb, legacy=legacy,
+                               kernel_version=kernel_version, hwcap=hwcap, hwcap2=hwcap2,
+                               minsigstksz=minsigstksz)
+    check_verify_kernel(prof, verify, kernel_version)
+    if kernel_note(prof) and fmt != "table":
+        click.echo(f"elfvm: note: {kernel_note(prof)}", err=True)
+    argv = [argv0 if argv0 is not None else program, *args]
+    req = ExecRequest(program, argv, build_env(env_clear, env_set), prof, sysroot=sysroot,
+                      rlimit_stack=rlim, seed=seed if aslr else None)
+    try:
+        result = execve(req)
+    except UnsupportedProgram as e:
+        raise UsageError(str(e)) from None
+
+    v = result.verdict
+    if fmt == "maps" and v.result == "ok" and not (verify or svg_file or diagram):
+        from elfvm.mm.maps import maps_text      # the fast path: no table machinery
+
+        click.echo(maps_text(result.mm), nl=False)
+        return
+    show_layout(result, fmt, svg_file, diagram, explain, rlim, show_stack, wide)
+    if v.result != "ok":
+        from elfvm.render.layout import verdict_line
+
+        click.echo(f"elfvm: {verdict_line(result)}", err=True)
+        sys.exit(EXIT_ERRNO if v.result == "errno" else EXIT_KILLED)
+    if verify:
+        verify_layout(req, result, fmt, addr_limit_3gb=addr_limit_3gb, legacy=legacy)
+
+
+def check_program(program: str) -> None:
+    """PROGRAM must exist and not be a directory (execve's ENOENT/EACCES, said plainly)."""
     if not os.path.lexists(program):
         raise UsageError(f"{program}: no such file")
     if os.path.isdir(program):
         raise UsageError(f"{program}: is a directory, not a program")
-    ctx = click.get_current_context()
-    args = drop_separator(args)
+
+
+def check_option_combinations(ctx: click.Context, profile: str, fmt: str, diagram: bool,
+                              explain: str | None, verify: bool, aslr: bool) -> None:
+    """Options that do not go together are a usage error rather than silently ignored."""
     if profile != "linux-i386":
         reject(ctx, ["split"], "only with --profile linux-i386 (a native 32-bit kernel's VMSPLIT)")
     if fmt != "table":
@@ -105,46 +147,46 @@ def layout(program, args, profile, split, sysroot, env_set, env_clear, argv0, rl
                          "--profile linux-x86_64-compat")
     if verify and aslr:
         raise UsageError("--verify runs with ASLR off; drop --aslr")
+
+
+def aslr_seed(aslr: bool, seed: int | None) -> int | None:
+    """--aslr without --seed picks a seed and prints it, so that the run can be repeated."""
     if aslr and seed is None:
         seed = int.from_bytes(os.urandom(4), "little")
         click.echo(f"elfvm: --aslr --seed {seed} (pass it again for the same layout)", err=True)
     if seed is not None and not aslr:
         raise UsageError("--seed only makes sense with --aslr")
-    if not os.path.isdir(sysroot):
-        raise UsageError(f"--sysroot {sysroot}: not a directory")
+    return seed
+
+
+def parse_rlimit_stack(rlimit_stack: str) -> int:
+    """--rlimit-stack as setrlimit(RLIMIT_STACK) takes it: a size, or unlimited (RLIM_INFINITY)."""
     try:
         rlim = parse_size(rlimit_stack, allow_unlimited=True)
     except ValueError as e:
         raise UsageError(f"--rlimit-stack {rlimit_stack!r}: {e}") from None
     if rlim > RLIM_INFINITY:
         raise UsageError(f"--rlimit-stack {rlimit_stack}: more than RLIM_INFINITY (2^64-1)")
-    prof = make_kernel_profile(profile, split, addr_limit_3gb=addr_limit_3gb, legacy=legacy,
-                               kernel_version=kernel_version, hwcap=hwcap, hwcap2=hwcap2,
-                               minsigstksz=minsigstksz)
+    return rlim
+
+
+def check_verify_kernel(prof, verify: bool, kernel_version: str | None) -> None:
+    """--verify runs on this machine's kernel, so a --kernel of another series or patch
+    level cannot be compared."""
     want, live = prof.kernel.version, running_kernel()
     if verify and kernel_version and (want.series != live.series or
                                       want.patch not in (None, live.patch)):
         raise UsageError(f"--verify compares with this machine's kernel ({running_kernel()}), "
                          f"not --kernel {kernel_version}")
-    if kernel_note(prof) and fmt != "table":
-        click.echo(f"elfvm: note: {kernel_note(prof)}", err=True)
-    argv = [argv0 if argv0 is not None else program, *args]
-    envp = build_env(env_clear, env_set)
-    req = ExecRequest(program, argv, envp, prof, sysroot=sysroot, rlimit_stack=rlim,
-                      seed=seed if aslr else None)
-    try:
-        result = execve(req)
-    except UnsupportedProgram as e:
-        raise UsageError(str(e)) from None
 
-    v = result.verdict
-    if fmt == "maps" and v.result == "ok" and not (verify or svg_file or diagram):
-        from elfvm.mm.maps import maps_text      # the fast path: no table machinery
 
-        click.echo(maps_text(result.mm), nl=False)
-        return
+def show_layout(result, fmt: str, svg_file: str | None, diagram: bool, explain: str | None,
+                rlim: int, show_stack: bool, wide: bool) -> None:
+    """Print the prediction in the chosen form (and write --svg); with an errno verdict and no
+    new address space there is nothing to show but the verdict."""
     from elfvm.render import layout as render
 
+    v = result.verdict
     if svg_file and result.mm.vmas:
         from elfvm.render import pictures
 
@@ -163,34 +205,39 @@ def layout(program, args, profile, split, sysroot, env_set, env_clear, argv0, rl
 
         click.echo(pictures.layout_diagram_text(result), nl=False)
     elif explain is not None:
-        from elfvm.kernel.explain import ExplainError, explain_address
-
-        try:
-            import shutil
-            import textwrap
-
-            width = shutil.get_terminal_size((80, 24)).columns - 1
-            for line in explain_address(result, explain, rlim):
-                click.echo("\n".join(textwrap.wrap(line, width, subsequent_indent="  ",
-                                                    break_on_hyphens=False)))
-        except ExplainError as e:
-            raise UsageError(f"--explain {explain}: {e}") from None
+        echo_explain(result, explain, rlim)
     else:
         import shutil
 
         click.echo(render.to_table(result, show_stack=show_stack, wide=wide,
                                    width=shutil.get_terminal_size((80, 24)).columns), nl=False)
 
-    if v.result != "ok":
-        click.echo(f"elfvm: {render.verdict_line(result)}", err=True)
-        sys.exit(EXIT_ERRNO if v.result == "errno" else EXIT_KILLED)
-    if verify:
-        from elfvm.oracle.compare import verify_against_live
 
-        if prof.name != "linux-x86_64-compat":
-            raise UsageError("--verify compares with this machine's kernel: use the default "
-                             "--profile linux-x86_64-compat")
-        report = verify_against_live(req, result, addr_limit_3gb=addr_limit_3gb, legacy=legacy)
-        click.echo(report.text, nl=False, err=fmt != "table")
-        if not report.identical:
-            sys.exit(EXIT_VERIFY)
+def echo_explain(result, explain: str, rlim: int) -> None:
+    """--explain ADDR: the reasons, wrapped to the terminal."""
+    from elfvm.kernel.explain import ExplainError, explain_address
+
+    try:
+        import shutil
+        import textwrap
+
+        width = shutil.get_terminal_size((80, 24)).columns - 1
+        for line in explain_address(result, explain, rlim):
+            click.echo("\n".join(textwrap.wrap(line, width, subsequent_indent="  ",
+                                                break_on_hyphens=False)))
+    except ExplainError as e:
+        raise UsageError(f"--explain {explain}: {e}") from None
+
+
+def verify_layout(req, result, fmt: str, addr_limit_3gb: bool, legacy: bool) -> None:
+    """--verify: run PROGRAM under ptrace to its first instruction and diff with the prediction;
+    a difference is exit EXIT_VERIFY."""
+    from elfvm.oracle.compare import verify_against_live
+
+    if req.profile.name != "linux-x86_64-compat":
+        raise UsageError("--verify compares with this machine's kernel: use the default "
+                         "--profile linux-x86_64-compat")
+    report = verify_against_live(req, result, addr_limit_3gb=addr_limit_3gb, legacy=legacy)
+    click.echo(report.text, nl=False, err=fmt != "table")
+    if not report.identical:
+        sys.exit(EXIT_VERIFY)

@@ -582,22 +582,49 @@ def load_elf_binary(req: ExecRequest, profile: Profile, mm: Mm | None = None) ->
     return result
 
 
-def _load(ld: Loader, result: ExecResult) -> None:  # noqa: C901 - it is the kernel's sequence
-    req, profile, mm = ld.req, ld.profile, ld.mm
-    tsz = profile.task_size
-    M = ld.M
-
+def _load(ld: Loader, result: ExecResult) -> None:
+    """load_elf_binary() as a list of the kernel's steps, in the kernel's order: that order is
+    also the order in which the ASLR random numbers are drawn, so it must not change."""
     # fs/exec.c alloc_bprm -> do_open_execat: the program itself.
-    main_file, main_ref = ld.open_file(req.path, "do_open_execat")
+    main_file, main_ref = ld.open_file(ld.req.path, "do_open_execat")
+    stack_top, bprm = copy_strings_to_stack(ld)
+    main = read_elf_headers(ld, result, main_file, main_ref)
+    found = ld.find_interp(main_file, main.phdrs)
+    has_interp = found is not None      # PT_INTERP present, even if it cannot be opened
+    interp = open_interpreter(ld, result, found[0]) if found is not None else None
+    ld.executable_stack = elf_gnu_stack(main.phdrs)
+    if interp is not None:
+        check_interp_header(ld, result, interp)
 
-    # Where the stack will end: randomize_stack_top(STACK_TOP), then setup_arg_pages aligns it.
+    # ---- begin_new_exec(): the point of no return -------------------------------------
+    setup_new_exec(ld)
+    setup_stack_vma(ld, bprm, stack_top)
+    ext = elf_load_segments(ld, main, has_interp)
+    set_brk_before_interp(ld, main, ext)
+    e_entry, phdr_addr, elf_brk = add_load_bias(ld, result, main, ext)
+    interp_load_addr = elf_entry_point(ld, result, interp, ext.load_bias, e_entry)
+    vdso = ld.map_vdso()
+    create_elf_tables(ld, bprm, result, main_file, interp_load_addr, e_entry, phdr_addr, vdso)
+    randomize_brk(ld, main_file.ehdr.e_type, has_interp, elf_brk)
+
+
+# --- the steps of load_elf_binary(), in order ----------------------------------------------
+
+def copy_strings_to_stack(ld: Loader) -> tuple[int, Bprm]:
+    """fs/exec.c bprm_mm_init() and copy_strings(): argv and envp copied below the stack top
+    that setup_arg_pages() will use (randomize_stack_top(STACK_TOP), then aligned), so the
+    strings sit where the task will see them. Returns (stack_top, bprm)."""
+    req, profile = ld.req, ld.profile
     stack_top = page_align(arch_align_stack(randomize_stack_top(profile, ld.rnd), ld.rnd))
     argv = [os.fsencode(a) for a in (req.argv if req.argv is not None else [req.path])]
     bprm = Bprm(os.fsencode(req.path), argv, [os.fsencode(e) for e in req.envp], req.rlimit_stack,
                 p=stack_top - profile.kernel_ptr_size)
     copy_all_strings(bprm, profile.kernel_ptr_size)
+    return stack_top, bprm
 
-    # load_elf_binary: header checks.
+
+def read_elf_headers(ld: Loader, result: ExecResult, main_file: ElfFile, main_ref: FileRef) -> LoadedImage:
+    """load_elf_binary(): the ELF header checks, then load_elf_phdrs()."""
     ld.check_header(main_file)
     phdrs = ld.load_elf_phdrs(main_file)
     if phdrs is None:
@@ -607,191 +634,257 @@ def _load(ld: Loader, result: ExecResult) -> None:  # noqa: C901 - it is the ker
                       f"e_phoff {h.e_phoff:#x} (file is {main_file.size} bytes)")
     main = LoadedImage(main_file, main_ref, phdrs)
     result.images["main"] = main
+    return main
 
-    interp = None
-    found = ld.find_interp(main_file, phdrs)
-    if found is not None:
-        ipath, _ = found
-        try:
-            host_path, shown = ld.resolve_interp(ipath)
-            ifile, iref = ld.open_file(host_path, "open_exec", display_path=shown)
-        except ExecFailure as e:
-            e.reason = f"interpreter {ipath}: {e.reason}"
-            # execve stops here; elfvm goes on to show the rest of the map as it would be.
-            ld.pending = e
-            ld.notes.append(f"the interpreter {ipath} cannot be opened (sysroot {req.sysroot}): "
-                            f"{e.reason}; the map below shows the program without it")
-        else:
-            if ifile.size < ELF32_EHDR_SIZE:
-                raise ld.fail(errno.EIO, "elf_read", f"interpreter {ipath} is only {ifile.size} "
-                                                     f"bytes, shorter than an ELF header")
-            interp = LoadedImage(ifile, iref, [])
-            result.images["interp"] = interp
-            result.interp = InterpInfo(ipath, shown, 0, 0)
 
-    for ph in phdrs:                          # the last PT_GNU_STACK decides
+def open_interpreter(ld: Loader, result: ExecResult, ipath: str) -> LoadedImage | None:
+    """load_elf_binary()'s PT_INTERP: open_exec(elf_interpreter), then elf_read() of its ELF
+    header. An interpreter that cannot be opened is kept as ld.pending (execve returns that
+    errno) and None is returned, so that the rest of the map can still be shown."""
+    try:
+        host_path, shown = ld.resolve_interp(ipath)
+        ifile, iref = ld.open_file(host_path, "open_exec", display_path=shown)
+    except ExecFailure as e:
+        e.reason = f"interpreter {ipath}: {e.reason}"
+        # execve stops here; elfvm goes on to show the rest of the map as it would be.
+        ld.pending = e
+        ld.notes.append(f"the interpreter {ipath} cannot be opened (sysroot {ld.req.sysroot}): "
+                        f"{e.reason}; the map below shows the program without it")
+        return None
+    if ifile.size < ELF32_EHDR_SIZE:
+        raise ld.fail(errno.EIO, "elf_read", f"interpreter {ipath} is only {ifile.size} "
+                                             f"bytes, shorter than an ELF header")
+    interp = LoadedImage(ifile, iref, [])
+    result.images["interp"] = interp
+    result.interp = InterpInfo(ipath, shown, 0, 0)
+    return interp
+
+
+def elf_gnu_stack(phdrs: list[Phdr]) -> str:
+    """load_elf_binary()'s PT_GNU_STACK scan: executable_stack; the last PT_GNU_STACK decides."""
+    executable_stack = EXSTACK_DEFAULT
+    for ph in phdrs:
         if ph.p_type == PT_GNU_STACK:
-            ld.executable_stack = EXSTACK_ENABLE_X if ph.p_flags & PF_X else EXSTACK_DISABLE_X
+            executable_stack = EXSTACK_ENABLE_X if ph.p_flags & PF_X else EXSTACK_DISABLE_X
+    return executable_stack
 
-    if interp is not None:
-        ih = parse_ehdr(interp.file.data[:256])
-        if not ih.has_magic:
-            raise ld.fail(errno.ELIBBAD, "load_elf_binary", f"interpreter {result.interp.path}: "
-                                                            f"not an ELF file")
-        if ih.e_machine not in (EM_386, EM_486):
-            raise ld.fail(errno.ELIBBAD, "load_elf_binary", f"interpreter {result.interp.path}: "
-                                                            f"e_machine {ih.e_machine} is not i386")
-        iphdrs = ld.load_elf_phdrs(interp.file)
-        if iphdrs is None:
-            raise ld.fail(errno.ELIBBAD, "load_elf_phdrs", f"interpreter {result.interp.path}: "
-                                                           f"program headers unusable")
-        interp.phdrs = iphdrs
 
-    # ---- begin_new_exec(): the point of no return -------------------------------------
+def check_interp_header(ld: Loader, result: ExecResult, interp: LoadedImage) -> None:
+    """load_elf_binary(): "Some simple consistency checks for the interpreter" (its magic and
+    elf_check_arch()), then load_elf_phdrs() of the interpreter, all before the point of no
+    return: each failure is an errno (ELIBBAD)."""
+    ih = parse_ehdr(interp.file.data[:256])
+    if not ih.has_magic:
+        raise ld.fail(errno.ELIBBAD, "load_elf_binary", f"interpreter {result.interp.path}: "
+                                                        f"not an ELF file")
+    if ih.e_machine not in (EM_386, EM_486):
+        raise ld.fail(errno.ELIBBAD, "load_elf_binary", f"interpreter {result.interp.path}: "
+                                                        f"e_machine {ih.e_machine} is not i386")
+    iphdrs = ld.load_elf_phdrs(interp.file)
+    if iphdrs is None:
+        raise ld.fail(errno.ELIBBAD, "load_elf_phdrs", f"interpreter {result.interp.path}: "
+                                                       f"program headers unusable")
+    interp.phdrs = iphdrs
+
+
+def setup_new_exec(ld: Loader) -> None:
+    """After begin_new_exec(): SET_PERSONALITY2(), where elf_read_implies_exec() sets
+    READ_IMPLIES_EXEC, then setup_new_exec() -> arch_pick_mmap_layout()."""
     ld.read_implies_exec = read_implies_exec(ld.executable_stack)
-    layout = arch_pick_mmap_layout(profile, req.rlimit_stack, ld.rnd)
+    layout = arch_pick_mmap_layout(ld.profile, ld.req.rlimit_stack, ld.rnd)
+    mm = ld.mm
     mm.mmap_base, mm.mmap_legacy_base, mm.legacy = layout.mmap_base, layout.mmap_legacy_base, layout.legacy
 
-    # setup_arg_pages(): the stack VMA. VM_STACK_FLAGS carry VM_EXEC under READ_IMPLIES_EXEC.
-    stack_start, stack_end = setup_arg_pages(bprm, stack_top, req.rlimit_stack)
+
+def setup_stack_vma(ld: Loader, bprm: Bprm, stack_top: int) -> None:
+    """setup_arg_pages(): the stack VMA. VM_STACK_FLAGS carry VM_EXEC under READ_IMPLIES_EXEC
+    (unless PT_GNU_STACK says otherwise) and with an executable PT_GNU_STACK."""
+    stack_start, stack_end = setup_arg_pages(bprm, stack_top, ld.req.rlimit_stack)
     stack_prot = PROT_READ | PROT_WRITE
     if ld.executable_stack == EXSTACK_ENABLE_X or (ld.read_implies_exec and
                                                     ld.executable_stack != EXSTACK_DISABLE_X):
         stack_prot |= PROT_EXEC
-    mm.insert(Vma(stack_start, stack_end, stack_prot, growsdown=True, kind="stack",
-                  origin=("stack", 0, "stack")))
-    mm.arg_start = bprm.argv_addrs[0] if bprm.argv_addrs else bprm.p
+    ld.mm.insert(Vma(stack_start, stack_end, stack_prot, growsdown=True, kind="stack",
+                     origin=("stack", 0, "stack")))
+    ld.mm.arg_start = bprm.argv_addrs[0] if bprm.argv_addrs else bprm.p
 
-    # The PT_LOAD loop.
-    e_type = main_file.ehdr.e_type
-    load_bias = 0
+
+@dataclass
+class ElfExtent:
+    """The locals load_elf_binary()'s PT_LOAD loop keeps, before load_bias is added to them."""
+
+    start_code: int
+    end_code: int = 0
+    start_data: int = 0
+    end_data: int = 0
+    elf_bss: int = 0
+    elf_brk: int = 0
+    bss_prot: int = 0           # before v6.7: the protection and segment of the bss
+    bss_index: int = 0          # that set_brk() maps
+    phdr_addr: int = 0
+    load_bias: int = 0
+
+
+def elf_load_segments(ld: Loader, main: LoadedImage, has_interp: bool) -> ElfExtent:
+    """load_elf_binary()'s PT_LOAD loop: the first segment decides the load_bias (ET_EXEC:
+    MAP_FIXED_NOREPLACE at p_vaddr; ET_DYN: et_dyn_load_bias()), the others follow MAP_FIXED;
+    each goes through elf_load() (v6.7: with its own bss) or, before v6.7, elf_map()."""
+    M, e_type = ld.M, main.file.ehdr.e_type
+    ext = ElfExtent(start_code=M)
     first_pt_load = True
-    start_code, end_code, start_data, end_data, elf_brk = M, 0, 0, 0, 0
-    phdr_addr = 0
-    elf_bss, bss_prot, bss_index = 0, 0, 0        # before v6.7: the bss set_brk() maps
-    static_pie_align = profile.kernel is None or profile.kernel.static_pie_alignment
     map_segment = ld.elf_load if ld.per_segment_bss else ld.elf_map
-    for ph in phdrs:
+    for ph in main.phdrs:
         if ph.p_type != PT_LOAD:
             continue
-        if not ld.per_segment_bss and elf_brk > elf_bss:
+        if not ld.per_segment_bss and ext.elf_brk > ext.elf_bss:
             # Before v6.7: a previous PT_LOAD had p_memsz > p_filesz; map its bss now and
             # clear the rest of its last file page (clear_user() errors are ignored here).
-            ld.set_brk((elf_bss + load_bias) & M, (elf_brk + load_bias) & M, bss_prot, "main", bss_index)
-            ld.padzero((elf_bss + load_bias) & M, main, "main")
+            ld.set_brk((ext.elf_bss + ext.load_bias) & M, (ext.elf_brk + ext.load_bias) & M,
+                       ext.bss_prot, "main", ext.bss_index)
+            ld.padzero((ext.elf_bss + ext.load_bias) & M, main, "main")
         prot = make_prot(ph.p_flags)
-        vaddr = ph.p_vaddr
-        fixed = noreplace = False
-        total_size = 0
-        if not first_pt_load:
-            fixed = True
-        elif e_type == ET_EXEC:
+        fixed, noreplace, total_size = not first_pt_load, False, 0
+        if first_pt_load and e_type == ET_EXEC:
             noreplace = True
-        else:
-            total_size = total_mapping_size(phdrs)
-            if not total_size:
-                raise ld.kill(errno.EINVAL, "load_elf_binary", "ET_DYN image of total size 0")
-            alignment = maximum_alignment(phdrs)
-            if found is not None:
-                # ET_DYN with PT_INTERP (a PIE): ELF_ET_DYN_BASE, randomized, aligned.
-                load_bias = profile.elf_et_dyn_base
-                if ld.rnd is not None:
-                    load_bias += arch_mmap_rnd(ld.rnd, profile.host.mmap_rnd_compat_bits)
-                if alignment:
-                    load_bias &= ~(alignment - 1) & M
-                noreplace = True
-            elif alignment > ELF_MIN_ALIGN and static_pie_align:
-                # No interpreter, large alignment: find a spot top-down, then align it
-                # (v6.10 and backports: versions.STATIC_PIE_ALIGNMENT).
-                try:
-                    load_bias = ld.elf_load(main, "main", 0, ph, prot, False, False, total_size)
-                except MmError as e:
-                    raise ld.kill(e.errno, "elf_load", f"{ph.label}: {e.message}")
-                mm.munmap(load_bias, load_bias + page_align(total_size))
-                load_bias &= ~(alignment - 1) & M
-                noreplace = True
-            else:
-                load_bias = 0
-            load_bias = page_start((load_bias - vaddr) & M)
+        elif first_pt_load:
+            ext.load_bias, noreplace, total_size = et_dyn_load_bias(ld, main, ph, prot, has_interp)
+        addr = (ext.load_bias + ph.p_vaddr) & M
         try:
-            error = map_segment(main, "main", (load_bias + vaddr) & M, ph, prot, fixed, noreplace,
-                                total_size)
+            error = map_segment(main, "main", addr, ph, prot, fixed, noreplace, total_size)
         except MmError as e:
             step = "elf_map" if e.errno != errno.EEXIST else "elf_map (MAP_FIXED_NOREPLACE)"
-            raise ld.kill(e.errno, step, f"{ph.label} at {page_start((load_bias + vaddr) & M):#x}: "
-                                         f"{e.message}")
-        if BAD_ADDR(error, tsz):
+            raise ld.kill(e.errno, step, f"{ph.label} at {page_start(addr):#x}: {e.message}")
+        if BAD_ADDR(error, ld.profile.task_size):
             raise ld.kill(errno.EINVAL, "elf_load", f"{ph.label} mapped at a bad address {error:#x}")
         if first_pt_load:
             first_pt_load = False
             if e_type == ET_DYN:
-                load_bias = (load_bias + error - page_start((load_bias + vaddr) & M)) & M
-        h = main_file.ehdr
-        if ph.p_offset <= h.e_phoff < ph.p_offset + ph.p_filesz:
-            phdr_addr = h.e_phoff - ph.p_offset + ph.p_vaddr
-        k = ph.p_vaddr
-        if ph.p_flags & PF_X and k < start_code:
-            start_code = k
-        if start_data < k:
-            start_data = k
-        if BAD_ADDR(k, tsz) or ph.p_filesz > ph.p_memsz or ph.p_memsz > tsz or tsz - ph.p_memsz < k:
-            why = "p_filesz > p_memsz" if ph.p_filesz > ph.p_memsz else "the segment does not fit below TASK_SIZE"
-            raise ld.kill(errno.EINVAL, "load_elf_binary", f"{ph.label}: {why}")
-        k = ph.p_vaddr + ph.p_filesz
-        elf_bss = max(elf_bss, k)
-        if ph.p_flags & PF_X and end_code < k:
-            end_code = k
-        if end_data < k:
-            end_data = k
-        k = (ph.p_vaddr + ph.p_memsz) & 0xFFFFFFFF
-        if k > elf_brk:
-            elf_brk, bss_prot, bss_index = k, prot, ph.index
+                ext.load_bias = (ext.load_bias + error - page_start(addr)) & M
+        account_segment(ld, main.file, ph, prot, ext)
+    return ext
 
-    if not ld.per_segment_bss:
-        # Before v6.7, set_brk() maps the bss of the highest segment "before mapping in the
-        # interpreter", then padzero() clears the rest of the last file page: a fault kills,
-        # whatever the segment's protection.
-        bss, brk = (elf_bss + load_bias) & M, (elf_brk + load_bias) & M
-        ld.set_brk(bss, brk, bss_prot, "main", bss_index)
-        if bss != brk and not ld.padzero(bss, main, "main"):
-            raise ld.kill(errno.EFAULT, "padzero", f"clearing the bss tail at {bss:#x} faulted")
+
+def et_dyn_load_bias(ld: Loader, main: LoadedImage, ph: Phdr, prot: int,
+                     has_interp: bool) -> tuple[int, bool, int]:
+    """load_elf_binary(), the first PT_LOAD of an ET_DYN image: where total_mapping_size()
+    bytes go. A PIE (PT_INTERP) goes at ELF_ET_DYN_BASE plus arch_mmap_rnd(), aligned to
+    maximum_alignment(); a static PIE with a large alignment where a top-down search finds
+    room, then aligned; otherwise at 0 (the mmap base decides). Returns
+    (load_bias, MAP_FIXED_NOREPLACE, total_size), load_bias already less p_vaddr."""
+    profile, M = ld.profile, ld.M
+    total_size = total_mapping_size(main.phdrs)
+    if not total_size:
+        raise ld.kill(errno.EINVAL, "load_elf_binary", "ET_DYN image of total size 0")
+    alignment = maximum_alignment(main.phdrs)
+    static_pie_align = profile.kernel is None or profile.kernel.static_pie_alignment
+    noreplace = True
+    if has_interp:
+        load_bias = profile.elf_et_dyn_base
+        if ld.rnd is not None:
+            load_bias += arch_mmap_rnd(ld.rnd, profile.host.mmap_rnd_compat_bits)
+        if alignment:
+            load_bias &= ~(alignment - 1) & M
+    elif alignment > ELF_MIN_ALIGN and static_pie_align:
+        # No interpreter, large alignment: find a spot top-down, then align it
+        # (v6.10 and backports: versions.STATIC_PIE_ALIGNMENT).
+        try:
+            load_bias = ld.elf_load(main, "main", 0, ph, prot, False, False, total_size)
+        except MmError as e:
+            raise ld.kill(e.errno, "elf_load", f"{ph.label}: {e.message}")
+        ld.mm.munmap(load_bias, load_bias + page_align(total_size))
+        load_bias &= ~(alignment - 1) & M
+    else:
+        load_bias, noreplace = 0, False
+    return page_start((load_bias - ph.p_vaddr) & M), noreplace, total_size
+
+
+def account_segment(ld: Loader, main_file: ElfFile, ph: Phdr, prot: int, ext: ElfExtent) -> None:
+    """load_elf_binary(), the end of each PT_LOAD pass: where the program headers are mapped
+    (AT_PHDR), start_code/end_code (PF_X segments), start_data/end_data, elf_bss and elf_brk;
+    a segment with p_filesz > p_memsz or one that does not fit below TASK_SIZE kills."""
+    tsz = ld.profile.task_size
+    h = main_file.ehdr
+    if ph.p_offset <= h.e_phoff < ph.p_offset + ph.p_filesz:
+        ext.phdr_addr = h.e_phoff - ph.p_offset + ph.p_vaddr
+    k = ph.p_vaddr
+    if ph.p_flags & PF_X and k < ext.start_code:
+        ext.start_code = k
+    if ext.start_data < k:
+        ext.start_data = k
+    if BAD_ADDR(k, tsz) or ph.p_filesz > ph.p_memsz or ph.p_memsz > tsz or tsz - ph.p_memsz < k:
+        why = "p_filesz > p_memsz" if ph.p_filesz > ph.p_memsz else "the segment does not fit below TASK_SIZE"
+        raise ld.kill(errno.EINVAL, "load_elf_binary", f"{ph.label}: {why}")
+    k = ph.p_vaddr + ph.p_filesz
+    ext.elf_bss = max(ext.elf_bss, k)
+    if ph.p_flags & PF_X and ext.end_code < k:
+        ext.end_code = k
+    if ext.end_data < k:
+        ext.end_data = k
+    k = (ph.p_vaddr + ph.p_memsz) & 0xFFFFFFFF
+    if k > ext.elf_brk:
+        ext.elf_brk, ext.bss_prot, ext.bss_index = k, prot, ph.index
+
+
+def set_brk_before_interp(ld: Loader, main: LoadedImage, ext: ElfExtent) -> None:
+    """Before v6.7, set_brk() maps the bss of the highest segment "before mapping in the
+    interpreter", then padzero() clears the rest of the last file page: a fault kills,
+    whatever the segment's protection. From v6.7 elf_load() did this per segment."""
+    if ld.per_segment_bss:
+        return
+    M = ld.M
+    bss, brk = (ext.elf_bss + ext.load_bias) & M, (ext.elf_brk + ext.load_bias) & M
+    ld.set_brk(bss, brk, ext.bss_prot, "main", ext.bss_index)
+    if bss != brk and not ld.padzero(bss, main, "main"):
+        raise ld.kill(errno.EFAULT, "padzero", f"clearing the bss tail at {bss:#x} faulted")
+
+
+def add_load_bias(ld: Loader, result: ExecResult, main: LoadedImage, ext: ElfExtent) -> tuple[int, int, int]:
+    """load_elf_binary(): e_entry, phdr_addr, elf_brk and mm's start_code..end_data, each plus
+    load_bias. Returns (e_entry, phdr_addr, elf_brk)."""
+    M, mm, load_bias = ld.M, ld.mm, ext.load_bias
     main.load_bias = load_bias
     result.load_bias = load_bias & 0xFFFFFFFF if load_bias < (1 << 32) else load_bias
-    e_entry = (main_file.ehdr.e_entry + load_bias) & M
-    phdr_addr = (phdr_addr + load_bias) & M
-    elf_brk = (elf_brk + load_bias) & M
-    mm.start_code = (start_code + load_bias) & M
-    mm.end_code = (end_code + load_bias) & M
-    mm.start_data = (start_data + load_bias) & M
-    mm.end_data = (end_data + load_bias) & M
+    e_entry = (main.file.ehdr.e_entry + load_bias) & M
+    mm.start_code = (ext.start_code + load_bias) & M
+    mm.end_code = (ext.end_code + load_bias) & M
+    mm.start_data = (ext.start_data + load_bias) & M
+    mm.end_data = (ext.end_data + load_bias) & M
     result.entry = e_entry
+    return e_entry, (ext.phdr_addr + load_bias) & M, (ext.elf_brk + load_bias) & M
 
-    interp_load_addr = 0
-    if interp is not None:
-        interp_load_addr = ld.load_elf_interp(interp, load_bias)
-        elf_entry = (interp_load_addr + interp.file.ehdr.e_entry) & M
-        interp.load_bias = interp_load_addr
-        if BAD_ADDR(elf_entry, tsz):
-            raise ld.kill(errno.EINVAL, "load_elf_binary",
-                          f"the interpreter's entry {elf_entry:#x} is not below TASK_SIZE")
-        result.interp = InterpInfo(result.interp.path, result.interp.resolved, interp_load_addr, elf_entry)
-    else:
-        elf_entry = e_entry
-        if BAD_ADDR(elf_entry, tsz):
-            raise ld.kill(errno.EINVAL, "load_elf_binary", f"e_entry {elf_entry:#x} is not below TASK_SIZE")
+
+def elf_entry_point(ld: Loader, result: ExecResult, interp: LoadedImage | None, load_bias: int,
+                    e_entry: int) -> int:
+    """load_elf_binary(): load_elf_interp() when there is an interpreter, and elf_entry, the
+    address the task starts at (the interpreter's entry, else the program's); an elf_entry
+    not below TASK_SIZE kills. Returns interp_load_addr (0 without an interpreter)."""
+    tsz = ld.profile.task_size
+    if interp is None:
+        if BAD_ADDR(e_entry, tsz):
+            raise ld.kill(errno.EINVAL, "load_elf_binary", f"e_entry {e_entry:#x} is not below TASK_SIZE")
+        result.eip = e_entry
+        return 0
+    interp_load_addr = ld.load_elf_interp(interp, load_bias)
+    elf_entry = (interp_load_addr + interp.file.ehdr.e_entry) & ld.M
+    interp.load_bias = interp_load_addr
+    if BAD_ADDR(elf_entry, tsz):
+        raise ld.kill(errno.EINVAL, "load_elf_binary",
+                      f"the interpreter's entry {elf_entry:#x} is not below TASK_SIZE")
+    result.interp = InterpInfo(result.interp.path, result.interp.resolved, interp_load_addr, elf_entry)
     result.eip = elf_entry
+    return interp_load_addr
 
-    vdso = ld.map_vdso()
-    create_elf_tables(ld, bprm, result, main_file, interp_load_addr, e_entry, phdr_addr, vdso)
 
-    # brk: a static PIE / directly run ld.so gets its brk at ELF_ET_DYN_BASE; without ASLR
-    # only from v6.10 (and its stable backports: versions.STATIC_PIE_BRK_WITHOUT_ASLR), before
-    # that brk stays right after the image.
-    rules = profile.kernel
+def randomize_brk(ld: Loader, e_type: int, has_interp: bool, elf_brk: int) -> None:
+    """load_elf_binary(), the end: mm->start_brk = mm->brk = ELF_PAGEALIGN(elf_brk), then
+    arch_randomize_brk() under ASLR. A static PIE / directly run ld.so gets its brk at
+    ELF_ET_DYN_BASE; without ASLR only from v6.10 (and its stable backports:
+    versions.STATIC_PIE_BRK_WITHOUT_ASLR), before that brk stays right after the image."""
+    rules, mm = ld.profile.kernel, ld.mm
     brk_moved = False
-    if e_type == ET_DYN and found is None and (
+    if e_type == ET_DYN and not has_interp and (
             ld.rnd is not None or rules is None or rules.static_pie_brk_without_aslr):
-        elf_brk = profile.elf_et_dyn_base
+        elf_brk = ld.profile.elf_et_dyn_base
         brk_moved = True
     mm.start_brk = mm.brk = page_align(elf_brk)
     if ld.rnd is not None:
@@ -804,16 +897,77 @@ def create_elf_tables(ld: Loader, bprm: Bprm, result: ExecResult, main_file: Elf
                       interp_load_addr: int, e_entry: int, phdr_addr: int, vdso: int | None) -> None:
     """fs/binfmt_elf.c create_elf_tables(): platform string, AT_RANDOM bytes, the auxv, then
     argc/argv/envp from a 16-byte aligned esp upwards."""
-    profile, mm = ld.profile, ld.mm
-    host = profile.host
-    p = arch_align_stack(bprm.p, ld.rnd)
-    platform = profile.platform.encode() + b"\0"
-    p -= len(platform)
-    u_platform = p
-    rand_bytes = ld.rnd.bytes(16) if ld.rnd is not None else bytes(range(16))
-    p -= 16
-    u_rand_bytes = p
+    mm = ld.mm
+    tables = copy_platform_and_random(ld, arch_align_stack(bprm.p, ld.rnd))
+    aux = new_aux_ents(ld, bprm, main_file, interp_load_addr, e_entry, phdr_addr, vdso, tables)
+    ei_index = 2 * len(aux)
+    sp = tables.u_rand_bytes - 4 * ei_index
+    items = (bprm.argc + 1) + (bprm.envc + 1) + 1
+    esp = (sp - 4 * items) & ~0xF
 
+    # The strings were written (get_arg_page) before the ELF segments were mapped; only what
+    # create_elf_tables() writes now must be writable: the platform string and the random
+    # bytes (copy_to_user), then, once find_extend_vma_locked() has grown the stack down to
+    # esp, argc, the argv/envp pointers and the auxv (put_user / copy_to_user).
+    ld.write_stack(tables.u_platform, tables.u_platform + len(tables.platform))
+    ld.write_stack(tables.u_rand_bytes, tables.u_rand_bytes + 16)
+    ld.extend_stack(esp)
+    ld.write_stack(esp, esp + 4 * (items + ei_index))
+    argv_addrs, envp_addrs, arg_end, env_end = ld.walk_strings(bprm)
+
+    words = [bprm.argc] + argv_addrs + [0] + envp_addrs + [0]
+    for t, v in aux:
+        words += [t, v & 0xFFFFFFFF]
+    image, argv_values, envp_values = stack_image(ld, bprm, esp, words, tables, argv_addrs, envp_addrs)
+
+    mm.start_stack = esp
+    mm.arg_start = bprm.argv_addrs[0]
+    mm.arg_end = mm.env_start = arg_end
+    mm.env_end = env_end
+    result.auxv = [AuxEntry(t, v & 0xFFFFFFFF) for t, v in aux]
+    stacks = [v for v in mm.vmas if v.growsdown]
+    stack_vma = next((v for v in stacks if v.start <= esp < v.end), stacks[-1])
+
+    def strings(addrs: list[int], values: list[bytes]) -> list[StackString]:
+        return [StackString(a, s.decode("utf-8", "surrogateescape")) for a, s in zip(addrs, values)]
+
+    result.stack = StackInfo(
+        top=stack_vma.end, vma_start=stack_vma.start, esp=esp,
+        argv=strings(argv_addrs, argv_values), envp=strings(envp_addrs, envp_values),
+        execfn=StackString(bprm.exec, bprm.filename.decode("utf-8", "surrogateescape")),
+        platform=StackString(tables.u_platform, ld.profile.platform), random_addr=tables.u_rand_bytes,
+        random_bytes=tables.rand_bytes,
+        auxv_addr=esp + 4 * (1 + len(bprm.argv_addrs) + 1 + len(bprm.envp_addrs) + 1),
+        image_base=esp, image=bytes(image))
+
+
+@dataclass(frozen=True)
+class ElfTableStrings:
+    """What create_elf_tables() copies to the stack before the auxv: the ELF_PLATFORM string
+    (AT_PLATFORM) and the 16 AT_RANDOM bytes, with their user addresses."""
+
+    u_platform: int
+    platform: bytes
+    u_rand_bytes: int
+    rand_bytes: bytes
+
+
+def copy_platform_and_random(ld: Loader, p: int) -> ElfTableStrings:
+    """create_elf_tables(): k_platform copied below p (the aligned end of the strings), then
+    get_random_bytes(k_rand_bytes) below it. Without ASLR elfvm's bytes are 0..15, so that a
+    run is deterministic."""
+    platform = ld.profile.platform.encode() + b"\0"
+    u_platform = p - len(platform)
+    rand_bytes = ld.rnd.bytes(16) if ld.rnd is not None else bytes(range(16))
+    return ElfTableStrings(u_platform, platform, u_platform - 16, rand_bytes)
+
+
+def new_aux_ents(ld: Loader, bprm: Bprm, main_file: ElfFile, interp_load_addr: int, e_entry: int,
+                 phdr_addr: int, vdso: int | None, tables: ElfTableStrings) -> list[tuple[int, int]]:
+    """create_elf_tables(): the NEW_AUX_ENT() list, ARCH_DLINFO_IA32 first, AT_NULL last, as
+    (a_type, a_val) pairs; which entries exist depends on the kernel version."""
+    profile = ld.profile
+    host = profile.host
     aux: list[tuple[int, int]] = []
     if vdso is not None:                                   # ARCH_DLINFO_IA32
         aux.append((AT["AT_SYSINFO"], vdso + profile.vdso_vsyscall_offset))
@@ -833,42 +987,32 @@ def create_elf_tables(ld: Loader, bprm: Bprm, result: ExecResult, main_file: Elf
         (AT["AT_UID"], host.uid), (AT["AT_EUID"], host.euid),
         (AT["AT_GID"], host.gid), (AT["AT_EGID"], host.egid),
         (AT["AT_SECURE"], 0),
-        (AT["AT_RANDOM"], u_rand_bytes),
+        (AT["AT_RANDOM"], tables.u_rand_bytes),
         (AT["AT_HWCAP2"], host.hwcap2),
         (AT["AT_EXECFN"], bprm.exec),
-        (AT["AT_PLATFORM"], u_platform),
+        (AT["AT_PLATFORM"], tables.u_platform),
     ]
     if profile.rseq_auxv:                                  # v6.3 (versions.RSEQ_AUXV)
         aux += [(AT["AT_RSEQ_FEATURE_SIZE"], profile.rseq_feature_size),
                 (AT["AT_RSEQ_ALIGN"], profile.rseq_align)]
     aux.append((AT["AT_NULL"], 0))
-    ei_index = 2 * len(aux)
-    sp = p - 4 * ei_index
-    items = (bprm.argc + 1) + (bprm.envc + 1) + 1
-    esp = (sp - 4 * items) & ~0xF
+    return aux
 
-    top = bprm.exec + len(bprm.filename) + 1 + profile.kernel_ptr_size
-    # The strings were written (get_arg_page) before the ELF segments were mapped; only what
-    # create_elf_tables() writes now must be writable: the platform string and the random
-    # bytes (copy_to_user), then, once find_extend_vma_locked() has grown the stack down to
-    # esp, argc, the argv/envp pointers and the auxv (put_user / copy_to_user).
-    ld.write_stack(u_platform, u_platform + len(platform))
-    ld.write_stack(u_rand_bytes, u_rand_bytes + 16)
-    ld.extend_stack(esp)
-    ld.write_stack(esp, esp + 4 * (items + ei_index))
-    argv_addrs, envp_addrs, arg_end, env_end = ld.walk_strings(bprm)
 
-    words = [bprm.argc] + argv_addrs + [0] + envp_addrs + [0]
-    for t, v in aux:
-        words += [t, v & 0xFFFFFFFF]
+def stack_image(ld: Loader, bprm: Bprm, esp: int, words: list[int], tables: ElfTableStrings,
+                argv_addrs: list[int], envp_addrs: list[int]) -> tuple[bytearray, list[bytes], list[bytes]]:
+    """The bytes from esp to the top of the strings as the task sees them after
+    create_elf_tables(): argc, the argv/envp pointers and the auxv (`words`), the random
+    bytes, the platform string and the strings. Returns (image, argv values, envp values)."""
+    top = bprm.exec + len(bprm.filename) + 1 + ld.profile.kernel_ptr_size
     image = bytearray(top - esp)
 
     def put(addr: int, data: bytes) -> None:
         image[addr - esp:addr - esp + len(data)] = data
 
     put(esp, b"".join(w.to_bytes(4, "little") for w in words))
-    put(u_rand_bytes, rand_bytes)
-    put(u_platform, platform)
+    put(tables.u_rand_bytes, tables.rand_bytes)
+    put(tables.u_platform, tables.platform)
     argv_values, envp_values = bprm.argv, bprm.envp
     if argv_addrs == bprm.argv_addrs and envp_addrs == bprm.envp_addrs and not ld.strings_overlaid:
         for addr, s in bprm.strings:
@@ -878,25 +1022,7 @@ def create_elf_tables(ld: Loader, bprm: Bprm, result: ExecResult, main_file: Elf
         put(area, bytes(ld.read_user(a) or 0 for a in range(area, top)))
         argv_values = [ld.read_cstring_user(a) for a in argv_addrs]
         envp_values = [ld.read_cstring_user(a) for a in envp_addrs]
-
-    mm.start_stack = esp
-    mm.arg_start = bprm.argv_addrs[0]
-    mm.arg_end = mm.env_start = arg_end
-    mm.env_end = env_end
-    result.auxv = [AuxEntry(t, v & 0xFFFFFFFF) for t, v in aux]
-    stacks = [v for v in mm.vmas if v.growsdown]
-    stack_vma = next((v for v in stacks if v.start <= esp < v.end), stacks[-1])
-
-    def strings(addrs: list[int], values: list[bytes]) -> list[StackString]:
-        return [StackString(a, s.decode("utf-8", "surrogateescape")) for a, s in zip(addrs, values)]
-
-    result.stack = StackInfo(
-        top=stack_vma.end, vma_start=stack_vma.start, esp=esp,
-        argv=strings(argv_addrs, argv_values), envp=strings(envp_addrs, envp_values),
-        execfn=StackString(bprm.exec, bprm.filename.decode("utf-8", "surrogateescape")),
-        platform=StackString(u_platform, profile.platform), random_addr=u_rand_bytes,
-        random_bytes=rand_bytes, auxv_addr=esp + 4 * (1 + len(bprm.argv_addrs) + 1 + len(bprm.envp_addrs) + 1),
-        image_base=esp, image=bytes(image))
+    return image, argv_values, envp_values
 
 
 def execve(req: ExecRequest, mm: Mm | None = None) -> ExecResult:

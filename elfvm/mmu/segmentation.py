@@ -262,79 +262,130 @@ class Segmentation:
         steps = [f"selector {sel.text()}"]
         is_ss = register == "ss"
         is_cs = register == "cs" or (register is None and access == "x")
-        lim_fault = ("stack-fault", "#SS") if is_ss else ("general-protection", "#GP")
-        np_fault = ("stack-fault", "#SS") if is_ss else ("segment-not-present", "#NP")
 
-        def fail(kind_vec, code: int, why: str) -> SegResult:
-            kind, vec = kind_vec
+        def fail(v: Violation, desc: Descriptor | None = None) -> SegResult:
+            kind, vec = v.fault
             signal = "SIGSEGV" if kind == "general-protection" else "SIGBUS"
             return SegResult(sel, register, "LDT" if sel.ti else "GDT", desc, None,
-                             SegmentFault(kind, f"{vec}({code:#x})",
-                                          f"{vec}({code:#x}): {why}; Linux sends {signal} "
+                             SegmentFault(kind, f"{vec}({v.code:#x})",
+                                          f"{vec}({v.code:#x}): {v.why}; Linux sends {signal} "
                                           f"(arch/x86/kernel/traps.c)"), tuple(steps))
 
-        desc = None
-        if sel.is_null:
-            if is_cs or is_ss:
-                return fail(("general-protection", "#GP"), 0,
-                            f"the null selector cannot be loaded into {register or 'cs'}")
-            reg = f"%{register}" if register else "the segment register"
-            return fail(("general-protection", "#GP"), 0,
-                        f"{reg} holds the null selector {sel.value:#x}: a memory access through it "
-                        f"faults" + (" (the kernel clears %fs/%gs at execve; glibc loads the TLS selector "
-                                     "later)" if register in ("fs", "gs") else ""))
+        v = check_null_selector(sel, register, is_cs, is_ss)
+        if v is not None:
+            return fail(v)
         table = self.ldt if sel.ti else self.gdt
         if table is None:
-            return fail(("general-protection", "#GP"), sel.value & 0xFFFC,
-                        "TI=1 selects the LDT, but LDTR is null (the task never called modify_ldt)")
+            return fail(Violation(GP, sel.value & 0xFFFC,
+                                  "TI=1 selects the LDT, but LDTR is null (the task never called modify_ldt)"))
         steps.append(f"{table.name} limit {table.limit:#x}: entry {sel.index} at offset {sel.index * 8:#x}")
         if sel.index * 8 + 7 > table.limit:
-            return fail(("general-protection", "#GP"), sel.value & 0xFFFC,
-                        f"index {sel.index} is beyond the {table.name} limit {table.limit:#x}")
+            return fail(Violation(GP, sel.value & 0xFFFC,
+                                  f"index {sel.index} is beyond the {table.name} limit {table.limit:#x}"))
         desc = table.get(sel.index)
         steps.append(f"descriptor {desc.raw:#018x}: {desc.text()}" + (f" [{desc.name}]" if desc.name else ""))
-        code = sel.value & 0xFFFC
-        if not desc.s:
-            return fail(("general-protection", "#GP"), code,
-                        "the descriptor is a system descriptor (or empty), not a code/data segment")
-        if is_cs:
-            if not desc.is_code:
-                return fail(("general-protection", "#GP"), code, "CS needs a code segment; this is data")
-            if desc.conforming and desc.dpl > cpl:
-                return fail(("general-protection", "#GP"), code, f"conforming code DPL {desc.dpl} > CPL {cpl}")
-            if not desc.conforming and (desc.dpl != cpl or sel.rpl > cpl):
-                return fail(("general-protection", "#GP"), code,
-                            f"nonconforming code needs DPL == CPL and RPL <= CPL (DPL {desc.dpl}, "
-                            f"RPL {sel.rpl}, CPL {cpl})")
-        elif is_ss:
-            if not desc.writable:
-                return fail(("general-protection", "#GP"), code, "SS needs a writable data segment")
-            if sel.rpl != cpl or desc.dpl != cpl:
-                return fail(("general-protection", "#GP"), code,
-                            f"SS needs RPL == DPL == CPL (RPL {sel.rpl}, DPL {desc.dpl}, CPL {cpl})")
-        else:
-            if desc.is_code and not desc.readable:
-                return fail(("general-protection", "#GP"), code, "an execute-only code segment cannot be loaded "
-                                                                 "into a data segment register")
-            if not desc.conforming and max(cpl, sel.rpl) > desc.dpl:
-                return fail(("general-protection", "#GP"), code,
-                            f"privilege: max(CPL {cpl}, RPL {sel.rpl}) > DPL {desc.dpl}")
-        if not desc.present:
-            return fail(np_fault, code, "the descriptor's P bit is clear")
+        v = (check_segment_type(sel, desc, is_cs, is_ss) or check_privilege(sel, desc, cpl, is_cs, is_ss)
+             or check_present(sel, desc, is_ss))
+        if v is not None:
+            return fail(v, desc)
         steps.append(f"checks passed: type, privilege (CPL {cpl}, RPL {sel.rpl}, DPL {desc.dpl}), P=1")
-        if access == "w" and not desc.writable:
-            return fail(("general-protection", "#GP"), 0, "write through a read-only or code segment")
-        if access == "r" and not desc.readable:
-            return fail(("general-protection", "#GP"), 0, "read through an execute-only segment")
-        if access == "x" and not desc.is_code:
-            return fail(("general-protection", "#GP"), 0, "instruction fetch needs CS to be a code segment")
-        top = 0xFFFFFFFF if (desc.db or desc.granular) else 0xFFFF
-        if desc.expand_down:
-            ok = desc.limit < offset <= top
-        else:
-            ok = 0 <= offset <= desc.limit
-        if not ok:
-            return fail(lim_fault, 0, f"offset {offset:#x} is outside the segment limit {desc.limit:#x}")
+        v = check_access_type(desc, access) or check_limit(desc, offset, is_ss)
+        if v is not None:
+            return fail(v, desc)
         linear = (desc.base + offset) & 0xFFFFFFFF
         steps.append(f"linear = base {desc.base:#x} + offset {offset:#x} = {linear:#x}")
         return SegResult(sel, register, table.name, desc, linear, None, tuple(steps))
+
+
+# --- the checks, in the order the processor makes them (SDM vol. 3A ch. 5) ------------------
+
+GP = ("general-protection", "#GP")
+
+
+@dataclass(frozen=True)
+class Violation:
+    """A failed protection check: the exception (kind, vector), its error code and why."""
+
+    fault: tuple[str, str]
+    code: int
+    why: str
+
+
+def check_null_selector(sel: Selector, register: str | None, is_cs: bool, is_ss: bool) -> Violation | None:
+    """SDM 3.4.2 null segment selectors: CS and SS cannot hold one (#GP(0)); a data segment
+    register can, but an access through it faults."""
+    if not sel.is_null:
+        return None
+    if is_cs or is_ss:
+        return Violation(GP, 0, f"the null selector cannot be loaded into {register or 'cs'}")
+    reg = f"%{register}" if register else "the segment register"
+    return Violation(GP, 0, f"{reg} holds the null selector {sel.value:#x}: a memory access through it "
+                            f"faults" + (" (the kernel clears %fs/%gs at execve; glibc loads the TLS selector "
+                                         "later)" if register in ("fs", "gs") else ""))
+
+
+def check_segment_type(sel: Selector, desc: Descriptor, is_cs: bool, is_ss: bool) -> Violation | None:
+    """SDM 5.4.1 type checking when a selector is loaded: a code/data descriptor (S=1); CS a
+    code segment, SS a writable data segment, a data register anything but execute-only code."""
+    code = sel.value & 0xFFFC
+    if not desc.s:
+        return Violation(GP, code, "the descriptor is a system descriptor (or empty), not a code/data segment")
+    if is_cs and not desc.is_code:
+        return Violation(GP, code, "CS needs a code segment; this is data")
+    if is_ss and not desc.writable:
+        return Violation(GP, code, "SS needs a writable data segment")
+    if not is_cs and not is_ss and desc.is_code and not desc.readable:
+        return Violation(GP, code, "an execute-only code segment cannot be loaded into a data segment register")
+    return None
+
+
+def check_privilege(sel: Selector, desc: Descriptor, cpl: int, is_cs: bool, is_ss: bool) -> Violation | None:
+    """SDM 5.8.1 (CS: conforming DPL <= CPL, nonconforming DPL == CPL and RPL <= CPL), 5.7
+    (SS: RPL == DPL == CPL), 5.6 (data: max(CPL, RPL) <= DPL unless conforming code)."""
+    code = sel.value & 0xFFFC
+    if is_cs:
+        if desc.conforming and desc.dpl > cpl:
+            return Violation(GP, code, f"conforming code DPL {desc.dpl} > CPL {cpl}")
+        if not desc.conforming and (desc.dpl != cpl or sel.rpl > cpl):
+            return Violation(GP, code, f"nonconforming code needs DPL == CPL and RPL <= CPL (DPL {desc.dpl}, "
+                                       f"RPL {sel.rpl}, CPL {cpl})")
+    elif is_ss:
+        if sel.rpl != cpl or desc.dpl != cpl:
+            return Violation(GP, code, f"SS needs RPL == DPL == CPL (RPL {sel.rpl}, DPL {desc.dpl}, CPL {cpl})")
+    elif not desc.conforming and max(cpl, sel.rpl) > desc.dpl:
+        return Violation(GP, code, f"privilege: max(CPL {cpl}, RPL {sel.rpl}) > DPL {desc.dpl}")
+    return None
+
+
+def check_present(sel: Selector, desc: Descriptor, is_ss: bool) -> Violation | None:
+    """SDM 3.4.5 the P flag, checked after type and privilege: #NP, or #SS for SS."""
+    if desc.present:
+        return None
+    return Violation(("stack-fault", "#SS") if is_ss else ("segment-not-present", "#NP"),
+                     sel.value & 0xFFFC, "the descriptor's P bit is clear")
+
+
+def check_access_type(desc: Descriptor, access: str) -> Violation | None:
+    """SDM 5.4 type checking on an access: no write through a read-only or code segment, no
+    read through execute-only code, instruction fetch only through code."""
+    if access == "w" and not desc.writable:
+        return Violation(GP, 0, "write through a read-only or code segment")
+    if access == "r" and not desc.readable:
+        return Violation(GP, 0, "read through an execute-only segment")
+    if access == "x" and not desc.is_code:
+        return Violation(GP, 0, "instruction fetch needs CS to be a code segment")
+    return None
+
+
+def check_limit(desc: Descriptor, offset: int, is_ss: bool) -> Violation | None:
+    """SDM 5.3 limit checking: offset <= limit, or for expand-down data limit < offset <= the
+    upper bound (4 GiB - 1 with D/B or G set, else 64 KiB - 1). #SS for SS, else #GP."""
+    top = 0xFFFFFFFF if (desc.db or desc.granular) else 0xFFFF
+    if desc.expand_down:
+        ok = desc.limit < offset <= top
+    else:
+        ok = 0 <= offset <= desc.limit
+    if ok:
+        return None
+    return Violation(("stack-fault", "#SS") if is_ss else GP, 0,
+                     f"offset {offset:#x} is outside the segment limit {desc.limit:#x}")

@@ -14,6 +14,8 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -148,6 +150,26 @@ def _runs(proc: np.ndarray, page: np.ndarray) -> list[tuple[int, int, int, int]]
     return [(int(s), int(e), int(proc[s]), int(page[s])) for s, e in zip(starts, ends)]
 
 
+@dataclass
+class _Picture:
+    """What the panels of the run's picture share: the drawing module, the elements drawn so
+    far (the height is known only at the end), the timeline and its time axis."""
+
+    dw: Any
+    tl: Any
+    parts: list
+    xs: np.ndarray                  # x of every bin edge
+    T: int                          # references on the time axis
+    single: bool                    # one reference per bin: the textbook table
+    decimal: bool                   # page numbers in decimal (--page-size 1), else hex
+    width: int = 1100
+    x0: int = 130
+    x1: int = 1070
+
+    def pagefmt(self, v: int) -> str:
+        return str(v) if self.decimal else f"{v:x}"
+
+
 def timeline_svg(tl, *, title: str, subtitle: str, summary: str, processes: list[str],
                  hit_ratio: float | None, eat_ns: float | None, tlb_entries: int,
                  unit: str = "reference", axis_label: str | None = None,
@@ -158,31 +180,68 @@ def timeline_svg(tl, *, title: str, subtitle: str, summary: str, processes: list
     default mode), the time axis captioned `axis_label` (default: the unit, plural). With
     `tlb_note` the TLB panel is that note instead (the run did not measure the TLB)."""
     dw = _need_drawsvg()
-    width = 1100
     x0, x1 = 130, 1070
-    pw = x1 - x0
     T = max(tl.references, 1)
-    edges = tl.edges.astype(float)
-    xs = x0 + pw * edges / T                       # x of every bin edge
-    bins = tl.bins
-    single = bins > 0 and bool((np.diff(tl.edges) == 1).all())     # one reference per bin
-    decimal = tl.page_size == 1
-    pagefmt = (lambda v: str(v)) if decimal else (lambda v: f"{v:x}")
+    xs = x0 + (x1 - x0) * tl.edges.astype(float) / T
+    single = tl.bins > 0 and bool((np.diff(tl.edges) == 1).all())     # one reference per bin
+    pic = _Picture(dw, tl, [], xs, T, single, tl.page_size == 1, x0=x0, x1=x1)
     used = tl.frames_used()
     per, rows = _rows(tl, used)
-    rh = max(4.0, min(24.0, 560.0 / max(len(rows), 1)))
+    rh = max(4.0, min(24.0, 560.0 / max(len(rows), 1)))          # raster row height
     if single:
         rh = max(rh, 16.0)
+    y = _title_block(pic, title, subtitle, summary)
+    y = _process_legend(pic, processes, y)
 
-    parts = []                                     # (element) list; height known at the end
+    # ---- panel 1: the frame table
+    y += 28
+    if tl.bins == 0:
+        pic.parts.append(dw.Text("no references: nothing to draw", 13, 10, y, font_weight="bold"))
+        return _finish(dw, pic.parts, pic.width, y + 16)
+    y = _frame_table_head(pic, unit, per, used, y)
+    if single:
+        y = _reference_string(pic, processes, unit, rh, y)
+    y = _frame_band(pic, rows, rh, y)
+    faults = tl.faults_by_kind()
+    if single:
+        y = _fault_marks(pic, faults, y)
+    y = _time_axis(dw, pic.parts, xs, x0, x1, y, T, single)
+
+    # ---- panel 2: page faults per bin, stacked by kind
+    y += 30
+    ph = 90.0 if single else 130.0
+    y = _faults_panel(dw, pic.parts, tl, faults, xs, x0, x1, y, ph, single, unit)
+    label = axis_label or unit + "s"
+    if tlb_entries == 0 or tlb_note:               # no TLB panel: this axis gets the caption
+        y = _time_axis(dw, pic.parts, xs, x0, x1, y, T, single, label=label, unit=unit)
+        y += 30
+        _no_tlb_note(pic, tlb_note, eat_ns, y)
+        return _finish(dw, pic.parts, pic.width, y + 16)
+    y = _time_axis(dw, pic.parts, xs, x0, x1, y, T, single)
+
+    # ---- panel 3: TLB hit ratio per bin
+    y += 30
+    y = _tlb_panel(dw, pic.parts, tl, xs, x0, x1, y, ph, hit_ratio, eat_ns)
+    y = _time_axis(dw, pic.parts, xs, x0, x1, y, T, single, label=label, unit=unit)
+    return _finish(dw, pic.parts, pic.width, y + 16)
+
+
+def _title_block(pic: _Picture, title: str, subtitle: str, summary: str) -> float:
+    """The title, the configuration and the run's summary wrapped to the width; returns y."""
+    dw, parts = pic.dw, pic.parts
     y = 24.0
     parts.append(dw.Text(title, 15, 10, y, font_weight="bold"))
     y += 20
     parts.append(dw.Text(subtitle, 11, 10, y, fill="#333"))
-    for i, line in enumerate(wrap(summary, width - 20, 11)):
+    for i, line in enumerate(wrap(summary, pic.width - 20, 11)):
         y += 17 if i == 0 else 14
         parts.append(dw.Text(line, 11, 10, y, fill="#333"))
-    # legend: processes, free, new page
+    return y
+
+
+def _process_legend(pic: _Picture, processes: list[str], y: float) -> float:
+    """The legend: one swatch per process (wrapped), free, and the edge of a new page."""
+    dw, parts, width = pic.dw, pic.parts, pic.width
     y += 22
     lx = 10.0
     for i, name in enumerate(processes):
@@ -201,17 +260,18 @@ def timeline_svg(tl, *, title: str, subtitle: str, summary: str, processes: list
     parts.append(dw.Rectangle(lx, y - 10, 12, 12, fill="#ddd", stroke="none"))
     parts.append(dw.Line(lx, y - 10, lx, y + 2, stroke="black", stroke_width=2.5))
     parts.append(dw.Text("a new page in the frame (loaded after a fault)", 11, lx + 16, y))
+    return y
 
-    # ---- panel 1: the frame table
-    y += 28
-    what = "page numbers" if decimal else "page numbers in hex"
-    if bins == 0:
-        parts.append(dw.Text("no references: nothing to draw", 13, 10, y, font_weight="bold"))
-        return _finish(dw, parts, width, y + 16)
-    if single:
+
+def _frame_table_head(pic: _Picture, unit: str, per: int, used: int, y: float) -> float:
+    """The frame table's heading, and a note when rows hold several frames or some frames
+    were never used; returns the y where the table starts."""
+    dw, parts, tl = pic.dw, pic.parts, pic.tl
+    what = "page numbers" if pic.decimal else "page numbers in hex"
+    if pic.single:
         head = f"Frame table over time: one column per {unit} ({what})"
     else:
-        head = (f"Frame table over time: the page each frame holds at the end of each of {bins} "
+        head = (f"Frame table over time: the page each frame holds at the end of each of {tl.bins} "
                 f"time bins" + (f" ({what} where they fit)" if per == 1 else ""))
     parts.append(dw.Text(head, 13, 10, y, font_weight="bold"))
     y += 8
@@ -227,51 +287,43 @@ def timeline_svg(tl, *, title: str, subtitle: str, summary: str, processes: list
         y += 6
         parts.append(dw.Text("; ".join(notes), 11, 10, y + 4, fill="#555"))
         y += 12
-    y += 6
-    if single:                                     # the reference string over the columns
-        refs = []
-        for i in range(bins):
-            p, v = int(tl.last_proc[i]), int(tl.last_page[i])
-            label = pagefmt(v) if len(processes) == 1 else f"{p}:{pagefmt(v)}"
-            if fits(label, xs[i + 1] - xs[i], 11):
-                refs.append(dw.Text(label, 11, (xs[i] + xs[i + 1]) / 2, y + rh * 0.5 + 4,
-                                    text_anchor="middle", font_weight="bold",
-                                    fill=_dark(proc_colour(p)) if p >= 0 else "black"))
-        if refs:                                   # too narrow for any: no empty row
-            parts.append(dw.Text(unit, 11, x0 - 8, y + rh * 0.5 + 4, text_anchor="end"))
-            parts.extend(refs)
-            y += rh + 4
-    top = y
+    return y + 6
+
+
+def _reference_string(pic: _Picture, processes: list[str], unit: str, rh: float, y: float) -> float:
+    """One reference per column: the reference string over the columns, where labels fit."""
+    dw, tl, xs = pic.dw, pic.tl, pic.xs
+    refs = []
+    for i in range(tl.bins):
+        p, v = int(tl.last_proc[i]), int(tl.last_page[i])
+        label = pic.pagefmt(v) if len(processes) == 1 else f"{p}:{pic.pagefmt(v)}"
+        if fits(label, xs[i + 1] - xs[i], 11):
+            refs.append(dw.Text(label, 11, (xs[i] + xs[i + 1]) / 2, y + rh * 0.5 + 4,
+                                text_anchor="middle", font_weight="bold",
+                                fill=_dark(proc_colour(p)) if p >= 0 else "black"))
+    if refs:                                       # too narrow for any: no empty row
+        pic.parts.append(dw.Text(unit, 11, pic.x0 - 8, y + rh * 0.5 + 4, text_anchor="end"))
+        pic.parts.extend(refs)
+        y += rh + 4
+    return y
+
+
+def _frame_band(pic: _Picture, rows: list[tuple[str, int, int]], rh: float, top: float) -> float:
+    """The frames x time raster: one row per frame (or per group of frames), its frame and
+    grid lines; returns its bottom."""
+    dw, parts, x0, x1 = pic.dw, pic.parts, pic.x0, pic.x1
+    pw = x1 - x0
     label_every = max(1, math.ceil(11 / rh))
     if rows:
         parts.append(dw.Rectangle(x0, top, pw, len(rows) * rh, fill=FREE, stroke="none"))
-    lsize = min(11.0, rh - 1.5)
     for r, (label, a, n) in enumerate(rows):
         if rh >= 10:
             label = ("frame " if n == 1 else "frames ") + label
         ry = top + r * rh
-        if n > 1:                                  # several frames: shares of the row's height
-            counts = _row_counts(tl, a, n)
-            for s, e in _count_runs(counts):
-                off = 0.0
-                for p, c in enumerate(counts[s].tolist()):
-                    if c:
-                        parts.append(dw.Rectangle(xs[s], ry + off, xs[e] - xs[s], rh * c / n,
-                                                  fill=_mix(proc_colour(p), 0.35), stroke="none"))
-                        off += rh * c / n
+        if n > 1:
+            _shared_row(pic, a, n, ry, rh)
         else:
-            for s, e, p, v in _runs(tl.frame_proc[:, a], tl.frame_page[:, a]):
-                if p < 0:
-                    continue
-                xa, xb = xs[s], xs[e]
-                parts.append(dw.Rectangle(xa, ry, xb - xa, rh, fill=page_fill(p, v), stroke="none"))
-                if s > 0:                          # a new page in the frame
-                    parts.append(dw.Line(xa, ry, xa, ry + rh, stroke="#222",
-                                         stroke_width=1.5 if xb - xa >= 6 else 0.7))
-                text = pagefmt(v)
-                if rh >= 8.5 and fits(text, xb - xa, lsize):
-                    parts.append(dw.Text(text, lsize, (xa + xb) / 2, ry + rh / 2 + lsize * 0.36,
-                                         text_anchor="middle", fill="#111"))
+            _frame_row(pic, a, ry, rh)
         if r % label_every == 0:
             parts.append(dw.Text(label, min(11.0, max(rh - 2, 8.0)), x0 - 8, ry + rh / 2 + 4,
                                  text_anchor="end"))
@@ -283,46 +335,69 @@ def timeline_svg(tl, *, title: str, subtitle: str, summary: str, processes: list
             for r in range(1, len(rows)):
                 parts.append(dw.Line(x0, top + r * rh, x1, top + r * rh, stroke="white",
                                      stroke_width=0.6))
-    y = bottom
-    faults = tl.faults_by_kind()
-    if single and bins:                            # the faults under each column
-        y += 4
-        parts.append(dw.Text("fault", 11, x0 - 8, y + 12, text_anchor="end"))
-        total = sum(faults.values()) if faults else np.zeros(bins, dtype=np.int64)
-        kind_of = {}
-        for k, v in faults.items():
-            for i in np.nonzero(v)[0].tolist():
-                kind_of[i] = k
-        for i in np.nonzero(total)[0].tolist():
-            cx = (xs[i] + xs[i + 1]) / 2
-            k = kind_of.get(i, "")
-            parts.append(dw.Text("F", 12, cx, y + 12, text_anchor="middle", font_weight="bold",
-                                 fill=KIND_COLOURS.get(k, "crimson")))
-        y += 16
-    y = _time_axis(dw, parts, xs, x0, x1, y, T, single)
+    return bottom
 
-    # ---- panel 2: page faults per bin, stacked by kind
-    y += 30
-    ph = 90.0 if single else 130.0
-    y = _faults_panel(dw, parts, tl, faults, xs, x0, x1, y, ph, single, unit)
-    label = axis_label or unit + "s"
-    if tlb_entries == 0 or tlb_note:               # no TLB panel: this axis gets the caption
-        y = _time_axis(dw, parts, xs, x0, x1, y, T, single, label=label, unit=unit)
-        y += 30
-        if tlb_note:
-            parts.append(dw.Text(tlb_note, 13, 10, y, font_weight="bold"))
-        else:
-            eat = "" if eat_ns is None else f", effective access time {eat_ns:.2f} ns"
-            parts.append(dw.Text(f"No TLB: every reference walks the page table{eat}", 13, 10, y,
+
+def _shared_row(pic: _Picture, a: int, n: int, ry: float, rh: float) -> None:
+    """A row of n > 1 frames: the row's height shared by the processes, in proportion to the
+    frames each holds in every bin."""
+    dw, xs = pic.dw, pic.xs
+    counts = _row_counts(pic.tl, a, n)
+    for s, e in _count_runs(counts):
+        off = 0.0
+        for p, c in enumerate(counts[s].tolist()):
+            if c:
+                pic.parts.append(dw.Rectangle(xs[s], ry + off, xs[e] - xs[s], rh * c / n,
+                                              fill=_mix(proc_colour(p), 0.35), stroke="none"))
+                off += rh * c / n
+
+
+def _frame_row(pic: _Picture, a: int, ry: float, rh: float) -> None:
+    """A row of one frame: the page it holds over time, a dark edge where a new page comes in,
+    the page number where it fits."""
+    dw, parts, xs, tl = pic.dw, pic.parts, pic.xs, pic.tl
+    lsize = min(11.0, rh - 1.5)
+    for s, e, p, v in _runs(tl.frame_proc[:, a], tl.frame_page[:, a]):
+        if p < 0:
+            continue
+        xa, xb = xs[s], xs[e]
+        parts.append(dw.Rectangle(xa, ry, xb - xa, rh, fill=page_fill(p, v), stroke="none"))
+        if s > 0:                                  # a new page in the frame
+            parts.append(dw.Line(xa, ry, xa, ry + rh, stroke="#222",
+                                 stroke_width=1.5 if xb - xa >= 6 else 0.7))
+        text = pic.pagefmt(v)
+        if rh >= 8.5 and fits(text, xb - xa, lsize):
+            parts.append(dw.Text(text, lsize, (xa + xb) / 2, ry + rh / 2 + lsize * 0.36,
+                                 text_anchor="middle", fill="#111"))
+
+
+def _fault_marks(pic: _Picture, faults: dict[str, np.ndarray], y: float) -> float:
+    """One reference per column: an F under each column that faulted, in its kind's colour."""
+    dw, parts, xs = pic.dw, pic.parts, pic.xs
+    y += 4
+    parts.append(dw.Text("fault", 11, pic.x0 - 8, y + 12, text_anchor="end"))
+    total = sum(faults.values()) if faults else np.zeros(pic.tl.bins, dtype=np.int64)
+    kind_of = {}
+    for k, v in faults.items():
+        for i in np.nonzero(v)[0].tolist():
+            kind_of[i] = k
+    for i in np.nonzero(total)[0].tolist():
+        cx = (xs[i] + xs[i + 1]) / 2
+        k = kind_of.get(i, "")
+        parts.append(dw.Text("F", 12, cx, y + 12, text_anchor="middle", font_weight="bold",
+                             fill=KIND_COLOURS.get(k, "crimson")))
+    return y + 16
+
+
+def _no_tlb_note(pic: _Picture, tlb_note: str | None, eat_ns: float | None, y: float) -> None:
+    """Instead of the TLB panel: why there is none (the run's note, or no TLB at all)."""
+    dw = pic.dw
+    if tlb_note:
+        pic.parts.append(dw.Text(tlb_note, 13, 10, y, font_weight="bold"))
+    else:
+        eat = "" if eat_ns is None else f", effective access time {eat_ns:.2f} ns"
+        pic.parts.append(dw.Text(f"No TLB: every reference walks the page table{eat}", 13, 10, y,
                                  font_weight="bold"))
-        return _finish(dw, parts, width, y + 16)
-    y = _time_axis(dw, parts, xs, x0, x1, y, T, single)
-
-    # ---- panel 3: TLB hit ratio per bin
-    y += 30
-    y = _tlb_panel(dw, parts, tl, xs, x0, x1, y, ph, hit_ratio, eat_ns)
-    y = _time_axis(dw, parts, xs, x0, x1, y, T, single, label=label, unit=unit)
-    return _finish(dw, parts, width, y + 16)
 
 
 def _finish(dw, parts, width, height) -> str:
@@ -469,125 +544,156 @@ def compare_svg(*, policies: list[str], frames: list[int], faults: dict[str, lis
                 title: str) -> str:
     """Faults against memory size: one line per policy; Belady's anomaly in red."""
     dw = _need_drawsvg()
-    width = 1000
-    x0, x1 = 100, 760
-    y0, y1 = 96, 436
     order = sorted(range(len(frames)), key=lambda i: frames[i])
     fs = [frames[i] for i in order]
-    lo_f, hi_f = min(fs), max(fs)
-    logx = hi_f / max(lo_f, 1) >= 8
+    peak = max([max(v) for v in faults.values()] + [pages_touched, 1])
+    chart = _FaultChart(dw, [], fs, nice_max(peak * 1.05))
+    parts = chart.parts
+    parts.append(dw.Text(title, 15, 10, 24, font_weight="bold"))
+    parts.append(dw.Text(f"{references} references, {pages_touched} distinct pages; page faults "
+                         f"for each policy and memory size", 11, 10, 44, fill="#333"))
+    verdict = ("Belady's anomaly: more frames gave more faults (in red)" if belady else
+               "no Belady's anomaly: more frames never gave more faults")
+    parts.append(dw.Text(verdict, 12, 10, 64, font_weight="bold", fill=BELADY if belady else "#2a7"))
+    _compare_axes(chart)
+    # the floor: every distinct page faults at least once
+    yy = chart.y_of(pages_touched)
+    parts.append(dw.Line(chart.x0, yy, chart.x1, yy, stroke="#888", stroke_width=1, stroke_dasharray="4,4"))
+    parts.append(dw.Text(f"{pages_touched} distinct pages (compulsory faults)", 10, chart.x0 + 6,
+                         yy + 13, fill="#666"))
+    # Belady's anomaly under the lines: a wide red band from the fewer-frames point up
+    for pol, a, fa, b, fb in belady:
+        parts.append(dw.Line(chart.x_of(a), chart.y_of(fa), chart.x_of(b), chart.y_of(fb), stroke=BELADY,
+                             stroke_width=9, stroke_opacity=0.25, stroke_linecap="round"))
+    _policy_lines(chart, policies, [[faults[pol][i] for i in order] for pol in policies])
+    for pol, a, fa, b, fb in belady:                # ... and a red ring on top of them
+        parts.append(dw.Circle(chart.x_of(b), chart.y_of(fb), 9, fill="none", stroke=BELADY, stroke_width=2))
+    _compare_legend(chart, policies, belady)
+    height = _fault_table(chart, policies, [[faults[pol][i] for i in order] for pol in policies],
+                          {(pol, b) for pol, a, fa, b, fb in belady})
+    return _finish(dw, parts, 1000, height)
 
-    def x_of(n):
+
+@dataclass
+class _FaultChart:
+    """The --compare chart: the drawing module, the elements drawn so far, the memory sizes
+    (ascending) on x (log scale over a wide range) and the faults on y up to ymax."""
+
+    dw: Any
+    parts: list
+    fs: list[int]
+    ymax: float
+    x0: int = 100
+    x1: int = 760
+    y0: int = 96
+    y1: int = 436
+
+    @property
+    def logx(self) -> bool:
+        return max(self.fs) / max(min(self.fs), 1) >= 8
+
+    def x_of(self, n: int) -> float:
+        lo_f, hi_f, x0, x1 = min(self.fs), max(self.fs), self.x0, self.x1
         if hi_f == lo_f:
             return (x0 + x1) / 2
-        if logx:
+        if self.logx:
             return x0 + 20 + (x1 - x0 - 40) * math.log(n / lo_f) / math.log(hi_f / lo_f)
         return x0 + 20 + (x1 - x0 - 40) * (n - lo_f) / (hi_f - lo_f)
 
-    peak = max([max(v) for v in faults.values()] + [pages_touched, 1])
-    ymax = nice_max(peak * 1.05)
+    def y_of(self, v: float) -> float:
+        return self.y1 - (self.y1 - self.y0) * v / self.ymax
 
-    def y_of(v):
-        return y1 - (y1 - y0) * v / ymax
 
-    d_parts = []
-    d_parts.append(dw.Text(title, 15, 10, 24, font_weight="bold"))
-    d_parts.append(dw.Text(f"{references} references, {pages_touched} distinct pages; page faults "
-                           f"for each policy and memory size", 11, 10, 44, fill="#333"))
-    verdict = ("Belady's anomaly: more frames gave more faults (in red)" if belady else
-               "no Belady's anomaly: more frames never gave more faults")
-    d_parts.append(dw.Text(verdict, 12, 10, 64, font_weight="bold",
-                           fill=BELADY if belady else "#2a7"))
-    # axes and grid
-    for v in [t for t in nice_ticks(0, ymax, 6) if t == int(t)]:
-        yy = y_of(v)
-        d_parts.append(dw.Line(x0, yy, x1, yy, stroke=GRID, stroke_width=0.8))
-        d_parts.append(dw.Text(fmt_count(v), 10, x0 - 6, yy + 3.5, text_anchor="end", fill="#333"))
-    d_parts.append(dw.Rectangle(x0, y0, x1 - x0, y1 - y0, fill="none", stroke="#888"))
+def _compare_axes(c: _FaultChart) -> None:
+    """The y grid (whole numbers of faults), the plot's frame, a tick per memory size (labels
+    where they do not overlap) and the axis captions."""
+    dw, parts, x0, x1, y0, y1 = c.dw, c.parts, c.x0, c.x1, c.y0, c.y1
+    for v in [t for t in nice_ticks(0, c.ymax, 6) if t == int(t)]:
+        yy = c.y_of(v)
+        parts.append(dw.Line(x0, yy, x1, yy, stroke=GRID, stroke_width=0.8))
+        parts.append(dw.Text(fmt_count(v), 10, x0 - 6, yy + 3.5, text_anchor="end", fill="#333"))
+    parts.append(dw.Rectangle(x0, y0, x1 - x0, y1 - y0, fill="none", stroke="#888"))
     last_x = -1e9
-    for n in fs:
-        xx = x_of(n)
-        d_parts.append(dw.Line(xx, y1, xx, y1 + 4, stroke="#444"))
+    for n in c.fs:
+        xx = c.x_of(n)
+        parts.append(dw.Line(xx, y1, xx, y1 + 4, stroke="#444"))
         if xx - last_x >= len(str(n)) * 10 * CHAR_W + 4:
-            d_parts.append(dw.Text(str(n), 10, xx, y1 + 16, text_anchor="middle", fill="#333"))
+            parts.append(dw.Text(str(n), 10, xx, y1 + 16, text_anchor="middle", fill="#333"))
             last_x = xx
-    d_parts.append(dw.Text("frames (memory size)" + (", log scale" if logx else ""), 11,
-                           (x0 + x1) / 2, y1 + 34, text_anchor="middle"))
-    d_parts.append(dw.Text("page faults", 11, 16, (y0 + y1) / 2, text_anchor="middle",
-                           transform=f"rotate(-90 16 {(y0 + y1) / 2})"))
-    # the floor: every distinct page faults at least once
-    yy = y_of(pages_touched)
-    d_parts.append(dw.Line(x0, yy, x1, yy, stroke="#888", stroke_width=1, stroke_dasharray="4,4"))
-    d_parts.append(dw.Text(f"{pages_touched} distinct pages (compulsory faults)", 10, x0 + 6,
-                           yy + 13, fill="#666"))
-    # Belady's anomaly under the lines: a wide red band from the fewer-frames point up
-    marks = []
-    for pol, a, fa, b, fb in belady:
-        d_parts.append(dw.Line(x_of(a), y_of(fa), x_of(b), y_of(fb), stroke=BELADY,
-                               stroke_width=9, stroke_opacity=0.25, stroke_linecap="round"))
-        marks.append((b, fb))
-    # one line per policy
+    parts.append(dw.Text("frames (memory size)" + (", log scale" if c.logx else ""), 11,
+                         (x0 + x1) / 2, y1 + 34, text_anchor="middle"))
+    parts.append(dw.Text("page faults", 11, 16, (y0 + y1) / 2, text_anchor="middle",
+                         transform=f"rotate(-90 16 {(y0 + y1) / 2})"))
+
+
+def _policy_lines(c: _FaultChart, policies: list[str], counts: list[list[int]]) -> None:
+    """One line per policy (counts[k]: its faults for each size in c.fs), a dot with a tooltip
+    per size; earlier lines wider, so that equal curves stay visible."""
+    dw = c.dw
     npol = len(policies)
-    for k, pol in enumerate(policies):             # earlier lines wider: equal curves stay visible
+    for k, pol in enumerate(policies):
         colour = POLICY_COLOURS.get(pol, "#333")
         lw = 2 + 1.4 * (npol - 1 - k)
-        ys = [faults[pol][i] for i in order]
-        pts = [(x_of(n), y_of(v)) for n, v in zip(fs, ys)]
+        ys = counts[k]
+        pts = [(c.x_of(n), c.y_of(v)) for n, v in zip(c.fs, ys)]
         if len(pts) > 1:
             line = dw.Path(stroke=colour, stroke_width=lw, fill="none", stroke_linejoin="round")
             line.M(*pts[0])
             for p in pts[1:]:
                 line.L(*p)
-            d_parts.append(line)
-        for (px, py), n, v in zip(pts, fs, ys):
-            c = dw.Circle(px, py, 2.5 + lw / 2, fill=colour, stroke="white", stroke_width=1)
-            c.append_title(f"{pol}: {v} faults with {n} frames")
-            d_parts.append(c)
-    for b, fb in marks:
-        d_parts.append(dw.Circle(x_of(b), y_of(fb), 9, fill="none", stroke=BELADY, stroke_width=2))
-    # legend
-    ly = y0 + 6
+            c.parts.append(line)
+        for (px, py), n, v in zip(pts, c.fs, ys):
+            dot = dw.Circle(px, py, 2.5 + lw / 2, fill=colour, stroke="white", stroke_width=1)
+            dot.append_title(f"{pol}: {v} faults with {n} frames")
+            c.parts.append(dot)
+
+
+def _compare_legend(c: _FaultChart, policies: list[str],
+                    belady: list[tuple[str, int, int, int, int]]) -> None:
+    """Right of the plot: the policies' colours, then Belady's anomalies (the first 8)."""
+    dw, parts, x1 = c.dw, c.parts, c.x1
+    ly = c.y0 + 6
     for pol in policies:
         colour = POLICY_COLOURS.get(pol, "#333")
-        d_parts.append(dw.Line(x1 + 20, ly, x1 + 44, ly, stroke=colour, stroke_width=2))
-        d_parts.append(dw.Circle(x1 + 32, ly, 4, fill=colour))
-        d_parts.append(dw.Text(pol, 12, x1 + 52, ly + 4))
+        parts.append(dw.Line(x1 + 20, ly, x1 + 44, ly, stroke=colour, stroke_width=2))
+        parts.append(dw.Circle(x1 + 32, ly, 4, fill=colour))
+        parts.append(dw.Text(pol, 12, x1 + 52, ly + 4))
         ly += 20
-    if belady:
-        d_parts.append(dw.Line(x1 + 20, ly, x1 + 44, ly, stroke=BELADY, stroke_width=9,
-                               stroke_opacity=0.25, stroke_linecap="round"))
-        d_parts.append(dw.Text("Belady's anomaly", 12, x1 + 52, ly + 4, fill=BELADY))
-        ly += 24
-        for pol, a, fa, b, fb in belady[:8]:
-            d_parts.append(dw.Text(f"{pol}: {a} -> {b} frames,", 10, x1 + 20, ly, fill=BELADY))
-            d_parts.append(dw.Text(f"  {fa} -> {fb} faults", 10, x1 + 20, ly + 13, fill=BELADY))
-            ly += 30
-        if len(belady) > 8:
-            d_parts.append(dw.Text(f"... and {len(belady) - 8} more", 10, x1 + 20, ly, fill=BELADY))
-    # the numbers
-    ty = y1 + 64
-    cols = min(len(fs), 12)
-    cw = (x1 + 200 - x0) / (cols + 1)
-    d_parts.append(dw.Text("faults", 11, x0 - 6, ty, text_anchor="end", font_weight="bold"))
-    for j, n in enumerate(fs[:cols]):
-        d_parts.append(dw.Text(f"{n} frame{'s' if n != 1 else ''}", 11, x0 + cw * (j + 0.5), ty, text_anchor="middle",
-                               font_weight="bold"))
-    anomalous = {(pol, b) for pol, a, fa, b, fb in belady}
+    if not belady:
+        return
+    parts.append(dw.Line(x1 + 20, ly, x1 + 44, ly, stroke=BELADY, stroke_width=9,
+                         stroke_opacity=0.25, stroke_linecap="round"))
+    parts.append(dw.Text("Belady's anomaly", 12, x1 + 52, ly + 4, fill=BELADY))
+    ly += 24
+    for pol, a, fa, b, fb in belady[:8]:
+        parts.append(dw.Text(f"{pol}: {a} -> {b} frames,", 10, x1 + 20, ly, fill=BELADY))
+        parts.append(dw.Text(f"  {fa} -> {fb} faults", 10, x1 + 20, ly + 13, fill=BELADY))
+        ly += 30
+    if len(belady) > 8:
+        parts.append(dw.Text(f"... and {len(belady) - 8} more", 10, x1 + 20, ly, fill=BELADY))
+
+
+def _fault_table(c: _FaultChart, policies: list[str], counts: list[list[int]],
+                 anomalous: set[tuple[str, int]]) -> float:
+    """The numbers under the chart: a row per policy, a column per size (12 at most), the
+    anomalous ones in red; returns the picture's height."""
+    dw, parts, x0 = c.dw, c.parts, c.x0
+    ty = c.y1 + 64
+    cols = min(len(c.fs), 12)
+    cw = (c.x1 + 200 - x0) / (cols + 1)
+    parts.append(dw.Text("faults", 11, x0 - 6, ty, text_anchor="end", font_weight="bold"))
+    for j, n in enumerate(c.fs[:cols]):
+        parts.append(dw.Text(f"{n} frame{'s' if n != 1 else ''}", 11, x0 + cw * (j + 0.5), ty,
+                             text_anchor="middle", font_weight="bold"))
     for k, pol in enumerate(policies):
         ry = ty + 18 * (k + 1)
-        d_parts.append(dw.Text(pol, 11, x0 - 6, ry, text_anchor="end",
-                               fill=POLICY_COLOURS.get(pol, "#333")))
-        for j, i in enumerate(order[:cols]):
-            bad = (pol, frames[i]) in anomalous
-            d_parts.append(dw.Text(str(faults[pol][i]), 11, x0 + cw * (j + 0.5), ry,
-                                   text_anchor="middle", fill=BELADY if bad else "black",
-                                   font_weight="bold" if bad else "normal"))
-    if len(fs) > cols:
-        d_parts.append(dw.Text(f"... {len(fs) - cols} more sizes in the table output", 10, x0,
-                               ty + 18 * (len(policies) + 1), fill="#666"))
-    height = ty + 18 * (len(policies) + 1) + 24
-    d = dw.Drawing(width, height, font_family=FONT)
-    d.append(dw.Rectangle(0, 0, width, height, fill="white"))
-    for p in d_parts:
-        d.append(p)
-    return d.as_svg()
+        parts.append(dw.Text(pol, 11, x0 - 6, ry, text_anchor="end", fill=POLICY_COLOURS.get(pol, "#333")))
+        for j, n in enumerate(c.fs[:cols]):
+            bad = (pol, n) in anomalous
+            parts.append(dw.Text(str(counts[k][j]), 11, x0 + cw * (j + 0.5), ry,
+                                 text_anchor="middle", fill=BELADY if bad else "black",
+                                 font_weight="bold" if bad else "normal"))
+    if len(c.fs) > cols:
+        parts.append(dw.Text(f"... {len(c.fs) - cols} more sizes in the table output", 10, x0,
+                             ty + 18 * (len(policies) + 1), fill="#666"))
+    return ty + 18 * (len(policies) + 1) + 24
