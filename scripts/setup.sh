@@ -142,6 +142,8 @@ fi
 "$PY" -m elfvm.sim.jit >/dev/null 2>&1 || say "note: the trace engine could not be compiled ahead (it will JIT)"
 "$PY" -c "from elfvm.emu.counter import build; raise SystemExit(build() is None)" >/dev/null 2>&1 \
     || say "note: the emulator's instruction counter could not be compiled (no C compiler): it falls back to numba"
+"$PY" -c "from elfvm.emu.exactrefs import build; raise SystemExit(build() is None)" \
+    >/dev/null 2>&1 || say "note: --exact-tlb's native hooks could not be compiled (no C compiler): Python hooks, slower"
 # ---------------------------------------------------------------- 5. the qemu oracle
 # tests/test_oracle_qemu.py boots other kernel versions under qemu (TCG, no KVM needed):
 # qemu-system-x86 from Debian, and the kernels scripts/fetch-kernels.sh keeps in ~/.cache/elfvm.

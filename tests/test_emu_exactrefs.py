@@ -68,3 +68,14 @@ def test_emit_trace_uses_the_python_hooks_with_the_same_figures(tmp_path, monkey
                    monkeypatch=monkeypatch)
     assert used == []                          # not even tried
     assert figures(em) == figures(nat)
+
+
+def test_without_a_c_compiler_the_python_hooks_run(monkeypatch):
+    """No compiler (the library cannot be built): install() gives None and the Python hooks
+    take every reference, with the same figures."""
+    opts = dict(frames=24, policy="fifo")
+    nat, _ = run("touch", (), opts, native=True, monkeypatch=monkeypatch)
+    monkeypatch.setattr(X, "build", lambda: None)
+    py, used = run("touch", (), opts, native=True, monkeypatch=monkeypatch)
+    assert used == [None]
+    assert figures(py) == figures(nat)

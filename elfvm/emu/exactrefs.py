@@ -77,6 +77,13 @@ class FastRefs:
         return self.head.fast
 
 
+def build() -> str | None:
+    """Compile exactrefs.c unless it is compiled already: the library's path, or None."""
+    from elfvm.emu.counter import build as compile_once
+
+    return compile_once(_SRC)
+
+
 def install(uc, batch, code_hook, mem_hook) -> FastRefs | None:
     """Install the native exact-mode hooks on `uc`, deferring to the Python hooks
     `code_hook(uc, addr, size, data)` and `mem_hook(uc, type, addr, size, value, data)`; None
@@ -84,9 +91,7 @@ def install(uc, batch, code_hook, mem_hook) -> FastRefs | None:
     from unicorn import UC_HOOK_CODE, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE, UcError
     from unicorn.unicorn_py3 import unicorn as U
 
-    from elfvm.emu.counter import build
-
-    path = build(_SRC)
+    path = build()
     if path is None:
         return None
     try:
