@@ -86,10 +86,10 @@ def cli():
 
 def quiet_blas() -> None:
     """One BLAS thread. numpy (the trace engine's arrays) loads OpenBLAS, whose worker threads
-    busy-wait on the other cores at start-up; elfvm never multiplies a matrix, so they only slow
-    every command that loads numpy (by 50 ms of a 250 ms run on 2 cores). putenv, not
-    os.environ: a guest's environment is built from os.environ and must not see the variable.
-    A value the user set is kept."""
+    busy-wait at start-up: ~50 ms of CPU per `import numpy` on this 2-core machine (perf stat),
+    taken from the emulator's own core when the machine is busy; elfvm never multiplies a
+    matrix. putenv, not os.environ: a guest's environment is built from os.environ and must not
+    see the variable. A value the user set is kept."""
     if "OPENBLAS_NUM_THREADS" not in os.environ:
         os.putenv("OPENBLAS_NUM_THREADS", "1")
 

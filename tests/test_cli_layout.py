@@ -237,3 +237,17 @@ def test_huge_sparse_file_is_quick(tmp_path):
     assert r.exit_code == 0, r.output
     tiny = run("--format", "maps", "--env-clear", fixture_path("tiny"))
     assert r.output.count("\n") == tiny.output.count("\n")
+
+
+def test_the_blas_thread_setting_stays_out_of_the_programs_environment():
+    """elfvm's entry point limits OpenBLAS to one thread (cli.quiet_blas) with putenv: the
+    environment execve passes is still exactly elfvm's own."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-m", "elfvm", "layout", "--format", "json",
+                          fixture_path("hello_static")], env=env, capture_output=True, check=True).stdout
+    envp = [e["value"] for e in json.loads(out)["stack"]["envp"]]
+    assert envp == [f"{k}={v}" for k, v in env.items()]

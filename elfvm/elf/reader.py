@@ -11,7 +11,6 @@ Sections and symbols, which the kernel never reads, come from pyelftools' `ELFFi
 only when a renderer asks for them.
 """
 
-from __future__ import annotations
 
 import mmap
 import os

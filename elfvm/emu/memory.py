@@ -11,7 +11,6 @@ driven by elfvm.emu.pages. A frame here can back several process pages (page cac
 fork, the zero page, shared memory), exactly as the kernel shares `struct page`s.
 """
 
-from __future__ import annotations
 
 from dataclasses import dataclass, field
 

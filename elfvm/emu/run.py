@@ -5,7 +5,6 @@ The process is built by elfvm's execve (elfvm.kernel.binfmt_elf), exactly as `la
 a program execve would refuse gets the layout verdict instead of a run (ProgramRejected).
 """
 
-from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field

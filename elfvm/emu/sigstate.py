@@ -3,7 +3,6 @@
 Sending (exit.send_signal) and delivery (elfvm.emu.signals) build on this.
 """
 
-from __future__ import annotations
 
 import struct
 from dataclasses import dataclass

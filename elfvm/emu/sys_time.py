@@ -7,7 +7,6 @@ a run with `--clock fixed` is reproducible, and SIGALRM arrives after the same w
 CLOCK_MONOTONIC and friends count from boot (1000 s before the run started).
 """
 
-from __future__ import annotations
 
 import errno
 import struct

@@ -3,7 +3,6 @@ the fault events it raised, and the exceptions a system call raises to sleep or 
 -EFAULT. Nothing here runs kernel code.
 """
 
-from __future__ import annotations
 
 from dataclasses import dataclass, field
 

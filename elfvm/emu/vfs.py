@@ -7,7 +7,6 @@ resolved beneath that directory without following a symlink: elfvm.emu.writedir)
 Paths are resolved inside `root` (the --sysroot), as a chrooted process would see them.
 """
 
-from __future__ import annotations
 
 import errno
 import os

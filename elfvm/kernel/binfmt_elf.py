@@ -10,7 +10,6 @@ Arithmetic is done on Python ints and masked where the kernel's unsigned long (6
 is the compat loader inside an x86-64 kernel) or Elf32 fields would wrap.
 """
 
-from __future__ import annotations
 
 import errno
 import os

@@ -6,7 +6,6 @@ do_execveat_common() opens the file (alloc_bprm -> do_open_execat), checks the a
 setup_arg_pages() moves that stack to STACK_TOP and gives it its initial size.
 """
 
-from __future__ import annotations
 
 import errno
 import os

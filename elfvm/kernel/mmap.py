@@ -3,7 +3,6 @@ kernel's randomness for ASLR (arch_mmap_rnd, randomize_stack_top, arch_align_sta
 arch_randomize_brk), drawn from a seeded generator so that the same seed gives the same layout.
 """
 
-from __future__ import annotations
 
 from dataclasses import dataclass
 

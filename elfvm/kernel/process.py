@@ -1,6 +1,5 @@
 """What an execve() produces: the data every renderer and every later layer (MMU, emulator) reads."""
 
-from __future__ import annotations
 
 from dataclasses import dataclass, field
 

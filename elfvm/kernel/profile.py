@@ -7,7 +7,6 @@ where the running kernel can be asked (sysctls, the CPU's HWCAP in /proc/self/au
 compat profile asks it, so that predictions match this machine.
 """
 
-from __future__ import annotations
 
 import os
 import struct

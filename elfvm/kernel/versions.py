@@ -12,7 +12,6 @@ vdso32 or an x86-64 kernel's vdso32 for ia32 tasks), the image size, the vvar pa
 offsets read from the image itself (its ELF symbols), and where the image came from.
 """
 
-from __future__ import annotations
 
 import os
 import re

@@ -23,7 +23,6 @@ The "simple" model is the textbook: one fault per first touch, every page mapped
 VMA's full rights at once.
 """
 
-from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace

@@ -1,6 +1,5 @@
 """/proc/PID/maps as the kernel prints it (fs/proc/task_mmu.c show_map_vma)."""
 
-from __future__ import annotations
 
 from dataclasses import dataclass
 

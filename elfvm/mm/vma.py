@@ -5,7 +5,6 @@ mapping a range (with MAP_FIXED / MAP_FIXED_NOREPLACE semantics), unmapping (spl
 finding a free range (get_unmapped_area, top-down or bottom-up) and the mm bookkeeping fields.
 """
 
-from __future__ import annotations
 
 import errno
 from dataclasses import dataclass, field, replace

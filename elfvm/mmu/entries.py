@@ -18,7 +18,6 @@ The PAE PDPTE is special (SDM 4.4.1, table 4-8): only P, PWT and PCD are defined
 5-8 and 63 are reserved, so there is no R/W, U/S or NX at that level.
 """
 
-from __future__ import annotations
 
 import functools
 

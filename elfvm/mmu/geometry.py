@@ -11,7 +11,6 @@
   page offset), as in the lecture's exercises. Entries use the i386 bit layout, 4 bytes wide.
 """
 
-from __future__ import annotations
 
 from dataclasses import dataclass
 

@@ -26,7 +26,6 @@ The kernel configuration is a model input (`KernelConfig`); the defaults are tho
 defconfig with HIGHMEM (NR_CPUS=8, local APIC and IO-APIC, PCI_MMCONFIG).
 """
 
-from __future__ import annotations
 
 from dataclasses import dataclass, field
 

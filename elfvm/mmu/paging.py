@@ -8,7 +8,6 @@ page. `check_access()` applies the protection rules of SDM 4.6 to the combined r
 levels.
 """
 
-from __future__ import annotations
 
 from dataclasses import dataclass
 

@@ -21,7 +21,6 @@ then the access itself:
     EAT  = h * hit + (1 - h) * miss            (0.95 * 120 + 0.05 * 200 = 124 ns)
 """
 
-from __future__ import annotations
 
 from dataclasses import dataclass
 

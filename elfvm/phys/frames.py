@@ -27,7 +27,6 @@ frame is handed out again first (last freed, first reused, like the per-cpu page
 theirs with it, so the same exec image gets the same frames in both (one frame numbering).
 """
 
-from __future__ import annotations
 
 from dataclasses import dataclass, field
 
