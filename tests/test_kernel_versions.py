@@ -65,6 +65,44 @@ def test_vdso_table_is_measured_and_self_consistent():
     assert nearest_vdso(V("6.18"), "x86_64").vsyscall == 0x5E0
 
 
+def test_every_vdso_image_has_its_measured_functions():
+    """Every build's image lists its exported time functions (glibc looks up __vdso_time,
+    __vdso_gettimeofday, __vdso_clock_gettime{,64}, __vdso_clock_getres), inside the image and
+    apart from the entry points."""
+    glibc = {"__vdso_time", "__vdso_gettimeofday", "__vdso_clock_gettime", "__vdso_clock_gettime64",
+             "__vdso_clock_getres"}
+    for img in VDSO_IMAGES:
+        names = dict(img.functions)
+        assert glibc <= set(names), (img.version, img.build)
+        assert all(0 < o < img.size and o not in (img.vsyscall, img.sigreturn, img.rt_sigreturn)
+                   for o in names.values())
+
+
+def _kept_vdso_images() -> list[tuple[str, bytes]]:
+    from elfvm.oracle.qemu import vdso_images
+
+    return sorted(vdso_images().items())
+
+
+@pytest.mark.parametrize("name, image", _kept_vdso_images() or [pytest.param(
+    None, None, marks=pytest.mark.skip(reason="no kept vDSO images in ~/.cache/elfvm/vdso: "
+                                       "run scripts/vdso-images.py (needs qemu and the kernels)"))])
+def test_vdso_table_matches_the_kept_images(name, image):
+    """The table against the [vdso] each Debian kernel really mapped under qemu (kept by
+    scripts/vdso-images.py and tests/test_oracle_qemu.py): size, entry points and every
+    __vdso_* function of the image's .dynsym at its offset."""
+    from elfvm.oracle.qemu import vdso_symbols
+
+    version, build = V(name.split("-")[0]), "i386" if "686" in name else "x86_64"
+    img = nearest_vdso(version, build)
+    assert img.version == version, f"{name}: no table entry"
+    syms = vdso_symbols(image)
+    assert len(image) == img.size
+    assert (syms["__kernel_vsyscall"], syms["__kernel_sigreturn"], syms["__kernel_rt_sigreturn"]) == \
+        (img.vsyscall, img.sigreturn, img.rt_sigreturn)
+    assert dict(img.functions) == {n: o for n, o in syms.items() if n.startswith("__vdso_")}
+
+
 @pytest.mark.parametrize("version, build, parts", [
     ("6.1.176", "x86_64", [("[vvar]", 4), ("[vdso]", 2)]),
     ("6.12.95", "x86_64", [("[vvar]", 4), ("[vdso]", 2)]),

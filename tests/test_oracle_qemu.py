@@ -111,6 +111,7 @@ def boots(oracle_runs):
             if qemu.qemu_for(k) is None:
                 pytest.skip("qemu-system-x86 is not installed (apt-get install qemu-system-x86)")
             cache[name] = qemu.boot(k, oracle_runs)
+            qemu.save_vdso(cache[name])         # for tests/test_kernel_versions.py
         return cache[name]
     return get
 
@@ -154,6 +155,7 @@ def test_qemu_vdso_image_matches_table(name, boots):
     assert elf.header.e_entry == img.vsyscall
     assert (syms["__kernel_vsyscall"], syms["__kernel_sigreturn"], syms["__kernel_rt_sigreturn"]) == \
         (img.vsyscall, img.sigreturn, img.rt_sigreturn)
+    assert dict(img.functions) == {n: o for n, o in syms.items() if n.startswith("__vdso_")}
     assert rep.aux(32) - rep.aux(33) == img.vsyscall          # AT_SYSINFO - AT_SYSINFO_EHDR
     vvar = [ln.split()[0] for ln in rep.selfmaps.splitlines() if ln.endswith("[vvar]")]
     assert len(vvar) == 1, rep.selfmaps

@@ -33,7 +33,8 @@ RT_SIGRETURN_DELTA = 0x30         # __kernel_rt_sigreturn
 VDSO_SYSCALLS = {
     "__vdso_clock_gettime": (265, True), "__vdso_clock_gettime64": (403, True),
     "__vdso_gettimeofday": (78, True), "__vdso_time": (13, True),
-    "__vdso_clock_getres": (266, True), "__vdso_getcpu": (318, False),
+    "__vdso_clock_getres": (266, True), "__vdso_clock_getres_time64": (406, True),
+    "__vdso_getcpu": (318, False),
 }
 
 

@@ -156,35 +156,76 @@ class VdsoImage:
     sigreturn: int             # __kernel_sigreturn
     rt_sigreturn: int          # __kernel_rt_sigreturn
     source: str
-    # the exported __vdso_* functions (name, offset) where they were measured; glibc calls
-    # them for time() and clock_gettime() (elfvm.emu.vdso exports them at these offsets)
+    # the image's exported __vdso_* functions (name, offset), from its .dynsym; glibc calls
+    # them for time() and clock_gettime() (elfvm.emu.vdso exports those it models at these
+    # offsets: all but 7.2's __vdso_futex_robust_list32_try_unlock, which has no system call)
     functions: tuple[tuple[str, int], ...] = ()
 
 
-_DEB = "Debian package {}, its [vdso] dumped under qemu by the oracle's init (elfvm/oracle/qemu_init.c)"
+# The Debian images: scripts/vdso-images.py boots each kernel under qemu (elfvm.oracle.qemu), saves
+# the [vdso] its init dumps and prints these entries; tests/test_oracle_qemu.py checks them per boot.
+_DEB = ("Debian package {}, its [vdso] dumped under qemu by the oracle's init (elfvm/oracle/qemu_init.c); "
+        "the functions from its .dynsym")
 VDSO_IMAGES = (
     VdsoImage(KernelVersion(6, 1, 176), "i386", 0x2000, 4, 0, 0x550, 0x564, 0x570,
-              _DEB.format("linux-image-6.1.0-50-686 and -686-pae 6.1.176-1 (identical images)")),
+              _DEB.format("linux-image-6.1.0-50-686 and -686-pae 6.1.176-1 (identical images)"),
+              functions=(("__vdso_gettimeofday", 0x7C0), ("__vdso_time", 0xB10),
+                         ("__vdso_clock_gettime", 0xB50), ("__vdso_clock_gettime64", 0xFC0),
+                         ("__vdso_clock_getres", 0x1470))),
     VdsoImage(KernelVersion(6, 5, 10), "i386", 0x2000, 4, 0, 0x580, 0x594, 0x5A0,
-              _DEB.format("linux-image-6.5.0-0.deb12.4-686-pae 6.5.10-1~bpo12+1")),
+              _DEB.format("linux-image-6.5.0-0.deb12.4-686-pae 6.5.10-1~bpo12+1"),
+              functions=(("__vdso_gettimeofday", 0x7EC), ("__vdso_time", 0xBA8),
+                         ("__vdso_clock_gettime", 0xBE4), ("__vdso_clock_gettime64", 0x108C),
+                         ("__vdso_clock_getres", 0x1574), ("__vdso_getcpu", 0x1600))),
     VdsoImage(KernelVersion(6, 1, 176), "x86_64", 0x2000, 4, 0, 0x550, 0x570, 0x580,
-              _DEB.format("linux-image-6.1.0-50-amd64 6.1.176-1")),
+              _DEB.format("linux-image-6.1.0-50-amd64 6.1.176-1"),
+              functions=(("__vdso_gettimeofday", 0x780), ("__vdso_time", 0xAC0),
+                         ("__vdso_clock_gettime", 0xB00), ("__vdso_clock_gettime64", 0xF70),
+                         ("__vdso_clock_getres", 0x1400))),
     VdsoImage(KernelVersion(6, 12, 95), "x86_64", 0x2000, 4, 0, 0x580, 0x5A0, 0x5B0,
-              _DEB.format("linux-image-6.12.95+deb12-amd64-unsigned 6.12.95-1~bpo12+1")),
+              _DEB.format("linux-image-6.12.95+deb12-amd64-unsigned 6.12.95-1~bpo12+1"),
+              functions=(("__vdso_gettimeofday", 0x790), ("__vdso_time", 0xCD0),
+                         ("__vdso_clock_gettime", 0xD20), ("__vdso_clock_gettime64", 0x12E0),
+                         ("__vdso_clock_getres", 0x18D0), ("__vdso_getcpu", 0x1960))),
     VdsoImage(KernelVersion(6, 16, 12), "x86_64", 0x2000, 4, 2, 0x580, 0x5A0, 0x5B0,
-              _DEB.format("linux-image-6.16.12+deb13-amd64 6.16.12-1~bpo13+1")),
+              _DEB.format("linux-image-6.16.12+deb13-amd64 6.16.12-1~bpo13+1"),
+              functions=(("__vdso_gettimeofday", 0x770), ("__vdso_time", 0xCA0),
+                         ("__vdso_clock_gettime", 0xCF0), ("__vdso_clock_gettime64", 0x12E0),
+                         ("__vdso_clock_getres", 0x1910), ("__vdso_getcpu", 0x19A0))),
     VdsoImage(KernelVersion(6, 18, 15), "x86_64", 0x2000, 4, 2, 0x580, 0x5A0, 0x5B0,
-              _DEB.format("linux-image-6.18.15+deb13-amd64 6.18.15-1~bpo13+1")),
+              _DEB.format("linux-image-6.18.15+deb13-amd64 6.18.15-1~bpo13+1"),
+              functions=(("__vdso_gettimeofday", 0x770), ("__vdso_time", 0xCA0),
+                         ("__vdso_clock_gettime", 0xCF0), ("__vdso_clock_gettime64", 0x12D0),
+                         ("__vdso_clock_getres", 0x1900), ("__vdso_getcpu", 0x19A0))),
     VdsoImage(KernelVersion(6, 19, 14), "x86_64", 0x2000, 4, 2, 0x580, 0x5A0, 0x5B0,
-              _DEB.format("linux-binary-6.19.14+deb13-amd64 6.19.14-1~bpo13+1")),
+              _DEB.format("linux-binary-6.19.14+deb13-amd64 6.19.14-1~bpo13+1"),
+              functions=(("__vdso_gettimeofday", 0x770), ("__vdso_time", 0xCA0),
+                         ("__vdso_clock_gettime", 0xCF0), ("__vdso_clock_gettime64", 0x12D0),
+                         ("__vdso_clock_getres", 0x1900), ("__vdso_getcpu", 0x19A0))),
     VdsoImage(KernelVersion(7, 0, 13), "x86_64", 0x3000, 4, 2, 0x1CA0, 0x1CD0, 0x1CE0,
-              _DEB.format("linux-binary-7.0.13+deb13-amd64 7.0.13-1~bpo13+1")),
+              _DEB.format("linux-binary-7.0.13+deb13-amd64 7.0.13-1~bpo13+1"),
+              functions=(("__vdso_gettimeofday", 0x9D0), ("__vdso_time", 0xF00),
+                         ("__vdso_clock_gettime", 0xF40), ("__vdso_clock_gettime64", 0x1510),
+                         ("__vdso_clock_getres", 0x1B30), ("__vdso_clock_getres_time64", 0x1BC0),
+                         ("__vdso_getcpu", 0x1C60))),
     VdsoImage(KernelVersion(7, 1, 13), "x86_64", 0x3000, 4, 2, 0x1CE0, 0x1D10, 0x1D20,
-              _DEB.format("linux-binary-7.1.13+deb13-amd64 7.1.13-1~bpo13+1")),
+              _DEB.format("linux-binary-7.1.13+deb13-amd64 7.1.13-1~bpo13+1"),
+              functions=(("__vdso_gettimeofday", 0x9D0), ("__vdso_time", 0xF00),
+                         ("__vdso_clock_gettime", 0xF40), ("__vdso_clock_gettime64", 0x1530),
+                         ("__vdso_clock_getres", 0x1B70), ("__vdso_clock_getres_time64", 0x1C00),
+                         ("__vdso_getcpu", 0x1CA0))),
     VdsoImage(KernelVersion(7, 2, 12), "x86_64", 0x3000, 4, 2, 0x1D50, 0x1D80, 0x1D90,
-              _DEB.format("linux-binary-7.2.12+deb13-amd64 7.2.12-1~bpo13+1")),
+              _DEB.format("linux-binary-7.2.12+deb13-amd64 7.2.12-1~bpo13+1"),
+              functions=(("__vdso_gettimeofday", 0xA40), ("__vdso_time", 0xF70),
+                         ("__vdso_clock_gettime", 0xFB0), ("__vdso_clock_gettime64", 0x15A0),
+                         ("__vdso_clock_getres", 0x1BE0), ("__vdso_clock_getres_time64", 0x1C70),
+                         ("__vdso_getcpu", 0x1D10), ("__vdso_futex_robust_list32_try_unlock", 0x1DA0))),
     VdsoImage(KernelVersion(7, 3, 4), "x86_64", 0x3000, 4, 2, 0x1D50, 0x1D80, 0x1D90,
-              _DEB.format("linux-binary-7.3.4+deb13-amd64 7.3.4-1~bpo13+1")),
+              _DEB.format("linux-binary-7.3.4+deb13-amd64 7.3.4-1~bpo13+1"),
+              functions=(("__vdso_gettimeofday", 0xA40), ("__vdso_time", 0xF70),
+                         ("__vdso_clock_gettime", 0xFB0), ("__vdso_clock_getres", 0x15A0),
+                         ("__vdso_clock_gettime64", 0x1630), ("__vdso_clock_getres_time64", 0x1C70),
+                         ("__vdso_getcpu", 0x1D10), ("__vdso_futex_robust_list32_try_unlock", 0x1DA0))),
     # A build of its own (Firecracker guest kernel): the same version built by Debian
     # (6.18.15 above) has its entry points elsewhere, so the image is per build, not per version.
     VdsoImage(KernelVersion(6, 18, 44), "x86_64", 0x2000, 4, 2, 0x5E0, 0x600, 0x610,

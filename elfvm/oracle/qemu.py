@@ -15,6 +15,7 @@ or $ELFVM_CACHE/kernels): vmlinuz plus `package`, the .deb it came from.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
@@ -59,6 +60,27 @@ def kernels() -> list[KernelImage]:
             pkg = (d / "package").read_text().strip() if (d / "package").is_file() else "?"
             out.append(KernelImage(d.name, d / "vmlinuz", pkg))
     return out
+
+
+def vdso_dir() -> Path:
+    """Where the booted kernels' [vdso] images are kept: VERSION-FLAVOUR.so."""
+    return cache_dir() / "vdso"
+
+
+def vdso_images() -> dict[str, bytes]:
+    """The kept [vdso] images by kernel name (6.1.176-686, 7.3.4-amd64, ...)."""
+    d = vdso_dir()
+    return {f.stem: f.read_bytes() for f in sorted(d.glob("*.so"))} if d.is_dir() else {}
+
+
+def vdso_symbols(image: bytes, prefix: str = "") -> dict[str, int]:
+    """The named symbols of a vDSO image's .dynsym (those starting with `prefix`): offsets."""
+    from elftools.elf.elffile import ELFFile
+
+    elf = ELFFile(io.BytesIO(image))
+    return {s.name: s["st_value"] for sec in elf.iter_sections() if sec.header.sh_type == "SHT_DYNSYM"
+            for s in sec.iter_symbols() if s.name and s.name.startswith(prefix)
+            and s["st_info"]["type"] == "STT_FUNC"}
 
 
 def qemu_for(k: KernelImage) -> str | None:
@@ -198,6 +220,14 @@ def boot(k: KernelImage, runs: list[OracleRun], *, timeout: float = 300) -> Boot
     if "@@done" not in text or len(rep.programs) != len(runs):
         raise RuntimeError(f"{k.name}: the oracle init did not finish; console tail:\n{text[-2000:]}")
     return rep
+
+
+def save_vdso(rep: BootReport) -> Path:
+    """Keep the [vdso] the booted kernel mapped (vdso_dir()/NAME.so), for the table's unit test."""
+    out = vdso_dir() / f"{rep.kernel.name}.so"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(rep.vdso)
+    return out
 
 
 def parse_console(k: KernelImage, text: str) -> BootReport:
