@@ -135,20 +135,30 @@ class OracleRun:
     path: str                 # the program, at its host path (also its path in the guest)
     env: tuple[str, ...] = ()
     rlimit_stack: int | None = None     # None: the default (8 MiB)
+    to_exit: bool = False     # run it to exit: its minor faults and its present vDSO pages
+    libs: tuple[str, ...] = ()          # host files it needs to run (libc.so.6), at their paths
+
+
+def _add_host_file(files: dict, path: str) -> None:
+    """A host file at its real path, and `path` as a link to it when it differs, as on the host
+    (/lib/ld-linux.so.2 -> /lib32/..., /lib32 -> usr/lib32)."""
+    real = os.path.realpath(path)
+    files[real] = Path(real).read_bytes()
+    if real != path:
+        files[path] = ("link", real)
 
 
 def initramfs(workdir: Path, runs: list[OracleRun]) -> Path:
     files: dict[str, bytes | tuple[str, str]] = {"/init": build_init(workdir).read_bytes()}
     for r in runs:
         files[r.path] = Path(r.path).read_bytes()
-    ld = "/lib/ld-linux.so.2"
-    if os.path.exists(ld):
-        real = os.path.realpath(ld)
-        files[real] = Path(real).read_bytes()
-        # the links on the way, as on the host (/lib/ld-linux.so.2 -> /lib32/..., /lib32 -> usr/lib32)
-        files[ld] = ("link", real)
+        for lib in r.libs:
+            _add_host_file(files, lib)
+    if os.path.exists("/lib/ld-linux.so.2"):
+        _add_host_file(files, "/lib/ld-linux.so.2")
     files["/oracle/list"] = "".join(
-        "\t".join(("-" if r.rlimit_stack is None else str(r.rlimit_stack), r.path, *r.env)) + "\n"
+        "\t".join(("exit" if r.to_exit else "stop", "-" if r.rlimit_stack is None else str(r.rlimit_stack),
+                   r.path, *r.env)) + "\n"
         for r in runs).encode()
     out = workdir / "initramfs.cpio"
     out.write_bytes(newc_archive(files))
@@ -168,6 +178,8 @@ class ProgramReport:
     maps: str = ""
     stack_addr: int = 0
     stack: bytes = b""
+    minflt: int | None = None     # a to_exit run: its minor faults from exec to exit
+    present: dict[str, str] = field(default_factory=dict)   # [vvar]/[vvar_vclock]/[vdso]: "0110"
 
     @property
     def stat_mm(self) -> dict[str, int]:
@@ -280,6 +292,11 @@ def parse_console(k: KernelImage, text: str) -> BootReport:
             cur.stat = block()
         elif tag == "maps" and cur is not None:
             cur.maps = block()
+        elif tag == "minflt" and cur is not None:
+            cur.minflt = int(arg)
+        elif tag == "present" and cur is not None:
+            name, _, bits = arg.partition(" ")
+            cur.present[name] = bits.strip()
     return rep
 
 

@@ -1,12 +1,15 @@
 /* The init of the qemu oracle's initramfs (elfvm/oracle/qemu.py builds it: gcc -m32 -static).
  *
  * It runs as PID 1 in a kernel booted under qemu and, for every program listed in /oracle/list
- * (one per line: RLIMIT_STACK or "-", the path, then the environment entries, separated by
- * tabs), does what
+ * (one per line: "stop" or "exit", RLIMIT_STACK or "-", the path, then the environment entries,
+ * separated by tabs), does what
  * elfvm/oracle/live.py does on the host: fork, PTRACE_TRACEME, personality(ADDR_NO_RANDOMIZE),
  * setrlimit(RLIMIT_STACK), execve(path, {path}, env); at the SIGTRAP that stops the new image before its first
  * instruction it prints /proc/PID/maps, /proc/PID/stat, the registers and the stack from esp to
- * the top of its VMA, then kills the child.  It also prints the kernel release, the sysctls
+ * the top of its VMA, then kills the child ("stop"), or ("exit") lets it run to PTRACE_EVENT_EXIT
+ * and prints its minor faults from exec to exit (as elfvm/emu/livefaults.py counts them) and
+ * which pages of [vvar], [vvar_vclock] and [vdso] are present then (/proc/PID/pagemap: the
+ * vDSO pages the program faulted in).  It also prints the kernel release, the sysctls
  * elfvm takes from the host, and its own auxv and [vdso] bytes (the real vDSO image of this
  * kernel).  Everything goes to the console between "@@" markers; then it powers the machine off.
  */
@@ -93,6 +96,68 @@ static void dump_mem(const char *tag, int pid, unsigned long lo, unsigned long h
     hexdump(tag, lo, mem, n < 0 ? 0 : n);
 }
 
+/* Field 10 of /proc/PID/stat (minflt), counted after the ")" of the command name. */
+static long minflt(int pid)
+{
+    char path[64], *p;
+    long v = -1;
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    if (slurp(path) > 0 && (p = strrchr(buf, ')')))
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %ld", &v);
+    return v;
+}
+
+/* Which pages of the special mappings are present: one '1' or '0' per page, from pagemap
+ * (bit 63 is set for a present PTE, a VM_PFNMAP page of [vvar] included). */
+static void print_present(int pid, const char *maps)
+{
+    static const char *names[] = {"[vvar]", "[vvar_vclock]", "[vdso]"};
+    char path[64], bits[64];
+    unsigned long lo, hi;
+    int fd;
+    snprintf(path, sizeof(path), "/proc/%d/pagemap", pid);
+    fd = open(path, O_RDONLY);
+    for (int i = 0; i < 3 && fd >= 0; i++) {
+        int n = 0;
+        strcpy(buf, maps);
+        if (find_range(names[i], &lo, &hi, 0) != 0)
+            continue;
+        for (unsigned long a = lo; a < hi && n < 63; a += 4096) {
+            unsigned long long e = 0;
+            pread(fd, &e, 8, (off_t)(a / 4096) * 8);
+            bits[n++] = (e >> 63) ? '1' : '0';
+        }
+        bits[n] = 0;
+        printf("@@present %s %s\n", names[i], bits);
+    }
+    if (fd >= 0)
+        close(fd);
+}
+
+/* Let the stopped child run to exit: its faults from here (exec) to PTRACE_EVENT_EXIT. */
+static void run_to_exit(int pid)
+{
+    static char maps[1 << 16];
+    char procp[64];
+    long start = minflt(pid);
+    int status, sig = 0;
+    ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACEEXIT);
+    for (;;) {
+        ptrace(PTRACE_CONT, pid, 0, sig);
+        if (waitpid(pid, &status, 0) < 0 || !WIFSTOPPED(status))
+            break;
+        sig = WSTOPSIG(status) == SIGTRAP ? 0 : WSTOPSIG(status);
+        if (status >> 8 == (SIGTRAP | (PTRACE_EVENT_EXIT << 8))) {
+            printf("@@minflt %ld\n", minflt(pid) - start);
+            snprintf(procp, sizeof(procp), "/proc/%d/maps", pid);
+            slurp(procp);
+            strncpy(maps, buf, sizeof(maps) - 1);
+            print_present(pid, maps);
+            sig = 0;
+        }
+    }
+}
+
 static void run_one(int index, char *line)
 {
     char *env[256], *path, *tok, procp[64];
@@ -100,7 +165,8 @@ static void run_one(int index, char *line)
     struct user_regs_struct regs;
     unsigned long lo, hi;
 
-    char *rlim = strtok(line, "\t");
+    char *mode = strtok(line, "\t");
+    char *rlim = strtok(NULL, "\t");
     path = strtok(NULL, "\t");
     while ((tok = strtok(NULL, "\t")) && n < 255)
         env[n++] = tok;
@@ -142,6 +208,8 @@ static void run_one(int index, char *line)
     print_file("maps", procp);
     if (find_range(NULL, &lo, &hi, regs.esp) == 0)
         dump_mem("stack", pid, regs.esp, hi);
+    if (strcmp(mode, "exit") == 0)
+        run_to_exit(pid);
     kill(pid, SIGKILL);
     waitpid(pid, &status, 0);
 }
