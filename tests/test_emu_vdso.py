@@ -111,11 +111,14 @@ def test_glibc_calls_the_vdso_function(needs_interp, vdsotime):
 
 
 @pytest.mark.oracle
-def test_vdso_time_faults_as_the_kernel_counts(live, needs_interp, vdsotime):
+@pytest.mark.parametrize("env", [{}, {"VDSOTIME_NOCLOCK": "1"}], ids=["clocks", "no-clock"])
+def test_vdso_time_faults_as_the_kernel_counts(live, needs_interp, vdsotime, env):
+    """With and without the clock reads: the faults the reads add (the vDSO function's code page
+    and the data page) are the kernel's."""
     from elfvm.emu import RunOptions, run_program
     from elfvm.emu.livefaults import live_minflt
 
-    lf = live_minflt(vdsotime, [vdsotime])
-    r = run_program(RunOptions(vdsotime))
+    lf = live_minflt(vdsotime, [vdsotime], env=env)
+    r = run_program(RunOptions(vdsotime, env=tuple(f"{k}={v}" for k, v in env.items())))
     assert r.stdout == lf.stdout
     assert r.page_faults == lf.minflt

@@ -169,15 +169,17 @@ def test_qemu_vdso_image_matches_table(name, boots):
     assert (hi - lo) // 4096 == img.vvar_pages and hi == rep.vdso_addr - img.vclock_pages * 4096
 
 
-# Where elfvm's count of a dynamic program's faults differs from the kernel's under qemu (the
-# vDSO's pages agree or not, see test_qemu_vdso_time_faults): the real __vdso_clock_gettime64 runs
-# its system-call fallback (`call __kernel_vsyscall`) from the end of the function, on the next
-# page (0x111b on 6.1.176, 0x10c1 on 6.1.176 amd64), while elfvm's function makes the system call
-# from its entry page; 6.5.10 and 6.12.95 differ by one fault outside the vDSO.
-VDSO_TIME_GAPS = {"6.1.176-686": "vDSO page 1 (fallback) not touched; total differs",
-                  "6.1.176-686-pae": "vDSO page 1 (fallback) not touched; total differs",
-                  "6.1.176-amd64": "vDSO page 1 (fallback) not touched; total differs by 2",
-                  "6.5.10-686-pae": "one fault more than the kernel", "6.12.95-amd64": "one fault fewer"}
+# Where elfvm's count for vdsotime differs from the kernel's under qemu (measured: kernel minflt and
+# [vdso] pages present at exit, elfvm's count and the [vdso] pages it faulted).  Under qemu the
+# [vdso]'s second page is present at exit on every kernel, even in a run that reads no clock
+# (VDSOTIME_NOCLOCK; on 7.1+ [vvar]'s data page too, where pagemap shows it), while on this
+# machine's kernel both runs count as elfvm does (tests/test_emu_vdso.py): what in the guest's
+# start-up touches the vDSO is not known yet.
+VDSO_TIME_GAPS = {"6.1.176-686": "kernel 50, [vdso] 11; elfvm 50, [vdso] 10",
+                  "6.1.176-686-pae": "kernel 50, [vdso] 11; elfvm 50, [vdso] 10",
+                  "6.1.176-amd64": "kernel 50, [vdso] 11; elfvm 48, [vdso] 10",
+                  "6.5.10-686-pae": "kernel 51, elfvm 52 ([vdso] 11 both)",
+                  "6.12.95-amd64": "kernel 50, elfvm 49 ([vdso] 11 both)"}
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(reason=VDSO_TIME_GAPS[n], strict=True))
