@@ -108,7 +108,8 @@ static long minflt(int pid)
 }
 
 /* Which pages of the special mappings are present: one '1' or '0' per page, from pagemap
- * (bit 63 is set for a present PTE, a VM_PFNMAP page of [vvar] included). */
+ * (bit 63: a present PTE; the page walk skips a VM_PFNMAP mapping, so [vvar] before 7.1 shows
+ * as absent). */
 static void print_present(int pid, const char *maps)
 {
     static const char *names[] = {"[vvar]", "[vvar_vclock]", "[vdso]"};
