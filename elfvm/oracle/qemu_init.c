@@ -11,7 +11,7 @@
  * which pages of [vvar], [vvar_vclock] and [vdso] are present then (/proc/PID/pagemap: the
  * vDSO pages the program faulted in).  It also prints the kernel release, the sysctls
  * elfvm takes from the host, and its own auxv and [vdso] bytes (the real vDSO image of this
- * kernel).  Everything goes to the console between "@@" markers; then it powers the machine off.
+ * kernel), once the kernel's random generator is ready.  Everything goes to the console between "@@" markers; then it powers the machine off.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -23,6 +23,7 @@
 #include <sys/mount.h>
 #include <sys/personality.h>
 #include <sys/ptrace.h>
+#include <sys/random.h>
 #include <sys/reboot.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -224,6 +225,13 @@ int main(void)
     mkdir("/proc", 0555);
     mount("proc", "/proc", "proc", 0, NULL);
     setvbuf(stdout, NULL, _IOLBF, 0);
+    {
+        /* Wait until the kernel's random generator is ready, as it is on a machine that has been
+         * up a while: before that glibc's malloc (tcache_key_initialize) finds getrandom()
+         * failing with EAGAIN and reads the clock instead, through the vDSO (2 more faults). */
+        char seed[16];
+        printf("@@crng %ld\n", (long)getrandom(seed, sizeof(seed), 0));
+    }
     uname(&u);
     printf("@@release %s %s\n", u.release, u.machine);
     print_file("mmap_min_addr", "/proc/sys/vm/mmap_min_addr");
