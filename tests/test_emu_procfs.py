@@ -118,3 +118,16 @@ def test_proc_files_stat_as_generated_files():
     assert rp.native(root, cmd).stdout.decode() == want
     e = rp.emulated(root, ["/bin/cat", "/proc/self/cmdline"])
     assert e.stdout == b"/bin/cat\0/proc/self/cmdline\0"
+
+
+def test_pipe_fd_link_reopened_as_the_kernels_fifo_open(tmp_path):
+    """/proc/self/fd/N of a pipe opened O_RDWR is one descriptor on both ends (fifo_open: a
+    reader and a writer, so no EOF and no SIGPIPE while it is open), O_WRONLY a writer, O_RDONLY
+    a reader; the ends refuse the other direction with EBADF; pipe2's O_NONBLOCK is set on both
+    ends. Same stdout as the native run."""
+    exe = build_static_guest(SRC / "pipe_rdwr.c", tmp_path / "pipe_rdwr")
+    want = _native(exe)
+    rep = run_program(RunOptions(exe, max_instructions=50_000_000))
+    assert rep.exit_status == 0 and not rep.unknown_syscalls
+    assert rep.stdout == want
+    assert b"no other writer: rdwr to itself: write 1 (0) read 1 (0) 'z'" in want

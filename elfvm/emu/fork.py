@@ -93,10 +93,7 @@ def dup_fds(fds: dict) -> dict:
     for f in fds.values():
         f.refs += 1
         if f.pipe is not None:
-            if f.pipe_end == "r":
-                f.pipe.readers += 1
-            else:
-                f.pipe.writers += 1
+            f.pipe.attach(f.pipe_end, +1)
     return dict(fds)
 
 
