@@ -6,7 +6,9 @@ getdents64 on /proc/self/, its task/ and fd/ (links to what each descriptor is),
 kernel's d_type and permissions: the live listing filtered to those names must equal it.
 """
 
+import os
 import pathlib
+import re
 import subprocess
 
 import pytest
@@ -18,8 +20,8 @@ pytest.importorskip("unicorn")
 from elfvm.emu import RunOptions, run_program  # noqa: E402
 
 SRC = pathlib.Path(__file__).resolve().parent / "guest_progs"
-MODELLED = [".", "..", "task", "fd", "environ", "status", "comm", "cmdline", "stat", "statm",
-            "maps", "cwd", "root", "exe"]
+MODELLED = [".", "..", "task", "fd", "environ", "auxv", "status", "limits", "comm", "cmdline", "stat", "statm",
+            "maps", "cwd", "root", "exe", "smaps", "smaps_rollup", "pagemap"]
 
 
 @pytest.fixture(scope="module")
@@ -131,3 +133,124 @@ def test_pipe_fd_link_reopened_as_the_kernels_fifo_open(tmp_path):
     assert rep.exit_status == 0 and not rep.unknown_syscalls
     assert rep.stdout == want
     assert b"no other writer: rdwr to itself: write 1 (0) read 1 (0) 'z'" in want
+
+
+# ---------------------------------------------------------------- the memory files
+@pytest.fixture(scope="module")
+def procmm(tmp_path_factory):
+    exe = build_static_guest(SRC / "procmm.c", tmp_path_factory.mktemp("procmm") / "procmm")
+    with open(exe, "rb") as f:          # written back: its page-cache pages are clean, as
+        os.fsync(f.fileno())            # the model's (a file just written is dirty natively)
+    return exe
+
+
+def _native_fixed(exe: str, *args: str) -> bytes:
+    """The native run at elfvm's default addresses (no ASLR) and with its empty environment."""
+    import shutil
+
+    setarch = shutil.which("setarch")
+    if setarch is None:
+        pytest.skip("no setarch: cannot run natively without ASLR")
+    try:
+        r = subprocess.run([setarch, "i386", "-R", exe, *args], input=b"", capture_output=True,
+                           timeout=30, env={})
+    except OSError as e:                      # pragma: no cover - no i386 execution
+        pytest.skip(f"cannot run i386 programs here: {e}")
+    if r.returncode != 0:
+        pytest.skip(f"setarch -R fails here: {r.stderr[:200]!r}")
+    return r.stdout
+
+
+def test_smaps_pagemap_auxv_lecture_as_the_kernel(procmm):
+    """Lazy allocation (64 kB mapped, 4 kB resident), the zero page (mapped, not in Rss, one
+    PFN for two pages), shared anonymous memory (shmem: not Anonymous), copy-on-write after
+    fork (Shared_Dirty and Pss halved in both processes; the child's write gives it a private
+    frame; the child's PTEs are old until it touches them: Referenced), pagemap's present,
+    file and exclusive bits, and /proc/self/auxv against the auxv on the stack (the file runs
+    on to an even pair of zero words): the same bytes as the live kernel."""
+    want = _native_fixed(procmm)
+    rep = run_program(RunOptions(procmm, max_instructions=200_000_000))
+    assert rep.exit_status == 0 and not rep.unknown_syscalls, rep.warnings
+    assert rep.stdout.decode() == want.decode()
+    assert "Shared_Dirty:         12 kB\nPrivate_Clean:         0 kB\nPrivate_Dirty:         4 kB\n" \
+        "Referenced:            4 kB" in want.decode()
+    assert "file 208 bytes, same words as the stack 1, zeros after 1" in want.decode()
+
+
+def _blocks(text: str) -> dict[str, str]:
+    out, name = {}, None
+    for line in text.splitlines(keepends=True):
+        if line.startswith("== "):
+            name = line[3:].strip()
+            out[name] = ""
+        elif name:
+            out[name] += line
+    return out
+
+
+def _smaps_vmas(text: str) -> list[list[str]]:
+    vmas = []
+    for line in text.splitlines():
+        if re.match(r"^[0-9a-f]{8}-", line):
+            vmas.append([line])
+        else:
+            vmas[-1].append(line)
+    return vmas
+
+
+def test_smaps_rollup_status_statm_limits_formats_as_the_kernel(procmm):
+    """The whole /proc/self/smaps: the same VMAs, lines, fields, widths and VmFlags as the live
+    kernel, and the same numbers for every VMA but the stack (the kernel's run touches one
+    stack page more); smaps_rollup's fields; status's lines are the kernel's, in its order,
+    with the same sizes; statm's size, text and data; limits' table."""
+    native = _blocks(_native_fixed(procmm, "smaps").decode())
+    rep = run_program(RunOptions(procmm, ("smaps",), max_instructions=200_000_000))
+    assert rep.exit_status == 0 and not rep.unknown_syscalls, rep.warnings
+    got = _blocks(rep.stdout.decode())
+    want_vmas, got_vmas = (_smaps_vmas(x["/proc/self/smaps"]) for x in (native, got))
+    assert [v[0] for v in got_vmas] == [v[0] for v in want_vmas]
+    for w, g in zip(want_vmas, got_vmas):
+        assert [x.split(":")[0] for x in g] == [x.split(":")[0] for x in w]
+        if not w[0].endswith("[stack]"):
+            assert g == w
+    names = [x.split(":")[0] for x in native["/proc/self/smaps_rollup"].splitlines()]
+    assert [x.split(":")[0] for x in got["/proc/self/smaps_rollup"].splitlines()] == names
+    want_status = dict(x.split(":", 1) for x in native["/proc/self/status"].splitlines())
+    got_status = [x.split(":", 1) for x in got["/proc/self/status"].splitlines()]
+    order = list(want_status)
+    assert [order.index(n) for n, _ in got_status] == sorted(order.index(n) for n, _ in got_status)
+    for name in ("Name", "State", "VmPeak", "VmSize", "VmLck", "VmData", "VmStk", "VmExe",
+                 "VmLib", "RssFile", "RssShmem", "VmSwap", "HugetlbPages", "Threads",
+                 "SigPnd", "SigBlk", "SigIgn", "SigCgt", "Uid", "Gid", "CoreDumping",
+                 "THP_enabled", "untag_mask", "Cpus_allowed_list"):
+        assert dict(got_status)[name] == want_status[name], name
+    w, g = (x["/proc/self/statm"].split() for x in (native, got))
+    assert (g[0], g[3], g[4], g[5], g[6]) == (w[0], w[3], w[4], w[5], w[6])
+    wl, gl = (x["/proc/self/limits"].splitlines() for x in (native, got))
+    assert gl[0] == wl[0] and [x[:25] + x[68:] for x in gl] == [x[:25] + x[68:] for x in wl]
+    for row in ("Max stack size", "Max core file size", "Max file size", "Max address space"):
+        assert [x for x in gl if x.startswith(row)] == [x for x in wl if x.startswith(row)]
+
+
+def test_swap_in_smaps_status_and_pagemap(procmm):
+    """With fewer frames than pages, the model's swapped pages show as Swap (SwapPss: one PTE
+    names each slot), VmSwap, and pagemap's swap bit; Rss + Swap covers every touched page."""
+    rep = run_program(RunOptions(procmm, ("swap", "300"), frames=200,
+                                 max_instructions=200_000_000))
+    assert rep.exit_status == 0, rep.warnings
+    out = rep.stdout.decode()
+    kb = {m[0]: int(m[1]) for m in re.findall(r"^(\w+):\s+(\d+) kB$", out, re.M)}
+    assert kb["Swap"] > 0 and kb["SwapPss"] == kb["Swap"]
+    assert kb["Rss"] + kb["Swap"] == 1200
+    assert kb["VmSwap"] >= kb["Swap"]
+    assert "pagemap first page: present 0 swap 1 file 0 exclusive 0" in out
+
+
+def test_proc_pid_listing_includes_the_memory_files():
+    from elfvm.emu.procfs import FILES, TGID_ENTRIES
+
+    names = [n for n, _ in TGID_ENTRIES]
+    assert names.index("auxv") < names.index("status") < names.index("limits") < \
+        names.index("maps") < names.index("smaps") < names.index("smaps_rollup") < \
+        names.index("pagemap")
+    assert set(FILES) <= set(names)

@@ -20,6 +20,7 @@ from elfvm.emu.pages import (
     swap_ptes,
 )
 from elfvm.emu.task import Process, Pte
+from elfvm.mmu import entries as E
 
 
 def new_pid(k) -> int:
@@ -109,6 +110,7 @@ def clone_vm(k, parent: Process, flags: int) -> Process:
     t = Process(pid, parent.ppid if flags & (CLONE_THREAD | CLONE_PARENT) else parent.pid,
                 parent.mm, parent.pt, rlimit_stack=parent.rlimit_stack)
     t.mi, t.shm_attach = parent.mi, parent.shm_attach          # one mm: one page table (p.pt)
+    t.old_ptes = parent.old_ptes
     t.tgid = parent.group if flags & CLONE_THREAD else 0
     t.exe, t.images = parent.exe, [parent.images[-1]] if parent.images else []
     t.argv, t.envp = parent.argv, parent.envp
@@ -153,6 +155,10 @@ def copy_pte_range(k, parent: Process, child: Process, vma) -> bool:
             set_pte(k, parent, v, Pte(pte.frame, False, pte.exec))
             changed = True
         set_pte(k, child, v, Pte(pte.frame, False if cow else pte.write, pte.exec))
+        # copy_present_pte(): the child's PTE is old (pte_mkold); the CPU sets A again when
+        # the child's first access loads it into the TLB (elfvm.emu.entry)
+        child.pt.write_pte(v << 12, child.pt.read_pte(v << 12) & ~E.A)
+        child.old_ptes.add(v)
         map_page(k, child, v, frame=pte.frame)
     for v, slot in swap_ptes(parent, vma.start, vma.end):
         if not child.pt.read_pte(v << 12):

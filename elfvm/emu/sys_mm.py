@@ -17,6 +17,7 @@ from elfvm.emu.uapi import (
     MAP_ANONYMOUS,
     MAP_FIXED,
     MAP_FIXED_NOREPLACE,
+    MAP_NORESERVE,
     MAP_SHARED,
 )
 from elfvm.mm.vma import (
@@ -96,12 +97,14 @@ def do_mmap(k, p, addr, length, prot, flags, fd, offset, source=None):
         k.file_inodes.setdefault(ref, ino)
         if shared and prot & PROT_WRITE and f.flags & V.O_ACCMODE == 0:
             return -errno.EACCES
+    maywrite = anon or not shared or f.flags & V.O_ACCMODE != 0
     vprot = _vm_prot(k, p, prot)
     src = source or ("" if not (anon and shared) else f"shared-anon:{next(k.shmem_ids)}")
 
     def make(s, e):
         return Vma(s, e, vprot, offset if ref else 0, ref, shared=shared,
-                   kind="file" if ref else "anon", source=src, origin=("mmap", 0, "mmap"))
+                   kind="file" if ref else "anon", source=src, origin=("mmap", 0, "mmap"),
+                   noreserve=bool(flags & MAP_NORESERVE), maywrite=maywrite)
 
     fixed = bool(flags & MAP_FIXED)
     noreplace = bool(flags & MAP_FIXED_NOREPLACE)
@@ -149,7 +152,9 @@ def sys_mprotect(k, p, addr, length, prot):
     for v in covered:
         s, e = max(v.start, addr), min(v.end, end)
         piece = v.clip(s, e)
-        mm.insert(piece.__class__(**{**piece.__dict__, "prot": vprot}))
+        # VM_ACCOUNT: charged when a private mapping is or becomes writable, kept after
+        account = piece.account or bool((piece.prot | vprot) & PROT_WRITE) and not piece.shared
+        mm.insert(piece.__class__(**{**piece.__dict__, "prot": vprot, "account": account}))
     changed = False
     for vpn, pte in list(present_ptes(p, addr, end)):
         fi = k.frames.info.get(pte.frame)

@@ -138,6 +138,7 @@ def dispatch(k: KernelState, p: Process) -> None:
             return
         k.syscall_counts[name] -= 1
         p.state = "blocked"
+        p.nvcsw += 1                                # schedule() from a sleep
         p.sig_restart = True
         k.cpu.eip = k.cpu.eip - 2                   # re-execute `int $0x80` when woken
         k.uc.emu_stop()
