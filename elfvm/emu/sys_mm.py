@@ -11,6 +11,7 @@ from elfvm.emu.memory import PAGE
 from elfvm.emu.pages import flush_cpu_tlb, map_page, present_ptes, set_pte, unmap_range
 from elfvm.emu.state import KernelState
 from elfvm.emu.task import Process, Pte, s32
+from elfvm.emu.task_mmu import update_hiwater
 from elfvm.emu.uaccess import read_user
 from elfvm.emu.uapi import (
     MADV_DONTNEED,
@@ -47,6 +48,7 @@ def sys_brk(k, p, brk):
         mm.brk = brk
         return mm.brk
     if brk <= mm.brk:
+        update_hiwater(k, p)
         mm.munmap(newbrk, oldbrk)
         unmap_range(k, p, newbrk, oldbrk)
         mm.brk = brk
@@ -115,6 +117,8 @@ def do_mmap(k, p, addr, length, prot, flags, fd, offset, source=None):
             mm_old = [v for v in mm.vmas if v.start < addr + page_align(length) and addr < v.end]
             if mm_old and noreplace:
                 return -errno.EEXIST
+            if mm_old:
+                update_hiwater(k, p)
             unmap_range(k, p, addr, addr + page_align(length))
         res = mm.do_mmap(addr, length, fixed=fixed, noreplace=noreplace, make=make)
     except MmError as e:
@@ -126,6 +130,7 @@ def sys_munmap(k, p, addr, length):
     if addr & (PAGE - 1) or length == 0:
         return -errno.EINVAL
     end = addr + page_align(length)
+    update_hiwater(k, p)
     p.mm.munmap(addr, end)
     unmap_range(k, p, addr, end)
     return 0
@@ -178,6 +183,7 @@ def sys_mremap(k, p, old, old_len, new_len, flags, new_addr):
         return -errno.EFAULT
     if new_len <= old_len:
         if new_len < old_len:
+            update_hiwater(k, p)
             mm.munmap(old + new_len, old + old_len)
             unmap_range(k, p, old + new_len, old + old_len)
         return old
@@ -191,6 +197,7 @@ def sys_mremap(k, p, old, old_len, new_len, flags, new_addr):
         dest = mm.get_unmapped_area(0, new_len)
     except MmError as e:
         return -e.errno
+    update_hiwater(k, p)
     moved = v.clip(old, old + old_len)
     mm.insert(moved.__class__(**{**moved.__dict__, "start": dest, "end": dest + new_len}))
     for vpn, pte in list(present_ptes(p, old, old + old_len)):
@@ -204,6 +211,7 @@ def sys_mremap(k, p, old, old_len, new_len, flags, new_addr):
 
 def sys_madvise(k, p, addr, length, advice):
     if advice == MADV_DONTNEED:
+        update_hiwater(k, p)
         unmap_range(k, p, addr, addr + page_align(length))
     return 0
 

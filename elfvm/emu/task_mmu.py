@@ -273,8 +273,13 @@ def update_hiwater(k, p: Process) -> None:
     (munmap, brk, mremap, madvise(MADV_DONTNEED), shmdt), the peaks keep what they were."""
     if p.pt is None:
         return
-    c = mm_counters(k, p).counters
-    rss = c["anon"] + c["file"] + c["shmem"]
+    pt, info = p.pt, k.frames.info
+    rss = 0
+    for _, v in pt.ptes(0, p.mm.task_size):     # get_mm_rss(): pages with a struct page
+        if v & E.P:
+            frame = pt.pte_frame(v)
+            fi = info.get(frame)
+            rss += frame != k.zero_page and not (fi is not None and fi.what.startswith("[vvar"))
     p.mm.hiwater_rss = max(p.mm.hiwater_rss, rss)
     p.mm.hiwater_vm = max(p.mm.hiwater_vm, vm_stat(p.mm)["total"])
 
