@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from elfvm.emu.rlimit import proc_pid_limits
 from elfvm.emu.task import Process
-from elfvm.emu.task_mmu import (mm_counters, pagemap, show_smaps, show_smaps_rollup, statm,
-                                task_mem)
+from elfvm.emu.task_mmu import (guest_maps, mm_counters, pagemap, show_smaps,
+                                show_smaps_rollup, statm, task_mem)
 from elfvm.emu.vfs import Inode, VfsError, fifo_ino
 
 PROC_PATH = re.compile(r"^/proc/(self|thread-self|\d+)(?:/task/(\d+))?(?:/([^/]+)(?:/([^/]+))?)?$")
@@ -244,8 +244,6 @@ def auxv_file(saved_auxv) -> bytes:
 
 def proc_file(k, p: Process, path: str) -> Inode | None:
     """The contents of a guest /proc file, as an in-memory inode (None: not under /proc/PID)."""
-    from elfvm.mm.maps import maps_text
-
     found = proc_task(k, p, path)
     if found is None:
         return None
@@ -259,7 +257,7 @@ def proc_file(k, p: Process, path: str) -> Inode | None:
     elif entry == "comm":
         data = (comm(t) + "\n").encode()
     elif entry == "maps":
-        data = maps_text(t.mm).encode()
+        data = "".join(line.text() + "\n" for line in guest_maps(k, t.mm)).encode()
     elif entry == "stat":
         data = _stat(k, t).encode()
     elif entry == "statm":

@@ -904,6 +904,8 @@ def _copy_range(k, p, fin: V.OpenFile, fout: V.OpenFile, off_in: int | None, len
     (host memory stays bounded): the in-kernel copy of copy_file_range and sendfile."""
     if fin.inode is None or fin.pipe is not None or fin.sink is not None or fin.inode.kind == "dir":
         return -errno.EINVAL
+    if fin.inode.host is None and fin.inode.path.startswith("/proc/"):
+        return -errno.EINVAL                 # a generated /proc file has no ->splice_read
     if fin.flags & V.O_ACCMODE == V.O_WRONLY or not fout.flags & V.O_ACCMODE and fout.sink is None:
         return -errno.EBADF
     pos = fin.pos if off_in is None else off_in
@@ -949,6 +951,18 @@ def sys_copy_file_range(k, p, fd_in, off_in_ptr, fd_out, off_out_ptr, length, fl
         if n > 0:
             write_user(k, p, off_out_ptr, struct.pack("<q", fout.pos))
         fout.pos = saved
+    return n
+
+
+def sys_sendfile(k, p, out_fd, in_fd, off_ptr, count):
+    """sendfile() with a 32-bit offset (compat_sys_sendfile)."""
+    fin, fout = fdget(p, in_fd), fdget(p, out_fd)
+    off = struct.unpack("<i", read_user(k, p, off_ptr, 4))[0] if off_ptr else None
+    if off is not None and off < 0:
+        return -errno.EINVAL
+    n = _copy_range(k, p, fin, fout, off, min(count, MAX_RW_COUNT))
+    if off_ptr and n > 0:
+        write_user(k, p, off_ptr, struct.pack("<i", off + n))
     return n
 
 

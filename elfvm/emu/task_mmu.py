@@ -13,7 +13,7 @@ PTEs naming a slot (SwapPss). This is where lazy allocation (Size against Rss), 
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from elfvm.emu.memory import PAGE
 from elfvm.emu.task import Process
@@ -175,6 +175,18 @@ def show_smap_body(mss: MemSizeStats, rollup: bool) -> str:
     return "".join(out)
 
 
+def guest_maps(k, mm) -> list[MapsLine]:
+    """/proc/PID/maps' lines as the guest sees them: a file under --sysroot named by its path
+    inside it (d_path from the task's root), as the live kernel names it in a chroot."""
+    root = k.vfs.root.rstrip("/")
+    lines = proc_maps(mm)
+    if not root:
+        return lines
+    return [replace(ln, name=ln.name[len(root):])
+            if ln.parts[0].file is not None and ln.name.startswith(root + "/") else ln
+            for ln in lines]
+
+
 def line_stats(k, p: Process, line: MapsLine) -> MemSizeStats:
     return smaps_range(k, p, line.start, line.end, line.parts[0].special)
 
@@ -183,7 +195,7 @@ def show_smaps(k, p: Process) -> str:
     """/proc/PID/smaps: per VMA its maps line, sizes, the page walk's sums, THPeligible (no
     transparent huge pages for an i386 task) and VmFlags."""
     out = []
-    for line in proc_maps(p.mm):
+    for line in guest_maps(k, p.mm):
         mss = line_stats(k, p, line)
         out.append(line.text() + "\n" + _kb("Size:", line.end - line.start) +
                    _kb("KernelPageSize:", PAGE) + _kb("MMUPageSize:", PAGE) +
@@ -195,7 +207,7 @@ def show_smaps(k, p: Process) -> str:
 def show_smaps_rollup(k, p: Process) -> str:
     """/proc/PID/smaps_rollup: one header from the first VMA's start to the last one's end,
     "[rollup]", and the sums over every VMA."""
-    lines = proc_maps(p.mm)
+    lines = guest_maps(k, p.mm)
     total = MemSizeStats()
     for line in lines:
         total.add(line_stats(k, p, line))
@@ -212,7 +224,8 @@ def mm_counters(k, p: Process) -> MemSizeStats:
 
 
 # ------------------------------------------------------------------ pagemap
-PM_SOFT_DIRTY, PM_MMAP_EXCLUSIVE, PM_FILE, PM_SWAP, PM_PRESENT = 1 << 55, 1 << 56, 1 << 61, 1 << 62, 1 << 63
+PM_SOFT_DIRTY, PM_MMAP_EXCLUSIVE = 1 << 55, 1 << 56
+PM_FILE, PM_SWAP, PM_PRESENT = 1 << 61, 1 << 62, 1 << 63
 SWAP_TYPE_BITS = 5
 
 

@@ -3,13 +3,16 @@
  * against the auxv on the stack. Prints only what does not depend on where things are.
  *   procmm            the lecture (smaps blocks of its own mappings, pagemap bits, auxv)
  *   procmm smaps      its whole /proc/self/smaps, then smaps_rollup, status, statm, limits
- *   procmm swap N     touches N pages, then its smaps block, status and pagemap bits */
+ *   procmm swap N     touches N pages, then its smaps block, status and pagemap bits
+ *   procmm sendfile   sendfile() from each file (generated files cannot be spliced) */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -137,6 +140,23 @@ int main(int argc, char **argv) {
         cat("/proc/self/status");
         cat("/proc/self/statm");
         cat("/proc/self/limits");
+        return 0;
+    }
+    if (argc > 1 && !strcmp(argv[1], "sendfile")) {    /* no ->splice_read: EINVAL */
+        const char *f[] = {"cmdline", "environ", "auxv", "limits", "maps", "stat", "statm",
+                           "status", "smaps", "smaps_rollup", "pagemap", 0};
+        int p[2], dn = open("/dev/null", O_WRONLY);
+        pipe(p);
+        for (int i = 0; f[i]; i++) {
+            char path[64];
+            snprintf(path, sizeof path, "/proc/self/%s", f[i]);
+            int fd = open(path, O_RDONLY);
+            long r = sendfile(p[1], fd, 0, 8), e = r < 0 ? errno : 0;
+            long r2 = sendfile(dn, fd, 0, 8);
+            printf("sendfile %s: to a pipe %ld (%ld), to a file %ld (%d)\n", f[i], r, e, r2,
+                   r2 < 0 ? errno : 0);
+            close(fd);
+        }
         return 0;
     }
     if (argc > 2 && !strcmp(argv[1], "swap")) {
