@@ -80,7 +80,7 @@ def test_proc_root_never_shows_host_processes(procdirs):
     p = Process(100, 1, None, None)
     K.procs = {100: p}
     names = [n for n, _ in proc_listdir(K, p, "/proc")]
-    assert names == [".", "..", "cpuinfo", "self", "thread-self", "100"]
+    assert names == [".", "..", "cpuinfo", "meminfo", "self", "thread-self", "100"]
 
 
 def test_busybox_and_coreutils_ls_of_proc(tmp_path):
@@ -93,7 +93,8 @@ def test_busybox_and_coreutils_ls_of_proc(tmp_path):
     e = rp.emulated(root, ["/bin/busybox", "ls", "/proc/self/"])
     assert e.stdout.decode().split() == sorted(MODELLED[2:]), e.warnings
     e = rp.emulated(root, ["/bin/sh", "-c", "/bin/sleep 1 & /bin/ls /proc; wait"])
-    assert e.stdout.decode().split() == ["100", "101", "102", "self", "thread-self"], e.warnings
+    assert e.stdout.decode().split() == ["100", "101", "102", "meminfo", "self", "thread-self"], \
+        e.warnings
     e = rp.emulated(root, ["/bin/sh", "-c", "exec 5</bin/true; /bin/ls -l /proc/self/fd/"])
     lines = e.stdout.decode().splitlines()
     assert lines and lines[0].startswith("total"), e.warnings
@@ -271,3 +272,26 @@ def test_sendfile_from_proc_files_as_the_kernel(procmm):
     assert rep.exit_status == 0 and not rep.unknown_syscalls
     assert rep.stdout == want
     assert b"sendfile maps: to a pipe -1 (22), to a file -1 (22)" in want
+
+
+def test_meminfo_and_free_from_the_model():
+    """/proc/meminfo is the model's (--ram, its free frames, the page cache, swap), in the
+    kernel's format, never the host's: busybox free works and agrees with sysinfo's --ram."""
+    import realprog as rp
+
+    root, why = rp.sysroot()
+    if root is None:
+        pytest.skip(f"no Debian i386 sysroot: {why}")
+    e = rp.emulated(root, ["/bin/cat", "/proc/meminfo"], extra=("--ram", "64M"))
+    lines = e.stdout.decode().splitlines()
+    assert lines[0] == "MemTotal:          65536 kB", e.warnings
+    assert [x.split(":")[0] for x in lines] == [
+        "MemTotal", "MemFree", "MemAvailable", "Buffers", "Cached", "SwapCached", "SwapTotal",
+        "SwapFree", "AnonPages", "Mapped", "Shmem", "PageTables"]
+    native = rp.native(root, ["/bin/cat", "/proc/meminfo"]).stdout.decode().splitlines()
+    order = [x.split(":")[0] for x in native]
+    assert [order.index(x.split(":")[0]) for x in lines] == sorted(order.index(x.split(":")[0])
+                                                                   for x in lines)
+    assert all(len(x) == len(n) for x, n in zip(lines, native) if x[:8] == n[:8])
+    e = rp.emulated(root, ["/bin/busybox", "free"], extra=("--ram", "64M"))
+    assert e.exit_status == 0 and e.stdout.split(b"\n")[1].split()[1] == b"65536", e.stdout

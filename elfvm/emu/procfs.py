@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from elfvm.emu.rlimit import proc_pid_limits
 from elfvm.emu.task import Process
-from elfvm.emu.task_mmu import (guest_maps, mm_counters, pagemap, show_smaps,
+from elfvm.emu.task_mmu import (guest_maps, meminfo, mm_counters, pagemap, show_smaps,
                                 show_smaps_rollup, statm, task_mem)
 from elfvm.emu.vfs import Inode, VfsError, fifo_ino
 
@@ -110,14 +110,26 @@ def proc_listdir(k, p: Process, path: str) -> list[tuple[str, int]] | None:
 
 
 def _proc_root_others(k) -> list[tuple[str, int]]:
-    """The non-process entries of the root's /proc (cpuinfo, meminfo, ...: what a lookup there
-    reaches), never its numbered ones (the host's processes)."""
+    """The non-process entries of /proc: meminfo (the model's), then those of the root's /proc
+    (cpuinfo...: what a lookup there reaches), never its numbered ones (the host's processes)."""
     try:
         entries = k.vfs.listdir("/proc")
     except VfsError:
-        return []
-    return [(n, t) for n, t in entries if n not in (".", "..", "self", "thread-self")
-            and not n.isdigit()]
+        entries = []
+    others = [(n, t) for n, t in entries if not n.isdigit()
+              and n not in (".", "..", "self", "thread-self", "meminfo")]
+    # proc_root's entries are in proc_match order: by name length, then by name
+    at = next((i for i, (n, _) in enumerate(others) if (len(n), n) > (7, "meminfo")), len(others))
+    return others[:at] + [("meminfo", DT_REG)] + others[at:]
+
+
+def meminfo_inode(k) -> Inode:
+    """/proc/meminfo from the model (elfvm.emu.task_mmu.meminfo), never the host's."""
+    from elfvm.emu.pages import flush_refs
+
+    flush_refs(k)
+    return Inode("/proc/meminfo", None, None, data=bytearray(meminfo(k).encode()),
+                 attrs={"mode": 0o100444, "st_size": 0})
 
 
 def fd_link(k, t: Process, fd: str) -> str:

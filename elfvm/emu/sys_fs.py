@@ -74,6 +74,8 @@ def _proc_inode(k: KernelState, p: Process, path: str, follow: bool = True) -> V
     try:
         if norm == "/proc":
             return procfs.proc_dir_inode(norm)
+        if norm == "/proc/meminfo":
+            return procfs.meminfo_inode(k)
         if norm in ("/proc/self", "/proc/thread-self") and not follow:
             return V.Inode(norm, None, None, kind="symlink", link=procfs.proc_link(k, p, norm),
                            attrs={"mode": stat_mod.S_IFLNK | 0o777})

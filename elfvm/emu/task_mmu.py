@@ -330,3 +330,46 @@ def statm(k, p: Process) -> str:
     resident = c["anon"] + c["file"] + c["shmem"]
     return (f"{vs['total']} {resident} {c['file'] + c['shmem']} {text} 0 "
             f"{vs['data'] + vs['stack']} 0\n")
+
+
+# ------------------------------------------------------------------ the machine's memory
+@dataclass(frozen=True)
+class RamFigures:
+    """si_meminfo() + si_swapinfo() in bytes: --ram, what the processes have not made
+    resident of it (the model's frames), and the model's swap (no size limit: one 32-bit
+    address space's worth, minus the slots in use)."""
+
+    total: int
+    free: int
+    swap_total: int
+    swap_free: int
+
+
+def ram_figures(k) -> RamFigures:
+    total = k.model_ram
+    frames = k.model.machine.cfg.frames
+    used = min(frames - k.model.free_frames, total // PAGE) * PAGE
+    swap_total = (1 << 32) - PAGE
+    return RamFigures(total, total - used, swap_total,
+                      max(swap_total - len(k.swap_refs) * PAGE, 0))
+
+
+def meminfo(k) -> str:
+    """/proc/meminfo (meminfo_proc_show) for the lines the model answers (in the kernel's order
+    and format; the others are left out, not made up): RAM and swap as sysinfo reports them, the page cache (Cached, with shmem; Mapped: cached pages some PTE
+    maps), the swap cache, anonymous pages, shmem and the page tables of every mm."""
+    r = ram_figures(k)
+    info = k.frames.info.values()
+    cache = [fi for fi in info if fi.cache_key is not None]
+    shmem = sum(1 for fi in cache if _kind(fi) == "shmem")
+    tables = {id(q.pt): q for q in k.procs.values() if q.pt is not None}
+    # MemAvailable (si_mem_available): free memory plus the page cache the model can drop (no
+    # watermarks or reserves in the model; shmem cannot be dropped)
+    rows = [("MemTotal:", r.total), ("MemFree:", r.free),
+            ("MemAvailable:", r.free + (len(cache) - shmem) * PAGE), ("Buffers:", 0),
+            ("Cached:", len(cache) * PAGE), ("SwapCached:", len(k.swap_cache) * PAGE),
+            ("SwapTotal:", r.swap_total), ("SwapFree:", r.swap_free),
+            ("AnonPages:", sum(1 for fi in info if fi.anon and fi.rmap) * PAGE),
+            ("Mapped:", sum(1 for fi in cache if fi.rmap) * PAGE), ("Shmem:", shmem * PAGE),
+            ("PageTables:", sum(page_table_pages(q) for q in tables.values()) * PAGE)]
+    return "".join(_kb(name, value) for name, value in rows)
