@@ -57,7 +57,8 @@ def copy_process(k, parent: Process, pid: int) -> Process:
     """dup_mmap(): the child gets copies of the VMAs and, through copy_pte_range, of the PTEs
     (copy-on-write); then the rest of the task (files, signals, TLS, shm attachments). Memory
     first: when RAM runs out there, nothing else of the child exists yet."""
-    mm = replace(parent.mm, vmas=list(parent.mm.vmas))
+    # dup_mm(): the child's peaks start at its own size and RSS (hiwater_vm = total_vm)
+    mm = replace(parent.mm, vmas=list(parent.mm.vmas), hiwater_rss=0, hiwater_vm=0)
     child = Process(pid, parent.pid, mm, new_page_tables(k, pid), rlimit_stack=parent.rlimit_stack)
     child.mi = k.model.add_process()
     k.procs[pid] = child

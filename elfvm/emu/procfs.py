@@ -206,7 +206,9 @@ def _status(k, t: Process) -> str:
     uid, euid, suid = c.get("uid", h.uid), c.get("euid", h.euid), c.get("suid", h.euid)
     gid, egid, sgid = c.get("gid", h.gid), c.get("egid", h.egid), c.get("sgid", h.egid)
     state = _stat(k, t).split()[2]
-    fdsize = 64 if not t.fds or max(t.fds) < 64 else 128 << ((max(t.fds) + 1) // 128).bit_length()
+    # the fd table's max_fds: NR_OPEN_DEFAULT (64), then expand_fdtable()'s steps of 128
+    # pointers rounded up to a power of two
+    fdsize = 64 if not t.fds or max(t.fds) < 64 else 128 << (max(t.fds) // 128).bit_length()
     acts = t.sigactions
     ign = [s for s, a in acts.items() if a.handler == SIG_IGN]
     cgt = [s for s, a in acts.items() if a.handler not in (SIG_DFL, SIG_IGN)]
