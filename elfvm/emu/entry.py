@@ -25,6 +25,7 @@ from elfvm.emu.sigstate import SIGBUS, SIGFPE, SIGILL, SIGSEGV, SIGTRAP
 from elfvm.emu.syscalls import dispatch
 from elfvm.emu.task import Death, Process
 from elfvm.emu.x86insn import MAX_INSN, rmw_destination
+from elfvm.mmu import entries as E
 
 
 def _access_of(mem_type: int) -> str:
@@ -65,6 +66,9 @@ def tlb_fill(k, uc, vaddr: int, mem_type: int, entry, _data) -> bool:
             return False
         frame, _level, _user, writable, nx = p.pt.walk_fast(vaddr)
     k.tlb_fills += 1
+    if p.old_ptes and vpn in p.old_ptes:          # the walk sets the accessed bit
+        p.old_ptes.discard(vpn)
+        p.pt.write_pte(vaddr, p.pt.read_pte(vaddr) | E.A)
     if k.exact:
         other = k.phys_to_vpn.get(frame)
         if other is not None and other != vpn:       # one frame, two pages (zero page...):

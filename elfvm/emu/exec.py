@@ -54,6 +54,7 @@ def take_new_mm(k, p: Process, result, exe: str, counted: bool = False) -> None:
     new page tables, the loader's Mm, and the pages the loader wrote (`counted`: as the
     faults of this task, see install_exec_pages)."""
     p.pt = new_page_tables(k, p.pid)
+    p.old_ptes = set()                              # the old mm's (a vfork parent keeps its own)
     p.mm = result.mm
     p.rlimit_stack = result_rlimit(result)
     p.exe = exe

@@ -205,10 +205,7 @@ def close_fd(k, p: Process, fd: int) -> bool:
         return False
     f.refs -= 1
     if f.pipe is not None:
-        if f.pipe_end == "r":
-            f.pipe.readers -= 1
-        else:
-            f.pipe.writers -= 1
+        f.pipe.attach(f.pipe_end, -1)
         f.pipe.wake(0)                          # pipe_release: both wait queues, every event
         wake_all(k)
     return True

@@ -20,6 +20,7 @@ from elfvm.emu.pages import (
     swap_ptes,
 )
 from elfvm.emu.task import Process, Pte
+from elfvm.mmu import entries as E
 
 
 def new_pid(k) -> int:
@@ -56,7 +57,8 @@ def copy_process(k, parent: Process, pid: int) -> Process:
     """dup_mmap(): the child gets copies of the VMAs and, through copy_pte_range, of the PTEs
     (copy-on-write); then the rest of the task (files, signals, TLS, shm attachments). Memory
     first: when RAM runs out there, nothing else of the child exists yet."""
-    mm = replace(parent.mm, vmas=list(parent.mm.vmas))
+    # dup_mm(): the child's peaks start at its own size and RSS (hiwater_vm = total_vm)
+    mm = replace(parent.mm, vmas=list(parent.mm.vmas), hiwater_rss=0, hiwater_vm=0)
     child = Process(pid, parent.pid, mm, new_page_tables(k, pid), rlimit_stack=parent.rlimit_stack)
     child.mi = k.model.add_process()
     k.procs[pid] = child
@@ -93,10 +95,7 @@ def dup_fds(fds: dict) -> dict:
     for f in fds.values():
         f.refs += 1
         if f.pipe is not None:
-            if f.pipe_end == "r":
-                f.pipe.readers += 1
-            else:
-                f.pipe.writers += 1
+            f.pipe.attach(f.pipe_end, +1)
     return dict(fds)
 
 
@@ -112,6 +111,7 @@ def clone_vm(k, parent: Process, flags: int) -> Process:
     t = Process(pid, parent.ppid if flags & (CLONE_THREAD | CLONE_PARENT) else parent.pid,
                 parent.mm, parent.pt, rlimit_stack=parent.rlimit_stack)
     t.mi, t.shm_attach = parent.mi, parent.shm_attach          # one mm: one page table (p.pt)
+    t.old_ptes = parent.old_ptes
     t.tgid = parent.group if flags & CLONE_THREAD else 0
     t.exe, t.images = parent.exe, [parent.images[-1]] if parent.images else []
     t.argv, t.envp = parent.argv, parent.envp
@@ -156,6 +156,10 @@ def copy_pte_range(k, parent: Process, child: Process, vma) -> bool:
             set_pte(k, parent, v, Pte(pte.frame, False, pte.exec))
             changed = True
         set_pte(k, child, v, Pte(pte.frame, False if cow else pte.write, pte.exec))
+        # copy_present_pte(): the child's PTE is old (pte_mkold); the CPU sets A again when
+        # the child's first access loads it into the TLB (elfvm.emu.entry)
+        child.pt.write_pte(v << 12, child.pt.read_pte(v << 12) & ~E.A)
+        child.old_ptes.add(v)
         map_page(k, child, v, frame=pte.frame)
     for v, slot in swap_ptes(parent, vma.start, vma.end):
         if not child.pt.read_pte(v << 12):

@@ -11,19 +11,26 @@ from __future__ import annotations
 import errno
 import os
 import re
+import struct
 from dataclasses import dataclass
 
+from elfvm.emu.rlimit import proc_pid_limits
 from elfvm.emu.task import Process
+from elfvm.emu.task_mmu import (guest_maps, meminfo, mm_counters, pagemap, show_smaps,
+                                show_smaps_rollup, statm, task_mem)
 from elfvm.emu.vfs import Inode, VfsError, fifo_ino
 
 PROC_PATH = re.compile(r"^/proc/(self|thread-self|\d+)(?:/task/(\d+))?(?:/([^/]+)(?:/([^/]+))?)?$")
-FILES = ("cmdline", "environ", "comm", "maps", "stat", "statm", "status")
+FILES = ("cmdline", "environ", "auxv", "comm", "limits", "maps", "stat", "statm", "status",
+         "smaps", "smaps_rollup", "pagemap")
 DT_DIR, DT_REG, DT_LNK = 4, 8, 10
 # tgid_base_stuff / tid_base_stuff (fs/proc/base.c), in the kernel's order: the entries elfvm
 # models (a directory lists only what the guest can open)
-TGID_ENTRIES = (("task", DT_DIR), ("fd", DT_DIR), ("environ", DT_REG), ("status", DT_REG),
-                ("comm", DT_REG), ("cmdline", DT_REG), ("stat", DT_REG), ("statm", DT_REG),
-                ("maps", DT_REG), ("cwd", DT_LNK), ("root", DT_LNK), ("exe", DT_LNK))
+TGID_ENTRIES = (("task", DT_DIR), ("fd", DT_DIR), ("environ", DT_REG), ("auxv", DT_REG),
+                ("status", DT_REG), ("limits", DT_REG), ("comm", DT_REG), ("cmdline", DT_REG),
+                ("stat", DT_REG), ("statm", DT_REG), ("maps", DT_REG), ("cwd", DT_LNK),
+                ("root", DT_LNK), ("exe", DT_LNK), ("smaps", DT_REG), ("smaps_rollup", DT_REG),
+                ("pagemap", DT_REG))
 TID_ENTRIES = tuple(e for e in TGID_ENTRIES if e[0] != "task")
 
 
@@ -103,14 +110,26 @@ def proc_listdir(k, p: Process, path: str) -> list[tuple[str, int]] | None:
 
 
 def _proc_root_others(k) -> list[tuple[str, int]]:
-    """The non-process entries of the root's /proc (cpuinfo, meminfo, ...: what a lookup there
-    reaches), never its numbered ones (the host's processes)."""
+    """The non-process entries of /proc: meminfo (the model's), then those of the root's /proc
+    (cpuinfo...: what a lookup there reaches), never its numbered ones (the host's processes)."""
     try:
         entries = k.vfs.listdir("/proc")
     except VfsError:
-        return []
-    return [(n, t) for n, t in entries if n not in (".", "..", "self", "thread-self")
-            and not n.isdigit()]
+        entries = []
+    others = [(n, t) for n, t in entries if not n.isdigit()
+              and n not in (".", "..", "self", "thread-self", "meminfo")]
+    # proc_root's entries are in proc_match order: by name length, then by name
+    at = next((i for i, (n, _) in enumerate(others) if (len(n), n) > (7, "meminfo")), len(others))
+    return others[:at] + [("meminfo", DT_REG)] + others[at:]
+
+
+def meminfo_inode(k) -> Inode:
+    """/proc/meminfo from the model (elfvm.emu.task_mmu.meminfo), never the host's."""
+    from elfvm.emu.pages import flush_refs
+
+    flush_refs(k)
+    return Inode("/proc/meminfo", None, None, data=bytearray(meminfo(k).encode()),
+                 attrs={"mode": 0o100444, "st_size": 0})
 
 
 def fd_link(k, t: Process, fd: str) -> str:
@@ -135,7 +154,7 @@ def proc_dir_inode(path: str, perm: int = 0o555) -> Inode:
 
 
 # the files' permissions (fs/proc/base.c: REG("environ", S_IRUSR, ...), ONE("stat", S_IRUGO))
-FILE_MODES = {"environ": 0o400, "comm": 0o644}
+FILE_MODES = {"environ": 0o400, "auxv": 0o400, "pagemap": 0o400, "comm": 0o644}
 
 
 def comm(task: Process) -> str:
@@ -149,12 +168,6 @@ def _strings(items) -> bytes:
     return b"".join(os.fsencode(s) + b"\0" for s in items)
 
 
-def _rss(t: Process) -> int:
-    from elfvm.emu.pages import resident_vpns
-
-    return len(resident_vpns(t)) if t.pt is not None else 0
-
-
 def _stat(k, t: Process) -> str:
     """/proc/PID/stat (do_task_stat): the fields programs read (state, ppid, minflt, vsize,
     rss); times are 0 (the emulated CPU has no tick accounting)."""
@@ -163,28 +176,88 @@ def _stat(k, t: Process) -> str:
     flush_refs(k)
     state = {"runnable": "R", "blocked": "S", "zombie": "Z"}.get(t.state, "R")
     vsize = sum(v.end - v.start for v in t.mm.vmas)
-    threads = 1 + sum(1 for q in k.procs.values() if q is not t and q.tgid == t.group
-                      and q.state not in ("zombie", "reaped"))
+    c = mm_counters(k, t).counters
     fields = [t.pid, f"({comm(t)})", state, t.ppid, t.group, t.group, 0, -1, 0x400000,
-              k.model.page_faults(t.mi), 0, 0, 0, 0, 0, 0, 0, 20, 0, threads, 0, 0, vsize,
-              _rss(t), 0xFFFFFFFF] + [0] * 27
+              k.model.page_faults(t.mi), 0, 0, 0, 0, 0, 0, 0, 20, 0, _nr_threads(k, t), 0, 0,
+              vsize, c["anon"] + c["file"] + c["shmem"], 0xFFFFFFFF] + [0] * 27
     return " ".join(str(f) for f in fields) + "\n"
 
 
+def _nr_threads(k, t: Process) -> int:
+    return 1 + sum(1 for q in k.procs.values() if q is not t and q.group == t.group
+                   and q.state not in ("zombie", "reaped"))
+
+
+STATE_NAMES = {"R": "R (running)", "S": "S (sleeping)", "Z": "Z (zombie)"}
+
+
+def _sigmask(sigs) -> str:
+    return f"{sum(1 << (s - 1) for s in sigs):016x}"
+
+
 def _status(k, t: Process) -> str:
+    """/proc/PID/status (proc_pid_status) as far as the model answers: the task's names and
+    ids, its credentials, the fd table's size, the memory lines (task_mem), threads, the
+    signal masks (task_sig), capabilities of its uid, allowed CPUs and its context switches."""
+    from elfvm.emu.sigstate import SIG_DFL, SIG_IGN
+
+    h = k.profile.host
     c = getattr(t, "creds", None) or {}
-    uid, gid = c.get("uid", k.profile.host.uid), c.get("gid", k.profile.host.gid)
-    return (f"Name:\t{comm(t)}\nState:\t{_stat(k, t).split()[2]}\nTgid:\t{t.group}\n"
-            f"Pid:\t{t.pid}\nPPid:\t{t.ppid}\nUid:\t{uid}\t{uid}\t{uid}\t{uid}\n"
-            f"Gid:\t{gid}\t{gid}\t{gid}\t{gid}\n"
-            f"VmSize:\t{sum(v.end - v.start for v in t.mm.vmas) // 1024:8d} kB\n"
-            f"VmRSS:\t{_rss(t) * 4:8d} kB\nThreads:\t{_stat(k, t).split()[19]}\n")
+    uid, euid, suid = c.get("uid", h.uid), c.get("euid", h.euid), c.get("suid", h.euid)
+    gid, egid, sgid = c.get("gid", h.gid), c.get("egid", h.egid), c.get("sgid", h.egid)
+    state = _stat(k, t).split()[2]
+    # the fd table's max_fds: NR_OPEN_DEFAULT (64), then expand_fdtable()'s steps of 128
+    # pointers rounded up to a power of two
+    fdsize = 64 if not t.fds or max(t.fds) < 64 else 128 << (max(t.fds) // 128).bit_length()
+    acts = t.sigactions
+    ign = [s for s, a in acts.items() if a.handler == SIG_IGN]
+    cgt = [s for s, a in acts.items() if a.handler not in (SIG_DFL, SIG_IGN)]
+    caps = "000001ffffffffff" if euid == 0 else "0000000000000000"
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [0]
+    return (f"Name:\t{comm(t)}\nState:\t{STATE_NAMES.get(state, state)}\nTgid:\t{t.group}\n"
+            f"Ngid:\t0\nPid:\t{t.pid}\nPPid:\t{t.ppid}\nTracerPid:\t0\n"
+            f"Uid:\t{uid}\t{euid}\t{suid}\t{euid}\nGid:\t{gid}\t{egid}\t{sgid}\t{egid}\n"
+            f"FDSize:\t{fdsize}\nGroups:\t \nNStgid:\t{t.group}\nNSpid:\t{t.pid}\n"
+            f"Kthread:\t0\n" + task_mem(k, t) +
+            f"CoreDumping:\t0\nTHP_enabled:\t{int(not t.prctl.get('thp_disable'))}\n"
+            f"untag_mask:\t{(1 << 64) - 1:#x}\nThreads:\t{_nr_threads(k, t)}\n"
+            f"SigQ:\t{len(t.sig_pending)}/{k.threads_max // 2}\n"
+            f"SigPnd:\t{_sigmask(t.sig_pending)}\nShdPnd:\t{_sigmask(())}\n"
+            f"SigBlk:\t{t.sig_blocked:016x}\nSigIgn:\t{_sigmask(ign)}\nSigCgt:\t{_sigmask(cgt)}\n"
+            f"CapInh:\t{0:016x}\nCapPrm:\t{caps}\nCapEff:\t{caps}\nCapBnd:\t000001ffffffffff\n"
+            f"CapAmb:\t{0:016x}\nNoNewPrivs:\t{int(bool(t.prctl.get('no_new_privs')))}\n"
+            f"Seccomp:\t0\nSeccomp_filters:\t0\n"
+            f"Cpus_allowed:\t{sum(1 << c for c in cpus):x}\n"
+            f"Cpus_allowed_list:\t{_cpu_list(cpus)}\n"
+            f"voluntary_ctxt_switches:\t{t.nvcsw}\nnonvoluntary_ctxt_switches:\t{t.nivcsw}\n")
+
+
+def _cpu_list(cpus: list[int]) -> str:
+    """A cpumask as bitmap_print_to_pagebuf(list=true) prints it: "0-1,4"."""
+    runs: list[list[int]] = []
+    for c in cpus:
+        if runs and runs[-1][1] == c - 1:
+            runs[-1][1] = c
+        else:
+            runs.append([c, c])
+    return ",".join(f"{a}-{b}" if a != b else f"{a}" for a, b in runs)
+
+
+def auxv_file(saved_auxv) -> bytes:
+    """/proc/PID/auxv (auxv_read): mm->saved_auxv up to AT_NULL. A compat task's saved_auxv
+    holds 32-bit words, but the kernel scans it as 64-bit unsigned longs two at a time
+    for a zero one, so the file runs on past AT_NULL to the next even pair of zeros."""
+    words = [w for pair in saved_auxv for w in pair] + [0] * 8
+    n = 0
+    while True:
+        n += 2                                   # nwords += 2 (64-bit units)
+        if words[2 * (n - 2)] == 0 and words[2 * (n - 2) + 1] == 0:
+            break
+    return struct.pack(f"<{2 * n}I", *words[:2 * n])
 
 
 def proc_file(k, p: Process, path: str) -> Inode | None:
     """The contents of a guest /proc file, as an in-memory inode (None: not under /proc/PID)."""
-    from elfvm.mm.maps import maps_text
-
     found = proc_task(k, p, path)
     if found is None:
         return None
@@ -198,19 +271,37 @@ def proc_file(k, p: Process, path: str) -> Inode | None:
     elif entry == "comm":
         data = (comm(t) + "\n").encode()
     elif entry == "maps":
-        data = maps_text(t.mm).encode()
+        data = "".join(line.text() + "\n" for line in guest_maps(k, t.mm)).encode()
     elif entry == "stat":
         data = _stat(k, t).encode()
     elif entry == "statm":
-        size = sum(v.end - v.start for v in t.mm.vmas) // 4096
-        data = f"{size} {_rss(t)} 0 0 0 0 0\n".encode()
+        data = statm(k, t).encode()
     elif entry == "status":
         data = _status(k, t).encode()
     else:
-        raise VfsError(errno.ENOENT)
+        data = _mm_file(k, p, t, entry)
     return Inode(found.path, None, None, data=bytearray(data),
                  attrs={"mode": 0o100000 | FILE_MODES.get(entry, 0o444),
                         "st_size": 0})      # proc files are generated when read: stat says 0
+
+
+def _mm_file(k, p: Process, t: Process, entry: str) -> bytes:
+    """auxv, limits, smaps, smaps_rollup, pagemap (PFNs for a CAP_SYS_ADMIN reader only)."""
+    from elfvm.emu.pages import flush_refs
+
+    flush_refs(k)
+    if entry == "auxv":
+        return auxv_file(t.mm.saved_auxv)
+    if entry == "limits":
+        return proc_pid_limits(k, t).encode()
+    if entry == "smaps":
+        return show_smaps(k, t).encode()
+    if entry == "smaps_rollup":
+        return show_smaps_rollup(k, t).encode()
+    if entry == "pagemap":
+        c = getattr(p, "creds", None) or {}
+        return pagemap(k, t, show_pfn=c.get("euid", c.get("uid", k.profile.host.euid)) == 0)
+    raise VfsError(errno.ENOENT)
 
 
 def proc_link(k, p: Process, path: str) -> str | None:

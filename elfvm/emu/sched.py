@@ -81,6 +81,9 @@ def run(k) -> None:
         if resume is not None and resume in cands:
             nxt = resume
         resume = None
+        prev = k.current
+        if prev is not None and prev is not nxt and prev.state == "runnable":
+            prev.nivcsw += 1                    # preempted at the end of its quantum
         switch_to(k, nxt)
         if begin is None and nxt.sig_pending and not nxt.sig_restart:
             signals.do_signal(k, nxt)           # sent while it was switched away

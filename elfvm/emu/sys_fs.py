@@ -74,6 +74,8 @@ def _proc_inode(k: KernelState, p: Process, path: str, follow: bool = True) -> V
     try:
         if norm == "/proc":
             return procfs.proc_dir_inode(norm)
+        if norm == "/proc/meminfo":
+            return procfs.meminfo_inode(k)
         if norm in ("/proc/self", "/proc/thread-self") and not follow:
             return V.Inode(norm, None, None, kind="symlink", link=procfs.proc_link(k, p, norm),
                            attrs={"mode": stat_mod.S_IFLNK | 0o777})
@@ -229,6 +231,8 @@ def _read_mem_device(k, p, kind: str, buf: int, count: int) -> int:
 def _write_to(k, p, f: V.OpenFile, data: bytes) -> int:
     if f.epoll is not None:
         return -errno.EINVAL
+    if f.pipe is not None and "w" not in f.pipe_end:
+        return -errno.EBADF                     # a pipe's read end is not FMODE_WRITE
     if f.flags & V.O_ACCMODE == 0 and f.sink is None and f.pipe is None:
         return -errno.EBADF
     if f.pipe is not None:
@@ -329,7 +333,9 @@ def _proc_open(k, p, path: str, flags: int) -> V.OpenFile | None:
     if found is not None and found.entry == "fd" and found.sub:
         f = found.task.fds[int(found.sub)]
         if f.pipe is not None:
-            g = V.OpenFile(None, flags, pipe=f.pipe, pipe_end="w" if acc else "r")
+            # fifo_open(): O_RDONLY a reader, O_WRONLY a writer, O_RDWR both (never blocks)
+            end = {V.O_WRONLY: "w", V.O_RDWR: "rw"}.get(acc, "r")
+            g = V.OpenFile(None, flags, pipe=f.pipe, pipe_end=end)
             _count_pipe(g, +1)
             return g
         if f.sink is not None:
@@ -560,10 +566,7 @@ def sys_dup3(k, p, fd, fd2, flags):
 
 def _count_pipe(f: V.OpenFile, d: int) -> None:
     if f.pipe is not None:
-        if f.pipe_end == "r":
-            f.pipe.readers += d
-        else:
-            f.pipe.writers += d
+        f.pipe.attach(f.pipe_end, d)
 
 
 def sys_pipe(k, p, fds):
@@ -572,8 +575,9 @@ def sys_pipe(k, p, fds):
 
 def sys_pipe2(k, p, fds, flags):
     pipe = k.vfs.new_pipe()
-    r = V.OpenFile(None, 0, pipe=pipe, pipe_end="r")
-    w = V.OpenFile(None, 1, pipe=pipe, pipe_end="w")
+    nb = flags & O_NONBLOCK                     # the one status flag pipe2 sets on both ends
+    r = V.OpenFile(None, nb, pipe=pipe, pipe_end="r")
+    w = V.OpenFile(None, V.O_WRONLY | nb, pipe=pipe, pipe_end="w")
     rfd = alloc_fd(p, r, cloexec=bool(flags & O_CLOEXEC))
     wfd = alloc_fd(p, w, cloexec=bool(flags & O_CLOEXEC))
     write_user(k, p, fds, struct.pack("<ii", rfd, wfd))
@@ -902,6 +906,8 @@ def _copy_range(k, p, fin: V.OpenFile, fout: V.OpenFile, off_in: int | None, len
     (host memory stays bounded): the in-kernel copy of copy_file_range and sendfile."""
     if fin.inode is None or fin.pipe is not None or fin.sink is not None or fin.inode.kind == "dir":
         return -errno.EINVAL
+    if fin.inode.host is None and fin.inode.path.startswith("/proc/"):
+        return -errno.EINVAL                 # a generated /proc file has no ->splice_read
     if fin.flags & V.O_ACCMODE == V.O_WRONLY or not fout.flags & V.O_ACCMODE and fout.sink is None:
         return -errno.EBADF
     pos = fin.pos if off_in is None else off_in
@@ -950,6 +956,18 @@ def sys_copy_file_range(k, p, fd_in, off_in_ptr, fd_out, off_out_ptr, length, fl
     return n
 
 
+def sys_sendfile(k, p, out_fd, in_fd, off_ptr, count):
+    """sendfile() with a 32-bit offset (compat_sys_sendfile)."""
+    fin, fout = fdget(p, in_fd), fdget(p, out_fd)
+    off = struct.unpack("<i", read_user(k, p, off_ptr, 4))[0] if off_ptr else None
+    if off is not None and off < 0:
+        return -errno.EINVAL
+    n = _copy_range(k, p, fin, fout, off, min(count, MAX_RW_COUNT))
+    if off_ptr and n > 0:
+        write_user(k, p, off_ptr, struct.pack("<i", off + n))
+    return n
+
+
 def sys_sendfile64(k, p, out_fd, in_fd, off_ptr, count):
     fin, fout = fdget(p, in_fd), fdget(p, out_fd)
     off = struct.unpack("<q", read_user(k, p, off_ptr, 8))[0] if off_ptr else None
@@ -967,11 +985,14 @@ def file_poll(f: V.OpenFile) -> int:
     """What an open file is ready for (its f_op->poll): files and devices always, a pipe's
     read end with data or no writer left (POLLHUP), its write end with room, an epoll
     instance with an event ready."""
-    if f.pipe is not None:
-        if f.pipe_end == "r":
-            return (POLLIN if f.pipe.buf else 0) | (POLLHUP if not f.pipe.writers else 0)
-        room = PIPE_CAPACITY - len(f.pipe.buf) >= PIPE_BUF
-        return (POLLOUT if room else 0) | (POLLERR if not f.pipe.readers else 0)
+    if f.pipe is not None:                      # pipe_poll(): FMODE_READ and FMODE_WRITE parts
+        mask = 0
+        if "r" in f.pipe_end:
+            mask |= (POLLIN if f.pipe.buf else 0) | (POLLHUP if not f.pipe.writers else 0)
+        if "w" in f.pipe_end:
+            room = PIPE_CAPACITY - len(f.pipe.buf) >= PIPE_BUF
+            mask |= (POLLOUT if room else 0) | (POLLERR if not f.pipe.readers else 0)
+        return mask
     if f.epoll is not None:
         return POLLIN if f.epoll.has_ready(file_poll) else 0
     return POLLIN | POLLOUT if f.sink is None else POLLOUT

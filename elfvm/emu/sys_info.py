@@ -49,16 +49,13 @@ def sys_sysinfo_model(k, p, buf):
 
     from elfvm.emu.memory import PAGE
     from elfvm.emu.sched import runnable
+    from elfvm.emu.task_mmu import ram_figures
 
-    total = k.model_ram
-    frames = k.model.machine.cfg.frames
-    used = min(frames - k.model.free_frames, total // PAGE) * PAGE
-    swap_total = (1 << 32) - PAGE                 # unbounded model swap: one address space
-    swap_free = max(swap_total - len(k.swap_refs) * PAGE, 0)
+    r = ram_figures(k)
     # do_sysinfo(): mem_unit 1 when RAM + swap fit 32 bits, else figures in pages
-    unit = 1 if total + swap_total < 1 << 32 else PAGE
+    unit = 1 if r.total + r.swap_total < 1 << 32 else PAGE
     uptime = max((k.clock_ns - k.boot_ns) // 10**9, 0)
-    fields = [v // unit & 0xFFFFFFFF for v in (total, total - used, 0, 0, swap_total, swap_free)]
+    fields = [v // unit & 0xFFFFFFFF for v in (r.total, r.free, 0, 0, r.swap_total, r.swap_free)]
     data = struct.pack("<i3I6IH2x2II", uptime, 0, 0, 0, *fields, min(len(runnable(k)), 0xFFFF),
                        0, 0, unit)
     write_user(k, p, buf, data.ljust(64, b"\0"))

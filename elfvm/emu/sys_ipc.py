@@ -8,6 +8,7 @@ from elfvm.emu.memory import PAGE
 from elfvm.emu.pages import unmap_range
 from elfvm.emu.sys_mm import do_mmap
 from elfvm.emu.task import s32
+from elfvm.emu.task_mmu import update_hiwater
 from elfvm.emu.uaccess import write_u32
 from elfvm.emu.uapi import (
     IPC_CREAT,
@@ -74,6 +75,7 @@ def sys_shmdt(k, p, addr):
         return -errno.EINVAL
     v = p.mm.vma_at(addr)
     end = v.end if v else addr + PAGE
+    update_hiwater(k, p)
     p.mm.munmap(addr, end)
     unmap_range(k, p, addr, end)
     k.shm[sid]["nattch"] -= 1

@@ -11,12 +11,14 @@ from elfvm.emu.memory import PAGE
 from elfvm.emu.pages import flush_cpu_tlb, map_page, present_ptes, set_pte, unmap_range
 from elfvm.emu.state import KernelState
 from elfvm.emu.task import Process, Pte, s32
+from elfvm.emu.task_mmu import update_hiwater
 from elfvm.emu.uaccess import read_user
 from elfvm.emu.uapi import (
     MADV_DONTNEED,
     MAP_ANONYMOUS,
     MAP_FIXED,
     MAP_FIXED_NOREPLACE,
+    MAP_NORESERVE,
     MAP_SHARED,
 )
 from elfvm.mm.vma import (
@@ -46,6 +48,7 @@ def sys_brk(k, p, brk):
         mm.brk = brk
         return mm.brk
     if brk <= mm.brk:
+        update_hiwater(k, p)
         mm.munmap(newbrk, oldbrk)
         unmap_range(k, p, newbrk, oldbrk)
         mm.brk = brk
@@ -96,12 +99,14 @@ def do_mmap(k, p, addr, length, prot, flags, fd, offset, source=None):
         k.file_inodes.setdefault(ref, ino)
         if shared and prot & PROT_WRITE and f.flags & V.O_ACCMODE == 0:
             return -errno.EACCES
+    maywrite = anon or not shared or f.flags & V.O_ACCMODE != 0
     vprot = _vm_prot(k, p, prot)
     src = source or ("" if not (anon and shared) else f"shared-anon:{next(k.shmem_ids)}")
 
     def make(s, e):
         return Vma(s, e, vprot, offset if ref else 0, ref, shared=shared,
-                   kind="file" if ref else "anon", source=src, origin=("mmap", 0, "mmap"))
+                   kind="file" if ref else "anon", source=src, origin=("mmap", 0, "mmap"),
+                   noreserve=bool(flags & MAP_NORESERVE), maywrite=maywrite)
 
     fixed = bool(flags & MAP_FIXED)
     noreplace = bool(flags & MAP_FIXED_NOREPLACE)
@@ -112,6 +117,8 @@ def do_mmap(k, p, addr, length, prot, flags, fd, offset, source=None):
             mm_old = [v for v in mm.vmas if v.start < addr + page_align(length) and addr < v.end]
             if mm_old and noreplace:
                 return -errno.EEXIST
+            if mm_old:
+                update_hiwater(k, p)
             unmap_range(k, p, addr, addr + page_align(length))
         res = mm.do_mmap(addr, length, fixed=fixed, noreplace=noreplace, make=make)
     except MmError as e:
@@ -123,6 +130,7 @@ def sys_munmap(k, p, addr, length):
     if addr & (PAGE - 1) or length == 0:
         return -errno.EINVAL
     end = addr + page_align(length)
+    update_hiwater(k, p)
     p.mm.munmap(addr, end)
     unmap_range(k, p, addr, end)
     return 0
@@ -149,7 +157,9 @@ def sys_mprotect(k, p, addr, length, prot):
     for v in covered:
         s, e = max(v.start, addr), min(v.end, end)
         piece = v.clip(s, e)
-        mm.insert(piece.__class__(**{**piece.__dict__, "prot": vprot}))
+        # VM_ACCOUNT: charged when a private mapping is or becomes writable, kept after
+        account = piece.account or bool((piece.prot | vprot) & PROT_WRITE) and not piece.shared
+        mm.insert(piece.__class__(**{**piece.__dict__, "prot": vprot, "account": account}))
     changed = False
     for vpn, pte in list(present_ptes(p, addr, end)):
         fi = k.frames.info.get(pte.frame)
@@ -173,6 +183,7 @@ def sys_mremap(k, p, old, old_len, new_len, flags, new_addr):
         return -errno.EFAULT
     if new_len <= old_len:
         if new_len < old_len:
+            update_hiwater(k, p)
             mm.munmap(old + new_len, old + old_len)
             unmap_range(k, p, old + new_len, old + old_len)
         return old
@@ -186,6 +197,7 @@ def sys_mremap(k, p, old, old_len, new_len, flags, new_addr):
         dest = mm.get_unmapped_area(0, new_len)
     except MmError as e:
         return -e.errno
+    update_hiwater(k, p)
     moved = v.clip(old, old + old_len)
     mm.insert(moved.__class__(**{**moved.__dict__, "start": dest, "end": dest + new_len}))
     for vpn, pte in list(present_ptes(p, old, old + old_len)):
@@ -199,6 +211,7 @@ def sys_mremap(k, p, old, old_len, new_len, flags, new_addr):
 
 def sys_madvise(k, p, addr, length, advice):
     if advice == MADV_DONTNEED:
+        update_hiwater(k, p)
         unmap_range(k, p, addr, addr + page_align(length))
     return 0
 

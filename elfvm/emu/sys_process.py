@@ -12,9 +12,10 @@ from elfvm.emu.cpu import user_desc_to_descriptor
 from elfvm.emu.exit import do_exit, do_group_exit, futex_key, futex_wake
 from elfvm.emu.fork import fork
 from elfvm.emu.pages import flush_refs
+from elfvm.emu.rlimit import task_rlimit
 from elfvm.emu.task import Blocked, EFault, Process, s32
 from elfvm.emu.uaccess import read_u32, read_user, write_u32, write_user
-from elfvm.emu.uapi import RLIMIT_NOFILE, RLIMIT_STACK
+from elfvm.emu.uapi import RLIMIT_STACK
 
 
 def sys_exit(k, p, code):
@@ -63,6 +64,7 @@ def sys_clone(k, p, flags, newsp, ptid, tls, ctid):
     if flags & CLONE_VFORK:              # wait_for_vfork_done()
         child.vfork_parent = p.pid
         p.state = "blocked"
+        p.nvcsw += 1
         k.uc.emu_stop()
     return child.pid
 
@@ -376,17 +378,8 @@ def sys_get_robust_list(k, p, pid, head_ptr, len_ptr):
     return 0
 
 
-def _rlimit(p: Process, res: int) -> tuple[int, int]:
-    inf = (1 << 64) - 1
-    if res == RLIMIT_STACK:
-        return p.rlimit_stack, inf
-    if res == RLIMIT_NOFILE:
-        return 1024, 1048576
-    return inf, inf
-
-
 def sys_ugetrlimit(k, p, res, rlim):
-    cur, mx = _rlimit(p, res)
+    cur, mx = task_rlimit(k, p, res)
     write_user(k, p, rlim, struct.pack("<II", min(cur, 0xFFFFFFFF), min(mx, 0xFFFFFFFF)))
     return 0
 
@@ -395,7 +388,7 @@ def sys_prlimit64(k, p, pid, res, new, old):
     if s32(pid) not in (0, p.pid):
         return -errno.ESRCH
     if old:
-        write_user(k, p, old, struct.pack("<QQ", *_rlimit(p, res)))
+        write_user(k, p, old, struct.pack("<QQ", *task_rlimit(k, p, res)))
     if new and res == RLIMIT_STACK:
         p.rlimit_stack = struct.unpack("<Q", read_user(k, p, new, 8))[0]
     return 0

@@ -98,7 +98,7 @@ SYSCALLS = {
     412: ("utimensat_time64", FS.sys_utimensat_time64, 4), 92: ("truncate", FS.sys_truncate, 2),
     93: ("ftruncate", FS.sys_ftruncate, 2), 193: ("truncate64", FS.sys_truncate64, 3),
     194: ("ftruncate64", FS.sys_ftruncate64, 3), 377: ("copy_file_range", FS.sys_copy_file_range, 6),
-    239: ("sendfile64", FS.sys_sendfile64, 4), 168: ("poll", FS.sys_poll, 3),
+    187: ("sendfile", FS.sys_sendfile, 4), 239: ("sendfile64", FS.sys_sendfile64, 4), 168: ("poll", FS.sys_poll, 3),
     309: ("ppoll", FS.sys_ppoll, 5), 414: ("ppoll_time64", FS.sys_ppoll_time64, 5),
     205: ("getgroups32", PROC.sys_getgroups32, 2), 206: ("setgroups32", PROC.sys_setgroups32, 2),
     209: ("getresuid32", PROC.sys_getresuid, 3), 211: ("getresgid32", PROC.sys_getresgid, 3),
@@ -138,6 +138,7 @@ def dispatch(k: KernelState, p: Process) -> None:
             return
         k.syscall_counts[name] -= 1
         p.state = "blocked"
+        p.nvcsw += 1                                # schedule() from a sleep
         p.sig_restart = True
         k.cpu.eip = k.cpu.eip - 2                   # re-execute `int $0x80` when woken
         k.uc.emu_stop()

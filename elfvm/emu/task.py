@@ -94,6 +94,9 @@ class Process:
     futex_woken: bool = False        # FUTEX_WAKE chose it: the restarted wait returns 0
     wake_at: int | None = None       # a timed sleep ends at this virtual-clock time (ns)
     timed_out: bool = False          # ... and the clock got there first
+    old_ptes: set = field(default_factory=set)       # vpns whose PTE fork made old (A clear)
+    nvcsw: int = 0                   # times it slept (voluntary_ctxt_switches)
+    nivcsw: int = 0                  # times a quantum ended with it still runnable (nonvoluntary)
 
     @property
     def group(self) -> int:

@@ -104,6 +104,14 @@ class Pipe:
         for callback in list(self.watchers):
             callback(self, key)
 
+    def attach(self, end: str, d: int) -> None:
+        """A descriptor on `end` ("r", "w" or "rw": fifo_open with O_RDWR is both a reader and
+        a writer) opened (+1) or released (-1)."""
+        if "r" in end:
+            self.readers += d
+        if "w" in end:
+            self.writers += d
+
 
 def fifo_ino(f: "OpenFile") -> int:
     """The inode number of a pipe end or of captured stdin/stdout/stderr (a pipe natively)."""
@@ -118,7 +126,7 @@ class OpenFile:
     flags: int
     pos: int = 0
     pipe: Pipe | None = None
-    pipe_end: str = ""              # "r" | "w"
+    pipe_end: str = ""              # "r" | "w" | "rw" (a /proc/PID/fd/N link opened O_RDWR)
     sink: object = None             # captured stdout/stderr (GuestOutput); stdin's bytearray
     dir_entries: list | None = None
     refs: int = 1

@@ -924,6 +924,7 @@ def create_elf_tables(ld: Loader, bprm: Bprm, result: ExecResult, main_file: Elf
     mm.arg_end = mm.env_start = arg_end
     mm.env_end = env_end
     result.auxv = [AuxEntry(t, v & 0xFFFFFFFF) for t, v in aux]
+    mm.saved_auxv = tuple((t, v & 0xFFFFFFFF) for t, v in aux)
     stacks = [v for v in mm.vmas if v.growsdown]
     stack_vma = next((v for v in stacks if v.start <= esp < v.end), stacks[-1])
 

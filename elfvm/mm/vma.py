@@ -73,6 +73,12 @@ class Vma:
     # the kernel merged under one id and gives each side of a split its own; /proc/PID/maps
     # prints one line per id (see merge_vmas).
     vm_id: int = field(default=0, compare=False)
+    # vm_flags beyond prot/shared/growsdown that /proc/PID/smaps shows: VM_ACCOUNT kept once
+    # the private mapping was writable (mprotect_fixup charges it, never uncharges it),
+    # VM_NORESERVE (MAP_NORESERVE), VM_MAYWRITE (cleared for MAP_SHARED of a read-only file).
+    account: bool = field(default=False, compare=False)
+    noreserve: bool = field(default=False, compare=False)
+    maywrite: bool = field(default=True, compare=False)
 
     @property
     def size(self) -> int:
@@ -157,6 +163,12 @@ class Mm:
     arg_end: int = 0
     env_start: int = 0
     env_end: int = 0
+    # mm->saved_auxv: the (a_type, a_val) pairs create_elf_tables() put on the stack, AT_NULL
+    # last (/proc/PID/auxv); hiwater_rss/hiwater_vm: the peaks in pages update_hiwater_rss/_vm
+    # recorded before the RSS or the size last shrank (VmHWM, VmPeak)
+    saved_auxv: tuple = ()
+    hiwater_rss: int = 0
+    hiwater_vm: int = 0
     _last_id: int = field(default=0, repr=False)
 
     @property
