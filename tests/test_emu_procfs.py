@@ -295,3 +295,41 @@ def test_meminfo_and_free_from_the_model():
     assert all(len(x) == len(n) for x, n in zip(lines, native) if x[:8] == n[:8])
     e = rp.emulated(root, ["/bin/busybox", "free"], extra=("--ram", "64M"))
     assert e.exit_status == 0 and e.stdout.split(b"\n")[1].split()[1] == b"65536", e.stdout
+
+
+def test_execfn_and_proc_self_exe_are_the_guests_names(tmp_path):
+    """Inside --sysroot, AT_EXECFN is the string execve was given (PROGRAM as typed, or a
+    relative `./prog` from a shell) and /proc/self/exe the file's absolute guest path: never
+    the host's path of the sysroot. Checked against `chroot ROOT` natively (root only)."""
+    import os
+    import shutil
+
+    root = tmp_path / "root"
+    (root / "bin").mkdir(parents=True)
+    build_static_guest(SRC / "execfn.c", root / "bin" / "execfn")
+    rep = run_program(RunOptions(str(root / "bin" / "execfn"), sysroot=str(root)))
+    assert rep.stdout == b"execfn=/bin/execfn argv0=" + str(root).encode() + \
+        b"/bin/execfn exe=/bin/execfn\n"
+    rep = run_program(RunOptions("/bin/execfn", sysroot=str(root)))
+    assert rep.stdout == b"execfn=/bin/execfn argv0=/bin/execfn exe=/bin/execfn\n"
+    shell = shutil.which("busybox") or next(
+        (p for p in (os.path.expanduser("~/.cache/elfvm/sysroot-i386/bin/busybox"),)
+         if os.path.exists(p)), None)
+    if shell is None or os.geteuid() != 0:
+        pytest.skip("the relative exec and the native comparison need busybox and root")
+    shutil.copy(shell, root / "bin" / "busybox")
+    os.symlink("busybox", root / "bin" / "sh")
+    script = "cd /bin && ./execfn; /bin/execfn"
+    rep = run_program(RunOptions("/bin/sh", ("-c", script), sysroot=str(root)))
+    want = subprocess.run(["chroot", str(root), "/bin/sh", "-c", script], capture_output=True,
+                          timeout=30)
+    if want.returncode != 0 or b"exe=?" in want.stdout:   # a chroot without /proc
+        mounted = subprocess.run(["unshare", "-m", "sh", "-c",
+                                  f"mkdir -p {root}/proc && mount -t proc proc {root}/proc && "
+                                  f"chroot {root} /bin/sh -c '{script}'"], capture_output=True,
+                                 timeout=30)
+        want = mounted if mounted.returncode == 0 else want
+    assert rep.stdout == b"execfn=./execfn argv0=./execfn exe=/bin/execfn\n" \
+        b"execfn=/bin/execfn argv0=/bin/execfn exe=/bin/execfn\n", rep.stderr
+    if b"exe=?" not in want.stdout:
+        assert rep.stdout == want.stdout

@@ -195,7 +195,7 @@ def do_execve(k, p: Process, path: str, argv: list[str], envp: list[str]) -> Non
 
     host, gpath, argv = resolve_program(k, path, argv)
     req = ExecRequest(host, argv, envp, profile=k.profile, sysroot=k.vfs.root,
-                      rlimit_stack=p.rlimit_stack, seed=k.seed, cwd=k.vfs.cwd)
+                      rlimit_stack=p.rlimit_stack, seed=k.seed, cwd=k.vfs.cwd, filename=path)
     try:
         result = execve(req)
     except UnsupportedProgram:

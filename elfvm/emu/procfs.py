@@ -320,8 +320,8 @@ def proc_link(k, p: Process, path: str) -> str | None:
         return fd_link(k, t, found.sub)
     if found.sub:
         raise VfsError(errno.ENOENT)
-    if entry == "exe":
-        return t.images[-1] if t.images else t.exe
+    if entry == "exe":                      # the ELF mapped (a script's interpreter), by d_path
+        return k.vfs.host_d_path(t.exe)
     if entry == "cwd":
         return k.vfs.cwd
     if entry == "root":

@@ -153,7 +153,8 @@ def _exec(opts: RunOptions):
     argv = [opts.program, *opts.args]
     req = ExecRequest(path, argv, list(opts.env), profile=opts.profile, sysroot=opts.sysroot,
                       rlimit_stack=opts.rlimit_stack, seed=opts.seed,
-                      cwd=guest_cwd(opts.cwd, opts.sysroot))
+                      cwd=guest_cwd(opts.cwd, opts.sysroot),
+                      filename=guest_program_name(opts.program, path, opts.sysroot))
     try:
         result = execve(req)
     except UnsupportedProgram as e:
@@ -174,6 +175,15 @@ def program_in_sysroot(program: str, sysroot: str) -> str:
         inside = os.path.join(root, program.lstrip("/"))
         if not os.path.abspath(program).startswith(root + "/") and os.path.exists(inside):
             return inside
+    return program
+
+
+def guest_program_name(program: str, host: str, sysroot: str) -> str:
+    """The name the guest's execve gets (AT_EXECFN): PROGRAM as typed, as `chroot SYSROOT
+    PROGRAM` would pass it; a host path inside --sysroot becomes the guest's path."""
+    root = os.path.abspath(sysroot)
+    if root != "/" and host == program and os.path.abspath(program).startswith(root + "/"):
+        return "/" + os.path.relpath(os.path.abspath(program), root)
     return program
 
 

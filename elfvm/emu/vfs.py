@@ -197,6 +197,16 @@ class Vfs:
         except Exception:
             return ino.path
 
+    def host_d_path(self, host: str) -> str:
+        """d_path() of a host file as the guest sees it (/proc/PID/exe): absolute, symlinks
+        resolved, relative to the root; a file outside the root (PROGRAM given by its host
+        path) keeps its host path."""
+        real = os.path.realpath(host)
+        if self.root in ("/", ""):
+            return real
+        root = os.path.realpath(self.root)
+        return "/" + os.path.relpath(real, root) if real.startswith(root + "/") else real
+
     def guest_path(self, path: str) -> str:
         gp = os.path.normpath(os.path.join(self.cwd, path))
         return "/" + gp.lstrip("/") if gp.startswith("//") else gp     # Linux: // is /

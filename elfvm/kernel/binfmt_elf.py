@@ -55,6 +55,8 @@ class ExecRequest:
     rlimit_stack: int = 8 << 20
     seed: int | None = None             # None: ASLR off (ADDR_NO_RANDOMIZE)
     cwd: str | None = None
+    filename: str | None = None         # bprm->filename, the string execve was given (AT_EXECFN,
+                                        # the top of the stack); None: path, the file opened
 
 
 @dataclass
@@ -616,7 +618,7 @@ def copy_strings_to_stack(ld: Loader) -> tuple[int, Bprm]:
     req, profile = ld.req, ld.profile
     stack_top = page_align(arch_align_stack(randomize_stack_top(profile, ld.rnd), ld.rnd))
     argv = [os.fsencode(a) for a in (req.argv if req.argv is not None else [req.path])]
-    bprm = Bprm(os.fsencode(req.path), argv, [os.fsencode(e) for e in req.envp], req.rlimit_stack,
+    bprm = Bprm(os.fsencode(req.filename if req.filename is not None else req.path), argv, [os.fsencode(e) for e in req.envp], req.rlimit_stack,
                 p=stack_top - profile.kernel_ptr_size)
     copy_all_strings(bprm, profile.kernel_ptr_size)
     return stack_top, bprm
