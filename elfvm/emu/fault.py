@@ -18,7 +18,7 @@ from elfvm.emu.pages import (
     flush_cpu_tlb,
     flush_refs,
     follow_pte,
-    map_page,
+    map_pages,
     page_cache_frame,
     set_pte,
     shmem_frame,
@@ -174,18 +174,19 @@ def do_fault_around(k, p: Process, vma: Vma, ino: Inode, pa: int, npages: int, e
     first, last = F.fault_around_range(pa, vma.start, vma.end, k.ptrs_per_pte)
     ranges = F.fault_around_folios(first, last, vma.start, vma.end, vma.pgoff, k.ptrs_per_pte,
                                    k.folios.folio_of(ino), k.folios.whole)
-    n = 0
+    room = k.model.free_frames - 1          # each page takes a free frame of the model
+    vpns, frames = [], []
     for a in (a for lo, hi in ranges for a in range(lo, hi, PAGE)):
-        v = a >> 12
         if a == pa or p.pt.read_pte(a):
             continue
         index = (vma.pgoff + (a - vma.start)) >> 12
         if index >= npages:
             continue
-        if k.model.free_frames <= 1:
+        if len(vpns) >= room:
             break
         fr = page_cache_frame(k, ino, index)
-        set_pte(k, p, v, Pte(fr, False, exec_))
-        map_page(k, p, v, frame=fr)
-        n += 1
-    return n
+        set_pte(k, p, a >> 12, Pte(fr, False, exec_))
+        vpns.append(a >> 12)
+        frames.append(fr)
+    map_pages(k, p, vpns, frames)
+    return len(vpns)

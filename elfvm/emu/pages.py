@@ -63,6 +63,16 @@ def map_page(k, p: Process, vpn: int, dirty: bool = False, frame: int | None = N
             evict(k, *a.evicted)
 
 
+def map_pages(k, p: Process, vpns: list[int], frames: list[int], dirty: bool = False) -> None:
+    """map_page() of several pages whose PTEs are present in `frames` (fault-around's window):
+    one call into the model for the batch; its evictions are carried out in order after it."""
+    if not vpns:
+        return
+    flush_refs(k)
+    for mi, vpn in k.model.map_many(p.mi, vpns, [fr >> 12 for fr in frames], dirty):
+        evict(k, mi, vpn)
+
+
 def frame_to_model(k, p: Process, vpn: int, frame: int | None) -> None:
     """The model's frame for the page the last reference made resident shows the frame the
     PTE holds (set_last_pfn: that reference's frame, no look-up)."""
