@@ -55,17 +55,13 @@ def flush_refs(k) -> None:
 
 def map_page(k, p: Process, vpn: int, dirty: bool = False, frame: int | None = None) -> None:
     """A PTE made present without a reference (fault-around, fork, execve, mremap)."""
-    flush_refs(k)
-    a = k.model.map(p.mi, vpn, dirty)
-    if a is not None:
-        k.model.set_pfn(p.mi, vpn, (frame if frame is not None else follow_pte(p, vpn).frame) >> 12)
-        if a.evicted is not None:
-            evict(k, *a.evicted)
+    map_pages(k, p, [vpn], [frame if frame is not None else follow_pte(p, vpn).frame], dirty)
 
 
 def map_pages(k, p: Process, vpns: list[int], frames: list[int], dirty: bool = False) -> None:
-    """map_page() of several pages whose PTEs are present in `frames` (fault-around's window):
-    one call into the model for the batch; its evictions are carried out in order after it."""
+    """PTEs of `vpns` made present (in `frames`) without a reference: fault-around's window,
+    fork, execve, mremap. One call into the model for the batch; its evictions are carried
+    out in order after it."""
     if not vpns:
         return
     flush_refs(k)

@@ -656,27 +656,18 @@ class PagingModel:
         """Make a page resident without a reference of the program: the pages that fault-around,
         fork or execve map. Takes a frame (evicting when none is free: that eviction counts) but
         no reference, fault, touch, TLB entry or context switch. None if it was resident."""
-        m = self.machine
-        self._proc[0], self._vpn[0] = proc, vpn
-        p = int(self.index.resolve(self._proc, self._vpn)[0])
-        m.ensure_pages()
-        if m.pages[p, K.P_FRAME] >= 0:
+        if self.resident(proc, vpn):
             return None
-        before = m.counters[proc, [K.C_TOUCHED, *range(K.C_FAULT, K.NC)]].copy()
-        nev = int(m.sc[K.S_NEVENTS])
-        K._page_fault(p, proc, m.sc[K.S_T], m.pages, self.index.page_proc, m.frames, m.tlb, m.tree,
-                      m.free, m.counters, m.sc, m.prm, m.events)
-        m.counters[proc, [K.C_TOUCHED, *range(K.C_FAULT, K.NC)]] = before
-        m.sc[K.S_NEVENTS] = nev
-        if dirty:                                      # written by the kernel (execve's stack)
-            m.frames[m.pages[p, K.P_FRAME], K.F_DIRTY] = 1
+        self.map_many(proc, [vpn], None, dirty)
         a = self._last()
         return Access(False, None, a.frame, a.evicted, a.written_back)
 
-    def map_many(self, proc: int, vpns: Sequence[int], pfns: Sequence[int], dirty: bool = False) -> list[tuple[int, int]]:
-        """map() of several pages of one process, each then set_pfn() to its `pfns` entry, in
-        one step (fault-around maps up to 16 pages at a time): one page-index look-up for all,
-        the counters kept once. The (process, page) pairs evicted, in order."""
+    def map_many(self, proc: int, vpns: Sequence[int], pfns: Sequence[int] | None,
+                 dirty: bool = False) -> list[tuple[int, int]]:
+        """map() of several pages of one process, each then set_pfn() to its `pfns` entry (None:
+        the model's own frame numbers), in one step (fault-around maps up to 16 pages at a
+        time): one page-index look-up for all, the counters kept once. The (process, page)
+        pairs evicted, in order."""
         if not vpns:
             return []
         m, index = self.machine, self.index
@@ -686,7 +677,7 @@ class PagingModel:
         before = m.counters[proc, keep].copy()
         nev = int(m.sc[K.S_NEVENTS])
         pages, frames, sc, evicted = m.pages, m.frames, m.sc, []
-        for p, pfn in zip(ps, pfns):
+        for i, p in enumerate(ps):
             if pages[p, K.P_FRAME] >= 0:
                 continue
             f = K._page_fault(p, proc, sc[K.S_T], pages, index.page_proc, frames, m.tlb, m.tree,
@@ -694,8 +685,8 @@ class PagingModel:
             sc[K.S_NEVENTS] = nev
             if dirty:
                 frames[f, K.F_DIRTY] = 1
-            m.pfn[f] = pfn
-            frames[f, K.F_PFN] = pfn
+            if pfns is not None:
+                m.pfn[f] = frames[f, K.F_PFN] = pfns[i]
             victim = int(sc[K.S_LAST_VICTIM])
             if victim >= 0:
                 evicted.append((int(index.page_proc[victim]), int(index.page_vpn[victim])))
