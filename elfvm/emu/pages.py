@@ -289,15 +289,14 @@ def new_page_tables(k, pid: int):
 def unmap_range(k, p: Process, start: int, end: int) -> None:
     """zap_page_range(): drop the PTEs (and swap entries) of [start, end)."""
     flush_refs(k)
-    changed = False
-    for vpn, _ in list(present_ptes(p, start, end)):
+    present = [vpn for vpn, _ in present_ptes(p, start, end)]
+    for vpn in present:
         clear_pte(k, p, vpn)
-        k.model.unmap(p.mi, vpn)
-        changed = True
+    k.model.unmap_many(p.mi, present)               # the model: one call for the range
     for vpn, slot in list(swap_ptes(p, start, end)):
         drop_swap_entry(k, p, vpn, slot)
         k.model.unmap(p.mi, vpn)
-    if changed and p is k.current:
+    if present and p is k.current:
         flush_cpu_tlb(k)
 
 
