@@ -243,12 +243,14 @@ def file_inode(k, ref: FileRef) -> Inode:
     return ino
 
 
-def page_cache_frame(k, ino: Inode, index: int) -> int:
+def page_cache_frame(k, ino: Inode, index: int, data: bytes | None = None) -> int:
+    """The page-cache frame of page `index` of `ino`, read in (`data`: its contents when the
+    caller has read them already) the first time."""
     key = (ino.key(), index)
     fr = k.page_cache.get(key)
     if fr is None:
         fi = alloc_frame(k, f"page cache {ino.path}#{index}", anon=False, cache_key=key)
-        k.frames.fill(fi.addr, ino.pread(index * PAGE, PAGE))
+        k.frames.fill(fi.addr, ino.pread(index * PAGE, PAGE) if data is None else data)
         fr = k.page_cache[key] = fi.addr
     return fr
 
