@@ -59,3 +59,30 @@ def test_map_add_process_and_refault_kind():
     assert total.faults_by_kind["swap-in"] == 0 and total.faults_by_kind["file"] == 1
     assert total.references == 4 and per[1].page_faults == 1
     assert m.page_faults(0) == 2
+
+
+def _state(m):
+    mm = m.machine
+    return (mm.frames.tolist(), mm.pages[:m.index.npages].tolist(), mm.counters.tolist(),
+            mm.sc.tolist(), mm.pfn.tolist())
+
+
+def test_map_many_and_unmap_many_are_map_and_unmap_in_turn():
+    """A batch (fault-around's window, exit's range) leaves the model exactly as the same pages
+    one by one: frames, page table, counters, evictions, frame numbers."""
+    vpns, pfns = [9, 3, 7, 3, 12], [0x500, 0x501, 0x502, 0x503, 0x504]
+    one = PagingModel(SimConfig("lru", 4, 4096, tlb_geometry(8)))
+    many = PagingModel(SimConfig("lru", 4, 4096, tlb_geometry(8)))
+    for m in (one, many):
+        m.access(0, 1, write=True)
+    evicted = []
+    for v, pfn in zip(vpns, pfns):
+        a = one.map(0, v, dirty=True)
+        if a is not None:
+            one.set_pfn(0, v, pfn)
+            evicted += [a.evicted] if a.evicted else []
+    assert many.map_many(0, vpns, pfns, dirty=True) == evicted == [(0, 1)]
+    assert _state(one) == _state(many)
+    freed = [one.unmap(0, v) for v in [3, 4, 12]]
+    assert many.unmap_many(0, [3, 4, 12]) == freed == [0x501, None, 0x504]
+    assert _state(one) == _state(many)

@@ -17,10 +17,9 @@ count, slower, and numba's import); without either, instructions are not counted
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import os
-import subprocess
 import sys
+import zlib
 
 _SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "icount.c")
 
@@ -38,9 +37,12 @@ def cache_root() -> str:
 
 
 def library_path(src: str = _SRC) -> str:
-    """Where the C source `src` (of elfvm/emu) is compiled to, named by a hash of it."""
+    """Where the C source `src` (of elfvm/emu) is compiled to, named by a hash of it (CRC-32
+    and Adler-32, as the trace engine's library is named: hashlib's OpenSSL would cost every
+    run milliseconds; this names a cache entry, it guards against no adversary)."""
     with open(src, "rb") as f:
-        h = hashlib.sha256(f.read() + f"{sys.platform} {os.uname().machine}".encode()).hexdigest()[:16]
+        data = f.read() + f"{sys.platform} {os.uname().machine}".encode()
+    h = f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}"
     return os.path.join(cache_root(), "emu-native", h, os.path.basename(src)[:-2] + ".so")
 
 
@@ -50,6 +52,7 @@ def build(src: str = _SRC) -> str | None:
     path = library_path(src)
     if os.path.exists(path):
         return path
+    import subprocess          # only to compile: a run that finds the library never needs it
     import sysconfig
 
     cc = (sysconfig.get_config_var("CC") or "cc").split()

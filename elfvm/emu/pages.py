@@ -55,12 +55,18 @@ def flush_refs(k) -> None:
 
 def map_page(k, p: Process, vpn: int, dirty: bool = False, frame: int | None = None) -> None:
     """A PTE made present without a reference (fault-around, fork, execve, mremap)."""
+    map_pages(k, p, [vpn], [frame if frame is not None else follow_pte(p, vpn).frame], dirty)
+
+
+def map_pages(k, p: Process, vpns: list[int], frames: list[int], dirty: bool = False) -> None:
+    """PTEs of `vpns` made present (in `frames`) without a reference: fault-around's window,
+    fork, execve, mremap. One call into the model for the batch; its evictions are carried
+    out in order after it."""
+    if not vpns:
+        return
     flush_refs(k)
-    a = k.model.map(p.mi, vpn, dirty)
-    if a is not None:
-        k.model.set_pfn(p.mi, vpn, (frame if frame is not None else follow_pte(p, vpn).frame) >> 12)
-        if a.evicted is not None:
-            evict(k, *a.evicted)
+    for mi, vpn in k.model.map_many(p.mi, vpns, [fr >> 12 for fr in frames], dirty):
+        evict(k, mi, vpn)
 
 
 def frame_to_model(k, p: Process, vpn: int, frame: int | None) -> None:
@@ -237,12 +243,14 @@ def file_inode(k, ref: FileRef) -> Inode:
     return ino
 
 
-def page_cache_frame(k, ino: Inode, index: int) -> int:
+def page_cache_frame(k, ino: Inode, index: int, data: bytes | None = None) -> int:
+    """The page-cache frame of page `index` of `ino`, read in (`data`: its contents when the
+    caller has read them already) the first time."""
     key = (ino.key(), index)
     fr = k.page_cache.get(key)
     if fr is None:
         fi = alloc_frame(k, f"page cache {ino.path}#{index}", anon=False, cache_key=key)
-        k.frames.fill(fi.addr, ino.pread(index * PAGE, PAGE))
+        k.frames.fill(fi.addr, ino.pread(index * PAGE, PAGE) if data is None else data)
         fr = k.page_cache[key] = fi.addr
     return fr
 
@@ -283,15 +291,14 @@ def new_page_tables(k, pid: int):
 def unmap_range(k, p: Process, start: int, end: int) -> None:
     """zap_page_range(): drop the PTEs (and swap entries) of [start, end)."""
     flush_refs(k)
-    changed = False
-    for vpn, _ in list(present_ptes(p, start, end)):
+    present = [vpn for vpn, _ in present_ptes(p, start, end)]
+    for vpn in present:
         clear_pte(k, p, vpn)
-        k.model.unmap(p.mi, vpn)
-        changed = True
+    k.model.unmap_many(p.mi, present)               # the model: one call for the range
     for vpn, slot in list(swap_ptes(p, start, end)):
         drop_swap_entry(k, p, vpn, slot)
         k.model.unmap(p.mi, vpn)
-    if changed and p is k.current:
+    if present and p is k.current:
         flush_cpu_tlb(k)
 
 

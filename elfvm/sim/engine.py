@@ -22,10 +22,10 @@ import numpy as np
 from elfvm.mmu.tlb import TlbGeometry, effective_access_ns, tlb_geometry
 from elfvm.phys.frames import FrameAllocator, Zone
 from elfvm.sim import paging_core as K
-from elfvm.sim.trace import BATCH, BadLines, TraceReader
 
 if TYPE_CHECKING:
     from elfvm.sim.timeline import Timeline
+    from elfvm.sim.trace import BadLines, TraceReader
 
 EMPTY_NEXTS = np.zeros(0, dtype=np.int64)
 TRACE_FAULT_KINDS = ("first-touch", "swap-in")
@@ -351,9 +351,12 @@ class TimelineMachine(Machine):
 # ------------------------------------------------------------------ streaming traces
 
 def interleave(streams: Sequence[Iterable[tuple[np.ndarray, np.ndarray]]], quantum: int,
-               batch: int = BATCH) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+               batch: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Round-robin: `quantum` references of process 0, then of 1, ... (a process whose trace
-    ends gives up the rest of its quantum); yields (procs int32, vpns, flags) batches."""
+    ends gives up the rest of its quantum); yields (procs int32, vpns, flags) batches of at
+    most `batch` (default: the trace reader's BATCH) references."""
+    if batch is None:
+        from elfvm.sim.trace import BATCH as batch
     if len(streams) == 1:
         zeros = np.zeros(batch, dtype=np.int32)
         for v, f in streams[0]:
@@ -494,6 +497,8 @@ def run_machines(readers: Sequence[TraceReader], machines: Sequence[Machine], qu
 
     A Ctrl-C stops the feeding between two batches: the machines keep what they saw, and
     `interrupted` is set on each (the caller reports the partial run and exits 130)."""
+    from elfvm.sim.trace import BATCH
+
     index = machines[0].index
     batches = interleave(readers, quantum)
     try:
@@ -513,6 +518,8 @@ def run_machines(readers: Sequence[TraceReader], machines: Sequence[Machine], qu
 
 def open_readers(paths: Sequence[str], fmt: str, cfg: SimConfig, max_addr: int,
                  skip_bad: bool) -> list[TraceReader]:
+    from elfvm.sim.trace import TraceReader         # traces only: a program's run never reads one
+
     if sum(1 for p in paths if p == "-") > 1:
         raise ValueError("stdin can be only one of the traces")
     # one trace: its batches are used one by one, so the reader may reuse its arrays
@@ -656,22 +663,42 @@ class PagingModel:
         """Make a page resident without a reference of the program: the pages that fault-around,
         fork or execve map. Takes a frame (evicting when none is free: that eviction counts) but
         no reference, fault, touch, TLB entry or context switch. None if it was resident."""
-        m = self.machine
-        self._proc[0], self._vpn[0] = proc, vpn
-        p = int(self.index.resolve(self._proc, self._vpn)[0])
-        m.ensure_pages()
-        if m.pages[p, K.P_FRAME] >= 0:
+        if self.resident(proc, vpn):
             return None
-        before = m.counters[proc, [K.C_TOUCHED, *range(K.C_FAULT, K.NC)]].copy()
-        nev = int(m.sc[K.S_NEVENTS])
-        K._page_fault(p, proc, m.sc[K.S_T], m.pages, self.index.page_proc, m.frames, m.tlb, m.tree,
-                      m.free, m.counters, m.sc, m.prm, m.events)
-        m.counters[proc, [K.C_TOUCHED, *range(K.C_FAULT, K.NC)]] = before
-        m.sc[K.S_NEVENTS] = nev
-        if dirty:                                      # written by the kernel (execve's stack)
-            m.frames[m.pages[p, K.P_FRAME], K.F_DIRTY] = 1
+        self.map_many(proc, [vpn], None, dirty)
         a = self._last()
         return Access(False, None, a.frame, a.evicted, a.written_back)
+
+    def map_many(self, proc: int, vpns: Sequence[int], pfns: Sequence[int] | None,
+                 dirty: bool = False) -> list[tuple[int, int]]:
+        """map() of several pages of one process, each then set_pfn() to its `pfns` entry (None:
+        the model's own frame numbers), in one step (fault-around maps up to 16 pages at a
+        time): one page-index look-up for all, the counters kept once. The (process, page)
+        pairs evicted, in order."""
+        if not vpns:
+            return []
+        m, index = self.machine, self.index
+        ps = index.resolve(np.full(len(vpns), proc, dtype=np.int32), np.array(vpns, dtype=np.int64)).tolist()
+        m.ensure_pages()
+        keep = [K.C_TOUCHED, *range(K.C_FAULT, K.NC)]
+        before = m.counters[proc, keep].copy()
+        nev = int(m.sc[K.S_NEVENTS])
+        pages, frames, sc, evicted = m.pages, m.frames, m.sc, []
+        for i, p in enumerate(ps):
+            if pages[p, K.P_FRAME] >= 0:
+                continue
+            f = K._page_fault(p, proc, sc[K.S_T], pages, index.page_proc, frames, m.tlb, m.tree,
+                              m.free, m.counters, sc, m.prm, m.events)
+            sc[K.S_NEVENTS] = nev
+            if dirty:
+                frames[f, K.F_DIRTY] = 1
+            if pfns is not None:
+                m.pfn[f] = frames[f, K.F_PFN] = pfns[i]
+            victim = int(sc[K.S_LAST_VICTIM])
+            if victim >= 0:
+                evicted.append((int(index.page_proc[victim]), int(index.page_vpn[victim])))
+        m.counters[proc, keep] = before
+        return evicted
 
     def set_pfn(self, proc: int, vpn: int, pfn: int) -> None:
         """The program's kernel put resident page `vpn` in physical frame `pfn` (its PTE holds
@@ -742,11 +769,22 @@ class PagingModel:
 
     def unmap(self, proc: int, vpn: int) -> int | None:
         """munmap/exit: free the page's frame; returns the frame number freed, if any."""
+        return self.unmap_many(proc, [vpn])[0]
+
+    def unmap_many(self, proc: int, vpns: Sequence[int]) -> list[int | None]:
+        """unmap() of several pages of one process, in order, with one page-index look-up
+        (exit and munmap drop whole ranges): the frame numbers freed (None: not resident)."""
+        if not vpns:
+            return []
         m = self.machine
-        p = self.index.lookup(proc, vpn)
+        ps = self.index.resolve(np.full(len(vpns), proc, dtype=np.int32),
+                                np.array(vpns, dtype=np.int64)).tolist()
         m.ensure_pages()
-        f = K.unmap_page(p, m.pages, m.frames, m.tlb, m.tree, m.free, m.sc, m.prm)
-        return int(m.pfn[f]) if f >= 0 else None
+        out = []
+        for p in ps:
+            f = K.unmap_page(p, m.pages, m.frames, m.tlb, m.tree, m.free, m.sc, m.prm)
+            out.append(int(m.pfn[f]) if f >= 0 else None)
+        return out
 
     def stats(self) -> tuple[Stats, list[Stats]]:
         return self.machine.stats(self.kinds)
