@@ -17,11 +17,15 @@ import realprog as rp
 pytest.importorskip("unicorn")
 
 # id -> why its fault count may miss the 5% tolerance (only the fault comparison may then
-# xfail, naming the reason; stdout and exit status stay strict). None today: gawk's libsigsegv
-# reads /proc/self/maps natively too (realprog.mount_proc), the read-modify-write double fault
-# is gone (elfvm.emu.x86insn), execve inside a run counts its own faults and the vDSO exports
-# the time functions (the two-process tar pipelines are within 1% of the kernel's count).
-KNOWN_FAULTS: dict[str, str] = {}
+# xfail, naming the reason; stdout and exit status stay strict). gawk's libsigsegv reads
+# /proc/self/maps natively too (realprog.mount_proc), the read-modify-write double fault is
+# gone (elfvm.emu.x86insn), execve inside a run counts its own faults and the vDSO exports the
+# time functions: the tar pipelines are within 1% of the kernel's count on a quiet machine
+# (tar -t 288 vs 289, tar -x 586 vs 589). Their kernel count alone moves between runs.
+_PIPELINE = ("the kernel's own count for this two-process pipeline moves between runs: 289 on "
+             "every quiet run (also under CPU load and after drop_caches), 314-323 in three "
+             "runs during a full test suite with another suite running beside it")
+KNOWN_FAULTS: dict[str, str] = {"tar-t": _PIPELINE, "tar-x": _PIPELINE}
 
 
 def _need_root():
