@@ -2,7 +2,8 @@
 """Measure which code each __vdso_* function of the dumped vDSO images calls: the PC thunks
 (__x86.get_pc_thunk.*: `mov (%esp),%reg; ret`) it calls to find the vDSO data relative to its own
 address, which sit at the end of .text (on the image's last page), and the other helpers it calls
-directly (__kernel_vsyscall, the system-call fallback; the out-of-line clock reads) (objdump -d of ~/.cache/elfvm/vdso/NAME.so, the images
+directly (__kernel_vsyscall, the system-call fallback; the out-of-line clock reads)
+(objdump -d of ~/.cache/elfvm/vdso/NAME.so, the images
 scripts/vdso-images.py saves). Prints, per image, each function's PC thunks and other call targets, and the
 `pc_thunks=` entry elfvm/kernel/versions.py VdsoImage records. Give image paths to measure
 others (the live machine's: `vdsotime x > live.so`, tests/guest_progs/vdsotime.c).
@@ -59,7 +60,8 @@ def main() -> None:
         print(path.stem)
         rows = measure(path)
         for name, off, thunks, rest in rows:
-            print(f"  {name:40} {off:#06x} PC thunks {[hex(t) for t in thunks]!s:12} other calls {[hex(t) for t in rest]}")
+            print(f"  {name:40} {off:#06x} PC thunks {[hex(t) for t in thunks]!s:12} "
+                  f"other calls {[hex(t) for t in rest]}")
         entry = ", ".join(f'("{n}", {th[0]:#X})' for n, _, th, _ in rows if len(th) == 1)
         print(f"  pc_thunks=({entry})".replace("0X", "0x"))
 

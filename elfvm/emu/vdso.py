@@ -12,7 +12,8 @@ them too (DT_HASH, DT_SYMTAB, DT_STRTAB: what glibc's dl_vdso_vsym looks up), ea
 in the real image, so glibc calls into the vDSO for time() and clock_gettime() as on the real
 machine, touching the same pages: the function's code page, the page of the PC thunk it calls
 (VdsoImage.pc_thunks, measured by scripts/vdso-touches.py: on 6.x and 7.x images the thunk sits at
-the end of .text), and the vDSO data page ([vvar]'s first page) that the real function reads. Each function then does what the real vDSO does when
+the end of .text), and the vDSO data page ([vvar]'s first page) that the real function reads.
+Each function then does what the real vDSO does when
 the clocksource has no vDSO clock mode (VDSO_CLOCKMODE_NONE): the system call, through
 __kernel_vsyscall as the real fallback calls it. Without measured
 symbols nothing is exported and glibc makes the system calls itself.
