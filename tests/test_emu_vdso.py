@@ -16,12 +16,13 @@ import pytest
 from elftools.elf.dynamic import DynamicSegment
 from elftools.elf.elffile import ELFFile
 
-from elfvm.emu.vdso import VDSO_SYSCALLS, vdso_function, vdso_image
+from elfvm.emu.vdso import PC_THUNK, VDSO_SYSCALLS, vdso_function, vdso_image
 from elfvm.kernel.versions import VDSO_IMAGES, nearest_vdso, running_kernel
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FUNCS = (("__vdso_gettimeofday", 0x700), ("__vdso_time", 0xC20), ("__vdso_clock_gettime", 0xC70),
          ("__vdso_clock_gettime64", 0x1220), ("__vdso_clock_getres", 0x1830), ("__vdso_getcpu", 0x18D0))
+THUNKS = tuple((n, 0x18C6) for n, _ in FUNCS if n != "__vdso_getcpu")   # 6.18.44's PC thunk
 VVAR = 6 * 4096                      # 6.18: [vvar] 4 pages + [vvar_vclock] 2 pages below [vdso]
 
 
@@ -37,17 +38,34 @@ def test_image_exports_the_measured_functions_at_their_offsets():
     assert img[0x5E0:0x5E3] == b"\xcd\x80\xc3"                     # __kernel_vsyscall stays
 
 
+def rel_target(code: bytes, at: int, base: int) -> int:
+    """Where the `call rel32` at code[at] (code at image offset `base`) goes."""
+    assert code[at] == 0xE8
+    return base + at + 5 + struct.unpack("<i", code[at + 1:at + 5])[0]
+
+
 @pytest.mark.parametrize("name,offset", FUNCS)
-def test_function_reads_the_data_page_then_makes_the_system_call(name, offset):
-    img = vdso_image(0x2000, 0x5E0, 0x600, 0x610, FUNCS, VVAR)
+@pytest.mark.parametrize("thunks", [(), THUNKS], ids=["no-thunk", "pc-thunk"])
+def test_function_reads_the_data_page_then_makes_the_system_call(name, offset, thunks):
+    img = vdso_image(0x2000, 0x5E0, 0x600, 0x610, FUNCS, VVAR, thunks)
     nr, reads = VDSO_SYSCALLS[name]
     code = img[offset:offset + 40]
-    if reads:   # call 1f; 1: pop %ecx; mov disp32(%ecx),%eax: [vvar]'s first page
+    thunk = dict(thunks).get(name)
+    if reads and thunk is None:   # call 1f; 1: pop %ecx; mov disp32(%ecx),%eax: [vvar]'s first page
         assert code[:8] == b"\xe8\0\0\0\0\x59\x8b\x81"
         assert offset + 5 + struct.unpack("<i", code[8:12])[0] == -VVAR
+    elif reads:                   # call the thunk (%ecx = the return address); mov disp32(%ecx),%eax
+        assert rel_target(code, 0, offset) == thunk and img[thunk:thunk + 4] == PC_THUNK
+        assert code[5:7] == b"\x8b\x81" and offset + 5 + struct.unpack("<i", code[7:11])[0] == -VVAR
     else:
         assert b"\x8b\x81" not in code[:12]
-    assert b"\xb8" + struct.pack("<I", nr) + b"\xcd\x80" in code
+    at = code.index(b"\xb8" + struct.pack("<I", nr)) + 5   # mov $nr,%eax; call __kernel_vsyscall
+    assert rel_target(code, at, offset) == 0x5E0 and code[at + 5:at + 7] == b"\x5b\xc3"
+
+
+def test_overlapping_measured_code_is_an_error():
+    with pytest.raises(ValueError, match="overlaps"):
+        vdso_image(0x2000, 0x5E0, 0x600, 0x610, FUNCS, VVAR, (("__vdso_time", 0xC22),))
 
 
 @pytest.mark.parametrize("img", VDSO_IMAGES, ids=lambda i: f"{i.version}-{i.build}")
@@ -55,11 +73,14 @@ def test_every_builds_image_exports_its_functions_apart(img):
     """Each kernel build's emulated image exports the measured functions elfvm models, at their
     offsets, each function's code clear of the next one and of the entry points."""
     vvar = (img.vvar_pages + img.vclock_pages) * 4096
-    image = vdso_image(img.size, img.vsyscall, img.sigreturn, img.rt_sigreturn, img.functions, vvar)
+    image = vdso_image(img.size, img.vsyscall, img.sigreturn, img.rt_sigreturn, img.functions, vvar,
+                       img.pc_thunks)
+    assert all(image[t:t + 4] == PC_THUNK for _, t in img.pc_thunks)
     modelled = {n: o for n, o in img.functions if n in VDSO_SYSCALLS}
     assert exported(image) == modelled
     spans = sorted([(img.vsyscall, 3), (img.sigreturn, 8), (img.rt_sigreturn, 7)] +
-                   [(o, len(vdso_function(o, VDSO_SYSCALLS[n][0], vvar))) for n, o in modelled.items()])
+                   [(o, len(vdso_function(o, VDSO_SYSCALLS[n][0], vvar, 0, img.vsyscall)))
+                    for n, o in modelled.items()])
     assert all(a + n <= b for (a, n), (b, _) in zip(spans, spans[1:]))
     assert image[img.vsyscall:img.vsyscall + 3] == b"\xcd\x80\xc3"
 

@@ -275,7 +275,8 @@ def special_frame(k, vma: Vma, addr: int) -> int:
             pr = k.profile
             vvar = sum(part.pages for part in pr.vdso_parts[:-1]) * PAGE     # [vvar] .. [vdso]
             image = vdso_image(vma.size, pr.vdso_vsyscall_offset, pr.vdso_sigreturn_offset,
-                               pr.vdso_rt_sigreturn_offset, pr.vdso_functions, vvar)
+                               pr.vdso_rt_sigreturn_offset, pr.vdso_functions, vvar,
+                               pr.vdso_pc_thunks)
         for i in range(npages):
             fi = k.frames.new(f"{name} page {i}", anon=False, pinned=True)
             k.frames.fill(fi.addr, image[i * PAGE:(i + 1) * PAGE])

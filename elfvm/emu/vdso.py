@@ -10,9 +10,12 @@ signal frame whose handler has no SA_RESTORER).
 Where the kernel build's vDSO symbols are measured (VdsoImage.functions), the image exports
 them too (DT_HASH, DT_SYMTAB, DT_STRTAB: what glibc's dl_vdso_vsym looks up), each at its offset
 in the real image, so glibc calls into the vDSO for time() and clock_gettime() as on the real
-machine, touching the same pages: the function's code page, and the vDSO data page ([vvar]'s
-first page) that the real function reads. Each function then does what the real vDSO does when
-the clocksource has no vDSO clock mode (VDSO_CLOCKMODE_NONE): the system call. Without measured
+machine, touching the same pages: the function's code page, the page of the PC thunk it calls
+(VdsoImage.pc_thunks, measured by scripts/vdso-touches.py: on 6.x and 7.x images the thunk sits at
+the end of .text), and the vDSO data page ([vvar]'s first page) that the real function reads.
+Each function then does what the real vDSO does when
+the clocksource has no vDSO clock mode (VDSO_CLOCKMODE_NONE): the system call, through
+__kernel_vsyscall as the real fallback calls it. Without measured
 symbols nothing is exported and glibc makes the system calls itself.
 """
 
@@ -38,17 +41,33 @@ VDSO_SYSCALLS = {
 }
 
 
-def vdso_function(offset: int, nr: int, vvar_distance: int | None) -> bytes:
+def vdso_function(offset: int, nr: int, vvar_distance: int | None, thunk: int | None = None,
+                  vsyscall: int | None = None) -> bytes:
     """cdecl f(a, b, c): read the vDSO data page (when `vvar_distance`, the bytes from [vvar]'s
-    start to the vDSO's), then `int $0x80` with system call `nr` and the arguments; the result
-    (or -errno) in %eax, as the real vDSO's fallback returns it."""
+    start to the vDSO's) at an address relative to the function's own, found through the build's
+    PC thunk at offset `thunk` (as the real function does; without one, `call 1f; pop`), then
+    make system call `nr` with the arguments through __kernel_vsyscall at offset `vsyscall` (the
+    real fallback's path; `int $0x80` itself without one); the result (or -errno) in %eax, as
+    the real vDSO's fallback returns it."""
     code = b""
     if vvar_distance is not None:
+        if thunk is not None:
+            code += b"\xe8" + struct.pack("<i", thunk - (offset + 5))          # call thunk: %ecx = 1f
+        else:
+            code += b"\xe8\x00\x00\x00\x00\x59"                            # call 1f; 1: pop %ecx
         disp = -(vvar_distance + offset + 5) & 0xFFFFFFFF
-        code += b"\xe8\x00\x00\x00\x00\x59" + b"\x8b\x81" + struct.pack("<I", disp)  # call 1f; 1: pop %ecx; mov disp(%ecx),%eax
+        code += b"\x8b\x81" + struct.pack("<I", disp)                       # mov disp(%ecx),%eax
     code += (b"\x53" b"\x8b\x5c\x24\x08" b"\x8b\x4c\x24\x0c" b"\x8b\x54\x24\x10"   # push %ebx; args
-             + b"\xb8" + struct.pack("<I", nr) + b"\xcd\x80" b"\x5b\xc3")         # int $0x80; pop %ebx; ret
-    return code
+             + b"\xb8" + struct.pack("<I", nr))
+    if vsyscall is not None:
+        at = offset + len(code) + 5
+        code += b"\xe8" + struct.pack("<i", vsyscall - at)                    # call __kernel_vsyscall
+    else:
+        code += b"\xcd\x80"                                                  # int $0x80
+    return code + b"\x5b\xc3"                                                # pop %ebx; ret
+
+
+PC_THUNK = b"\x8b\x0c\x24\xc3"       # __x86.get_pc_thunk.cx: mov (%esp),%ecx; ret
 
 
 def dynamic_tables(symbols: list[tuple[str, int]]) -> tuple[bytes, bytes]:
@@ -71,11 +90,12 @@ def dynamic_tables(symbols: list[tuple[str, int]]) -> tuple[bytes, bytes]:
 
 def vdso_image(size: int, vsyscall_offset: int, sigreturn_offset: int | None = None,
                rt_sigreturn_offset: int | None = None, functions: tuple = (),
-               vvar_distance: int = 0) -> bytes:
+               vvar_distance: int = 0, pc_thunks: tuple = ()) -> bytes:
     """`size` bytes (2 pages on 6.18) with the ELF header at 0 and __kernel_vsyscall; the
     sigreturn trampolines at the kernel version's offsets (default: 6.18's, 0x20 and 0x30 after
     __kernel_vsyscall); `functions` ((name, offset) of the build's measured vDSO symbols),
-    `vvar_distance` the bytes from [vvar]'s start to the vDSO's."""
+    `vvar_distance` the bytes from [vvar]'s start to the vDSO's, `pc_thunks` ((name, offset) of
+    the PC thunk each function calls: the thunk is placed there)."""
     sig = sigreturn_offset if sigreturn_offset is not None else vsyscall_offset + SIGRETURN_DELTA
     rt = rt_sigreturn_offset if rt_sigreturn_offset is not None else vsyscall_offset + RT_SIGRETURN_DELTA
     exported = [(n, o) for n, o in functions if n in VDSO_SYSCALLS]
@@ -97,8 +117,22 @@ def vdso_image(size: int, vsyscall_offset: int, sigreturn_offset: int | None = N
     # kernel puts in a frame when the handler has no SA_RESTORER (glibc >= 2.35 on i386)
     img[sig:sig + 8] = b"\x58\xb8\x77\x00\x00\x00\xcd\x80"    # popl %eax; movl $119,%eax; int $0x80
     img[rt:rt + 7] = b"\xb8\xad\x00\x00\x00\xcd\x80"            # movl $173,%eax; int $0x80
+    thunks = dict(pc_thunks)
+    used = [(vsyscall_offset, vsyscall_offset + 3)]
+    for t in set(thunks.values()):
+        _place(img, t, PC_THUNK, used)
     for name, off in exported:
         nr, reads_vvar = VDSO_SYSCALLS[name]
-        code = vdso_function(off, nr, vvar_distance if reads_vvar else None)
-        img[off:off + len(code)] = code
+        _place(img, off, vdso_function(off, nr, vvar_distance if reads_vvar else None,
+                                       thunks.get(name), vsyscall_offset), used)
     return bytes(img)
+
+
+def _place(img: bytearray, at: int, code: bytes, used: list[tuple[int, int]]) -> None:
+    """Put `code` at offset `at`; measured offsets that would overlap elfvm's shorter code are a
+    table error, reported rather than silently overwritten."""
+    end = at + len(code)
+    if end > len(img) or any(at < e and s < end for s, e in used):
+        raise ValueError(f"vDSO code at {at:#x}..{end:#x} overlaps other code or the image's end")
+    used.append((at, end))
+    img[at:end] = code

@@ -119,6 +119,7 @@ class Profile:
     vdso_sigreturn_offset: int = 0x600   # __kernel_sigreturn
     vdso_rt_sigreturn_offset: int = 0x610  # __kernel_rt_sigreturn
     vdso_functions: tuple[tuple[str, int], ...] = ()   # the build's __vdso_* (name, offset), if measured
+    vdso_pc_thunks: tuple[tuple[str, int], ...] = ()   # the PC thunk each calls (name, thunk offset)
     rseq_auxv: bool = True               # AT_RSEQ_FEATURE_SIZE/AT_RSEQ_ALIGN (v6.3+)
     kernel: KernelRules | None = None    # the version's rules (elfvm/kernel/versions.py)
     addr_limit_3gb: bool = False
@@ -171,7 +172,7 @@ def make_profile(name: str = "linux-x86_64-compat", split: str = "3G", *, addr_l
     per_version = dict(vdso_parts=vdso_parts(rules), vdso_vsyscall_offset=rules.vdso.vsyscall,
                        vdso_sigreturn_offset=rules.vdso.sigreturn,
                        vdso_rt_sigreturn_offset=rules.vdso.rt_sigreturn,
-                       vdso_functions=rules.vdso.functions,
+                       vdso_functions=rules.vdso.functions, vdso_pc_thunks=rules.vdso.pc_thunks,
                        rseq_auxv=rules.rseq_auxv, rseq_feature_size=rules.rseq_feature_size,
                        rseq_align=rules.rseq_align, kernel=rules)
     if name == "linux-x86_64-compat":

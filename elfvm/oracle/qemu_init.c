@@ -9,7 +9,7 @@
  * the top of its VMA, then kills the child ("stop"), or ("exit") lets it run to PTRACE_EVENT_EXIT
  * and prints its minor faults from exec to exit (as elfvm/emu/livefaults.py counts them) and
  * which pages of [vvar], [vvar_vclock] and [vdso] are present then (/proc/PID/pagemap: the
- * vDSO pages the program faulted in).  It also prints the kernel release, the sysctls
+ * vDSO pages the program faulted in) and every mapping's present pages.  It also prints the kernel release, the sysctls
  * elfvm takes from the host, and its own auxv and [vdso] bytes (the real vDSO image of this
  * kernel), once the kernel's random generator is ready.  Everything goes to the console between "@@" markers; then it powers the machine off.
  */
@@ -136,6 +136,35 @@ static void print_present(int pid, const char *maps)
         close(fd);
 }
 
+/* Every mapping's present pages at exit, "@@mapped LO BITS" (pagemap bit 63, up to 4096
+ * pages each): where the faults went, to compare with elfvm's pages per VMA. */
+static void print_mapped(int pid, const char *maps)
+{
+    static char bits[4097];
+    char path[64];
+    const char *line = maps;
+    unsigned long lo, hi;
+    int fd;
+    snprintf(path, sizeof(path), "/proc/%d/pagemap", pid);
+    fd = open(path, O_RDONLY);
+    while (fd >= 0 && line && *line) {
+        const char *nl = strchr(line, '\n');
+        int n = 0;
+        if (sscanf(line, "%lx-%lx", &lo, &hi) == 2) {
+            for (unsigned long a = lo; a < hi && n < 4096; a += 4096) {
+                unsigned long long e = 0;
+                pread(fd, &e, 8, (off_t)(a / 4096) * 8);
+                bits[n++] = (e >> 63) ? '1' : '0';
+            }
+            bits[n] = 0;
+            printf("@@mapped %lx %s\n", lo, bits);
+        }
+        line = nl ? nl + 1 : NULL;
+    }
+    if (fd >= 0)
+        close(fd);
+}
+
 /* Let the stopped child run to exit: its faults from here (exec) to PTRACE_EVENT_EXIT. */
 static void run_to_exit(int pid)
 {
@@ -155,6 +184,7 @@ static void run_to_exit(int pid)
             slurp(procp);
             strncpy(maps, buf, sizeof(maps) - 1);
             print_present(pid, maps);
+            print_mapped(pid, maps);
             sig = 0;
         }
     }
