@@ -120,17 +120,23 @@ def instructions_between(uc, start: int, end: int, depth: int = 0) -> int:
     return icount + instructions_between(uc, stop, end, depth + 1)
 
 
+def load_library(path: str | None) -> ctypes.CDLL | None:
+    """The compiled library at `path` (from build()), or None: no compiler, not loadable."""
+    if path is None:
+        return None
+    try:
+        return ctypes.CDLL(path)
+    except OSError:
+        return None
+
+
 def block_counter(uc) -> BlockCounter | None:
     """The compiled block counter for `uc`, or None without a C compiler."""
     from unicorn.unicorn_const import UC_CTL_IO_READ_WRITE, UC_CTL_TB_REQUEST_CACHE
     from unicorn.unicorn_py3 import unicorn as U
 
-    path = build()
-    if path is None:
-        return None
-    try:
-        lib = ctypes.CDLL(path)
-    except OSError:
+    lib = load_library(build())
+    if lib is None:
         return None
     request = (UC_CTL_IO_READ_WRITE << 30) | (2 << 26) | UC_CTL_TB_REQUEST_CACHE
     return BlockCounter(lib, U.uclib, request)

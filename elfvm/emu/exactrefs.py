@@ -91,12 +91,10 @@ def install(uc, batch, code_hook, mem_hook) -> FastRefs | None:
     from unicorn import UC_HOOK_CODE, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE, UcError
     from unicorn.unicorn_py3 import unicorn as U
 
-    path = build()
-    if path is None:
-        return None
-    try:
-        lib = ctypes.CDLL(path)
-    except OSError:
+    from elfvm.emu.counter import load_library
+
+    lib = load_library(build())
+    if lib is None:
         return None
     # Unicorn's own wrapper: an exception in a hook stops the CPU and is raised by emu_start
     code_slow = U.uccallback(uc, U.HOOK_CODE_CFUNC)(code_hook)
