@@ -7,6 +7,7 @@ a program execve would refuse gets the layout verdict instead of a run (ProgramR
 
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from elfvm.errors import ElfvmError, UsageError
@@ -533,23 +534,27 @@ def _death_dict(k, d, syms=None) -> dict | None:
             "symbol": syms.at(d.eip) if syms is not None and d.eip is not None else None}
 
 
-class _Deferred(dict):
+class _Deferred(Mapping):
     """A row of the report whose costly fields are computed when first read: the symbol tables
     and section headers are parsed only when a table or the JSON shows them (`later`: key ->
-    function of no arguments)."""
+    function of no arguments). A read-only Mapping, so get(), items(), dict() and == see the
+    deferred keys too (a dict subclass's __missing__ would hide them from all but [])."""
 
-    __slots__ = ("_later",)
+    __slots__ = ("_fields", "_later")
 
     def __init__(self, later: dict, **fields):
-        super().__init__(fields)
-        self._later = later
+        self._fields, self._later = fields, later
 
-    def __missing__(self, key):
-        make = self._later.pop(key, None)
-        if make is None:
-            raise KeyError(key)
-        self[key] = value = make()
-        return value
+    def __getitem__(self, key):
+        if key not in self._fields and key in self._later:
+            self._fields[key] = self._later.pop(key)()
+        return self._fields[key]
+
+    def __iter__(self):                  # a snapshot: reading a key moves it between the two
+        return iter([*self._fields, *self._later])
+
+    def __len__(self) -> int:
+        return len(self._fields) + len(self._later)
 
 
 class _Symbolizer:
