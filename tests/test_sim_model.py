@@ -64,7 +64,7 @@ def test_map_add_process_and_refault_kind():
 def _state(m):
     mm = m.machine
     return (mm.frames.tolist(), mm.pages[:m.index.npages].tolist(), mm.counters.tolist(),
-            mm.sc.tolist(), mm.pfn.tolist())
+            mm.sc.tolist(), mm.pfns(mm.cfg.frames))
 
 
 def test_map_many_and_unmap_many_are_map_and_unmap_in_turn():
