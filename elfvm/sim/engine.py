@@ -772,14 +772,15 @@ class PagingModel:
 
     A program calls the model a few hundred times (a TLB fill, a fault, a fault-around window):
     the model starts with the plain Python kernels (no numpy, no library to load) and moves to
-    the compiled ones, on the same state, after `jit.plain_calls()` pages went through it.
+    the compiled ones, on the same state, after `jit.plain_calls()` calls of access() (where
+    they differ: map and unmap cost the same either way, their loop is Python's).
     """
 
     def __init__(self, cfg: SimConfig, nprocs: int = 1, kinds: Sequence[str] = PROGRAM_FAULT_KINDS,
                  timeline_bins: int = 0, compiled: bool = False):
         """`timeline_bins` > 0: also sample a timeline of that many bins (`timeline()`);
         `compiled` (and a timeline): the compiled kernels from the start."""
-        # pages the plain kernels take before the compiled ones do (-1: no limit, 0: none)
+        # accesses the plain kernels take before the compiled ones do (-1: no limit, 0: none)
         self._plain_left = 0 if compiled or timeline_bins > 0 else jit.plain_calls()
         kern = compiled_kernels() if self._plain_left == 0 else PLAIN
         self.index = PageIndex(kern=kern)
@@ -799,11 +800,11 @@ class PagingModel:
         """Do the compiled kernels run (else the plain Python ones)?"""
         return self.index.kern.compiled
 
-    def _count(self, n: int) -> None:
-        """`n` more pages through the plain kernels: past the budget, the compiled ones take
+    def _count(self) -> None:
+        """One more access through the plain kernels: past the budget, the compiled ones take
         over the same buffers."""
         if self._plain_left > 0:
-            self._plain_left = max(self._plain_left - n, 0)
+            self._plain_left -= 1
             if self._plain_left == 0:
                 self.use_compiled()
 
@@ -821,7 +822,7 @@ class PagingModel:
         """One reference. `fault_kind` names a first-touch fault; `refault_kind` names the fault
         of a page brought back after an eviction when it does not come from swap (a clean file
         page read again from the page cache): without it that fault is a swap-in."""
-        self._count(1)
+        self._count()
         self._proc[0], self._vpn[0] = proc, vpn
         self._flags[0] = (1 if write else 0) | (2 if instr else 0)
         ids = self.index.resolve(self._proc, self._vpn)
@@ -853,7 +854,6 @@ class PagingModel:
 
     def _resolve(self, proc: int, vpns: Sequence[int]) -> list[int]:
         """The page ids of `vpns` of process `proc` (one look-up for all)."""
-        self._count(len(vpns))
         k = self.index.kern
         return self.index.resolve(k.vector("i", [proc] * len(vpns)), k.vector("q", vpns)).tolist()
 
