@@ -216,6 +216,10 @@ class _Buffers:
         for name, (buf, shape) in self._bufs.items():
             setattr(self, name, kern.view(buf, shape))
 
+    def buffer(self, name: str) -> array:
+        """The buffer behind array `name` (flat; Python ints when indexed)."""
+        return self._bufs[name][0]
+
     def column(self, name: str, col: int, n: int | None = None) -> list[int]:
         """Column `col` of a two-dimensional array (of its first `n` rows), as Python ints."""
         buf, shape = self._bufs[name]
@@ -243,15 +247,15 @@ class PageIndex(_Buffers):
 
     @property
     def npages(self) -> int:
-        return self._bufs["count"][0][0]
+        return self.buffer("count")[0]
 
     def _grow(self) -> None:
         kp, kv, vals, pp, pv = self.keys_proc, self.keys_vpn, self.vals, self.page_proc, self.page_vpn
-        old_pp, old_pv = self._bufs["page_proc"][0], self._bufs["page_vpn"][0]
+        old_pp, old_pv = self.buffer("page_proc"), self.buffer("page_vpn")
         self._alloc(2 * len(kp))
         self.kern.rehash(kp, kv, vals, self.keys_proc, self.keys_vpn, self.vals)
-        self._bufs["page_proc"][0][:len(old_pp)] = old_pp
-        self._bufs["page_vpn"][0][:len(old_pv)] = old_pv
+        self.buffer("page_proc")[:len(old_pp)] = old_pp
+        self.buffer("page_vpn")[:len(old_pv)] = old_pv
 
     def resolve(self, procs, vpns, out=None):
         """Page ids (int32) of the references (kernel arguments: see `Kernels`); `out`, if given,
@@ -265,6 +269,11 @@ class PageIndex(_Buffers):
             if i == n:
                 return ids
             self._grow()
+
+    def keys(self) -> tuple[list[int], list[int]]:
+        """The process and the virtual page number of every page id, as Python ints."""
+        n = self.npages
+        return self.buffer("page_proc")[:n].tolist(), self.buffer("page_vpn")[:n].tolist()
 
     def lookup(self, proc: int, vpn: int) -> int:
         return int(self.resolve(self.kern.vector("i", [proc]), self.kern.vector("q", [vpn]))[0])
@@ -343,12 +352,16 @@ class Machine(_Buffers):
 
     def pfns(self, n: int) -> list[int]:
         """The physical frame numbers of frames 0 .. n-1."""
-        return [self.pfn(f) for f in range(n)]
+        out = list(range(self._first_pfn, self._first_pfn + n))
+        for f, pfn in self._renumbered.items():
+            if f < n:
+                out[f] = pfn
+        return out
 
     @property
     def frames_used(self) -> int:
         """Frames at or above this one were never used (they are taken lowest first)."""
-        return self._bufs["sc"][0][K.S_FRESH]
+        return self.buffer("sc")[K.S_FRESH]
 
     def use(self, kern: Kernels) -> None:
         """Run the kernels this way from now on (the same buffers, seen as `kern` sees them)."""
@@ -361,7 +374,7 @@ class Machine(_Buffers):
             return
         cap = max(need, 2 * self._npages, 1024)
         grown = _filled("q", [-1, 0, -1, -1], cap)
-        old = self._bufs["pages"][0]
+        old = self.buffer("pages")
         grown[:self._npages * K.NPF] = old[:self._npages * K.NPF]
         self._set("pages", grown, (cap, K.NPF))
         self._npages = cap
@@ -373,7 +386,7 @@ class Machine(_Buffers):
     def add_process(self) -> int:
         """One more process (fork): its number."""
         self.nprocs += 1
-        self._set("counters", self._bufs["counters"][0] + _filled("q", [0], K.NC),
+        self._set("counters", self.buffer("counters") + _filled("q", [0], K.NC),
                   (self.nprocs, K.NC))
         return self.nprocs - 1
 
@@ -392,40 +405,45 @@ class Machine(_Buffers):
 
     def page_rows(self) -> list[PageRow]:
         self.ensure_pages()                 # pages resolved by a batch a Ctrl-C cut short
-        n = self.index.npages
-        proc = self.index._bufs["page_proc"][0][:n].tolist()
-        vpn = self.index._bufs["page_vpn"][0][:n].tolist()
+        proc, vpn = self.index.keys()
+        n = len(vpn)
         fr = self.column("pages", K.P_FRAME, n)
         sw = self.column("pages", K.P_SWAPPED, n)
         used = self.frames_used
         dirty = self.column("frames", K.F_DIRTY, used)
         ref = self.column("frames", K.F_REF, used)
-        pfn = self.pfn
+        pfn = self.pfns(used)
+        by_proc: list[list[int]] = [[] for _ in range(self.nprocs)]
+        for p, pr in enumerate(proc):
+            by_proc[pr].append(p)
         rows = []
-        for _, _, p in sorted(zip(proc, vpn, range(n))):
-            f = fr[p]
-            if f >= 0:
-                rows.append(PageRow(proc[p], vpn[p], pfn(f), bool(dirty[f]), bool(ref[f]), False))
-            else:
-                rows.append(PageRow(proc[p], vpn[p], None, False, False, bool(sw[p])))
+        for ids in by_proc:                      # by process, then by page
+            ids.sort(key=vpn.__getitem__)
+            for p in ids:
+                f = fr[p]
+                if f >= 0:
+                    rows.append(PageRow(proc[p], vpn[p], pfn[f], bool(dirty[f]), bool(ref[f]), False))
+                else:
+                    rows.append(PageRow(proc[p], vpn[p], None, False, False, bool(sw[p])))
         return rows
 
     def frame_rows(self) -> list[FrameRow]:
         rows = []
-        page_proc, page_vpn = self.index._bufs["page_proc"][0], self.index._bufs["page_vpn"][0]
+        page_proc, page_vpn = self.index.keys()
         used = self.frames_used
         dirty = self.column("frames", K.F_DIRTY, used)
         ref = self.column("frames", K.F_REF, used)
+        pfn = self.pfns(used)
         for f, p in enumerate(self.column("frames", K.F_PAGE, used)):
             if p >= 0:
-                rows.append(FrameRow(self.pfn(f), page_proc[p], page_vpn[p], bool(dirty[f]),
+                rows.append(FrameRow(pfn[f], page_proc[p], page_vpn[p], bool(dirty[f]),
                                      bool(ref[f])))
         return rows
 
     def fault_events(self) -> list[FaultEvent]:
         out = []
-        page_proc, page_vpn = self.index._bufs["page_proc"][0], self.index._bufs["page_vpn"][0]
-        n = self._bufs["sc"][0][K.S_NEVENTS]
+        page_proc, page_vpn = self.index.buffer("page_proc"), self.index.buffer("page_vpn")
+        n = self.buffer("sc")[K.S_NEVENTS]
         for row in self.events[:n].tolist():
             t, proc, p, kind, f, victim, vdirty = row
             out.append(FaultEvent(t, proc, page_vpn[p], K.FAULT_KINDS[kind], self.pfn(f),
@@ -442,7 +460,7 @@ class Machine(_Buffers):
                            [r for r in frames if r.process == i], 0)
                for i in range(self.nprocs)]
         total = self._stats([sum(col) for col in zip(*counters)], kinds, pages, frames,
-                            self._bufs["sc"][0][K.S_SWITCHES])
+                            self.buffer("sc")[K.S_SWITCHES])
         return total, per
 
     def _stats(self, c: list[int], kinds: Sequence[str], pages, frames, switches: int) -> Stats:
