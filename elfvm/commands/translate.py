@@ -100,8 +100,7 @@ def translate(addresses, elf, pid, mmu, bits, ram, access, cpl, profile_name, sp
         click.echo(_regions_text(kernel))
         return 0
     if fmt == "jsonl" or (fmt == "json" and addr_file):
-        chunks = itertools.chain([list(addresses)], read_address_chunks(addr_file) if addr_file else ())
-        bad = _stream_json(space, chunks, access, int(cpl), fmt == "jsonl", svg_file)
+        bad = _stream_json(space, addresses, addr_file, access, int(cpl), fmt == "jsonl", svg_file)
     else:
         texts = itertools.chain(addresses, read_address_lines(addr_file) if addr_file else ())
         note = X86_64_NOTE if mmu is None and profile.name == "linux-x86_64-compat" else ""
@@ -177,15 +176,21 @@ def _write(out: list[str]) -> None:
         out.clear()
 
 
-def _stream_json(space, chunks, access: str, cpl: int, compact: bool, svg_file) -> int:
+def _stream_json(space, addresses, addr_file, access: str, cpl: int, compact: bool, svg_file) -> int:
     """--addresses FILE --format json: one JSON list, one compact object per line; --format
     jsonl: JSON lines (elfvm.mmu.bulk.JsonLines). Printed block by block as the addresses are
-    read (constant memory); --svg draws the first 8 afterwards. Returns how many inputs were
-    rejected."""
+    read (constant memory), the ASCII blocks by the compiled loop (elfvm.mmu.bulk_native) when
+    there is a C compiler and no --svg; --svg draws the first 8 afterwards. Returns how many
+    inputs were rejected."""
     from elfvm.mmu.bulk import JsonLines
+    from elfvm.mmu.bulk_native import native_lines
 
     out = sys.stdout
     render = JsonLines(space, access, cpl, compact=compact)
+    sep = "\n" if compact else ",\n"
+    native = native_lines(render, sep) if addr_file and not svg_file else None
+    chunks = itertools.chain([list(addresses)], read_address_chunks(addr_file, ascii_bytes=native is not None)
+                             if addr_file else ())
     bad = n = 0
     first: list[str] = []                  # the inputs --svg draws
 
@@ -194,12 +199,14 @@ def _stream_json(space, chunks, access: str, cpl: int, compact: bool, svg_file) 
         _bad_input(text, str(e))
         bad += 1
 
-    sep = "\n" if compact else ",\n"
     try:
         for texts in chunks:
-            if svg_file and len(first) < 8:
-                first += texts[:8 - len(first)]
-            lines = render.lines(texts, rejected)
+            if texts.__class__ is bytes:        # an ASCII block, its lines read by the compiled loop
+                lines = native.lines(texts, rejected)
+            else:
+                if svg_file and len(first) < 8:
+                    first += texts[:8 - len(first)]
+                lines = render.lines(texts, rejected)
             if lines:
                 out.write(("" if compact else "[\n" if n == 0 else ",\n") + sep.join(lines) +
                           ("\n" if compact else ""))

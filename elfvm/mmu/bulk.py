@@ -324,3 +324,54 @@ class JsonLines:
 
     def _full(self, text: str) -> str:
         return self._render(translate_one(self.space, text, self.access, self.cpl))
+
+    # --- what the native loop (elfvm.mmu.bulk_native) is given ------------------------------
+    def shared_answer(self, lin: int) -> tuple | None:
+        """The answer cached for `lin` as the native loop fills it in for every address that
+        shares it: (page?, lo, hi, mask, frame base or -1, template, stretches), [lo, hi) being
+        the addresses line() answers from the same cache entry (a page; in a hole, every page
+        below the same not-present entry with the same hole key), the template the line after
+        its "linear" value with \1 the page offset (`lin & mask`), \2 the physical address, \3
+        the address in hex and \4 the labels: the stretch (start, text, symbol?, symbol's
+        address) holding the address. None: line() answers each address itself (nothing cached,
+        a record not printed yet, labels looked up address by address)."""
+        page = self.pages.get(lin >> self.shift)
+        lo = lin >> self.shift << self.shift
+        if page.__class__ is _Page:
+            if page.record is not None or page.image is not None:
+                return None
+            st = [(start, sec + ',"symbol":' + (sym or "null"), bool(sym), at)
+                  for start, (sec, sym, at) in zip(page.starts, page.stretches)]
+            if any(sym and at > start for start, _, sym, at in st):
+                return None
+            tmpl = page.mid + '\1,"physical":\2' + page.tail + "\4}"
+            phys = -1 if page.phys_base is None else page.phys_base
+            return True, lo, lo + (1 << self.shift), page.mask, phys, tmpl, st
+        if page.__class__ is _HolePage:
+            if page.record is not None:
+                return None
+            tmpl = (f',"page":{page.pid},"page_offset":\1,"physical":null{page.labels},"reason":' +
+                    "\3".join(page.hole.reason) + "}")
+        elif page.__class__ is tuple:
+            tmpl = f',"walk":{page[0]},"page_offset":\1,"physical":null' + "\3".join(page[1].parts)
+        else:
+            return None
+        span = self._hole_span(lin)
+        if span is None:
+            return None
+        return False, *span, (1 << self.shift) - 1, -1, tmpl, []
+
+    def _hole_span(self, lin: int) -> tuple[int, int] | None:
+        """The addresses around `lin`, in a hole, whose _first() gives the same cache entry: the
+        same walk record (below the same not-present entry: walk_of's span) and the same hole key
+        (the same VMA above, no VMA in between, the same region). None in a native kernel half,
+        whose regions change page by page."""
+        sp = self.space
+        sh = sp.geom.shifts[len(sp.walk_of(lin)[1]) - 1]
+        lo, hi = lin >> sh << sh, min(((lin >> sh) + 1) << sh, self.limit + 1)
+        if lin >= sp.task_size:
+            return None if sp.kernel is not None else (max(lo, sp.task_size), hi)
+        top = sp.task_size if sp.kernel is None else min(sp.task_size, sp.kernel.page_offset)
+        above = sp.mm.find_vma(lin)
+        below = max((v.end for v in sp.mm.vmas if v.end <= lin), default=0)
+        return max(lo, below), min(hi, top, above.start if above is not None else top)

@@ -1,0 +1,118 @@
+"""The per-address loop of `translate --addresses FILE --format jsonl|json` in C (jsonlines.c).
+
+The answers stay the MMU model's: `JsonLines` (elfvm.mmu.bulk) works out each page once, as it
+does without this module; here each answer it has cached is handed to the compiled loop
+(`JsonLines.shared_answer`), which then reads the address lines of a block, finds each one's
+answer and writes its line, byte for byte what `JsonLines.line()` writes. A line the loop cannot
+answer (a page not described yet, a symbol, a selector, a number it does not parse exactly as
+int(x, 0) does, an error) goes back to `JsonLines.line()`, in order. Without a C compiler
+`native_lines()` is None and the Python loop answers everything (the same bytes, slower).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+from elfvm.host.native import build, load_library
+from elfvm.mmu.bulk import JsonLines
+from elfvm.mmu.mmu import TranslateError
+
+_SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "jsonlines.c")
+_OUT = 1 << 20                   # bytes of output per call into the loop
+_BOUND = 1 << 16                 # answers kept by the loop, whatever the input
+_MISS, _FULL = 1, 2
+_u64, _size = ctypes.c_uint64, ctypes.c_size_t
+
+
+def _library() -> ctypes.CDLL | None:
+    lib = load_library(build(_SRC))
+    if lib is None:
+        return None
+    vp, cp, u32 = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_uint32
+    lib.xl_new.restype = vp
+    lib.xl_new.argtypes = [_u64, ctypes.c_int, cp, u32]
+    lib.xl_free.argtypes = lib.xl_clear.argtypes = lib.xl_size.argtypes = [vp]
+    lib.xl_size.restype = u32
+    lib.xl_known.argtypes = [vp, _u64]
+    lib.xl_add.argtypes = [vp, ctypes.c_int, _u64, _u64, _u64, ctypes.c_int64, cp, u32, u32,
+                           ctypes.POINTER(_u64), ctypes.POINTER(_u64), ctypes.POINTER(ctypes.c_int32), cp,
+                           ctypes.POINTER(u32)]
+    lib.xl_run.argtypes = [vp, cp, _size, ctypes.POINTER(_size), ctypes.c_char_p, _size, ctypes.POINTER(_size)]
+    return lib
+
+
+class NativeLines:
+    """The compiled loop over the address lines of ASCII blocks, answering from `render`'s cache."""
+
+    def __init__(self, lib: ctypes.CDLL, render: JsonLines, sep: str):
+        self.lib, self.render, self.sep = lib, render, sep
+        self.ctx = lib.xl_new(render.limit, render.shift, sep.encode(), len(sep))
+        self.out = ctypes.create_string_buffer(_OUT)
+        self.pos, self.outlen = _size(0), _size(0)
+
+    def __del__(self):
+        if getattr(self, "ctx", None):
+            self.lib.xl_free(self.ctx)
+            self.ctx = None
+
+    def lines(self, data: bytes, rejected) -> list[str]:
+        """The lines of one block of ASCII address lines (blank lines and # comments skipped),
+        joined by `sep` into one text ([] when none): what JsonLines.lines() gives for the
+        same lines, joined; a rejected input goes to `rejected(text, error)` as there."""
+        lib, ctx, out, pos, outlen = self.lib, self.ctx, self.out, self.pos, self.outlen
+        pos.value, n, parts = 0, len(data), []
+        while True:
+            rc = lib.xl_run(ctx, data, n, ctypes.byref(pos), out, _OUT, ctypes.byref(outlen))
+            if outlen.value:
+                parts.append(ctypes.string_at(out, outlen.value).decode("ascii"))
+            if rc == _MISS:
+                end = data.find(b"\n", pos.value)
+                end = n if end < 0 else end
+                parts.append(self._python_line(data[pos.value:end].decode("ascii").strip(), rejected))
+                pos.value = end + 1
+            elif rc != _FULL:
+                break
+        text = "".join(parts)
+        return [text[:-len(self.sep)]] if text else []
+
+    def _python_line(self, text: str, rejected) -> str:
+        """`text`'s line from JsonLines.line() (with the sep), then its answer handed to the loop."""
+        try:
+            line = self.render.line(text) + self.sep
+        except TranslateError as e:
+            rejected(text, e)
+            return ""
+        try:
+            lin = int(text, 0)
+        except ValueError:
+            return line
+        if 0 <= lin <= self.render.limit and not self.lib.xl_known(self.ctx, lin):
+            self._hand_over(lin)
+        return line
+
+    def _hand_over(self, lin: int) -> None:
+        answer = self.render.shared_answer(lin)
+        if answer is None:
+            return
+        if self.lib.xl_size(self.ctx) >= _BOUND:
+            self.lib.xl_clear(self.ctx)
+        is_page, lo, hi, mask, phys, tmpl, stretches = answer
+        k = len(stretches)
+        texts = [t.encode() for _, t, _, _ in stretches]
+        offs = [0]
+        for t in texts:
+            offs.append(offs[-1] + len(t))
+        self.lib.xl_add(self.ctx, is_page, lo, hi, mask, phys, tmpl.encode(), len(tmpl), k,
+                        (_u64 * k)(*[s[0] for s in stretches]), (_u64 * k)(*[s[3] for s in stretches]),
+                        (ctypes.c_int32 * k)(*[int(s[2]) for s in stretches]), b"".join(texts),
+                        (ctypes.c_uint32 * (k + 1))(*offs))
+
+
+def native_lines(render: JsonLines, sep: str) -> NativeLines | None:
+    """The compiled loop for `render` (a predicted address space), or None: no C compiler, or
+    an address space whose answers are not cached per page (a live process)."""
+    if not render.fast:
+        return None
+    lib = _library()
+    return None if lib is None else NativeLines(lib, render, sep)
