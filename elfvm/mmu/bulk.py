@@ -118,15 +118,16 @@ def page_record(pid: int, j: dict, walk_json: str | None = None, reason_per_addr
 class _Hole:
     """The answers of one hole at one walk level: the JSON after the walk, split where the
     address is named (`parts`), and for the compact format the fault's reason split the same
-    way and the record's JSON without the walk."""
+    way, the record's JSON after the walk (`rest`) and the labels' JSON."""
 
-    __slots__ = ("parts", "page", "checked", "reason", "j")
+    __slots__ = ("parts", "page", "checked", "reason", "rest", "labels")
 
     def __init__(self, parts: list[str], page: int, t: Translation):
         self.parts, self.page, self.checked = parts, page, False
         j = t.to_json()
         self.reason = _quote(j["fault"]["reason"]).split(f"{t.linear:#x}") if j["fault"] else None
-        self.j = j
+        self.rest = page_record(0, j, "", reason_per_address=True).partition(',"walk":')[2]
+        self.labels = f',"section":{_compact(j["section"])},"symbol":{_compact(j["symbol"])}'
 
 
 class _HolePage:
@@ -136,8 +137,8 @@ class _HolePage:
 
     def __init__(self, pid: int, walk_json: str, hole: _Hole):
         self.pid, self.hole = pid, hole
-        self.record = page_record(pid, hole.j, walk_json, reason_per_address=True)
-        self.labels = f',"section":{_compact(hole.j["section"])},"symbol":{_compact(hole.j["symbol"])}'
+        self.record = f'{{"page":{pid},"walk":{walk_json}{hole.rest}'     # page_record()'s
+        self.labels = hole.labels
 
 
 _PER_ADDRESS = object()

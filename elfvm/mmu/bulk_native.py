@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import struct
 
 from elfvm.host.native import build, load_library
 from elfvm.mmu.bulk import JsonLines
@@ -35,9 +36,7 @@ def _library() -> ctypes.CDLL | None:
     lib.xl_free.argtypes = lib.xl_clear.argtypes = lib.xl_size.argtypes = [vp]
     lib.xl_size.restype = u32
     lib.xl_known.argtypes = [vp, _u64]
-    lib.xl_add.argtypes = [vp, ctypes.c_int, _u64, _u64, _u64, ctypes.c_int64, cp, u32, u32,
-                           ctypes.POINTER(_u64), ctypes.POINTER(_u64), ctypes.POINTER(ctypes.c_int32), cp,
-                           ctypes.POINTER(u32)]
+    lib.xl_add.argtypes = [vp, ctypes.c_int, _u64, _u64, _u64, ctypes.c_int64, cp, u32, u32, cp, cp]
     lib.xl_run.argtypes = [vp, cp, _size, ctypes.POINTER(_size), ctypes.c_char_p, _size, ctypes.POINTER(_size)]
     return lib
 
@@ -98,15 +97,12 @@ class NativeLines:
         if self.lib.xl_size(self.ctx) >= _BOUND:
             self.lib.xl_clear(self.ctx)
         is_page, lo, hi, mask, phys, tmpl, stretches = answer
-        k = len(stretches)
-        texts = [t.encode() for _, t, _, _ in stretches]
-        offs = [0]
-        for t in texts:
-            offs.append(offs[-1] + len(t))
-        self.lib.xl_add(self.ctx, is_page, lo, hi, mask, phys, tmpl.encode(), len(tmpl), k,
-                        (_u64 * k)(*[s[0] for s in stretches]), (_u64 * k)(*[s[3] for s in stretches]),
-                        (ctypes.c_int32 * k)(*[int(s[2]) for s in stretches]), b"".join(texts),
-                        (ctypes.c_uint32 * (k + 1))(*offs))
+        meta, end = [], 0
+        for start, text, sym, at in stretches:
+            end += len(text)
+            meta += (start, at, sym, end)
+        self.lib.xl_add(self.ctx, is_page, lo, hi, mask, phys, tmpl.encode(), len(tmpl), len(stretches),
+                        struct.pack(f"{len(meta)}Q", *meta), "".join(s[1] for s in stretches).encode())
 
 
 def native_lines(render: JsonLines, sep: str) -> NativeLines | None:

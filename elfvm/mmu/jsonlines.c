@@ -21,6 +21,8 @@ typedef struct {            /* a stretch of a page with one section and one near
     int32_t sym;            /* 1: a symbol (then "+0x..." and the closing quote follow) */
 } Stretch;
 
+typedef struct { uint32_t off, len, op; } Seg;   /* a literal run of the template, then an op */
+
 typedef struct {
     uint64_t mask;          /* page offset = linear & mask */
     int64_t phys;           /* the frame's base, or -1: no physical address */
@@ -30,6 +32,7 @@ typedef struct {
     char *strs;             /* the stretches' texts */
     uint32_t slen;          /* the longest stretch text */
     uint32_t nops;          /* how many OP_ bytes the template has */
+    Seg *seg;               /* the template cut at its ops (the last run has op 0) */
 } Entry;
 
 typedef struct { uint64_t lo, hi; uint32_t entry; } Span;
@@ -81,6 +84,7 @@ void xl_clear(void *ctx)
         free(c->ent[i].tmpl);
         free(c->ent[i].st);
         free(c->ent[i].strs);
+        free(c->ent[i].seg);
     }
     c->nent = c->nspan = c->hcount = 0;
     if (c->hcap)
@@ -168,11 +172,11 @@ static inline Entry *find(Ctx *c, uint64_t lin)
 int xl_known(void *ctx, uint64_t lin) { return find(ctx, lin) != NULL; }
 
 /* A new entry for [lo, hi): a page (is_page: lo is its first address, the page is lo >> shift)
-   or a range of addresses (a hole), which must not overlap one already known. Returns 0, or
-   -1 (out of memory, an overlap: nothing is added). */
+   or a range of addresses (a hole), which must not overlap one already known. The stretches:
+   4 numbers each in `meta` (start, symbol's address, symbol?, where its text in `strs` ends).
+   Returns 0, or -1 (out of memory, an overlap: nothing is added). */
 int xl_add(void *ctx, int is_page, uint64_t lo, uint64_t hi, uint64_t mask, int64_t phys,
-           const char *tmpl, uint32_t tlen, uint32_t nst, const uint64_t *starts, const uint64_t *ats,
-           const int32_t *syms, const char *strs, const uint32_t *stroffs)
+           const char *tmpl, uint32_t tlen, uint32_t nst, const uint64_t *meta, const char *strs)
 {
     Ctx *c = ctx;
     uint32_t pos = 0;
@@ -194,28 +198,42 @@ int xl_add(void *ctx, int is_page, uint64_t lo, uint64_t hi, uint64_t mask, int6
     if (grow((void **)&c->ent, &c->capent, c->nent + 1, sizeof(Entry)))
         return -1;
     Entry e = {mask, phys, malloc(tlen ? tlen : 1), tlen, nst, malloc((nst ? nst : 1) * sizeof(Stretch)),
-               malloc(nst ? stroffs[nst] : 1), 0, 0};
-    if (!e.tmpl || !e.st || !e.strs) {
+               malloc(nst ? meta[4 * nst - 1] : 1), 0, 0, NULL};
+    for (uint32_t i = 0; i < tlen; i++)
+        e.nops += (unsigned char)tmpl[i] <= OP_LABELS;
+    e.seg = malloc((e.nops + 1) * sizeof(Seg));
+    if (!e.tmpl || !e.st || !e.strs || !e.seg) {
         free(e.tmpl);
         free(e.st);
         free(e.strs);
+        free(e.seg);
         return -1;
     }
     memcpy(e.tmpl, tmpl, tlen);
+    uint32_t k = 0, run = 0;
     for (uint32_t i = 0; i < tlen; i++)
-        e.nops += (unsigned char)tmpl[i] <= OP_LABELS;
+        if ((unsigned char)tmpl[i] <= OP_LABELS) {
+            Seg g = {run, i - run, (unsigned char)tmpl[i]};
+            e.seg[k++] = g;
+            run = i + 1;
+        }
+    Seg last = {run, tlen - run, 0};
+    e.seg[k] = last;
     for (uint32_t i = 0; i < nst; i++) {
-        Stretch s = {starts[i], ats[i], stroffs[i], stroffs[i + 1] - stroffs[i], syms[i]};
+        const uint64_t *m = meta + 4 * i;
+        uint32_t from = i ? (uint32_t)meta[4 * i - 1] : 0;
+        Stretch s = {m[0], m[1], from, (uint32_t)m[3] - from, (int32_t)m[2]};
         e.st[i] = s;
         if (s.len > e.slen)
             e.slen = s.len;
     }
     if (nst)
-        memcpy(e.strs, strs, stroffs[nst]);
+        memcpy(e.strs, strs, meta[4 * nst - 1]);
     if (is_page && hash_put(c, lo >> c->shift, c->nent)) {
         free(e.tmpl);
         free(e.st);
         free(e.strs);
+        free(e.seg);
         return -1;
     }
     if (!is_page) {
@@ -339,13 +357,13 @@ static char *line(const Ctx *c, const Entry *e, const char *text, size_t tn, uin
     memcpy(p, d, dn);
     p += dn;
     uint64_t off = lin & e->mask;
-    for (uint32_t i = 0; i < e->tlen; i++) {
-        unsigned char ch = (unsigned char)e->tmpl[i];
-        if (ch > OP_LABELS) {
-            *p++ = (char)ch;
-            continue;
-        }
-        switch (ch) {
+    for (const Seg *g = e->seg;; g++) {
+        memcpy(p, e->tmpl + g->off, g->len);
+        p += g->len;
+        switch (g->op) {
+        case 0:
+            memcpy(p, c->sep, c->seplen);
+            return p + c->seplen;
         case OP_OFF:
             p = dec(p, off);
             break;
@@ -364,8 +382,6 @@ static char *line(const Ctx *c, const Entry *e, const char *text, size_t tn, uin
             p = labels(e, lin, p);
         }
     }
-    memcpy(p, c->sep, c->seplen);
-    return p + c->seplen;
 }
 
 /* Answer the lines of in[*pos..n) into out (at most cap bytes; *outlen: how many written).
