@@ -185,13 +185,13 @@ def _stream_json(space, addresses, addr_file, access: str, cpl: int, compact: bo
     from elfvm.mmu.bulk import JsonLines
     from elfvm.mmu.bulk_native import native_lines
 
-    out = sys.stdout
     render = JsonLines(space, access, cpl, compact=compact)
     sep = "\n" if compact else ",\n"
     native = native_lines(render, sep) if addr_file and not svg_file else None
     chunks = itertools.chain([list(addresses)], read_address_chunks(addr_file, ascii_bytes=native is not None)
                              if addr_file else ())
-    bad = n = 0
+    write, flush = _binary_stdout()
+    bad, started = 0, False
     first: list[str] = []                  # the inputs --svg draws
 
     def rejected(text, e) -> None:
@@ -202,23 +202,34 @@ def _stream_json(space, addresses, addr_file, access: str, cpl: int, compact: bo
     try:
         for texts in chunks:
             if texts.__class__ is bytes:        # an ASCII block, its lines read by the compiled loop
-                lines = native.lines(texts, rejected)
+                started = native.write(texts, rejected, write, started)
             else:
                 if svg_file and len(first) < 8:
                     first += texts[:8 - len(first)]
                 lines = render.lines(texts, rejected)
-            if lines:
-                out.write(("" if compact else "[\n" if n == 0 else ",\n") + sep.join(lines) +
-                          ("\n" if compact else ""))
-                n += len(lines)
-                out.flush()
+                if lines:
+                    write((("" if compact else ",\n" if started else "[\n") + sep.join(lines) +
+                           ("\n" if compact else "")).encode())
+                    started = True
+            flush()
     finally:
         if not compact:
-            out.write("[]\n" if n == 0 else "\n]\n")
-        out.flush()
+            write(b"\n]\n" if started else b"[]\n")
+        flush()
     if svg_file:
         _draw_first(space, first, access, cpl, svg_file)
     return bad
+
+
+def _binary_stdout():
+    """(write, flush) of standard output's bytes (the JSON is ASCII): its binary buffer, after
+    what was written as text, or encoded text where it has none."""
+    out = sys.stdout
+    out.flush()
+    raw = getattr(out, "buffer", None)
+    if raw is None:
+        return (lambda b: out.write(bytes(b).decode())), out.flush
+    return raw.write, raw.flush
 
 
 def _draw_first(space, texts: list[str], access: str, cpl: int, svg_file: str) -> None:

@@ -48,6 +48,7 @@ class NativeLines:
         self.lib, self.render, self.sep = lib, render, sep
         self.ctx = lib.xl_new(render.limit, render.shift, sep.encode(), len(sep))
         self.out = ctypes.create_string_buffer(_OUT)
+        self.view = memoryview(self.out).cast("B")
         self.pos, self.outlen = _size(0), _size(0)
 
     def __del__(self):
@@ -55,33 +56,46 @@ class NativeLines:
             self.lib.xl_free(self.ctx)
             self.ctx = None
 
-    def lines(self, data: bytes, rejected) -> list[str]:
-        """The lines of one block of ASCII address lines (blank lines and # comments skipped),
-        joined by `sep` into one text ([] when none): what JsonLines.lines() gives for the
-        same lines, joined; a rejected input goes to `rejected(text, error)` as there."""
-        lib, ctx, out, pos, outlen = self.lib, self.ctx, self.out, self.pos, self.outlen
-        pos.value, n, parts = 0, len(data), []
+    def write(self, data: bytes, rejected, write, started: bool) -> bool:
+        """Answer one block of ASCII address lines (blank lines and # comments skipped), each
+        line as JsonLines.line() gives it, through `write(bytes)`: JSON lines, or (sep ",\n")
+        the inside of a JSON list, "[\n" before its first line (when not `started`) and ",\n"
+        between lines. A rejected input goes to `rejected(text, error)`. Returns whether a line
+        has been written, by now."""
+        lib, ctx, pos, outlen = self.lib, self.ctx, self.pos, self.outlen
+        pos.value, n, view = 0, len(data), self.view
         while True:
-            rc = lib.xl_run(ctx, data, n, ctypes.byref(pos), out, _OUT, ctypes.byref(outlen))
+            rc = lib.xl_run(ctx, data, n, ctypes.byref(pos), self.out, _OUT, ctypes.byref(outlen))
             if outlen.value:
-                parts.append(ctypes.string_at(out, outlen.value).decode("ascii"))
+                started = self._put(write, view[:outlen.value], started)
             if rc == _MISS:
                 end = data.find(b"\n", pos.value)
                 end = n if end < 0 else end
-                parts.append(self._python_line(data[pos.value:end].decode("ascii").strip(), rejected))
+                line = self._python_line(data[pos.value:end].decode("ascii").strip(), rejected)
+                if line is not None:
+                    started = self._put(write, (line + self.sep).encode(), started)
                 pos.value = end + 1
             elif rc != _FULL:
-                break
-        text = "".join(parts)
-        return [text[:-len(self.sep)]] if text else []
+                return started
 
-    def _python_line(self, text: str, rejected) -> str:
-        """`text`'s line from JsonLines.line() (with the sep), then its answer handed to the loop."""
+    def _put(self, write, lines, started: bool) -> bool:
+        """Lines each followed by the separator: JSON lines as they are; a JSON list's with
+        its opening or the separator before them instead of after."""
+        if self.sep == "\n":
+            write(lines)
+        else:
+            write(b",\n" if started else b"[\n")
+            write(lines[:-2])
+        return True
+
+    def _python_line(self, text: str, rejected) -> str | None:
+        """`text`'s line from JsonLines.line() (None: rejected), then its answer handed to
+        the loop."""
         try:
-            line = self.render.line(text) + self.sep
+            line = self.render.line(text)
         except TranslateError as e:
             rejected(text, e)
-            return ""
+            return None
         try:
             lin = int(text, 0)
         except ValueError:
