@@ -142,6 +142,7 @@ class _HolePage:
 
 
 _PER_ADDRESS = object()
+_JSON = {None: "null", True: "true", False: "false"}
 
 
 class JsonLines:
@@ -159,6 +160,7 @@ class JsonLines:
         self.holes: dict[tuple, _Hole | None] = {}
         self.walks: dict[int, tuple] = {}
         self.hole_pages: dict[tuple, tuple] = {}
+        self.vma_ends: list[int] | None = None
 
     def lines(self, texts: Iterable[str], rejected) -> list[str]:
         """The JSON of each input; a rejected one goes to `rejected(text, error)` instead. The
@@ -320,7 +322,9 @@ class JsonLines:
         if got is None:
             if len(self.walks) >= _BOUND:
                 self.walks.clear()
-            got = self.walks[id(walk)] = (walk, _compact(walk_json(walk)))
+            got = self.walks[id(walk)] = (walk, "[" + ",".join(
+                f'{{"level":{_quote(w.level)},"index":{w.index},"entry":{"null" if w.entry is None else w.entry},'
+                f'"present":{_JSON[w.present]}}}' for w in walk) + "]")     # _compact(walk_json(walk))
         return got[1]
 
     def _full(self, text: str) -> str:
@@ -373,6 +377,9 @@ class JsonLines:
         if lin >= sp.task_size:
             return None if sp.kernel is not None else (max(lo, sp.task_size), hi)
         top = sp.task_size if sp.kernel is None else min(sp.task_size, sp.kernel.page_offset)
-        above = sp.mm.find_vma(lin)
-        below = max((v.end for v in sp.mm.vmas if v.end <= lin), default=0)
-        return max(lo, below), min(hi, top, above.start if above is not None else top)
+        if self.vma_ends is None:                 # the VMAs do not change while we translate
+            self.vma_ends = [v.end for v in sp.mm.vmas]
+        i = bisect_right(self.vma_ends, lin)      # mm.vmas[i] is find_vma(lin)
+        below = self.vma_ends[i - 1] if i else 0
+        above = sp.mm.vmas[i].start if i < len(self.vma_ends) else top
+        return max(lo, below), min(hi, top, above)
