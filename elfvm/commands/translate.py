@@ -223,13 +223,20 @@ def _stream_json(space, addresses, addr_file, access: str, cpl: int, compact: bo
 
 def _binary_stdout():
     """(write, flush) of standard output's bytes (the JSON is ASCII): its binary buffer, after
-    what was written as text, or encoded text where it has none."""
+    what was written as text, or encoded text where it has none. Unbuffered (python -u,
+    PYTHONUNBUFFERED) the buffer is the raw file, which may take part of a write."""
     out = sys.stdout
     out.flush()
     raw = getattr(out, "buffer", None)
     if raw is None:
         return (lambda b: out.write(bytes(b).decode())), out.flush
-    return raw.write, raw.flush
+
+    def write_all(b) -> None:
+        view = memoryview(b)
+        while view:
+            view = view[raw.write(view) or 0:]
+
+    return write_all, raw.flush
 
 
 def _draw_first(space, texts: list[str], access: str, cpl: int, svg_file: str) -> None:

@@ -22,7 +22,7 @@ from elfvm.mmu.mmu import TranslateError
 _SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "jsonlines.c")
 _OUT = 1 << 20                   # bytes of output per call into the loop
 _BOUND = 1 << 16                 # answers kept by the loop, whatever the input
-_MISS, _FULL = 1, 2
+_DONE, _MISS = 0, 1
 _u64, _size = ctypes.c_uint64, ctypes.c_size_t
 
 
@@ -49,6 +49,7 @@ class NativeLines:
         self.ctx = lib.xl_new(render.limit, render.shift, sep.encode(), len(sep))
         self.out = ctypes.create_string_buffer(_OUT)
         self.view = memoryview(self.out).cast("B")
+        self.acc = bytearray()                   # a block's lines, written at once
         self.pos, self.outlen = _size(0), _size(0)
 
     def __del__(self):
@@ -58,35 +59,33 @@ class NativeLines:
 
     def write(self, data: bytes, rejected, write, started: bool) -> bool:
         """Answer one block of ASCII address lines (blank lines and # comments skipped), each
-        line as JsonLines.line() gives it, through `write(bytes)`: JSON lines, or (sep ",\n")
-        the inside of a JSON list, "[\n" before its first line (when not `started`) and ",\n"
-        between lines. A rejected input goes to `rejected(text, error)`. Returns whether a line
-        has been written, by now."""
+        line as JsonLines.line() gives it, through `write(bytes)` (once per block, or per
+        `_OUT` bytes): JSON lines, or (sep ",\n") the inside of a JSON list, "[\n" before its
+        first line (when not `started`) and ",\n" between lines. A rejected input goes to
+        `rejected(text, error)`. Returns whether a line has been written, by now."""
         lib, ctx, pos, outlen = self.lib, self.ctx, self.pos, self.outlen
-        pos.value, n, view = 0, len(data), self.view
+        pos.value, n, view, acc = 0, len(data), self.view, self.acc
+        json_list = self.sep != "\n"
         while True:
             rc = lib.xl_run(ctx, data, n, ctypes.byref(pos), self.out, _OUT, ctypes.byref(outlen))
             if outlen.value:
-                started = self._put(write, view[:outlen.value], started)
+                acc += view[:outlen.value]
             if rc == _MISS:
                 end = data.find(b"\n", pos.value)
                 end = n if end < 0 else end
                 line = self._python_line(data[pos.value:end].decode("ascii").strip(), rejected)
                 if line is not None:
-                    started = self._put(write, (line + self.sep).encode(), started)
+                    acc += (line + self.sep).encode()
                 pos.value = end + 1
-            elif rc != _FULL:
+            if acc and (rc != _MISS or len(acc) >= _OUT):
+                if json_list:                    # the separator before each line, not after
+                    del acc[-2:]
+                    acc[:0] = b",\n" if started else b"[\n"
+                write(acc)
+                acc.clear()
+                started = True
+            if rc == _DONE:
                 return started
-
-    def _put(self, write, lines, started: bool) -> bool:
-        """Lines each followed by the separator: JSON lines as they are; a JSON list's with
-        its opening or the separator before them instead of after."""
-        if self.sep == "\n":
-            write(lines)
-        else:
-            write(b",\n" if started else b"[\n")
-            write(lines[:-2])
-        return True
 
     def _python_line(self, text: str, rejected) -> str | None:
         """`text`'s line from JsonLines.line() (None: rejected), then its answer handed to
