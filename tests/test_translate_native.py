@@ -89,13 +89,15 @@ def test_native_loop_writes_what_the_python_loop_writes(tmp_path, monkeypatch, f
 
 
 def test_native_loop_across_blocks_and_a_small_output_buffer(tmp_path, monkeypatch):
-    """Lines cut by the 64 KiB reads, a last line without its newline, and an output buffer of
-    4 KiB (the loop stops when it is full, and a line longer than it goes to Python)."""
+    """Lines cut by the 64 KiB reads, a last line without its newline, and a small output
+    buffer (the loop stops when it is full, and a line longer than it goes to Python)."""
     path = tmp_path / "addresses"
     path.write_text("\n".join(_lines(30000, seed=3)))
-    monkeypatch.setattr(bulk_native, "_OUT", 4096)
-    for fmt in ("jsonl", "json"):
-        _same(monkeypatch, ["translate", "--elf", HELLO_PIE, "--addresses", str(path), "--format", fmt])
+    for size in (4096, 300):                    # 300: a JSON object (or a record) is longer
+        monkeypatch.setattr(bulk_native, "_OUT", size)
+        for fmt in ("jsonl", "json"):
+            _same(monkeypatch, ["translate", "--elf", HELLO_PIE, "--addresses", str(path), "--format", fmt],
+                  compiled=size > 300)
 
 
 def test_native_loop_with_arguments_and_non_ascii_blocks(tmp_path, monkeypatch):

@@ -49,7 +49,6 @@ class NativeLines:
         self.ctx = lib.xl_new(render.limit, render.shift, sep.encode(), len(sep))
         self.out = ctypes.create_string_buffer(_OUT)
         self.view = memoryview(self.out).cast("B")
-        self.acc = bytearray()                   # a block's lines, written at once
         self.pos, self.outlen = _size(0), _size(0)
 
     def __del__(self):
@@ -63,29 +62,41 @@ class NativeLines:
         `_OUT` bytes): JSON lines, or (sep ",\n") the inside of a JSON list, "[\n" before its
         first line (when not `started`) and ",\n" between lines. A rejected input goes to
         `rejected(text, error)`. Returns whether a line has been written, by now."""
-        lib, ctx, pos, outlen = self.lib, self.ctx, self.pos, self.outlen
-        pos.value, n, view, acc = 0, len(data), self.view, self.acc
-        json_list = self.sep != "\n"
+        lib, ctx, pos, outlen, out = self.lib, self.ctx, self.pos, self.outlen, self.out
+        pos.value, outlen.value, n = 0, 0, len(data)
         while True:
-            rc = lib.xl_run(ctx, data, n, ctypes.byref(pos), self.out, _OUT, ctypes.byref(outlen))
-            if outlen.value:
-                acc += view[:outlen.value]
+            rc = lib.xl_run(ctx, data, n, ctypes.byref(pos), out, _OUT, ctypes.byref(outlen))
             if rc == _MISS:
                 end = data.find(b"\n", pos.value)
                 end = n if end < 0 else end
                 line = self._python_line(data[pos.value:end].decode("ascii").strip(), rejected)
-                if line is not None:
-                    acc += (line + self.sep).encode()
                 pos.value = end + 1
-            if acc and (rc != _MISS or len(acc) >= _OUT):
-                if json_list:                    # the separator before each line, not after
-                    del acc[-2:]
-                    acc[:0] = b",\n" if started else b"[\n"
-                write(acc)
-                acc.clear()
-                started = True
+                if line is None:
+                    continue
+                line = (line + self.sep).encode()
+                if outlen.value + len(line) <= _OUT:       # after the loop's lines, in place
+                    ctypes.memmove(ctypes.addressof(out) + outlen.value, line, len(line))
+                    outlen.value += len(line)
+                    continue
+                started = self._put(write, self.view[:outlen.value], started)
+                outlen.value = 0
+                started = self._put(write, memoryview(line), started)
+            elif outlen.value:
+                started = self._put(write, self.view[:outlen.value], started)
+                outlen.value = 0
             if rc == _DONE:
                 return started
+
+    def _put(self, write, lines, started: bool) -> bool:
+        """Write lines each followed by the separator: JSON lines as they are; a JSON list's
+        with its opening or the separator before them instead of after."""
+        if not lines:
+            return started
+        if self.sep != "\n":
+            write(b",\n" if started else b"[\n")
+            lines = lines[:-2]
+        write(lines)
+        return True
 
     def _python_line(self, text: str, rejected) -> str | None:
         """`text`'s line from JsonLines.line() (None: rejected), then its answer handed to

@@ -384,14 +384,15 @@ static char *line(const Ctx *c, const Entry *e, const char *text, size_t tn, uin
     }
 }
 
-/* Answer the lines of in[*pos..n) into out (at most cap bytes; *outlen: how many written).
-   Blank lines and # comments give nothing. Stops at the end (RUN_DONE), at a line Python must
-   answer (RUN_MISS, *pos: its first byte) or when out is full (RUN_FULL, *pos: the next line). */
+/* Answer the lines of in[*pos..n) into out after its first *outlen bytes (at most cap bytes in
+   all; *outlen: how many there are then). Blank lines and # comments give nothing. Stops at the
+   end (RUN_DONE), at a line Python must answer (RUN_MISS, *pos: its first byte) or when out is
+   full (RUN_FULL, *pos: the next line). */
 int xl_run(void *ctx, const char *in, size_t n, size_t *pos, char *out, size_t cap, size_t *outlen)
 {
     Ctx *c = ctx;
     size_t i = *pos;
-    char *p = out;
+    char *p = out + *outlen;
     int rc = RUN_DONE;
     while (i < n) {
         const char *nl = memchr(in + i, '\n', n - i);
