@@ -50,6 +50,8 @@ typedef struct {
     uint32_t seplen;
 } Ctx;
 
+static void hex_table(void);
+
 static int grow(void **p, uint32_t *cap, uint32_t need, size_t size)
 {
     if (need <= *cap)
@@ -70,6 +72,7 @@ void *xl_new(uint64_t limit, int shift, const char *sep, uint32_t seplen)
     Ctx *c = calloc(1, sizeof *c);
     if (!c || seplen > sizeof c->sep)
         return NULL;
+    hex_table();
     c->limit = limit;
     c->shift = shift;
     memcpy(c->sep, sep, seplen);
@@ -249,12 +252,15 @@ int xl_add(void *ctx, int is_page, uint64_t lo, uint64_t hi, uint64_t mask, int6
 /* ASCII white space as Python's str.strip() removes it */
 static inline int space(unsigned char ch) { return ch == ' ' || (ch >= 9 && ch <= 13) || (ch >= 28 && ch <= 31); }
 
-static inline int hexval(unsigned char ch)
+static signed char HEX[256];                     /* a digit's value, -1: not a hex digit */
+
+static void hex_table(void)
 {
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    ch |= 0x20;
-    return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+    memset(HEX, -1, sizeof HEX);
+    for (int i = 0; i < 10; i++)
+        HEX['0' + i] = (signed char)i;
+    for (int i = 0; i < 6; i++)
+        HEX['a' + i] = HEX['A' + i] = (signed char)(10 + i);
 }
 
 /* The value of s[0..n) when Python's int(s, 0) gives it and this is sure of it: 0x/0X and 1-16
@@ -266,12 +272,14 @@ static inline int parse(const char *s, size_t n, uint64_t *out)
     if (n > 2 && s[0] == '0' && (s[1] | 0x20) == 'x') {
         if (n - 2 > 16)
             return -1;
+        int bad = 0;
         for (size_t i = 2; i < n; i++) {
-            int d = hexval((unsigned char)s[i]);
-            if (d < 0)
-                return -1;
-            v = v << 4 | (uint64_t)d;
+            int d = HEX[(unsigned char)s[i]];
+            bad |= d;
+            v = v << 4 | (uint64_t)(d & 15);
         }
+        if (bad < 0)
+            return -1;
     } else {
         if (n == 0 || n > 19 || (s[0] == '0' && n > 1))
             return -1;
