@@ -33,8 +33,7 @@ def _library() -> ctypes.CDLL | None:
     vp, cp, u32 = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_uint32
     lib.xl_new.restype = vp
     lib.xl_new.argtypes = [_u64, ctypes.c_int, cp, u32]
-    lib.xl_free.argtypes = lib.xl_clear.argtypes = lib.xl_size.argtypes = [vp]
-    lib.xl_size.restype = u32
+    lib.xl_free.argtypes = lib.xl_clear.argtypes = [vp]
     lib.xl_known.argtypes = [vp, _u64]
     lib.xl_add.argtypes = [vp, ctypes.c_int, _u64, _u64, _u64, ctypes.c_int64, cp, u32, u32, cp, cp]
     lib.xl_run.argtypes = [vp, cp, _size, ctypes.POINTER(_size), ctypes.c_char_p, _size, ctypes.POINTER(_size)]
@@ -50,6 +49,7 @@ class NativeLines:
         self.out = ctypes.create_string_buffer(_OUT)
         self.view = memoryview(self.out).cast("B")
         self.pos, self.outlen = _size(0), _size(0)
+        self.answers = 0                         # handed to the loop (it keeps _BOUND at most)
 
     def __del__(self):
         if getattr(self, "ctx", None):
@@ -118,15 +118,19 @@ class NativeLines:
         answer = self.render.shared_answer(lin)
         if answer is None:
             return
-        if self.lib.xl_size(self.ctx) >= _BOUND:
+        self.answers += 1
+        if self.answers > _BOUND:
             self.lib.xl_clear(self.ctx)
+            self.answers = 1
         is_page, lo, hi, mask, phys, tmpl, stretches = answer
-        meta, end = [], 0
-        for start, text, sym, at in stretches:
-            end += len(text)
-            meta += (start, at, sym, end)
-        self.lib.xl_add(self.ctx, is_page, lo, hi, mask, phys, tmpl.encode(), len(tmpl), len(stretches),
-                        struct.pack(f"{len(meta)}Q", *meta), "".join(s[1] for s in stretches).encode())
+        meta, texts, end = b"", b"", 0
+        if stretches:
+            packed = []
+            for start, text, sym, at in stretches:
+                end += len(text)
+                packed += (start, at, sym, end)
+            meta, texts = struct.pack(f"{len(packed)}Q", *packed), "".join(s[1] for s in stretches).encode()
+        self.lib.xl_add(self.ctx, is_page, lo, hi, mask, phys, tmpl.encode(), len(tmpl), len(stretches), meta, texts)
 
 
 def native_lines(render: JsonLines, sep: str) -> NativeLines | None:

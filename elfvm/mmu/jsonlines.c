@@ -105,8 +105,6 @@ void xl_free(void *ctx)
     free(c);
 }
 
-uint32_t xl_size(void *ctx) { return ((Ctx *)ctx)->nent; }
-
 static inline uint32_t slot(uint64_t key, uint32_t cap)
 {
     return (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & (cap - 1);
