@@ -106,9 +106,10 @@ def test_native_loop_with_arguments_and_non_ascii_blocks(tmp_path, monkeypatch):
     path = tmp_path / "addresses"
     lines = _lines(12000, seed=5)           # the first 64 KiB block: ASCII
     path.write_bytes(("\n".join(lines) + "\n\uff11\uff12\n0x8048000\n").encode() + b"0x8048001\n\xff\xfe\n0x8048002\n")
-    code, out, err = _same(monkeypatch, ["translate", "--elf", VARS, "--addresses", str(path), "--format",
-                                         "jsonl", "0x8048010", "main"])
-    assert code == 2 and b"not UTF-8" in err and b'"input":"\\uff11\\uff12"' in out
+    for fmt in ("jsonl", "json"):
+        code, out, err = _same(monkeypatch, ["translate", "--elf", VARS, "--addresses", str(path), "--format",
+                                             fmt, "0x8048010", "main"])
+        assert code == 2 and b"not UTF-8" in err and b'"input":"\\uff11\\uff12"' in out
 
 
 def test_without_a_compiler_the_python_loop_answers(tmp_path, monkeypatch):

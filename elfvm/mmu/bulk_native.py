@@ -139,4 +139,5 @@ def native_lines(render: JsonLines, sep: str) -> NativeLines | None:
     if not render.fast:
         return None
     lib = _library()
-    return None if lib is None else NativeLines(lib, render, sep)
+    loop = None if lib is None else NativeLines(lib, render, sep)
+    return loop if loop is not None and loop.ctx else None
