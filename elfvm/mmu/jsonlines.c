@@ -1,4 +1,4 @@
-/* The per-address loop of `translate --addresses FILE --format jsonl|json` (elfvm/mmu/native.py).
+/* The per-address loop of `translate --addresses FILE --format jsonl|json` (driven by elfvm/mmu/bulk_native.py).
 
    The MMU model (Python) answers each page once; what it answers is handed here as an entry: the
    text of an address's line after its "linear" value, as a template whose bytes \1..\4 stand for
