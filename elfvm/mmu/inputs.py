@@ -24,6 +24,8 @@ _IDENT = re.compile(r"[A-Za-z_.$][\w.$@]*")
 
 @dataclass(frozen=True)
 class Spec:
+    """One input, read: a plain (linear) address, or a selector (or register) and an offset."""
+
     text: str
     linear: int | None = None            # a plain address
     selector: int | None = None          # a logical address

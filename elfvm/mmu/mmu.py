@@ -36,6 +36,8 @@ class TranslateError(Exception):
 
 @dataclass(frozen=True)
 class WalkEntry:
+    """One level of a walk as shown: the entry, decoded, and its table."""
+
     level: str
     index: int
     entry: int | None           # None: not known (geometry only, or a live process's upper levels)
@@ -46,6 +48,8 @@ class WalkEntry:
 
 @dataclass
 class Translation:
+    """The answer for one address: the walk, the physical address or the fault, the labels."""
+
     input: str
     virtual: int | None
     linear: int | None
