@@ -234,7 +234,13 @@ def _binary_stdout():
     def write_all(b) -> None:
         view = memoryview(b)
         while view:
-            view = view[raw.write(view) or 0:]
+            n = raw.write(view)
+            if n is None:                   # a non-blocking stdout, full: wait until it drains
+                import select
+
+                select.select([], [raw], [])
+                continue
+            view = view[n:]
 
     return write_all, raw.flush
 
