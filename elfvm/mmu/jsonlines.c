@@ -105,6 +105,21 @@ void xl_free(void *ctx)
     free(c);
 }
 
+/* How many of the n elements (of `size` bytes, sorted by the uint64_t they start with) start at
+   or below x: a bisect_right. */
+static inline uint32_t upto(const void *base, uint32_t n, size_t size, uint64_t x)
+{
+    uint32_t lo = 0, hi = n;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (*(const uint64_t *)((const char *)base + (size_t)mid * size) <= x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 static inline uint32_t slot(uint64_t key, uint32_t cap)
 {
     return (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & (cap - 1);
@@ -157,16 +172,9 @@ static inline Entry *find(Ctx *c, uint64_t lin)
             j = (j + 1) & (c->hcap - 1);
         }
     }
-    uint32_t lo = 0, hi = c->nspan;          /* the last span starting at or below lin */
-    while (lo < hi) {
-        uint32_t mid = (lo + hi) / 2;
-        if (c->spans[mid].lo <= lin)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo && lin < c->spans[lo - 1].hi)
-        return &c->ent[c->spans[lo - 1].entry];
+    uint32_t n = upto(c->spans, c->nspan, sizeof(Span), lin);   /* the last span starting at or below lin */
+    if (n && lin < c->spans[n - 1].hi)
+        return &c->ent[c->spans[n - 1].entry];
     return NULL;
 }
 
@@ -324,15 +332,8 @@ static char *labels(const Entry *e, uint64_t lin, char *p)
 {
     const Stretch *s = e->st;
     if (e->nst > 1) {                          /* the last stretch starting at or below lin */
-        uint32_t lo = 0, hi = e->nst;
-        while (lo < hi) {
-            uint32_t mid = (lo + hi) / 2;
-            if (e->st[mid].start <= lin)
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
-        s = &e->st[lo ? lo - 1 : 0];
+        uint32_t n = upto(e->st, e->nst, sizeof(Stretch), lin);
+        s = &e->st[n ? n - 1 : 0];
     }
     memcpy(p, e->strs + s->off, s->len);
     p += s->len;
