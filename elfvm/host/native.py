@@ -35,8 +35,11 @@ def library_path(src: str) -> str:
 
 def build(src: str) -> str | None:
     """Compile `src` unless it is compiled already: the library's path, or None (no C
-    compiler, a read-only cache)."""
-    path = library_path(src)
+    compiler, a read-only cache, the source missing from the install)."""
+    try:
+        path = library_path(src)
+    except OSError:
+        return None
     if os.path.exists(path):
         return path
     import subprocess          # only to compile: a run that finds the library never needs it
