@@ -34,11 +34,14 @@ def test_guest_output_spools_beyond_memory():
 
 
 def _maxrss_mib(args, tmp_path):
-    code = ("import resource, sys\nfrom elfvm.cli import main\nsys.argv = ['elfvm'] + sys.argv[1:]\n"
-            "try:\n    main()\nfinally:\n"
-            "    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, file=sys.stderr)")
-    r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, cwd=tmp_path)
-    return r, int(r.stderr.decode().strip().splitlines()[-1])
+    """Run `elfvm ARGS` as a child; (its stderr and status, its peak RSS in MiB from wait4)."""
+    p = subprocess.Popen([sys.executable, "-m", "elfvm", *args], cwd=tmp_path,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    err = p.stderr.read()
+    _, status, ru = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    p.stderr.close()
+    return subprocess.CompletedProcess(p.args, p.returncode, b"", err), ru.ru_maxrss // 1024
 
 
 def test_printing_guest_does_not_grow_host_memory(flood, tmp_path):

@@ -40,6 +40,8 @@ import sys
 import time
 import zlib
 
+from elfvm.host.native import cache_root        # one cache directory for compiled code
+
 MODULE = "_elfvm_sim_aot"
 _SIM_DIR = os.path.dirname(os.path.abspath(__file__))
 BUILD_ENV = "_ELFVM_JIT_BUILDING"      # set in the build process: compile with numba, load nothing
@@ -49,14 +51,6 @@ _names: dict[int, str] = {}            # id(what @entry returned) -> AOT name
 _compiled: dict[str, object] = {}      # AOT name -> its compiled form (compiled())
 _state: dict[str, object] = {}         # "mode"; "lib": the library once loaded (or None)
 DEFAULT_PLAIN_CALLS = 4500             # see plain_calls()
-
-
-def cache_root() -> str:
-    d = os.environ.get("ELFVM_CACHE_DIR")
-    if not d:
-        d = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
-                         "elfvm")
-    return d
 
 
 def source_hash() -> str:
