@@ -812,6 +812,7 @@ class PagingModel:
     def _one_ref(self) -> None:
         k = self.index.kern
         self._proc, self._vpn, self._flags = k.vector("i", [0]), k.vector("q", [0]), k.vector("B", [0])
+        self._ids = k.zeros("i", 1)
 
     @property
     def compiled(self) -> bool:
@@ -843,7 +844,7 @@ class PagingModel:
         self._count()
         self._proc[0], self._vpn[0] = proc, vpn
         self._flags[0] = (1 if write else 0) | (2 if instr else 0)
-        ids = self.index.resolve(self._proc, self._vpn)
+        ids = self.index.resolve(self._proc, self._vpn, self._ids)
         m = self.machine
         m.prm[K.R_FIRST_KIND] = K.FAULT_KINDS.index(fault_kind)
         m.run(ids, self._flags)

@@ -130,10 +130,11 @@ def plain_calls() -> int:
     """How many calls a caller that makes few of them (the emulator's paging model: a call per
     TLB fill) makes to the plain Python kernels over memoryviews before it moves to the compiled
     ones over numpy views of the same buffers (-1: never). Measured here: moving costs ~33 ms
-    (numpy and the library loaded) and a plain call ~7.5 us more than a compiled one (10.5 vs
-    3 us), so the move pays after ~4500 calls; moving then (a rent-or-buy choice) costs at most
-    twice the best choice made knowing the run's length: busybox `echo` makes ~120 calls and a
-    72M-instruction qsort ~460 (plain throughout), python3.11 `-c` ~48000 (moves). In jit mode
+    (numpy and the library loaded) and a plain access 6-8 us more than a compiled one (9-11 vs
+    3 us: a python3.11 run, a loop of TLB fills), so the move pays after ~4000-5500 calls;
+    moving then (a rent-or-buy choice) costs at most twice the best choice made knowing the
+    run's length: busybox `echo` makes ~120 calls and a 72M-instruction qsort ~460 (plain
+    throughout), python3.11 `-c` ~48000 (moves). In jit mode
     the kernel modules' names are numba dispatchers, which take no memoryviews: compiled from
     the start (0); without numba the compiled ones are the same plain functions: never (-1).
     ``ELFVM_JIT_AFTER=N`` sets N."""

@@ -191,13 +191,16 @@ def _tlb_fill(tlb, pages, which, p, vpn, t, sets, ways):
     s = vpn % sets
     base = s * ways
     best = base
-    for w in range(ways):
+    best_t = tlb[which, base, T_STAMP]        # kept in a local: one array read a way (plain
+    for w in range(ways):                     # Python pays for every read)
         e = base + w
         if tlb[which, e, T_PAGE] < 0:
             best = e
             break
-        if tlb[which, e, T_STAMP] < tlb[which, best, T_STAMP]:
+        st = tlb[which, e, T_STAMP]
+        if st < best_t:
             best = e
+            best_t = st
     old = tlb[which, best, T_PAGE]
     if old >= 0:
         pages[old, P_SLOT + which] = -1
