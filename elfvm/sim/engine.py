@@ -293,16 +293,15 @@ def user_frames(n: int, page_size: int) -> range:
 class Machine(_Buffers):
     """The state of one configuration: page-table entries, frames, TLB(s), counters, events.
 
-    `kern` says how the kernels run (compiled unless told: a trace's batches); the arrays the
-    kernels take are attributes (pages, frames, tlb, tree, free, counters, sc, prm, events);
-    the physical frame numbers (`pfn()`) are Python's own."""
+    Its kernels run as its page index's do (`Kernels`: compiled unless told, as a trace's
+    batches need); the arrays the kernels take are attributes (pages, frames, tlb, tree, free,
+    counters, sc, prm, events); the physical frame numbers (`pfn()`) are Python's own."""
 
-    def __init__(self, cfg: SimConfig, index: PageIndex, nprocs: int, first_kind: int = 0,
-                 kern: Kernels | None = None):
+    def __init__(self, cfg: SimConfig, index: PageIndex, nprocs: int, first_kind: int = 0):
         self.cfg = cfg
         self.index = index
         self.nprocs = nprocs
-        self.kern = kern or index.kern
+        self.kern = index.kern
         self._bufs: dict = {}
         n = cfg.frames
         self._first_pfn = user_frames(n, cfg.page_size).start
@@ -429,7 +428,7 @@ class Machine(_Buffers):
 
     def frame_rows(self) -> list[FrameRow]:
         rows = []
-        page_proc, page_vpn = self.index.keys()
+        page_proc, page_vpn = self.index.buffer("page_proc"), self.index.buffer("page_vpn")
         used = self.frames_used
         dirty = self.column("frames", K.F_DIRTY, used)
         ref = self.column("frames", K.F_REF, used)
