@@ -7,5 +7,8 @@
   `PagingModel` for references one at a time from a running program;
 * `timeline` -- for `--svg`: the frame table and counters sampled in a bounded number of time bins.
 
-numpy and numba come with the `sim` extra; the kernels run as plain Python without numba.
+The kernels run compiled (numba, ahead of time: `jit`) over numpy arrays, or as plain Python
+over memoryviews of the same buffers: a running program's model starts so (no numpy imported)
+and moves to the compiled kernels once its run gets long; without numba they run as plain
+Python throughout.
 """
