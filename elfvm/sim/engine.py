@@ -36,6 +36,8 @@ PROGRAM_FAULT_KINDS = ("first-touch", "zero-page", "file", "cow", "stack-growth"
 
 @dataclass(frozen=True)
 class SimConfig:
+    """One machine to simulate: replacement policy, frames, page size, TLB, walk and timing."""
+
     policy: str = "lru"
     frames: int = 64
     page_size: int = 4096
@@ -64,6 +66,8 @@ class SimConfig:
 
 @dataclass(frozen=True)
 class TlbStats:
+    """TLB look-ups that hit and missed."""
+
     hits: int
     misses: int
 
@@ -87,6 +91,8 @@ class PageRow:
 
 @dataclass(frozen=True)
 class FrameRow:
+    """One physical frame of the final frame table and the page it holds."""
+
     frame: int
     process: int
     page: int
@@ -110,6 +116,8 @@ class FaultEvent:
 
 @dataclass(frozen=True)
 class Stats:
+    """The figures of one process, or of all of them."""
+
     references: int
     pages_touched: int
     page_faults: int
@@ -126,6 +134,8 @@ class Stats:
 
 @dataclass(frozen=True)
 class SimResult:
+    """A whole run: its figures in total and per process, fault events, bad trace lines."""
+
     config: SimConfig
     names: list[str]
     total: Stats
@@ -721,6 +731,8 @@ def _progress_fn(readers, progress):
 
 @dataclass(frozen=True)
 class CompareResult:
+    """--compare: the faults of every policy at every memory size, from one pass."""
+
     policies: list[str]
     frames: list[int]
     references: int
