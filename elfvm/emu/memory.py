@@ -22,7 +22,7 @@ from elfvm.units import PAGE_SIZE
 PAGE = PAGE_SIZE
 
 
-@dataclass
+@dataclass(repr=False)
 class FrameInfo:
     """struct page, as far as elfvm needs it."""
 

@@ -26,8 +26,10 @@ class ProgramRejected(ElfvmError):
         self.exit_code = exit_code
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class RunOptions:
+    """What `simulate-run PROGRAM` was asked to run, and how (the command's options)."""
+
     program: str
     args: tuple[str, ...] = ()
     env: tuple[str, ...] = ()
@@ -63,8 +65,10 @@ class RunOptions:
     profile: object = None               # kernel profile (--kernel ...); None: this machine's
 
 
-@dataclass
+@dataclass(repr=False)
 class RunReport:
+    """What a run did: the guest's output and status, the model's statistics, the final maps."""
+
     program: str
     argv: list[str]
     exit_status: int | None

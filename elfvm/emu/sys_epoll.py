@@ -31,15 +31,19 @@ EVENT_SIZE = 12                               # struct epoll_event is packed on 
 EP_MAX_EVENTS = 0x7FFFFFFF // EVENT_SIZE
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class EpItem:
+    """struct epitem: one (file, fd) on an epoll instance's interest list."""
+
     file: V.OpenFile
     events: int
     data: int
 
 
-@dataclass
+@dataclass(repr=False)
 class EventPoll:
+    """struct eventpoll: the interest list (fd -> EpItem) and the ready list."""
+
     items: dict = field(default_factory=dict)  # fd -> EpItem
     rdllist: list = field(default_factory=list)
 

@@ -42,7 +42,7 @@ LOCAL_APIC_PHYS = 0xFEE00000       # APIC_DEFAULT_PHYS_BASE
 IO_APIC_PHYS = 0xFEC00000          # the first IO-APIC as firmware reports it
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class KernelConfig:
     """The .config values the layout depends on."""
 
@@ -105,15 +105,17 @@ def _fixmap(cfg: KernelConfig, ptrs_per_pte: int) -> tuple[dict[str, int], int, 
     return idx, end_perm, n
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Region:
+    """A region of the kernel half of the address space."""
+
     name: str           # JSON region: kernel-lowmem | vmalloc | pkmap | fixmap | kernel-unmapped
     start: int
     end: int
     what: str
 
 
-@dataclass
+@dataclass(repr=False)
 class KernelLayout:
     """The boundaries of the kernel half for one PAGE_OFFSET, paging mode and RAM size."""
 

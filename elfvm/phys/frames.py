@@ -35,15 +35,17 @@ CONFIG_PHYSICAL_START = 0x1000000
 ISA_DMA_LIMIT = 16 * MiB
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Reserved:
+    """Physical memory the allocator never hands out, and why."""
+
     start: int
     end: int
     what: str
     why: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class KernelImage:
     """The kernel image in physical memory: text, read-only data, then data+bss.
 
@@ -89,8 +91,10 @@ class OutOfMemory(Exception):
     """No free frame in any allowed zone."""
 
 
-@dataclass
+@dataclass(repr=False)
 class Zone:
+    """A memory zone the allocator hands frames out of, bottom-up."""
+
     name: str
     start: int
     end: int
@@ -100,7 +104,7 @@ class Zone:
         self.next = self.start
 
 
-@dataclass
+@dataclass(repr=False)
 class FrameAllocator:
     """Hands out frames of `frame_size` bytes from RAM [0, ram), never from reserved ranges.
 
