@@ -91,6 +91,24 @@ def test_walk_page_range_lists_every_entry_in_range():
     assert [va for va, _ in pt.ptes(0x08049001, 0x0804A000 + (600 << 12))] == pages[1:2]   # from the page of start
 
 
+@pytest.mark.parametrize("name", ["i386", "pae", "x86-64"])
+def test_map_ptes_writes_what_map_writes_page_by_page(name):
+    """A fault-around window mapped at once: the same tables, entries and frames as one map()
+    per page (NX dropped where the format has none)."""
+    flags = E.P | E.US | E.A | (E.NX if name != "i386" else 0)
+    pages = [0x08048000 + i * 0x1000 for i in (0, 1, 3, 7, 15)]
+    frames = [0x3000000 + i * 0x1000 for i in range(len(pages))]
+    one, mem1 = tables(name)
+    many, mem2 = tables(name)
+    for a, fr in zip(pages, frames):
+        one.map(a, fr, flags)
+    many.map_ptes(pages, frames, flags)
+    assert list(one.ptes(0, 1 << 32)) == list(many.ptes(0, 1 << 32))
+    assert one.tables() == many.tables()
+    with pytest.raises(ValueError, match="one page table"):
+        many.map_ptes([0x08048000, 0x08048000 + (4 << 20)], frames[:2], flags)
+
+
 def test_large_pages():
     pt, _ = tables("i386")
     pt.map(0xC0400000, 0x400000, E.PAGE_KERNEL | E.PS, level=0, user=False)

@@ -92,7 +92,8 @@ class Frames:
 
     def fill(self, addr: int, data: bytes) -> None:
         """A whole page: data then zeros."""
-        self.write(addr, data[:PAGE] + bytes(PAGE - min(len(data), PAGE)))
+        n = len(data)
+        self.write(addr, data if n == PAGE else data[:PAGE] + bytes(PAGE - min(n, PAGE)))
 
     def copy(self, dst: int, src: int) -> None:
         self.write(dst, self.read(src, PAGE))

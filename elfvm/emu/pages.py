@@ -175,12 +175,28 @@ def set_pte(k, p: Process, vpn: int, pte: Pte) -> None:
     fi = k.frames.info.get(pte.frame)
     if fi is not None:
         fi.rmap.add((p.group, vpn))             # threads share one mm: one mapping
+    p.pt.map(vpn << 12, pte.frame, pte_flags(k, pte.write, pte.exec))
+
+
+def set_ptes(k, p: Process, vpns: list[int], frames: list[int], write: bool, exec_: bool) -> None:
+    """set_pte for pages of one page table (fault-around's window): the same entries and
+    reverse maps, the table found once."""
+    info = k.frames.info
+    for vpn, fr in zip(vpns, frames):
+        fi = info.get(fr)
+        if fi is not None:
+            fi.rmap.add((p.group, vpn))
+    p.pt.map_ptes([vpn << 12 for vpn in vpns], frames, pte_flags(k, write, exec_))
+
+
+def pte_flags(k, write: bool, exec_: bool) -> int:
+    """A user PTE's flags (P, U/S and A; R/W and D when writable; NX unless executable)."""
     flags = E.P | E.US | E.A
-    if pte.write:
+    if write:
         flags |= E.RW | E.D
-    if not pte.exec and k.geom.nx:
+    if not exec_ and k.geom.nx:
         flags |= E.NX
-    p.pt.map(vpn << 12, pte.frame, flags)
+    return flags
 
 
 def clear_pte(k, p: Process, vpn: int, value: int = 0) -> Pte | None:

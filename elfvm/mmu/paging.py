@@ -181,6 +181,22 @@ class PageTables:
         self.write_entry(self.entry_addr(table, level, linear),
                          E.make_entry(g.fmt, phys, flags, large=level != last))
 
+    def map_ptes(self, linears: list[int], phys: list[int], flags: int, *, user: bool = True) -> None:
+        """Leaf entries `linears` -> `phys` (the same entries `map` writes) for pages of one
+        last-level table, a fault-around window: the table is found once, not per page."""
+        if not linears:
+            return
+        g = self.geom
+        last = g.levels - 1
+        span = self._shifts[last] + g.level_bits[last]          # what one last-level table maps
+        if any((a ^ linears[0]) >> span for a in linears):
+            raise ValueError("map_ptes: the pages are not in one page table")
+        if not self.nxe:
+            flags &= ~E.NX
+        table = self.table_for(linears[0], last, user)
+        for a, fr in zip(linears, phys):
+            self.write_entry(self.entry_addr(table, last, a), E.make_entry(g.fmt, fr, flags))
+
     # --- the kernel's side: last-level entries by linear address -------------------------
     def pte_addr(self, linear: int, alloc: bool = False) -> int | None:
         """pte_offset_map(): where the last-level entry of `linear` lives; None when a table on

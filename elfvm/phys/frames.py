@@ -145,10 +145,12 @@ class FrameAllocator:
     def _fit(self, zone: Zone, size: int, align: int) -> int | None:
         addr = -(-zone.next // align) * align
         while addr + size <= zone.end:
-            clash = next(((s, e) for s, e in self._reserved if s < addr + size and addr < e), None)
-            if clash is None:
+            for s, e in self._reserved:          # the first reserved range in the way, if any
+                if s < addr + size and addr < e:
+                    addr = -(-e // align) * align
+                    break
+            else:
                 return addr
-            addr = -(-clash[1] // align) * align
         return None
 
     def alloc(self, what: str, kind: str = "user", frames: int = 1, align: int | None = None) -> int:
@@ -159,10 +161,10 @@ class FrameAllocator:
             return addr
         size = frames * self.frame_size
         align = align or self.frame_size
-        names = [z.name for z in self.zones]
         if kind == "user":
-            order = list(reversed(self.zones))
+            order = reversed(self.zones)
         else:
+            names = [z.name for z in self.zones]
             k = names.index(self.kernel_zone) if self.kernel_zone in names else len(names) - 1
             order = [self.zones[i] for i in range(k, -1, -1)]
         for zone in order:
