@@ -167,7 +167,7 @@ def swap_ptes(p: Process, start: int, end: int):
 
 
 def resident_vpns(p: Process) -> set[int]:
-    return {vpn for vpn, _ in present_ptes(p, 0, p.mm.task_size)}
+    return {addr >> 12 for addr, v in p.pt.ptes(0, p.mm.task_size) if v & E.P}
 
 
 def set_pte(k, p: Process, vpn: int, pte: Pte) -> None:
@@ -308,13 +308,15 @@ def new_page_tables(k, pid: int):
 def unmap_range(k, p: Process, start: int, end: int) -> None:
     """zap_page_range(): drop the PTEs (and swap entries) of [start, end)."""
     flush_refs(k)
-    present = [vpn for vpn, _ in present_ptes(p, start, end)]
+    entries = list(p.pt.ptes(start, end))           # one walk: present and swap entries
+    present = [addr >> 12 for addr, v in entries if v & E.P]
     for vpn in present:
         clear_pte(k, p, vpn)
     k.model.unmap_many(p.mi, present)               # the model: one call for the range
-    for vpn, slot in list(swap_ptes(p, start, end)):
-        drop_swap_entry(k, p, vpn, slot)
-        k.model.unmap(p.mi, vpn)
+    for addr, v in entries:
+        if not v & E.P:                             # a swap entry (pte_to_swp_entry)
+            drop_swap_entry(k, p, addr >> 12, (v >> 12) - 1)
+            k.model.unmap(p.mi, addr >> 12)
     if present and p is k.current:
         flush_cpu_tlb(k)
 
