@@ -241,7 +241,7 @@ def paging_model(opts: RunOptions):
     """The trace engine's model for this run: --frames (or --ram / 4 KiB) frames, the policy,
     the TLB and the walk of the --mmu."""
     from elfvm.mmu.geometry import GeometryError, get_geometry
-    from elfvm.mmu.kernel_half import ram_limit
+    from elfvm.mmu.machine import ram_limit
     from elfvm.mmu.tlb import TlbError, tlb_geometry
     from elfvm.sim.engine import PagingModel, SimConfig
     from elfvm.units import human_size

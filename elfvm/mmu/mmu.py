@@ -19,7 +19,8 @@ from elfvm.mm import fault as F
 from elfvm.mm.vma import PROT_EXEC, PROT_WRITE, Mm, Vma
 from elfvm.mmu import entries as E
 from elfvm.mmu.geometry import Geometry, GeometryError
-from elfvm.mmu.kernel_half import KernelLayout, machine_frames, ram_limit
+from elfvm.mmu.kernel_half import KernelLayout
+from elfvm.mmu.machine import machine_frames, ram_limit
 from elfvm.mmu.paging import PageTables, Walk, check_access, describe_error_code, pf_error_code
 from elfvm.mmu.segmentation import Segmentation, SegResult, entry_registers, linux_gdt
 from elfvm.mmu.symbols import Image
