@@ -129,6 +129,28 @@ def test_custom_geometry_with_1k_pages():
     assert w.physical == 0x2800678 and w.page_size == 1024
 
 
+@pytest.mark.parametrize("name,bits", [("i386", None), ("pae", None), ("x86-64", None),
+                                       (None, "12,10,10")])
+def test_walk_fast_answers_what_walk_answers(name, bits):
+    """The TLB fill's walk (walk_fast) and translate's walk agree on every page: 4 KiB pages,
+    large pages, present and not-present entries, the rights of every level."""
+    pt, _ = tables(name, bits=bits)
+    nx = E.NX if name in ("pae", "x86-64") else 0
+    page = pt.geom.page_size
+    pt.map(0x08048000, 0x3000000, E.P | E.US | E.A | nx)
+    pt.map(0x08049000, 0x3001000, E.P | E.RW | E.US | E.A)
+    pt.map(0x10000000, 0x3002000, E.P | E.RW | E.A)
+    if pt.geom.large_levels:
+        lv = pt.geom.large_levels[-1]
+        pt.map(0xC0000000, 0x800000, E.PAGE_KERNEL | E.PS | nx, level=lv, user=False)
+    for a in (0x08048000, 0x08048000 + page + 12, 0x08049abc, 0x10000000, 0xC0012345,
+              0x0804A000, 0x20000000, 0xFFFFF000):
+        w, (base, _lv, user, writable, x) = pt.walk(a), pt.walk_fast(a)
+        assert (base if base >= 0 else None) == w.page_base
+        if w.present:
+            assert (user, writable, x) == (w.user, w.writable, w.nx)
+
+
 def test_access_rules():
     pt, _ = tables("pae")
     pt.map(0x1000, 0x3000000, E.P | E.US | E.A | E.NX)            # user, read-only, NX

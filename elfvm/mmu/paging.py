@@ -305,17 +305,19 @@ class PageTables:
         raise AssertionError("unreachable")
 
     def walk_fast(self, linear: int) -> tuple[int, int, bool, bool, bool]:
-        """The same walk without the record: (page base or -1, level reached, user, writable, nx)."""
+        """The same walk without the record: (page base or -1, level reached, user, writable, nx).
+        Every CPU TLB fill walks: the next table and a 4 KiB frame are the entry's address bits
+        (_tmask, what entry_address gives them), only a large page asks entry_address."""
         fmt = self.geom.fmt
-        last = self.geom.levels - 1
+        last = len(self._shifts) - 1
         read = self.mem.read_uint
-        esize = self._esize
+        esize, shifts, masks, tmask = self._esize, self._shifts, self._masks, self._tmask
         table = self.cr3
         user = writable = True
         nx = False
         for lv in range(last + 1):
-            sh = self._shifts[lv]
-            v = read(table + ((linear >> sh) & self._masks[lv]) * esize, esize)
+            sh = shifts[lv]
+            v = read(table + ((linear >> sh) & masks[lv]) * esize, esize)
             if not v & 1:
                 return -1, lv, user, writable, nx
             if fmt == "pae" and lv == 0:
@@ -325,9 +327,11 @@ class PageTables:
                 user = user and bool(v & E.US)
                 writable = writable and bool(v & E.RW)
                 nx = nx or bool(v & E.NX)
-            if lv == last or (lv in self._large and v & E.PS):
-                return E.entry_address(fmt, v, lv != last, sh, self.geom.page_size), lv, user, writable, nx
-            table = E.entry_address(fmt, v, False, 0, self.geom.page_size)
+            if lv == last:
+                return v & tmask, lv, user, writable, nx
+            if lv in self._large and v & E.PS:
+                return E.entry_address(fmt, v, True, sh, self.geom.page_size), lv, user, writable, nx
+            table = v & tmask
         raise AssertionError("unreachable")
 
     def decode(self, step: Step) -> E.EntryBits:
