@@ -446,6 +446,7 @@ class StopOnSigint:
 
 
 def build_report(k, first, argv, opts: RunOptions, result) -> RunReport:
+    from bisect import bisect_left
     from functools import partial
 
     from elfvm.emu.pages import resident_vpns
@@ -461,10 +462,10 @@ def build_report(k, first, argv, opts: RunOptions, result) -> RunReport:
         timeline = replace(timeline, names=tuple(process_label(q) for _, q in by_mi))
     procs = sorted(k.procs.values(), key=lambda q: q.pid)
     mm = first.mm
-    present = getattr(first, "final_resident", None) or resident_vpns(first)
+    present = sorted(getattr(first, "final_resident", None) or resident_vpns(first))
     maps, rss = [], []
-    for ln in proc_maps(mm):
-        resident = sum(1 for v in range(ln.start >> 12, ln.end >> 12) if v in present)
+    for ln in proc_maps(mm):                       # resident pages per line: by bisection, not
+        resident = bisect_left(present, ln.end >> 12) - bisect_left(present, ln.start >> 12)
         maps.append(_Deferred({"source": partial(map_source, result, ln)}, start=ln.start, end=ln.end,
                               perms=ln.perms, pgoff=ln.pgoff, name=ln.name, kind=ln.kind))
         rss.append({"start": ln.start, "end": ln.end, "name": ln.name or f"[{ln.kind}]",
