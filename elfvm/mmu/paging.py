@@ -263,8 +263,9 @@ class PageTables:
         g = self.geom
         if lv == g.levels - 1:
             return
-        for i in range(self._masks[lv] + 1):
-            v = self.read_entry(table + i * self._esize)
+        n = self._masks[lv] + 1                      # the table's entries, read at once
+        raw = memoryview(self.mem.read(table, n * self._esize)).cast("Q" if self._esize == 8 else "I")
+        for v in raw:
             if v & E.P and not (lv in self._large and v & E.PS):
                 sub = E.entry_address(g.fmt, v, False, 0, g.page_size)
                 yield from self._tables(sub, lv + 1)
