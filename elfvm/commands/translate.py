@@ -100,8 +100,7 @@ def translate(addresses, elf, pid, mmu, bits, ram, access, cpl, profile_name, sp
         click.echo(_regions_text(kernel))
         return 0
     if fmt == "jsonl" or (fmt == "json" and addr_file):
-        chunks = itertools.chain([list(addresses)], read_address_chunks(addr_file) if addr_file else ())
-        bad = _stream_json(space, chunks, access, int(cpl), fmt == "jsonl", svg_file)
+        bad = _stream_json(space, addresses, addr_file, access, int(cpl), fmt == "jsonl", svg_file)
     else:
         texts = itertools.chain(addresses, read_address_lines(addr_file) if addr_file else ())
         note = X86_64_NOTE if mmu is None and profile.name == "linux-x86_64-compat" else ""
@@ -177,16 +176,22 @@ def _write(out: list[str]) -> None:
         out.clear()
 
 
-def _stream_json(space, chunks, access: str, cpl: int, compact: bool, svg_file) -> int:
+def _stream_json(space, addresses, addr_file, access: str, cpl: int, compact: bool, svg_file) -> int:
     """--addresses FILE --format json: one JSON list, one compact object per line; --format
     jsonl: JSON lines (elfvm.mmu.bulk.JsonLines). Printed block by block as the addresses are
-    read (constant memory); --svg draws the first 8 afterwards. Returns how many inputs were
-    rejected."""
+    read (constant memory), the ASCII blocks by the compiled loop (elfvm.mmu.bulk_native) when
+    there is a C compiler and no --svg; --svg draws the first 8 afterwards. Returns how many
+    inputs were rejected."""
     from elfvm.mmu.bulk import JsonLines
+    from elfvm.mmu.bulk_native import native_lines
 
-    out = sys.stdout
     render = JsonLines(space, access, cpl, compact=compact)
-    bad = n = 0
+    sep = "\n" if compact else ",\n"
+    native = native_lines(render, sep) if addr_file and not svg_file else None
+    chunks = itertools.chain([list(addresses)], read_address_chunks(addr_file, ascii_bytes=native is not None)
+                             if addr_file else ())
+    write, flush = _binary_stdout()
+    bad, started = 0, False
     first: list[str] = []                  # the inputs --svg draws
 
     def rejected(text, e) -> None:
@@ -194,24 +199,50 @@ def _stream_json(space, chunks, access: str, cpl: int, compact: bool, svg_file) 
         _bad_input(text, str(e))
         bad += 1
 
-    sep = "\n" if compact else ",\n"
     try:
         for texts in chunks:
-            if svg_file and len(first) < 8:
-                first += texts[:8 - len(first)]
-            lines = render.lines(texts, rejected)
-            if lines:
-                out.write(("" if compact else "[\n" if n == 0 else ",\n") + sep.join(lines) +
-                          ("\n" if compact else ""))
-                n += len(lines)
-                out.flush()
+            if texts.__class__ is bytes:        # an ASCII block, its lines read by the compiled loop
+                started = native.write(texts, rejected, write, started)
+            else:
+                if svg_file and len(first) < 8:
+                    first += texts[:8 - len(first)]
+                lines = render.lines(texts, rejected)
+                if lines:
+                    write((("" if compact else ",\n" if started else "[\n") + sep.join(lines) +
+                           ("\n" if compact else "")).encode())
+                    started = True
+            flush()
     finally:
         if not compact:
-            out.write("[]\n" if n == 0 else "\n]\n")
-        out.flush()
+            write(b"\n]\n" if started else b"[]\n")
+        flush()
     if svg_file:
         _draw_first(space, first, access, cpl, svg_file)
     return bad
+
+
+def _binary_stdout():
+    """(write, flush) of standard output's bytes (the JSON is ASCII): its binary buffer, after
+    what was written as text, or encoded text where it has none. Unbuffered (python -u,
+    PYTHONUNBUFFERED) the buffer is the raw file, which may take part of a write."""
+    out = sys.stdout
+    out.flush()
+    raw = getattr(out, "buffer", None)
+    if raw is None:
+        return (lambda b: out.write(bytes(b).decode())), out.flush
+
+    def write_all(b) -> None:
+        view = memoryview(b)
+        while view:
+            n = raw.write(view)
+            if n is None:                   # a non-blocking stdout, full: wait until it drains
+                import select
+
+                select.select([], [raw], [])
+                continue
+            view = view[n:]
+
+    return write_all, raw.flush
 
 
 def _draw_first(space, texts: list[str], access: str, cpl: int, svg_file: str) -> None:

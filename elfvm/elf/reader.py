@@ -7,8 +7,8 @@ e_phoff. Everything here goes through pyelftools' structure definitions (`ELFStr
 parse exactly the bytes the kernel parses, and garbage in the fields the kernel ignores
 (EI_CLASS, EI_DATA, EI_VERSION, e_version ...) does not stop us either.
 
-Sections and symbols, which the kernel never reads, come from pyelftools' `ELFFile` lazily and
-only when a renderer asks for them.
+Sections and symbols, which the kernel never reads, are read the same way (pyelftools'
+Elf32_Shdr and Elf32_Sym), lazily and only when a renderer asks for them.
 """
 
 
@@ -28,6 +28,7 @@ PT_NULL, PT_LOAD, PT_DYNAMIC, PT_INTERP, PT_NOTE, PT_SHLIB, PT_PHDR, PT_TLS = ra
 PT_GNU_STACK = 0x6474E551
 PF_X, PF_W, PF_R = 1, 2, 4
 SHDR_SIZE = 40                  # sizeof(Elf32_Shdr)
+SYM_SIZE = 16                   # sizeof(Elf32_Sym)
 SHT_NOBITS, SHF_ALLOC, SHN_XINDEX = 8, 2, 0xFFFF
 
 PT_NAMES = {
@@ -183,17 +184,6 @@ class ElfFile:
         return parse_phdrs(self.read_at(h.e_phoff, h.e_phnum * 32))
 
     # --- what only people (not the kernel) look at -----------------------------------
-    @cached_property
-    def _elffile(self):
-        import io
-
-        from elftools.elf.elffile import ELFFile
-
-        try:
-            return ELFFile(io.BytesIO(self.data[:]))
-        except Exception:      # garbage that the kernel accepts need not parse as a whole file
-            return None
-
     def shdr(self, n: int):
         """Section header `n` (pyelftools' Elf32_Shdr), or None when it is not inside the file."""
         h = self.ehdr
@@ -207,50 +197,65 @@ class ElfFile:
         return self.data[offset:end].decode("utf-8", errors="replace") if end > 0 else ""
 
     @cached_property
-    def sections(self) -> list[Section]:
-        """The section-header table, read as the program headers are: pyelftools' Elf32_Shdr at
-        e_shoff, e_shnum entries of e_shentsize (0: section 0's sh_size, as ELFFile counts),
-        names from the e_shstrndx table (SHN_XINDEX: section 0's sh_link).
-
-        Only the headers are read: ELFFile's import and its per-type section objects cost more
-        than a whole layout. An entry outside the file ends the list; a name outside the file or
-        without its NUL is empty."""
+    def _section_headers(self) -> list[tuple[str, object]]:
+        """(name, pyelftools' Elf32_Shdr) of each section header: e_shnum entries of
+        e_shentsize at e_shoff (0: section 0's sh_size, as ELFFile counts), names from the
+        e_shstrndx table (SHN_XINDEX: section 0's sh_link). An entry outside the file ends the
+        list; a name outside the file or without its NUL is empty."""
         h = self.ehdr
         first = self.shdr(0) if h.e_shoff and h.e_shentsize >= SHDR_SIZE else None
         if first is None:
             return []
         strndx = h.e_shstrndx if h.e_shstrndx != SHN_XINDEX else first["sh_link"]
         strtab = self.shdr(strndx)
-        out: list[Section] = []
+        out = []
         for i in range(h.e_shnum or first["sh_size"]):
-            s = self.shdr(i)
-            if s is None:
+            sh = self.shdr(i)
+            if sh is None:
                 break
-            name = self.cstring(strtab["sh_offset"] + s["sh_name"]) if strtab is not None else ""
-            out.append(Section(name, s["sh_addr"], s["sh_size"], bool(s["sh_flags"] & SHF_ALLOC),
-                               s["sh_type"] in ("SHT_NOBITS", SHT_NOBITS)))
+            out.append((self.cstring(strtab["sh_offset"] + sh["sh_name"]) if strtab is not None else "", sh))
         return out
 
     @cached_property
+    def sections(self) -> list[Section]:
+        """The section-header table, read as the program headers are (pyelftools' Elf32_Shdr).
+        Only the headers are read: ELFFile's import and its per-type section objects cost more
+        than a whole layout."""
+        return [Section(name, s["sh_addr"], s["sh_size"], bool(s["sh_flags"] & SHF_ALLOC),
+                        s["sh_type"] in ("SHT_NOBITS", SHT_NOBITS)) for name, s in self._section_headers]
+
+    @cached_property
     def symbols(self) -> list[Symbol]:
-        ef = self._elffile
+        """The defined functions, objects, TLS and untyped symbols of `.symtab` (else `.dynsym`),
+        as ELFFile's iter_symbols() gives them (the last section of that name, pyelftools'
+        Elf32_Sym entries, names from the linked string table), without ELFFile: its import
+        (DWARF and all) costs more than predicting a whole address space. A table ELFFile
+        would reject (not a symbol table, a bad entry size) or one running past the file ends
+        the list there."""
         out: list[Symbol] = []
-        if ef is None:
-            return out
-        try:
-            for name in (".symtab", ".dynsym"):
-                tab = ef.get_section_by_name(name)
-                if tab is None:
-                    continue
-                for sym in tab.iter_symbols():
-                    kind = sym["st_info"]["type"]
-                    if sym.name and kind in ("STT_FUNC", "STT_OBJECT", "STT_TLS", "STT_NOTYPE") \
-                            and sym["st_shndx"] != "SHN_UNDEF":
-                        out.append(Symbol(sym.name, sym["st_value"], sym["st_size"], kind))
-                if out:
-                    break
-        except Exception:
-            return out
+        heads = self._section_headers
+        for want in (".symtab", ".dynsym"):
+            found = [s for name, s in heads if name == want]
+            if not found:
+                continue
+            tab = found[-1]
+            size, step = tab["sh_size"], tab["sh_entsize"]
+            if tab["sh_type"] not in ("SHT_SYMTAB", "SHT_DYNSYM", "SHT_SUNW_LDYNSYM") or step <= 0 or size % step:
+                return out
+            strings = heads[tab["sh_link"]][1]["sh_offset"] if tab["sh_link"] < len(heads) else None
+            parse = _structs().Elf_Sym.parse
+            for i in range(size // step):
+                raw = self.read_at(tab["sh_offset"] + i * step, SYM_SIZE)
+                if len(raw) < SYM_SIZE or strings is None:
+                    return out
+                sym = parse(raw)
+                kind = sym["st_info"]["type"]
+                name = self.cstring(strings + sym["st_name"])
+                if name and kind in ("STT_FUNC", "STT_OBJECT", "STT_TLS", "STT_NOTYPE") \
+                        and sym["st_shndx"] != "SHN_UNDEF":
+                    out.append(Symbol(name, sym["st_value"], sym["st_size"], kind))
+            if out:
+                break
         return out
 
     def sections_in(self, start: int, end: int) -> list[str]:

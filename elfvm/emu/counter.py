@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import ctypes
 import os
-import sys
-import zlib
+
+from elfvm.host import native
+from elfvm.host.native import load_library
 
 _SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "icount.c")
 
@@ -30,46 +31,14 @@ class _Header(ctypes.Structure):
                 ("errors", ctypes.c_int64)]
 
 
-def cache_root() -> str:
-    from elfvm.sim.jit import cache_root as root      # one cache directory for compiled code
-
-    return root()
-
-
 def library_path(src: str = _SRC) -> str:
-    """Where the C source `src` (of elfvm/emu) is compiled to, named by a hash of it (CRC-32
-    and Adler-32, as the trace engine's library is named: hashlib's OpenSSL would cost every
-    run milliseconds; this names a cache entry, it guards against no adversary)."""
-    with open(src, "rb") as f:
-        data = f.read() + f"{sys.platform} {os.uname().machine}".encode()
-    h = f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}"
-    return os.path.join(cache_root(), "emu-native", h, os.path.basename(src)[:-2] + ".so")
+    """Where `src` (icount.c, exactrefs.c) is compiled to (elfvm.host.native)."""
+    return native.library_path(src)
 
 
 def build(src: str = _SRC) -> str | None:
-    """Compile `src` (icount.c, exactrefs.c) unless it is compiled already: the library's
-    path, or None (no C compiler, a read-only cache)."""
-    path = library_path(src)
-    if os.path.exists(path):
-        return path
-    import subprocess          # only to compile: a run that finds the library never needs it
-    import sysconfig
-
-    cc = (sysconfig.get_config_var("CC") or "cc").split()
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)     # a read-only cache: no counter
-        r = subprocess.run([*cc, "-O2", "-shared", "-fPIC", "-o", tmp, src],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
-        if r.returncode != 0:
-            return None
-        os.replace(tmp, path)                  # atomic: a concurrent run sees all or nothing
-    except (OSError, subprocess.SubprocessError):
-        return None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path if os.path.exists(path) else None
+    """Compile `src` unless it is compiled already: the library's path, or None."""
+    return native.build(src)
 
 
 class BlockCounter:
@@ -118,16 +87,6 @@ def instructions_between(uc, start: int, end: int, depth: int = 0) -> int:
     if stop > end:
         return icount - instructions_between(uc, end, stop, depth + 1)
     return icount + instructions_between(uc, stop, end, depth + 1)
-
-
-def load_library(path: str | None) -> ctypes.CDLL | None:
-    """The compiled library at `path` (from build()), or None: no compiler, not loadable."""
-    if path is None:
-        return None
-    try:
-        return ctypes.CDLL(path)
-    except OSError:
-        return None
 
 
 def block_counter(uc) -> BlockCounter | None:

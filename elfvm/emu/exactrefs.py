@@ -91,7 +91,7 @@ def install(uc, batch, code_hook, mem_hook) -> FastRefs | None:
     from unicorn import UC_HOOK_CODE, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE, UcError
     from unicorn.unicorn_py3 import unicorn as U
 
-    from elfvm.emu.counter import load_library
+    from elfvm.host.native import load_library
 
     lib = load_library(build())
     if lib is None:

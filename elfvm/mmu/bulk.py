@@ -118,15 +118,16 @@ def page_record(pid: int, j: dict, walk_json: str | None = None, reason_per_addr
 class _Hole:
     """The answers of one hole at one walk level: the JSON after the walk, split where the
     address is named (`parts`), and for the compact format the fault's reason split the same
-    way and the record's JSON without the walk."""
+    way, the record's JSON after the walk (`rest`) and the labels' JSON."""
 
-    __slots__ = ("parts", "page", "checked", "reason", "j")
+    __slots__ = ("parts", "page", "checked", "reason", "rest", "labels")
 
     def __init__(self, parts: list[str], page: int, t: Translation):
         self.parts, self.page, self.checked = parts, page, False
         j = t.to_json()
         self.reason = _quote(j["fault"]["reason"]).split(f"{t.linear:#x}") if j["fault"] else None
-        self.j = j
+        self.rest = page_record(0, j, "", reason_per_address=True).partition(',"walk":')[2]
+        self.labels = f',"section":{_compact(j["section"])},"symbol":{_compact(j["symbol"])}'
 
 
 class _HolePage:
@@ -136,11 +137,12 @@ class _HolePage:
 
     def __init__(self, pid: int, walk_json: str, hole: _Hole):
         self.pid, self.hole = pid, hole
-        self.record = page_record(pid, hole.j, walk_json, reason_per_address=True)
-        self.labels = f',"section":{_compact(hole.j["section"])},"symbol":{_compact(hole.j["symbol"])}'
+        self.record = f'{{"page":{pid},"walk":{walk_json}{hole.rest}'     # page_record()'s
+        self.labels = hole.labels
 
 
 _PER_ADDRESS = object()
+_JSON = {None: "null", True: "true", False: "false"}
 
 
 class JsonLines:
@@ -158,6 +160,7 @@ class JsonLines:
         self.holes: dict[tuple, _Hole | None] = {}
         self.walks: dict[int, tuple] = {}
         self.hole_pages: dict[tuple, tuple] = {}
+        self.vma_ends: list[int] | None = None
 
     def lines(self, texts: Iterable[str], rejected) -> list[str]:
         """The JSON of each input; a rejected one goes to `rejected(text, error)` instead. The
@@ -319,8 +322,64 @@ class JsonLines:
         if got is None:
             if len(self.walks) >= _BOUND:
                 self.walks.clear()
-            got = self.walks[id(walk)] = (walk, _compact(walk_json(walk)))
+            got = self.walks[id(walk)] = (walk, "[" + ",".join(
+                f'{{"level":{_quote(w.level)},"index":{w.index},"entry":{"null" if w.entry is None else w.entry},'
+                f'"present":{_JSON[w.present]}}}' for w in walk) + "]")     # _compact(walk_json(walk))
         return got[1]
 
     def _full(self, text: str) -> str:
         return self._render(translate_one(self.space, text, self.access, self.cpl))
+
+    # --- what the native loop (elfvm.mmu.bulk_native) is given ------------------------------
+    def shared_answer(self, lin: int) -> tuple | None:
+        """The answer cached for `lin` as the native loop fills it in for every address that
+        shares it: (page?, lo, hi, mask, frame base or -1, template, stretches), [lo, hi) being
+        the addresses line() answers from the same cache entry (a page; in a hole, every page
+        below the same not-present entry with the same hole key), the template the line after
+        its "linear" value with \1 the page offset (`lin & mask`), \2 the physical address, \3
+        the address in hex and \4 the labels: the stretch (start, text, symbol?, symbol's
+        address) holding the address. None: line() answers each address itself (nothing cached,
+        a record not printed yet, labels looked up address by address)."""
+        page = self.pages.get(lin >> self.shift)
+        lo = lin >> self.shift << self.shift
+        if page.__class__ is _Page:
+            if page.record is not None or page.image is not None:
+                return None
+            st = [(start, sec + ',"symbol":' + (sym or "null"), bool(sym), at)
+                  for start, (sec, sym, at) in zip(page.starts, page.stretches)]
+            if any(sym and at > start for start, _, sym, at in st):
+                return None
+            tmpl = page.mid + '\1,"physical":\2' + page.tail + "\4}"
+            phys = -1 if page.phys_base is None else page.phys_base
+            return True, lo, lo + (1 << self.shift), page.mask, phys, tmpl, st
+        if page.__class__ is _HolePage:
+            if page.record is not None:
+                return None
+            tmpl = (f',"page":{page.pid},"page_offset":\1,"physical":null{page.labels},"reason":' +
+                    "\3".join(page.hole.reason) + "}")
+        elif page.__class__ is tuple:
+            tmpl = f',"walk":{page[0]},"page_offset":\1,"physical":null' + "\3".join(page[1].parts)
+        else:
+            return None
+        span = self._hole_span(lin)
+        if span is None:
+            return None
+        return False, *span, (1 << self.shift) - 1, -1, tmpl, []
+
+    def _hole_span(self, lin: int) -> tuple[int, int] | None:
+        """The addresses around `lin`, in a hole, whose _first() gives the same cache entry: the
+        same walk record (below the same not-present entry: walk_of's span) and the same hole key
+        (the same VMA above, no VMA in between, the same region). None in a native kernel half,
+        whose regions change page by page."""
+        sp = self.space
+        sh = sp.geom.shifts[len(sp.walk_of(lin)[1]) - 1]
+        lo, hi = lin >> sh << sh, min(((lin >> sh) + 1) << sh, self.limit + 1)
+        if lin >= sp.task_size:
+            return None if sp.kernel is not None else (max(lo, sp.task_size), hi)
+        top = sp.task_size if sp.kernel is None else min(sp.task_size, sp.kernel.page_offset)
+        if self.vma_ends is None:                 # the VMAs do not change while we translate
+            self.vma_ends = [v.end for v in sp.mm.vmas]
+        i = bisect_right(self.vma_ends, lin)      # mm.vmas[i] is find_vma(lin)
+        below = self.vma_ends[i - 1] if i else 0
+        above = sp.mm.vmas[i].start if i < len(self.vma_ends) else top
+        return max(lo, below), min(hi, top, above)

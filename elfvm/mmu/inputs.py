@@ -24,6 +24,8 @@ _IDENT = re.compile(r"[A-Za-z_.$][\w.$@]*")
 
 @dataclass(frozen=True)
 class Spec:
+    """One input, read: a plain (linear) address, or a selector (or register) and an offset."""
+
     text: str
     linear: int | None = None            # a plain address
     selector: int | None = None          # a logical address
@@ -122,12 +124,24 @@ def read_address_lines(path: str) -> Iterator[str]:
         yield from chunk
 
 
-def read_address_chunks(path: str, size: int = 1 << 16) -> Iterator[list[str]]:
+def read_address_chunks(path: str, size: int = 1 << 16, ascii_bytes: bool = False) -> Iterator[list[str] | bytes]:
     """The addresses of FILE ('-': stdin) in lists, one list per block read (whatever a pipe
     holds, so answers can follow the input as it comes), blank lines and `#` comments skipped.
     A line longer than MAX_LINE or not UTF-8 is a one-line UsageError naming it; nothing is held
-    beyond the current block and line."""
+    beyond the current block and line. With `ascii_bytes`, a block that is all ASCII comes as
+    its bytes instead (the lines, newline-separated), for a caller that reads lines itself by
+    the same rules (str.strip(), blank lines and comments skipped)."""
     name = "<stdin>" if path == "-" else path
+    for data, n in _read_blocks(path, name, size):
+        if ascii_bytes and data.isascii():
+            yield data
+        else:
+            yield from _address_texts(data.split(b"\n"), name, n)
+
+
+def _read_blocks(path: str, name: str, size: int) -> Iterator[tuple[bytes, int]]:
+    """(the complete lines of each block read, newline-separated, without the last newline;
+    how many lines came before), the unterminated last line at the end."""
     try:
         f = sys.stdin.buffer if path == "-" else open(path, "rb")
     except OSError as e:
@@ -139,14 +153,19 @@ def read_address_chunks(path: str, size: int = 1 << 16) -> Iterator[list[str]]:
                 block = f.read1(size)
             except OSError as e:
                 raise UsageError(f"--addresses {path}: {e.strerror}") from None
-            raws = (rest + block).split(b"\n")
-            rest = raws.pop() if block else b""
+            data = rest + block
+            if block:
+                cut = data.rfind(b"\n") + 1
+                data, rest = data[:max(cut - 1, 0)], data[cut:]
+                k = data.count(b"\n") + 1 if cut else 0
+            else:
+                rest, k = b"", 1
             if len(rest) > MAX_LINE:
-                raise UsageError(f"--addresses {name}:{n + len(raws) + 1}: a line longer than {MAX_LINE} "
+                raise UsageError(f"--addresses {name}:{n + k + 1}: a line longer than {MAX_LINE} "
                                  f"bytes without a newline")
-            if raws:
-                yield from _address_texts(raws, name, n)
-                n += len(raws)
+            if k:
+                yield data, n
+                n += k
             if not block:
                 return
     finally:

@@ -37,6 +37,8 @@ class TranslateError(Exception):
 
 @dataclass(frozen=True)
 class WalkEntry:
+    """One level of a walk as shown: the entry, decoded, and its table."""
+
     level: str
     index: int
     entry: int | None           # None: not known (geometry only, or a live process's upper levels)
@@ -47,6 +49,8 @@ class WalkEntry:
 
 @dataclass
 class Translation:
+    """The answer for one address: the walk, the physical address or the fault, the labels."""
+
     input: str
     virtual: int | None
     linear: int | None
@@ -166,6 +170,7 @@ class AddressSpace:
         self._tlb: dict[tuple[str, int], dict[int, int]] = {}
         self._neg: list[set[int]] = [set() for _ in range(geom.levels)]
         self._walk_memo: dict[int, tuple] = {}
+        self._entry_texts: dict[tuple, str] = {}
         self._span_memo: dict[tuple[int, int], tuple] = {}
         self._shifts = geom.shifts
 
@@ -233,8 +238,18 @@ class AddressSpace:
         if w is None:
             idx, _ = self.geom.split(linear)
             return [WalkEntry(n, i, None, None) for n, i in zip(self.geom.level_names, idx)]
-        return [WalkEntry(s.level, s.index, s.entry, s.present, self.pt.decode(s).text(), s.table)
-                for s in w.steps]
+        return [WalkEntry(s.level, s.index, s.entry, s.present, self._entry_text(s), s.table) for s in w.steps]
+
+    def _entry_text(self, s) -> str:
+        """A walk step's entry decoded (EntryBits.text()): a pure function of the level, the
+        value and whether it maps the page, kept per entry (page tables repeat their entries)."""
+        key = (s.level, s.entry, s.leaf)
+        text = self._entry_texts.get(key)
+        if text is None:
+            if len(self._entry_texts) >= 65536:
+                self._entry_texts.clear()
+            text = self._entry_texts[key] = self.pt.decode(s).text()
+        return text
 
     def walk_of(self, linear: int) -> tuple[Walk | None, list[WalkEntry]]:
         """The hardware walk of `linear` and its entries. The walk depends only on the page, and

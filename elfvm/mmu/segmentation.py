@@ -142,6 +142,8 @@ def descriptor_from_user_desc(base: int, limit: int, seg_32bit: bool, contents: 
 
 @dataclass(frozen=True)
 class Selector:
+    """A segment selector: index, table indicator (GDT/LDT) and requested privilege level."""
+
     value: int
 
     @property
@@ -166,6 +168,8 @@ class Selector:
 
 @dataclass
 class DescriptorTable:
+    """The GDT or an LDT: its descriptors by index."""
+
     name: str                               # "GDT" / "LDT"
     entries: dict[int, Descriptor] = field(default_factory=dict)
     nentries: int = 0                       # limit = nentries*8 - 1
@@ -229,6 +233,8 @@ SEGMENT_REGISTERS = ("cs", "ds", "es", "fs", "gs", "ss")
 
 @dataclass(frozen=True)
 class SegmentFault:
+    """The exception segmentation raises (#GP, #NP, #SS) and why."""
+
     kind: str           # general-protection | segment-not-present | stack-fault
     vector: str         # "#GP(0)", "#NP(0x63)" ...
     reason: str
@@ -236,6 +242,8 @@ class SegmentFault:
 
 @dataclass(frozen=True)
 class SegResult:
+    """What the segmentation unit did with a logical address: the linear address or the fault."""
+
     selector: Selector
     register: str | None
     table: str

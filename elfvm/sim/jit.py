@@ -30,20 +30,14 @@ import sys
 import time
 import zlib
 
+from elfvm.host.native import cache_root        # one cache directory for compiled code
+
 MODULE = "_elfvm_sim_aot"
 _SIM_DIR = os.path.dirname(os.path.abspath(__file__))
 BUILD_ENV = "_ELFVM_JIT_BUILDING"      # set in the build process: compile with numba, load nothing
 
 _entries: dict[str, tuple] = {}        # AOT name -> (function, signature)
 _state: dict[str, object] = {}         # "lib": the loaded library (or None), "mode"
-
-
-def cache_root() -> str:
-    d = os.environ.get("ELFVM_CACHE_DIR")
-    if not d:
-        d = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
-                         "elfvm")
-    return d
 
 
 def source_hash() -> str:
