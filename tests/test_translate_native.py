@@ -119,3 +119,28 @@ def test_without_a_compiler_the_python_loop_answers(tmp_path, monkeypatch):
     want = _run(monkeypatch, args, True)
     monkeypatch.setattr(bulk_native, "build", lambda src: None)
     assert _run(monkeypatch, args, True) == want
+
+
+@pytest.mark.parametrize("options", [[], ["--mmu", "i386"], ["--mmu", "pae"], ["--profile", "linux-i386"],
+                                     ["--profile", "linux-i386", "--mmu", "pae", "--ram", "1G"]])
+def test_a_holes_pages_numbered_by_either_loop(tmp_path, monkeypatch, options):
+    """Addresses in the holes, many under each not-present entry's table: the compiled loop
+    numbers a hole's pages itself (a table of not-present entries at once, each entry's record
+    before its first line); an input it does not read (underscores, a non-ASCII block) on such
+    a page takes the same page number from it, in either format."""
+    rnd = random.Random(len(options))
+    vmas = open_address_space(profile=make_profile(), elf=VARS).mm.vmas
+    gaps = [(a.end, b.start) for a, b in zip(vmas, vmas[1:]) if b.start > a.end] + [(0, vmas[0].start)]
+    lines = []
+    for _ in range(9000):                   # the first 64 KiB block: ASCII, the next not
+        lo, hi = rnd.choice(gaps) if rnd.random() < 0.7 else (0, 1 << 32)
+        a = rnd.randrange(lo, hi)
+        form = rnd.random()
+        lines.append(f"{a:#_x}" if form < 0.05 else f"{a:_d}" if form < 0.1 else hex(a))
+    tail = [f"{int(t.replace('_', ''), 0):#_x}" for t in lines[3000:3100]]     # pages already numbered
+    path = tmp_path / "addresses"
+    path.write_bytes(("\n".join(lines) + "\n").encode() + ("\n".join(["\uff11"] + tail) + "\n").encode())
+    for fmt in ("jsonl", "json"):
+        code, out, _ = _same(monkeypatch, ["translate", "--elf", VARS, *options, "--addresses", str(path),
+                                           "--format", fmt])
+        assert code == 0 and out.count(b'"present":false')

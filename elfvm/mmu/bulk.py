@@ -145,6 +145,13 @@ _PER_ADDRESS = object()
 _JSON = {None: "null", True: "true", False: "false"}
 
 
+def _walk_text(walk: list) -> str:
+    """_compact(walk_json(walk)), written directly."""
+    return "[" + ",".join(f'{{"level":{_quote(w.level)},"index":{w.index},"entry":'
+                          f'{"null" if w.entry is None else w.entry},"present":{_JSON[w.present]}}}'
+                          for w in walk) + "]"
+
+
 class JsonLines:
     """Compact JSON text, one object per input, with `Translation.to_json()`'s keys; or with
     `compact`, the bulk format: a record per page (`page_record`) the first time a page is
@@ -161,6 +168,7 @@ class JsonLines:
         self.walks: dict[int, tuple] = {}
         self.hole_pages: dict[tuple, tuple] = {}
         self.vma_ends: list[int] | None = None
+        self.native = None      # the compiled loop (bulk_native), whose pages are answered by it
 
     def lines(self, texts: Iterable[str], rejected) -> list[str]:
         """The JSON of each input; a rejected one goes to `rejected(text, error)` instead. The
@@ -203,6 +211,10 @@ class JsonLines:
             return self._full(text)
         page = self.pages.get(lin >> self.shift)
         if page is None:
+            if self.native is not None:       # a page whose number the compiled loop gave
+                got = self.native.one(lin, text)
+                if got is not None:
+                    return got
             page = self._first(lin, text)
             if page.__class__ is Translation:
                 return self._render(page)
@@ -322,24 +334,25 @@ class JsonLines:
         if got is None:
             if len(self.walks) >= _BOUND:
                 self.walks.clear()
-            got = self.walks[id(walk)] = (walk, "[" + ",".join(
-                f'{{"level":{_quote(w.level)},"index":{w.index},"entry":{"null" if w.entry is None else w.entry},'
-                f'"present":{_JSON[w.present]}}}' for w in walk) + "]")     # _compact(walk_json(walk))
+            got = self.walks[id(walk)] = (walk, _walk_text(walk))
         return got[1]
 
     def _full(self, text: str) -> str:
         return self._render(translate_one(self.space, text, self.access, self.cpl))
 
     # --- what the native loop (elfvm.mmu.bulk_native) is given ------------------------------
-    def shared_answer(self, lin: int) -> tuple | None:
+    def shared_answer(self, lin: int, runs: bool = True) -> tuple | None:
         """The answer cached for `lin` as the native loop fills it in for every address that
-        shares it: (page?, lo, hi, mask, frame base or -1, template, stretches), [lo, hi) being
-        the addresses line() answers from the same cache entry (a page; in a hole, every page
-        below the same not-present entry with the same hole key), the template the line after
-        its "linear" value with \1 the page offset (`lin & mask`), \2 the physical address, \3
-        the address in hex and \4 the labels: the stretch (start, text, symbol?, symbol's
-        address) holding the address. None: line() answers each address itself (nothing cached,
-        a record not printed yet, labels looked up address by address)."""
+        shares it: (page?, spans, mask, frame base or -1, template, stretches, run), the spans
+        [lo, hi) being the addresses line() answers from the same cache entry (a page; in a
+        hole, every page below the same not-present entry with the same hole key, or with
+        `runs`, every such entry of its table: _hole_runs, whose `run` it is, else None), the
+        template the line after its "linear" value with \1 the page offset (`lin & mask`), \2
+        the physical address, \3 the address in hex, \4 the labels: the stretch (start, text,
+        symbol?, symbol's address) holding the address, and in a run \5 the page's number, \6
+        its entry's index (`run` ends with the record's template then). None: line() answers
+        each address itself (nothing cached, a record not printed yet, labels looked up address
+        by address)."""
         page = self.pages.get(lin >> self.shift)
         lo = lin >> self.shift << self.shift
         if page.__class__ is _Page:
@@ -351,29 +364,86 @@ class JsonLines:
                 return None
             tmpl = page.mid + '\1,"physical":\2' + page.tail + "\4}"
             phys = -1 if page.phys_base is None else page.phys_base
-            return True, lo, lo + (1 << self.shift), page.mask, phys, tmpl, st
+            return True, [(lo, lo + (1 << self.shift))], page.mask, phys, tmpl, st, None
         if page.__class__ is _HolePage:
             if page.record is not None:
                 return None
-            tmpl = (f',"page":{page.pid},"page_offset":\1,"physical":null{page.labels},"reason":' +
-                    "\3".join(page.hole.reason) + "}")
+            hole, pid = page.hole, page.pid
         elif page.__class__ is tuple:
-            tmpl = f',"walk":{page[0]},"page_offset":\1,"physical":null' + "\3".join(page[1].parts)
+            hole, pid = page[1], None
         else:
             return None
-        span = self._hole_span(lin)
+        runs = self._hole_runs(lin, pid) if runs else None
+        if runs is not None:
+            spans, run, walk_json = runs
+        else:
+            span = self._hole_span(lin)
+            if span is None:
+                return None
+            spans, run, walk_json = [span], None, self._walk_json(self.space.walk_of(lin)[1])
+        if pid is None:
+            tmpl = f',"walk":{walk_json},"page_offset":\1,"physical":null' + "\3".join(hole.parts)
+        else:
+            tmpl = (f',"page":{pid if run is None else chr(5)},"page_offset":\1,"physical":null'
+                    f'{hole.labels},"reason":' + "\3".join(hole.reason) + "}")
+            if run is not None:
+                run += (f'{{"page":\5,"walk":{walk_json}{hole.rest}',)      # _HolePage's record
+        return False, spans, (1 << self.shift) - 1, -1, tmpl, [], run
+
+    def _hole_runs(self, lin: int, pid: int | None) -> tuple | None:
+        """The whole of `lin`'s hole under the same table as its walk's not-present entry, for
+        the compiled loop: every entry of that table, in the hole, that is the same not-present
+        entry (an address below it walks the same steps but that entry's index, and gets the
+        same answer: the same hole key) is a page of its own (a record, a page number). Returns
+        (the address ranges of those entries, (index shift, index mask, first entry's address,
+        page numbers given so far per entry (-1: none)), the walk's JSON with \6 for the
+        index), or None: one walk record at a time (_hole_span)."""
+        sp = self.space
+        if self.shift > 12:     # pages larger than the VMAs' 4 KiB: a page partly in a VMA is
+            return None         # answered as its first address found it, which is Python's to know
+        walk = sp.walk_of(lin)[1]
+        k, g = len(walk) - 1, sp.geom
+        step = walk[k]
+        if step.table is None or step.entry is None or sp.pt is None:
+            return None
+        shifts, sh = g.shifts, g.shifts[k]
+        plo, phi = (lin >> shifts[k - 1] << shifts[k - 1], ((lin >> shifts[k - 1]) + 1) << shifts[k - 1]) \
+            if k else (0, g.max_linear + 1)
+        span = self._hole_span(lin, plo, phi)
         if span is None:
             return None
-        return False, *span, (1 << self.shift) - 1, -1, tmpl, []
+        lo, hi = span
+        kmask, first = (1 << g.level_bits[k]) - 1, lo >> sh
+        n = ((hi - 1) >> sh) - first + 1
+        if n > 4096:
+            return None
+        es = g.entry_size              # the table's entries at once (as free_pgtables reads them)
+        raw = memoryview(sp.pt.mem.read(step.table + (first & kmask) * es, n * es)).cast("Q" if es == 8 else "I")
+        spans, start = [], None
+        for i, v in enumerate(itertools.chain(raw, (None,))):
+            if v == step.entry and start is None:
+                start = i
+            elif v != step.entry and start is not None:
+                spans.append((max(lo, (first + start) << sh), min(hi, (first + i) << sh)))
+                start = None
+        pids = [-1] * n
+        if pid is not None:
+            pids[(lin >> sh) - first] = pid
+        head = _walk_text(walk[:k])[:-1]
+        walk_json = (f'{head}{"," if k else ""}{{"level":{_quote(step.level)},"index":\6,"entry":'
+                     f'{step.entry},"present":false}}]')
+        return spans, (sh, kmask, first << sh, pids), walk_json
 
-    def _hole_span(self, lin: int) -> tuple[int, int] | None:
+    def _hole_span(self, lin: int, lo: int | None = None, hi: int | None = None) -> tuple[int, int] | None:
         """The addresses around `lin`, in a hole, whose _first() gives the same cache entry: the
         same walk record (below the same not-present entry: walk_of's span) and the same hole key
-        (the same VMA above, no VMA in between, the same region). None in a native kernel half,
-        whose regions change page by page."""
+        (the same VMA above, no VMA in between, the same region); or those of [lo, hi) with the
+        same hole key. None in a native kernel half, whose regions change page by page."""
         sp = self.space
-        sh = sp.geom.shifts[len(sp.walk_of(lin)[1]) - 1]
-        lo, hi = lin >> sh << sh, min(((lin >> sh) + 1) << sh, self.limit + 1)
+        if lo is None:
+            sh = sp.geom.shifts[len(sp.walk_of(lin)[1]) - 1]
+            lo, hi = lin >> sh << sh, ((lin >> sh) + 1) << sh
+        hi = min(hi, self.limit + 1)
         if lin >= sp.task_size:
             return None if sp.kernel is not None else (max(lo, sp.task_size), hi)
         top = sp.task_size if sp.kernel is None else min(sp.task_size, sp.kernel.page_offset)

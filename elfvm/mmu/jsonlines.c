@@ -3,7 +3,8 @@
    The MMU model (Python) answers each page once; what it answers is handed here as an entry: the
    text of an address's line after its "linear" value, as a template whose bytes \1..\4 stand for
    what changes address by address (the page offset, the physical address, the address in hex,
-   the section and symbol). This file only reads the address lines, finds each address's entry and
+   the section and symbol; in a hole, \5 and \6 the page's number and the index of the
+   not-present entry its walk stops at). This file only reads the address lines, finds each address's entry and
    fills the template in; an address it cannot answer (not a plain number it parses exactly as
    Python's int(x, 0) does, or on a page the model has not described yet) stops the loop, and
    Python answers that line, so there is one behaviour. */
@@ -12,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OP_OFF = 1, OP_PHYS = 2, OP_HEX = 3, OP_LABELS = 4 };
+enum { OP_OFF = 1, OP_PHYS = 2, OP_HEX = 3, OP_LABELS = 4, OP_PID = 5, OP_IDX = 6, OP_LAST = 6 };
 enum { RUN_DONE = 0, RUN_MISS = 1, RUN_FULL = 2 };
 
 typedef struct {            /* a stretch of a page with one section and one nearest symbol */
@@ -33,6 +34,15 @@ typedef struct {
     uint32_t slen;          /* the longest stretch text */
     uint32_t nops;          /* how many OP_ bytes the template has */
     Seg *seg;               /* the template cut at its ops (the last run has op 0) */
+    /* a hole's run of not-present entries at one walk level (xl_hole): the entry's index is
+       (linear >> kshift) & kmask; each entry is a page of its own (the compact format's page
+       number, pids[(linear - base) >> kshift], -1 until its record is written) */
+    int kshift;
+    uint64_t kmask, base;
+    uint32_t npid, rlen, rops;
+    int64_t *pids;
+    char *rec;              /* the record's template (OP_PID, OP_IDX), NULL: no records */
+    Seg *rseg;
 } Entry;
 
 typedef struct { uint64_t lo, hi; uint32_t entry; } Span;
@@ -48,6 +58,7 @@ typedef struct {
     uint32_t nspan, capspan;
     char sep[4];
     uint32_t seplen;
+    int64_t next_pid;       /* the compact format's next page number (Python's too: xl_next_id) */
 } Ctx;
 
 static void hex_table(void);
@@ -88,6 +99,9 @@ void xl_clear(void *ctx)
         free(c->ent[i].st);
         free(c->ent[i].strs);
         free(c->ent[i].seg);
+        free(c->ent[i].pids);
+        free(c->ent[i].rec);
+        free(c->ent[i].rseg);
     }
     c->nent = c->nspan = c->hcount = 0;
     if (c->hcap)
@@ -209,7 +223,7 @@ int xl_add(void *ctx, int is_page, uint64_t lo, uint64_t hi, uint64_t mask, int6
     Entry e = {mask, phys, malloc(tlen ? tlen : 1), tlen, nst, malloc((nst ? nst : 1) * sizeof(Stretch)),
                malloc(nst ? meta[4 * nst - 1] : 1), 0, 0, NULL};
     for (uint32_t i = 0; i < tlen; i++)
-        e.nops += (unsigned char)tmpl[i] <= OP_LABELS;
+        e.nops += (unsigned char)tmpl[i] <= OP_LAST;
     e.seg = malloc((e.nops + 1) * sizeof(Seg));
     if (!e.tmpl || !e.st || !e.strs || !e.seg) {
         free(e.tmpl);
@@ -221,7 +235,7 @@ int xl_add(void *ctx, int is_page, uint64_t lo, uint64_t hi, uint64_t mask, int6
     memcpy(e.tmpl, tmpl, tlen);
     uint32_t k = 0, run = 0;
     for (uint32_t i = 0; i < tlen; i++)
-        if ((unsigned char)tmpl[i] <= OP_LABELS) {
+        if ((unsigned char)tmpl[i] <= OP_LAST) {
             Seg g = {run, i - run, (unsigned char)tmpl[i]};
             e.seg[k++] = g;
             run = i + 1;
@@ -254,6 +268,78 @@ int xl_add(void *ctx, int is_page, uint64_t lo, uint64_t hi, uint64_t mask, int6
     c->ent[c->nent++] = e;
     return 0;
 }
+
+/* Another range of addresses answered by the entry added last (a hole's next run of entries).
+   Returns 0, or -1 (out of memory, an overlap: nothing is added). */
+int xl_span(void *ctx, uint64_t lo, uint64_t hi)
+{
+    Ctx *c = ctx;
+    uint32_t a = 0, b = c->nspan;
+    while (a < b) {
+        uint32_t mid = (a + b) / 2;
+        if (c->spans[mid].lo < lo)
+            a = mid + 1;
+        else
+            b = mid;
+    }
+    if (!c->nent || (a < c->nspan && c->spans[a].lo < hi) || (a && c->spans[a - 1].hi > lo) || lo >= hi)
+        return -1;
+    if (grow((void **)&c->spans, &c->capspan, c->nspan + 1, sizeof(Span)))
+        return -1;
+    memmove(&c->spans[a + 1], &c->spans[a], (c->nspan - a) * sizeof(Span));
+    Span s = {lo, hi, c->nent - 1};
+    c->spans[a] = s;
+    c->nspan++;
+    return 0;
+}
+
+/* The entry added last answers a run of not-present entries at one walk level: OP_IDX is
+   (linear >> kshift) & kmask; with a record template (rlen > 0, the compact format) each of the
+   npid entries from `base` on is a page of its own, whose record (OP_PID, OP_IDX) is written
+   before its first line; pids: the page numbers already given (-1: none yet). Returns 0 or -1. */
+int xl_hole(void *ctx, int kshift, uint64_t kmask, uint64_t base, uint32_t npid, const int64_t *pids,
+            const char *rec, uint32_t rlen)
+{
+    Ctx *c = ctx;
+    if (!c->nent)
+        return -1;
+    Entry *e = &c->ent[c->nent - 1];
+    e->kshift = kshift;
+    e->kmask = kmask;
+    e->base = base;
+    if (!rlen)
+        return 0;
+    uint32_t nops = 0, k = 0, run = 0;
+    for (uint32_t i = 0; i < rlen; i++)
+        nops += (unsigned char)rec[i] <= OP_LAST;
+    e->pids = malloc(npid * sizeof *e->pids);
+    e->rec = malloc(rlen);
+    e->rseg = malloc((nops + 1) * sizeof(Seg));
+    if (!e->pids || !e->rec || !e->rseg) {
+        free(e->pids);
+        free(e->rec);
+        free(e->rseg);
+        e->pids = NULL, e->rec = NULL, e->rseg = NULL;
+        return -1;
+    }
+    memcpy(e->pids, pids, npid * sizeof *e->pids);
+    memcpy(e->rec, rec, rlen);
+    for (uint32_t i = 0; i < rlen; i++)
+        if ((unsigned char)rec[i] <= OP_LAST) {
+            Seg g = {run, i - run, (unsigned char)rec[i]};
+            e->rseg[k++] = g;
+            run = i + 1;
+        }
+    Seg last = {run, rlen - run, 0};
+    e->rseg[k] = last;
+    e->npid = npid;
+    e->rlen = rlen;
+    e->rops = nops;
+    return 0;
+}
+
+/* The compact format's next page number, for Python's records: one count for both loops. */
+int64_t xl_next_id(void *ctx) { return ((Ctx *)ctx)->next_pid++; }
 
 /* ASCII white space as Python's str.strip() removes it */
 static inline int space(unsigned char ch) { return ch == ' ' || (ch >= 9 && ch <= 13) || (ch >= 28 && ch <= 31); }
@@ -347,8 +433,31 @@ static char *labels(const Entry *e, uint64_t lin, char *p)
     return p;
 }
 
-static char *line(const Ctx *c, const Entry *e, const char *text, size_t tn, uint64_t lin, char *p)
+/* The record of a hole's page (its first line), the template's ops filled in. */
+static char *record(const Entry *e, uint64_t pid, uint64_t lin, char *p)
 {
+    for (const Seg *g = e->rseg;; g++) {
+        memcpy(p, e->rec + g->off, g->len);
+        p += g->len;
+        if (g->op == 0) {
+            *p++ = '\n';
+            return p;
+        }
+        p = dec(p, g->op == OP_PID ? pid : (lin >> e->kshift) & e->kmask);
+    }
+}
+
+static char *line(Ctx *c, Entry *e, const char *text, size_t tn, uint64_t lin, char *p)
+{
+    int64_t pid = -1;
+    if (e->rec) {
+        int64_t *slot = &e->pids[(lin - e->base) >> e->kshift];
+        if (*slot < 0) {
+            *slot = c->next_pid++;
+            p = record(e, (uint64_t)*slot, lin, p);
+        }
+        pid = *slot;
+    }
     static const char h1[] = "{\"input\":\"", h2[] = "\",\"virtual\":", h3[] = ",\"linear\":";
     memcpy(p, h1, sizeof h1 - 1);
     p += sizeof h1 - 1;
@@ -385,6 +494,12 @@ static char *line(const Ctx *c, const Entry *e, const char *text, size_t tn, uin
         case OP_HEX:
             p = hex(p, lin);
             break;
+        case OP_PID:
+            p = dec(p, (uint64_t)pid);
+            break;
+        case OP_IDX:
+            p = dec(p, (lin >> e->kshift) & e->kmask);
+            break;
         default:
             p = labels(e, lin, p);
         }
@@ -420,7 +535,8 @@ int xl_run(void *ctx, const char *in, size_t n, size_t *pos, char *out, size_t c
         }
         /* the longest line: head, text, two decimals, the template (each op at most 24 bytes
            but the labels: their text and a hex offset) */
-        size_t worst = 64 + (b - a) + 2 * 24 + e->tlen + (size_t)e->nops * (24 + e->slen) + c->seplen;
+        size_t worst = 64 + (b - a) + 2 * 24 + e->tlen + (size_t)e->nops * (24 + e->slen) + c->seplen +
+                       e->rlen + (size_t)e->rops * 24 + 1;
         if ((size_t)(p - out) + worst > cap) {
             rc = p == out ? RUN_MISS : RUN_FULL;      /* a line longer than out: Python's */
             break;
@@ -431,4 +547,21 @@ int xl_run(void *ctx, const char *in, size_t n, size_t *pos, char *out, size_t c
     *pos = i < n ? i : n;
     *outlen = (size_t)(p - out);
     return rc;
+}
+
+/* One line (and its page's record, the first time) for an address this knows, with `text` as
+   its input (quoted, escaped): a line the loop does not read itself (an input it does not parse,
+   a block that is not ASCII) on a page whose number is this loop's. Returns its length, 0: the
+   address is not known here, -1: cap is too small. */
+long xl_one(void *ctx, uint64_t lin, const char *text, size_t tn, char *out, size_t cap)
+{
+    Ctx *c = ctx;
+    Entry *e = lin <= c->limit ? find(c, lin) : NULL;
+    if (!e)
+        return 0;
+    size_t worst = 64 + tn + 2 * 24 + e->tlen + (size_t)e->nops * (24 + e->slen) + c->seplen + e->rlen +
+                   (size_t)e->rops * 24 + 1;
+    if (worst > cap)
+        return -1;
+    return (long)(line(c, e, text, tn, lin, out) - out);
 }
