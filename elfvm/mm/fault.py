@@ -78,8 +78,13 @@ def vma_label(v: Vma) -> str:
 
 
 def prev_vma(mm: Mm, v: Vma) -> Vma | None:
-    i = mm.vmas.index(v)
-    return mm.vmas[i - 1] if i else None
+    # `v` is found by identity first: list.index compares the VMAs before it field by field
+    # (the dataclass __eq__), ~10 comparisons for the stack, the last VMA
+    vmas = mm.vmas
+    i = next((i for i, x in enumerate(vmas) if x is v), None)
+    if i is None:
+        i = vmas.index(v)
+    return vmas[i - 1] if i else None
 
 
 def expand_stack(mm: Mm, vma: Vma, addr: int, rlimit_stack: int) -> str | None:

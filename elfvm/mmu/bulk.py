@@ -145,6 +145,14 @@ _PER_ADDRESS = object()
 _JSON = {None: "null", True: "true", False: "false"}
 
 
+def _num(v: int | None) -> str:
+    return "null" if v is None else str(v)
+
+
+def _text(v: str | None) -> str:
+    return "null" if v is None else _quote(v)
+
+
 def _walk_text(walk: list) -> str:
     """_compact(walk_json(walk)), written directly."""
     return "[" + ",".join(f'{{"level":{_quote(w.level)},"index":{w.index},"entry":'
@@ -227,8 +235,8 @@ class JsonLines:
             if page.record is not None:
                 out, page.record = page.record + "\n" + out, None
             return out
-        if page is _PER_ADDRESS:
-            return self._full(text)
+        if page is _PER_ADDRESS:          # (translate_one() of a number, without parsing it again)
+            return self._render(self.space.translate(lin, self.access, self.cpl, text=text.strip()))
         return self._hole_line(lin, text, page)
 
     def _hole_line(self, lin: int, text: str, page) -> str:
@@ -245,15 +253,17 @@ class JsonLines:
         return out
 
     def _render(self, t: Translation) -> str:
-        """A translation's own answer (nothing shared): its JSON, or its record and line."""
+        """A translation's own answer (nothing shared): its JSON (_compact(t.to_json()), the
+        numbers, names and walk written directly), or its record and line."""
         j = t.to_json()
+        head = f'{{"input":{_text(j["input"])},"virtual":{_num(j["virtual"])},"linear":{_num(j["linear"])}'
+        mid = f',"page_offset":{_num(j["page_offset"])},"physical":{_num(j["physical"])}'
+        labels = f',"section":{_text(j["section"])},"symbol":{_text(j["symbol"])}}}'
         if self.ids is None:
-            return _compact(j)
+            rest = _compact({"fault": j["fault"], "region": j["region"], "vma": j["vma"]})
+            return f'{head},"walk":{_walk_text(t.walk)}{mid},{rest[1:-1]}{labels}'
         pid = next(self.ids)
-        line = {"input": j["input"], "virtual": j["virtual"], "linear": j["linear"], "page": pid,
-                "page_offset": j["page_offset"], "physical": j["physical"], "section": j["section"],
-                "symbol": j["symbol"]}
-        return page_record(pid, j) + "\n" + _compact(line)
+        return f'{page_record(pid, j, _walk_text(t.walk))}\n{head},"page":{pid}{mid}{labels}'
 
     def _first(self, lin: int, text: str):
         """A page seen for the first time: its cache entry, or the Translation to print."""
