@@ -144,3 +144,31 @@ def test_a_holes_pages_numbered_by_either_loop(tmp_path, monkeypatch, options):
         code, out, _ = _same(monkeypatch, ["translate", "--elf", VARS, *options, "--addresses", str(path),
                                            "--format", fmt])
         assert code == 0 and out.count(b'"present":false')
+
+
+@pytest.mark.parametrize("options", [[], ["--access", "w", "--cpl", "0"], ["--mmu", "i386"], ["--mmu", "pae"],
+                                     ["--profile", "linux-i386"]])
+def test_below_the_stack_each_address_its_own_page(tmp_path, monkeypatch, options):
+    """Below a stack that cannot grow the answer names the address (its new start and size
+    too): the compiled loop writes a record per address from the zone's template (expand_stack
+    refuses every address of a zone for the same reason), byte for byte as the Python loop,
+    in the guard gap, past RLIMIT_STACK and where the stack may grow."""
+    rnd = random.Random(len(options))
+    profile = make_profile(*options[1:2]) if "--profile" in options else make_profile()
+    vmas = open_address_space(profile=profile, elf=VARS).mm.vmas
+    stack = next(v for v in vmas if v.growsdown)
+    prev = vmas[vmas.index(stack) - 1]
+    lines = []
+    for _ in range(9000):                   # the first 64 KiB block: ASCII, the next not
+        r = rnd.random()
+        lo, hi = ((prev.end, prev.end + (2 << 20)) if r < 0.1 else (stack.end - (9 << 20), stack.start)
+                  if r < 0.3 else (prev.end, stack.start))
+        a = rnd.randrange(lo, hi) if rnd.random() < 0.95 else rnd.randrange(lo, hi) & ~0xfff
+        lines.append(f"{a:#_x}" if rnd.random() < 0.05 else hex(a))
+    tail = [f"{int(t.replace('_', ''), 0):_d}" for t in lines[3000:3100]]
+    path = tmp_path / "addresses"
+    path.write_bytes(("\n".join(lines) + "\n").encode() + ("\n".join(["\uff11"] + tail) + "\n").encode())
+    for fmt in ("jsonl", "json"):
+        code, out, _ = _same(monkeypatch, ["translate", "--elf", VARS, *options, "--addresses", str(path),
+                                           "--format", fmt])
+        assert code == 0 and out.count(b"RLIMIT_STACK") > 1000 and out.count(b"stack_guard_gap")

@@ -26,10 +26,13 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from bisect import bisect_right
 from json.encoder import encode_basestring_ascii as _quote
 from typing import Iterable, Iterator
 
+from elfvm.mm import fault as F
+from elfvm.mm.vma import PAGE_SIZE
 from elfvm.mmu.mmu import AddressSpace, Translation, TranslateError, walk_json
 
 _compact = json.JSONEncoder(separators=(",", ":")).encode
@@ -153,6 +156,24 @@ def _text(v: str | None) -> str:
     return "null" if v is None else _quote(v)
 
 
+_HEX = re.compile(r"0x[0-9a-f]+")
+_START_MASK = ~(PAGE_SIZE - 1) & ((1 << 64) - 1)      # a stack's new start: the address & this
+
+
+def _template(text: str, values) -> str | None:
+    """`text` with each hex number equal to one of `values` (value, op) replaced by its op;
+    None when a number equals two of them (which is which cannot be told)."""
+    out, at = [], 0
+    for m in _HEX.finditer(text):
+        ops = [op for v, op in values if v == int(m.group(), 16)]
+        if len(ops) > 1:
+            return None
+        if ops:
+            out += (text[at:m.start()], ops[0])
+            at = m.end()
+    return "".join(out) + text[at:]
+
+
 def _walk_text(walk: list) -> str:
     """_compact(walk_json(walk)), written directly."""
     return "[" + ",".join(f'{{"level":{_quote(w.level)},"index":{w.index},"entry":'
@@ -177,6 +198,7 @@ class JsonLines:
         self.hole_pages: dict[tuple, tuple] = {}
         self.vma_ends: list[int] | None = None
         self.native = None      # the compiled loop (bulk_native), whose pages are answered by it
+        self.stacks: dict[tuple, list | None] = {}
 
     def lines(self, texts: Iterable[str], rejected) -> list[str]:
         """The JSON of each input; a rejected one goes to `rejected(text, error)` instead. The
@@ -282,6 +304,8 @@ class JsonLines:
         t = self.space.translate(lin, self.access, self.cpl, text=text)
         if t.fault is not None and f"{lin:#x}" in t.fault.reason:
             self.pages[key] = _PER_ADDRESS            # not page-wide (nor a hole we know)
+            if self.native is not None:
+                self._learn_stack(lin, t)
             return t
         page = self.pages[key] = _Page(self.space, t, lin - (lin & (t.page_size - 1)), self.ids)
         return page
@@ -381,6 +405,8 @@ class JsonLines:
             hole, pid = page.hole, page.pid
         elif page.__class__ is tuple:
             hole, pid = page[1], None
+        elif page is _PER_ADDRESS:
+            return self._stack_answer(lin) if runs else None
         else:
             return None
         runs = self._hole_runs(lin, pid) if runs else None
@@ -400,27 +426,27 @@ class JsonLines:
                 run += (f'{{"page":\5,"walk":{walk_json}{hole.rest}',)      # _HolePage's record
         return False, spans, (1 << self.shift) - 1, -1, tmpl, [], run
 
-    def _hole_runs(self, lin: int, pid: int | None) -> tuple | None:
-        """The whole of `lin`'s hole under the same table as its walk's not-present entry, for
-        the compiled loop: every entry of that table, in the hole, that is the same not-present
-        entry (an address below it walks the same steps but that entry's index, and gets the
-        same answer: the same hole key) is a page of its own (a record, a page number). Returns
-        (the address ranges of those entries, (index shift, index mask, first entry's address,
-        page numbers given so far per entry (-1: none)), the walk's JSON with \6 for the
-        index), or None: one walk record at a time (_hole_span)."""
+    def _hole_runs(self, lin: int, pid: int | None, zone: tuple[int, int] | None = None) -> tuple | None:
+        """The whole of `lin`'s hole (or of its `zone` below the stack) under the same table as
+        its walk's not-present entry, for the compiled loop: every entry of that table, in the
+        hole, that is the same not-present entry (an address below it walks the same steps but
+        that entry's index, and gets the same answer: the same hole key) is a page of its own (a
+        record, a page number). Returns (the address ranges of those entries, (index shift,
+        index mask, first entry's address, page numbers given so far per entry (-1: none)), the
+        walk's JSON with \6 for the index), or None: one walk record at a time (_hole_span)."""
         sp = self.space
         if self.shift > 12:     # pages larger than the VMAs' 4 KiB: a page partly in a VMA is
             return None         # answered as its first address found it, which is Python's to know
         walk = sp.walk_of(lin)[1]
         k, g = len(walk) - 1, sp.geom
         step = walk[k]
-        if step.table is None or step.entry is None or sp.pt is None:
+        if step.table is None or step.entry is None or step.present or sp.pt is None:
             return None
         shifts, sh = g.shifts, g.shifts[k]
         plo, phi = (lin >> shifts[k - 1] << shifts[k - 1], ((lin >> shifts[k - 1]) + 1) << shifts[k - 1]) \
             if k else (0, g.max_linear + 1)
-        span = self._hole_span(lin, plo, phi)
-        if span is None:
+        span = self._hole_span(lin, plo, phi) if zone is None else (max(plo, zone[0]), min(phi, zone[1]))
+        if span is None or span[0] >= span[1]:
             return None
         lo, hi = span
         kmask, first = (1 << g.level_bits[k]) - 1, lo >> sh
@@ -443,6 +469,64 @@ class JsonLines:
         walk_json = (f'{head}{"," if k else ""}{{"level":{_quote(step.level)},"index":\6,"entry":'
                      f'{step.entry},"present":false}}]')
         return spans, (sh, kmask, first << sh, pids), walk_json
+
+    # --- below a stack that cannot grow: every address a page of its own ---------------------
+    def _stack_key(self, lin: int) -> tuple | None:
+        """(the walk's length, the zone [lo, hi) whose addresses expand_stack() refuses for the
+        same reason, the stack VMA's end) of an address below a stack VMA; None elsewhere."""
+        sp = self.space
+        if sp.mm is None or lin >= sp.task_size:
+            return None
+        vma = sp.mm.find_vma(lin)
+        if vma is None or not vma.growsdown or vma.start <= lin:
+            return None
+        return (len(sp.walk_of(lin)[1]), *F.stack_growth_zone(sp.mm, vma, lin, sp.rlimit_stack), vma.end)
+
+    def _learn_stack(self, lin: int, t: Translation) -> None:
+        """The answer of an address below the stack (its fault's reason names it) as a template
+        of what changes address by address (the address, the stack's new start and size: the
+        hex numbers of the text equal to them); trusted once two pages of the same zone give
+        the same template."""
+        key = self._stack_key(lin)
+        if key is None or key in self.stacks and self.stacks[key] is None:
+            return
+        j = t.to_json()
+        if j["vma"] is not None or j["physical"] is not None or j["section"] is not None or j["symbol"] is not None:
+            self.stacks[key] = None
+            return
+        start = lin & ~(PAGE_SIZE - 1)
+        values = ((lin, "\3"), (start, "\7"), (key[3] - start, "\10"))
+        parts = [_template(_compact({k: j[k] for k in order}), values)
+                 for order in (("region", "vma", "fault"), ("fault", "region", "vma"))]
+        if None in parts:
+            return                                # (an address equal to its page: the next one)
+        got = self.stacks.get(key)
+        if got is None:
+            self.stacks[key] = [parts, lin >> self.shift, False]
+        elif not got[2] and got[1] != lin >> self.shift:
+            if got[0] == parts:
+                got[2] = True
+            else:
+                self.stacks[key] = None
+
+    def _stack_answer(self, lin: int) -> tuple | None:
+        """shared_answer() below a stack, once its zone's template is trusted: the zone's runs,
+        each address a page of its own (compact: a record per address)."""
+        key = self._stack_key(lin)
+        got = self.stacks.get(key) if key is not None else None
+        if got is None or not got[2]:
+            return None
+        runs = self._hole_runs(lin, None, key[1:3])
+        if runs is None:
+            return None
+        spans, run, walk_json = runs
+        (record, fields), labels = got[0], ',"section":null,"symbol":null}'
+        if self.ids is None:
+            tmpl = f',"walk":{walk_json},"page_offset":\1,"physical":null,{fields[1:-1]}{labels}'
+            return False, spans, (1 << self.shift) - 1, -1, tmpl, [], (*run[:3], [], "", _START_MASK, key[3])
+        tmpl = ',"page":\5,"page_offset":\1,"physical":null' + labels
+        rec = f'{{"page":\5,"walk":{walk_json},{record[1:]}'                # page_record()'s
+        return False, spans, (1 << self.shift) - 1, -1, tmpl, [], (*run[:3], [], rec, _START_MASK, key[3])
 
     def _hole_span(self, lin: int, lo: int | None = None, hi: int | None = None) -> tuple[int, int] | None:
         """The addresses around `lin`, in a hole, whose _first() gives the same cache entry: the

@@ -41,6 +41,7 @@ def _library() -> ctypes.CDLL | None:
     lib.xl_run.argtypes = [vp, cp, _size, ctypes.POINTER(_size), ctypes.c_char_p, _size, ctypes.POINTER(_size)]
     lib.xl_span.argtypes = [vp, _u64, _u64]
     lib.xl_hole.argtypes = [vp, ctypes.c_int, _u64, _u64, u32, ctypes.POINTER(ctypes.c_int64), cp, u32]
+    lib.xl_stack.argtypes = [vp, _u64, _u64]
     lib.xl_next_id.restype = ctypes.c_int64
     lib.xl_next_id.argtypes = [vp]
     lib.xl_one.restype = ctypes.c_long
@@ -175,10 +176,12 @@ class NativeLines:
             return
         if any(self.lib.xl_span(self.ctx, a, b) for a, b in rest):
             self.runs = False           # (an overlap: never here) from then on one walk at a time
-        sh, kmask, base, pids, *rec = run
-        rec = rec[0].encode() if rec else b""
+        sh, kmask, base, pids, *more = run        # (a record's template, (a stack's start mask, end))
+        rec = more[0].encode() if more else b""
         if self.lib.xl_hole(self.ctx, sh, kmask, base, len(pids), (ctypes.c_int64 * len(pids))(*pids), rec, len(rec)):
             raise MemoryError("translate: the compiled loop's hole table")
+        if len(more) == 3:
+            self.lib.xl_stack(self.ctx, more[1], more[2])
 
 
 def native_lines(render: JsonLines, sep: str) -> NativeLines | None:

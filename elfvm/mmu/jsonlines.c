@@ -4,7 +4,8 @@
    text of an address's line after its "linear" value, as a template whose bytes \1..\4 stand for
    what changes address by address (the page offset, the physical address, the address in hex,
    the section and symbol; in a hole, \5 and \6 the page's number and the index of the
-   not-present entry its walk stops at). This file only reads the address lines, finds each address's entry and
+   not-present entry its walk stops at; below a stack that cannot grow, \7 and \10 the stack's
+   new start and size in hex, start = linear & smask, size = send - start). This file only reads the address lines, finds each address's entry and
    fills the template in; an address it cannot answer (not a plain number it parses exactly as
    Python's int(x, 0) does, or on a page the model has not described yet) stops the loop, and
    Python answers that line, so there is one behaviour. */
@@ -13,7 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OP_OFF = 1, OP_PHYS = 2, OP_HEX = 3, OP_LABELS = 4, OP_PID = 5, OP_IDX = 6, OP_LAST = 6 };
+enum { OP_OFF = 1, OP_PHYS = 2, OP_HEX = 3, OP_LABELS = 4, OP_PID = 5, OP_IDX = 6, OP_START = 7, OP_SIZE = 8,
+       OP_LAST = 8 };
 enum { RUN_DONE = 0, RUN_MISS = 1, RUN_FULL = 2 };
 
 typedef struct {            /* a stretch of a page with one section and one nearest symbol */
@@ -40,8 +42,9 @@ typedef struct {
     int kshift;
     uint64_t kmask, base;
     uint32_t npid, rlen, rops;
-    int64_t *pids;
-    char *rec;              /* the record's template (OP_PID, OP_IDX), NULL: no records */
+    int64_t *pids;          /* npid 0 with a record: each address is a page of its own */
+    char *rec;              /* the record's template (OP_PID, OP_IDX, ...), NULL: no records */
+    uint64_t smask, send;   /* OP_START, OP_SIZE (xl_stack) */
     Seg *rseg;
 } Entry;
 
@@ -312,7 +315,7 @@ int xl_hole(void *ctx, int kshift, uint64_t kmask, uint64_t base, uint32_t npid,
     uint32_t nops = 0, k = 0, run = 0;
     for (uint32_t i = 0; i < rlen; i++)
         nops += (unsigned char)rec[i] <= OP_LAST;
-    e->pids = malloc(npid * sizeof *e->pids);
+    e->pids = malloc((npid ? npid : 1) * sizeof *e->pids);
     e->rec = malloc(rlen);
     e->rseg = malloc((nops + 1) * sizeof(Seg));
     if (!e->pids || !e->rec || !e->rseg) {
@@ -336,6 +339,17 @@ int xl_hole(void *ctx, int kshift, uint64_t kmask, uint64_t base, uint32_t npid,
     e->rlen = rlen;
     e->rops = nops;
     return 0;
+}
+
+/* The entry added last answers addresses below a stack: OP_START is linear & smask, OP_SIZE
+   send - that. */
+void xl_stack(void *ctx, uint64_t smask, uint64_t send)
+{
+    Ctx *c = ctx;
+    if (c->nent) {
+        c->ent[c->nent - 1].smask = smask;
+        c->ent[c->nent - 1].send = send;
+    }
 }
 
 /* The compact format's next page number, for Python's records: one count for both loops. */
@@ -434,6 +448,23 @@ static char *labels(const Entry *e, uint64_t lin, char *p)
 }
 
 /* The record of a hole's page (its first line), the template's ops filled in. */
+/* The value of an op that depends only on the address and the entry (and the page's number). */
+static char *value(const Entry *e, int op, uint64_t pid, uint64_t lin, char *p)
+{
+    switch (op) {
+    case OP_PID:
+        return dec(p, pid);
+    case OP_IDX:
+        return dec(p, (lin >> e->kshift) & e->kmask);
+    case OP_HEX:
+        return hex(p, lin);
+    case OP_START:
+        return hex(p, lin & e->smask);
+    default:
+        return hex(p, e->send - (lin & e->smask));
+    }
+}
+
 static char *record(const Entry *e, uint64_t pid, uint64_t lin, char *p)
 {
     for (const Seg *g = e->rseg;; g++) {
@@ -443,14 +474,17 @@ static char *record(const Entry *e, uint64_t pid, uint64_t lin, char *p)
             *p++ = '\n';
             return p;
         }
-        p = dec(p, g->op == OP_PID ? pid : (lin >> e->kshift) & e->kmask);
+        p = value(e, g->op, pid, lin, p);
     }
 }
 
 static char *line(Ctx *c, Entry *e, const char *text, size_t tn, uint64_t lin, char *p)
 {
     int64_t pid = -1;
-    if (e->rec) {
+    if (e->rec && !e->npid) {                 /* an address that is a page of its own */
+        pid = c->next_pid++;
+        p = record(e, (uint64_t)pid, lin, p);
+    } else if (e->rec) {
         int64_t *slot = &e->pids[(lin - e->base) >> e->kshift];
         if (*slot < 0) {
             *slot = c->next_pid++;
@@ -491,17 +525,11 @@ static char *line(Ctx *c, Entry *e, const char *text, size_t tn, uint64_t lin, c
                 p = dec(p, (uint64_t)e->phys + off);
             }
             break;
-        case OP_HEX:
-            p = hex(p, lin);
-            break;
-        case OP_PID:
-            p = dec(p, (uint64_t)pid);
-            break;
-        case OP_IDX:
-            p = dec(p, (lin >> e->kshift) & e->kmask);
+        case OP_LABELS:
+            p = labels(e, lin, p);
             break;
         default:
-            p = labels(e, lin, p);
+            p = value(e, g->op, (uint64_t)pid, lin, p);
         }
     }
 }
