@@ -228,9 +228,10 @@ class JsonLines:
                 rejected(text, e)
         return out
 
-    def line(self, text: str) -> str:
+    def line(self, text: str, ask_native: bool = True) -> str:
         """The JSON of one input (compact: preceded by its page's record, the first time); raises
-        TranslateError for a bad one."""
+        TranslateError for a bad one. `ask_native`: False when the compiled loop is known not to
+        answer it."""
         lin = None
         if self.fast and ":" not in text:
             try:
@@ -241,7 +242,7 @@ class JsonLines:
             return self._full(text)
         page = self.pages.get(lin >> self.shift)
         if page is None:
-            if self.native is not None:       # a page whose number the compiled loop gave
+            if ask_native and self.native is not None:   # a page whose number the loop gave
                 got = self.native.one(lin, text)
                 if got is not None:
                     return got

@@ -141,18 +141,20 @@ class NativeLines:
         return True
 
     def _python_line(self, text: str, rejected) -> str | None:
-        """`text`'s line from JsonLines.line() (None: rejected), then its answer handed to
-        the loop."""
-        try:
-            line = self.render.line(text)
-        except TranslateError as e:
-            rejected(text, e)
-            return None
+        """`text`'s line (None: rejected): the loop's own when it knows the address (an input it
+        does not read itself), else JsonLines.line()'s, whose answer is then handed to the loop."""
         try:
             lin = int(text, 0)
         except ValueError:
-            return line
-        if 0 <= lin <= self.render.limit and not self.lib.xl_known(self.ctx, lin):
+            lin = -1
+        if 0 <= lin <= self.render.limit and self.lib.xl_known(self.ctx, lin):
+            return self.one(lin, text)
+        try:
+            line = self.render.line(text, ask_native=False)
+        except TranslateError as e:
+            rejected(text, e)
+            return None
+        if 0 <= lin <= self.render.limit:
             self._hand_over(lin)
         return line
 
