@@ -71,13 +71,13 @@ class _Page:
         self.record = None
         if ids is not None:                 # compact: the page's record and the lines' middle
             pid = next(ids)
-            self.record = page_record(pid, j)
+            self.record = page_record(pid, j, _walk_text(t.walk))
             self.mid = f',"page":{pid},"page_offset":'
             self.tail = ',"section":'
         self.mask = t.page_size - 1
         self.phys_base = None if t.physical is None else t.physical - t.page_offset
         if ids is None:
-            self.mid = ',"walk":' + _compact(j["walk"]) + ',"page_offset":'
+            self.mid = ',"walk":' + _walk_text(t.walk) + ',"page_offset":'
             self.tail = (',"fault":' + _compact(j["fault"]) + ',"region":' + _compact(j["region"]) +
                          ',"vma":' + _compact(j["vma"]) + ',"section":')
         # the page's labels: per stretch between section edges and symbols, the section's
@@ -156,7 +156,7 @@ def _text(v: str | None) -> str:
     return "null" if v is None else _quote(v)
 
 
-_HEX = re.compile(r"0x[0-9a-f]+")
+_HEX = r"0x[0-9a-f]+"          # (re's own cache compiles it once, when a template is first made)
 _START_MASK = ~(PAGE_SIZE - 1) & ((1 << 64) - 1)      # a stack's new start: the address & this
 
 
@@ -164,7 +164,7 @@ def _template(text: str, values) -> str | None:
     """`text` with each hex number equal to one of `values` (value, op) replaced by its op;
     None when a number equals two of them (which is which cannot be told)."""
     out, at = [], 0
-    for m in _HEX.finditer(text):
+    for m in re.finditer(_HEX, text):
         ops = [op for v, op in values if v == int(m.group(), 16)]
         if len(ops) > 1:
             return None
