@@ -152,7 +152,8 @@ def test_below_the_stack_each_address_its_own_page(tmp_path, monkeypatch, option
     """Below a stack that cannot grow the answer names the address (its new start and size
     too): the compiled loop writes a record per address from the zone's template (expand_stack
     refuses every address of a zone for the same reason), byte for byte as the Python loop,
-    in the guard gap, past RLIMIT_STACK and where the stack may grow."""
+    in the guard gap, past RLIMIT_STACK and where the stack may grow; and in the stack and the
+    VMAs without an ELF image (each page's record from the VMA's answer, once two pages agree)."""
     rnd = random.Random(len(options))
     profile = make_profile(*options[1:2]) if "--profile" in options else make_profile()
     vmas = open_address_space(profile=profile, elf=VARS).mm.vmas
@@ -162,7 +163,9 @@ def test_below_the_stack_each_address_its_own_page(tmp_path, monkeypatch, option
     for _ in range(9000):                   # the first 64 KiB block: ASCII, the next not
         r = rnd.random()
         lo, hi = ((prev.end, prev.end + (2 << 20)) if r < 0.1 else (stack.end - (9 << 20), stack.start)
-                  if r < 0.3 else (prev.end, stack.start))
+                  if r < 0.3 else (stack.start, stack.end) if r < 0.4 else
+                  next((v.start, v.end) for v in rnd.sample(vmas, len(vmas)) if v.file is None)
+                  if r < 0.5 else (prev.end, stack.start))
         a = rnd.randrange(lo, hi) if rnd.random() < 0.95 else rnd.randrange(lo, hi) & ~0xfff
         lines.append(f"{a:#_x}" if rnd.random() < 0.05 else hex(a))
     tail = [f"{int(t.replace('_', ''), 0):_d}" for t in lines[3000:3100]]

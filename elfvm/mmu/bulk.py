@@ -64,13 +64,14 @@ def translate_stream(space, texts: Iterable[str], access: str = "r",
 class _Page:
     """The page-wide part of the answers for one page, serialized once."""
 
-    __slots__ = ("mid", "tail", "phys_base", "mask", "image", "starts", "stretches", "fixed", "record")
+    __slots__ = ("mid", "tail", "phys_base", "mask", "image", "starts", "stretches", "fixed", "record",
+                 "pid", "same")
 
     def __init__(self, space: AddressSpace, t: Translation, lo: int, ids=None):
         j = t.to_json()
-        self.record = None
+        self.record = self.pid = None
         if ids is not None:                 # compact: the page's record and the lines' middle
-            pid = next(ids)
+            pid = self.pid = next(ids)
             self.record = page_record(pid, j, _walk_text(t.walk))
             self.mid = f',"page":{pid},"page_offset":'
             self.tail = ',"section":'
@@ -93,6 +94,13 @@ class _Page:
         self.fixed = None                   # the labels' JSON when the same for the whole page
         if self.image is None and len(self.stretches) == 1 and not self.stretches[0][1]:
             self.fixed = self.stretches[0][0] + ',"symbol":null'
+        # a page of a VMA without labels (no ELF image) whose entry is not present: its answer
+        # but for the walk, which other such pages of the VMA may share (JsonLines._vma_runs)
+        self.same = None
+        if image is None and t.vma is not None and t.physical is None and t.fault is not None \
+                and self.fixed is not None and t.walk and t.walk[-1].present is False:
+            self.same = (t.vma.start, t.vma.end, len(t.walk),
+                         _compact({"region": j["region"], "vma": j["vma"], "fault": j["fault"]}))
 
     def labels(self, lin: int) -> str:
         """`section` and `symbol`'s JSON values for `lin`."""
@@ -199,6 +207,7 @@ class JsonLines:
         self.vma_ends: list[int] | None = None
         self.native = None      # the compiled loop (bulk_native), whose pages are answered by it
         self.stacks: dict[tuple, list | None] = {}
+        self.vma_pages: dict[tuple, list] = {}
 
     def lines(self, texts: Iterable[str], rejected) -> list[str]:
         """The JSON of each input; a rejected one goes to `rejected(text, error)` instead. The
@@ -309,6 +318,14 @@ class JsonLines:
                 self._learn_stack(lin, t)
             return t
         page = self.pages[key] = _Page(self.space, t, lin - (lin & (t.page_size - 1)), self.ids)
+        if page.same is not None and self.native is not None:
+            got = self.vma_pages.get(page.same[:3])
+            if got is None:
+                self.vma_pages[page.same[:3]] = [page.same, key, False]
+            elif not got[2] and got[1] != key:
+                got[2] = got[0] == page.same
+                if not got[2]:
+                    got[0] = None                 # the VMA's pages differ: one by one
         return page
 
     def _hole_key(self, lin: int) -> tuple[tuple | None, list]:
@@ -393,6 +410,10 @@ class JsonLines:
         if page.__class__ is _Page:
             if page.record is not None or page.image is not None:
                 return None
+            if page.same is not None and runs:
+                got = self.vma_runs(lin, page)
+                if got is not None:
+                    return got
             st = [(start, sec + ',"symbol":' + (sym or "null"), bool(sym), at)
                   for start, (sec, sym, at) in zip(page.starts, page.stretches)]
             if any(sym and at > start for start, _, sym, at in st):
@@ -470,6 +491,25 @@ class JsonLines:
         walk_json = (f'{head}{"," if k else ""}{{"level":{_quote(step.level)},"index":\6,"entry":'
                      f'{step.entry},"present":false}}]')
         return spans, (sh, kmask, first << sh, pids), walk_json
+
+    def vma_runs(self, lin: int, page: _Page) -> tuple | None:
+        """shared_answer() for a page of a VMA without labels whose entry is not present, once
+        two such pages of the VMA gave the same answer but for the walk: every page of the VMA
+        under the same table whose entry is the same not-present one, each a page of its own
+        (_hole_runs)."""
+        got = self.vma_pages.get(page.same[:3])
+        if got is None or not got[2] or got[0] != page.same:
+            return None
+        runs = self._hole_runs(lin, page.pid, page.same[:2])
+        if runs is None:
+            return None
+        spans, run, walk_json = runs
+        if self.ids is None:
+            tmpl = f',"walk":{walk_json},"page_offset":\1,"physical":null{page.tail}{page.fixed}}}'
+            return False, spans, page.mask, -1, tmpl, [], run
+        tmpl = f',"page":\5,"page_offset":\1,"physical":null,"section":{page.fixed}}}'
+        rec = f'{{"page":\5,"walk":{walk_json},{page.same[3][1:]}'                  # page_record()'s
+        return False, spans, page.mask, -1, tmpl, [], (*run, rec)
 
     # --- below a stack that cannot grow: every address a page of its own ---------------------
     def _stack_key(self, lin: int) -> tuple | None:
