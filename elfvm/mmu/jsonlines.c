@@ -400,17 +400,29 @@ static inline int parse(const char *s, size_t n, uint64_t *out)
     return 0;
 }
 
+static const char PAIRS[] =                     /* "00".."99": two digits per division */
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
 static inline char *dec(char *p, uint64_t v)
 {
-    char buf[24];
-    int n = 0;
-    do {
-        buf[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n)
-        *p++ = buf[--n];
-    return p;
+    char buf[24], *q = buf + sizeof buf;
+    while (v >= 100) {
+        const char *d = PAIRS + 2 * (v % 100);
+        v /= 100;
+        *--q = d[1];
+        *--q = d[0];
+    }
+    if (v >= 10) {
+        *--q = PAIRS[2 * v + 1];
+        *--q = PAIRS[2 * v];
+    } else {
+        *--q = (char)('0' + v);
+    }
+    size_t n = (size_t)(buf + sizeof buf - q);
+    memcpy(p, q, n);
+    return p + n;
 }
 
 static inline char *hex(char *p, uint64_t v)      /* Python's f"{v:#x}" */
