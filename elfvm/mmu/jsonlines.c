@@ -197,6 +197,33 @@ static inline Entry *find(Ctx *c, uint64_t lin)
 
 int xl_known(void *ctx, uint64_t lin) { return find(ctx, lin) != NULL; }
 
+/* Where a new range [lo, hi) goes among the sorted ranges, room made for it; -1: it is empty,
+   overlaps one or finds no memory. */
+static long span_slot(Ctx *c, uint64_t lo, uint64_t hi)
+{
+    uint32_t a = 0, b = c->nspan;
+    while (a < b) {
+        uint32_t mid = (a + b) / 2;
+        if (c->spans[mid].lo < lo)
+            a = mid + 1;
+        else
+            b = mid;
+    }
+    if ((a < c->nspan && c->spans[a].lo < hi) || (a && c->spans[a - 1].hi > lo) || lo >= hi)
+        return -1;
+    if (grow((void **)&c->spans, &c->capspan, c->nspan + 1, sizeof(Span)))
+        return -1;
+    return a;
+}
+
+static void span_put(Ctx *c, uint32_t pos, uint64_t lo, uint64_t hi, uint32_t entry)
+{
+    memmove(&c->spans[pos + 1], &c->spans[pos], (c->nspan - pos) * sizeof(Span));
+    Span s = {lo, hi, entry};
+    c->spans[pos] = s;
+    c->nspan++;
+}
+
 /* A new entry for [lo, hi): a page (is_page: lo is its first address, the page is lo >> shift)
    or a range of addresses (a hole), which must not overlap one already known. The stretches:
    4 numbers each in `meta` (start, symbol's address, symbol?, where its text in `strs` ends).
@@ -205,22 +232,9 @@ int xl_add(void *ctx, int is_page, uint64_t lo, uint64_t hi, uint64_t mask, int6
            const char *tmpl, uint32_t tlen, uint32_t nst, const uint64_t *meta, const char *strs)
 {
     Ctx *c = ctx;
-    uint32_t pos = 0;
-    if (!is_page) {
-        uint32_t a = 0, b = c->nspan;
-        while (a < b) {
-            uint32_t mid = (a + b) / 2;
-            if (c->spans[mid].lo < lo)
-                a = mid + 1;
-            else
-                b = mid;
-        }
-        pos = a;
-        if ((pos < c->nspan && c->spans[pos].lo < hi) || (pos && c->spans[pos - 1].hi > lo) || lo >= hi)
-            return -1;
-        if (grow((void **)&c->spans, &c->capspan, c->nspan + 1, sizeof(Span)))
-            return -1;
-    }
+    long pos = is_page ? 0 : span_slot(c, lo, hi);
+    if (pos < 0)
+        return -1;
     if (grow((void **)&c->ent, &c->capent, c->nent + 1, sizeof(Entry)))
         return -1;
     Entry e = {mask, phys, malloc(tlen ? tlen : 1), tlen, nst, malloc((nst ? nst : 1) * sizeof(Stretch)),
@@ -262,12 +276,8 @@ int xl_add(void *ctx, int is_page, uint64_t lo, uint64_t hi, uint64_t mask, int6
         free(e.seg);
         return -1;
     }
-    if (!is_page) {
-        memmove(&c->spans[pos + 1], &c->spans[pos], (c->nspan - pos) * sizeof(Span));
-        Span s = {lo, hi, c->nent};
-        c->spans[pos] = s;
-        c->nspan++;
-    }
+    if (!is_page)
+        span_put(c, (uint32_t)pos, lo, hi, c->nent);
     c->ent[c->nent++] = e;
     return 0;
 }
@@ -277,22 +287,10 @@ int xl_add(void *ctx, int is_page, uint64_t lo, uint64_t hi, uint64_t mask, int6
 int xl_span(void *ctx, uint64_t lo, uint64_t hi)
 {
     Ctx *c = ctx;
-    uint32_t a = 0, b = c->nspan;
-    while (a < b) {
-        uint32_t mid = (a + b) / 2;
-        if (c->spans[mid].lo < lo)
-            a = mid + 1;
-        else
-            b = mid;
-    }
-    if (!c->nent || (a < c->nspan && c->spans[a].lo < hi) || (a && c->spans[a - 1].hi > lo) || lo >= hi)
+    long pos = c->nent ? span_slot(c, lo, hi) : -1;
+    if (pos < 0)
         return -1;
-    if (grow((void **)&c->spans, &c->capspan, c->nspan + 1, sizeof(Span)))
-        return -1;
-    memmove(&c->spans[a + 1], &c->spans[a], (c->nspan - a) * sizeof(Span));
-    Span s = {lo, hi, c->nent - 1};
-    c->spans[a] = s;
-    c->nspan++;
+    span_put(c, (uint32_t)pos, lo, hi, c->nent - 1);
     return 0;
 }
 
