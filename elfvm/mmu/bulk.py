@@ -94,11 +94,12 @@ class _Page:
         self.fixed = None                   # the labels' JSON when the same for the whole page
         if self.image is None and len(self.stretches) == 1 and not self.stretches[0][1]:
             self.fixed = self.stretches[0][0] + ',"symbol":null'
-        # a page of a VMA without labels (no ELF image) whose entry is not present: its answer
-        # but for the walk, which other such pages of the VMA may share (JsonLines._vma_runs)
+        # a not-present page of a VMA that is no file's (anonymous, special) and has no labels:
+        # its answer but for the walk, which other such pages of the VMA may share (a file's
+        # answers name their file offset; JsonLines._vma_runs)
         self.same = None
-        if image is None and t.vma is not None and t.physical is None and t.fault is not None \
-                and self.fixed is not None and t.walk and t.walk[-1].present is False:
+        if image is None and t.vma is not None and t.vma.file is None and t.physical is None \
+                and t.fault is not None and self.fixed is not None and t.walk and t.walk[-1].present is False:
             self.same = (t.vma.start, t.vma.end, len(t.walk),
                          _compact({"region": j["region"], "vma": j["vma"], "fault": j["fault"]}))
 
@@ -402,16 +403,17 @@ class JsonLines:
         template the line after its "linear" value with \1 the page offset (`lin & mask`), \2
         the physical address, \3 the address in hex, \4 the labels: the stretch (start, text,
         symbol?, symbol's address) holding the address, and in a run \5 the page's number, \6
-        its entry's index (`run` ends with the record's template then). None: line() answers
-        each address itself (nothing cached, a record not printed yet, labels looked up address
-        by address)."""
+        its entry's index (`run` ends with the record's template then; below a stack, \7 and
+        \10 its new start and size, `run` with the start's mask and the stack's end). None:
+        line() answers each address itself (nothing cached, a record not printed yet, labels
+        looked up address by address)."""
         page = self.pages.get(lin >> self.shift)
         lo = lin >> self.shift << self.shift
         if page.__class__ is _Page:
             if page.record is not None or page.image is not None:
                 return None
             if page.same is not None and runs:
-                got = self.vma_runs(lin, page)
+                got = self._vma_runs(lin, page)
                 if got is not None:
                     return got
             st = [(start, sec + ',"symbol":' + (sym or "null"), bool(sym), at)
@@ -476,7 +478,8 @@ class JsonLines:
         if n > 4096:
             return None
         es = g.entry_size              # the table's entries at once (as free_pgtables reads them)
-        raw = memoryview(sp.pt.mem.read(step.table + (first & kmask) * es, n * es)).cast("Q" if es == 8 else "I")
+        raw = memoryview(sp.pt.mem.read(step.table + (first & kmask) * es, n * es))
+        raw = raw.cast("Q" if es == 8 else "I")
         spans, start = [], None
         for i, v in enumerate(itertools.chain(raw, (None,))):
             if v == step.entry and start is None:
@@ -492,7 +495,7 @@ class JsonLines:
                      f'{step.entry},"present":false}}]')
         return spans, (sh, kmask, first << sh, pids), walk_json
 
-    def vma_runs(self, lin: int, page: _Page) -> tuple | None:
+    def _vma_runs(self, lin: int, page: _Page) -> tuple | None:
         """shared_answer() for a page of a VMA without labels whose entry is not present, once
         two such pages of the VMA gave the same answer but for the walk: every page of the VMA
         under the same table whose entry is the same not-present one, each a page of its own
@@ -532,7 +535,7 @@ class JsonLines:
         if key is None or key in self.stacks and self.stacks[key] is None:
             return
         j = t.to_json()
-        if j["vma"] is not None or j["physical"] is not None or j["section"] is not None or j["symbol"] is not None:
+        if any(j[k] is not None for k in ("vma", "physical", "section", "symbol")):
             self.stacks[key] = None
             return
         start = lin & ~(PAGE_SIZE - 1)
