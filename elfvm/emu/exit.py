@@ -176,16 +176,11 @@ def do_exit(k, p: Process, code: int | None = None, death: Death | None = None,
             close_fd(k, p, fd)
     mm_release(k, p)
     p.final_resident = resident_vpns(p)      # the resident set as the process ended
-    last = all(q.state in ("zombie", "reaped") for q in k.procs.values() if q is not p)
-    if last:
+    if all(q.state in ("zombie", "reaped") for q in k.procs.values() if q is not p):
         flush_refs(k)                    # the last one: the model as the run ended
         k.final_stats = k.model.stats()
         k.final_timeline = k.model.timeline()
-    # The last task's exit_mmap is left undone, as the run's own process leaves its memory to
-    # the host's exit: nothing runs after it, and the report reads the state taken above
-    # (final_stats, final_resident), never the frames or PTEs exit_mmap would free. On a
-    # dynamic program that is thousands of PTEs cleared one by one for no reader.
-    if not last and not live_tasks(k, p, lambda q: q.pt is p.pt):
+    if not live_tasks(k, p, lambda q: q.pt is p.pt):
         exit_mm(k, p)
     p.state = "zombie"
     for c in k.procs.values():
