@@ -112,3 +112,34 @@ def test_tlb_path_agrees_with_full_walks(vars_space):
             s.flush_tlb()
             fast = s.physical_many([hex(a) for a in addrs], access, cpl)
             assert fast == [s.translate(a, access, cpl).physical for a in addrs]
+
+
+def test_stack_growth_zone_is_one_check():
+    """stack_growth_zone(): every address of a zone gets expand_stack()'s verdict by the same
+    check (the same text but for the numbers derived from the address), and the zones of the
+    region below the stack tile it, split where a check's bound lies: mmap_min_addr, the guard
+    gap above the VMA below, RLIMIT_STACK."""
+    import random
+    import re
+
+    stack = Vma(0x20000000, 0x20800000, PROT_READ | PROT_WRITE, growsdown=True)
+    below = Vma(0x08000000, 0x08001000, PROT_READ)
+    m = Mm(0x40000000, mmap_min_addr=0x10000, lsm_mmap_min_addr=0x30000, vmas=[below, stack])
+    rlimit = 0x1000000 + 0x800
+    shape = lambda a: re.sub(r"0x[0-9a-f]+", "N", F.expand_stack(m, stack, a, rlimit) or "grows")  # noqa: E731
+    zones = set()
+    rnd = random.Random(1)
+    points = [rnd.randrange(below.end, stack.start) for _ in range(3000)]
+    for b in (m.effective_mmap_min_addr, below.end + m.stack_guard_gap, stack.end - rlimit):
+        points += [b - 1, b, b + 1, b + 0xfff, b + 0x1000]
+    for a in points:
+        if not below.end <= a < stack.start:
+            continue
+        lo, hi = F.stack_growth_zone(m, stack, a, rlimit)
+        assert lo <= a < hi and lo % 4096 == 0 and hi % 4096 == 0
+        assert shape(lo) == shape(hi - 1) == shape(a)
+        zones.add((lo, hi))
+    zones = sorted(zones)
+    assert [z[0] for z in zones[1:]] == [z[1] for z in zones[:-1]]        # they tile the region
+    assert zones[0][0] == below.end and zones[-1][1] == stack.start
+    assert len({shape(lo) for lo, _ in zones}) == len(zones) == 3       # guard gap, rlimit, grows

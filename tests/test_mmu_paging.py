@@ -91,6 +91,24 @@ def test_walk_page_range_lists_every_entry_in_range():
     assert [va for va, _ in pt.ptes(0x08049001, 0x0804A000 + (600 << 12))] == pages[1:2]   # from the page of start
 
 
+@pytest.mark.parametrize("name", ["i386", "pae", "x86-64"])
+def test_map_ptes_writes_what_map_writes_page_by_page(name):
+    """A fault-around window mapped at once: the same tables, entries and frames as one map()
+    per page (NX dropped where the format has none)."""
+    flags = E.P | E.US | E.A | (E.NX if name != "i386" else 0)
+    pages = [0x08048000 + i * 0x1000 for i in (0, 1, 3, 7, 15)]
+    frames = [0x3000000 + i * 0x1000 for i in range(len(pages))]
+    one, mem1 = tables(name)
+    many, mem2 = tables(name)
+    for a, fr in zip(pages, frames):
+        one.map(a, fr, flags)
+    many.map_ptes(pages, frames, flags)
+    assert list(one.ptes(0, 1 << 32)) == list(many.ptes(0, 1 << 32))
+    assert one.tables() == many.tables()
+    with pytest.raises(ValueError, match="one page table"):
+        many.map_ptes([0x08048000, 0x08048000 + (4 << 20)], frames[:2], flags)
+
+
 def test_large_pages():
     pt, _ = tables("i386")
     pt.map(0xC0400000, 0x400000, E.PAGE_KERNEL | E.PS, level=0, user=False)
@@ -109,6 +127,28 @@ def test_custom_geometry_with_1k_pages():
     w = pt.walk(0x12345678)
     assert [s.index for s in w.steps] == [0x123, 0x115]
     assert w.physical == 0x2800678 and w.page_size == 1024
+
+
+@pytest.mark.parametrize("name,bits", [("i386", None), ("pae", None), ("x86-64", None),
+                                       (None, "12,10,10")])
+def test_walk_fast_answers_what_walk_answers(name, bits):
+    """The TLB fill's walk (walk_fast) and translate's walk agree on every page: 4 KiB pages,
+    large pages, present and not-present entries, the rights of every level."""
+    pt, _ = tables(name, bits=bits)
+    nx = E.NX if name in ("pae", "x86-64") else 0
+    page = pt.geom.page_size
+    pt.map(0x08048000, 0x3000000, E.P | E.US | E.A | nx)
+    pt.map(0x08049000, 0x3001000, E.P | E.RW | E.US | E.A)
+    pt.map(0x10000000, 0x3002000, E.P | E.RW | E.A)
+    if pt.geom.large_levels:
+        lv = pt.geom.large_levels[-1]
+        pt.map(0xC0000000, 0x800000, E.PAGE_KERNEL | E.PS | nx, level=lv, user=False)
+    for a in (0x08048000, 0x08048000 + page + 12, 0x08049abc, 0x10000000, 0xC0012345,
+              0x0804A000, 0x20000000, 0xFFFFF000):
+        w, (base, _lv, user, writable, x) = pt.walk(a), pt.walk_fast(a)
+        assert (base if base >= 0 else None) == w.page_base
+        if w.present:
+            assert (user, writable, x) == (w.user, w.writable, w.nx)
 
 
 def test_access_rules():

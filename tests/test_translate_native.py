@@ -119,3 +119,59 @@ def test_without_a_compiler_the_python_loop_answers(tmp_path, monkeypatch):
     want = _run(monkeypatch, args, True)
     monkeypatch.setattr(bulk_native, "build", lambda src: None)
     assert _run(monkeypatch, args, True) == want
+
+
+@pytest.mark.parametrize("options", [[], ["--mmu", "i386"], ["--mmu", "pae"], ["--profile", "linux-i386"],
+                                     ["--profile", "linux-i386", "--mmu", "pae", "--ram", "1G"]])
+def test_a_holes_pages_numbered_by_either_loop(tmp_path, monkeypatch, options):
+    """Addresses in the holes, many under each not-present entry's table: the compiled loop
+    numbers a hole's pages itself (a table of not-present entries at once, each entry's record
+    before its first line); an input it does not read (underscores, a non-ASCII block) on such
+    a page takes the same page number from it, in either format."""
+    rnd = random.Random(len(options))
+    vmas = open_address_space(profile=make_profile(), elf=VARS).mm.vmas
+    gaps = [(a.end, b.start) for a, b in zip(vmas, vmas[1:]) if b.start > a.end] + [(0, vmas[0].start)]
+    lines = []
+    for _ in range(9000):                   # the first 64 KiB block: ASCII, the next not
+        lo, hi = rnd.choice(gaps) if rnd.random() < 0.7 else (0, 1 << 32)
+        a = rnd.randrange(lo, hi)
+        form = rnd.random()
+        lines.append(f"{a:#_x}" if form < 0.05 else f"{a:_d}" if form < 0.1 else hex(a))
+    tail = [f"{int(t.replace('_', ''), 0):#_x}" for t in lines[3000:3100]]     # pages already numbered
+    path = tmp_path / "addresses"
+    path.write_bytes(("\n".join(lines) + "\n").encode() + ("\n".join(["\uff11"] + tail) + "\n").encode())
+    for fmt in ("jsonl", "json"):
+        code, out, _ = _same(monkeypatch, ["translate", "--elf", VARS, *options, "--addresses", str(path),
+                                           "--format", fmt])
+        assert code == 0 and out.count(b'"present":false')
+
+
+@pytest.mark.parametrize("options", [[], ["--access", "w", "--cpl", "0"], ["--mmu", "i386"], ["--mmu", "pae"],
+                                     ["--profile", "linux-i386"]])
+def test_below_the_stack_each_address_its_own_page(tmp_path, monkeypatch, options):
+    """Below a stack that cannot grow the answer names the address (its new start and size
+    too): the compiled loop writes a record per address from the zone's template (expand_stack
+    refuses every address of a zone for the same reason), byte for byte as the Python loop,
+    in the guard gap, past RLIMIT_STACK and where the stack may grow; and in the stack and the
+    VMAs without an ELF image (each page's record from the VMA's answer, once two pages agree)."""
+    rnd = random.Random(len(options))
+    profile = make_profile(*options[1:2]) if "--profile" in options else make_profile()
+    vmas = open_address_space(profile=profile, elf=VARS).mm.vmas
+    stack = next(v for v in vmas if v.growsdown)
+    prev = vmas[vmas.index(stack) - 1]
+    lines = []
+    for _ in range(9000):                   # the first 64 KiB block: ASCII, the next not
+        r = rnd.random()
+        lo, hi = ((prev.end, prev.end + (2 << 20)) if r < 0.1 else (stack.end - (9 << 20), stack.start)
+                  if r < 0.3 else (stack.start, stack.end) if r < 0.4 else
+                  next((v.start, v.end) for v in rnd.sample(vmas, len(vmas)) if v.file is None)
+                  if r < 0.5 else (prev.end, stack.start))
+        a = rnd.randrange(lo, hi) if rnd.random() < 0.95 else rnd.randrange(lo, hi) & ~0xfff
+        lines.append(f"{a:#_x}" if rnd.random() < 0.05 else hex(a))
+    tail = [f"{int(t.replace('_', ''), 0):_d}" for t in lines[3000:3100]]
+    path = tmp_path / "addresses"
+    path.write_bytes(("\n".join(lines) + "\n").encode() + ("\n".join(["\uff11"] + tail) + "\n").encode())
+    for fmt in ("jsonl", "json"):
+        code, out, _ = _same(monkeypatch, ["translate", "--elf", VARS, *options, "--addresses", str(path),
+                                           "--format", fmt])
+        assert code == 0 and out.count(b"RLIMIT_STACK") > 1000 and out.count(b"stack_guard_gap")

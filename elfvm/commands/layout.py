@@ -9,7 +9,7 @@ import click
 
 from elfvm.commands.kernel_options import kernel_note, kernel_options, make_kernel_profile
 from elfvm.errors import EXIT_ERRNO, EXIT_KILLED, EXIT_VERIFY, UsageError
-from elfvm.commands.options import PROGRAM_CONTEXT, drop_separator, int_range, reject
+from elfvm.commands.options import PROGRAM_CONTEXT, build_env, drop_separator, int_range, reject
 from elfvm.kernel.versions import running_kernel
 from elfvm.units import RLIM_INFINITY, parse_size
 
@@ -22,23 +22,6 @@ Examples:
   elfvm layout --profile linux-i386 --split 2G fixtures/bin/hello_pie
   elfvm layout --verify fixtures/bin/bigbss
 """
-
-
-def build_env(env_clear: bool, settings: tuple[str, ...]) -> list[str]:
-    """The environment execve would receive: ours (in environ order) unless --env-clear, then
-    each --env K=V replacing K in place or appended, like env(1)/putenv."""
-    env = [] if env_clear else [f"{k}={v}" for k, v in os.environ.items()]
-    for item in settings:
-        if "=" not in item:
-            raise UsageError(f"--env {item!r}: expected NAME=VALUE")
-        key = item.split("=", 1)[0]
-        for i, e in enumerate(env):
-            if e.split("=", 1)[0] == key:
-                env[i] = item
-                break
-        else:
-            env.append(item)
-    return env
 
 
 @click.command(epilog=EPILOG, context_settings=PROGRAM_CONTEXT)

@@ -5,6 +5,7 @@ that check a number's range at parse time (so absurd values are usage errors, no
 from __future__ import annotations
 
 import math
+import os
 
 import click
 from click.core import ParameterSource
@@ -85,3 +86,20 @@ def printable(text: str) -> str:
     import re
 
     return re.sub("[\udc80-\udcff]", lambda m: f"\\x{ord(m.group()) - 0xDC00:02x}", text)
+
+
+def build_env(env_clear: bool, settings: tuple[str, ...]) -> list[str]:
+    """The environment execve would receive: ours (in environ order) unless --env-clear, then
+    each --env K=V replacing K in place or appended, like env(1)/putenv."""
+    env = [] if env_clear else [f"{k}={v}" for k, v in os.environ.items()]
+    for item in settings:
+        if "=" not in item:
+            raise UsageError(f"--env {item!r}: expected NAME=VALUE")
+        key = item.split("=", 1)[0]
+        for i, e in enumerate(env):
+            if e.split("=", 1)[0] == key:
+                env[i] = item
+                break
+        else:
+            env.append(item)
+    return env

@@ -7,8 +7,8 @@ import sys
 import click
 
 from elfvm.commands.kernel_options import kernel_options, make_kernel_profile
-from elfvm.commands.options import (PROGRAM_CONTEXT, FiniteFloat, drop_separator, given, int_range,
-                                   reject)
+from elfvm.commands.options import (PROGRAM_CONTEXT, FiniteFloat, build_env, drop_separator, given,
+                                   int_range, reject)
 from elfvm.errors import UsageError
 from elfvm.units import RLIM_INFINITY, parse_size
 
@@ -83,7 +83,6 @@ def program_options(f):
 
 def run_program_mode(program, args, trace_opts: dict, prog: dict) -> int:
     """Check the options that only trace mode has, then run PROGRAM (elfvm.commands.simulate_program)."""
-    from elfvm.commands.layout import build_env
     from elfvm.commands.simulate_program import simulate_program
 
     if trace_opts["traces"]:

@@ -57,7 +57,7 @@ def _num(value, enum: dict) -> int:
     return value if isinstance(value, int) else enum[value]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Ehdr:
     """The Elf32_Ehdr fields the kernel looks at, as raw integers."""
 
@@ -82,7 +82,7 @@ class Ehdr:
         return self.ident[4]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Phdr:
     """One Elf32_Phdr, raw integers; `index` is its position in the table."""
 
@@ -134,8 +134,10 @@ def parse_phdrs(table: bytes) -> list[Phdr]:
     return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Section:
+    """A section header: name, address, size, SHF_ALLOC and SHT_NOBITS."""
+
     name: str
     addr: int
     size: int
@@ -143,8 +145,10 @@ class Section:
     nobits: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Symbol:
+    """A symbol table entry: name, value, size and its STT_ type."""
+
     name: str
     value: int
     size: int

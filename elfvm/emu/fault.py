@@ -21,6 +21,7 @@ from elfvm.emu.pages import (
     map_pages,
     page_cache_frame,
     set_pte,
+    set_ptes,
     shmem_frame,
     shmem_key,
     special_frame,
@@ -175,9 +176,12 @@ def do_fault_around(k, p: Process, vma: Vma, ino: Inode, pa: int, npages: int, e
     ranges = F.fault_around_folios(first, last, vma.start, vma.end, vma.pgoff, k.ptrs_per_pte,
                                    k.folios.folio_of(ino), k.folios.whole)
     room = k.model.free_frames - 1          # each page takes a free frame of the model
+    # the window's entries, read once (one page table holds them all); any entry, a swap
+    # entry too, keeps its page out
+    taken = {a for a, _ in p.pt.ptes(ranges[0][0], ranges[-1][1])} if ranges else set()
     picks = []                              # (vpn, file page index)
     for a in (a for lo, hi in ranges for a in range(lo, hi, PAGE)):
-        if a == pa or p.pt.read_pte(a):
+        if a == pa or a in taken:
             continue
         index = (vma.pgoff + (a - vma.start)) >> 12
         if index >= npages:
@@ -186,12 +190,10 @@ def do_fault_around(k, p: Process, vma: Vma, ino: Inode, pa: int, npages: int, e
             break
         picks.append((a >> 12, index))
     data = read_missing(k, ino, [index for _, index in picks])
-    frames = []
-    for vpn, index in picks:
-        fr = page_cache_frame(k, ino, index, data.get(index))
-        set_pte(k, p, vpn, Pte(fr, False, exec_))
-        frames.append(fr)
-    map_pages(k, p, [vpn for vpn, _ in picks], frames)
+    vpns = [vpn for vpn, _ in picks]
+    frames = [page_cache_frame(k, ino, index, data.get(index)) for _, index in picks]
+    set_ptes(k, p, vpns, frames, False, exec_)
+    map_pages(k, p, vpns, frames)
     return len(picks)
 
 

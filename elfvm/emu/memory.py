@@ -22,7 +22,7 @@ from elfvm.units import PAGE_SIZE
 PAGE = PAGE_SIZE
 
 
-@dataclass
+@dataclass(repr=False)
 class FrameInfo:
     """struct page, as far as elfvm needs it."""
 
@@ -92,7 +92,8 @@ class Frames:
 
     def fill(self, addr: int, data: bytes) -> None:
         """A whole page: data then zeros."""
-        self.write(addr, data[:PAGE] + bytes(PAGE - min(len(data), PAGE)))
+        n = len(data)
+        self.write(addr, data if n == PAGE else data[:PAGE] + bytes(PAGE - min(n, PAGE)))
 
     def copy(self, dst: int, src: int) -> None:
         self.write(dst, self.read(src, PAGE))

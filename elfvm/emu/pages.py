@@ -167,7 +167,7 @@ def swap_ptes(p: Process, start: int, end: int):
 
 
 def resident_vpns(p: Process) -> set[int]:
-    return {vpn for vpn, _ in present_ptes(p, 0, p.mm.task_size)}
+    return {addr >> 12 for addr, v in p.pt.ptes(0, p.mm.task_size) if v & E.P}
 
 
 def set_pte(k, p: Process, vpn: int, pte: Pte) -> None:
@@ -175,12 +175,28 @@ def set_pte(k, p: Process, vpn: int, pte: Pte) -> None:
     fi = k.frames.info.get(pte.frame)
     if fi is not None:
         fi.rmap.add((p.group, vpn))             # threads share one mm: one mapping
+    p.pt.map(vpn << 12, pte.frame, pte_flags(k, pte.write, pte.exec))
+
+
+def set_ptes(k, p: Process, vpns: list[int], frames: list[int], write: bool, exec_: bool) -> None:
+    """set_pte for pages of one page table (fault-around's window): the same entries and
+    reverse maps, the table found once."""
+    info = k.frames.info
+    for vpn, fr in zip(vpns, frames):
+        fi = info.get(fr)
+        if fi is not None:
+            fi.rmap.add((p.group, vpn))
+    p.pt.map_ptes([vpn << 12 for vpn in vpns], frames, pte_flags(k, write, exec_))
+
+
+def pte_flags(k, write: bool, exec_: bool) -> int:
+    """A user PTE's flags (P, U/S and A; R/W and D when writable; NX unless executable)."""
     flags = E.P | E.US | E.A
-    if pte.write:
+    if write:
         flags |= E.RW | E.D
-    if not pte.exec and k.geom.nx:
+    if not exec_ and k.geom.nx:
         flags |= E.NX
-    p.pt.map(vpn << 12, pte.frame, flags)
+    return flags
 
 
 def clear_pte(k, p: Process, vpn: int, value: int = 0) -> Pte | None:
@@ -292,13 +308,15 @@ def new_page_tables(k, pid: int):
 def unmap_range(k, p: Process, start: int, end: int) -> None:
     """zap_page_range(): drop the PTEs (and swap entries) of [start, end)."""
     flush_refs(k)
-    present = [vpn for vpn, _ in present_ptes(p, start, end)]
+    entries = list(p.pt.ptes(start, end))           # one walk: present and swap entries
+    present = [addr >> 12 for addr, v in entries if v & E.P]
     for vpn in present:
         clear_pte(k, p, vpn)
     k.model.unmap_many(p.mi, present)               # the model: one call for the range
-    for vpn, slot in list(swap_ptes(p, start, end)):
-        drop_swap_entry(k, p, vpn, slot)
-        k.model.unmap(p.mi, vpn)
+    for addr, v in entries:
+        if not v & E.P:                             # a swap entry (pte_to_swp_entry)
+            drop_swap_entry(k, p, addr >> 12, (v >> 12) - 1)
+            k.model.unmap(p.mi, addr >> 12)
     if present and p is k.current:
         flush_cpu_tlb(k)
 

@@ -15,9 +15,9 @@ import struct
 from dataclasses import dataclass
 
 from elfvm.emu.rlimit import proc_pid_limits
+# elfvm.emu.task_mmu (maps, smaps, statm, status's memory lines) is imported by the functions
+# that read it: a run whose /proc use is readlink("/proc/self/exe") does not load it
 from elfvm.emu.task import Process
-from elfvm.emu.task_mmu import (guest_maps, meminfo, mm_counters, pagemap, show_smaps,
-                                show_smaps_rollup, statm, task_mem)
 from elfvm.emu.vfs import Inode, VfsError, fifo_ino
 
 PROC_PATH = re.compile(r"^/proc/(self|thread-self|\d+)(?:/task/(\d+))?(?:/([^/]+)(?:/([^/]+))?)?$")
@@ -34,7 +34,7 @@ TGID_ENTRIES = (("task", DT_DIR), ("fd", DT_DIR), ("environ", DT_REG), ("auxv", 
 TID_ENTRIES = tuple(e for e in TGID_ENTRIES if e[0] != "task")
 
 
-@dataclass
+@dataclass(repr=False)
 class ProcPath:
     """A path under /proc/PID: the task, the entry in its directory ("" for the directory
     itself), what follows it (an fd number), and whether it was reached as /proc/PID/task/TID."""
@@ -126,6 +126,7 @@ def _proc_root_others(k) -> list[tuple[str, int]]:
 def meminfo_inode(k) -> Inode:
     """/proc/meminfo from the model (elfvm.emu.task_mmu.meminfo), never the host's."""
     from elfvm.emu.pages import flush_refs
+    from elfvm.emu.task_mmu import meminfo
 
     flush_refs(k)
     return Inode("/proc/meminfo", None, None, data=bytearray(meminfo(k).encode()),
@@ -172,6 +173,7 @@ def _stat(k, t: Process) -> str:
     """/proc/PID/stat (do_task_stat): the fields programs read (state, ppid, minflt, vsize,
     rss); times are 0 (the emulated CPU has no tick accounting)."""
     from elfvm.emu.pages import flush_refs
+    from elfvm.emu.task_mmu import mm_counters
 
     flush_refs(k)
     state = {"runnable": "R", "blocked": "S", "zombie": "Z"}.get(t.state, "R")
@@ -200,6 +202,7 @@ def _status(k, t: Process) -> str:
     ids, its credentials, the fd table's size, the memory lines (task_mem), threads, the
     signal masks (task_sig), capabilities of its uid, allowed CPUs and its context switches."""
     from elfvm.emu.sigstate import SIG_DFL, SIG_IGN
+    from elfvm.emu.task_mmu import task_mem
 
     h = k.profile.host
     c = getattr(t, "creds", None) or {}
@@ -258,6 +261,8 @@ def auxv_file(saved_auxv) -> bytes:
 
 def proc_file(k, p: Process, path: str) -> Inode | None:
     """The contents of a guest /proc file, as an in-memory inode (None: not under /proc/PID)."""
+    from elfvm.emu.task_mmu import guest_maps, statm
+
     found = proc_task(k, p, path)
     if found is None:
         return None
@@ -288,6 +293,7 @@ def proc_file(k, p: Process, path: str) -> Inode | None:
 def _mm_file(k, p: Process, t: Process, entry: str) -> bytes:
     """auxv, limits, smaps, smaps_rollup, pagemap (PFNs for a CAP_SYS_ADMIN reader only)."""
     from elfvm.emu.pages import flush_refs
+    from elfvm.emu.task_mmu import pagemap, show_smaps, show_smaps_rollup
 
     flush_refs(k)
     if entry == "auxv":

@@ -26,8 +26,10 @@ class ProgramRejected(ElfvmError):
         self.exit_code = exit_code
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class RunOptions:
+    """What `simulate-run PROGRAM` was asked to run, and how (the command's options)."""
+
     program: str
     args: tuple[str, ...] = ()
     env: tuple[str, ...] = ()
@@ -63,8 +65,10 @@ class RunOptions:
     profile: object = None               # kernel profile (--kernel ...); None: this machine's
 
 
-@dataclass
+@dataclass(repr=False)
 class RunReport:
+    """What a run did: the guest's output and status, the model's statistics, the final maps."""
+
     program: str
     argv: list[str]
     exit_status: int | None
@@ -237,7 +241,7 @@ def paging_model(opts: RunOptions):
     """The trace engine's model for this run: --frames (or --ram / 4 KiB) frames, the policy,
     the TLB and the walk of the --mmu."""
     from elfvm.mmu.geometry import GeometryError, get_geometry
-    from elfvm.mmu.kernel_half import ram_limit
+    from elfvm.mmu.machine import ram_limit
     from elfvm.mmu.tlb import TlbError, tlb_geometry
     from elfvm.sim.engine import PagingModel, SimConfig
     from elfvm.units import human_size
@@ -444,6 +448,7 @@ class StopOnSigint:
 
 
 def build_report(k, first, argv, opts: RunOptions, result) -> RunReport:
+    from bisect import bisect_left
     from functools import partial
 
     from elfvm.emu.pages import resident_vpns
@@ -459,10 +464,10 @@ def build_report(k, first, argv, opts: RunOptions, result) -> RunReport:
         timeline = replace(timeline, names=tuple(process_label(q) for _, q in by_mi))
     procs = sorted(k.procs.values(), key=lambda q: q.pid)
     mm = first.mm
-    present = getattr(first, "final_resident", None) or resident_vpns(first)
+    present = sorted(getattr(first, "final_resident", None) or resident_vpns(first))
     maps, rss = [], []
-    for ln in proc_maps(mm):
-        resident = sum(1 for v in range(ln.start >> 12, ln.end >> 12) if v in present)
+    for ln in proc_maps(mm):                       # resident pages per line: by bisection, not
+        resident = bisect_left(present, ln.end >> 12) - bisect_left(present, ln.start >> 12)
         maps.append(_Deferred({"source": partial(map_source, result, ln)}, start=ln.start, end=ln.end,
                               perms=ln.perms, pgoff=ln.pgoff, name=ln.name, kind=ln.kind))
         rss.append({"start": ln.start, "end": ln.end, "name": ln.name or f"[{ln.kind}]",

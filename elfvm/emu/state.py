@@ -18,7 +18,7 @@ from elfvm.emu.task import FIRST_PID, Death, FaultEvent, Process
 from elfvm.emu.vfs import GuestOutput, Inode, Vfs
 from elfvm.mm.vma import FileRef
 from elfvm.mmu.geometry import get_geometry
-from elfvm.mmu.kernel_half import machine_frames
+from elfvm.mmu.machine import machine_frames
 from elfvm.phys import KernelImage, MappedMemory, SwapDevice
 
 

@@ -31,15 +31,19 @@ EVENT_SIZE = 12                               # struct epoll_event is packed on 
 EP_MAX_EVENTS = 0x7FFFFFFF // EVENT_SIZE
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class EpItem:
+    """struct epitem: one (file, fd) on an epoll instance's interest list."""
+
     file: V.OpenFile
     events: int
     data: int
 
 
-@dataclass
+@dataclass(repr=False)
 class EventPoll:
+    """struct eventpoll: the interest list (fd -> EpItem) and the ready list."""
+
     items: dict = field(default_factory=dict)  # fd -> EpItem
     rdllist: list = field(default_factory=list)
 
@@ -221,9 +225,3 @@ def sys_epoll_pwait2(k, p, epfd, events, maxevents, tsp, sigmask, sigsetsize):
     return _with_sigmask(k, p, sigmask, sigsetsize, lambda: do_epoll_wait(
         k, p, epfd, events, maxevents, deadline))
 
-
-SYSCALLS = {
-    254: ("epoll_create", sys_epoll_create, 1), 255: ("epoll_ctl", sys_epoll_ctl, 4),
-    256: ("epoll_wait", sys_epoll_wait, 4), 319: ("epoll_pwait", sys_epoll_pwait, 6),
-    329: ("epoll_create1", sys_epoll_create1, 1), 441: ("epoll_pwait2", sys_epoll_pwait2, 6),
-}

@@ -11,7 +11,6 @@ from elfvm.emu.memory import PAGE
 from elfvm.emu.pages import flush_cpu_tlb, map_page, present_ptes, set_pte, unmap_range
 from elfvm.emu.state import KernelState
 from elfvm.emu.task import Process, Pte, s32
-from elfvm.emu.task_mmu import update_hiwater
 from elfvm.emu.uaccess import read_user
 from elfvm.emu.uapi import (
     MADV_DONTNEED,
@@ -30,6 +29,14 @@ from elfvm.mm.vma import (
     Vma,
     page_align,
 )
+
+
+def update_hiwater(k, p: Process) -> None:
+    """update_hiwater_rss/_vm before the address space shrinks (elfvm.emu.task_mmu, the peaks
+    /proc reports), imported at the first call: a run that never shrinks does not load it."""
+    from elfvm.emu import task_mmu
+
+    task_mmu.update_hiwater(k, p)
 
 
 def _vm_prot(k: KernelState, p: Process, prot: int) -> int:

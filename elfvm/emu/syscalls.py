@@ -13,18 +13,33 @@ signals only reach simulated processes, and time and randomness are deterministi
 from __future__ import annotations
 
 import errno
+import importlib
 
 from elfvm.emu import signals as SIG
-from elfvm.emu import sys_epoll as EPOLL
 from elfvm.emu import sys_fs as FS
 from elfvm.emu import sys_info as INFO
-from elfvm.emu import sys_ipc as IPC
 from elfvm.emu import sys_mm as MM
 from elfvm.emu import sys_process as PROC
 from elfvm.emu import sys_time as TIME
 from elfvm.emu.state import KernelState
 from elfvm.emu.syscall_names import syscall_name
 from elfvm.emu.task import Blocked, EFault, Process
+
+
+
+def later(module: str, name: str):
+    """A handler of a module imported at its first call: epoll and System V shared memory are
+    rare, and a run that never calls them does not pay for their import (start-up time)."""
+    def handler(k, p, *args):
+        return getattr(importlib.import_module(f"elfvm.emu.{module}"), name)(k, p, *args)
+
+    handler.__name__ = name
+    return handler
+
+
+IPC = {n: later("sys_ipc", n) for n in ("sys_ipc", "sys_shmget", "sys_shmctl", "sys_shmat", "sys_shmdt")}
+EPOLL = {n: later("sys_epoll", n) for n in ("sys_epoll_create", "sys_epoll_ctl", "sys_epoll_wait",
+                                          "sys_epoll_pwait", "sys_epoll_create1", "sys_epoll_pwait2")}
 
 # ============================================================ the table
 SYSCALLS = {
@@ -39,7 +54,7 @@ SYSCALLS = {
     64: ("getppid", PROC.sys_getppid, 0), 65: ("getpgrp", PROC.sys_getpgrp, 0),
     78: ("gettimeofday", TIME.sys_gettimeofday, 2), 85: ("readlink", FS.sys_readlink, 3),
     90: ("mmap", MM.sys_mmap, 1), 91: ("munmap", MM.sys_munmap, 2), 114: ("wait4", PROC.sys_wait4, 4),
-    116: ("sysinfo", INFO.sys_sysinfo_model, 1), 117: ("ipc", IPC.sys_ipc, 6), 120: ("clone", PROC.sys_clone, 5),
+    116: ("sysinfo", INFO.sys_sysinfo_model, 1), 117: ("ipc", IPC["sys_ipc"], 6), 120: ("clone", PROC.sys_clone, 5),
     122: ("uname", INFO.sys_uname, 1), 125: ("mprotect", MM.sys_mprotect, 3),
     132: ("getpgid", PROC.sys_getpgrp, 1), 140: ("_llseek", FS.sys__llseek, 5),
     145: ("readv", FS.sys_readv, 3), 146: ("writev", FS.sys_writev, 3), 147: ("getsid", PROC.sys_getpgrp, 1),
@@ -61,8 +76,8 @@ SYSCALLS = {
     311: ("set_robust_list", PROC.sys_set_robust_list, 2), 312: ("get_robust_list", PROC.sys_get_robust_list, 3), 330: ("dup3", FS.sys_dup3, 3), 331: ("pipe2", FS.sys_pipe2, 2),
     340: ("prlimit64", PROC.sys_prlimit64, 4), 355: ("getrandom", INFO.sys_getrandom, 3),
     383: ("statx", FS.sys_statx, 5), 386: ("rseq", PROC.sys_rseq, 4),
-    395: ("shmget", IPC.sys_shmget, 3), 396: ("shmctl", IPC.sys_shmctl, 3), 397: ("shmat", IPC.sys_shmat, 3),
-    398: ("shmdt", IPC.sys_shmdt, 1), 403: ("clock_gettime64", TIME.sys_clock_gettime64, 2),
+    395: ("shmget", IPC["sys_shmget"], 3), 396: ("shmctl", IPC["sys_shmctl"], 3), 397: ("shmat", IPC["sys_shmat"], 3),
+    398: ("shmdt", IPC["sys_shmdt"], 1), 403: ("clock_gettime64", TIME.sys_clock_gettime64, 2),
     439: ("faccessat2", FS.sys_faccessat, 4),
     102: ("socketcall", INFO.sys_socketcall, 2), 133: ("fchdir", FS.sys_fchdir, 1),
     172: ("prctl", INFO.sys_prctl, 5), 180: ("pread64", FS.sys_pread64, 5),
@@ -107,7 +122,11 @@ SYSCALLS = {
     170: ("setresgid", PROC.sys_setresgid, 3), 436: ("close_range", FS.sys_close_range, 3),
     308: ("pselect6", FS.sys_pselect6, 6), 413: ("pselect6_time64", FS.sys_pselect6_time64, 6),
 }
-SYSCALLS.update(EPOLL.SYSCALLS)
+SYSCALLS.update({
+    254: ("epoll_create", EPOLL["sys_epoll_create"], 1), 255: ("epoll_ctl", EPOLL["sys_epoll_ctl"], 4),
+    256: ("epoll_wait", EPOLL["sys_epoll_wait"], 4), 319: ("epoll_pwait", EPOLL["sys_epoll_pwait"], 6),
+    329: ("epoll_create1", EPOLL["sys_epoll_create1"], 1), 441: ("epoll_pwait2", EPOLL["sys_epoll_pwait2"], 6),
+})
 SYSCALLS.update(SIG.SYSCALLS)      # kill, tkill, tgkill, rt_sig*, sigreturn, sigaltstack, pause
 
 

@@ -12,7 +12,7 @@ from elfvm.mm.vma import Mm
 FIRST_PID = 100
 
 
-@dataclass
+@dataclass(repr=False)
 class Pte:
     """A present last-level entry as read from the page tables (elfvm.emu.pages.follow_pte):
     a decoded value, never stored."""
@@ -22,8 +22,10 @@ class Pte:
     exec: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class FaultEvent:
+    """One page fault as the kernel resolved it (the report's event log)."""
+
     seq: int
     pid: int
     addr: int
@@ -35,7 +37,7 @@ class FaultEvent:
     kernel: bool = False    # raised by the kernel copying to/from user memory in a syscall
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Death:
     """Why a process died of a signal."""
 
@@ -57,8 +59,10 @@ class EFault(Exception):
     """copy_to/from_user hit an address that cannot be faulted in: the syscall returns -EFAULT."""
 
 
-@dataclass
+@dataclass(repr=False)
 class Process:
+    """A simulated task (task_struct): its mm and page tables, files, signals, CPU context."""
+
     pid: int
     ppid: int
     mm: Mm

@@ -25,7 +25,7 @@ PSS_SHIFT = 12
 PFNMAP = ("[vvar]", "[vvar_vclock]")     # VM_PFNMAP|VM_IO: vm_normal_page() gives no page
 
 
-@dataclass
+@dataclass(repr=False)
 class MemSizeStats:
     """struct mem_size_stats, in bytes (the pss fields << PSS_SHIFT), plus the mm counters
     (MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS) the same walk finds."""
@@ -333,7 +333,7 @@ def statm(k, p: Process) -> str:
 
 
 # ------------------------------------------------------------------ the machine's memory
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class RamFigures:
     """si_meminfo() + si_swapinfo() in bytes: --ram, what the processes have not made
     resident of it (the model's frames), and the model's swap (no size limit: one 32-bit

@@ -23,7 +23,7 @@ class VfsError(Exception):
         self.errno = err
 
 
-@dataclass
+@dataclass(repr=False)
 class Inode:
     """What an open file description points at: a host file, an overlay file or a pipe."""
 
@@ -90,8 +90,10 @@ class GuestOutput:
         self._f.seek(0, os.SEEK_END)
 
 
-@dataclass
+@dataclass(repr=False)
 class Pipe:
+    """A pipe's buffer and its open ends (pipe_inode_info)."""
+
     buf: bytearray = field(default_factory=bytearray)
     readers: int = 0
     writers: int = 0
@@ -118,7 +120,7 @@ def fifo_ino(f: "OpenFile") -> int:
     return f.pipe.ino if f.pipe is not None else 1000 + id(f.sink) % 1000
 
 
-@dataclass
+@dataclass(repr=False)
 class OpenFile:
     """struct file: an open file description, shared by dup() and fork()."""
 
@@ -141,8 +143,10 @@ PIPE_INO_BASE = 10000
 O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_DIRECTORY = 0o100, 0o200, 0o1000, 0o2000, 0o200000
 
 
-@dataclass
+@dataclass(repr=False)
 class Vfs:
+    """The guest's file system: the read-only --sysroot, the overlay of its writes, its cwd."""
+
     root: str = "/"
     cwd: str = "/"
     write_dir: str | None = None

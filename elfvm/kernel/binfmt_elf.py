@@ -45,8 +45,10 @@ class UnsupportedProgram(Exception):
     """A file execve would run but elfvm does not model (an x86-64 program, a #! script)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ExecRequest:
+    """An execve() call: the file, argv, envp and the machine it runs on."""
+
     path: str
     argv: list[str] | None              # None: [path], as a shell would pass it
     envp: list[str] = field(default_factory=list)
@@ -59,7 +61,7 @@ class ExecRequest:
                                         # the top of the stack); None: path, the file opened
 
 
-@dataclass
+@dataclass(repr=False)
 class LoadedImage:
     """What the mapping loop learned about one ELF image."""
 
@@ -710,7 +712,7 @@ def setup_stack_vma(ld: Loader, bprm: Bprm, stack_top: int) -> None:
     ld.mm.arg_start = bprm.argv_addrs[0] if bprm.argv_addrs else bprm.p
 
 
-@dataclass
+@dataclass(repr=False)
 class ElfExtent:
     """The locals load_elf_binary()'s PT_LOAD loop keeps, before load_bias is added to them."""
 
@@ -943,7 +945,7 @@ def create_elf_tables(ld: Loader, bprm: Bprm, result: ExecResult, main_file: Elf
         image_base=esp, image=bytes(image))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ElfTableStrings:
     """What create_elf_tables() copies to the stack before the auxv: the ELF_PLATFORM string
     (AT_PLATFORM) and the 16 AT_RANDOM bytes, with their user addresses."""

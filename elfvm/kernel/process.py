@@ -27,8 +27,10 @@ class ExecFailure(Exception):
         self.killed = killed
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Verdict:
+    """Whether execve succeeds, fails with an errno or kills the process, and why."""
+
     result: str              # "ok" | "errno" | "killed"
     errno: int | None = None
     step: str | None = None  # the kernel function whose check decided it
@@ -41,8 +43,10 @@ class Verdict:
         return _errno.errorcode.get(self.errno) if self.errno else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class AuxEntry:
+    """One auxiliary vector entry (AT_ type, value)."""
+
     type: int
     value: int
 
@@ -51,13 +55,15 @@ class AuxEntry:
         return AT_NAMES.get(self.type, f"AT_{self.type}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class StackString:
+    """A string execve copied to the new stack, at its address."""
+
     addr: int
     value: str
 
 
-@dataclass
+@dataclass(repr=False)
 class StackInfo:
     """The initial stack as create_elf_tables() leaves it (all addresses absolute)."""
 
@@ -79,15 +85,17 @@ class StackInfo:
         return int.from_bytes(self.image[off:off + 4], "little")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class InterpInfo:
+    """The program interpreter (PT_INTERP) as execve loaded it."""
+
     path: str                    # PT_INTERP as written in the program
     resolved: str                # the file actually opened (symlinks resolved), as maps names it
     base: int                    # AT_BASE (load_addr)
     entry: int                   # base + interp e_entry: the first instruction
 
 
-@dataclass
+@dataclass(repr=False)
 class ExecResult:
     """The address space at the first user instruction, or as far as exec got before failing."""
 

@@ -22,8 +22,10 @@ from dataclasses import dataclass, field
 MODELLED_RANGE = ((5, 0), (8, 0))
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, repr=False)
 class KernelVersion:
+    """A Linux release: major.minor[.patch] (patch None: the newest elfvm knows)."""
+
     major: int
     minor: int
     patch: int | None = None        # None: the newest release of the series elfvm knows
@@ -53,7 +55,7 @@ class KernelVersion:
         return f"{self.major}.{self.minor}" + (f".{self.patch}" if self.patch is not None else "")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Since:
     """A change that holds from `mainline` on, and in each stable series of `stable` from the
     release given there (series -> first stable patch level that has the backport)."""
@@ -145,8 +147,10 @@ RULES = (HEAP_OVERLAP_ONLY, MINSIGSTKSZ_AUXV, RSEQ_AUXV, RSEQ_V7, STATIC_PIE_BRK
 
 # --- the vDSO images --------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class VdsoImage:
+    """One kernel build's vDSO image: its size, vvar pages and entry offsets."""
+
     version: KernelVersion
     build: str                 # "i386": a native 32-bit kernel's; "x86_64": vdso32 of an x86-64 kernel
     size: int                  # bytes of [vdso]
@@ -292,8 +296,10 @@ def nearest_vdso(v: KernelVersion, build: str) -> VdsoImage:
 
 # --- one version's rules, as the loader uses them -----------------------------------------------
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class KernelRules:
+    """The rules of one kernel version, as the loader and the mm use them."""
+
     version: KernelVersion
     vdso: VdsoImage
     heap_overlap_only: bool

@@ -54,7 +54,7 @@ NO_ADDRESS_SPACE = "no-address-space"
 FAULT_KINDS = ("first-touch", "zero-page", "file", "cow", "stack-growth", "swap-in")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Fault:
     """The kernel's decision for one fault: what it is (`kind`), why, and, when it resolves,
     how: the handler that runs, the rights of the PTE it installs, whether it copies."""
@@ -78,8 +78,13 @@ def vma_label(v: Vma) -> str:
 
 
 def prev_vma(mm: Mm, v: Vma) -> Vma | None:
-    i = mm.vmas.index(v)
-    return mm.vmas[i - 1] if i else None
+    # `v` is found by identity first: list.index compares the VMAs before it field by field
+    # (the dataclass __eq__), ~10 comparisons for the stack, the last VMA
+    vmas = mm.vmas
+    i = next((i for i, x in enumerate(vmas) if x is v), None)
+    if i is None:
+        i = vmas.index(v)
+    return vmas[i - 1] if i else None
 
 
 def expand_stack(mm: Mm, vma: Vma, addr: int, rlimit_stack: int) -> str | None:
@@ -87,17 +92,43 @@ def expand_stack(mm: Mm, vma: Vma, addr: int, rlimit_stack: int) -> str | None:
     `addr`, else why not. The one stack-growth rule: page faults (translate, the emulator) and
     the loader's create_elf_tables (elfvm.kernel.binfmt_elf) all ask it."""
     new_start = addr & ~(PAGE_SIZE - 1)
-    if new_start < mm.effective_mmap_min_addr:
+    min_addr, guard_top, rlimit_bottom = stack_growth_bounds(mm, vma, rlimit_stack)
+    if new_start < min_addr:
         return f"{new_start:#x} is below mmap_min_addr (max of vm.mmap_min_addr and CONFIG_LSM_MMAP_MIN_ADDR)"
-    prev = prev_vma(mm, vma)
-    if prev is not None and not prev.growsdown and prev.prot and new_start - prev.end < mm.stack_guard_gap:
+    if new_start < guard_top:           # new_start - prev.end < stack_guard_gap
+        prev = prev_vma(mm, vma)
         return (f"the VMA below ({vma_label(prev)}) ends {new_start - prev.end:#x} bytes below, "
                 f"inside the {mm.stack_guard_gap // 1024} KiB stack_guard_gap (expand_downwards)")
     size = vma.end - new_start
-    if size > rlimit_stack:
+    if new_start < rlimit_bottom:       # size > rlimit_stack
         return (f"growing the stack to {new_start:#x} makes it {size:#x} bytes, more than "
                 f"RLIMIT_STACK {rlimit_stack:#x} (acct_stack_growth)")
     return None
+
+
+def stack_growth_bounds(mm: Mm, vma: Vma, rlimit_stack: int) -> tuple[int, int, int]:
+    """expand_stack()'s checks as the lowest new start each allows: mmap_min_addr; the top of
+    the stack_guard_gap the VMA below keeps (0: none to keep); the lowest start RLIMIT_STACK
+    allows (acct_stack_growth)."""
+    prev = prev_vma(mm, vma)
+    guard_top = prev.end + mm.stack_guard_gap if prev is not None and not prev.growsdown and prev.prot else 0
+    return mm.effective_mmap_min_addr, guard_top, vma.end - rlimit_stack
+
+
+def stack_growth_zone(mm: Mm, vma: Vma, addr: int, rlimit_stack: int) -> tuple[int, int]:
+    """The addresses [lo, hi) below the stack VMA `vma`, around `addr`, whose new start passes
+    and fails the same checks of expand_stack() as addr's: the same verdict for the same reason
+    (a bulk translation answers them by one rule)."""
+    prev = prev_vma(mm, vma)
+    lo, hi = (prev.end if prev is not None else 0), vma.start
+    new_start = addr & ~(PAGE_SIZE - 1)
+    for b in stack_growth_bounds(mm, vma, rlimit_stack):
+        b = -(-b // PAGE_SIZE) * PAGE_SIZE           # new_start < b  <=>  addr < b rounded up
+        if b <= new_start:
+            lo = max(lo, b)
+        else:
+            hi = min(hi, b)
+    return lo, hi
 
 
 def access_error(access: str, vma: Vma, present: bool) -> bool:
@@ -109,7 +140,7 @@ def access_error(access: str, vma: Vma, present: bool) -> bool:
     return not vma.prot & (PROT_READ | PROT_WRITE | PROT_EXEC)   # !vma_is_accessible()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Pte:
     """What handle_pte_fault() sees of the faulting page's entry."""
 

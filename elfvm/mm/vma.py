@@ -37,7 +37,7 @@ def prot_string(prot: int, shared: bool = False) -> str:
         ("x" if prot & PROT_EXEC else "-") + ("s" if shared else "p")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class FileRef:
     """The file behind a mapping, as /proc/PID/maps names it (d_path of the opened file)."""
 
@@ -47,7 +47,7 @@ class FileRef:
     inode: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Vma:
     """One vm_area_struct: [start, end) with its protection, backing and where it came from.
 
@@ -126,7 +126,7 @@ class MmError(Exception):
         self.message = message
 
 
-@dataclass
+@dataclass(repr=False)
 class Mm:
     """mm_struct: the VMAs (sorted, non-overlapping) and the address-space bookkeeping fields.
 

@@ -73,8 +73,10 @@ def open_address_space(*, profile, mmu: str | None = None, bits: str | None = No
         raise TranslateError(f"--ram {ram >> 20}M: {e}") from None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class InputFailure:
+    """An input translate could not parse, with the reason."""
+
     input: str
     message: str
 

@@ -15,12 +15,15 @@ import ctypes
 import os
 import struct
 
+from json.encoder import encode_basestring_ascii as _quote
+
 from elfvm.host.native import build, load_library
 from elfvm.mmu.bulk import JsonLines
 from elfvm.mmu.mmu import TranslateError
 
 _SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "jsonlines.c")
-_OUT = 1 << 20                   # bytes of output per call into the loop
+_OUT = 1 << 18                   # bytes of output per call into the loop (a 1 MiB buffer: ~0.4 ms
+#                                  zeroing it, for no fewer page faults later)
 _BOUND = 1 << 16                 # answers kept by the loop, whatever the input
 _DONE, _MISS = 0, 1
 _u64, _size = ctypes.c_uint64, ctypes.c_size_t
@@ -37,7 +40,28 @@ def _library() -> ctypes.CDLL | None:
     lib.xl_known.argtypes = [vp, _u64]
     lib.xl_add.argtypes = [vp, ctypes.c_int, _u64, _u64, _u64, ctypes.c_int64, cp, u32, u32, cp, cp]
     lib.xl_run.argtypes = [vp, cp, _size, ctypes.POINTER(_size), ctypes.c_char_p, _size, ctypes.POINTER(_size)]
+    lib.xl_span.argtypes = [vp, _u64, _u64]
+    lib.xl_hole.argtypes = [vp, ctypes.c_int, _u64, _u64, u32, ctypes.POINTER(ctypes.c_int64), cp, u32]
+    lib.xl_stack.argtypes = [vp, _u64, _u64]
+    lib.xl_next_id.restype = ctypes.c_int64
+    lib.xl_next_id.argtypes = [vp]
+    lib.xl_one.restype = ctypes.c_long
+    lib.xl_one.argtypes = [vp, _u64, cp, _size, ctypes.c_char_p, _size]
     return lib
+
+
+class _Ids:
+    """The compact format's page numbers, counted by the compiled loop (which numbers the pages
+    of a hole itself): one count for both loops."""
+
+    def __init__(self, lib, ctx):
+        self.lib, self.ctx = lib, ctx
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> int:
+        return self.lib.xl_next_id(self.ctx)
 
 
 class NativeLines:
@@ -50,6 +74,24 @@ class NativeLines:
         self.view = memoryview(self.out).cast("B")
         self.pos, self.outlen = _size(0), _size(0)
         self.answers = 0                         # handed to the loop (it keeps _BOUND at most)
+        self.runs = True                         # a hole's pages handed over a table at a time
+        self.one_buf = None                      # one()'s, made when first needed
+        if self.ctx:
+            if render.ids is not None:
+                render.ids = _Ids(lib, self.ctx)
+            render.native = self
+
+    def one(self, lin: int, text: str) -> str | None:
+        """The line of an address whose answer the loop has (its page's record first, the first
+        time), for an input the loop does not read itself; None: not known here."""
+        q = _quote(text)[1:-1].encode()
+        if self.one_buf is None:
+            self.one_buf = ctypes.create_string_buffer(1 << 12)
+        while True:
+            n = self.lib.xl_one(self.ctx, lin, q, len(q), self.one_buf, len(self.one_buf))
+            if n >= 0:
+                return None if n == 0 else self.one_buf.raw[:n - len(self.sep)].decode()
+            self.one_buf = ctypes.create_string_buffer(2 * len(self.one_buf))
 
     def __del__(self):
         if getattr(self, "ctx", None):
@@ -99,30 +141,33 @@ class NativeLines:
         return True
 
     def _python_line(self, text: str, rejected) -> str | None:
-        """`text`'s line from JsonLines.line() (None: rejected), then its answer handed to
-        the loop."""
-        try:
-            line = self.render.line(text)
-        except TranslateError as e:
-            rejected(text, e)
-            return None
+        """`text`'s line (None: rejected): the loop's own when it knows the address (an input it
+        does not read itself), else JsonLines.line()'s, whose answer is then handed to the loop."""
         try:
             lin = int(text, 0)
         except ValueError:
-            return line
-        if 0 <= lin <= self.render.limit and not self.lib.xl_known(self.ctx, lin):
+            lin = -1
+        if 0 <= lin <= self.render.limit and self.lib.xl_known(self.ctx, lin):
+            return self.one(lin, text)
+        try:
+            line = self.render.line(text, ask_native=False)
+        except TranslateError as e:
+            rejected(text, e)
+            return None
+        if 0 <= lin <= self.render.limit:
             self._hand_over(lin)
         return line
 
     def _hand_over(self, lin: int) -> None:
-        answer = self.render.shared_answer(lin)
+        answer = self.render.shared_answer(lin, self.runs)
         if answer is None:
             return
         self.answers += 1
         if self.answers > _BOUND:
             self.lib.xl_clear(self.ctx)
             self.answers = 1
-        is_page, lo, hi, mask, phys, tmpl, stretches = answer
+        is_page, spans, mask, phys, tmpl, stretches, run = answer
+        (lo, hi), rest = spans[0], spans[1:]
         meta, texts, end = b"", b"", 0
         if stretches:
             packed = []
@@ -130,7 +175,18 @@ class NativeLines:
                 end += len(text)
                 packed += (start, at, sym, end)
             meta, texts = struct.pack(f"{len(packed)}Q", *packed), "".join(s[1] for s in stretches).encode()
-        self.lib.xl_add(self.ctx, is_page, lo, hi, mask, phys, tmpl.encode(), len(tmpl), len(stretches), meta, texts)
+        if self.lib.xl_add(self.ctx, is_page, lo, hi, mask, phys, tmpl.encode(), len(tmpl), len(stretches), meta, texts):
+            return
+        if run is None:
+            return
+        if any(self.lib.xl_span(self.ctx, a, b) for a, b in rest):
+            self.runs = False           # (an overlap: never here) from then on one walk at a time
+        sh, kmask, base, pids, *more = run        # (a record's template, (a stack's start mask, end))
+        rec = more[0].encode() if more else b""
+        if self.lib.xl_hole(self.ctx, sh, kmask, base, len(pids), (ctypes.c_int64 * len(pids))(*pids), rec, len(rec)):
+            raise MemoryError("translate: the compiled loop's hole table")
+        if len(more) == 3:
+            self.lib.xl_stack(self.ctx, more[1], more[2])
 
 
 def native_lines(render: JsonLines, sep: str) -> NativeLines | None:

@@ -19,8 +19,10 @@ class GeometryError(ValueError):
     pass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Geometry:
+    """A paging geometry: the levels' index bits, entry size and names."""
+
     name: str
     level_bits: tuple[int, ...]        # top level first
     offset_bits: int

@@ -17,7 +17,6 @@ from typing import Iterator
 
 from elfvm.errors import UsageError
 from elfvm.mmu.mmu import TranslateError
-from elfvm.mmu.segmentation import SEGMENT_REGISTERS
 
 _IDENT = re.compile(r"[A-Za-z_.$][\w.$@]*")
 
@@ -77,6 +76,8 @@ def parse_spec(text: str, images: dict, registers: dict) -> Spec:
     if not t:
         raise TranslateError("empty address")
     if ":" in t:
+        from elfvm.mmu.segmentation import SEGMENT_REGISTERS
+
         left, _, right = t.partition(":")
         left, right = left.strip(), right.strip()
         reg = None

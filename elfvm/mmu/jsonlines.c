@@ -3,7 +3,9 @@
    The MMU model (Python) answers each page once; what it answers is handed here as an entry: the
    text of an address's line after its "linear" value, as a template whose bytes \1..\4 stand for
    what changes address by address (the page offset, the physical address, the address in hex,
-   the section and symbol). This file only reads the address lines, finds each address's entry and
+   the section and symbol; in a hole, \5 and \6 the page's number and the index of the
+   not-present entry its walk stops at; below a stack that cannot grow, \7 and \10 the stack's
+   new start and size in hex, start = linear & smask, size = send - start). This file only reads the address lines, finds each address's entry and
    fills the template in; an address it cannot answer (not a plain number it parses exactly as
    Python's int(x, 0) does, or on a page the model has not described yet) stops the loop, and
    Python answers that line, so there is one behaviour. */
@@ -12,7 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OP_OFF = 1, OP_PHYS = 2, OP_HEX = 3, OP_LABELS = 4 };
+enum { OP_OFF = 1, OP_PHYS = 2, OP_HEX = 3, OP_LABELS = 4, OP_PID = 5, OP_IDX = 6, OP_START = 7, OP_SIZE = 8,
+       OP_LAST = 8 };
 enum { RUN_DONE = 0, RUN_MISS = 1, RUN_FULL = 2 };
 
 typedef struct {            /* a stretch of a page with one section and one nearest symbol */
@@ -33,6 +36,16 @@ typedef struct {
     uint32_t slen;          /* the longest stretch text */
     uint32_t nops;          /* how many OP_ bytes the template has */
     Seg *seg;               /* the template cut at its ops (the last run has op 0) */
+    /* a hole's run of not-present entries at one walk level (xl_hole): the entry's index is
+       (linear >> kshift) & kmask; each entry is a page of its own (the compact format's page
+       number, pids[(linear - base) >> kshift], -1 until its record is written) */
+    int kshift;
+    uint64_t kmask, base;
+    uint32_t npid, rlen, rops;
+    int64_t *pids;          /* npid 0 with a record: each address is a page of its own */
+    char *rec;              /* the record's template (OP_PID, OP_IDX, ...), NULL: no records */
+    uint64_t smask, send;   /* OP_START, OP_SIZE (xl_stack) */
+    Seg *rseg;
 } Entry;
 
 typedef struct { uint64_t lo, hi; uint32_t entry; } Span;
@@ -48,6 +61,7 @@ typedef struct {
     uint32_t nspan, capspan;
     char sep[4];
     uint32_t seplen;
+    int64_t next_pid;       /* the compact format's next page number (Python's too: xl_next_id) */
 } Ctx;
 
 static void hex_table(void);
@@ -88,6 +102,9 @@ void xl_clear(void *ctx)
         free(c->ent[i].st);
         free(c->ent[i].strs);
         free(c->ent[i].seg);
+        free(c->ent[i].pids);
+        free(c->ent[i].rec);
+        free(c->ent[i].rseg);
     }
     c->nent = c->nspan = c->hcount = 0;
     if (c->hcap)
@@ -180,6 +197,33 @@ static inline Entry *find(Ctx *c, uint64_t lin)
 
 int xl_known(void *ctx, uint64_t lin) { return find(ctx, lin) != NULL; }
 
+/* Where a new range [lo, hi) goes among the sorted ranges, room made for it; -1: it is empty,
+   overlaps one or finds no memory. */
+static long span_slot(Ctx *c, uint64_t lo, uint64_t hi)
+{
+    uint32_t a = 0, b = c->nspan;
+    while (a < b) {
+        uint32_t mid = (a + b) / 2;
+        if (c->spans[mid].lo < lo)
+            a = mid + 1;
+        else
+            b = mid;
+    }
+    if ((a < c->nspan && c->spans[a].lo < hi) || (a && c->spans[a - 1].hi > lo) || lo >= hi)
+        return -1;
+    if (grow((void **)&c->spans, &c->capspan, c->nspan + 1, sizeof(Span)))
+        return -1;
+    return a;
+}
+
+static void span_put(Ctx *c, uint32_t pos, uint64_t lo, uint64_t hi, uint32_t entry)
+{
+    memmove(&c->spans[pos + 1], &c->spans[pos], (c->nspan - pos) * sizeof(Span));
+    Span s = {lo, hi, entry};
+    c->spans[pos] = s;
+    c->nspan++;
+}
+
 /* A new entry for [lo, hi): a page (is_page: lo is its first address, the page is lo >> shift)
    or a range of addresses (a hole), which must not overlap one already known. The stretches:
    4 numbers each in `meta` (start, symbol's address, symbol?, where its text in `strs` ends).
@@ -188,28 +232,15 @@ int xl_add(void *ctx, int is_page, uint64_t lo, uint64_t hi, uint64_t mask, int6
            const char *tmpl, uint32_t tlen, uint32_t nst, const uint64_t *meta, const char *strs)
 {
     Ctx *c = ctx;
-    uint32_t pos = 0;
-    if (!is_page) {
-        uint32_t a = 0, b = c->nspan;
-        while (a < b) {
-            uint32_t mid = (a + b) / 2;
-            if (c->spans[mid].lo < lo)
-                a = mid + 1;
-            else
-                b = mid;
-        }
-        pos = a;
-        if ((pos < c->nspan && c->spans[pos].lo < hi) || (pos && c->spans[pos - 1].hi > lo) || lo >= hi)
-            return -1;
-        if (grow((void **)&c->spans, &c->capspan, c->nspan + 1, sizeof(Span)))
-            return -1;
-    }
+    long pos = is_page ? 0 : span_slot(c, lo, hi);
+    if (pos < 0)
+        return -1;
     if (grow((void **)&c->ent, &c->capent, c->nent + 1, sizeof(Entry)))
         return -1;
     Entry e = {mask, phys, malloc(tlen ? tlen : 1), tlen, nst, malloc((nst ? nst : 1) * sizeof(Stretch)),
                malloc(nst ? meta[4 * nst - 1] : 1), 0, 0, NULL};
     for (uint32_t i = 0; i < tlen; i++)
-        e.nops += (unsigned char)tmpl[i] <= OP_LABELS;
+        e.nops += (unsigned char)tmpl[i] <= OP_LAST;
     e.seg = malloc((e.nops + 1) * sizeof(Seg));
     if (!e.tmpl || !e.st || !e.strs || !e.seg) {
         free(e.tmpl);
@@ -221,7 +252,7 @@ int xl_add(void *ctx, int is_page, uint64_t lo, uint64_t hi, uint64_t mask, int6
     memcpy(e.tmpl, tmpl, tlen);
     uint32_t k = 0, run = 0;
     for (uint32_t i = 0; i < tlen; i++)
-        if ((unsigned char)tmpl[i] <= OP_LABELS) {
+        if ((unsigned char)tmpl[i] <= OP_LAST) {
             Seg g = {run, i - run, (unsigned char)tmpl[i]};
             e.seg[k++] = g;
             run = i + 1;
@@ -245,15 +276,82 @@ int xl_add(void *ctx, int is_page, uint64_t lo, uint64_t hi, uint64_t mask, int6
         free(e.seg);
         return -1;
     }
-    if (!is_page) {
-        memmove(&c->spans[pos + 1], &c->spans[pos], (c->nspan - pos) * sizeof(Span));
-        Span s = {lo, hi, c->nent};
-        c->spans[pos] = s;
-        c->nspan++;
-    }
+    if (!is_page)
+        span_put(c, (uint32_t)pos, lo, hi, c->nent);
     c->ent[c->nent++] = e;
     return 0;
 }
+
+/* Another range of addresses answered by the entry added last (a hole's next run of entries).
+   Returns 0, or -1 (out of memory, an overlap: nothing is added). */
+int xl_span(void *ctx, uint64_t lo, uint64_t hi)
+{
+    Ctx *c = ctx;
+    long pos = c->nent ? span_slot(c, lo, hi) : -1;
+    if (pos < 0)
+        return -1;
+    span_put(c, (uint32_t)pos, lo, hi, c->nent - 1);
+    return 0;
+}
+
+/* The entry added last answers a run of not-present entries at one walk level: OP_IDX is
+   (linear >> kshift) & kmask; with a record template (rlen > 0, the compact format) each of the
+   npid entries from `base` on is a page of its own, whose record (OP_PID, OP_IDX) is written
+   before its first line; pids: the page numbers already given (-1: none yet). Returns 0 or -1. */
+int xl_hole(void *ctx, int kshift, uint64_t kmask, uint64_t base, uint32_t npid, const int64_t *pids,
+            const char *rec, uint32_t rlen)
+{
+    Ctx *c = ctx;
+    if (!c->nent)
+        return -1;
+    Entry *e = &c->ent[c->nent - 1];
+    e->kshift = kshift;
+    e->kmask = kmask;
+    e->base = base;
+    if (!rlen)
+        return 0;
+    uint32_t nops = 0, k = 0, run = 0;
+    for (uint32_t i = 0; i < rlen; i++)
+        nops += (unsigned char)rec[i] <= OP_LAST;
+    e->pids = malloc((npid ? npid : 1) * sizeof *e->pids);
+    e->rec = malloc(rlen);
+    e->rseg = malloc((nops + 1) * sizeof(Seg));
+    if (!e->pids || !e->rec || !e->rseg) {
+        free(e->pids);
+        free(e->rec);
+        free(e->rseg);
+        e->pids = NULL, e->rec = NULL, e->rseg = NULL;
+        return -1;
+    }
+    memcpy(e->pids, pids, npid * sizeof *e->pids);
+    memcpy(e->rec, rec, rlen);
+    for (uint32_t i = 0; i < rlen; i++)
+        if ((unsigned char)rec[i] <= OP_LAST) {
+            Seg g = {run, i - run, (unsigned char)rec[i]};
+            e->rseg[k++] = g;
+            run = i + 1;
+        }
+    Seg last = {run, rlen - run, 0};
+    e->rseg[k] = last;
+    e->npid = npid;
+    e->rlen = rlen;
+    e->rops = nops;
+    return 0;
+}
+
+/* The entry added last answers addresses below a stack: OP_START is linear & smask, OP_SIZE
+   send - that. */
+void xl_stack(void *ctx, uint64_t smask, uint64_t send)
+{
+    Ctx *c = ctx;
+    if (c->nent) {
+        c->ent[c->nent - 1].smask = smask;
+        c->ent[c->nent - 1].send = send;
+    }
+}
+
+/* The compact format's next page number, for Python's records: one count for both loops. */
+int64_t xl_next_id(void *ctx) { return ((Ctx *)ctx)->next_pid++; }
 
 /* ASCII white space as Python's str.strip() removes it */
 static inline int space(unsigned char ch) { return ch == ' ' || (ch >= 9 && ch <= 13) || (ch >= 28 && ch <= 31); }
@@ -300,17 +398,29 @@ static inline int parse(const char *s, size_t n, uint64_t *out)
     return 0;
 }
 
+static const char PAIRS[] =                     /* "00".."99": two digits per division */
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
 static inline char *dec(char *p, uint64_t v)
 {
-    char buf[24];
-    int n = 0;
-    do {
-        buf[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n)
-        *p++ = buf[--n];
-    return p;
+    char buf[24], *q = buf + sizeof buf;
+    while (v >= 100) {
+        const char *d = PAIRS + 2 * (v % 100);
+        v /= 100;
+        *--q = d[1];
+        *--q = d[0];
+    }
+    if (v >= 10) {
+        *--q = PAIRS[2 * v + 1];
+        *--q = PAIRS[2 * v];
+    } else {
+        *--q = (char)('0' + v);
+    }
+    size_t n = (size_t)(buf + sizeof buf - q);
+    memcpy(p, q, n);
+    return p + n;
 }
 
 static inline char *hex(char *p, uint64_t v)      /* Python's f"{v:#x}" */
@@ -347,8 +457,51 @@ static char *labels(const Entry *e, uint64_t lin, char *p)
     return p;
 }
 
-static char *line(const Ctx *c, const Entry *e, const char *text, size_t tn, uint64_t lin, char *p)
+/* The record of a hole's page (its first line), the template's ops filled in. */
+/* The value of an op that depends only on the address and the entry (and the page's number). */
+static char *value(const Entry *e, int op, uint64_t pid, uint64_t lin, char *p)
 {
+    switch (op) {
+    case OP_PID:
+        return dec(p, pid);
+    case OP_IDX:
+        return dec(p, (lin >> e->kshift) & e->kmask);
+    case OP_HEX:
+        return hex(p, lin);
+    case OP_START:
+        return hex(p, lin & e->smask);
+    default:
+        return hex(p, e->send - (lin & e->smask));
+    }
+}
+
+static char *record(const Entry *e, uint64_t pid, uint64_t lin, char *p)
+{
+    for (const Seg *g = e->rseg;; g++) {
+        memcpy(p, e->rec + g->off, g->len);
+        p += g->len;
+        if (g->op == 0) {
+            *p++ = '\n';
+            return p;
+        }
+        p = value(e, g->op, pid, lin, p);
+    }
+}
+
+static char *line(Ctx *c, Entry *e, const char *text, size_t tn, uint64_t lin, char *p)
+{
+    int64_t pid = -1;
+    if (e->rec && !e->npid) {                 /* an address that is a page of its own */
+        pid = c->next_pid++;
+        p = record(e, (uint64_t)pid, lin, p);
+    } else if (e->rec) {
+        int64_t *slot = &e->pids[(lin - e->base) >> e->kshift];
+        if (*slot < 0) {
+            *slot = c->next_pid++;
+            p = record(e, (uint64_t)*slot, lin, p);
+        }
+        pid = *slot;
+    }
     static const char h1[] = "{\"input\":\"", h2[] = "\",\"virtual\":", h3[] = ",\"linear\":";
     memcpy(p, h1, sizeof h1 - 1);
     p += sizeof h1 - 1;
@@ -382,11 +535,11 @@ static char *line(const Ctx *c, const Entry *e, const char *text, size_t tn, uin
                 p = dec(p, (uint64_t)e->phys + off);
             }
             break;
-        case OP_HEX:
-            p = hex(p, lin);
+        case OP_LABELS:
+            p = labels(e, lin, p);
             break;
         default:
-            p = labels(e, lin, p);
+            p = value(e, g->op, (uint64_t)pid, lin, p);
         }
     }
 }
@@ -420,7 +573,8 @@ int xl_run(void *ctx, const char *in, size_t n, size_t *pos, char *out, size_t c
         }
         /* the longest line: head, text, two decimals, the template (each op at most 24 bytes
            but the labels: their text and a hex offset) */
-        size_t worst = 64 + (b - a) + 2 * 24 + e->tlen + (size_t)e->nops * (24 + e->slen) + c->seplen;
+        size_t worst = 64 + (b - a) + 2 * 24 + e->tlen + (size_t)e->nops * (24 + e->slen) + c->seplen +
+                       e->rlen + (size_t)e->rops * 24 + 1;
         if ((size_t)(p - out) + worst > cap) {
             rc = p == out ? RUN_MISS : RUN_FULL;      /* a line longer than out: Python's */
             break;
@@ -431,4 +585,21 @@ int xl_run(void *ctx, const char *in, size_t n, size_t *pos, char *out, size_t c
     *pos = i < n ? i : n;
     *outlen = (size_t)(p - out);
     return rc;
+}
+
+/* One line (and its page's record, the first time) for an address this knows, with `text` as
+   its input (quoted, escaped): a line the loop does not read itself (an input it does not parse,
+   a block that is not ASCII) on a page whose number is this loop's. Returns its length, 0: the
+   address is not known here, -1: cap is too small. */
+long xl_one(void *ctx, uint64_t lin, const char *text, size_t tn, char *out, size_t cap)
+{
+    Ctx *c = ctx;
+    Entry *e = lin <= c->limit ? find(c, lin) : NULL;
+    if (!e)
+        return 0;
+    size_t worst = 64 + tn + 2 * 24 + e->tlen + (size_t)e->nops * (24 + e->slen) + c->seplen + e->rlen +
+                   (size_t)e->rops * 24 + 1;
+    if (worst > cap)
+        return -1;
+    return (long)(line(c, e, text, tn, lin, out) - out);
 }

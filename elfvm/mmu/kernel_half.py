@@ -30,7 +30,7 @@ defconfig with HIGHMEM (NR_CPUS=8, local APIC and IO-APIC, PCI_MMCONFIG).
 from dataclasses import dataclass, field
 
 from elfvm.mmu import entries as E
-from elfvm.phys.frames import FrameAllocator, KernelImage, x86_frames
+from elfvm.phys.frames import KernelImage
 from elfvm.units import PAGE_SIZE
 
 PAGE = PAGE_SIZE
@@ -42,7 +42,7 @@ LOCAL_APIC_PHYS = 0xFEE00000       # APIC_DEFAULT_PHYS_BASE
 IO_APIC_PHYS = 0xFEC00000          # the first IO-APIC as firmware reports it
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class KernelConfig:
     """The .config values the layout depends on."""
 
@@ -105,15 +105,17 @@ def _fixmap(cfg: KernelConfig, ptrs_per_pte: int) -> tuple[dict[str, int], int, 
     return idx, end_perm, n
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Region:
+    """A region of the kernel half of the address space."""
+
     name: str           # JSON region: kernel-lowmem | vmalloc | pkmap | fixmap | kernel-unmapped
     start: int
     end: int
     what: str
 
 
-@dataclass
+@dataclass(repr=False)
 class KernelLayout:
     """The boundaries of the kernel half for one PAGE_OFFSET, paging mode and RAM size."""
 
@@ -261,19 +263,3 @@ class KernelLayout:
                     phys = data0 + PAGE * (1 + i)
                 pt.map(virt, phys, (E.PAGE_KERNEL_RO if i == 0 else E.PAGE_KERNEL) | nx, user=False,
                        what="cpu_entry_area page table")
-
-
-def machine_frames(geom, profile, ram: int, *, headroom: int = 0) -> FrameAllocator:
-    """The frame allocator of the machine `translate` predicts for and the emulator runs on: one
-    allocator, one order, so one exec image gets the same frames in both. A native 32-bit kernel
-    keeps page tables in lowmem, below its direct map's end (KernelLayout.lowmem_bytes)."""
-    lowmem = None
-    if profile.name == "linux-i386":
-        lowmem = KernelLayout(profile.page_offset, geom.fmt == "pae", ram).lowmem_bytes
-    return x86_frames(ram, geom.page_size, lowmem=lowmem, headroom=headroom)
-
-
-def ram_limit(geom) -> int:
-    """The most RAM a kernel on this paging format can use: 4 GiB without PAE (HIGHMEM4G; the
-    entries hold 32-bit frames), 64 GiB with it (HIGHMEM64G), MAX_PHYSMEM_BITS = 46 on x86-64."""
-    return {"i386": 4 << 30, "generic": 4 << 30, "pae": 64 << 30}.get(geom.fmt, 1 << 46)

@@ -14,18 +14,23 @@ filled by full walks, the way the hardware caches translations.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from elfvm.mm import fault as F
 from elfvm.mm.vma import PROT_EXEC, PROT_WRITE, Mm, Vma
 from elfvm.mmu import entries as E
 from elfvm.mmu.geometry import Geometry, GeometryError
-from elfvm.mmu.kernel_half import KernelLayout, machine_frames, ram_limit
+from elfvm.mmu.machine import machine_frames, ram_limit
 from elfvm.mmu.paging import PageTables, Walk, check_access, describe_error_code, pf_error_code
-from elfvm.mmu.segmentation import Segmentation, SegResult, entry_registers, linux_gdt
 from elfvm.mmu.symbols import Image
 from elfvm.phys import PhysicalMemory
 from elfvm.phys.frames import KernelImage, MiB
 from elfvm.units import human_size
+
+if TYPE_CHECKING:
+    from elfvm.mmu.kernel_half import KernelLayout
+    from elfvm.mmu.segmentation import Segmentation, SegResult
 
 ACCESS_NAMES = {"r": "read", "w": "write", "x": "execute"}
 
@@ -138,7 +143,11 @@ class AddressSpace:
         if ram < image.end + 16 * MiB:
             raise TranslateError(f"--ram {human_size(ram)} is too small: the kernel image alone ends at "
                                  f"{image.end >> 20} MiB (CONFIG_PHYSICAL_START 16 MiB)")
-        self.kernel = KernelLayout(profile.page_offset, geom.fmt == "pae", ram) if self.native else None
+        self.kernel = None
+        if self.native:             # (the kernel half's model is imported only for it)
+            from elfvm.mmu.kernel_half import KernelLayout
+
+            self.kernel = KernelLayout(profile.page_offset, geom.fmt == "pae", ram)
         self.nxe = geom.nx and nx_cpu
         self.mem = PhysicalMemory(ram)
         self.frames = machine_frames(geom, profile, ram)
@@ -164,14 +173,20 @@ class AddressSpace:
             stack_guard_gap=profile.stack_guard_gap, vmas=list(vmas))
         self.rlimit_stack = rlimit_stack
         self.file_sizes = sizes
-        regs = entry_registers(profile.name)
-        self.seg = Segmentation(linux_gdt(profile.name), None, regs)
         self._tlb: dict[tuple[str, int], dict[int, int]] = {}
         self._neg: list[set[int]] = [set() for _ in range(geom.levels)]
         self._walk_memo: dict[int, tuple] = {}
         self._entry_texts: dict[tuple, str] = {}
         self._span_memo: dict[tuple[int, int], tuple] = {}
         self._shifts = geom.shifts
+
+    @cached_property
+    def seg(self) -> Segmentation:
+        """The segmentation unit (Linux's GDT, the registers at entry), made when first asked:
+        a linear address never goes through it (its module is ~2 ms of translate's start-up)."""
+        from elfvm.mmu.segmentation import Segmentation, entry_registers, linux_gdt
+
+        return Segmentation(linux_gdt(self.profile.name), None, entry_registers(self.profile.name))
 
     def classify(self, linear: int, access: str, cpl: int, present: bool, nx: bool, hw: str) -> F.Fault:
         """The kernel's fault decision (elfvm.mm.fault, the emulator's too) for this address space."""

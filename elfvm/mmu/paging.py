@@ -16,7 +16,7 @@ from elfvm.mmu.geometry import Geometry
 from elfvm.phys import FrameAllocator, PhysicalMemory
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Step:
     """One level of a walk: which table, which index, the entry's address and value."""
 
@@ -29,7 +29,7 @@ class Step:
     leaf: bool              # this entry maps the page (PTE, or PS=1)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Walk:
     """The outcome of a hardware walk of one linear address."""
 
@@ -52,7 +52,7 @@ class Walk:
         return self.steps[-1] if self.steps and self.steps[-1].leaf and self.steps[-1].present else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Violation:
     """A protection fault the MMU raises (#PF with P=1), with the SDM's reason."""
 
@@ -181,6 +181,22 @@ class PageTables:
         self.write_entry(self.entry_addr(table, level, linear),
                          E.make_entry(g.fmt, phys, flags, large=level != last))
 
+    def map_ptes(self, linears: list[int], phys: list[int], flags: int, *, user: bool = True) -> None:
+        """Leaf entries `linears` -> `phys` (the same entries `map` writes) for pages of one
+        last-level table, a fault-around window: the table is found once, not per page."""
+        if not linears:
+            return
+        g = self.geom
+        last = g.levels - 1
+        span = self._shifts[last] + g.level_bits[last]          # what one last-level table maps
+        if any((a ^ linears[0]) >> span for a in linears):
+            raise ValueError("map_ptes: the pages are not in one page table")
+        if not self.nxe:
+            flags &= ~E.NX
+        table = self.table_for(linears[0], last, user)
+        for a, fr in zip(linears, phys):
+            self.write_entry(self.entry_addr(table, last, a), E.make_entry(g.fmt, fr, flags))
+
     # --- the kernel's side: last-level entries by linear address -------------------------
     def pte_addr(self, linear: int, alloc: bool = False) -> int | None:
         """pte_offset_map(): where the last-level entry of `linear` lives; None when a table on
@@ -247,8 +263,9 @@ class PageTables:
         g = self.geom
         if lv == g.levels - 1:
             return
-        for i in range(self._masks[lv] + 1):
-            v = self.read_entry(table + i * self._esize)
+        n = self._masks[lv] + 1                      # the table's entries, read at once
+        raw = memoryview(self.mem.read(table, n * self._esize)).cast("Q" if self._esize == 8 else "I")
+        for v in raw:
             if v & E.P and not (lv in self._large and v & E.PS):
                 sub = E.entry_address(g.fmt, v, False, 0, g.page_size)
                 yield from self._tables(sub, lv + 1)
@@ -289,17 +306,19 @@ class PageTables:
         raise AssertionError("unreachable")
 
     def walk_fast(self, linear: int) -> tuple[int, int, bool, bool, bool]:
-        """The same walk without the record: (page base or -1, level reached, user, writable, nx)."""
+        """The same walk without the record: (page base or -1, level reached, user, writable, nx).
+        Every CPU TLB fill walks: the next table and a 4 KiB frame are the entry's address bits
+        (_tmask, what entry_address gives them), only a large page asks entry_address."""
         fmt = self.geom.fmt
-        last = self.geom.levels - 1
+        last = len(self._shifts) - 1
         read = self.mem.read_uint
-        esize = self._esize
+        esize, shifts, masks, tmask = self._esize, self._shifts, self._masks, self._tmask
         table = self.cr3
         user = writable = True
         nx = False
         for lv in range(last + 1):
-            sh = self._shifts[lv]
-            v = read(table + ((linear >> sh) & self._masks[lv]) * esize, esize)
+            sh = shifts[lv]
+            v = read(table + ((linear >> sh) & masks[lv]) * esize, esize)
             if not v & 1:
                 return -1, lv, user, writable, nx
             if fmt == "pae" and lv == 0:
@@ -309,9 +328,11 @@ class PageTables:
                 user = user and bool(v & E.US)
                 writable = writable and bool(v & E.RW)
                 nx = nx or bool(v & E.NX)
-            if lv == last or (lv in self._large and v & E.PS):
-                return E.entry_address(fmt, v, lv != last, sh, self.geom.page_size), lv, user, writable, nx
-            table = E.entry_address(fmt, v, False, 0, self.geom.page_size)
+            if lv == last:
+                return v & tmask, lv, user, writable, nx
+            if lv in self._large and v & E.PS:
+                return E.entry_address(fmt, v, True, sh, self.geom.page_size), lv, user, writable, nx
+            table = v & tmask
         raise AssertionError("unreachable")
 
     def decode(self, step: Step) -> E.EntryBits:

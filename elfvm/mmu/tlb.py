@@ -29,8 +29,10 @@ class TlbError(ValueError):
     pass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class TlbGeometry:
+    """A TLB's shape: entries and ways (entries // ways sets)."""
+
     entries: int                 # 0: no TLB at all (every reference walks)
     ways: int
 

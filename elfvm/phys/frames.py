@@ -35,15 +35,17 @@ CONFIG_PHYSICAL_START = 0x1000000
 ISA_DMA_LIMIT = 16 * MiB
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Reserved:
+    """Physical memory the allocator never hands out, and why."""
+
     start: int
     end: int
     what: str
     why: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class KernelImage:
     """The kernel image in physical memory: text, read-only data, then data+bss.
 
@@ -89,8 +91,10 @@ class OutOfMemory(Exception):
     """No free frame in any allowed zone."""
 
 
-@dataclass
+@dataclass(repr=False)
 class Zone:
+    """A memory zone the allocator hands frames out of, bottom-up."""
+
     name: str
     start: int
     end: int
@@ -100,7 +104,7 @@ class Zone:
         self.next = self.start
 
 
-@dataclass
+@dataclass(repr=False)
 class FrameAllocator:
     """Hands out frames of `frame_size` bytes from RAM [0, ram), never from reserved ranges.
 
@@ -141,10 +145,12 @@ class FrameAllocator:
     def _fit(self, zone: Zone, size: int, align: int) -> int | None:
         addr = -(-zone.next // align) * align
         while addr + size <= zone.end:
-            clash = next(((s, e) for s, e in self._reserved if s < addr + size and addr < e), None)
-            if clash is None:
+            for s, e in self._reserved:          # the first reserved range in the way, if any
+                if s < addr + size and addr < e:
+                    addr = -(-e // align) * align
+                    break
+            else:
                 return addr
-            addr = -(-clash[1] // align) * align
         return None
 
     def alloc(self, what: str, kind: str = "user", frames: int = 1, align: int | None = None) -> int:
@@ -155,10 +161,10 @@ class FrameAllocator:
             return addr
         size = frames * self.frame_size
         align = align or self.frame_size
-        names = [z.name for z in self.zones]
         if kind == "user":
-            order = list(reversed(self.zones))
+            order = reversed(self.zones)
         else:
+            names = [z.name for z in self.zones]
             k = names.index(self.kernel_zone) if self.kernel_zone in names else len(names) - 1
             order = [self.zones[i] for i in range(k, -1, -1)]
         for zone in order:

