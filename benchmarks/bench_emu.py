@@ -9,8 +9,9 @@ medians; the ratios are printed, never a time as a goal.
 * `simulate-run --exact-tlb` (a reference per access) vs `valgrind --tool=lackey
   --trace-mem=yes --log-file=/dev/null` on the qsort program: goal lackey/elfvm >= 10x.
 
-A last busybox row, measured only, is the floor: a Python process that just imports numpy,
-unicorn, click, tabulate and pyelftools, against the same qemu-i386 `echo hi`.
+A last busybox row, measured only, is the floor: a Python process that just imports unicorn,
+click, tabulate and pyelftools, against the same qemu-i386 `echo hi` (a run's paging model needs
+no numpy: it starts with its kernels as plain Python).
 
 A missing peer (qemu-user, valgrind) skips its rows with the reason. The machine may be shared
 (the note under the table gives its cores and load): only medians of alternating runs count.
@@ -68,17 +69,17 @@ def vs_qemu(work: str, argv: list[str], goal: float, rounds: int) -> Row:
     return ratio_row(work, median(t["elfvm"]), "`qemu-i386`", median(t["qemu"]), goal)
 
 
-FLOOR_IMPORTS = "numpy, unicorn, click, tabulate, elftools.elf.elffile"
+FLOOR_IMPORTS = "unicorn, click, tabulate, elftools.elf.elffile"
 
 
 def import_floor(bb: str, rounds: int) -> Row:
     """What no `simulate-run PROGRAM` can go below: a Python process that only imports the
-    third-party modules every run needs (one BLAS thread, as elfvm runs numpy), against
-    qemu-i386's busybox `echo hi`. Measured only: it says how much of a row is elfvm's."""
+    third-party modules every run needs, against qemu-i386's busybox `echo hi`. Measured only:
+    it says how much of a row is elfvm's."""
     work = f"floor: `python -c 'import {FLOOR_IMPORTS}'` vs busybox `echo hi`"
     if not shutil.which("qemu-i386"):
         return skipped(work, "qemu-i386 not installed")
-    floor = ["env", "OPENBLAS_NUM_THREADS=1", sys.executable, "-c", f"import {FLOOR_IMPORTS}"]
+    floor = [sys.executable, "-c", f"import {FLOOR_IMPORTS}"]
     t = alternate({"floor": floor, "qemu": ["qemu-i386", bb, "echo", "hi"]}, rounds)
     f, q = median(t["floor"]), median(t["qemu"])
     return Row(work, f"{f:.3f} s", f"`qemu-i386`, {q:.3f} s", f"{f / q:.2f}x", "", None)

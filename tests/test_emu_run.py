@@ -210,3 +210,65 @@ def test_small_memory_evicts_and_swaps_in(needs_interp):
     assert r.exit_status == 0
     assert r.evictions > 0 and r.dirty_evictions > 0 and r.swap_ins > 0
     assert r.stdout.startswith(b"touch: 256 pages written, sum 1920")
+
+
+# ---------------------------------------------------------------- the model's kernels (issue 14)
+
+_MODULES_AFTER = (
+    "import sys\nfrom elfvm.cli import cli\nrc = 'raised'\n"
+    "try:\n    rc = cli.main(args=sys.argv[1:], prog_name='elfvm', standalone_mode=False)\n"
+    "except SystemExit as e:\n    rc = e.code\n"
+    "print('MODULES', rc, sorted(m for m in sys.modules\n"
+    "                             if m.split('.')[0] in ('numpy', 'numba', '_elfvm_sim_aot')), file=sys.stderr)\n")
+
+
+def _heavy_modules(*args: str, after: str | None = None) -> tuple[str, str]:
+    """(return code, the numpy/numba/AOT-library modules imported) of one CLI run in its own
+    process (the AOT library built first if needed: the default mode of an installed elfvm)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("ELFVM_JIT_AFTER",)}
+    env["ELFVM_JIT"] = "aot"
+    if after is not None:
+        env["ELFVM_JIT_AFTER"] = after
+    r = subprocess.run([sys.executable, "-c", _MODULES_AFTER, *args], capture_output=True,
+                       text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    _, rc, mods = [ln for ln in r.stderr.splitlines() if ln.startswith("MODULES ")][-1].split(" ", 2)
+    return rc, mods
+
+
+def test_a_program_run_imports_no_numpy():
+    """A default `simulate-run PROGRAM` runs the paging model's kernels as plain Python: numpy
+    (~50 ms of start-up), numba and the compiled library are never imported. --exact-tlb (its
+    batches are numpy arrays for the compiled kernels) load them, and so does a run that makes
+    more than ELFVM_JIT_AFTER accesses: its model moves to the compiled kernels."""
+    prog = fixture_path("touch")
+    assert _heavy_modules("simulate-run", "-q", prog) == ("0", "[]")
+    rc, mods = _heavy_modules("simulate-run", "-q", prog, after="20")
+    assert rc == "0" and "'numpy'" in mods and "'_elfvm_sim_aot'" in mods
+    rc, mods = _heavy_modules("simulate-run", "-q", "--exact-tlb", prog)
+    assert rc == "0" and "'numpy'" in mods and "'_elfvm_sim_aot'" in mods
+
+
+@pytest.mark.parametrize("name,extra", [("touch", ["--frames", "8", "--policy", "clock"]),
+                                        ("forkexec", ["--frames", "16", "--mmu", "pae"])])
+def test_moving_to_compiled_kernels_mid_run_changes_no_figure(monkeypatch, name, extra):
+    """The whole JSON report is the same whether the model's kernels run as plain Python
+    throughout, compiled from the start, or move after a few accesses (ELFVM_JIT_AFTER)."""
+    from click.testing import CliRunner
+
+    from elfvm.cli import cli
+
+    prog = fixture_path(name)
+    outs = {}
+    for after in ("100000000", "0", "3", "40"):
+        monkeypatch.setenv("ELFVM_JIT_AFTER", after)
+        r = CliRunner().invoke(cli, ["simulate-run", "--format", "json", "--env-clear",
+                                     "--clock", "fixed", *extra, prog], catch_exceptions=False)
+        assert r.exit_code == 0, r.output
+        outs[after] = r.stdout
+    assert len(set(outs.values())) == 1
+    assert json.loads(outs["0"])["page_faults"] > 0

@@ -64,7 +64,7 @@ def test_map_add_process_and_refault_kind():
 def _state(m):
     mm = m.machine
     return (mm.frames.tolist(), mm.pages[:m.index.npages].tolist(), mm.counters.tolist(),
-            mm.sc.tolist(), mm.pfn.tolist())
+            mm.sc.tolist(), mm.pfns(mm.cfg.frames))
 
 
 def test_map_many_and_unmap_many_are_map_and_unmap_in_turn():
@@ -86,3 +86,73 @@ def test_map_many_and_unmap_many_are_map_and_unmap_in_turn():
     freed = [one.unmap(0, v) for v in [3, 4, 12]]
     assert many.unmap_many(0, [3, 4, 12]) == freed == [0x501, None, 0x504]
     assert _state(one) == _state(many)
+
+
+# ------------------------------------------------------------------ plain Python and compiled kernels
+
+import pytest  # noqa: E402
+
+from elfvm.sim import jit  # noqa: E402
+
+needs_plain = pytest.mark.skipif(jit.mode() == "jit", reason="jit mode: the kernels' names are "
+                                 "numba dispatchers, a model starts compiled (ELFVM_JIT=jit or no "
+                                 "AOT library yet)")
+
+
+def _workload(m: PagingModel) -> list:
+    """Faults of every kind, evictions (dirty and clean), re-faults, pages mapped and unmapped in
+    batches, a fork, COW counted by the caller: everything the emulator asks of the model."""
+    out = []
+    for i in range(40):
+        out.append(m.access(0, 0x8048 + i % 13, write=i % 3 == 0, instr=i % 5 == 0,
+                            fault_kind=("file", "zero-page", "first-touch")[i % 3]))
+        m.set_last_pfn(0x700 + i)
+    out.append(m.map_many(0, list(range(0x9000, 0x9010)), [0x800 + i for i in range(16)], True))
+    child = m.add_process()
+    for i in range(30):
+        out.append(m.access(child, 0x8048 + i % 17, write=i % 2 == 0, fault_kind="cow",
+                            refault_kind="file" if i % 4 else None))
+    m.count_fault(child, "cow")
+    out.append(m.unmap_many(0, list(range(0x9000, 0x9008))))
+    for i in range(25):
+        out.append(m.access(i % 2, 0xFFFF0 - i, write=True, fault_kind="stack-growth"))
+    out.append((m.page_faults(0), m.page_faults(1), m.free_frames, m.resident(1, 0x8048)))
+    return out
+
+
+@needs_plain
+@pytest.mark.parametrize("policy", ["fifo", "lru", "clock"])
+def test_moving_to_the_compiled_kernels_mid_run_changes_nothing(monkeypatch, policy):
+    """The same run with the plain Python kernels throughout, the compiled ones throughout, and
+    a move after 1, 7 or 50 accesses (ELFVM_JIT_AFTER): the same answers, state and figures."""
+    def run(after: str):
+        monkeypatch.setenv("ELFVM_JIT_AFTER", after)
+        m = PagingModel(SimConfig(policy, 6, 4096, tlb_geometry(4, 2), split_tlb=True,
+                                  event_limit=50))
+        got = _workload(m)
+        return m.compiled, got, _state(m), m.stats(), m.machine.fault_events()
+
+    plain = run("1000000")
+    assert plain[0] is False                      # never moved
+    for after in ("0", "1", "7", "50"):
+        other = run(after)
+        assert other[0] is True
+        assert other[1:] == plain[1:], after
+
+
+@needs_plain
+def test_plain_and_compiled_page_index_fill_the_same_slots():
+    """The page index's hash needs no int64 wraparound: plain Python and the compiled kernel put
+    every key in the same slot (a model that moves keeps its table), across a growth."""
+    from elfvm.sim.engine import PLAIN, PageIndex, compiled_kernels
+
+    keys = [(p, (v * 2654435761 + p) % (1 << 52)) for p in (0, 1, 7, 1000) for v in range(700)]
+    keys += [(3, v) for v in range(3000)] + [(0, (1 << 52) - 1), ((1 << 31) - 1, 1 << 40)]
+    tables = []
+    for kern in (PLAIN, compiled_kernels()):
+        index = PageIndex(capacity=8, kern=kern)
+        ids = index.resolve(kern.vector("i", [p for p, _ in keys]), kern.vector("q", [v for _, v in keys]))
+        tables.append((list(ids), index.keys_proc.tolist(), index.keys_vpn.tolist(),
+                       index.vals.tolist()))
+    assert tables[0] == tables[1]
+    assert len(set(tables[0][0])) == len(set(keys))

@@ -111,4 +111,4 @@ def test_frames_are_taken_lowest_first(tmp_path):
 def test_user_frames_come_from_the_phys_allocator():
     from elfvm.sim.engine import user_frames
 
-    assert user_frames(4, 4096).tolist() == [0, 1, 2, 3]
+    assert list(user_frames(4, 4096)) == [0, 1, 2, 3]

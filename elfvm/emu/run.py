@@ -258,7 +258,9 @@ def paging_model(opts: RunOptions):
     levels = geom.levels if opts.walk_levels is None else opts.walk_levels
     cfg = SimConfig(opts.policy, frames, 4096, tlb, opts.split_tlb, opts.asid, levels, opts.tlb_ns,
                     opts.mem_ns, 0)
-    return PagingModel(cfg, timeline_bins=opts.timeline_bins)
+    # --exact-tlb (and --emit-trace) feed the model numpy batches: compiled kernels from the start
+    return PagingModel(cfg, timeline_bins=opts.timeline_bins,
+                       compiled=bool(opts.exact or opts.emit_trace))
 
 
 def _kernel_state(opts: RunOptions, result, model, vfs, trace):

@@ -12,8 +12,6 @@ import itertools
 import random
 from collections import Counter
 
-import numpy as np
-
 from elfvm.emu.cpu import GDT_LINEAR, STUB_LINEAR, Cpu, Segments
 from elfvm.emu.memory import PAGE, Frames
 from elfvm.emu.task import FIRST_PID, Death, FaultEvent, Process
@@ -129,11 +127,14 @@ class KernelState:
 class RefBatch:
     """Exact mode's buffer of references to resident pages, fed to the model in one call.
     The count lives in an array, not an attribute: the native hooks (elfvm.emu.exactrefs)
-    append to the same arrays."""
+    append to the same arrays. numpy arrays: the model's compiled kernels take them (only
+    --exact-tlb makes a batch, so only it imports numpy here)."""
 
     SIZE = 1 << 16
 
     def __init__(self):
+        import numpy as np
+
         self.procs = np.zeros(self.SIZE, dtype=np.int32)
         self.vpns = np.zeros(self.SIZE, dtype=np.int64)
         self.flags = np.zeros(self.SIZE, dtype=np.uint8)

@@ -14,20 +14,22 @@ effective access time from `elfvm.mmu.tlb`.
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
+from functools import cache
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
-
-import numpy as np
 
 from elfvm.mmu.tlb import TlbGeometry, effective_access_ns, tlb_geometry
 from elfvm.phys.frames import FrameAllocator, Zone
+from elfvm.sim import jit
 from elfvm.sim import paging_core as K
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from elfvm.sim.timeline import Timeline
     from elfvm.sim.trace import BadLines, TraceReader
 
-EMPTY_NEXTS = np.zeros(0, dtype=np.int64)
 TRACE_FAULT_KINDS = ("first-touch", "swap-in")
 PROGRAM_FAULT_KINDS = ("first-touch", "zero-page", "file", "cow", "stack-growth", "swap-in")
 
@@ -135,110 +137,246 @@ class SimResult:
     interrupted: bool = False              # a Ctrl-C ended the run: the figures cover a prefix
 
 
+# ------------------------------------------------------------------ how the kernels see the state
+
+_NP_DTYPES = {"q": "int64", "i": "int32", "B": "uint8"}
+
+
+class Kernels:
+    """One way of running the kernels of `paging_core` over the model's buffers (`array.array`s):
+
+    * `PLAIN`: the Python functions over memoryviews of the buffers: no numpy, no library to
+      load (a running program's model starts so: it makes a few hundred calls);
+    * `compiled_kernels()`: the compiled functions (`jit.compiled`) over numpy arrays that are
+      views of the same buffers (traces, timelines, --exact-tlb, and a program's model once its
+      run gets long).
+
+    The kernels' source is one, the state is one: moving from one to the other copies nothing.
+    """
+
+    def __init__(self, compiled: bool):
+        self.compiled = compiled
+        pick = jit.compiled if compiled else (lambda f: f)
+        self.resolve = pick(K.resolve)
+        self.rehash = pick(K.rehash)
+        self.simulate = pick(K.simulate)
+        self.page_fault = pick(K._page_fault)
+        self.unmap_page = pick(K.unmap_page)
+        self._np = None
+        if compiled:
+            import numpy
+
+            self._np = numpy
+
+    def view(self, buf: array, shape: tuple[int, ...] | None = None):
+        """The kernels' view of `buf` (as an array of `shape`; default one-dimensional)."""
+        if self._np is not None:
+            a = self._np.frombuffer(buf, dtype=_NP_DTYPES[buf.typecode])
+            return a if shape is None else a.reshape(shape)
+        if shape is None or len(shape) == 1:
+            return memoryview(buf)
+        return memoryview(buf).cast("B").cast(buf.typecode, shape)
+
+    def vector(self, typecode: str, values) -> object:
+        """A one-dimensional argument of the kernels holding `values`."""
+        return self.view(array(typecode, values))
+
+    def zeros(self, typecode: str, n: int):
+        if self._np is not None:
+            return self._np.zeros(n, dtype=_NP_DTYPES[typecode])
+        return memoryview(array(typecode, bytes(n * array(typecode).itemsize)))
+
+
+PLAIN = Kernels(compiled=False)
+
+
+@cache
+def compiled_kernels() -> Kernels:
+    return Kernels(compiled=True)
+
+
+def _filled(typecode: str, row: Sequence[int], n: int) -> array:
+    """`n` rows of `row`, flat."""
+    return array(typecode, row) * n
+
+
+class _Buffers:
+    """The state arrays of one object as `array.array`s plus the kernels' views of them, which
+    are attributes of the same names: `use()` changes the views (memoryviews or numpy), never the
+    buffers."""
+
+    kern: Kernels
+
+    def _set(self, name: str, buf: array, shape: tuple[int, ...] | None = None) -> None:
+        self._bufs[name] = (buf, shape)
+        setattr(self, name, self.kern.view(buf, shape))
+
+    def use(self, kern: Kernels) -> None:
+        self.kern = kern
+        for name, (buf, shape) in self._bufs.items():
+            setattr(self, name, kern.view(buf, shape))
+
+    def buffer(self, name: str) -> array:
+        """The buffer behind array `name` (flat; Python ints when indexed)."""
+        return self._bufs[name][0]
+
+    def column(self, name: str, col: int, n: int | None = None) -> list[int]:
+        """Column `col` of a two-dimensional array (of its first `n` rows), as Python ints."""
+        buf, shape = self._bufs[name]
+        w = shape[1]
+        return memoryview(buf)[col:(len(buf) if n is None else n * w):w].tolist()
+
+
 # ------------------------------------------------------------------ the page index
 
-class PageIndex:
+class PageIndex(_Buffers):
     """(process, virtual page number) -> dense page id, in order of first reference."""
 
-    def __init__(self, capacity: int = 1 << 12):
+    def __init__(self, capacity: int = 1 << 12, kern: Kernels | None = None):
+        self.kern = kern or compiled_kernels()
+        self._bufs: dict = {}
         self._alloc(capacity)
-        self.count = np.zeros(1, dtype=np.int64)
+        self._set("count", array("q", [0]))
 
     def _alloc(self, cap: int) -> None:
-        self.keys_proc = np.full(cap, -1, dtype=np.int64)
-        self.keys_vpn = np.zeros(cap, dtype=np.int64)
-        self.vals = np.zeros(cap, dtype=np.int64)
-        self.page_proc = np.zeros(cap // 2, dtype=np.int64)
-        self.page_vpn = np.zeros(cap // 2, dtype=np.int64)
+        self._set("keys_proc", _filled("q", [-1], cap))
+        self._set("keys_vpn", _filled("q", [0], cap))
+        self._set("vals", _filled("q", [0], cap))
+        self._set("page_proc", _filled("q", [0], cap // 2))
+        self._set("page_vpn", _filled("q", [0], cap // 2))
 
     @property
     def npages(self) -> int:
-        return int(self.count[0])
+        return self.buffer("count")[0]
 
     def _grow(self) -> None:
         kp, kv, vals, pp, pv = self.keys_proc, self.keys_vpn, self.vals, self.page_proc, self.page_vpn
+        old_pp, old_pv = self.buffer("page_proc"), self.buffer("page_vpn")
         self._alloc(2 * len(kp))
-        K.rehash(kp, kv, vals, self.keys_proc, self.keys_vpn, self.vals)
-        self.page_proc[:len(pp)] = pp
-        self.page_vpn[:len(pv)] = pv
+        self.kern.rehash(kp, kv, vals, self.keys_proc, self.keys_vpn, self.vals)
+        self.buffer("page_proc")[:len(old_pp)] = old_pp
+        self.buffer("page_vpn")[:len(old_pv)] = old_pv
 
-    def resolve(self, procs: np.ndarray, vpns: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """Page ids (int32) of the references; `out`, if given, is a big enough array to reuse."""
-        ids = np.empty(len(vpns), dtype=np.int32) if out is None else out[:len(vpns)]
+    def resolve(self, procs, vpns, out=None):
+        """Page ids (int32) of the references (kernel arguments: see `Kernels`); `out`, if given,
+        is a big enough array to reuse."""
+        n = len(vpns)
+        ids = self.kern.zeros("i", n) if out is None else out[:n]
         i = 0
         while True:
-            i = K.resolve(procs, vpns, ids, i, self.keys_proc, self.keys_vpn, self.vals,
-                          self.page_proc, self.page_vpn, self.count)
-            if i == len(vpns):
+            i = self.kern.resolve(procs, vpns, ids, i, self.keys_proc, self.keys_vpn, self.vals,
+                                  self.page_proc, self.page_vpn, self.count)
+            if i == n:
                 return ids
             self._grow()
 
+    def keys(self) -> tuple[list[int], list[int]]:
+        """The process and the virtual page number of every page id, as Python ints."""
+        n = self.npages
+        return self.buffer("page_proc")[:n].tolist(), self.buffer("page_vpn")[:n].tolist()
+
     def lookup(self, proc: int, vpn: int) -> int:
-        return int(self.resolve(np.array([proc], dtype=np.int32), np.array([vpn], dtype=np.int64))[0])
+        return int(self.resolve(self.kern.vector("i", [proc]), self.kern.vector("q", [vpn]))[0])
 
 
-def user_frames(n: int, page_size: int) -> np.ndarray:
+def user_frames(n: int, page_size: int) -> range:
     """Physical frame numbers for `n` frames of RAM = n pages, as elfvm.phys allocates user
     frames: bottom-up and deterministic (no reserved ranges: trace mode's RAM is all user RAM)."""
     ram = n * page_size
     alloc = FrameAllocator(ram=ram, frame_size=page_size, reserved=[], zones=[Zone("Normal", 0, ram)])
     first = alloc.alloc("user pages", kind="user", frames=n)
-    return np.arange(first // page_size, first // page_size + n, dtype=np.int64)
+    return range(first // page_size, first // page_size + n)
 
 
 # ------------------------------------------------------------------ one machine's state
 
-class Machine:
-    """The state of one configuration: page-table entries, frames, TLB(s), counters, events."""
+class Machine(_Buffers):
+    """The state of one configuration: page-table entries, frames, TLB(s), counters, events.
+
+    Its kernels run as its page index's do (`Kernels`: compiled unless told, as a trace's
+    batches need); the arrays the kernels take are attributes (pages, frames, tlb, tree, free,
+    counters, sc, prm, events); the physical frame numbers (`pfn()`) are Python's own."""
 
     def __init__(self, cfg: SimConfig, index: PageIndex, nprocs: int, first_kind: int = 0):
         self.cfg = cfg
         self.index = index
         self.nprocs = nprocs
+        self.kern = index.kern
+        self._bufs: dict = {}
         n = cfg.frames
-        self.pfn = user_frames(n, cfg.page_size)
-        self.pages = np.empty((0, K.NPF), dtype=np.int64)
-        self.frames = np.zeros((n, K.NFF), dtype=np.int64)
-        self.frames[:, K.F_PAGE] = -1
-        self.frames[:, K.F_PREV] = -1
-        self.frames[:, K.F_NEXT] = -1
-        self.frames[:, K.F_KEY] = -1
-        self.frames[:, K.F_PFN] = self.pfn
+        self._first_pfn = user_frames(n, cfg.page_size).start
+        self._renumbered: dict[int, int] = {}        # frame -> number the program's kernel gave
+        self._set("pages", array("q", [-1, 0, -1, -1]), (1, K.NPF))      # grown by ensure_pages
+        self._npages = 0
+        self._set("frames", _filled("q", [-1, 0, 0, 0, -1, -1, -1], n), (n, K.NFF))
         e = max(cfg.tlb.entries, 1)
-        self.tlb = np.full((2, e, 2), -1, dtype=np.int64)
+        self._set("tlb", _filled("q", [-1], 2 * e * 2), (2, e, 2))
         size = 1 << max(n - 1, 1).bit_length()
-        self.tree = np.full(2 * size, -1, dtype=np.int64)
-        self.tree[size:size + n] = np.arange(n)     # leaves; inner nodes fill in as frames load
-        self.free = np.arange(n - 1, -1, -1, dtype=np.int64)     # popped from the end: frame 0 first
-        self.counters = np.zeros((nprocs, K.NC), dtype=np.int64)
-        self.sc = np.zeros(K.NS, dtype=np.int64)
-        self.sc[K.S_CUR] = -1
-        self.sc[K.S_HEAD] = -1
-        self.sc[K.S_TAIL] = -1
-        self.sc[K.S_NFREE] = n
-        self.prm = np.zeros(K.NR, dtype=np.int64)
-        self.prm[K.R_POLICY] = K.POLICIES[cfg.policy]
-        self.prm[K.R_NFRAMES] = n
-        self.prm[K.R_TLB_ENTRIES] = cfg.tlb.entries
-        self.prm[K.R_TLB_WAYS] = cfg.tlb.ways
-        self.prm[K.R_TLB_SETS] = cfg.tlb.sets
-        self.prm[K.R_SPLIT] = int(cfg.split_tlb)
-        self.prm[K.R_ASID] = int(cfg.asid)
-        self.prm[K.R_EVCAP] = cfg.event_limit
-        self.prm[K.R_TREE] = size
-        self.prm[K.R_FIRST_KIND] = first_kind
-        self.events = np.zeros((max(cfg.event_limit, 1), K.NE), dtype=np.int64)
+        if cfg.policy == "opt":               # OPT's segment tree; the other policies never read it
+            tree = _filled("q", [-1], 2 * size)
+            tree[size:size + n] = array("q", range(n))     # leaves; inner nodes fill in as frames load
+        else:
+            tree = array("q", [-1])
+        self._set("tree", tree)
+        self._set("free", array("q", bytes(8 * n)))      # frames freed (a stack); S_FRESH: never used
+        self._set("counters", _filled("q", [0], nprocs * K.NC), (nprocs, K.NC))
+        sc = _filled("q", [0], K.NS)
+        sc[K.S_CUR] = sc[K.S_HEAD] = sc[K.S_TAIL] = -1
+        sc[K.S_NFREE] = n                    # S_FRESH, S_NRET: 0
+        self._set("sc", sc)
+        prm = _filled("q", [0], K.NR)
+        prm[K.R_POLICY] = K.POLICIES[cfg.policy]
+        prm[K.R_NFRAMES] = n
+        prm[K.R_TLB_ENTRIES] = cfg.tlb.entries
+        prm[K.R_TLB_WAYS] = cfg.tlb.ways
+        prm[K.R_TLB_SETS] = cfg.tlb.sets
+        prm[K.R_SPLIT] = int(cfg.split_tlb)
+        prm[K.R_ASID] = int(cfg.asid)
+        prm[K.R_EVCAP] = cfg.event_limit
+        prm[K.R_TREE] = size
+        prm[K.R_FIRST_KIND] = first_kind
+        self._set("prm", prm)
+        self._set("events", _filled("q", [0], max(cfg.event_limit, 1) * K.NE),
+                  (max(cfg.event_limit, 1), K.NE))
+        self._no_nexts = self.kern.zeros("q", 0)
         self.interrupted = False             # a Ctrl-C ended the run early
+
+    def pfn(self, f: int) -> int:
+        """The physical frame number of frame `f`: elfvm.phys's bottom-up user frames, unless
+        the caller (the program's kernel) set it."""
+        return self._renumbered.get(f, self._first_pfn + f)
+
+    def set_pfn(self, f: int, pfn: int) -> None:
+        self._renumbered[f] = pfn
+
+    def pfns(self, n: int) -> list[int]:
+        """The physical frame numbers of frames 0 .. n-1."""
+        out = list(range(self._first_pfn, self._first_pfn + n))
+        for f, pfn in self._renumbered.items():
+            if f < n:
+                out[f] = pfn
+        return out
+
+    @property
+    def frames_used(self) -> int:
+        """Frames at or above this one were never used (they are taken lowest first)."""
+        return self.buffer("sc")[K.S_FRESH]
+
+    def use(self, kern: Kernels) -> None:
+        """Run the kernels this way from now on (the same buffers, seen as `kern` sees them)."""
+        super().use(kern)
+        self._no_nexts = kern.zeros("q", 0)
 
     def ensure_pages(self) -> None:
         need = self.index.npages
-        if len(self.pages) >= need:
+        if self._npages >= need:
             return
-        cap = max(need, 2 * len(self.pages), 1024)
-        grown = np.full((cap, K.NPF), -1, dtype=np.int64)
-        grown[:, K.P_SWAPPED] = 0
-        grown[:len(self.pages)] = self.pages
-        self.pages = grown
+        cap = max(need, 2 * self._npages, 1024)
+        grown = _filled("q", [-1, 0, -1, -1], cap)
+        old = self.buffer("pages")
+        grown[:self._npages * K.NPF] = old[:self._npages * K.NPF]
+        self._set("pages", grown, (cap, K.NPF))
+        self._npages = cap
 
     def counters_amended(self) -> None:
         """The caller changed the counters of the last reference after run() (a relabelled
@@ -246,68 +384,85 @@ class Machine:
 
     def add_process(self) -> int:
         """One more process (fork): its number."""
-        self.counters = np.vstack([self.counters, np.zeros((1, K.NC), dtype=np.int64)])
         self.nprocs += 1
+        self._set("counters", self.buffer("counters") + _filled("q", [0], K.NC),
+                  (self.nprocs, K.NC))
         return self.nprocs - 1
 
-    def run(self, ids: np.ndarray, flags: np.ndarray, nexts: np.ndarray = EMPTY_NEXTS) -> None:
+    def run(self, ids, flags, nexts=None) -> None:
+        """References ids[i] (page ids) with flags[i] through the model; `nexts` for OPT."""
         self.ensure_pages()
-        K.simulate(ids, flags, nexts, self.pages, self.index.page_proc, self.index.page_vpn,
-                   self.frames, self.tlb, self.tree, self.free, self.counters, self.sc, self.prm,
-                   self.events)
+        self.kern.simulate(ids, flags, self._no_nexts if nexts is None else nexts, self.pages,
+                           self.index.page_proc, self.index.page_vpn, self.frames, self.tlb,
+                           self.tree, self.free, self.counters, self.sc, self.prm, self.events)
+
+    def counter_rows(self) -> list[list[int]]:
+        """counters[process][column], as Python ints."""
+        return self.counters.tolist()
 
     # -------------------------------------------------------------- results
 
     def page_rows(self) -> list[PageRow]:
         self.ensure_pages()                 # pages resolved by a batch a Ctrl-C cut short
-        n = self.index.npages
-        proc = self.index.page_proc[:n]
-        vpn = self.index.page_vpn[:n]
-        fr = self.pages[:n, K.P_FRAME]
-        sw = self.pages[:n, K.P_SWAPPED]
-        order = np.lexsort((vpn, proc))
+        proc, vpn = self.index.keys()
+        n = len(vpn)
+        fr = self.column("pages", K.P_FRAME, n)
+        sw = self.column("pages", K.P_SWAPPED, n)
+        used = self.frames_used
+        dirty = self.column("frames", K.F_DIRTY, used)
+        ref = self.column("frames", K.F_REF, used)
+        pfn = self.pfns(used)
+        by_proc: list[list[int]] = [[] for _ in range(self.nprocs)]
+        for p, pr in enumerate(proc):
+            by_proc[pr].append(p)
         rows = []
-        for p in order.tolist():
-            f = int(fr[p])
-            resident = f >= 0
-            rows.append(PageRow(int(proc[p]), int(vpn[p]), int(self.pfn[f]) if resident else None,
-                                bool(self.frames[f, K.F_DIRTY]) if resident else False,
-                                bool(self.frames[f, K.F_REF]) if resident else False,
-                                (not resident) and bool(sw[p])))
+        for ids in by_proc:                      # by process, then by page
+            ids.sort(key=vpn.__getitem__)
+            for p in ids:
+                f = fr[p]
+                if f >= 0:
+                    rows.append(PageRow(proc[p], vpn[p], pfn[f], bool(dirty[f]), bool(ref[f]), False))
+                else:
+                    rows.append(PageRow(proc[p], vpn[p], None, False, False, bool(sw[p])))
         return rows
 
     def frame_rows(self) -> list[FrameRow]:
         rows = []
-        page_proc, page_vpn = self.index.page_proc, self.index.page_vpn
-        for f in np.nonzero(self.frames[:, K.F_PAGE] >= 0)[0].tolist():
-            p = int(self.frames[f, K.F_PAGE])
-            rows.append(FrameRow(int(self.pfn[f]), int(page_proc[p]), int(page_vpn[p]),
-                                 bool(self.frames[f, K.F_DIRTY]), bool(self.frames[f, K.F_REF])))
+        page_proc, page_vpn = self.index.buffer("page_proc"), self.index.buffer("page_vpn")
+        used = self.frames_used
+        dirty = self.column("frames", K.F_DIRTY, used)
+        ref = self.column("frames", K.F_REF, used)
+        pfn = self.pfns(used)
+        for f, p in enumerate(self.column("frames", K.F_PAGE, used)):
+            if p >= 0:
+                rows.append(FrameRow(pfn[f], page_proc[p], page_vpn[p], bool(dirty[f]),
+                                     bool(ref[f])))
         return rows
 
     def fault_events(self) -> list[FaultEvent]:
         out = []
-        page_proc, page_vpn = self.index.page_proc, self.index.page_vpn
-        for row in self.events[:int(self.sc[K.S_NEVENTS])].tolist():
+        page_proc, page_vpn = self.index.buffer("page_proc"), self.index.buffer("page_vpn")
+        n = self.buffer("sc")[K.S_NEVENTS]
+        for row in self.events[:n].tolist():
             t, proc, p, kind, f, victim, vdirty = row
-            out.append(FaultEvent(t, proc, int(page_vpn[p]), K.FAULT_KINDS[kind], int(self.pfn[f]),
-                                  int(page_proc[victim]) if victim >= 0 else None,
-                                  int(page_vpn[victim]) if victim >= 0 else None, bool(vdirty)))
+            out.append(FaultEvent(t, proc, page_vpn[p], K.FAULT_KINDS[kind], self.pfn(f),
+                                  page_proc[victim] if victim >= 0 else None,
+                                  page_vpn[victim] if victim >= 0 else None, bool(vdirty)))
         return out
 
     def stats(self, kinds: Sequence[str] = TRACE_FAULT_KINDS, *, with_rows: bool = True) -> tuple[Stats, list[Stats]]:
         """(total, per process) figures."""
         pages = self.page_rows() if with_rows else []
         frames = self.frame_rows() if with_rows else []
-        per = [self._stats(self.counters[i], kinds, [r for r in pages if r.process == i],
+        counters = self.counter_rows()
+        per = [self._stats(counters[i], kinds, [r for r in pages if r.process == i],
                            [r for r in frames if r.process == i], 0)
                for i in range(self.nprocs)]
-        total = self._stats(self.counters.sum(axis=0), kinds, pages, frames,
-                            int(self.sc[K.S_SWITCHES]))
+        total = self._stats([sum(col) for col in zip(*counters)], kinds, pages, frames,
+                            self.buffer("sc")[K.S_SWITCHES])
         return total, per
 
-    def _stats(self, c: np.ndarray, kinds: Sequence[str], pages, frames, switches: int) -> Stats:
-        c = [int(x) for x in c]
+    def _stats(self, c: list[int], kinds: Sequence[str], pages, frames, switches: int) -> Stats:
         by_kind = {k: c[K.C_FAULT + K.FAULT_KINDS.index(k)] for k in kinds}
         for i, k in enumerate(K.FAULT_KINDS):       # a kind outside the mode's list still shows
             if c[K.C_FAULT + i] and k not in by_kind:
@@ -338,12 +493,12 @@ class TimelineMachine(Machine):
     def counters_amended(self) -> None:
         self.recorder.amend(self)
 
-    def run(self, ids: np.ndarray, flags: np.ndarray, nexts: np.ndarray = EMPTY_NEXTS) -> None:
+    def run(self, ids, flags, nexts=None) -> None:
         from elfvm.sim.timeline import run_sampled
 
         self.ensure_pages()
         r = self.recorder
-        run_sampled(ids, flags, nexts, self.pages, self.index.page_proc, self.index.page_vpn,
+        jit.compiled(run_sampled)(ids, flags, self._no_nexts if nexts is None else nexts, self.pages, self.index.page_proc, self.index.page_vpn,
                     self.frames, self.tlb, self.tree, self.free, self.counters, self.sc, self.prm,
                     self.events, r.t, r.counters, r.frames, r.last, r.state)
 
@@ -355,6 +510,8 @@ def interleave(streams: Sequence[Iterable[tuple[np.ndarray, np.ndarray]]], quant
     """Round-robin: `quantum` references of process 0, then of 1, ... (a process whose trace
     ends gives up the rest of its quantum); yields (procs int32, vpns, flags) batches of at
     most `batch` (default: the trace reader's BATCH) references."""
+    import numpy as np
+
     if batch is None:
         from elfvm.sim.trace import BATCH as batch
     if len(streams) == 1:
@@ -431,13 +588,15 @@ class _Spool:
     def __init__(self, dtype):
         import tempfile
 
+        import numpy as np
+
         self.dtype = np.dtype(dtype)
         self.f = tempfile.TemporaryFile(prefix="elfvm-opt-")
         self.n = 0
 
     def append(self, a: np.ndarray) -> None:
         self.f.seek(self.n * self.dtype.itemsize)
-        self.f.write(np.ascontiguousarray(a, dtype=self.dtype).data)
+        self.f.write(a.astype(self.dtype, order="C", copy=False).data)
         self.n += len(a)
 
     def write_at(self, i: int, a: np.ndarray) -> None:
@@ -462,6 +621,9 @@ def _run_opt(batches, index: PageIndex, machines: Sequence[Machine], progress) -
     2. backward, chunk by chunk from the end: each reference's next use (`K.next_uses`);
     3. forward: the references and their next uses through every machine.
     A Ctrl-C during pass 1 ends the trace there: the report covers the references read."""
+    import numpy as np
+
+    next_uses = jit.compiled(K.next_uses)
     ids_f, flags_f, nexts_f = _Spool(np.int32), _Spool(np.uint8), _Spool(np.int64)
     try:
         try:
@@ -479,13 +641,13 @@ def _run_opt(batches, index: PageIndex, machines: Sequence[Machine], progress) -
         seen = np.full(max(index.npages, 1), K.NEVER, dtype=np.int64)
         for a in range(((n - 1) // OPT_CHUNK) * OPT_CHUNK if n else -1, -1, -OPT_CHUNK):
             chunk = ids_f.read(a, ids)
-            K.next_uses(chunk, a, seen, nexts[:len(chunk)])
+            next_uses(chunk, a, seen, nexts[:len(chunk)])
             nexts_f.write_at(a, nexts[:len(chunk)])
         del seen
         for a in range(0, n, OPT_CHUNK):
             i, f, x = ids_f.read(a, ids), flags_f.read(a, flags), nexts_f.read(a, nexts)
             for m in machines:
-                m.run(i, f, x if m.cfg.policy == "opt" else EMPTY_NEXTS)
+                m.run(i, f, x if m.cfg.policy == "opt" else None)
     finally:
         for sp in (ids_f, flags_f, nexts_f):
             sp.close()
@@ -497,6 +659,8 @@ def run_machines(readers: Sequence[TraceReader], machines: Sequence[Machine], qu
 
     A Ctrl-C stops the feeding between two batches: the machines keep what they saw, and
     `interrupted` is set on each (the caller reports the partial run and exits 130)."""
+    import numpy as np
+
     from elfvm.sim.trace import BATCH
 
     index = machines[0].index
@@ -622,29 +786,64 @@ class PagingModel:
     stack-growth ...) from its VMAs and passes it; faults the model cannot see (a COW write to a
     resident page, a write after the shared zero page) are added with `count_fault`. Evicted
     pages are returned so the caller can unmap them from its CPU.
+
+    A program calls the model a few hundred times (a TLB fill, a fault, a fault-around window):
+    the model starts with the plain Python kernels (no numpy, no library to load) and moves to
+    the compiled ones, on the same state, after `jit.plain_calls()` calls of access() (where
+    they differ: map and unmap cost the same either way, their loop is Python's).
     """
 
     def __init__(self, cfg: SimConfig, nprocs: int = 1, kinds: Sequence[str] = PROGRAM_FAULT_KINDS,
-                 timeline_bins: int = 0):
-        """`timeline_bins` > 0: also sample a timeline of that many bins (`timeline()`)."""
-        self.index = PageIndex()
+                 timeline_bins: int = 0, compiled: bool = False):
+        """`timeline_bins` > 0: also sample a timeline of that many bins (`timeline()`);
+        `compiled` (and a timeline): the compiled kernels from the start."""
+        # accesses the plain kernels take before the compiled ones do (-1: no limit, 0: none)
+        self._plain_left = 0 if compiled or timeline_bins > 0 else jit.plain_calls()
+        kern = compiled_kernels() if self._plain_left == 0 else PLAIN
+        self.index = PageIndex(kern=kern)
         if timeline_bins > 0:
             self.machine: Machine = TimelineMachine(cfg, self.index, nprocs, timeline_bins)
         else:
             self.machine = Machine(cfg, self.index, nprocs)
         self.kinds = tuple(kinds)
-        self._proc = np.zeros(1, dtype=np.int32)
-        self._vpn = np.zeros(1, dtype=np.int64)
-        self._flags = np.zeros(1, dtype=np.uint8)
+        self._one_ref()
+
+    def _one_ref(self) -> None:
+        k = self.index.kern
+        self._proc, self._vpn, self._flags = k.vector("i", [0]), k.vector("q", [0]), k.vector("B", [0])
+        self._ids = k.zeros("i", 1)
+
+    @property
+    def compiled(self) -> bool:
+        """Do the compiled kernels run (else the plain Python ones)?"""
+        return self.index.kern.compiled
+
+    def _count(self) -> None:
+        """One more access through the plain kernels: past the budget, the compiled ones take
+        over the same buffers."""
+        if self._plain_left > 0:
+            self._plain_left -= 1
+            if self._plain_left == 0:
+                self.use_compiled()
+
+    def use_compiled(self) -> None:
+        """From now on the compiled kernels run, over numpy views of the same state."""
+        if not self.compiled:
+            kern = compiled_kernels()
+            self.index.use(kern)
+            self.machine.use(kern)
+            self._one_ref()
+        self._plain_left = -1
 
     def access(self, proc: int, vpn: int, *, write: bool = False, instr: bool = False,
                fault_kind: str = "first-touch", refault_kind: str | None = None) -> Access:
         """One reference. `fault_kind` names a first-touch fault; `refault_kind` names the fault
         of a page brought back after an eviction when it does not come from swap (a clean file
         page read again from the page cache): without it that fault is a swap-in."""
+        self._count()
         self._proc[0], self._vpn[0] = proc, vpn
         self._flags[0] = (1 if write else 0) | (2 if instr else 0)
-        ids = self.index.resolve(self._proc, self._vpn)
+        ids = self.index.resolve(self._proc, self._vpn, self._ids)
         m = self.machine
         m.prm[K.R_FIRST_KIND] = K.FAULT_KINDS.index(fault_kind)
         m.run(ids, self._flags)
@@ -654,9 +853,11 @@ class PagingModel:
             a = Access(a.tlb_hit, refault_kind, a.frame, a.evicted, a.written_back)
         return a
 
-    def access_many(self, procs: np.ndarray, vpns: np.ndarray, flags: np.ndarray) -> None:
-        """A batch of references to resident pages (the caller knows none of them faults)."""
+    def access_many(self, procs: "np.ndarray", vpns: "np.ndarray", flags: "np.ndarray") -> None:
+        """A batch of references to resident pages (the caller knows none of them faults): numpy
+        arrays (--exact-tlb's batches), for the compiled kernels."""
         if len(vpns):
+            self.use_compiled()
             self.machine.run(self.index.resolve(procs, vpns), flags)
 
     def map(self, proc: int, vpn: int, dirty: bool = False) -> Access | None:
@@ -669,6 +870,11 @@ class PagingModel:
         a = self._last()
         return Access(False, None, a.frame, a.evicted, a.written_back)
 
+    def _resolve(self, proc: int, vpns: Sequence[int]) -> list[int]:
+        """The page ids of `vpns` of process `proc` (one look-up for all)."""
+        k = self.index.kern
+        return self.index.resolve(k.vector("i", [proc] * len(vpns)), k.vector("q", vpns)).tolist()
+
     def map_many(self, proc: int, vpns: Sequence[int], pfns: Sequence[int] | None,
                  dirty: bool = False) -> list[tuple[int, int]]:
         """map() of several pages of one process, each then set_pfn() to its `pfns` entry (None:
@@ -678,26 +884,30 @@ class PagingModel:
         if not vpns:
             return []
         m, index = self.machine, self.index
-        ps = index.resolve(np.full(len(vpns), proc, dtype=np.int32), np.array(vpns, dtype=np.int64)).tolist()
+        ps = self._resolve(proc, vpns)
         m.ensure_pages()
         keep = [K.C_TOUCHED, *range(K.C_FAULT, K.NC)]
-        before = m.counters[proc, keep].copy()
-        nev = int(m.sc[K.S_NEVENTS])
-        pages, frames, sc, evicted = m.pages, m.frames, m.sc, []
+        counters = m.counters
+        before = [int(counters[proc, c]) for c in keep]
+        sc = m.sc
+        nev = int(sc[K.S_NEVENTS])
+        pages, frames, evicted = m.pages, m.frames, []
+        page_fault = m.kern.page_fault
         for i, p in enumerate(ps):
             if pages[p, K.P_FRAME] >= 0:
                 continue
-            f = K._page_fault(p, proc, sc[K.S_T], pages, index.page_proc, frames, m.tlb, m.tree,
-                              m.free, m.counters, sc, m.prm, m.events)
+            f = int(page_fault(p, proc, int(sc[K.S_T]), pages, index.page_proc, frames, m.tlb,
+                               m.tree, m.free, counters, sc, m.prm, m.events))
             sc[K.S_NEVENTS] = nev
             if dirty:
                 frames[f, K.F_DIRTY] = 1
             if pfns is not None:
-                m.pfn[f] = frames[f, K.F_PFN] = pfns[i]
+                m.set_pfn(f, pfns[i])
             victim = int(sc[K.S_LAST_VICTIM])
             if victim >= 0:
                 evicted.append((int(index.page_proc[victim]), int(index.page_vpn[victim])))
-        m.counters[proc, keep] = before
+        for c, v in zip(keep, before):
+            counters[proc, c] = v
         return evicted
 
     def set_pfn(self, proc: int, vpn: int, pfn: int) -> None:
@@ -708,15 +918,12 @@ class PagingModel:
         m.ensure_pages()
         f = int(m.pages[p, K.P_FRAME])
         if f >= 0:
-            m.pfn[f] = pfn
-            m.frames[f, K.F_PFN] = pfn
+            m.set_pfn(f, pfn)
 
     def set_last_pfn(self, pfn: int) -> None:
         """set_pfn() for the page the last access() or map() made resident (no look-up)."""
         m = self.machine
-        f = int(m.sc[K.S_LAST_FRAME])
-        m.pfn[f] = pfn
-        m.frames[f, K.F_PFN] = pfn
+        m.set_pfn(int(m.sc[K.S_LAST_FRAME]), pfn)
 
     def add_process(self) -> int:
         """A new process (fork): its number, for access()."""
@@ -736,7 +943,8 @@ class PagingModel:
 
     def page_faults(self, proc: int) -> int:
         """The faults of one process so far (getrusage's ru_minflt)."""
-        return int(self.machine.counters[proc, K.C_FAULT:K.C_FAULT + K.NKINDS].sum())
+        c = self.machine.counters
+        return sum(int(c[proc, K.C_FAULT + i]) for i in range(K.NKINDS))
 
     @property
     def free_frames(self) -> int:
@@ -751,7 +959,7 @@ class PagingModel:
         if victim >= 0:
             evicted = (int(self.index.page_proc[victim]), int(self.index.page_vpn[victim]))
         return Access(bool(sc[K.S_LAST_HIT]), K.FAULT_KINDS[kind] if kind >= 0 else None,
-                      int(m.pfn[sc[K.S_LAST_FRAME]]), evicted,
+                      m.pfn(int(sc[K.S_LAST_FRAME])), evicted,
                       bool(sc[K.S_LAST_VDIRTY]) if evicted else False)
 
     def _relabel(self, proc: int, old: str, new: str) -> None:
@@ -777,13 +985,13 @@ class PagingModel:
         if not vpns:
             return []
         m = self.machine
-        ps = self.index.resolve(np.full(len(vpns), proc, dtype=np.int32),
-                                np.array(vpns, dtype=np.int64)).tolist()
+        ps = self._resolve(proc, vpns)
         m.ensure_pages()
         out = []
+        unmap_page = m.kern.unmap_page
         for p in ps:
-            f = K.unmap_page(p, m.pages, m.frames, m.tlb, m.tree, m.free, m.sc, m.prm)
-            out.append(int(m.pfn[f]) if f >= 0 else None)
+            f = int(unmap_page(p, m.pages, m.frames, m.tlb, m.tree, m.free, m.sc, m.prm))
+            out.append(m.pfn(f) if f >= 0 else None)
         return out
 
     def stats(self) -> tuple[Stats, list[Stats]]:

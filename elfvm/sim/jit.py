@@ -1,24 +1,34 @@
-"""How the compiled kernels of elfvm.sim are loaded: compiled ahead of time, JIT, or plain Python.
+"""How the kernels of elfvm.sim run: compiled ahead of time, JIT, or plain Python.
 
-The kernels are ordinary Python functions over numpy arrays. `@njit` marks a helper, `@entry(sig)`
-a function Python calls, with its numba signature. At import, the entry points come from the
-first of:
+The kernels are ordinary Python functions over arrays. `@njit` marks a helper, `@entry(sig)`
+a function Python calls, with its numba signature. Their source is neutral: it runs compiled
+(numba, over numpy arrays) and as plain Python (over numpy arrays or over memoryviews of the same
+buffers): integer conversions are spelled `i64(x)`/`u64(x)`, which are numpy's types when numba
+compiles the source and `int` otherwise, and no arithmetic relies on int64 wraparound.
+
+The module's names (`paging_core.simulate`, ...) are the plain Python functions (numba's
+dispatchers in jit mode); `compiled(f)` is the compiled form of entry point `f`, the first of:
 
 1. the ahead-of-time library: every entry point of every `elfvm/sim/*.py` compiled by numba's
    AOT compiler (`numba.pycc`) into one extension module in the user's cache directory
    (``$ELFVM_CACHE_DIR``, else ``$XDG_CACHE_HOME/elfvm``, else ``~/.cache/elfvm``), named by a
-   hash of the sources, so an edit never runs stale code. Loading it costs a few milliseconds and
-   does not import numba at all (numba alone costs ~0.2-0.3 s of every command's start-up);
+   hash of the sources (and of the numpy it was built against), so an edit never runs stale code.
+   Deciding this mode only looks for the file; the library (a numpy extension: loading it imports
+   numpy) is loaded by the first `compiled()` call, so a run that stays in plain Python (a short
+   `simulate-run PROGRAM`) never imports numpy or numba (numba alone costs ~0.2-0.3 s);
 2. numba's JIT (``cache=True``) when the library is missing (the first run after an install or
    an edit); that run also starts building the library in the background (one build at a time),
    so the next runs load it;
-3. without numba (``pip install .`` with no extras) the same functions run as plain Python over
-   the same arrays: the same answers, much slower.
+3. without numba the plain Python functions themselves: the same answers, much slower.
 
 ``ELFVM_JIT=aot|jit|python`` forces one of them (``aot`` builds the library first if needed);
 ``python -m elfvm.sim.jit`` builds the library in the foreground (``make setup`` does).
 The AOT functions do not check their arguments' dtypes (a wrong one is undefined behaviour), so
 with ``ELFVM_JIT_CHECK=1`` (the test suite sets it) every call is checked against the signature.
+
+A caller that makes few calls (the emulator's paging model: a call per TLB fill or fault) starts
+with the plain functions over memoryviews and moves to the compiled ones after `plain_calls()`
+calls (``ELFVM_JIT_AFTER=N`` sets N; 0: compiled from the start), on the same buffers.
 """
 
 from __future__ import annotations
@@ -37,7 +47,10 @@ _SIM_DIR = os.path.dirname(os.path.abspath(__file__))
 BUILD_ENV = "_ELFVM_JIT_BUILDING"      # set in the build process: compile with numba, load nothing
 
 _entries: dict[str, tuple] = {}        # AOT name -> (function, signature)
-_state: dict[str, object] = {}         # "lib": the loaded library (or None), "mode"
+_names: dict[int, str] = {}            # id(what @entry returned) -> AOT name
+_compiled: dict[str, object] = {}      # AOT name -> its compiled form (compiled())
+_state: dict[str, object] = {}         # "mode"; "lib": the library once loaded (or None)
+DEFAULT_PLAIN_CALLS = 4500             # see plain_calls()
 
 
 def source_hash() -> str:
@@ -45,11 +58,22 @@ def source_hash() -> str:
     Adler-32 of them (zlib is loaded anyway; hashlib's OpenSSL costs milliseconds of every
     start-up, and this names a cache entry, it guards against no adversary)."""
     crc = adler = zlib.crc32(sys.implementation.cache_tag.encode())
-    for path in sorted(glob.glob(os.path.join(_SIM_DIR, "*.py"))):
+    for path in [*sorted(glob.glob(os.path.join(_SIM_DIR, "*.py"))), *_numpy_version_file()]:
         with open(path, "rb") as f:
             data = os.path.basename(path).encode() + b"\0" + f.read()
         crc, adler = zlib.crc32(data, crc), zlib.adler32(data, adler)
     return f"{crc:08x}{adler:08x}"
+
+
+def _numpy_version_file() -> list[str]:
+    """numpy's version.py (found, not imported): a library built against another numpy may not
+    load, so a numpy upgrade names a new library (built again) instead."""
+    spec = importlib.util.find_spec("numpy")
+    for d in (spec.submodule_search_locations or []) if spec else []:
+        path = os.path.join(d, "version.py")
+        if os.path.exists(path):
+            return [path]
+    return []
 
 
 def library_dir() -> str:
@@ -81,10 +105,10 @@ def _numba_available() -> bool:
 
 
 def mode() -> str:
-    """'aot', 'jit' or 'python': how the entry points of this process run."""
+    """'aot', 'jit' or 'python': how the compiled entry points of this process run (deciding
+    'aot' looks for the library's file; it is loaded by the first compiled() call)."""
     if "mode" not in _state:
         want = os.environ.get("ELFVM_JIT", "")
-        lib = None
         if os.environ.get(BUILD_ENV):
             m = "jit"
         elif want == "python" or not _numba_available():
@@ -92,15 +116,50 @@ def mode() -> str:
         elif want == "jit":
             m = "jit"
         else:
-            lib = _load_library()
-            if lib is None and want == "aot":
-                build()
-                lib = _load_library()
-            if lib is None:
+            have = _find_library()
+            if have is None and want == "aot":
+                have = build()
+            if have is None:
                 _build_in_background()
-            m = "aot" if lib is not None else "jit"
-        _state["lib"], _state["mode"] = lib, m
+            m = "aot" if have is not None else "jit"
+        _state["mode"] = m
     return _state["mode"]
+
+
+def plain_calls() -> int:
+    """How many calls a caller that makes few of them (the emulator's paging model: a call per
+    TLB fill) makes to the plain Python kernels over memoryviews before it moves to the compiled
+    ones over numpy views of the same buffers (-1: never). Measured here: moving costs ~33 ms
+    (numpy and the library loaded) and a plain access 6-8 us more than a compiled one (9-11 vs
+    3 us: a python3.11 run, a loop of TLB fills), so the move pays after ~4000-5500 calls;
+    moving then (a rent-or-buy choice) costs at most twice the best choice made knowing the
+    run's length: busybox `echo` makes ~120 calls and a 72M-instruction qsort ~460 (plain
+    throughout), python3.11 `-c` ~48000 (moves). In jit mode
+    the kernel modules' names are numba dispatchers, which take no memoryviews: compiled from
+    the start (0); without numba the compiled ones are the same plain functions: never (-1).
+    ``ELFVM_JIT_AFTER=N`` sets N."""
+    m = mode()
+    if m == "jit":
+        return 0
+    want = os.environ.get("ELFVM_JIT_AFTER", "")
+    n = int(want) if want.lstrip("-").isdigit() else DEFAULT_PLAIN_CALLS
+    return -1 if m == "python" and n != 0 else n
+
+
+def __getattr__(name: str):
+    """`i64`, `u64`: the integer conversions of the kernels' source (numpy's types when numba
+    compiles it: numba then knows the width and skips negative-index wraparound; `int` when
+    it runs as plain Python)."""
+    if name not in ("i64", "u64"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if mode() == "jit":
+        import numpy as np
+
+        value = np.int64 if name == "i64" else np.uint64
+    else:
+        value = int
+    globals()[name] = value
+    return value
 
 
 def _numba_njit(fn):
@@ -115,16 +174,37 @@ def njit(fn):
 
 
 def entry(signature: str):
-    """An entry point Python calls, with its numba signature (for the AOT compiler)."""
+    """An entry point Python calls, with its numba signature (for the AOT compiler). The name
+    stays the plain function (numba's dispatcher in jit mode); `compiled()` gives the compiled
+    one."""
     def deco(fn):
         name = f"{fn.__module__.rsplit('.', 1)[-1]}__{fn.__name__}"
         _entries[name] = (fn, signature)
-        m = mode()
-        if m == "aot" and hasattr(_state["lib"], name):
-            f = getattr(_state["lib"], name)
-            return _checked(f, fn, signature) if os.environ.get("ELFVM_JIT_CHECK") else f
-        return fn if m == "python" else _numba_njit(fn)
+        out = _numba_njit(fn) if mode() == "jit" else fn
+        _names[id(out)] = name
+        return out
     return deco
+
+
+def compiled(kernel):
+    """The compiled form of entry point `kernel` (as its module names it), over numpy arrays:
+    the AOT library's function (the library is loaded by the first call), numba's dispatcher,
+    or without numba the plain function itself. A library that does not load (a broken cache)
+    leaves the plain functions: the same answers, slower."""
+    name = _names[id(kernel)]
+    f = _compiled.get(name)
+    if f is None:
+        f = kernel
+        if mode() == "aot":
+            if "lib" not in _state:
+                _state["lib"] = _load_library()
+            lib = _state["lib"]
+            if hasattr(lib, name):
+                fn, signature = _entries[name]
+                f = getattr(lib, name)
+                f = _checked(f, fn, signature) if os.environ.get("ELFVM_JIT_CHECK") else f
+        _compiled[name] = f
+    return f
 
 
 _DTYPES = {"i8": "int64", "i4": "int32", "u1": "uint8"}

@@ -1,7 +1,10 @@
 """The compiled core of demand paging: page index, TLB, frames and the replacement policies.
 
-Everything here works on numpy arrays owned by `elfvm.sim.engine` (no Python objects per page or
-per reference, no allocation), one reference after another, exactly as the rules say:
+Everything here works on arrays owned by `elfvm.sim.engine` (no Python objects per page or per
+reference, no allocation), one reference after another, exactly as the rules say. The source is
+neutral (`elfvm.sim.jit`): compiled over numpy arrays, or plain Python over memoryviews of the
+same buffers, with the same results, so a run can move from one to the other between calls.
+
 
 for each reference (page ``p`` of process ``proc``, read/write, instruction/data):
   1. a reference from another process than the last one is a context switch: without ASIDs the
@@ -11,7 +14,8 @@ for each reference (page ``p`` of process ``proc``, read/write, instruction/data
      unified TLB): a hit refreshes the entry's LRU stamp within its set;
   3. on a miss the page table is walked; a page that is not present is a page fault
      (``first-touch`` the first time, ``swap-in`` after an eviction; the program-aware mode of
-     the emulator passes its own kind for first touches): a free frame is taken (lowest first) or
+     the emulator passes its own kind for first touches): a free frame is taken (the one freed
+     last, else the lowest never used) or
      the policy picks a victim, whose dirty contents are written to swap, whose PTE is cleared
      and whose TLB entries are invalidated (INVLPG); then the TLB is filled (an invalid way of
      the set first, else the set's least recently used entry);
@@ -31,9 +35,7 @@ Policies (victim when no frame is free):
 
 from __future__ import annotations
 
-import numpy as np
-
-from elfvm.sim.jit import entry, njit
+from elfvm.sim.jit import entry, i64, njit, u64
 
 FIFO, LRU, CLOCK, OPT = 0, 1, 2, 3
 POLICIES = {"fifo": FIFO, "lru": LRU, "clock": CLOCK, "opt": OPT}
@@ -47,8 +49,8 @@ NKINDS = len(FAULT_KINDS)
 P_FRAME, P_SWAPPED, P_SLOT = 0, 1, 2          # P_SLOT + 0: data/unified TLB, + 1: instruction TLB
 NPF = 4
 # frames[f, *]
-F_PAGE, F_DIRTY, F_REF, F_LOAD, F_PREV, F_NEXT, F_KEY, F_PFN = range(8)
-NFF = 8
+F_PAGE, F_DIRTY, F_REF, F_LOAD, F_PREV, F_NEXT, F_KEY = range(7)
+NFF = 7
 # tlb[which, entry, *]
 T_PAGE, T_STAMP = 0, 1
 # counters[proc, *]
@@ -58,7 +60,8 @@ NC = C_FAULT + NKINDS
 # scalars
 S_T, S_CUR, S_SWITCHES, S_LOADSEQ, S_HEAD, S_TAIL, S_HAND, S_NFREE, S_NEVENTS = range(9)
 S_LAST_HIT, S_LAST_KIND, S_LAST_FRAME, S_LAST_VICTIM, S_LAST_VDIRTY = range(9, 14)
-NS = 14
+S_FRESH, S_NRET = 14, 15      # the lowest frame never used; frames freed, stacked in free[]
+NS = 16
 # params
 R_POLICY, R_NFRAMES, R_TLB_ENTRIES, R_TLB_WAYS, R_TLB_SETS, R_SPLIT, R_ASID, R_EVCAP, R_TREE, \
     R_FIRST_KIND = range(10)
@@ -67,14 +70,20 @@ NR = 10
 E_T, E_PROC, E_PAGE, E_KIND, E_FRAME, E_VICTIM, E_VDIRTY = range(7)
 NE = 7
 
-NEVER = np.int64(1) << 62                      # "never used again" for OPT
+NEVER = 1 << 62                                # "never used again" for OPT
 
 
 # ------------------------------------------------------------------ page index: (proc, vpn) -> id
 
 @njit
 def _slot_of(proc, vpn, mask):
-    h = (vpn ^ (proc << 44)) * -7046029254386353131          # 0x9E3779B97F4A7C15 (Fibonacci)
+    """The key's first slot. No step may overflow int64 (plain Python's ints would not wrap
+    where numba's do, and both must pick the same slot: a run that moves from plain Python to
+    the compiled kernels keeps its table): the key folded to 31 bits times a 32-bit odd
+    multiplier (Fibonacci hashing, 2^32 / golden ratio) stays below 2^63."""
+    x = vpn ^ (proc << 44)
+    x = (x ^ (x >> 31)) & 0x7FFFFFFF
+    h = x * 0x9E3779B1
     h ^= h >> 29
     return h & mask
 
@@ -97,8 +106,8 @@ def resolve(procs, vpns, ids, start, keys_proc, keys_vpn, vals, page_proc, page_
     v2 = -1
     id2 = -1
     for i in range(start, n):
-        u = np.uint64(i)                   # unsigned: no negative-index wraparound
-        proc = np.int64(procs[u])
+        u = u64(i)                         # unsigned: no negative-index wraparound
+        proc = i64(procs[u])
         vpn = vpns[u]
         if vpn == v1 and proc == p1:
             ids[u] = id1
@@ -182,13 +191,16 @@ def _tlb_fill(tlb, pages, which, p, vpn, t, sets, ways):
     s = vpn % sets
     base = s * ways
     best = base
-    for w in range(ways):
+    best_t = tlb[which, base, T_STAMP]        # kept in a local: one array read a way (plain
+    for w in range(ways):                     # Python pays for every read)
         e = base + w
         if tlb[which, e, T_PAGE] < 0:
             best = e
             break
-        if tlb[which, e, T_STAMP] < tlb[which, best, T_STAMP]:
+        st = tlb[which, e, T_STAMP]
+        if st < best_t:
             best = e
+            best_t = st
     old = tlb[which, best, T_PAGE]
     if old >= 0:
         pages[old, P_SLOT + which] = -1
@@ -284,7 +296,13 @@ def _page_fault(p, proc, t, pages, page_proc, frames, tlb, tree, free, counters,
     vdirty = 0
     if sc[S_NFREE] > 0:
         sc[S_NFREE] -= 1
-        f = free[sc[S_NFREE]]
+        nret = sc[S_NRET]
+        if nret > 0:                    # the frame freed last
+            sc[S_NRET] = nret - 1
+            f = free[nret - 1]
+        else:                           # frames never used come lowest first; counting them
+            f = sc[S_FRESH]             # (instead of stacking all of them at the start) keeps
+            sc[S_FRESH] = f + 1         # a model of 1M frames cheap to set up and to read
     else:
         f = _victim(frames, sc, prm, tree)
         victim = frames[f, F_PAGE]
@@ -357,7 +375,7 @@ def simulate(ids, flags, nexts, pages, page_proc, page_vpn, frames, tlb, tree, f
     kind = -1
     same_ok = entries > 0 and policy != 3
     for i in range(n):
-        p = np.int64(ids[i])
+        p = i64(ids[i])
         fl = flags[i]
         which = 1 if (split != 0 and (fl & 2) != 0) else 0
         if p == last_p and which == last_which and same_ok:
@@ -461,6 +479,7 @@ def unmap_page(p, pages, frames, tlb, tree, free, sc, prm):
     frames[f, F_KEY] = -1
     if policy == 3:
         _tree_update(tree, frames, prm[R_TREE], f)
-    free[sc[S_NFREE]] = f
+    free[sc[S_NRET]] = f
+    sc[S_NRET] += 1
     sc[S_NFREE] += 1
     return f

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from elfvm.mmu.tlb import tlb_geometry
+from elfvm.sim import jit
 from elfvm.sim.engine import K, Machine, PageIndex, SimConfig, belady_anomalies  # K: the engine's core
 
 MAX_REFS = 100_000          # a reference string is typed by a person; this bounds the tables
@@ -72,7 +73,7 @@ def step_refs(pages: list[int], policy: str, nframes: int) -> StepRun:
     nexts = np.empty(len(ids), dtype=np.int64)
     if policy == "opt":
         seen = np.full(max(index.npages, 1), K.NEVER, dtype=np.int64)
-        K.next_uses(ids, 0, seen, nexts)                # one chunk: the whole string
+        jit.compiled(K.next_uses)(ids, 0, seen, nexts)  # one chunk: the whole string
     steps = []
     vpn = index.page_vpn
     for i, page in enumerate(pages):

@@ -200,4 +200,4 @@ class Recorder:
         r = self.frames.shape[1]
         cfg = machine.cfg
         return Timeline(self.t[idx].copy(), self.counters[idx].copy(), fp, fv, lp, lv,
-                        machine.pfn[:r].copy(), cfg.frames, cfg.page_size, cfg.policy, tuple(names))
+                        np.array(machine.pfns(r), dtype=np.int64), cfg.frames, cfg.page_size, cfg.policy, tuple(names))

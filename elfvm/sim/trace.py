@@ -18,6 +18,7 @@ from typing import Iterator
 import numpy as np
 
 from elfvm.errors import UsageError
+from elfvm.sim import jit
 from elfvm.sim import parse as P
 
 CHUNK = 1 << 20                 # bytes of (decompressed) text parsed per call
@@ -226,6 +227,7 @@ class TraceReader:
 
     def _batches(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         st = self.state
+        parse_lines = jit.compiled(P.parse_lines)
         buf = np.empty(CHUNK, dtype=np.uint8)
         have, final, fmt_code = 0, False, -1
         out_v = np.empty(self.batch, dtype=np.int64)
@@ -250,9 +252,9 @@ class TraceReader:
                     out_v = np.empty(self.batch, dtype=np.int64)
                     out_f = np.empty(self.batch, dtype=np.uint8)
                 bad_before = st[P.ST_BAD]
-                pos, k, status = P.parse_lines(buf, have, pos, 1 if final else 0, fmt_code,
-                                               self.page_shift, self.max_addr,
-                                               1 if self.skip_bad else 0, out_v, out_f, st)
+                pos, k, status = parse_lines(buf, have, pos, 1 if final else 0, fmt_code,
+                                             self.page_shift, self.max_addr,
+                                             1 if self.skip_bad else 0, out_v, out_f, st)
                 if bad_before == 0 and st[P.ST_BAD] > 0:
                     self.bad = BadLines(self.name, 0, int(st[P.ST_BAD_LINE]), self._reason(),
                                         self._bad_line_text(buf))
