@@ -65,7 +65,7 @@ class RunOptions:
     profile: object = None               # kernel profile (--kernel ...); None: this machine's
 
 
-@dataclass(repr=False)
+@dataclass(repr=False, eq=False)
 class RunReport:
     """What a run did: the guest's output and status, the model's statistics, the final maps."""
 

@@ -12,7 +12,7 @@ from elfvm.mm.vma import Mm
 FIRST_PID = 100
 
 
-@dataclass(repr=False)
+@dataclass(repr=False, eq=False)
 class Pte:
     """A present last-level entry as read from the page tables (elfvm.emu.pages.follow_pte):
     a decoded value, never stored."""
@@ -59,7 +59,7 @@ class EFault(Exception):
     """copy_to/from_user hit an address that cannot be faulted in: the syscall returns -EFAULT."""
 
 
-@dataclass(repr=False)
+@dataclass(repr=False, eq=False)
 class Process:
     """A simulated task (task_struct): its mm and page tables, files, signals, CPU context."""
 

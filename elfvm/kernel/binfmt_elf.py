@@ -61,7 +61,7 @@ class ExecRequest:
                                         # the top of the stack); None: path, the file opened
 
 
-@dataclass(repr=False)
+@dataclass(repr=False, eq=False)
 class LoadedImage:
     """What the mapping loop learned about one ELF image."""
 
@@ -712,7 +712,7 @@ def setup_stack_vma(ld: Loader, bprm: Bprm, stack_top: int) -> None:
     ld.mm.arg_start = bprm.argv_addrs[0] if bprm.argv_addrs else bprm.p
 
 
-@dataclass(repr=False)
+@dataclass(repr=False, eq=False)
 class ElfExtent:
     """The locals load_elf_binary()'s PT_LOAD loop keeps, before load_bias is added to them."""
 

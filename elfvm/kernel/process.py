@@ -63,7 +63,7 @@ class StackString:
     value: str
 
 
-@dataclass(repr=False)
+@dataclass(repr=False, eq=False)
 class StackInfo:
     """The initial stack as create_elf_tables() leaves it (all addresses absolute)."""
 
@@ -95,7 +95,7 @@ class InterpInfo:
     entry: int                   # base + interp e_entry: the first instruction
 
 
-@dataclass(repr=False)
+@dataclass(repr=False, eq=False)
 class ExecResult:
     """The address space at the first user instruction, or as far as exec got before failing."""
 

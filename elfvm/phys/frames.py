@@ -91,7 +91,7 @@ class OutOfMemory(Exception):
     """No free frame in any allowed zone."""
 
 
-@dataclass(repr=False)
+@dataclass(repr=False, eq=False)
 class Zone:
     """A memory zone the allocator hands frames out of, bottom-up."""
 
@@ -104,7 +104,7 @@ class Zone:
         self.next = self.start
 
 
-@dataclass(repr=False)
+@dataclass(repr=False, eq=False)
 class FrameAllocator:
     """Hands out frames of `frame_size` bytes from RAM [0, ram), never from reserved ranges.
 
