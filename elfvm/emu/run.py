@@ -26,7 +26,7 @@ class ProgramRejected(ElfvmError):
         self.exit_code = exit_code
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, repr=False, eq=False)
 class RunOptions:
     """What `simulate-run PROGRAM` was asked to run, and how (the command's options)."""
 

@@ -35,7 +35,7 @@ CONFIG_PHYSICAL_START = 0x1000000
 ISA_DMA_LIMIT = 16 * MiB
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, repr=False, eq=False)
 class Reserved:
     """Physical memory the allocator never hands out, and why."""
 
@@ -45,7 +45,7 @@ class Reserved:
     why: str
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, repr=False, eq=False)
 class KernelImage:
     """The kernel image in physical memory: text, read-only data, then data+bss.
 
