@@ -22,7 +22,7 @@ class Pte:
     exec: bool
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@dataclass(repr=False, eq=False)
 class FaultEvent:
     """One page fault as the kernel resolved it (the report's event log)."""
 
@@ -37,7 +37,7 @@ class FaultEvent:
     kernel: bool = False    # raised by the kernel copying to/from user memory in a syscall
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@dataclass(repr=False, eq=False)
 class Death:
     """Why a process died of a signal."""
 

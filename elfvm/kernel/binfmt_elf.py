@@ -45,7 +45,7 @@ class UnsupportedProgram(Exception):
     """A file execve would run but elfvm does not model (an x86-64 program, a #! script)."""
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@dataclass(repr=False, eq=False)
 class ExecRequest:
     """An execve() call: the file, argv, envp and the machine it runs on."""
 
@@ -945,7 +945,7 @@ def create_elf_tables(ld: Loader, bprm: Bprm, result: ExecResult, main_file: Elf
         image_base=esp, image=bytes(image))
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@dataclass(repr=False, eq=False)
 class ElfTableStrings:
     """What create_elf_tables() copies to the stack before the auxv: the ELF_PLATFORM string
     (AT_PLATFORM) and the 16 AT_RANDOM bytes, with their user addresses."""
