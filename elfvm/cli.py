@@ -11,24 +11,12 @@ import importlib
 import os
 import sys
 
-
-def fewer_collections() -> None:
-    """A young-generation collection every 100,000 new container objects instead of every 700.
-    Start-up (numpy, unicorn, click, pyelftools and elfvm's modules) allocates ~10^5 objects
-    that all live to the end: at the default threshold CPython ran ~80 collections over them
-    in a busybox `echo hi` run (8-13 ms of ~190 ms, measured with gc.callbacks), freeing
-    nothing. Garbage cycles are still collected, a bounded number of objects later."""
-    gc.set_threshold(100_000, *gc.get_threshold()[1:])
-
-
-fewer_collections()     # before click and the command's modules are imported: ~20 collections
-#                         (~2 ms) of every start-up, over objects that all live to the end
-
-import click  # noqa: E402
+import click
 
 from elfvm import __version__
 from elfvm.commands.options import escape
 from elfvm.errors import ElfvmError
+from elfvm.startup import fewer_collections, quiet_blas
 
 COMMANDS = {
     "layout": ("elfvm.commands.layout", "layout", "Predict the initial memory map of an i386 program."),
@@ -97,16 +85,6 @@ def cli():
     """
 
 
-def quiet_blas() -> None:
-    """One BLAS thread. numpy (the trace engine's arrays) loads OpenBLAS, whose worker threads
-    busy-wait at start-up: ~50 ms of CPU per `import numpy` on this 2-core machine (perf stat),
-    taken from the emulator's own core when the machine is busy; elfvm never multiplies a
-    matrix. putenv, not os.environ: a guest's environment is built from os.environ and must not
-    see the variable. A value the user set is kept."""
-    if "OPENBLAS_NUM_THREADS" not in os.environ:
-        os.putenv("OPENBLAS_NUM_THREADS", "1")
-
-
 def exit_status(code) -> int:
     """The status SystemExit(code) gives, as the interpreter does: None is 0, an int itself,
     anything else is printed to stderr and gives 1."""
@@ -119,7 +97,9 @@ def exit_status(code) -> int:
 
 
 def main(argv=None):
-    """Console-script entry point."""
+    """The command line itself. The process starts in elfvm.__main__.main (the console script
+    and `python -m elfvm`), which applies the interpreter settings before click is imported;
+    they are applied here again (idempotent) for a console script installed before that."""
     quiet_blas()
     fewer_collections()
     try:

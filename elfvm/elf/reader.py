@@ -57,7 +57,7 @@ def _num(value, enum: dict) -> int:
     return value if isinstance(value, int) else enum[value]
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, repr=False, eq=False)
 class Ehdr:
     """The Elf32_Ehdr fields the kernel looks at, as raw integers."""
 
@@ -82,7 +82,7 @@ class Ehdr:
         return self.ident[4]
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, repr=False, eq=False)
 class Phdr:
     """One Elf32_Phdr, raw integers; `index` is its position in the table."""
 
@@ -145,7 +145,7 @@ class Section:
     nobits: bool
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, repr=False, eq=False)
 class Symbol:
     """A symbol table entry: name, value, size and its STT_ type."""
 

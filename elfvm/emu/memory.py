@@ -22,7 +22,7 @@ from elfvm.units import PAGE_SIZE
 PAGE = PAGE_SIZE
 
 
-@dataclass(repr=False)
+@dataclass(repr=False, eq=False)
 class FrameInfo:
     """struct page, as far as elfvm needs it."""
 

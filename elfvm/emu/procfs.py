@@ -34,7 +34,7 @@ TGID_ENTRIES = (("task", DT_DIR), ("fd", DT_DIR), ("environ", DT_REG), ("auxv", 
 TID_ENTRIES = tuple(e for e in TGID_ENTRIES if e[0] != "task")
 
 
-@dataclass(repr=False)
+@dataclass(repr=False, eq=False)
 class ProcPath:
     """A path under /proc/PID: the task, the entry in its directory ("" for the directory
     itself), what follows it (an fd number), and whether it was reached as /proc/PID/task/TID."""

@@ -26,7 +26,7 @@ class ProgramRejected(ElfvmError):
         self.exit_code = exit_code
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, repr=False, eq=False)
 class RunOptions:
     """What `simulate-run PROGRAM` was asked to run, and how (the command's options)."""
 
@@ -65,7 +65,7 @@ class RunOptions:
     profile: object = None               # kernel profile (--kernel ...); None: this machine's
 
 
-@dataclass(repr=False)
+@dataclass(repr=False, eq=False)
 class RunReport:
     """What a run did: the guest's output and status, the model's statistics, the final maps."""
 

@@ -45,7 +45,7 @@ def bit(sig: int) -> int:
     return 1 << (sig - 1)
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, repr=False, eq=False)
 class SigAction:
     """struct k_sigaction (the i386 rt_sigaction layout: handler, flags, restorer, mask)."""
 
@@ -58,7 +58,7 @@ class SigAction:
         return struct.pack("<IIIQ", self.handler, self.flags & 0xFFFFFFFF, self.restorer, self.mask)
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, repr=False, eq=False)
 class SigInfo:
     """compat_siginfo_t, as far as elfvm fills it."""
 

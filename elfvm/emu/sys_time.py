@@ -27,7 +27,7 @@ NSEC = 10**9
 SLEEPING = ("sleep",)                    # Process.futex_key of a task in a timed sleep
 
 
-@dataclass(repr=False)
+@dataclass(repr=False, eq=False)
 class Timer:
     """An armed timer: an itimer (`which` 0-2) or a POSIX timer (`tid`); times in the
     clock_ns domain."""

@@ -12,7 +12,7 @@ from elfvm.mm.vma import Mm
 FIRST_PID = 100
 
 
-@dataclass(repr=False)
+@dataclass(repr=False, eq=False)
 class Pte:
     """A present last-level entry as read from the page tables (elfvm.emu.pages.follow_pte):
     a decoded value, never stored."""
@@ -22,7 +22,7 @@ class Pte:
     exec: bool
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(repr=False, eq=False)
 class FaultEvent:
     """One page fault as the kernel resolved it (the report's event log)."""
 
@@ -37,7 +37,7 @@ class FaultEvent:
     kernel: bool = False    # raised by the kernel copying to/from user memory in a syscall
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(repr=False, eq=False)
 class Death:
     """Why a process died of a signal."""
 
@@ -59,7 +59,7 @@ class EFault(Exception):
     """copy_to/from_user hit an address that cannot be faulted in: the syscall returns -EFAULT."""
 
 
-@dataclass(repr=False)
+@dataclass(repr=False, eq=False)
 class Process:
     """A simulated task (task_struct): its mm and page tables, files, signals, CPU context."""
 

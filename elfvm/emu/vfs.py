@@ -23,7 +23,7 @@ class VfsError(Exception):
         self.errno = err
 
 
-@dataclass(repr=False)
+@dataclass(repr=False, eq=False)
 class Inode:
     """What an open file description points at: a host file, an overlay file or a pipe."""
 
@@ -90,7 +90,7 @@ class GuestOutput:
         self._f.seek(0, os.SEEK_END)
 
 
-@dataclass(repr=False)
+@dataclass(repr=False, eq=False)
 class Pipe:
     """A pipe's buffer and its open ends (pipe_inode_info)."""
 
@@ -120,7 +120,7 @@ def fifo_ino(f: "OpenFile") -> int:
     return f.pipe.ino if f.pipe is not None else 1000 + id(f.sink) % 1000
 
 
-@dataclass(repr=False)
+@dataclass(repr=False, eq=False)
 class OpenFile:
     """struct file: an open file description, shared by dup() and fork()."""
 
@@ -143,7 +143,7 @@ PIPE_INO_BASE = 10000
 O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_DIRECTORY = 0o100, 0o200, 0o1000, 0o2000, 0o200000
 
 
-@dataclass(repr=False)
+@dataclass(repr=False, eq=False)
 class Vfs:
     """The guest's file system: the read-only --sysroot, the overlay of its writes, its cwd."""
 

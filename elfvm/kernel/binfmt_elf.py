@@ -45,7 +45,7 @@ class UnsupportedProgram(Exception):
     """A file execve would run but elfvm does not model (an x86-64 program, a #! script)."""
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(repr=False, eq=False)
 class ExecRequest:
     """An execve() call: the file, argv, envp and the machine it runs on."""
 
@@ -61,7 +61,7 @@ class ExecRequest:
                                         # the top of the stack); None: path, the file opened
 
 
-@dataclass(repr=False)
+@dataclass(repr=False, eq=False)
 class LoadedImage:
     """What the mapping loop learned about one ELF image."""
 
@@ -712,7 +712,7 @@ def setup_stack_vma(ld: Loader, bprm: Bprm, stack_top: int) -> None:
     ld.mm.arg_start = bprm.argv_addrs[0] if bprm.argv_addrs else bprm.p
 
 
-@dataclass(repr=False)
+@dataclass(repr=False, eq=False)
 class ElfExtent:
     """The locals load_elf_binary()'s PT_LOAD loop keeps, before load_bias is added to them."""
 
@@ -945,7 +945,7 @@ def create_elf_tables(ld: Loader, bprm: Bprm, result: ExecResult, main_file: Elf
         image_base=esp, image=bytes(image))
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(repr=False, eq=False)
 class ElfTableStrings:
     """What create_elf_tables() copies to the stack before the auxv: the ELF_PLATFORM string
     (AT_PLATFORM) and the 16 AT_RANDOM bytes, with their user addresses."""

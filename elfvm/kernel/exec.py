@@ -21,7 +21,7 @@ _STK_LIM = 8 << 20
 STACK_EXPAND = 131072                    # setup_arg_pages: "randomly 32*4k (or 2*64k) pages"
 
 
-@dataclass(repr=False)
+@dataclass(repr=False, eq=False)
 class Bprm:
     """The parts of linux_binprm that decide the stack: strings are laid out downwards from p."""
 

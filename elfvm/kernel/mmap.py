@@ -58,7 +58,7 @@ def mmap_base(profile: Profile, rlimit_stack: int, rnd_offset: int, randomized: 
     return page_align(task_size - gap - rnd_offset)
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(repr=False, eq=False)
 class MmapLayout:
     """arch_pick_mmap_layout(): the top-down base, the legacy base and which one is used."""
 

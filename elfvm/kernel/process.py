@@ -27,7 +27,7 @@ class ExecFailure(Exception):
         self.killed = killed
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(repr=False, eq=False)
 class Verdict:
     """Whether execve succeeds, fails with an errno or kills the process, and why."""
 
@@ -43,7 +43,7 @@ class Verdict:
         return _errno.errorcode.get(self.errno) if self.errno else None
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(repr=False, eq=False)
 class AuxEntry:
     """One auxiliary vector entry (AT_ type, value)."""
 
@@ -55,7 +55,7 @@ class AuxEntry:
         return AT_NAMES.get(self.type, f"AT_{self.type}")
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(repr=False, eq=False)
 class StackString:
     """A string execve copied to the new stack, at its address."""
 
@@ -63,7 +63,7 @@ class StackString:
     value: str
 
 
-@dataclass(repr=False)
+@dataclass(repr=False, eq=False)
 class StackInfo:
     """The initial stack as create_elf_tables() leaves it (all addresses absolute)."""
 
@@ -85,7 +85,7 @@ class StackInfo:
         return int.from_bytes(self.image[off:off + 4], "little")
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(repr=False, eq=False)
 class InterpInfo:
     """The program interpreter (PT_INTERP) as execve loaded it."""
 
@@ -95,7 +95,7 @@ class InterpInfo:
     entry: int                   # base + interp e_entry: the first instruction
 
 
-@dataclass(repr=False)
+@dataclass(repr=False, eq=False)
 class ExecResult:
     """The address space at the first user instruction, or as far as exec got before failing."""
 

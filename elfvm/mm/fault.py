@@ -54,7 +54,7 @@ NO_ADDRESS_SPACE = "no-address-space"
 FAULT_KINDS = ("first-touch", "zero-page", "file", "cow", "stack-growth", "swap-in")
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(repr=False, eq=False)
 class Fault:
     """The kernel's decision for one fault: what it is (`kind`), why, and, when it resolves,
     how: the handler that runs, the rights of the PTE it installs, whether it copies."""
@@ -140,7 +140,7 @@ def access_error(access: str, vma: Vma, present: bool) -> bool:
     return not vma.prot & (PROT_READ | PROT_WRITE | PROT_EXEC)   # !vma_is_accessible()
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(repr=False, eq=False)
 class Pte:
     """What handle_pte_fault() sees of the faulting page's entry."""
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from elfvm.mm.vma import Mm, Vma, prot_string
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(repr=False, eq=False)
 class MapsLine:
     """One line of /proc/PID/maps: adjacent mergeable VMAs shown as one, with their parts."""
 

@@ -126,7 +126,7 @@ class MmError(Exception):
         self.message = message
 
 
-@dataclass(repr=False)
+@dataclass(repr=False, eq=False)
 class Mm:
     """mm_struct: the VMAs (sorted, non-overlapping) and the address-space bookkeeping fields.
 

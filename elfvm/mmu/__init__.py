@@ -73,7 +73,7 @@ def open_address_space(*, profile, mmu: str | None = None, bits: str | None = No
         raise TranslateError(f"--ram {ram >> 20}M: {e}") from None
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(repr=False, eq=False)
 class InputFailure:
     """An input translate could not parse, with the reason."""
 

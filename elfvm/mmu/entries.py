@@ -75,7 +75,7 @@ def make_entry(fmt: str, addr: int, flags: int, large: bool = False) -> int:
     return addr | flags | (PS if large else 0)
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(repr=False, eq=False)
 class EntryBits:
     """A decoded entry: the flags that are defined at its level and the address it holds."""
 

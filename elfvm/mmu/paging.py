@@ -29,7 +29,7 @@ class Step:
     leaf: bool              # this entry maps the page (PTE, or PS=1)
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(repr=False, eq=False)
 class Walk:
     """The outcome of a hardware walk of one linear address."""
 
@@ -52,7 +52,7 @@ class Walk:
         return self.steps[-1] if self.steps and self.steps[-1].leaf and self.steps[-1].present else None
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(repr=False, eq=False)
 class Violation:
     """A protection fault the MMU raises (#PF with P=1), with the SDM's reason."""
 

@@ -35,7 +35,7 @@ CONFIG_PHYSICAL_START = 0x1000000
 ISA_DMA_LIMIT = 16 * MiB
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, repr=False, eq=False)
 class Reserved:
     """Physical memory the allocator never hands out, and why."""
 
@@ -45,7 +45,7 @@ class Reserved:
     why: str
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, repr=False, eq=False)
 class KernelImage:
     """The kernel image in physical memory: text, read-only data, then data+bss.
 
@@ -91,7 +91,7 @@ class OutOfMemory(Exception):
     """No free frame in any allowed zone."""
 
 
-@dataclass(repr=False)
+@dataclass(repr=False, eq=False)
 class Zone:
     """A memory zone the allocator hands frames out of, bottom-up."""
 
@@ -104,7 +104,7 @@ class Zone:
         self.next = self.start
 
 
-@dataclass(repr=False)
+@dataclass(repr=False, eq=False)
 class FrameAllocator:
     """Hands out frames of `frame_size` bytes from RAM [0, ram), never from reserved ranges.
 
