@@ -240,7 +240,7 @@ def test_huge_sparse_file_is_quick(tmp_path):
 
 
 def test_the_blas_thread_setting_stays_out_of_the_programs_environment():
-    """elfvm's entry point limits OpenBLAS to one thread (cli.quiet_blas) with putenv: the
+    """elfvm's entry point limits OpenBLAS to one thread (elfvm.startup.quiet_blas) with putenv: the
     environment execve passes is still exactly elfvm's own."""
     import os
     import subprocess

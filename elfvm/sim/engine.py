@@ -34,7 +34,7 @@ TRACE_FAULT_KINDS = ("first-touch", "swap-in")
 PROGRAM_FAULT_KINDS = ("first-touch", "zero-page", "file", "cow", "stack-growth", "swap-in")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False, eq=False)
 class SimConfig:
     """One machine to simulate: replacement policy, frames, page size, TLB, walk and timing."""
 
@@ -64,7 +64,7 @@ class SimConfig:
 
 # ------------------------------------------------------------------ results
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class TlbStats:
     """TLB look-ups that hit and missed."""
 
@@ -77,7 +77,7 @@ class TlbStats:
         return self.hits / n if n else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class PageRow:
     """One PTE of a final page table: page -> frame (None when swapped out)."""
 
@@ -89,7 +89,7 @@ class PageRow:
     swapped: bool            # not present, its contents in swap
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class FrameRow:
     """One physical frame of the final frame table and the page it holds."""
 
@@ -100,7 +100,7 @@ class FrameRow:
     referenced: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class FaultEvent:
     """A page fault at reference `ref` (0-based), the frame it got and the page it evicted."""
 
@@ -114,7 +114,7 @@ class FaultEvent:
     written_back: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Stats:
     """The figures of one process, or of all of them."""
 
@@ -132,7 +132,7 @@ class Stats:
     context_switches: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False, eq=False)
 class SimResult:
     """A whole run: its figures in total and per process, fault events, bad trace lines."""
 
@@ -729,7 +729,7 @@ def _progress_fn(readers, progress):
     return lambda: progress(sum(r.raw_bytes_read for r in readers), total)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False, eq=False)
 class CompareResult:
     """--compare: the faults of every policy at every memory size, from one pass."""
 
@@ -780,7 +780,7 @@ def compare(paths: Sequence[str], policies: Sequence[str], frame_counts: Sequenc
 
 # ------------------------------------------------------------------ one reference at a time
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Access:
     """What one reference did: TLB hit?, the fault (kind) if any, the frame, the page evicted."""
 
