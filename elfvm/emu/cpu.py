@@ -86,6 +86,16 @@ class Segments:
         return g
 
 
+class TlbEntry(ctypes.Structure):
+    """unicorn.h's struct uc_tlb_entry: the translation a UC_HOOK_TLB_FILL callback gives."""
+    _fields_ = [("paddr", ctypes.c_uint64), ("perms", ctypes.c_uint32)]
+
+
+# uc_cb_tlbevent_t: (uc, vaddr, type, struct uc_tlb_entry *, user_data) -> bool
+_TLB_FILL_CFUNC = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int,
+                                   ctypes.c_void_p, ctypes.c_void_p)
+
+
 class Cpu:
     """One Unicorn instance shared by all simulated processes (contexts are switched)."""
 
@@ -98,11 +108,50 @@ class Cpu:
         self.blocks = None          # elfvm.emu.counter.BlockCounter: instructions by blocks
         self.count = None           # the fallback's numpy int64[1]: instructions
         self._count_hook = None
+        self._fill_hook = None
 
     def install(self, tlb_fill, interrupt) -> None:
-        self.uc.hook_add(UC_HOOK_TLB_FILL, tlb_fill)
+        """`tlb_fill(vaddr, mem_type, entry)` answers the CPU's TLB misses (a TlbEntry to fill
+        in; True: filled), `interrupt(uc, intno, data)` its interrupts."""
+        self._install_fill(tlb_fill)
         self.uc.hook_add(UC_HOOK_INTR, interrupt)
         self._install_counter()
+
+    def _install_fill(self, fill) -> None:
+        """UC_HOOK_TLB_FILL straight through ctypes: Unicorn's Python wrapper adds two calls
+        and a struct object per fill (a large program makes ~50,000 fills). Its exception
+        guard is kept as it is (unicorn's uccallback): an exception in the hook stops the CPU
+        and emu_start raises it."""
+        uc = self.uc
+        views: dict[int, TlbEntry] = {}      # the caller's entry: one stack slot or a few
+
+        def hook(_uch, vaddr, mem_type, entry, _data):
+            try:
+                e = views.get(entry)
+                if e is None:
+                    if len(views) > 64:      # never seen: bounded anyway
+                        views.clear()
+                    e = views[entry] = TlbEntry.from_address(entry)
+                return fill(vaddr, mem_type, e)
+            except BaseException as exc:
+                if uc._hook_exception is None:
+                    uc._hook_exception = exc
+                uc.emu_stop()
+                return False
+
+        self._fill_hook = _TLB_FILL_CFUNC(hook)       # kept alive as long as the CPU
+        self._add_native_hook(UC_HOOK_TLB_FILL, ctypes.cast(self._fill_hook, ctypes.c_void_p).value, 0)
+
+    def _add_native_hook(self, kind: int, address: int, data: int):
+        """uc_hook_add of a C (or ctypes) callback for every address: its handle."""
+        from unicorn.unicorn_py3 import unicorn as U
+
+        h = U.uc_hook_h()
+        err = U.uclib.uc_hook_add(self.uc._uch, ctypes.byref(h), kind, ctypes.c_void_p(address),
+                                  ctypes.c_void_p(data), ctypes.c_uint64(1), ctypes.c_uint64(0))
+        if err:
+            raise UcError(err)
+        return h
 
     def _install_counter(self) -> None:
         """The native instruction counter (elfvm.emu.counter): per block, compiled C; else a
@@ -120,14 +169,7 @@ class Cpu:
 
             self.count = np.zeros(1, dtype=np.int64)
             address, data, kind = cb.address, self.count.ctypes.data, UC_HOOK_CODE
-        from unicorn.unicorn_py3 import unicorn as U
-
-        h = U.uc_hook_h()
-        self._count_hook = h
-        err = U.uclib.uc_hook_add(self.uc._uch, ctypes.byref(h), kind, ctypes.c_void_p(address),
-                                  ctypes.c_void_p(data), ctypes.c_uint64(1), ctypes.c_uint64(0))
-        if err:
-            raise UcError(err)
+        self._count_hook = self._add_native_hook(kind, address, data)
 
     @property
     def uncounted_blocks(self) -> int:

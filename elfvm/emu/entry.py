@@ -32,59 +32,80 @@ def _access_of(mem_type: int) -> str:
     return "w" if mem_type == UC_MEM_WRITE else "x" if mem_type == UC_MEM_FETCH else "r"
 
 
-def tlb_fill(k, uc, vaddr: int, mem_type: int, entry, _data) -> bool:
+# Cpu.perms(write, exec) by (write << 1) | exec: one index per fill, not a call
+_PERMS = tuple(Cpu.perms(bool(i & 2), bool(i & 1)) for i in range(4))
+
+
+def tlb_fill(k, vaddr: int, mem_type: int, entry) -> bool:
     """The CPU's TLB misses `vaddr`: walk (or fault) and hand it the translation. The
     default mode makes this fill one reference of the model; to see the first write to a
-    page (its dirty bit) a read fill gets a translation without write permission."""
-    if k.probe_page is not None and vaddr >> 12 == k.probe_page[0]:
-        entry.paddr, entry.perms = k.probe_page[1], 7   # signals.fault_address's probe
-        return True
+    page (its dirty bit) a read fill gets a translation without write permission.
+    Every fill of a program passes here (~50,000 for a large one): the common case, a user
+    page, is tested first and its access named without a call."""
     kp = k.kernel_pages.get(vaddr)
-    if kp is not None:
-        if uc.reg_read(_CS) & 3 == 3 and mem_type != UC_MEM_FETCH and \
-                (vaddr != GDT_LINEAR or mem_type == UC_MEM_WRITE):
-            # a user data access above TASK_SIZE (a push with %esp = 0...): no VMA,
-            # SEGV_MAPERR; the CPU's own descriptor loads read the GDT page from user mode,
-            # and Unicorn itself looks up the stub page (its stop address lies there)
-            k.pending_death = Death(SIGSEGV, vaddr, _access_of(mem_type), "user access to a "
-                                    "kernel address (no VMA)", uc.reg_read(_EIP), code=1,
-                                    trapno=14, err=4 | (2 if mem_type == UC_MEM_WRITE else 0))
-            return False
-        entry.paddr, entry.perms = kp
-        return True
+    if (kp is not None or k.probe_page is not None) and \
+            (done := _special_fill(k, vaddr, mem_type, entry, kp)) is not None:
+        return done
     p = k.current
-    access = _access_of(mem_type)
-    vpn = vaddr >> 12
+    access = "w" if mem_type == UC_MEM_WRITE else "x" if mem_type == UC_MEM_FETCH else "r"
+    pt = p.pt
     # the hardware walk of the process's page tables (translate's walker, from CR3)
-    frame, _level, _user, writable, nx = p.pt.walk_fast(vaddr)
-    if frame < 0 and access == "r" and rmw_destination(insn_bytes(k, p, uc.reg_read(_EIP))):
-        access = "w"             # the CPU's #PF error code: a read-modify-write is a write
+    frame, _level, _user, writable, nx = pt.walk_fast(vaddr)
     if frame < 0 or (access == "w" and not writable) or (access == "x" and nx):
-        d = do_user_addr_fault(k, p, vaddr, access, uc.reg_read(_EIP))
+        if frame < 0 and access == "r" and rmw_destination(insn_bytes(k, p, k.uc.reg_read(_EIP))):
+            access = "w"         # the CPU's #PF error code: a read-modify-write is a write
+        d = do_user_addr_fault(k, p, vaddr, access, k.uc.reg_read(_EIP))
         if d is not None:
             k.pending_death = d
             return False
-        frame, _level, _user, writable, nx = p.pt.walk_fast(vaddr)
+        frame, _level, _user, writable, nx = pt.walk_fast(vaddr)
     k.tlb_fills += 1
+    vpn = vaddr >> 12
     if p.old_ptes and vpn in p.old_ptes:          # the walk sets the accessed bit
         p.old_ptes.discard(vpn)
-        p.pt.write_pte(vaddr, p.pt.read_pte(vaddr) | E.A)
+        pt.write_pte(vaddr, pt.read_pte(vaddr) | E.A)
     if k.exact:
-        other = k.phys_to_vpn.get(frame)
-        if other is not None and other != vpn:       # one frame, two pages (zero page...):
-            flush_cpu_tlb(k)                         # the hooks' physical addresses must
-        k.phys_to_vpn[frame] = vpn                   # name one page
-        k.cpu_tlb[vpn] = writable
-        if k.fast is not None:                       # the native hooks: the same map; the
-            k.fast.phys(frame, vpn)                  # page's next reference is Python's
-            k.fast.refill(p.mi, p.mm.task_size, vpn)
+        _exact_fill(k, p, vpn, frame, writable)
         write = writable
     else:
         write = writable and access == "w"
         reference(k, p, vpn, access == "w", access == "x", frame)
     entry.paddr = frame
-    entry.perms = Cpu.perms(write, not nx)
+    entry.perms = _PERMS[(2 if write else 0) | (0 if nx else 1)]
     return True
+
+
+def _special_fill(k, vaddr: int, mem_type: int, entry, kp) -> bool | None:
+    """A fill of signals.fault_address's probe page or of a kernel page (GDT, the stub);
+    None: neither, a user page."""
+    if k.probe_page is not None and vaddr >> 12 == k.probe_page[0]:
+        entry.paddr, entry.perms = k.probe_page[1], 7   # signals.fault_address's probe
+        return True
+    if kp is None:
+        return None
+    uc = k.uc
+    if uc.reg_read(_CS) & 3 == 3 and mem_type != UC_MEM_FETCH and \
+            (vaddr != GDT_LINEAR or mem_type == UC_MEM_WRITE):
+        # a user data access above TASK_SIZE (a push with %esp = 0...): no VMA,
+        # SEGV_MAPERR; the CPU's own descriptor loads read the GDT page from user mode,
+        # and Unicorn itself looks up the stub page (its stop address lies there)
+        k.pending_death = Death(SIGSEGV, vaddr, _access_of(mem_type), "user access to a "
+                                "kernel address (no VMA)", uc.reg_read(_EIP), code=1,
+                                trapno=14, err=4 | (2 if mem_type == UC_MEM_WRITE else 0))
+        return False
+    entry.paddr, entry.perms = kp
+    return True
+
+
+def _exact_fill(k, p: Process, vpn: int, frame: int, writable: bool) -> None:
+    other = k.phys_to_vpn.get(frame)
+    if other is not None and other != vpn:       # one frame, two pages (zero page...):
+        flush_cpu_tlb(k)                         # the hooks' physical addresses must
+    k.phys_to_vpn[frame] = vpn                   # name one page
+    k.cpu_tlb[vpn] = writable
+    if k.fast is not None:                       # the native hooks: the same map; the
+        k.fast.phys(frame, vpn)                  # page's next reference is Python's
+        k.fast.refill(p.mi, p.mm.task_size, vpn)
 
 
 def insn_bytes(k, p: Process, eip: int) -> bytes:

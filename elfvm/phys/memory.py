@@ -70,6 +70,12 @@ class PhysicalMemory:
     def write_uint(self, addr: int, size: int, value: int) -> None:
         self.write(addr, value.to_bytes(size, "little"))
 
+    def word_reader(self, size: int):
+        """A function of i giving the entry of `size` bytes at physical address i * size
+        (read_uint of an aligned entry), for walks that read one entry per level."""
+        read = self.read_uint
+        return lambda i: read(i * size, size)
+
     def clear(self, addr: int, n: int) -> None:
         """Zero [addr, addr+n): dropping whole chunks keeps memory sparse."""
         self._check(addr, n)
@@ -128,6 +134,14 @@ class MappedMemory(PhysicalMemory):
         if size == 8 and not addr & 7:
             return self._u64[addr >> 3]
         return int.from_bytes(self.read(addr, size), "little")
+
+    def word_reader(self, size: int):
+        """The RAM as an array of `size`-byte words: indexing it is the aligned read_uint."""
+        if size == 4:
+            return self._u32.__getitem__
+        if size == 8:
+            return self._u64.__getitem__
+        return PhysicalMemory.word_reader(self, size)
 
     def clear(self, addr: int, n: int) -> None:
         self._check(addr, n)
