@@ -20,6 +20,7 @@ from elfvm.emu.pages import (
     follow_pte,
     map_pages,
     page_cache_frame,
+    page_cache_frames,
     set_pte,
     set_ptes,
     shmem_frame,
@@ -191,7 +192,7 @@ def do_fault_around(k, p: Process, vma: Vma, ino: Inode, pa: int, npages: int, e
         picks.append((a >> 12, index))
     data = read_missing(k, ino, [index for _, index in picks])
     vpns = [vpn for vpn, _ in picks]
-    frames = [page_cache_frame(k, ino, index, data.get(index)) for _, index in picks]
+    frames = page_cache_frames(k, ino, [index for _, index in picks], data)
     set_ptes(k, p, vpns, frames, False, exec_)
     map_pages(k, p, vpns, frames)
     return len(picks)

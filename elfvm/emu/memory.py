@@ -34,6 +34,12 @@ class FrameInfo:
     pinned: bool = False                           # zero page, kernel pages: never freed
 
 
+def _page(data: bytes) -> bytes:
+    """`data` as one whole page: cut at PAGE, zeros after it."""
+    n = len(data)
+    return data if n == PAGE else data[:PAGE] + bytes(PAGE - min(n, PAGE))
+
+
 class OutOfFrames(Exception):
     pass
 
@@ -92,8 +98,18 @@ class Frames:
 
     def fill(self, addr: int, data: bytes) -> None:
         """A whole page: data then zeros."""
-        n = len(data)
-        self.write(addr, data if n == PAGE else data[:PAGE] + bytes(PAGE - min(n, PAGE)))
+        self.write(addr, _page(data))
+
+    def fill_many(self, pages: list[tuple[int, bytes]]) -> None:
+        """fill() of several frames: one write per run of consecutive frames (fault-around
+        reads a window of neighbouring file pages into frames allocated one after another)."""
+        i = 0
+        while i < len(pages):
+            j = i + 1
+            while j < len(pages) and pages[j][0] == pages[j - 1][0] + PAGE:
+                j += 1
+            self.write(pages[i][0], b"".join(_page(d) for _, d in pages[i:j]))
+            i = j
 
     def copy(self, dst: int, src: int) -> None:
         self.write(dst, self.read(src, PAGE))

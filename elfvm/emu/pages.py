@@ -24,25 +24,28 @@ def reference(k, p: Process, vpn: int, write: bool, instr: bool, frame: int | No
     """One reference of `p` to page `vpn` (present here, in `frame` when the caller knows it):
     to the paging model, whose eviction, if the reference faulted, this kernel then carries
     out."""
-    k.touched.add((p.pid, vpn))
-    kind = k.pending.pop((p.pid, vpn), None)
+    key = (p.pid, vpn)                           # every TLB fill passes here: one key
+    k.touched.add(key)
+    kind = k.pending.pop(key, None) if k.pending else None
     if k.deferred and (p.mi, vpn) in k.deferred:
         flush_refs(k)                            # back in the model before it left here
         if k.model.access(p.mi, vpn, write=write, instr=instr).fault is not None:
             frame_to_model(k, p, vpn, frame)
         k.deferred.discard((p.mi, vpn))
         return
-    if kind is None and k.batch is not None:
-        if k.batch.add(p.mi, vpn, write, instr):
-            flush_refs(k)
-        return
-    flush_refs(k)
+    batch = k.batch
+    if batch is not None:
+        if kind is None:
+            if batch.add(p.mi, vpn, write, instr):
+                flush_refs(k)
+            return
+        flush_refs(k)
     a = k.model.access(p.mi, vpn, write=write, instr=instr, fault_kind=kind or "first-touch",
                           refault_kind=kind)
-    if a.fault is None and kind is not None:          # pragma: no cover - invariant broken
-        k.model.count_fault(p.mi, kind)
     if a.fault is not None:
         frame_to_model(k, p, vpn, frame)
+    elif kind is not None:                            # pragma: no cover - invariant broken
+        k.model.count_fault(p.mi, kind)
     if a.evicted is not None:
         evict(k, *a.evicted)
 
@@ -259,16 +262,31 @@ def file_inode(k, ref: FileRef) -> Inode:
     return ino
 
 
-def page_cache_frame(k, ino: Inode, index: int, data: bytes | None = None) -> int:
-    """The page-cache frame of page `index` of `ino`, read in (`data`: its contents when the
-    caller has read them already) the first time."""
-    key = (ino.key(), index)
-    fr = k.page_cache.get(key)
-    if fr is None:
-        fi = alloc_frame(k, f"page cache {ino.path}#{index}", anon=False, cache_key=key)
-        k.frames.fill(fi.addr, ino.pread(index * PAGE, PAGE) if data is None else data)
-        fr = k.page_cache[key] = fi.addr
-    return fr
+def page_cache_frame(k, ino: Inode, index: int) -> int:
+    """The page-cache frame of page `index` of `ino`, read in the first time."""
+    return page_cache_frames(k, ino, [index], {})[0]
+
+
+def page_cache_frames(k, ino: Inode, indices: list[int], data: dict[int, bytes]) -> list[int]:
+    """The page-cache frames of pages `indices` of `ino`, in order; a page not cached yet is
+    read in (`data`: the contents the caller has read already, by index), frames allocated
+    in order, their contents written with one write per run of consecutive frames."""
+    fkey, cache = ino.key(), k.page_cache
+    out, fills = [], []
+    try:
+        for index in indices:
+            key = (fkey, index)
+            fr = cache.get(key)
+            if fr is None:
+                fi = alloc_frame(k, f"page cache {ino.path}#{index}", anon=False, cache_key=key)
+                d = data.get(index)
+                fills.append((fi.addr, ino.pread(index * PAGE, PAGE) if d is None else d))
+                fr = cache[key] = fi.addr
+            out.append(fr)
+    finally:                        # RAM full half-way: the pages cached so far hold their data
+        if fills:
+            k.frames.fill_many(fills)
+    return out
 
 
 def shmem_frame(k, key: tuple) -> int:
