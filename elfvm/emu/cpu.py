@@ -109,6 +109,26 @@ class Cpu:
         self.count = None           # the fallback's numpy int64[1]: instructions
         self._count_hook = None
         self._fill_hook = None
+        self.reg32 = self._register_reader()
+
+    def _register_reader(self):
+        """uc_reg_read of a general register straight through ctypes: Unicorn's reg_read picks
+        the register's class and makes a buffer per call (~2 us; a system call reads 7, a
+        page fault %eip). The same zeroed 64-bit buffer its wrapper reads into."""
+        from unicorn.unicorn_py3 import unicorn as U
+
+        fn, uch = U.uclib.uc_reg_read, self.uc._uch
+        buf = ctypes.c_uint64()
+        ref = ctypes.byref(buf)
+
+        def read(reg: int) -> int:
+            buf.value = 0
+            err = fn(uch, reg, ref)
+            if err:
+                raise UcError(err, reg)
+            return buf.value
+
+        return read
 
     def install(self, tlb_fill, interrupt) -> None:
         """`tlb_fill(vaddr, mem_type, entry)` answers the CPU's TLB misses (a TlbEntry to fill
@@ -229,13 +249,13 @@ class Cpu:
             self.blocks.clear()
 
     def regs(self) -> dict[str, int]:
-        r = self.uc.reg_read
+        r = self.reg32
         return {"eax": r(UC_X86_REG_EAX), "ebx": r(UC_X86_REG_EBX), "ecx": r(UC_X86_REG_ECX),
                 "edx": r(UC_X86_REG_EDX), "esi": r(UC_X86_REG_ESI), "edi": r(UC_X86_REG_EDI),
                 "ebp": r(UC_X86_REG_EBP), "esp": r(UC_X86_REG_ESP), "eip": r(UC_X86_REG_EIP)}
 
     def syscall_args(self) -> tuple[int, ...]:
-        r = self.uc.reg_read
+        r = self.reg32
         return (r(UC_X86_REG_EAX), r(UC_X86_REG_EBX), r(UC_X86_REG_ECX), r(UC_X86_REG_EDX),
                 r(UC_X86_REG_ESI), r(UC_X86_REG_EDI), r(UC_X86_REG_EBP))
 
@@ -244,7 +264,7 @@ class Cpu:
 
     @property
     def eip(self) -> int:
-        return self.uc.reg_read(UC_X86_REG_EIP)
+        return self.reg32(UC_X86_REG_EIP)
 
     @eip.setter
     def eip(self, v: int) -> None:

@@ -52,9 +52,10 @@ def tlb_fill(k, vaddr: int, mem_type: int, entry) -> bool:
     # the hardware walk of the process's page tables (translate's walker, from CR3)
     frame, _level, _user, writable, nx = pt.walk_fast(vaddr)
     if frame < 0 or (access == "w" and not writable) or (access == "x" and nx):
-        if frame < 0 and access == "r" and rmw_destination(insn_bytes(k, p, k.uc.reg_read(_EIP))):
+        eip = k.cpu.eip
+        if frame < 0 and access == "r" and rmw_destination(insn_bytes(k, p, eip)):
             access = "w"         # the CPU's #PF error code: a read-modify-write is a write
-        d = do_user_addr_fault(k, p, vaddr, access, k.uc.reg_read(_EIP))
+        d = do_user_addr_fault(k, p, vaddr, access, eip)
         if d is not None:
             k.pending_death = d
             return False
