@@ -210,13 +210,18 @@ def clear_pte(k, p: Process, vpn: int, value: int = 0) -> Pte | None:
     v = pt.read_entry(ea) if ea is not None else 0
     if not v & E.P:
         return None
-    pte = Pte(pt.pte_frame(v), bool(v & E.RW), not v & E.NX)
+    return zap_pte(k, p, vpn, ea, v, value)
+
+
+def zap_pte(k, p: Process, vpn: int, ea: int, v: int, value: int = 0) -> Pte:
+    """clear_pte of the present entry `v` at `ea` (the caller walked to it already)."""
+    pte = Pte(p.pt.pte_frame(v), bool(v & E.RW), not v & E.NX)
     fi = k.frames.info.get(pte.frame)
     if fi is not None:
         fi.rmap.discard((p.group, vpn))
         if not fi.rmap and fi.cache_key is None and not fi.pinned:
             release_frame(k, fi)
-    pt.write_entry(ea, value)
+    p.pt.write_entry(ea, value)
     return pte
 
 
@@ -326,12 +331,13 @@ def new_page_tables(k, pid: int):
 def unmap_range(k, p: Process, start: int, end: int) -> None:
     """zap_page_range(): drop the PTEs (and swap entries) of [start, end)."""
     flush_refs(k)
-    entries = list(p.pt.ptes(start, end))           # one walk: present and swap entries
-    present = [addr >> 12 for addr, v in entries if v & E.P]
-    for vpn in present:
-        clear_pte(k, p, vpn)
+    entries = list(p.pt.pte_entries(start, end))    # one walk: present and swap entries
+    present = [addr >> 12 for addr, _ea, v in entries if v & E.P]
+    for addr, ea, v in entries:
+        if v & E.P:
+            zap_pte(k, p, addr >> 12, ea, v)
     k.model.unmap_many(p.mi, present)               # the model: one call for the range
-    for addr, v in entries:
+    for addr, _ea, v in entries:
         if not v & E.P:                             # a swap entry (pte_to_swp_entry)
             drop_swap_entry(k, p, addr >> 12, (v >> 12) - 1)
             k.model.unmap(p.mi, addr >> 12)

@@ -237,6 +237,12 @@ class PageTables:
     def ptes(self, start: int, end: int):
         """walk_page_range(): (linear, entry) for every non-zero last-level entry in
         [start, end), in address order, skipping the tables that do not exist."""
+        for linear, _ea, v in self._ptes(self.cr3, 0, start, end, 0):
+            yield linear, v
+
+    def pte_entries(self, start: int, end: int):
+        """ptes() with where each entry lives: (linear, entry address, entry), for callers
+        that rewrite them (zap_pte_range: no second walk per page)."""
         yield from self._ptes(self.cr3, 0, start, end, 0)
 
     def _ptes(self, table: int, lv: int, start: int, end: int, base: int):
@@ -258,7 +264,7 @@ class PageTables:
                     continue
                 addr = base + (at + j) * span
                 if leaf:
-                    yield addr, v
+                    yield addr, table + (at + j) * self._esize, v
                 elif v & E.P:
                     yield from self._ptes(E.entry_address(g.fmt, v, False, 0, g.page_size), lv + 1,
                                           start, end, addr)
