@@ -154,6 +154,8 @@ def test_json_keeps_its_keys_and_notes_the_live_source_on_stderr():
     cmd = [sys.executable, "-m", "elfvm", "simulate-run", "--format", "json"]
     model = subprocess.run([*cmd, tiny], capture_output=True, text=True, cwd="/")
     live = subprocess.run([*cmd, "--page-cache", "live", tiny], capture_output=True, text=True, cwd="/")
+    for r in (model, live):     # the guest's exit status is tiny's 42; a report is always printed
+        assert r.returncode == 42 and r.stdout.startswith("{"), (r.args, r.returncode, r.stderr[-3000:])
     assert json.loads(live.stdout).keys() == json.loads(model.stdout).keys()
     assert model.stderr == ""
     assert live.stderr.startswith("elfvm: note: fault-around: 16 pages, whole large folios inside "
