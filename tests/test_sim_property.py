@@ -116,3 +116,18 @@ def test_interleave_matches_reference(lengths, quantum, batch, chunk):
         assert len(vpns) <= max(batch, chunk)
         got += [(int(p), int(v), bool(f), False) for p, v, f in zip(procs, vpns, flags)]
     assert got == ref.interleave(traces, quantum)
+
+
+def test_frame_table_grown_as_frames_are_used_matches_reference():
+    """The frame table starts with a few rows and grows as frames are first taken: runs that
+    cross several growths (64 rows at first), then evict once every frame is used, match the
+    reference exactly, for every policy."""
+    import random
+
+    rnd = random.Random(14)
+    recs = [(rnd.choice("ILSM"), rnd.randrange(400) * PAGE + rnd.randrange(PAGE), 1)
+            for _ in range(3000)]
+    for policy in ("fifo", "lru", "clock", "opt"):
+        for frames in (100, 300):
+            res, want_refs = _engine_run([recs], policy, frames, 8, 2, True, False, 7)
+            _same(res, *ref.simulate(want_refs, policy, frames, 8, 2, True, False, 7))

@@ -318,17 +318,13 @@ class Machine(_Buffers):
         self._renumbered: dict[int, int] = {}        # frame -> number the program's kernel gave
         self._set("pages", array("q", [-1, 0, -1, -1]), (1, K.NPF))      # grown by ensure_pages
         self._npages = 0
-        self._set("frames", _filled("q", [-1, 0, 0, 0, -1, -1, -1], n), (n, K.NFF))
         e = max(cfg.tlb.entries, 1)
         self._set("tlb", _filled("q", [-1], 2 * e * 2), (2, e, 2))
         size = 1 << max(n - 1, 1).bit_length()
-        if cfg.policy == "opt":               # OPT's segment tree; the other policies never read it
-            tree = _filled("q", [-1], 2 * size)
-            tree[size:size + n] = array("q", range(n))     # leaves; inner nodes fill in as frames load
-        else:
-            tree = array("q", [-1])
-        self._set("tree", tree)
-        self._set("free", array("q", bytes(8 * n)))      # frames freed (a stack); S_FRESH: never used
+        # OPT's segment tree (the other policies never read it): its leaves are set as the frame
+        # table grows, inner nodes fill in as frames load
+        self._set("tree", _filled("q", [-1], 2 * size if cfg.policy == "opt" else 1))
+        self._nframes = 0                    # rows of frames and free: _grow_frames below
         self._set("counters", _filled("q", [0], nprocs * K.NC), (nprocs, K.NC))
         sc = _filled("q", [0], K.NS)
         sc[K.S_CUR] = sc[K.S_HEAD] = sc[K.S_TAIL] = -1
@@ -350,6 +346,9 @@ class Machine(_Buffers):
                   (max(cfg.event_limit, 1), K.NE))
         self._no_nexts = self.kern.zeros("q", 0)
         self.interrupted = False             # a Ctrl-C ended the run early
+        # the frame table and the stack of frames freed (free[]) hold the frames used so far,
+        # grown by ensure_pages (S_FRESH: the lowest frame never used)
+        self._grow_frames(0)
 
     def pfn(self, f: int) -> int:
         """The physical frame number of frame `f`: elfvm.phys's bottom-up user frames, unless
@@ -378,7 +377,13 @@ class Machine(_Buffers):
         self._no_nexts = kern.zeros("q", 0)
 
     def ensure_pages(self) -> None:
+        """The tables cover every page id of the index: a row of `pages` each, and as many rows
+        of `frames` (and `free`) as those pages could hold (the kernels take frames lowest
+        first: they never touch a frame at or above S_FRESH, which is at most the pages seen).
+        A model of 1M frames then costs what a run uses, not 56 MB of memory to fill at start."""
         need = self.index.npages
+        if self._nframes < need and self._nframes < self.cfg.frames:
+            self._grow_frames(need)
         if self._npages >= need:
             return
         cap = max(need, 2 * self._npages, 1024)
@@ -387,6 +392,22 @@ class Machine(_Buffers):
         grown[:self._npages * K.NPF] = old[:self._npages * K.NPF]
         self._set("pages", grown, (cap, K.NPF))
         self._npages = cap
+
+    def _grow_frames(self, need: int) -> None:
+        """Rows for at least `need` frames (at most cfg.frames): frames never used yet."""
+        old, n = self._nframes, self.cfg.frames
+        cap = min(n, max(need, 2 * old, 64))
+        frames = _filled("q", [-1, 0, 0, 0, -1, -1, -1], cap)
+        free = array("q", bytes(8 * cap))
+        if old:
+            frames[:old * K.NFF] = self.buffer("frames")
+            free[:old] = self.buffer("free")
+        self._set("frames", frames, (cap, K.NFF))
+        self._set("free", free)
+        if self.cfg.policy == "opt":          # OPT's tree: the new frames' leaves
+            size = self.buffer("prm")[K.R_TREE]
+            self.buffer("tree")[size + old:size + cap] = array("q", range(old, cap))
+        self._nframes = cap
 
     def counters_amended(self) -> None:
         """The caller changed the counters of the last reference after run() (a relabelled
