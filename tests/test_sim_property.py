@@ -35,14 +35,14 @@ def lackey(records):
 def test_engine_matches_reference(traces, policy, frames, shape, split, asid, quantum, opt_chunk):
     """opt_chunk: OPT's passes go through their temporary files in chunks of that many
     references (the answers never depend on it)."""
-    from elfvm.sim import engine
+    from elfvm.sim import stream
 
     entries, ways = shape
-    saved, engine.OPT_CHUNK = engine.OPT_CHUNK, opt_chunk
+    saved, stream.OPT_CHUNK = stream.OPT_CHUNK, opt_chunk
     try:
         res, want_refs = _engine_run(traces, policy, frames, entries, ways, split, asid, quantum)
     finally:
-        engine.OPT_CHUNK = saved
+        stream.OPT_CHUNK = saved
     procs, table, frame_tab, events, switches = ref.simulate(
         want_refs, policy, frames, entries, ways, split, asid, quantum)
     _same(res, procs, table, frame_tab, events, switches)
@@ -101,7 +101,7 @@ def test_interleave_matches_reference(lengths, quantum, batch, chunk):
     """Round-robin batching, whatever the batch size and however the readers cut their output."""
     import numpy as np
 
-    from elfvm.sim.engine import interleave
+    from elfvm.sim.stream import interleave
 
     traces = [[(100 * p + i, i % 2 == 0, False) for i in range(n)] for p, n in enumerate(lengths)]
 

@@ -16,7 +16,8 @@ import numpy as np
 
 from elfvm.mmu.tlb import tlb_geometry
 from elfvm.sim import jit
-from elfvm.sim.engine import K, Machine, PageIndex, SimConfig, belady_anomalies  # K: the engine's core
+from elfvm.sim.engine import K, Machine, PageIndex, SimConfig  # K: the engine's core
+from elfvm.sim.stream import belady_anomalies
 
 MAX_REFS = 100_000          # a reference string is typed by a person; this bounds the tables
 

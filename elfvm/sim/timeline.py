@@ -1,7 +1,7 @@
 """A compact timeline of a trace run, for `simulate-run --svg`: the frame table and the counters
 sampled at a bounded number of points, whatever the length of the trace.
 
-Only a run that asks for it pays for it: `run_traces(..., timeline_bins=N)` and
+Only a run that asks for it pays for it: `stream.run_traces(..., timeline_bins=N)` and
 `PagingModel(..., timeline_bins=N)` (a running program, `simulate-run PROGRAM --svg`) use a
 `TimelineMachine`, whose `run` goes through `run_sampled` below (compiled, calling the unchanged
 reference loop `kernel.simulate` between sample points); every other run uses the plain `Machine`
