@@ -8,7 +8,8 @@ from click.testing import CliRunner
 
 from elfvm.cli import cli
 from elfvm.mmu.tlb import tlb_geometry
-from elfvm.sim.engine import SimConfig, run_traces
+from elfvm.sim.engine import SimConfig
+from elfvm.sim.stream import run_traces
 
 
 def write(tmp_path, name: str, text: str) -> str:

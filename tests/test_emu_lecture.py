@@ -91,7 +91,8 @@ def test_emitted_trace_replays_to_the_same_faults(tmp_path, policy):
     """simple model, 16 frames: the trace engine over the run's own references takes the run's
     faults plus the pages execve left present (first touches in the replay)."""
     from elfvm.mmu.tlb import tlb_geometry
-    from elfvm.sim.engine import SimConfig, run_traces
+    from elfvm.sim.engine import SimConfig
+    from elfvm.sim.stream import run_traces
 
     trace = tmp_path / "run.lackey"
     r = run_program(RunOptions(fixture_path("lazy"), ("24",), fault_model="simple", frames=16,

@@ -141,6 +141,31 @@ def test_moving_to_the_compiled_kernels_mid_run_changes_nothing(monkeypatch, pol
 
 
 @needs_plain
+@pytest.mark.parametrize("policy", ["fifo", "lru", "clock"])
+def test_frame_table_grows_with_use_across_the_move(monkeypatch, policy):
+    """A model of 1M frames holds rows for the frames it used, not 1M; the table grows (64 rows
+    at first) in plain Python, after the move to the compiled kernels and between the two, and
+    then evicts once all of 100 frames are used: the same answers, state and figures."""
+    def run(after: str, frames: int):
+        monkeypatch.setenv("ELFVM_JIT_AFTER", after)
+        m = PagingModel(SimConfig(policy, frames, 4096, tlb_geometry(8), event_limit=500))
+        got = [m.access(0, 0x1000 + i * 7 % 230, write=i % 3 == 0) for i in range(600)]
+        got.append(m.map_many(0, list(range(0x5000, 0x5050)), None, True))
+        got.append(m.unmap_many(0, list(range(0x1000, 0x1000 + 230, 3))))
+        got += [m.access(0, 0x1000 + i * 5 % 260) for i in range(300)]
+        return m.compiled, got, _state(m), m.stats(), m.machine.fault_events()
+
+    big = run("0", 1 << 20)
+    assert len(big[2][0]) < 1024                 # frame rows: the frames used, not 1M
+    plain = run("1000000", 100)
+    assert plain[3][0].evictions > 0
+    for after in ("0", "30", "150"):
+        other = run(after, 100)
+        assert other[0] is True
+        assert other[1:] == plain[1:], after
+
+
+@needs_plain
 def test_plain_and_compiled_page_index_fill_the_same_slots():
     """The page index's hash needs no int64 wraparound: plain Python and the compiled kernel put
     every key in the same slot (a model that moves keeps its table), across a growth."""

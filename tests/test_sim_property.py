@@ -35,14 +35,14 @@ def lackey(records):
 def test_engine_matches_reference(traces, policy, frames, shape, split, asid, quantum, opt_chunk):
     """opt_chunk: OPT's passes go through their temporary files in chunks of that many
     references (the answers never depend on it)."""
-    from elfvm.sim import engine
+    from elfvm.sim import stream
 
     entries, ways = shape
-    saved, engine.OPT_CHUNK = engine.OPT_CHUNK, opt_chunk
+    saved, stream.OPT_CHUNK = stream.OPT_CHUNK, opt_chunk
     try:
         res, want_refs = _engine_run(traces, policy, frames, entries, ways, split, asid, quantum)
     finally:
-        engine.OPT_CHUNK = saved
+        stream.OPT_CHUNK = saved
     procs, table, frame_tab, events, switches = ref.simulate(
         want_refs, policy, frames, entries, ways, split, asid, quantum)
     _same(res, procs, table, frame_tab, events, switches)
@@ -101,7 +101,7 @@ def test_interleave_matches_reference(lengths, quantum, batch, chunk):
     """Round-robin batching, whatever the batch size and however the readers cut their output."""
     import numpy as np
 
-    from elfvm.sim.engine import interleave
+    from elfvm.sim.stream import interleave
 
     traces = [[(100 * p + i, i % 2 == 0, False) for i in range(n)] for p, n in enumerate(lengths)]
 
@@ -116,3 +116,18 @@ def test_interleave_matches_reference(lengths, quantum, batch, chunk):
         assert len(vpns) <= max(batch, chunk)
         got += [(int(p), int(v), bool(f), False) for p, v, f in zip(procs, vpns, flags)]
     assert got == ref.interleave(traces, quantum)
+
+
+def test_frame_table_grown_as_frames_are_used_matches_reference():
+    """The frame table starts with a few rows and grows as frames are first taken: runs that
+    cross several growths (64 rows at first), then evict once every frame is used, match the
+    reference exactly, for every policy."""
+    import random
+
+    rnd = random.Random(14)
+    recs = [(rnd.choice("ILSM"), rnd.randrange(400) * PAGE + rnd.randrange(PAGE), 1)
+            for _ in range(3000)]
+    for policy in ("fifo", "lru", "clock", "opt"):
+        for frames in (100, 300):
+            res, want_refs = _engine_run([recs], policy, frames, 8, 2, True, False, 7)
+            _same(res, *ref.simulate(want_refs, policy, frames, 8, 2, True, False, 7))

@@ -202,7 +202,8 @@ def test_streaming_memory_does_not_grow_with_the_trace(tmp_path):
     import tracemalloc
 
     from elfvm.mmu.tlb import tlb_geometry
-    from elfvm.sim.engine import SimConfig, run_traces
+    from elfvm.sim.engine import SimConfig
+    from elfvm.sim.stream import run_traces
 
     rng = np.random.default_rng(7)
 

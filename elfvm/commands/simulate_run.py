@@ -265,7 +265,8 @@ def simulate_run(program, args, traces, trace_format, frames, ram, page_size, po
     counts = frame_counts(frames, ram, psize, policies is not None)
     max_addr = min(geom.max_linear, (1 << 62) - 1)
 
-    from elfvm.sim.engine import SimConfig, compare as run_compare, run_traces
+    from elfvm.sim.engine import SimConfig
+    from elfvm.sim.stream import compare as run_compare, run_traces
 
     cfg = SimConfig(policy, counts[0], psize, tlb, split_tlb, asid, levels, tlb_ns, mem_ns,
                     limit if "events" in shows else 0)

@@ -93,7 +93,7 @@ def _paging_summary(t, pages_touched: int) -> str:
 
 def write_simulate_svg(result, path: str, mmu_name: str) -> None:
     """`simulate-run --trace ... --svg`: the frame table over time, the page faults and the TLB
-    hit ratio over the run, from the timeline the engine sampled (`run_traces(timeline_bins=)`)."""
+    hit ratio over the run, from the timeline the engine sampled (`stream.run_traces(timeline_bins=)`)."""
     import os
 
     from elfvm.render.simulate import describe_config

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from elfvm.sim.engine import CompareResult, FrameRow, PageRow, SimResult, Stats
+from elfvm.sim.engine import FrameRow, PageRow, SimResult, Stats
+from elfvm.sim.stream import CompareResult
 from elfvm.units import human_size
 
 

@@ -51,7 +51,8 @@ NPF = 4
 # frames[f, *]
 F_PAGE, F_DIRTY, F_REF, F_LOAD, F_PREV, F_NEXT, F_KEY = range(7)
 NFF = 7
-# tlb[which, entry, *]
+# tlb[which, entry, *]: an invalid entry is page -1, stamp -1 (below every stamp: time counts
+# references from 0), so the stamps alone order a set's ways for replacement (_tlb_fill)
 T_PAGE, T_STAMP = 0, 1
 # counters[proc, *]
 C_REFS, C_HITS, C_MISSES, C_EVICT, C_DIRTY, C_TOUCHED, C_SWITCH_IN = range(7)
@@ -172,6 +173,7 @@ def _tlb_invalidate(tlb, pages, p):
         e = pages[p, P_SLOT + which]
         if e >= 0:
             tlb[which, e, T_PAGE] = -1
+            tlb[which, e, T_STAMP] = -1
             pages[p, P_SLOT + which] = -1
 
 
@@ -184,23 +186,27 @@ def tlb_flush(tlb, pages):
             if p >= 0:
                 pages[p, P_SLOT + which] = -1
                 tlb[which, e, T_PAGE] = -1
+                tlb[which, e, T_STAMP] = -1
 
 
 @njit
 def _tlb_fill(tlb, pages, which, p, vpn, t, sets, ways):
+    """Page p into its set: the set's first invalid way, else its least recently used (the
+    first of the lowest stamp). An invalid way's stamp is -1, the lowest: the first way of the
+    lowest stamp is the answer either way, found with one array read a way (plain Python pays
+    for every read), stopping at the first invalid one."""
     s = vpn % sets
     base = s * ways
     best = base
-    best_t = tlb[which, base, T_STAMP]        # kept in a local: one array read a way (plain
-    for w in range(ways):                     # Python pays for every read)
-        e = base + w
-        if tlb[which, e, T_PAGE] < 0:
-            best = e
-            break
-        st = tlb[which, e, T_STAMP]
-        if st < best_t:
-            best = e
-            best_t = st
+    best_t = tlb[which, base, T_STAMP]        # kept in a local
+    if best_t >= 0:
+        for e in range(base + 1, base + ways):
+            st = tlb[which, e, T_STAMP]
+            if st < best_t:
+                best = e
+                best_t = st
+                if st < 0:
+                    break
     old = tlb[which, best, T_PAGE]
     if old >= 0:
         pages[old, P_SLOT + which] = -1

@@ -16,7 +16,8 @@ import numpy as np
 
 from elfvm.mmu.tlb import tlb_geometry
 from elfvm.sim import jit
-from elfvm.sim.engine import K, Machine, PageIndex, SimConfig, belady_anomalies  # K: the engine's core
+from elfvm.sim.engine import K, Machine, PageIndex, SimConfig  # K: the engine's core
+from elfvm.sim.stream import belady_anomalies
 
 MAX_REFS = 100_000          # a reference string is typed by a person; this bounds the tables
 
@@ -80,7 +81,9 @@ def step_refs(pages: list[int], policy: str, nframes: int) -> StepRun:
         m.run(ids[i:i + 1], flags[i:i + 1], nexts[i:i + 1] if policy == "opt" else np.zeros(0, np.int64))
         kind = int(m.sc[K.S_LAST_KIND])
         victim = int(m.sc[K.S_LAST_VICTIM]) if kind >= 0 else -1
-        slots = tuple(None if p < 0 else int(vpn[p]) for p in m.frames[:, K.F_PAGE].tolist())
+        held = m.column("frames", K.F_PAGE)            # the frames used so far, then free ones
+        held += [-1] * (nframes - len(held))
+        slots = tuple(None if p < 0 else int(vpn[p]) for p in held)
         steps.append(Step(page, kind < 0, slots, int(vpn[victim]) if victim >= 0 else None))
     return StepRun(policy, nframes, steps)
 

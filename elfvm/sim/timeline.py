@@ -1,7 +1,7 @@
 """A compact timeline of a trace run, for `simulate-run --svg`: the frame table and the counters
 sampled at a bounded number of points, whatever the length of the trace.
 
-Only a run that asks for it pays for it: `run_traces(..., timeline_bins=N)` and
+Only a run that asks for it pays for it: `stream.run_traces(..., timeline_bins=N)` and
 `PagingModel(..., timeline_bins=N)` (a running program, `simulate-run PROGRAM --svg`) use a
 `TimelineMachine`, whose `run` goes through `run_sampled` below (compiled, calling the unchanged
 reference loop `kernel.simulate` between sample points); every other run uses the plain `Machine`
@@ -40,8 +40,9 @@ def _record(t, last, sc, counters, frames, tl_t, tl_counters, tl_frames, tl_last
     for p in range(counters.shape[0]):
         for c in range(counters.shape[1]):
             tl_counters[m, p, c] = counters[p, c]
-    for f in range(tl_frames.shape[1]):
-        tl_frames[m, f] = frames[f, K.F_PAGE]
+    nf = frames.shape[0]                          # the frame table holds the frames used so
+    for f in range(tl_frames.shape[1]):           # far (engine.Machine.ensure_pages): the rest
+        tl_frames[m, f] = frames[f, K.F_PAGE] if f < nf else -1     # are free
     tl_last[m] = last
     cap = tl_t.shape[0] - 1
     if m == cap:                                  # full: keep the even edges, double the width
@@ -170,7 +171,9 @@ class Recorder:
         if m > 0 and self.t[m] == machine.sc[K.S_T]:
             self.counters[m] = machine.counters
             if frames:
-                self.frames[m] = machine.frames[:self.frames.shape[1], K.F_PAGE]
+                held = machine.frames[:self.frames.shape[1], K.F_PAGE]
+                self.frames[m, :len(held)] = held
+                self.frames[m, len(held):] = -1
 
     def finish(self, machine, names) -> Timeline:
         """Record the last (partial) bin and choose the bins."""
