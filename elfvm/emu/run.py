@@ -442,8 +442,9 @@ class StopOnSigint:
         if self.active:
             signal.signal(signal.SIGINT, self.old)
             signal.set_wakeup_fd(self.old_fd)
-            os.close(self.w)
-            os.close(self.r)
+            os.close(self.w)                # the watcher reads end-of-file and returns: only
+            self.thread.join(timeout=1.0)   # then its fd goes, so it never reads a file that
+            os.close(self.r)                # reuses the number (a short run ends before it ran)
         return False
 
 
