@@ -200,7 +200,9 @@ def frame_counts(frames: str | None, ram: str | None, page_size: int, many: bool
               show_default=True)
 @click.option("--skip-bad-lines", is_flag=True, help="Count and report malformed lines instead "
                                                      "of stopping at the first.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar, no notes on stderr, and a PROGRAM's own output is not echoed (--stdout FILE and --format json keep it).")
+@click.option("--quiet", "-q", is_flag=True,
+              help="No progress bar, no notes on stderr, and a PROGRAM's own output is not echoed "
+                   "(--stdout FILE and --format json keep it).")
 @program_options
 @click.option("--svg", "svg_file", metavar="FILE", default=None,
               help="Also draw the run as SVG (the frame table over time, faults and TLB hit "
