@@ -31,14 +31,14 @@ class _Header(ctypes.Structure):
                 ("errors", ctypes.c_int64)]
 
 
-def library_path(src: str = _SRC) -> str:
-    """Where `src` (icount.c, exactrefs.c) is compiled to (elfvm.host.native)."""
-    return native.library_path(src)
+def library_path() -> str:
+    """Where icount.c is compiled to (elfvm.host.native)."""
+    return native.library_path(_SRC)
 
 
-def build(src: str = _SRC) -> str | None:
-    """Compile `src` unless it is compiled already: the library's path, or None."""
-    return native.build(src)
+def build() -> str | None:
+    """Compile icount.c unless it is compiled already: the library's path, or None."""
+    return native.build(_SRC)
 
 
 class BlockCounter:

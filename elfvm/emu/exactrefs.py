@@ -5,7 +5,7 @@ The C callbacks append the references to pages Python has marked fast straight i
 batch (`state.RefBatch`) the model takes in one call, and call the Python hooks of
 `elfvm.emu.entry` for everything else, exactly as Unicorn would have; so the model sees the
 same references in the same order, only without a Python call for most of them. The library
-is compiled once with the system's C compiler (`elfvm.emu.counter.build`, into the cache
+is compiled once with the system's C compiler (`elfvm.host.native.build`, into the cache
 directory); without one the Python hooks are installed directly (the same figures, slower).
 
 With `--emit-trace` every reference is written out by Python, so the native hooks are not used.
@@ -79,7 +79,7 @@ class FastRefs:
 
 def build() -> str | None:
     """Compile exactrefs.c unless it is compiled already: the library's path, or None."""
-    from elfvm.emu.counter import build as compile_once
+    from elfvm.host.native import build as compile_once
 
     return compile_once(_SRC)
 
