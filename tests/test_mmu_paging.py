@@ -5,15 +5,15 @@ import pytest
 from elfvm.mmu import entries as E
 from elfvm.mmu.geometry import custom_geometry, get_geometry
 from elfvm.mmu.paging import PageTables, check_access
-from elfvm.phys import FrameAllocator, PhysicalMemory
+from elfvm.phys import FrameAllocator, MappedMemory, PhysicalMemory
 from elfvm.phys.frames import x86_reserved_ranges
 
 RAM = 64 << 20
 
 
-def tables(name, nxe=True, bits=None):
+def tables(name, nxe=True, bits=None, mapped=False):
     g = custom_geometry(bits) if bits else get_geometry(name)
-    mem = PhysicalMemory(RAM)
+    mem = MappedMemory(RAM) if mapped else PhysicalMemory(RAM)
     return PageTables(g, mem, FrameAllocator(RAM, g.page_size), nxe=nxe), mem
 
 
@@ -91,15 +91,16 @@ def test_walk_page_range_lists_every_entry_in_range():
     assert [va for va, _ in pt.ptes(0x08049001, 0x0804A000 + (600 << 12))] == pages[1:2]   # from the page of start
 
 
+@pytest.mark.parametrize("mapped", [False, True])
 @pytest.mark.parametrize("name", ["i386", "pae", "x86-64"])
-def test_map_ptes_writes_what_map_writes_page_by_page(name):
+def test_map_ptes_writes_what_map_writes_page_by_page(name, mapped):
     """A fault-around window mapped at once: the same tables, entries and frames as one map()
-    per page (NX dropped where the format has none)."""
+    per page (NX dropped where the format has none), in sparse and in mapped RAM."""
     flags = E.P | E.US | E.A | (E.NX if name != "i386" else 0)
     pages = [0x08048000 + i * 0x1000 for i in (0, 1, 3, 7, 15)]
     frames = [0x3000000 + i * 0x1000 for i in range(len(pages))]
-    one, mem1 = tables(name)
-    many, mem2 = tables(name)
+    one, mem1 = tables(name, mapped=mapped)
+    many, mem2 = tables(name, mapped=mapped)
     for a, fr in zip(pages, frames):
         one.map(a, fr, flags)
     many.map_ptes(pages, frames, flags)
@@ -107,6 +108,27 @@ def test_map_ptes_writes_what_map_writes_page_by_page(name):
     assert one.tables() == many.tables()
     with pytest.raises(ValueError, match="one page table"):
         many.map_ptes([0x08048000, 0x08048000 + (4 << 20)], frames[:2], flags)
+    if name == "i386":                     # make_entry's checks: no NX, no frame above 4 GiB
+        with pytest.raises(ValueError):
+            many.map_ptes(pages[:1], [1 << 32], E.P)
+
+
+@pytest.mark.parametrize("mapped", [False, True])
+@pytest.mark.parametrize("name", ["i386", "pae", "x86-64"])
+def test_leaf_entries_are_the_entries_of_a_window(name, mapped):
+    """A fault-around window's last-level entries read at once: what read_pte gives page by
+    page (present, swap and empty entries), zeros where no table exists."""
+    pt, _ = tables(name, mapped=mapped)
+    base = 0x08040000
+    pt.map(base + 0x3000, 0x3000000, E.P | E.US)
+    pt.write_pte(base + 0x5000, 7 << 12)                       # a swap entry: not present
+    got = pt.leaf_entries(base, base + 0x10000)
+    assert got == [pt.read_pte(base + i * 0x1000) for i in range(16)]
+    assert got[3] & E.P and got[5] == 7 << 12 and got.count(0) == 14
+    assert pt.leaf_entries(0x40000000, 0x40004000) == [0, 0, 0, 0]
+    assert pt.leaf_entries(base, base) == []
+    with pytest.raises(ValueError, match="one page table"):
+        pt.leaf_entries(base, base + (4 << 20))
 
 
 def test_large_pages():

@@ -19,8 +19,8 @@ from elfvm.emu.pages import (
     flush_refs,
     follow_pte,
     map_pages,
+    PageCacheReads,
     page_cache_frame,
-    page_cache_frames,
     set_pte,
     set_ptes,
     shmem_frame,
@@ -30,7 +30,6 @@ from elfvm.emu.pages import (
 )
 from elfvm.emu.sigstate import SIGBUS, SIGSEGV
 from elfvm.emu.task import Death, FaultEvent, Process, Pte
-from elfvm.emu.vfs import Inode
 from elfvm.mm import fault as F
 from elfvm.mm.vma import PROT_EXEC, PROT_WRITE, Vma
 
@@ -156,10 +155,18 @@ def do_fault(k, p: Process, vpn: int, f: F.Fault) -> int:
         k.frames.copy(nfi.addr, page_cache_frame(k, ino, index))
         set_pte(k, p, vpn, Pte(nfi.addr, True, is_exec(vma)))
         return 0
-    set_pte(k, p, vpn, Pte(page_cache_frame(k, ino, index), f.write, is_exec(vma)))
-    if f.around:
-        return do_fault_around(k, p, vma, ino, pa, -(-ino.size // PAGE), is_exec(vma))
-    return 0
+    if not f.around:
+        set_pte(k, p, vpn, Pte(page_cache_frame(k, ino, index), f.write, is_exec(vma)))
+        return 0
+    # do_read_fault: the page, then its neighbours; the pages not cached yet are read in
+    # together at the end (frames taken in the kernel's order: the page's, its page table's
+    # when missing, the neighbours')
+    reads = PageCacheReads(k, ino)
+    try:
+        set_pte(k, p, vpn, Pte(reads.frame(index), f.write, is_exec(vma)))
+        return do_fault_around(k, p, vma, reads, pa, -(-ino.size // PAGE), is_exec(vma))
+    finally:
+        reads.finish()
 
 
 def pf_death(d: Death, pte_present: bool) -> Death:
@@ -168,44 +175,31 @@ def pf_death(d: Death, pte_present: bool) -> Death:
     return replace(d, trapno=14, err=err)
 
 
-def do_fault_around(k, p: Process, vma: Vma, ino: Inode, pa: int, npages: int, exec_: bool) -> int:
+def do_fault_around(k, p: Process, vma: Vma, reads: PageCacheReads, pa: int, npages: int,
+                    exec_: bool) -> int:
     """filemap_map_pages() over the do_fault_around() window: map the neighbouring page-cache
     pages that have no PTE yet (read-only), never past EOF. They become resident in the
     model too, while it has a free frame besides the one the faulting page needs (elfvm
     does not evict for fault-around)."""
     first, last = F.fault_around_range(pa, vma.start, vma.end, k.ptrs_per_pte)
     ranges = F.fault_around_folios(first, last, vma.start, vma.end, vma.pgoff, k.ptrs_per_pte,
-                                   k.folios.folio_of(ino), k.folios.whole)
+                                   k.folios.folio_of(reads.ino), k.folios.whole)
+    if not ranges:
+        return 0
     room = k.model.free_frames - 1          # each page takes a free frame of the model
-    # the window's entries, read once (one page table holds them all); any entry, a swap
+    # the window's entries, read at once (one page table holds them all); any entry, a swap
     # entry too, keeps its page out
-    taken = {a for a, _ in p.pt.ptes(ranges[0][0], ranges[-1][1])} if ranges else set()
-    picks = []                              # (vpn, file page index)
-    for a in (a for lo, hi in ranges for a in range(lo, hi, PAGE)):
-        if a == pa or a in taken:
+    lo = ranges[0][0] >> 12
+    entries = p.pt.leaf_entries(ranges[0][0], ranges[-1][1])
+    to_index = (vma.pgoff - vma.start) >> 12            # vpn -> file page index
+    vpns = []
+    for vpn in [v for a, b in ranges for v in range(a >> 12, b >> 12)]:
+        if vpn + to_index >= npages or entries[vpn - lo] or vpn == pa >> 12:
             continue
-        index = (vma.pgoff + (a - vma.start)) >> 12
-        if index >= npages:
-            continue
-        if len(picks) >= room:
+        if len(vpns) >= room:
             break
-        picks.append((a >> 12, index))
-    data = read_missing(k, ino, [index for _, index in picks])
-    vpns = [vpn for vpn, _ in picks]
-    frames = page_cache_frames(k, ino, [index for _, index in picks], data)
+        vpns.append(vpn)
+    frames = [reads.frame(vpn + to_index) for vpn in vpns]
     set_ptes(k, p, vpns, frames, False, exec_)
     map_pages(k, p, vpns, frames)
-    return len(picks)
-
-
-def read_missing(k, ino: Inode, indices: list[int]) -> dict[int, bytes]:
-    """The contents of the pages of `indices` not in the page cache yet, read with one pread
-    from the first to the last of them (a fault-around window: up to 16 neighbouring pages)
-    instead of an open and a read per page."""
-    key = ino.key()
-    missing = [i for i in indices if (key, i) not in k.page_cache]
-    if not missing:
-        return {}
-    lo, hi = min(missing), max(missing)
-    blob = ino.pread(lo * PAGE, (hi - lo + 1) * PAGE)
-    return {i: blob[(i - lo) * PAGE:(i - lo + 1) * PAGE] for i in missing}
+    return len(vpns)

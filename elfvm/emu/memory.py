@@ -100,16 +100,5 @@ class Frames:
         """A whole page: data then zeros."""
         self.write(addr, _page(data))
 
-    def fill_many(self, pages: list[tuple[int, bytes]]) -> None:
-        """fill() of several frames: one write per run of consecutive frames (fault-around
-        reads a window of neighbouring file pages into frames allocated one after another)."""
-        i = 0
-        while i < len(pages):
-            j = i + 1
-            while j < len(pages) and pages[j][0] == pages[j - 1][0] + PAGE:
-                j += 1
-            self.write(pages[i][0], b"".join(_page(d) for _, d in pages[i:j]))
-            i = j
-
     def copy(self, dst: int, src: int) -> None:
         self.write(dst, self.read(src, PAGE))

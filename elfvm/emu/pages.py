@@ -269,29 +269,62 @@ def file_inode(k, ref: FileRef) -> Inode:
 
 def page_cache_frame(k, ino: Inode, index: int) -> int:
     """The page-cache frame of page `index` of `ino`, read in the first time."""
-    return page_cache_frames(k, ino, [index], {})[0]
-
-
-def page_cache_frames(k, ino: Inode, indices: list[int], data: dict[int, bytes]) -> list[int]:
-    """The page-cache frames of pages `indices` of `ino`, in order; a page not cached yet is
-    read in (`data`: the contents the caller has read already, by index), frames allocated
-    in order, their contents written with one write per run of consecutive frames."""
-    fkey, cache = ino.key(), k.page_cache
-    out, fills = [], []
+    reads = PageCacheReads(k, ino)
     try:
-        for index in indices:
-            key = (fkey, index)
-            fr = cache.get(key)
-            if fr is None:
-                fi = alloc_frame(k, f"page cache {ino.path}#{index}", anon=False, cache_key=key)
-                d = data.get(index)
-                fills.append((fi.addr, ino.pread(index * PAGE, PAGE) if d is None else d))
-                fr = cache[key] = fi.addr
-            out.append(fr)
-    finally:                        # RAM full half-way: the pages cached so far hold their data
-        if fills:
-            k.frames.fill_many(fills)
-    return out
+        return reads.frame(index)
+    finally:
+        reads.finish()
+
+
+class PageCacheReads:
+    """Page-cache pages of one file that one fault brings in (the faulting page, then
+    fault-around's neighbours): `frame(index)` gives a page's frame, taking a new one for a
+    page not cached yet, in the order asked; `finish()` then reads the new pages' contents with
+    one pread (from the first to the last of them) and writes them with one write per run of
+    consecutive frames, instead of a read and a write per page."""
+
+    __slots__ = ("k", "ino", "fkey", "new")
+
+    def __init__(self, k, ino: Inode):
+        self.k, self.ino, self.fkey = k, ino, ino.key()
+        self.new: list[tuple[int, int]] = []          # (frame, page index) not read in yet
+
+    def frame(self, index: int) -> int:
+        key = (self.fkey, index)
+        cache = self.k.page_cache
+        fr = cache.get(key)
+        if fr is None:
+            fi = alloc_frame(self.k, f"page cache {self.ino.path}#{index}", anon=False, cache_key=key)
+            fr = cache[key] = fi.addr
+            self.new.append((fr, index))
+        return fr
+
+    def finish(self) -> None:
+        """Called in a `finally`: pages cached half-way (RAM full) hold their data too."""
+        if not self.new:
+            return
+        new = sorted(self.new)                   # by frame: runs of consecutive frames
+        lo = min(i for _, i in new)
+        size = (max(i for _, i in new) - lo + 1) * PAGE
+        blob = self.ino.pread(lo * PAGE, size)
+        if len(blob) < size:                     # the file's last page: zeros after its end
+            blob += bytes(size - len(blob))
+        runs: list[tuple[int, list[list[int]]]] = []    # (first frame, [[first index, pages]...])
+        prev = None
+        for fr, i in new:
+            if prev is not None and fr == prev + PAGE:
+                last = runs[-1][1][-1]
+                if i == last[0] + last[1]:
+                    last[1] += 1
+                else:
+                    runs[-1][1].append([i, 1])
+            else:
+                runs.append((fr, [[i, 1]]))
+            prev = fr
+        for fr, stretches in runs:
+            parts = [blob[(i - lo) * PAGE:(i - lo + m) * PAGE] for i, m in stretches]
+            self.k.frames.write(fr, parts[0] if len(parts) == 1 else b"".join(parts))
+        self.new = []
 
 
 def shmem_frame(k, key: tuple) -> int:

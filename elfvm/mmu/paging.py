@@ -130,6 +130,7 @@ class PageTables:
         self._tmask = E.entry_address(geom.fmt, (1 << (8 * geom.entry_size)) - 1, False, 0, geom.page_size)
         # walk_fast's: entries read as words (entry i of RAM), which levels may map large pages
         self._word = mem.word_reader(geom.entry_size)
+        self._put = mem.word_writer(geom.entry_size)
         self._wshift = geom.entry_size.bit_length() - 1
         self._large_at = tuple(lv in self._large for lv in range(geom.levels))
 
@@ -152,10 +153,10 @@ class PageTables:
         return table + ((linear >> self._shifts[level]) & self._masks[level]) * self._esize
 
     def read_entry(self, addr: int) -> int:
-        return self.mem.read_uint(addr, self._esize)
+        return self._word(addr >> self._wshift)
 
     def write_entry(self, addr: int, value: int) -> None:
-        self.mem.write_uint(addr, self._esize, value)
+        self._put(addr >> self._wshift, value)
 
     def table_for(self, linear: int, level: int, user: bool, what: str = "page table") -> int:
         """The table of `level` that covers `linear`, allocating missing tables on the way."""
@@ -191,19 +192,39 @@ class PageTables:
 
     def map_ptes(self, linears: list[int], phys: list[int], flags: int, *, user: bool = True) -> None:
         """Leaf entries `linears` -> `phys` (the same entries `map` writes) for pages of one
-        last-level table, a fault-around window: the table is found once, not per page."""
+        last-level table, a fault-around window: the table is found once, not per page, and
+        the entries are encoded once (make_entry's checks, then frame | flags)."""
         if not linears:
             return
         g = self.geom
         last = g.levels - 1
-        span = self._shifts[last] + g.level_bits[last]          # what one last-level table maps
+        shift = self._shifts[last]
+        span = shift + g.level_bits[last]          # what one last-level table maps
         if any((a ^ linears[0]) >> span for a in linears):
             raise ValueError("map_ptes: the pages are not in one page table")
         if not self.nxe:
             flags &= ~E.NX
+        E.make_entry(g.fmt, max(phys), flags)     # raises where make_entry would for any
         table = self.table_for(linears[0], last, user)
+        put, mask = self._put, self._masks[last]
+        first = table >> self._wshift
         for a, fr in zip(linears, phys):
-            self.write_entry(self.entry_addr(table, last, a), E.make_entry(g.fmt, fr, flags))
+            put(first + ((a >> shift) & mask), fr | flags)
+
+    def leaf_entries(self, start: int, end: int) -> list[int]:
+        """The raw last-level entries of the pages [start, end) of one last-level table (a
+        fault-around window), read at once; zeros when the table does not exist."""
+        last = self.geom.levels - 1
+        shift = self._shifts[last]
+        if start >= end:
+            return []
+        if (start ^ (end - 1)) >> (shift + self.geom.level_bits[last]):
+            raise ValueError("leaf_entries: the pages are not in one page table")
+        n = ((end - 1) >> shift) - (start >> shift) + 1
+        ea = self.pte_addr(start)
+        if ea is None:
+            return [0] * n
+        return memoryview(self.mem.read(ea, n * self._esize)).cast("Q" if self._esize == 8 else "I").tolist()
 
     # --- the kernel's side: last-level entries by linear address -------------------------
     def pte_addr(self, linear: int, alloc: bool = False) -> int | None:

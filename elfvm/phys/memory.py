@@ -76,6 +76,12 @@ class PhysicalMemory:
         read = self.read_uint
         return lambda i: read(i * size, size)
 
+    def word_writer(self, size: int):
+        """A function of (i, value) writing the entry of `size` bytes at physical address
+        i * size (write_uint of an aligned entry): word_reader's counterpart."""
+        write = self.write_uint
+        return lambda i, value: write(i * size, size, value)
+
     def clear(self, addr: int, n: int) -> None:
         """Zero [addr, addr+n): dropping whole chunks keeps memory sparse."""
         self._check(addr, n)
@@ -142,6 +148,14 @@ class MappedMemory(PhysicalMemory):
         if size == 8:
             return self._u64.__getitem__
         return PhysicalMemory.word_reader(self, size)
+
+    def word_writer(self, size: int):
+        """The RAM as an array of `size`-byte words: item assignment is the aligned write_uint."""
+        if size == 4:
+            return self._u32.__setitem__
+        if size == 8:
+            return self._u64.__setitem__
+        return PhysicalMemory.word_writer(self, size)
 
     def clear(self, addr: int, n: int) -> None:
         self._check(addr, n)
