@@ -7,7 +7,7 @@ kernel/signal.c do.
 
 from __future__ import annotations
 
-from elfvm.emu.pages import flush_refs, follow_pte, free_pgtables, resident_vpns, unmap_range
+from elfvm.emu.pages import flush_refs, follow_pte, free_pgtables, mm_entries, resident_vpns, unmap_range
 from elfvm.emu.sigstate import (
     CLD_DUMPED,
     CLD_EXITED,
@@ -28,10 +28,11 @@ from elfvm.emu.task import Death, EFault, Process
 from elfvm.emu.uaccess import read_u32, write_u32
 
 
-def exit_mm(k, p: Process) -> None:
-    """exit_mmap(): every PTE goes, frames whose last mapping it was are freed."""
+def exit_mm(k, p: Process, entries=None) -> None:
+    """exit_mmap(): every PTE goes, frames whose last mapping it was are freed (`entries`:
+    pages.mm_entries(p), when the caller walked the tables already)."""
     flush_refs(k)
-    unmap_range(k, p, 0, p.mm.task_size)
+    unmap_range(k, p, 0, p.mm.task_size, entries)
     free_pgtables(k, p)
     for addr, shmid in p.shm_attach.items():
         k.shm[shmid]["nattch"] -= 1
@@ -175,13 +176,14 @@ def do_exit(k, p: Process, code: int | None = None, death: Death | None = None,
         for fd in list(p.fds):
             close_fd(k, p, fd)
     mm_release(k, p)
-    p.final_resident = resident_vpns(p)      # the resident set as the process ended
+    entries = mm_entries(p)                  # one walk for the resident set and exit_mmap
+    p.final_resident = resident_vpns(p, entries)     # the resident set as the process ended
     if all(q.state in ("zombie", "reaped") for q in k.procs.values() if q is not p):
         flush_refs(k)                    # the last one: the model as the run ended
         k.final_stats = k.model.stats()
         k.final_timeline = k.model.timeline()
     if not live_tasks(k, p, lambda q: q.pt is p.pt):
-        exit_mm(k, p)
+        exit_mm(k, p, entries)
     p.state = "zombie"
     for c in k.procs.values():
         if c.ppid == p.pid:

@@ -169,8 +169,17 @@ def swap_ptes(p: Process, start: int, end: int):
             yield addr >> 12, (v >> 12) - 1
 
 
-def resident_vpns(p: Process) -> set[int]:
-    return {addr >> 12 for addr, v in p.pt.ptes(0, p.mm.task_size) if v & E.P}
+def mm_entries(p: Process) -> list[tuple[int, int, int]]:
+    """Every non-zero last-level entry of the address space: (linear, entry address, entry),
+    one walk (do_exit reads the resident set and exit_mmap zaps from the same walk)."""
+    return list(p.pt.pte_entries(0, p.mm.task_size))
+
+
+def resident_vpns(p: Process, entries=None) -> set[int]:
+    """The pages with a present PTE (`entries`: mm_entries(p), when the caller walked)."""
+    if entries is None:
+        return {addr >> 12 for addr, v in p.pt.ptes(0, p.mm.task_size) if v & E.P}
+    return {addr >> 12 for addr, _ea, v in entries if v & E.P}
 
 
 def set_pte(k, p: Process, vpn: int, pte: Pte) -> None:
@@ -216,13 +225,18 @@ def clear_pte(k, p: Process, vpn: int, value: int = 0) -> Pte | None:
 def zap_pte(k, p: Process, vpn: int, ea: int, v: int, value: int = 0) -> Pte:
     """clear_pte of the present entry `v` at `ea` (the caller walked to it already)."""
     pte = Pte(p.pt.pte_frame(v), bool(v & E.RW), not v & E.NX)
-    fi = k.frames.info.get(pte.frame)
-    if fi is not None:
-        fi.rmap.discard((p.group, vpn))
-        if not fi.rmap and fi.cache_key is None and not fi.pinned:
-            release_frame(k, fi)
+    page_remove_rmap(k, k.frames.info.get(pte.frame), (p.group, vpn))
     p.pt.write_entry(ea, value)
     return pte
+
+
+def page_remove_rmap(k, fi: FrameInfo | None, mapping: tuple[int, int]) -> None:
+    """A mapping of the frame `fi` describes (None: no struct page) goes; a frame nobody
+    maps any more, outside the page cache and not pinned, is freed."""
+    if fi is not None:
+        fi.rmap.discard(mapping)
+        if not fi.rmap and fi.cache_key is None and not fi.pinned:
+            release_frame(k, fi)
 
 
 def drop_swap_entry(k, p: Process, vpn: int, slot: int) -> None:
@@ -361,14 +375,18 @@ def new_page_tables(k, pid: int):
     return PageTables(k.geom, k.mem, k.frames, nxe=True, what=f"pgd of {pid}")
 
 
-def unmap_range(k, p: Process, start: int, end: int) -> None:
-    """zap_page_range(): drop the PTEs (and swap entries) of [start, end)."""
+def unmap_range(k, p: Process, start: int, end: int, entries=None) -> None:
+    """zap_page_range(): drop the PTEs (and swap entries) of [start, end). `entries`: the
+    range's non-zero entries (linear, entry address, entry) when the caller walked already."""
     flush_refs(k)
-    entries = list(p.pt.pte_entries(start, end))    # one walk: present and swap entries
+    if entries is None:
+        entries = list(p.pt.pte_entries(start, end))    # one walk: present and swap entries
     present = [addr >> 12 for addr, _ea, v in entries if v & E.P]
+    info, group, frame_of, put = k.frames.info, p.group, p.pt.pte_frame, p.pt.write_entry
     for addr, ea, v in entries:
-        if v & E.P:
-            zap_pte(k, p, addr >> 12, ea, v)
+        if v & E.P:                                 # zap_pte without a Pte per page
+            page_remove_rmap(k, info.get(frame_of(v)), (group, addr >> 12))
+            put(ea, 0)
     k.model.unmap_many(p.mi, present)               # the model: one call for the range
     for addr, _ea, v in entries:
         if not v & E.P:                             # a swap entry (pte_to_swp_entry)

@@ -258,37 +258,44 @@ class PageTables:
     def ptes(self, start: int, end: int):
         """walk_page_range(): (linear, entry) for every non-zero last-level entry in
         [start, end), in address order, skipping the tables that do not exist."""
-        for linear, _ea, v in self._ptes(self.cr3, 0, start, end, 0):
+        for linear, _ea, v in self._ptes(start, end):
             yield linear, v
 
     def pte_entries(self, start: int, end: int):
         """ptes() with where each entry lives: (linear, entry address, entry), for callers
         that rewrite them (zap_pte_range: no second walk per page)."""
-        yield from self._ptes(self.cr3, 0, start, end, 0)
+        return self._ptes(start, end)
 
-    def _ptes(self, table: int, lv: int, start: int, end: int, base: int):
+    def _ptes(self, start: int, end: int):
+        """Level by level: the upper levels give the tables below, in address order (a
+        whole address space has a few dozen); the last level's entries are yielded from this
+        one frame, not through a generator per level (~10^4 entries: exit_mmap, the report's
+        resident pages). Each table's entries in range are read at once."""
         g = self.geom
-        shift, mask = self._shifts[lv], self._masks[lv]
-        span = 1 << shift
-        first = max(start, base)
-        i = (first >> shift) & mask if first > base else 0
-        stop = i + min(mask + 1 - i, -(-(end - base - i * span) // span))   # entries below `end`
-        leaf = lv == g.levels - 1
-        fmt = "Q" if self._esize == 8 else "I"
-        # entries read 512 at a time, not one by one: a whole address space is ~10^4 entries
-        # (exit_mmap, the report's resident pages)
-        for at in range(i, stop, 512):
-            n = min(512, stop - at)
-            raw = memoryview(self.mem.read(table + at * self._esize, n * self._esize)).cast(fmt)
-            for j, v in enumerate(raw):
-                if not v:
+        last = g.levels - 1
+        esize = self._esize
+        fmt = "Q" if esize == 8 else "I"
+        tables = [(self.cr3, 0)]                 # (table, linear address it starts at)
+        for lv in range(last + 1):
+            shift, mask = self._shifts[lv], self._masks[lv]
+            span = 1 << shift
+            below = []
+            for table, base in tables:
+                first = max(start, base)
+                i = (first >> shift) & mask if first > base else 0
+                stop = i + min(mask + 1 - i, -(-(end - base - i * span) // span))   # entries below `end`
+                if stop <= i:
                     continue
-                addr = base + (at + j) * span
-                if leaf:
-                    yield addr, table + (at + j) * self._esize, v
-                elif v & E.P:
-                    yield from self._ptes(E.entry_address(g.fmt, v, False, 0, g.page_size), lv + 1,
-                                          start, end, addr)
+                raw = memoryview(self.mem.read(table + i * esize, (stop - i) * esize)).cast(fmt)
+                if lv == last:
+                    for j, v in enumerate(raw, i):
+                        if v:
+                            yield base + j * span, table + j * esize, v
+                else:
+                    for j, v in enumerate(raw, i):
+                        if v & E.P:
+                            below.append((E.entry_address(g.fmt, v, False, 0, g.page_size), base + j * span))
+            tables = below
 
     def tables(self) -> list[int]:
         """Every table frame of this address space, the top one last (free_pgtables)."""
