@@ -243,11 +243,17 @@ class _Buffers:
 class PageIndex(_Buffers):
     """(process, virtual page number) -> dense page id, in order of first reference."""
 
+    MEMO_MAX = 1 << 16               # (process, page) -> id pairs kept by ids() at most
+
     def __init__(self, capacity: int = 1 << 12, kern: Kernels | None = None):
         self.kern = kern or compiled_kernels()
         self._bufs: dict = {}
         self._alloc(capacity)
         self._set("count", array("q", [0]))
+        # ids already given (an id never changes: the table grows by rehashing, never drops a
+        # page): a program's model looks pages up one reference at a time, and a dict finds a
+        # known page faster than a call of the kernel over one-element vectors
+        self._memo: dict[tuple[int, int], int] = {}
 
     def _alloc(self, cap: int) -> None:
         self._set("keys_proc", _filled("q", [-1], cap))
@@ -287,7 +293,23 @@ class PageIndex(_Buffers):
         return self.buffer("page_proc")[:n].tolist(), self.buffer("page_vpn")[:n].tolist()
 
     def lookup(self, proc: int, vpn: int) -> int:
-        return int(self.resolve(self.kern.vector("i", [proc]), self.kern.vector("q", [vpn]))[0])
+        return self.ids(proc, [vpn])[0]
+
+    def ids(self, proc: int, vpns: Sequence[int]) -> list[int]:
+        """The page ids of `vpns` of process `proc`, as resolve() gives them: the known ones
+        from the memo, the others (new pages get ids in the order of `vpns`) by one resolve()."""
+        memo = self._memo
+        out = [memo.get((proc, v), -1) for v in vpns]
+        miss = [i for i, x in enumerate(out) if x < 0]
+        if miss:
+            k = self.kern
+            got = self.resolve(k.vector("i", [proc] * len(miss)),
+                               k.vector("q", [vpns[i] for i in miss])).tolist()
+            if len(memo) + len(miss) > self.MEMO_MAX:
+                memo.clear()
+            for i, x in zip(miss, got):
+                out[i] = memo[(proc, vpns[i])] = x
+        return out
 
 
 def user_frames(n: int, page_size: int) -> range:
@@ -579,7 +601,7 @@ class PagingModel:
 
     def _one_ref(self) -> None:
         k = self.index.kern
-        self._proc, self._vpn, self._flags = k.vector("i", [0]), k.vector("q", [0]), k.vector("B", [0])
+        self._flags = k.vector("B", [0])
         self._ids = k.zeros("i", 1)
 
     @property
@@ -610,9 +632,9 @@ class PagingModel:
         of a page brought back after an eviction when it does not come from swap (a clean file
         page read again from the page cache): without it that fault is a swap-in."""
         self._count()
-        self._proc[0], self._vpn[0] = proc, vpn
         self._flags[0] = (1 if write else 0) | (2 if instr else 0)
-        ids = self.index.resolve(self._proc, self._vpn, self._ids)
+        ids = self._ids
+        ids[0] = self.index.ids(proc, (vpn,))[0]
         m = self.machine
         m.prm[K.R_FIRST_KIND] = K.FAULT_KINDS.index(fault_kind)
         m.run(ids, self._flags)
@@ -641,8 +663,7 @@ class PagingModel:
 
     def _resolve(self, proc: int, vpns: Sequence[int]) -> list[int]:
         """The page ids of `vpns` of process `proc` (one look-up for all)."""
-        k = self.index.kern
-        return self.index.resolve(k.vector("i", [proc] * len(vpns)), k.vector("q", vpns)).tolist()
+        return self.index.ids(proc, vpns)
 
     def map_many(self, proc: int, vpns: Sequence[int], pfns: Sequence[int] | None,
                  dirty: bool = False) -> list[tuple[int, int]]:
