@@ -129,6 +129,7 @@ class FrameAllocator:
                           Zone("Normal", min(ISA_DMA_LIMIT, self.ram), self.ram)]
         self.zones = [z for z in self.zones if z.end > z.start]
         self._reserved = sorted((r.start, r.end) for r in self.reserved)
+        self._reserved_top = max((e for _, e in self._reserved), default=0)   # none from here up
 
     def zone_of(self, addr: int) -> str | None:
         for z in self.zones:
@@ -144,6 +145,8 @@ class FrameAllocator:
 
     def _fit(self, zone: Zone, size: int, align: int) -> int | None:
         addr = -(-zone.next // align) * align
+        if addr >= self._reserved_top:           # above every reserved range (most frames)
+            return addr if addr + size <= zone.end else None
         while addr + size <= zone.end:
             for s, e in self._reserved:          # the first reserved range in the way, if any
                 if s < addr + size and addr < e:

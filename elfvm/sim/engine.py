@@ -78,7 +78,7 @@ class TlbStats:
         return self.hits / n if n else None
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(repr=False)              # not frozen: built by the hundred per report, read once
 class PageRow:
     """One PTE of a final page table: page -> frame (None when swapped out)."""
 
@@ -90,7 +90,7 @@ class PageRow:
     swapped: bool            # not present, its contents in swap
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(repr=False)              # not frozen: as PageRow
 class FrameRow:
     """One physical frame of the final frame table and the page it holds."""
 
@@ -683,11 +683,12 @@ class PagingModel:
         nev = int(sc[K.S_NEVENTS])
         pages, frames, evicted = m.pages, m.frames, []
         page_fault = m.kern.page_fault
+        t = int(sc[K.S_T])                  # no reference: the model's time stands still
+        args = (pages, index.page_proc, frames, m.tlb, m.tree, m.free, counters, sc, m.prm, m.events)
         for i, p in enumerate(ps):
             if pages[p, K.P_FRAME] >= 0:
                 continue
-            f = int(page_fault(p, proc, int(sc[K.S_T]), pages, index.page_proc, frames, m.tlb,
-                               m.tree, m.free, counters, sc, m.prm, m.events))
+            f = int(page_fault(p, proc, t, *args))
             sc[K.S_NEVENTS] = nev
             if dirty:
                 frames[f, K.F_DIRTY] = 1
