@@ -293,7 +293,12 @@ class PageIndex(_Buffers):
         return self.buffer("page_proc")[:n].tolist(), self.buffer("page_vpn")[:n].tolist()
 
     def lookup(self, proc: int, vpn: int) -> int:
-        return self.ids(proc, [vpn])[0]
+        return self.id_of(proc, vpn)
+
+    def id_of(self, proc: int, vpn: int) -> int:
+        """ids() of one page (a program's reference: the memo first)."""
+        i = self._memo.get((proc, vpn))
+        return i if i is not None else self.ids(proc, (vpn,))[0]
 
     def ids(self, proc: int, vpns: Sequence[int]) -> list[int]:
         """The page ids of `vpns` of process `proc`, as resolve() gives them: the known ones
@@ -559,7 +564,7 @@ class TimelineMachine(Machine):
 
 # ------------------------------------------------------------------ one reference at a time
 
-@dataclass(frozen=True, repr=False)
+@dataclass(repr=False)              # not frozen: one per reference of a program, read once
 class Access:
     """What one reference did: TLB hit?, the fault (kind) if any, the frame, the page evicted."""
 
@@ -634,7 +639,7 @@ class PagingModel:
         self._count()
         self._flags[0] = (1 if write else 0) | (2 if instr else 0)
         ids = self._ids
-        ids[0] = self.index.ids(proc, (vpn,))[0]
+        ids[0] = self.index.id_of(proc, vpn)
         m = self.machine
         m.prm[K.R_FIRST_KIND] = K.FAULT_KINDS.index(fault_kind)
         m.run(ids, self._flags)
