@@ -17,16 +17,15 @@ from elfvm.emu.pages import (
     file_inode,
     flush_cpu_tlb,
     flush_refs,
-    follow_pte,
     map_pages,
     PageCacheReads,
     page_cache_frame,
+    pte_and_slot,
     set_pte,
     set_ptes,
     shmem_frame,
     shmem_key,
     special_frame,
-    swap_slot,
 )
 from elfvm.emu.sigstate import SIGBUS, SIGSEGV
 from elfvm.emu.task import Death, FaultEvent, Process, Pte
@@ -60,10 +59,9 @@ def do_user_addr_fault(k, p: Process, addr: int, access: str, eip: int, kernel: 
     kernel's decision (elfvm.mm.fault.handle_mm_fault, the one translate shows) carried out.
     None when resolved, else the fatal signal."""
     vpn = addr >> 12
-    pte = follow_pte(p, vpn)
+    pte, slot = pte_and_slot(p, vpn)
     if pte is not None and (access != "w" or pte.write) and (access != "x" or pte.exec):
         return None                                    # spurious: a stale TLB entry
-    slot = swap_slot(p, vpn) if pte is None else None
     fi = k.frames.info.get(pte.frame) if pte else None
     seen = F.Pte(present=pte is not None, write=bool(pte and pte.write), swapped=slot is not None,
                  exclusive=bool(fi and fi.anon and len(fi.rmap) == 1 and fi.cache_key is None))

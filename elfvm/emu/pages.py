@@ -143,15 +143,18 @@ def follow_pte(p: Process, vpn: int) -> Pte | None:
     return Pte(p.pt.pte_frame(v), bool(v & E.RW), not v & E.NX)
 
 
+def pte_and_slot(p: Process, vpn: int) -> tuple[Pte | None, int | None]:
+    """follow_pte() of `vpn` and the swap slot its not-present entry names (pte_to_swp_entry),
+    from one read of the entry (the page fault handler asks both)."""
+    v = p.pt.read_pte(vpn << 12)
+    if v & E.P:
+        return Pte(p.pt.pte_frame(v), bool(v & E.RW), not v & E.NX), None
+    return None, ((v >> 12) - 1 if v else None)
+
+
 def swap_entry(slot: int) -> int:
     """swp_entry_to_pte(): a not-present entry that names swap slot `slot`."""
     return (slot + 1) << 12
-
-
-def swap_slot(p: Process, vpn: int) -> int | None:
-    """The swap slot a not-present entry names (pte_to_swp_entry), else None."""
-    v = p.pt.read_pte(vpn << 12)
-    return (v >> 12) - 1 if v and not v & E.P else None
 
 
 def present_ptes(p: Process, start: int, end: int):

@@ -252,8 +252,8 @@ class PageTables:
         self.write_entry(self.pte_addr(linear, alloc=True), value)
 
     def pte_frame(self, value: int) -> int:
-        """The frame a present last-level entry maps."""
-        return E.entry_address(self.geom.fmt, value, False, 0, self.geom.page_size)
+        """The frame a present last-level entry maps (entry_address's bits: _tmask)."""
+        return value & self._tmask
 
     def ptes(self, start: int, end: int):
         """walk_page_range(): (linear, entry) for every non-zero last-level entry in
