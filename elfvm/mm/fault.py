@@ -196,7 +196,9 @@ def handle_mm_fault(mm: Mm, addr: int, access: str, *, pte: Pte = Pte(), cpl: in
         f = Fault(STACK_GROWTH, f"{prefix}expand_stack(): the stack VMA {vma_label(grown_from)} grows down to "
                                 f"{addr & ~(PAGE_SIZE - 1):#x}, then {f.reason.removeprefix(prefix)}",
                   False, f.handler, "stack-growth", f.write, f.copy, False, vma, grown_from)
-    return f if f.vma is not None or f.fatal else replace(f, vma=vma)
+    if f.vma is None and not f.fatal:
+        f.vma = vma              # the decision was made here, for this fault: no copy needed
+    return f
 
 
 def handle_pte_fault(vma: Vma, addr: int, access: str, pte: Pte, model: str, prefix: str, then: str,
