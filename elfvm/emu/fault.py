@@ -113,10 +113,9 @@ def do_wp_page(k, p: Process, vpn: int, pte: Pte, f: F.Fault, kernel: bool) -> N
     """wp_page_copy (a new frame, the zero page's copy is zeros) or reuse / shared: the PTE
     just becomes writable."""
     if f.copy:
-        nfi = alloc_frame(k, "cow copy", anon=True)
-        if pte.frame == k.zero_page:
-            k.frames.fill(nfi.addr, b"")
-        else:
+        zero = pte.frame == k.zero_page
+        nfi = alloc_frame(k, "cow copy", anon=True, zeroed=zero)
+        if not zero:
             k.frames.copy(nfi.addr, pte.frame)
         clear_pte(k, p, vpn)
         set_pte(k, p, vpn, Pte(nfi.addr, True, is_exec(f.vma)))
@@ -134,8 +133,7 @@ def do_anonymous_page(k, p: Process, vpn: int, f: F.Fault) -> None:
         fr = shmem_frame(k, shmem_key(k, vma, vpn << 12))
         set_pte(k, p, vpn, Pte(fr, f.write, is_exec(vma)))
     elif f.copy:
-        nfi = alloc_frame(k, "anon", anon=True)
-        k.frames.fill(nfi.addr, b"")
+        nfi = alloc_frame(k, "anon", anon=True, zeroed=True)
         set_pte(k, p, vpn, Pte(nfi.addr, f.write, is_exec(vma)))
     else:
         set_pte(k, p, vpn, Pte(k.zero_page, False, is_exec(vma)))

@@ -83,6 +83,26 @@ class Frames:
         self.info[fi.addr] = fi
         return fi
 
+    def new_zeroed(self, what: str, *, anon: bool, pinned: bool = False, cache_key=None) -> FrameInfo:
+        """new() holding zeros: a frame never handed out before holds them already (the host
+        commits its page when it is first written); a reused one is cleared."""
+        fresh = self.next_is_fresh()
+        fi = self.new(what, anon=anon, pinned=pinned, cache_key=cache_key)
+        if not fresh:
+            self.fill(fi.addr, b"")
+        return fi
+
+    def next_is_fresh(self) -> bool:
+        """Is the frame the next new() takes one never handed out before (no freed frame waits
+        to be reused)? Such a frame holds zeros, and no code translated from it."""
+        return not self.phys.free_list
+
+    def fresh_buffer(self, addr: int, n: int) -> memoryview:
+        """Frames [addr, addr+n) never handed out before, as a writable view of RAM: filled in
+        place (a file read straight into them). Unicorn has translated no code there, so
+        nothing needs invalidating (every other write goes through Unicorn: `write`)."""
+        return self.mem.buffer(addr, n)
+
     def release(self, fi: FrameInfo) -> None:
         if fi.addr in self.info:
             del self.info[fi.addr]

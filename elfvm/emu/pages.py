@@ -263,9 +263,11 @@ def free_pgtables(k, p: Process) -> None:
     p.pt = None
 
 
-def alloc_frame(k, what: str, *, anon: bool, cache_key=None) -> FrameInfo:
+def alloc_frame(k, what: str, *, anon: bool, cache_key=None, zeroed: bool = False) -> FrameInfo:
     """A physical frame of --ram (how many process pages may be resident is the model's
-    business, not this allocator's)."""
+    business, not this allocator's); `zeroed`: holding zeros."""
+    if zeroed:
+        return k.frames.new_zeroed(what, anon=anon, cache_key=cache_key)
     return k.frames.new(what, anon=anon, cache_key=cache_key)
 
 
@@ -296,59 +298,54 @@ def page_cache_frame(k, ino: Inode, index: int) -> int:
 class PageCacheReads:
     """Page-cache pages of one file that one fault brings in (the faulting page, then
     fault-around's neighbours): `frame(index)` gives a page's frame, taking a new one for a
-    page not cached yet, in the order asked; `finish()` then reads the new pages' contents with
-    one pread (from the first to the last of them) and writes them with one write per run of
-    consecutive frames, instead of a read and a write per page."""
+    page not cached yet, in the order asked; `finish()` then reads the new pages' contents in
+    with one open and one preadv per stretch of consecutive file pages, instead of an open, a
+    read and a write per page. A frame never handed out before is read into in place (it holds
+    zeros and no translated code); a reused one is written through Unicorn."""
 
     __slots__ = ("k", "ino", "fkey", "new")
 
     def __init__(self, k, ino: Inode):
         self.k, self.ino, self.fkey = k, ino, ino.key()
-        self.new: list[tuple[int, int]] = []          # (frame, page index) not read in yet
+        self.new: list[tuple[int, int, bool]] = []    # (frame, page index, fresh) not read yet
 
     def frame(self, index: int) -> int:
         key = (self.fkey, index)
         cache = self.k.page_cache
         fr = cache.get(key)
         if fr is None:
+            fresh = self.k.frames.next_is_fresh()
             fi = alloc_frame(self.k, f"page cache {self.ino.path}#{index}", anon=False, cache_key=key)
             fr = cache[key] = fi.addr
-            self.new.append((fr, index))
+            self.new.append((fr, index, fresh))
         return fr
 
     def finish(self) -> None:
         """Called in a `finally`: pages cached half-way (RAM full) hold their data too."""
         if not self.new:
             return
-        new = sorted(self.new)                   # by frame: runs of consecutive frames
-        lo = min(i for _, i in new)
-        size = (max(i for _, i in new) - lo + 1) * PAGE
-        blob = self.ino.pread(lo * PAGE, size)
-        if len(blob) < size:                     # the file's last page: zeros after its end
-            blob += bytes(size - len(blob))
-        runs: list[tuple[int, list[list[int]]]] = []    # (first frame, [[first index, pages]...])
-        prev = None
-        for fr, i in new:
-            if prev is not None and fr == prev + PAGE:
-                last = runs[-1][1][-1]
-                if i == last[0] + last[1]:
-                    last[1] += 1
-                else:
-                    runs[-1][1].append([i, 1])
+        stretches: list[list] = []       # [first frame, first index, pages, fresh]: both consecutive
+        for fr, i, fresh in sorted(self.new):
+            s = stretches[-1] if stretches else None
+            if s is not None and fr == s[0] + s[2] * PAGE and i == s[1] + s[2] and fresh == s[3]:
+                s[2] += 1
             else:
-                runs.append((fr, [[i, 1]]))
-            prev = fr
-        for fr, stretches in runs:
-            parts = [blob[(i - lo) * PAGE:(i - lo + m) * PAGE] for i, m in stretches]
-            self.k.frames.write(fr, parts[0] if len(parts) == 1 else b"".join(parts))
+                stretches.append([fr, i, 1, fresh])
+        stretches.sort(key=lambda s: s[1])           # in file order: one preadv per stretch of it
+        frames = self.k.frames
+        bufs = [frames.fresh_buffer(fr, m * PAGE) if fresh else bytearray(m * PAGE)
+                for fr, _i, m, fresh in stretches]
+        self.ino.read_into([(i * PAGE, buf) for (_fr, i, _m, _f), buf in zip(stretches, bufs)])
+        for (fr, _i, _m, fresh), buf in zip(stretches, bufs):
+            if not fresh:
+                frames.write(fr, buf)
         self.new = []
 
 
 def shmem_frame(k, key: tuple) -> int:
     fr = k.page_cache.get(key)
     if fr is None:
-        fi = k.frames.new(f"shmem {key}", anon=False, pinned=True, cache_key=key)
-        k.frames.fill(fi.addr, b"")
+        fi = k.frames.new_zeroed(f"shmem {key}", anon=False, pinned=True, cache_key=key)
         fr = k.page_cache[key] = fi.addr
     return fr
 

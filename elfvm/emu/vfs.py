@@ -58,6 +58,30 @@ class Inode:
         finally:
             os.close(fd)
 
+    def read_into(self, chunks: list[tuple[int, memoryview | bytearray]]) -> None:
+        """pread() into buffers: each (offset, buffer), in offset order, gets the file's bytes
+        there; what lies past the end of the file is left as it is. Buffers whose offsets
+        follow each other are filled by one preadv, all with one open."""
+        if self.data is not None:
+            for off, buf in chunks:
+                part = self.data[off:off + len(buf)]
+                buf[:len(part)] = part
+            return
+        if self.host is None or not chunks:
+            return
+        fd = os.open(self.host, os.O_RDONLY)
+        try:
+            i = 0
+            while i < len(chunks):
+                j, end = i + 1, chunks[i][0] + len(chunks[i][1])
+                while j < len(chunks) and chunks[j][0] == end:
+                    end += len(chunks[j][1])
+                    j += 1
+                os.preadv(fd, [buf for _, buf in chunks[i:j]], chunks[i][0])
+                i = j
+        finally:
+            os.close(fd)
+
 
 class GuestOutput:
     """A guest's captured stdout or stderr: in memory up to SPOOL_BYTES, then in a temporary

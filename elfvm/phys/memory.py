@@ -161,6 +161,11 @@ class MappedMemory(PhysicalMemory):
         self._check(addr, n)
         self._view[addr:addr + n] = bytes(n)
 
+    def buffer(self, addr: int, n: int) -> memoryview:
+        """RAM [addr, addr+n) as a writable view: a file read straight into frames."""
+        self._check(addr, n)
+        return self._view[addr:addr + n]
+
     @property
     def touched_bytes(self) -> int:
         return self.size
