@@ -195,7 +195,7 @@ def do_fault_around(k, p: Process, vma: Vma, reads: PageCacheReads, pa: int, npa
         if len(vpns) >= room:
             break
         vpns.append(vpn)
-    frames = [reads.frame(vpn + to_index) for vpn in vpns]
+    frames = reads.frames([vpn + to_index for vpn in vpns])
     set_ptes(k, p, vpns, frames, False, exec_)
     map_pages(k, p, vpns, frames)
     return len(vpns)

@@ -83,6 +83,20 @@ class Frames:
         self.info[fi.addr] = fi
         return fi
 
+    def new_many(self, whats: list[str], cache_keys: list, got: list, *, anon: bool = False) -> None:
+        """new() of several frames, one after another (fault-around's page-cache pages):
+        (address, fresh: next_is_fresh() before it) appended to `got` as each is taken, so a
+        caller sees the frames taken before RAM ran out."""
+        alloc, info, free_list = self.phys.alloc, self.info, self.phys.free_list
+        try:
+            for what, key in zip(whats, cache_keys):
+                fresh = not free_list
+                addr = alloc(what, "user")
+                info[addr] = FrameInfo(addr, what, cache_key=key, anon=anon)
+                got.append((addr, fresh))
+        except OutOfMemory:
+            raise OutOfFrames(f"no free frame in {self.ram >> 20} MiB of RAM") from None
+
     def new_zeroed(self, what: str, *, anon: bool, pinned: bool = False, cache_key=None) -> FrameInfo:
         """new() holding zeros: a frame never handed out before holds them already (the host
         commits its page when it is first written); a reused one is cleared."""

@@ -310,15 +310,26 @@ class PageCacheReads:
         self.new: list[tuple[int, int, bool]] = []    # (frame, page index, fresh) not read yet
 
     def frame(self, index: int) -> int:
-        key = (self.fkey, index)
-        cache = self.k.page_cache
-        fr = cache.get(key)
-        if fr is None:
-            fresh = self.k.frames.next_is_fresh()
-            fi = alloc_frame(self.k, f"page cache {self.ino.path}#{index}", anon=False, cache_key=key)
-            fr = cache[key] = fi.addr
-            self.new.append((fr, index, fresh))
-        return fr
+        return self.frames([index])[0]
+
+    def frames(self, indices: list[int]) -> list[int]:
+        """frame() of each page of `indices` (fault-around's window), in order: the pages not
+        cached yet take their frames one after another."""
+        cache, fkey, path = self.k.page_cache, self.fkey, self.ino.path
+        out = [cache.get((fkey, i)) for i in indices]
+        miss = [indices[n] for n, fr in enumerate(out) if fr is None]
+        if not miss:
+            return out
+        got: list[tuple[int, bool]] = []
+        try:
+            self.k.frames.new_many([f"page cache {path}#{i}" for i in miss],
+                                   [(fkey, i) for i in miss], got)
+        finally:                                     # RAM full half-way: the frames taken
+            for i, (fr, fresh) in zip(miss, got):    # so far are cached and read in
+                cache[(fkey, i)] = fr
+                self.new.append((fr, i, fresh))
+        new = {i: fr for i, (fr, _f) in zip(miss, got)}
+        return [fr if fr is not None else new[i] for i, fr in zip(indices, out)]
 
     def finish(self) -> None:
         """Called in a `finally`: pages cached half-way (RAM full) hold their data too."""
