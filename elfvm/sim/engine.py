@@ -784,10 +784,11 @@ class PagingModel:
         ps = self._resolve(proc, vpns)
         m.ensure_pages()
         out = []
-        unmap_page = m.kern.unmap_page
+        unmap_page, pfn = m.kern.unmap_page, m.pfn
+        args = (m.pages, m.frames, m.tlb, m.tree, m.free, m.sc, m.prm)
         for p in ps:
-            f = int(unmap_page(p, m.pages, m.frames, m.tlb, m.tree, m.free, m.sc, m.prm))
-            out.append(m.pfn(f) if f >= 0 else None)
+            f = int(unmap_page(p, *args))
+            out.append(pfn(f) if f >= 0 else None)
         return out
 
     def stats(self) -> tuple[Stats, list[Stats]]:
