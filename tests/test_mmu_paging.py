@@ -5,8 +5,8 @@ import pytest
 from elfvm.mmu import entries as E
 from elfvm.mmu.geometry import custom_geometry, get_geometry
 from elfvm.mmu.paging import PageTables, check_access
-from elfvm.phys import FrameAllocator, MappedMemory, PhysicalMemory
-from elfvm.phys.frames import x86_reserved_ranges
+from elfvm.phys import FrameAllocator, MappedMemory, PhysicalMemory, x86_frames
+from elfvm.phys.frames import OutOfMemory, x86_reserved_ranges
 
 RAM = 64 << 20
 
@@ -65,6 +65,35 @@ def test_a_freed_frame_is_reused_first():
     assert a.alloc("three") == f1 and a.alloc("four") > f2
     with pytest.raises(ValueError):
         a.free(0x1000)                              # never allocated (reserved: the BIOS area)
+
+
+@pytest.mark.parametrize("ram,headroom", [(256 << 20, 64 << 20), (20 << 20, 0), (2 << 20, 0)])
+def test_alloc_many_takes_the_frames_alloc_takes_one_by_one(ram, headroom):
+    """Fault-around's frames taken at once: the same frames, bookkeeping and running out of
+    RAM as alloc() one after another, freed frames first, user and kernel, zones filling up."""
+    import random
+
+    one, many = x86_frames(ram, headroom=headroom), x86_frames(ram, headroom=headroom)
+    rnd = random.Random(ram)
+    for step in range(300):
+        whats = [f"page {step}.{i}" for i in range(rnd.randint(0, 20))]
+        kind = rnd.choice(["user", "user", "kernel"])
+        got_one, got_many, err_one, err_many = [], [], None, None
+        try:
+            for w in whats:
+                got_one.append(one.alloc(w, kind))
+        except OutOfMemory as e:
+            err_one = e
+        try:
+            many.alloc_many(whats, kind, got_many)
+        except OutOfMemory as e:
+            err_many = e
+        assert got_one == got_many and (err_one is None) == (err_many is None)
+        for addr in rnd.sample(got_one, len(got_one) // 2) if rnd.random() < 0.3 else []:
+            one.free(addr)
+            many.free(addr)
+    assert one.allocated == many.allocated and one.free_list == many.free_list
+    assert [z.next for z in one.zones] == [z.next for z in many.zones]
 
 
 def test_a_frame_of_a_contiguous_allocation_is_freed_once():

@@ -85,17 +85,19 @@ class Frames:
 
     def new_many(self, whats: list[str], cache_keys: list, got: list, *, anon: bool = False) -> None:
         """new() of several frames, one after another (fault-around's page-cache pages):
-        (address, fresh: next_is_fresh() before it) appended to `got` as each is taken, so a
-        caller sees the frames taken before RAM ran out."""
-        alloc, info, free_list = self.phys.alloc, self.info, self.phys.free_list
+        (address, fresh: next_is_fresh() before it) appended to `got` for each frame taken,
+        also when RAM runs out half-way (the caller sees the frames taken before)."""
+        reused = min(len(self.phys.free_list), len(whats))    # alloc_many takes these first
+        addrs: list[int] = []
         try:
-            for what, key in zip(whats, cache_keys):
-                fresh = not free_list
-                addr = alloc(what, "user")
-                info[addr] = FrameInfo(addr, what, cache_key=key, anon=anon)
-                got.append((addr, fresh))
+            self.phys.alloc_many(whats, "user", addrs)
         except OutOfMemory:
             raise OutOfFrames(f"no free frame in {self.ram >> 20} MiB of RAM") from None
+        finally:
+            info = self.info
+            for n, (addr, what, key) in enumerate(zip(addrs, whats, cache_keys)):
+                info[addr] = FrameInfo(addr, what, cache_key=key, anon=anon)
+                got.append((addr, n >= reused))
 
     def new_zeroed(self, what: str, *, anon: bool, pinned: bool = False, cache_key=None) -> FrameInfo:
         """new() holding zeros: a frame never handed out before holds them already (the host

@@ -182,6 +182,30 @@ class FrameAllocator:
         raise OutOfMemory(f"no {frames} free frame(s) of {self.frame_size} bytes for {what} "
                           f"({kind}) in {self.ram // MiB} MiB of RAM")
 
+    def alloc_many(self, whats: list[str], kind: str, out: list[int]) -> None:
+        """alloc() of one frame for each of `whats`, one after another: the same frames, appended
+        to `out` as they are taken (a caller sees those taken before RAM ran out). Frames
+        freed before come first; then, when the highest zone holds them all above every
+        reserved range, the run of frames there is taken at once."""
+        n = len(whats)
+        while len(out) < n and self.free_list:
+            addr = self.free_list.pop()
+            self.allocated[addr] = whats[len(out)]
+            out.append(addr)
+        rest = whats[len(out):]
+        if rest and kind == "user":
+            zone, size = self.zones[-1], self.frame_size
+            addr = -(-zone.next // size) * size
+            end = addr + len(rest) * size
+            if addr >= self._reserved_top and end <= zone.end:
+                zone.next = end
+                addrs = range(addr, end, size)
+                self.allocated.update(zip(addrs, rest))
+                out.extend(addrs)
+                return
+        for what in rest:
+            out.append(self.alloc(what, kind))
+
     def free(self, addr: int) -> None:
         """Give one frame back (__free_page): the next single-frame allocation reuses it."""
         if self.allocated.pop(addr, None) is None and not self._free_from_run(addr):
