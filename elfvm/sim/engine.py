@@ -35,9 +35,11 @@ TRACE_FAULT_KINDS = ("first-touch", "swap-in")
 PROGRAM_FAULT_KINDS = ("first-touch", "zero-page", "file", "cow", "stack-growth", "swap-in")
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@dataclass(repr=False, eq=False)
 class SimConfig:
-    """One machine to simulate: replacement policy, frames, page size, TLB, walk and timing."""
+    """One machine to simulate: replacement policy, frames, page size, TLB, walk and timing.
+    One per machine, checked once (__post_init__) and only read: not frozen (cheaper to create
+    at start-up)."""
 
     policy: str = "lru"
     frames: int = 64
