@@ -40,6 +40,14 @@ class TranslateError(Exception):
     """A bad input address (not a number, out of range, unknown symbol, bad selector)."""
 
 
+@dataclass(repr=False, eq=False)
+class InputFailure:
+    """An input translate could not parse, with the reason."""
+
+    input: str
+    message: str
+
+
 @dataclass(frozen=True)
 class WalkEntry:
     """One level of a walk as shown: the entry, decoded, and its table."""
