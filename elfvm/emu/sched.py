@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from unicorn import UcError
 
-from elfvm.emu import signals
 from elfvm.emu.cpu import UNTIL
 from elfvm.emu.exit import do_exit
 from elfvm.emu.memory import OutOfFrames
@@ -86,7 +85,9 @@ def run(k) -> None:
             prev.nivcsw += 1                    # preempted at the end of its quantum
         switch_to(k, nxt)
         if begin is None and nxt.sig_pending and not nxt.sig_restart:
-            signals.do_signal(k, nxt)           # sent while it was switched away
+            from elfvm.emu.signals import do_signal     # imported by the first signal sent
+
+            do_signal(k, nxt)                   # sent while it was switched away
             if nxt.state in ("zombie", "reaped"):
                 continue
         start = begin if begin is not None else k.cpu.eip
@@ -134,8 +135,10 @@ def run_slice(k, p: Process, start: int, cands: list[Process]) -> bool:
         do_exit(k, p, death=Death(SIGKILL, reason=f"out of memory: {e}", eip=k.cpu.eip))
     handler = False
     if k.pending_death is not None:
+        from elfvm.emu.signals import force_sig_fault   # imported by the first fault signal
+
         d, k.pending_death = k.pending_death, None
-        handler = signals.force_sig_fault(k, p, d)     # True: the handler runs now
+        handler = force_sig_fault(k, p, d)     # True: the handler runs now
         if not handler:
             do_exit(k, p, death=d)
     if sliced:

@@ -15,12 +15,12 @@ from __future__ import annotations
 import errno
 import importlib
 
-from elfvm.emu import signals as SIG
 from elfvm.emu import sys_fs as FS
 from elfvm.emu import sys_info as INFO
 from elfvm.emu import sys_mm as MM
 from elfvm.emu import sys_process as PROC
 from elfvm.emu import sys_time as TIME
+from elfvm.emu.sigstate import deliverable
 from elfvm.emu.state import KernelState
 from elfvm.emu.syscall_names import syscall_name
 from elfvm.emu.task import Blocked, EFault, Process
@@ -28,8 +28,9 @@ from elfvm.emu.task import Blocked, EFault, Process
 
 
 def later(module: str, name: str):
-    """A handler of a module imported at its first call: epoll and System V shared memory are
-    rare, and a run that never calls them does not pay for their import (start-up time)."""
+    """A handler of a module imported at its first call: epoll, System V shared memory and
+    signal handling are rare, and a run that never calls them does not pay for their import
+    (start-up time)."""
     def handler(k, p, *args):
         return getattr(importlib.import_module(f"elfvm.emu.{module}"), name)(k, p, *args)
 
@@ -38,6 +39,9 @@ def later(module: str, name: str):
 
 
 IPC = {n: later("sys_ipc", n) for n in ("sys_ipc", "sys_shmget", "sys_shmctl", "sys_shmat", "sys_shmdt")}
+SIGNAL = {n: later("signals", n) for n in ("sys_pause", "sys_kill", "sys_sigreturn", "sys_rt_sigreturn",
+                                          "sys_rt_sigaction", "sys_rt_sigprocmask", "sys_rt_sigpending",
+                                          "sys_rt_sigsuspend", "sys_sigaltstack", "sys_tkill", "sys_tgkill")}
 EPOLL = {n: later("sys_epoll", n) for n in ("sys_epoll_create", "sys_epoll_ctl", "sys_epoll_wait",
                                           "sys_epoll_pwait", "sys_epoll_create1", "sys_epoll_pwait2")}
 
@@ -127,7 +131,14 @@ SYSCALLS.update({
     256: ("epoll_wait", EPOLL["sys_epoll_wait"], 4), 319: ("epoll_pwait", EPOLL["sys_epoll_pwait"], 6),
     329: ("epoll_create1", EPOLL["sys_epoll_create1"], 1), 441: ("epoll_pwait2", EPOLL["sys_epoll_pwait2"], 6),
 })
-SYSCALLS.update(SIG.SYSCALLS)      # kill, tkill, tgkill, rt_sig*, sigreturn, sigaltstack, pause
+SYSCALLS.update({
+    29: ("pause", SIGNAL["sys_pause"], 0), 37: ("kill", SIGNAL["sys_kill"], 2),
+    119: ("sigreturn", SIGNAL["sys_sigreturn"], 0), 173: ("rt_sigreturn", SIGNAL["sys_rt_sigreturn"], 0),
+    174: ("rt_sigaction", SIGNAL["sys_rt_sigaction"], 4), 175: ("rt_sigprocmask", SIGNAL["sys_rt_sigprocmask"], 4),
+    176: ("rt_sigpending", SIGNAL["sys_rt_sigpending"], 2), 179: ("rt_sigsuspend", SIGNAL["sys_rt_sigsuspend"], 2),
+    186: ("sigaltstack", SIGNAL["sys_sigaltstack"], 2), 238: ("tkill", SIGNAL["sys_tkill"], 2),
+    270: ("tgkill", SIGNAL["sys_tgkill"], 3),
+})
 
 
 def dispatch(k: KernelState, p: Process) -> None:
@@ -150,10 +161,12 @@ def dispatch(k: KernelState, p: Process) -> None:
     try:
         ret = fn(k, p, *args[:nargs])
     except Blocked as b:
-        if SIG.deliverable(p) is not None:          # interrupted by a signal
+        if deliverable(p) is not None:              # interrupted by a signal
+            from elfvm.emu.signals import do_signal
+
             p.futex_key, p.futex_woken, p.wake_at, p.timed_out = None, False, None, False
             k.cpu.set_return(-errno.EINTR)
-            SIG.do_signal(k, p, restart=None if b.nohand else nr)
+            do_signal(k, p, restart=None if b.nohand else nr)
             return
         k.syscall_counts[name] -= 1
         p.state = "blocked"
@@ -172,5 +185,7 @@ def dispatch(k: KernelState, p: Process) -> None:
         return
     k.cpu.set_return(ret)
     if p.sig_pending and p is k.current:
-        SIG.do_signal(k, p)                         # on the way back to user mode
+        from elfvm.emu.signals import do_signal     # imported by the first signal sent
+
+        do_signal(k, p)                             # on the way back to user mode
 
