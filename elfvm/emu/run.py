@@ -450,12 +450,21 @@ class StopOnSigint:
         return False
 
 
+def unknown_syscalls(k) -> list[dict]:
+    """The system calls the guest made that elfvm lacks, by name (the names' table is imported
+    only when there are some)."""
+    if not k.unknown_syscalls:
+        return []
+    from elfvm.emu.syscall_names import syscall_name
+
+    return [{"name": syscall_name(n), "number": n, "count": c} for n, c in sorted(k.unknown_syscalls.items())]
+
+
 def build_report(k, first, argv, opts: RunOptions, result) -> RunReport:
     from bisect import bisect_left
     from functools import partial
 
     from elfvm.emu.pages import resident_vpns
-    from elfvm.emu.syscall_names import syscall_name
     from elfvm.mm.maps import maps_text, proc_maps
 
     total, per_model = k.final_stats or k.model.stats()
@@ -491,8 +500,7 @@ def build_report(k, first, argv, opts: RunOptions, result) -> RunReport:
         program=opts.program, argv=argv, exit_status=first.exit_status,
         guest_stdout=k.stdout, guest_stderr=k.stderr, instructions=k.cpu.instructions,
         syscalls=[{"name": n, "count": c} for n, c in sorted(k.syscall_counts.items()) if c],
-        unknown_syscalls=[{"name": syscall_name(n), "number": n, "count": c}
-                          for n, c in sorted(k.unknown_syscalls.items())],
+        unknown_syscalls=unknown_syscalls(k),
         stats=total, process_stats=[per_model[q.mi] for q in procs],
         processes=[{"pid": q.pid, "ppid": q.ppid, "exit_status": q.exit_status,
                     "death": _death_dict(k, q.death, syms), "images": list(q.images)}

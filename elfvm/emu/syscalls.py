@@ -22,7 +22,6 @@ from elfvm.emu import sys_process as PROC
 from elfvm.emu import sys_time as TIME
 from elfvm.emu.sigstate import deliverable
 from elfvm.emu.state import KernelState
-from elfvm.emu.syscall_names import syscall_name
 from elfvm.emu.task import Blocked, EFault, Process
 
 
@@ -146,6 +145,8 @@ def dispatch(k: KernelState, p: Process) -> None:
     nr, *args = k.cpu.syscall_args()
     entry = SYSCALLS.get(nr)
     if entry is None:                               # never silent: listed by name in the report
+        from elfvm.emu.syscall_names import syscall_name   # the names' table: only for these
+
         k.unknown_syscalls[nr] += 1
         k.syscall_counts[syscall_name(nr)] += 1
         k.cpu.set_return(-errno.ENOSYS)
