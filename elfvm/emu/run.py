@@ -310,7 +310,6 @@ def boot(opts: RunOptions):
     except ImportError as e:          # pragma: no cover
         raise UsageError(f"simulate-run PROGRAM needs unicorn: pip install 'elfvm[emu]' ({e})") from None
     from elfvm.emu.task import FIRST_PID
-    from elfvm.emu.tracefile import TraceWriter
     from elfvm.emu.vfs import O_WRONLY, OpenFile, Vfs
 
     check_options(opts)
@@ -320,6 +319,8 @@ def boot(opts: RunOptions):
               write_dir=opts.write_dir)
     trace = None
     if opts.emit_trace:
+        from elfvm.emu.tracefile import TraceWriter
+
         trace = TraceWriter(opts.emit_trace, FIRST_PID)
         trace._file(FIRST_PID)
     try:
