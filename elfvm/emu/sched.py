@@ -9,7 +9,7 @@ from elfvm.emu.exit import do_exit
 from elfvm.emu.memory import OutOfFrames
 from elfvm.emu.pages import apply_deferred, flush_cpu_tlb
 from elfvm.emu.sigstate import SIGKILL, SIGSEGV
-from elfvm.emu.sys_time import advance_clock, fire_timers
+from elfvm.emu.sys_time import advance_clock
 from elfvm.emu.task import Death, Process
 
 QUANTUM = 200_000                 # instructions per turn when several tasks can run
@@ -57,6 +57,8 @@ def tick(k, before: int) -> None:
     timers due fire."""
     k.clock_ns += max((k.cpu.instructions or before + QUANTUM) - before, 0)
     if k.timers:
+        from elfvm.emu.sys_timer import fire_timers     # imported by the first timer armed
+
         fire_timers(k)
 
 
