@@ -25,9 +25,10 @@ class Section:
     nobits: bool
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@dataclass(repr=False, eq=False)
 class Symbol:
-    """A symbol table entry: name, value, size and its STT_ type."""
+    """A symbol table entry: name, value, size and its STT_ type. One per entry, built once per
+    file and only read, never hashed: not frozen (cheaper to create, class and instances)."""
 
     name: str
     value: int
