@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from elfvm.elf.reader import ElfFile, Section
+from elfvm.elf.reader import ElfFile
+from elfvm.elf.sections import Section
 
 BIN = Path(__file__).resolve().parent.parent / "fixtures" / "bin"
 PROGRAMS = sorted(p.name for p in BIN.iterdir() if p.is_file() and p.read_bytes()[:4] == b"\x7fELF")

@@ -253,6 +253,35 @@ def test_a_program_run_imports_no_numpy():
     assert rc == "0" and "'numpy'" in mods and "'_elfvm_sim_aot'" in mods
 
 
+# What a plain run imports (issue 14: elfvm's own start-up). Each of these modules holds what
+# only some runs need, imported at its first use: translate's walk records, section headers and
+# symbols, signal delivery, timers, the system-call names of unknown calls, the lackey writer.
+LATER_MODULES = ("elfvm.mmu.walk", "elfvm.elf.sections", "elfvm.emu.signals", "elfvm.emu.sys_timer",
+                 "elfvm.emu.syscall_names", "elfvm.emu.tracefile")
+
+
+def test_a_plain_program_run_leaves_the_rare_paths_unimported():
+    """A `simulate-run PROGRAM` that sends no signal, arms no timer, makes no unknown system
+    call and writes no trace imports none of LATER_MODULES; a run that does imports what it
+    uses (the timers fixture: timers and SIGALRM delivery)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom elfvm.cli import cli\n"
+            "try:\n    cli.main(args=sys.argv[1:], prog_name='elfvm', standalone_mode=False)\n"
+            "except SystemExit:\n    pass\n"
+            f"print('LATER', sorted(m for m in {LATER_MODULES!r} if m in sys.modules), file=sys.stderr)\n")
+
+    def later(prog: str) -> list[str]:
+        r = subprocess.run([sys.executable, "-c", code, "simulate-run", "-q", fixture_path(prog)],
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-2000:]
+        return [ln for ln in r.stderr.splitlines() if ln.startswith("LATER ")][-1].split(" ", 1)[1]
+
+    assert later("hello_static") == "[]"
+    assert later("timers") == "['elfvm.emu.signals', 'elfvm.emu.sys_timer']"
+
+
 @pytest.mark.parametrize("name,extra", [("touch", ["--frames", "8", "--policy", "clock"]),
                                         ("forkexec", ["--frames", "16", "--mmu", "pae"])])
 def test_moving_to_compiled_kernels_mid_run_changes_no_figure(monkeypatch, name, extra):

@@ -4,7 +4,8 @@ import pytest
 
 from elfvm.mmu import entries as E
 from elfvm.mmu.geometry import custom_geometry, get_geometry
-from elfvm.mmu.paging import PageTables, check_access
+from elfvm.mmu.paging import PageTables
+from elfvm.mmu.walk import check_access
 from elfvm.phys import FrameAllocator, MappedMemory, PhysicalMemory, x86_frames
 from elfvm.phys.frames import OutOfMemory, x86_reserved_ranges
 

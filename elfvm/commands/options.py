@@ -82,10 +82,16 @@ PROGRAM_CONTEXT = {"help_option_names": ["-h", "--help"], "allow_interspersed_ar
 
 def printable(text: str) -> str:
     """Output text with the bytes of non-UTF-8 names (surrogate escapes) shown as \\xNN, so a
-    report that names such a file can always be written to a UTF-8 stream."""
-    import re
+    report that names such a file can always be written to a UTF-8 stream. Text that encodes
+    (almost every report) holds none and is returned as it is: the pattern's compilation
+    (~0.13 ms of every command) is paid only for text with a surrogate in it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        import re
 
-    return re.sub("[\udc80-\udcff]", lambda m: f"\\x{ord(m.group()) - 0xDC00:02x}", text)
+        return re.sub("[\udc80-\udcff]", lambda m: f"\\x{ord(m.group()) - 0xDC00:02x}", text)
+    return text
 
 
 def build_env(env_clear: bool, settings: tuple[str, ...]) -> list[str]:

@@ -8,7 +8,8 @@ parse exactly the bytes the kernel parses, and garbage in the fields the kernel 
 (EI_CLASS, EI_DATA, EI_VERSION, e_version ...) does not stop us either.
 
 Sections and symbols, which the kernel never reads, are read the same way (pyelftools'
-Elf32_Shdr and Elf32_Sym), lazily and only when a renderer asks for them.
+Elf32_Shdr and Elf32_Sym), lazily and only when a renderer asks for them (elfvm.elf.sections,
+imported then: a program run never creates their records).
 """
 
 
@@ -16,8 +17,12 @@ import mmap
 import os
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from elftools.elf.structs import ELFStructs
+
+if TYPE_CHECKING:
+    from elfvm.elf.sections import Section, Symbol
 
 BINPRM_BUF_SIZE = 256
 ELF_MAGIC = b"\x7fELF"
@@ -27,9 +32,6 @@ EM_386, EM_486, EM_X86_64 = 3, 6, 62
 PT_NULL, PT_LOAD, PT_DYNAMIC, PT_INTERP, PT_NOTE, PT_SHLIB, PT_PHDR, PT_TLS = range(8)
 PT_GNU_STACK = 0x6474E551
 PF_X, PF_W, PF_R = 1, 2, 4
-SHDR_SIZE = 40                  # sizeof(Elf32_Shdr)
-SYM_SIZE = 16                   # sizeof(Elf32_Sym)
-SHT_NOBITS, SHF_ALLOC, SHN_XINDEX = 8, 2, 0xFFFF
 
 PT_NAMES = {
     0: "NULL", 1: "LOAD", 2: "DYNAMIC", 3: "INTERP", 4: "NOTE", 5: "SHLIB", 6: "PHDR", 7: "TLS",
@@ -134,27 +136,6 @@ def parse_phdrs(table: bytes) -> list[Phdr]:
     return out
 
 
-@dataclass(frozen=True, repr=False)
-class Section:
-    """A section header: name, address, size, SHF_ALLOC and SHT_NOBITS."""
-
-    name: str
-    addr: int
-    size: int
-    alloc: bool
-    nobits: bool
-
-
-@dataclass(frozen=True, repr=False, eq=False)
-class Symbol:
-    """A symbol table entry: name, value, size and its STT_ type."""
-
-    name: str
-    value: int
-    size: int
-    kind: str        # STT_FUNC, STT_OBJECT, STT_TLS ...
-
-
 class ElfFile:
     """An ELF file opened the way execve opens it: the header buffer and positional reads.
 
@@ -183,80 +164,26 @@ class ElfFile:
         h = self.ehdr
         return parse_phdrs(self.read_at(h.e_phoff, h.e_phnum * 32))
 
-    # --- what only people (not the kernel) look at -----------------------------------
-    def shdr(self, n: int):
-        """Section header `n` (pyelftools' Elf32_Shdr), or None when it is not inside the file."""
-        h = self.ehdr
-        off = h.e_shoff + n * h.e_shentsize
-        raw = self.read_at(off, SHDR_SIZE)
-        return _structs().Elf_Shdr.parse(raw) if len(raw) == SHDR_SIZE else None
-
-    def cstring(self, offset: int) -> str:
-        """The NUL-terminated string at `offset` ('' outside the file or without its NUL)."""
-        end = self.data.find(b"\0", offset) if 0 <= offset < self.size else -1
-        return self.data[offset:end].decode("utf-8", errors="replace") if end > 0 else ""
-
+    # --- what only people (not the kernel) look at: elfvm.elf.sections, imported when asked
     @cached_property
     def _section_headers(self) -> list[tuple[str, object]]:
-        """(name, pyelftools' Elf32_Shdr) of each section header: e_shnum entries of
-        e_shentsize at e_shoff (0: section 0's sh_size, as ELFFile counts), names from the
-        e_shstrndx table (SHN_XINDEX: section 0's sh_link). An entry outside the file ends the
-        list; a name outside the file or without its NUL is empty."""
-        h = self.ehdr
-        first = self.shdr(0) if h.e_shoff and h.e_shentsize >= SHDR_SIZE else None
-        if first is None:
-            return []
-        strndx = h.e_shstrndx if h.e_shstrndx != SHN_XINDEX else first["sh_link"]
-        strtab = self.shdr(strndx)
-        out = []
-        for i in range(h.e_shnum or first["sh_size"]):
-            sh = self.shdr(i)
-            if sh is None:
-                break
-            out.append((self.cstring(strtab["sh_offset"] + sh["sh_name"]) if strtab is not None else "", sh))
-        return out
+        from elfvm.elf.sections import section_headers
+
+        return section_headers(self, _structs())
 
     @cached_property
-    def sections(self) -> list[Section]:
-        """The section-header table, read as the program headers are (pyelftools' Elf32_Shdr).
-        Only the headers are read: ELFFile's import and its per-type section objects cost more
-        than a whole layout."""
-        return [Section(name, s["sh_addr"], s["sh_size"], bool(s["sh_flags"] & SHF_ALLOC),
-                        s["sh_type"] in ("SHT_NOBITS", SHT_NOBITS)) for name, s in self._section_headers]
+    def sections(self) -> "list[Section]":
+        """The section-header table (elfvm.elf.sections.read_sections)."""
+        from elfvm.elf.sections import read_sections
+
+        return read_sections(self._section_headers)
 
     @cached_property
-    def symbols(self) -> list[Symbol]:
-        """The defined functions, objects, TLS and untyped symbols of `.symtab` (else `.dynsym`),
-        as ELFFile's iter_symbols() gives them (the last section of that name, pyelftools'
-        Elf32_Sym entries, names from the linked string table), without ELFFile: its import
-        (DWARF and all) costs more than predicting a whole address space. A table ELFFile
-        would reject (not a symbol table, a bad entry size) or one running past the file ends
-        the list there."""
-        out: list[Symbol] = []
-        heads = self._section_headers
-        for want in (".symtab", ".dynsym"):
-            found = [s for name, s in heads if name == want]
-            if not found:
-                continue
-            tab = found[-1]
-            size, step = tab["sh_size"], tab["sh_entsize"]
-            if tab["sh_type"] not in ("SHT_SYMTAB", "SHT_DYNSYM", "SHT_SUNW_LDYNSYM") or step <= 0 or size % step:
-                return out
-            strings = heads[tab["sh_link"]][1]["sh_offset"] if tab["sh_link"] < len(heads) else None
-            parse = _structs().Elf_Sym.parse
-            for i in range(size // step):
-                raw = self.read_at(tab["sh_offset"] + i * step, SYM_SIZE)
-                if len(raw) < SYM_SIZE or strings is None:
-                    return out
-                sym = parse(raw)
-                kind = sym["st_info"]["type"]
-                name = self.cstring(strings + sym["st_name"])
-                if name and kind in ("STT_FUNC", "STT_OBJECT", "STT_TLS", "STT_NOTYPE") \
-                        and sym["st_shndx"] != "SHN_UNDEF":
-                    out.append(Symbol(name, sym["st_value"], sym["st_size"], kind))
-            if out:
-                break
-        return out
+    def symbols(self) -> "list[Symbol]":
+        """The defined symbols of `.symtab`, else `.dynsym` (elfvm.elf.sections.read_symbols)."""
+        from elfvm.elf.sections import read_symbols
+
+        return read_symbols(self, self._section_headers, _structs())
 
     def sections_in(self, start: int, end: int) -> list[str]:
         """Names of allocated sections whose addresses overlap [start, end) (unrelocated)."""

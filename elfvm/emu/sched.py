@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from unicorn import UcError
 
-from elfvm.emu import signals
 from elfvm.emu.cpu import UNTIL
 from elfvm.emu.exit import do_exit
 from elfvm.emu.memory import OutOfFrames
 from elfvm.emu.pages import apply_deferred, flush_cpu_tlb
 from elfvm.emu.sigstate import SIGKILL, SIGSEGV
-from elfvm.emu.sys_time import advance_clock, fire_timers
+from elfvm.emu.sys_time import advance_clock
 from elfvm.emu.task import Death, Process
 
 QUANTUM = 200_000                 # instructions per turn when several tasks can run
@@ -58,6 +57,8 @@ def tick(k, before: int) -> None:
     timers due fire."""
     k.clock_ns += max((k.cpu.instructions or before + QUANTUM) - before, 0)
     if k.timers:
+        from elfvm.emu.sys_timer import fire_timers     # imported by the first timer armed
+
         fire_timers(k)
 
 
@@ -86,7 +87,9 @@ def run(k) -> None:
             prev.nivcsw += 1                    # preempted at the end of its quantum
         switch_to(k, nxt)
         if begin is None and nxt.sig_pending and not nxt.sig_restart:
-            signals.do_signal(k, nxt)           # sent while it was switched away
+            from elfvm.emu.signals import do_signal     # imported by the first signal sent
+
+            do_signal(k, nxt)                   # sent while it was switched away
             if nxt.state in ("zombie", "reaped"):
                 continue
         start = begin if begin is not None else k.cpu.eip
@@ -134,8 +137,10 @@ def run_slice(k, p: Process, start: int, cands: list[Process]) -> bool:
         do_exit(k, p, death=Death(SIGKILL, reason=f"out of memory: {e}", eip=k.cpu.eip))
     handler = False
     if k.pending_death is not None:
+        from elfvm.emu.signals import force_sig_fault   # imported by the first fault signal
+
         d, k.pending_death = k.pending_death, None
-        handler = signals.force_sig_fault(k, p, d)     # True: the handler runs now
+        handler = force_sig_fault(k, p, d)     # True: the handler runs now
         if not handler:
             do_exit(k, p, death=d)
     if sliced:

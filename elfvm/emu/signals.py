@@ -641,11 +641,3 @@ def sigpipe(k, p) -> None:
     """pipe_write() with no reader: send_sig(SIGPIPE, current, 0); the write returns -EPIPE."""
     send_signal(k, p, SIGPIPE, SigInfo(SIGPIPE, SI_KERNEL))
 
-
-SYSCALLS = {
-    29: ("pause", sys_pause, 0), 37: ("kill", sys_kill, 2), 119: ("sigreturn", sys_sigreturn, 0),
-    173: ("rt_sigreturn", sys_rt_sigreturn, 0), 174: ("rt_sigaction", sys_rt_sigaction, 4),
-    175: ("rt_sigprocmask", sys_rt_sigprocmask, 4), 176: ("rt_sigpending", sys_rt_sigpending, 2),
-    179: ("rt_sigsuspend", sys_rt_sigsuspend, 2), 186: ("sigaltstack", sys_sigaltstack, 2),
-    238: ("tkill", sys_tkill, 2), 270: ("tgkill", sys_tgkill, 3),
-}

@@ -58,9 +58,10 @@ class SigAction:
         return struct.pack("<IIIQ", self.handler, self.flags & 0xFFFFFFFF, self.restorer, self.mask)
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@dataclass(repr=False, eq=False)
 class SigInfo:
-    """compat_siginfo_t, as far as elfvm fills it."""
+    """compat_siginfo_t, as far as elfvm fills it. One per signal sent, read when delivered:
+    not frozen (cheaper to create at start-up)."""
 
     signo: int
     code: int = SI_USER

@@ -2,7 +2,7 @@
 
 Plain state, no behaviour: the kernel's code lives in the modules above it, each taking this
 object as its first argument `k` (bottom to top: task, sigstate, state, pages, fault, uaccess,
-exit, fork, exec, signals, sys_fs/sys_mm/sys_process/sys_ipc/sys_time/sys_info, syscalls,
+exit, fork, exec, signals, sys_fs/sys_mm/sys_process/sys_ipc/sys_time/sys_timer/sys_info, syscalls,
 entry, sched). The CPU hooks are installed by elfvm.emu.entry.install_hooks.
 """
 
@@ -120,7 +120,7 @@ class KernelState:
         self.echo = echo
         self.stdin = bytes(stdin)
         self.clock_ns = clock_ns if clock_ns is not None else 1_700_000_000 * 10**9
-        self.timers: list = []                           # elfvm.emu.sys_time.Timer
+        self.timers: list = []                           # elfvm.emu.sys_timer.Timer
         self.boot_ns = self.clock_ns - 1000 * 10**9     # sysinfo's uptime
 
 

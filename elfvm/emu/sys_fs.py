@@ -9,10 +9,10 @@ import struct
 import zlib
 
 from elfvm.emu import procfs
-from elfvm.emu import signals as SIG
 from elfvm.emu import vfs as V
 from elfvm.emu.exit import close_fd, wake_all
 from elfvm.emu.fork import dup_fds
+from elfvm.emu.sigstate import deliverable
 from elfvm.emu.state import KernelState
 from elfvm.emu.task import Blocked, EFault, Process, s32
 from elfvm.emu.uaccess import read_cstr, read_user, user_span, write_u32, write_user
@@ -237,7 +237,9 @@ def _write_to(k, p, f: V.OpenFile, data: bytes) -> int:
         return -errno.EBADF
     if f.pipe is not None:
         if f.pipe.readers == 0:
-            SIG.sigpipe(k, p)                   # delivered (or fatal) on the way out
+            from elfvm.emu.signals import sigpipe
+
+            sigpipe(k, p)                       # delivered (or fatal) on the way out
             return -errno.EPIPE
         # pipe_write(): 16 pages of buffer; a writer waits for room (all of it for a write
         # of at most PIPE_BUF, which is atomic), a bigger write may return short
@@ -1012,7 +1014,7 @@ def poll_wait(k, p, ready: int, deadline: int | None) -> None:
     handler runs (poll is never restarted after one, whatever SA_RESTART says)."""
     from elfvm.emu.sys_time import sleep_until
 
-    if not ready and SIG.deliverable(p) is not None:
+    if not ready and deliverable(p) is not None:
         raise Blocked(nohand=True)
     if ready or deadline is not None and k.clock_ns >= deadline:
         p.futex_key, p.wake_at, p.timed_out = None, None, False
@@ -1081,20 +1083,22 @@ def masked_wait(k, p, umask: int, sigsetsize: int, tsp: int, fmt: str, call) -> 
     the wait, the time left written back, and the old mask restored unless a signal
     interrupted the call (the handler's frame then carries the old mask; sigreturn restores
     it)."""
+    from elfvm.emu.signals import restore_saved_sigmask, set_user_sigmask
+
     deadline = poll_deadline(k, p, tsp, fmt)
-    err = SIG.set_user_sigmask(k, p, umask, sigsetsize)
+    err = set_user_sigmask(k, p, umask, sigsetsize)
     if err:
         return err
     try:
         ret = call(deadline)
     except Blocked:
-        if SIG.deliverable(p) is not None:  # interrupted now: -ERESTARTNOHAND
+        if deliverable(p) is not None:      # interrupted now: -ERESTARTNOHAND
             _time_left(k, p, tsp, fmt, deadline)
         raise
     except BaseException:
-        SIG.restore_saved_sigmask(p)
+        restore_saved_sigmask(p)
         raise
-    SIG.restore_saved_sigmask(p)
+    restore_saved_sigmask(p)
     _time_left(k, p, tsp, fmt, deadline)
     return ret
 

@@ -15,21 +15,21 @@ from __future__ import annotations
 import errno
 import importlib
 
-from elfvm.emu import signals as SIG
 from elfvm.emu import sys_fs as FS
 from elfvm.emu import sys_info as INFO
 from elfvm.emu import sys_mm as MM
 from elfvm.emu import sys_process as PROC
 from elfvm.emu import sys_time as TIME
+from elfvm.emu.sigstate import deliverable
 from elfvm.emu.state import KernelState
-from elfvm.emu.syscall_names import syscall_name
 from elfvm.emu.task import Blocked, EFault, Process
 
 
 
 def later(module: str, name: str):
-    """A handler of a module imported at its first call: epoll and System V shared memory are
-    rare, and a run that never calls them does not pay for their import (start-up time)."""
+    """A handler of a module imported at its first call: epoll, System V shared memory, timers
+    and signal handling are rare, and a run that never calls them does not pay for their import
+    (start-up time)."""
     def handler(k, p, *args):
         return getattr(importlib.import_module(f"elfvm.emu.{module}"), name)(k, p, *args)
 
@@ -38,6 +38,12 @@ def later(module: str, name: str):
 
 
 IPC = {n: later("sys_ipc", n) for n in ("sys_ipc", "sys_shmget", "sys_shmctl", "sys_shmat", "sys_shmdt")}
+SIGNAL = {n: later("signals", n) for n in ("sys_pause", "sys_kill", "sys_sigreturn", "sys_rt_sigreturn",
+                                          "sys_rt_sigaction", "sys_rt_sigprocmask", "sys_rt_sigpending",
+                                          "sys_rt_sigsuspend", "sys_sigaltstack", "sys_tkill", "sys_tgkill")}
+TIMER = {n: later("sys_timer", n) for n in ("sys_alarm", "sys_setitimer", "sys_getitimer", "sys_timer_create",
+                                          "sys_timer_settime", "sys_timer_gettime", "sys_timer_getoverrun",
+                                          "sys_timer_delete", "sys_timer_gettime64", "sys_timer_settime64")}
 EPOLL = {n: later("sys_epoll", n) for n in ("sys_epoll_create", "sys_epoll_ctl", "sys_epoll_wait",
                                           "sys_epoll_pwait", "sys_epoll_create1", "sys_epoll_pwait2")}
 
@@ -91,16 +97,16 @@ SYSCALLS = {
     242: ("sched_getaffinity", INFO.sys_sched_getaffinity, 3),
     250: ("fadvise64", FS.sys_fadvise64, 5), 268: ("statfs64", FS.sys_statfs64, 3),
     269: ("fstatfs64", FS.sys_fstatfs64, 3), 272: ("fadvise64_64", FS.sys_fadvise64_64, 6),
-    359: ("socket", INFO.sys_socket, 3), 27: ("alarm", TIME.sys_alarm, 1),
-    104: ("setitimer", TIME.sys_setitimer, 3), 105: ("getitimer", TIME.sys_getitimer, 2),
-    259: ("timer_create", TIME.sys_timer_create, 3), 260: ("timer_settime", TIME.sys_timer_settime, 4),
-    261: ("timer_gettime", TIME.sys_timer_gettime, 2),
-    262: ("timer_getoverrun", TIME.sys_timer_getoverrun, 1), 263: ("timer_delete", TIME.sys_timer_delete, 1),
+    359: ("socket", INFO.sys_socket, 3), 27: ("alarm", TIMER["sys_alarm"], 1),
+    104: ("setitimer", TIMER["sys_setitimer"], 3), 105: ("getitimer", TIMER["sys_getitimer"], 2),
+    259: ("timer_create", TIMER["sys_timer_create"], 3), 260: ("timer_settime", TIMER["sys_timer_settime"], 4),
+    261: ("timer_gettime", TIMER["sys_timer_gettime"], 2),
+    262: ("timer_getoverrun", TIMER["sys_timer_getoverrun"], 1), 263: ("timer_delete", TIMER["sys_timer_delete"], 1),
     266: ("clock_getres", TIME.sys_clock_getres, 2), 267: ("clock_nanosleep", TIME.sys_clock_nanosleep, 4),
     406: ("clock_getres_time64", TIME.sys_clock_getres_time64, 2),
     407: ("clock_nanosleep_time64", TIME.sys_clock_nanosleep_time64, 4),
-    408: ("timer_gettime64", TIME.sys_timer_gettime64, 2),
-    409: ("timer_settime64", TIME.sys_timer_settime64, 4), 435: ("clone3", PROC.sys_clone3, 2),
+    408: ("timer_gettime64", TIMER["sys_timer_gettime64"], 2),
+    409: ("timer_settime64", TIMER["sys_timer_settime64"], 4), 435: ("clone3", PROC.sys_clone3, 2),
     422: ("futex_time64", PROC.sys_futex_time64, 6),
     39: ("mkdir", FS.sys_mkdir, 2), 296: ("mkdirat", FS.sys_mkdirat, 3), 40: ("rmdir", FS.sys_rmdir, 1),
     38: ("rename", FS.sys_rename, 2), 302: ("renameat", FS.sys_renameat, 4),
@@ -127,7 +133,14 @@ SYSCALLS.update({
     256: ("epoll_wait", EPOLL["sys_epoll_wait"], 4), 319: ("epoll_pwait", EPOLL["sys_epoll_pwait"], 6),
     329: ("epoll_create1", EPOLL["sys_epoll_create1"], 1), 441: ("epoll_pwait2", EPOLL["sys_epoll_pwait2"], 6),
 })
-SYSCALLS.update(SIG.SYSCALLS)      # kill, tkill, tgkill, rt_sig*, sigreturn, sigaltstack, pause
+SYSCALLS.update({
+    29: ("pause", SIGNAL["sys_pause"], 0), 37: ("kill", SIGNAL["sys_kill"], 2),
+    119: ("sigreturn", SIGNAL["sys_sigreturn"], 0), 173: ("rt_sigreturn", SIGNAL["sys_rt_sigreturn"], 0),
+    174: ("rt_sigaction", SIGNAL["sys_rt_sigaction"], 4), 175: ("rt_sigprocmask", SIGNAL["sys_rt_sigprocmask"], 4),
+    176: ("rt_sigpending", SIGNAL["sys_rt_sigpending"], 2), 179: ("rt_sigsuspend", SIGNAL["sys_rt_sigsuspend"], 2),
+    186: ("sigaltstack", SIGNAL["sys_sigaltstack"], 2), 238: ("tkill", SIGNAL["sys_tkill"], 2),
+    270: ("tgkill", SIGNAL["sys_tgkill"], 3),
+})
 
 
 def dispatch(k: KernelState, p: Process) -> None:
@@ -135,6 +148,8 @@ def dispatch(k: KernelState, p: Process) -> None:
     nr, *args = k.cpu.syscall_args()
     entry = SYSCALLS.get(nr)
     if entry is None:                               # never silent: listed by name in the report
+        from elfvm.emu.syscall_names import syscall_name   # the names' table: only for these
+
         k.unknown_syscalls[nr] += 1
         k.syscall_counts[syscall_name(nr)] += 1
         k.cpu.set_return(-errno.ENOSYS)
@@ -142,7 +157,9 @@ def dispatch(k: KernelState, p: Process) -> None:
     name, fn, nargs = entry
     k.syscall_counts[name] += 1
     if k.timers:
-        TIME.fire_timers(k)
+        from elfvm.emu.sys_timer import fire_timers     # imported by the first timer armed
+
+        fire_timers(k)
     p.sig_restart = False
     if name == "exit_group" or name == "exit":
         fn(k, p, *args[:nargs])
@@ -150,10 +167,12 @@ def dispatch(k: KernelState, p: Process) -> None:
     try:
         ret = fn(k, p, *args[:nargs])
     except Blocked as b:
-        if SIG.deliverable(p) is not None:          # interrupted by a signal
+        if deliverable(p) is not None:              # interrupted by a signal
+            from elfvm.emu.signals import do_signal
+
             p.futex_key, p.futex_woken, p.wake_at, p.timed_out = None, False, None, False
             k.cpu.set_return(-errno.EINTR)
-            SIG.do_signal(k, p, restart=None if b.nohand else nr)
+            do_signal(k, p, restart=None if b.nohand else nr)
             return
         k.syscall_counts[name] -= 1
         p.state = "blocked"
@@ -172,5 +191,7 @@ def dispatch(k: KernelState, p: Process) -> None:
         return
     k.cpu.set_return(ret)
     if p.sig_pending and p is k.current:
-        SIG.do_signal(k, p)                         # on the way back to user mode
+        from elfvm.emu.signals import do_signal     # imported by the first signal sent
+
+        do_signal(k, p)                             # on the way back to user mode
 

@@ -7,21 +7,19 @@ program, a live process, or geometry only), and `translate_all()` answers a list
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from typing import TYPE_CHECKING
 
 from elfvm.mmu.geometry import GEOMETRIES, Geometry, GeometryError, get_geometry
 
 if TYPE_CHECKING:
     from elfvm.mmu.inputs import Spec
-    from elfvm.mmu.mmu import AddressSpace, Translation, TranslateError
+    from elfvm.mmu.mmu import AddressSpace, InputFailure, Translation, TranslateError
 
 
 def __getattr__(name: str):
     """The MMU model itself is imported on first use: `simulate-run --trace` needs only the
     geometry and the TLB's shape from this package, not the walks (start-up time)."""
-    if name in ("AddressSpace", "Translation", "TranslateError"):
+    if name in ("AddressSpace", "Translation", "TranslateError", "InputFailure"):
         from elfvm.mmu import mmu
 
         return getattr(mmu, name)
@@ -73,14 +71,6 @@ def open_address_space(*, profile, mmu: str | None = None, bits: str | None = No
         raise TranslateError(f"--ram {ram >> 20}M: {e}") from None
 
 
-@dataclass(repr=False, eq=False)
-class InputFailure:
-    """An input translate could not parse, with the reason."""
-
-    input: str
-    message: str
-
-
 def translate_one(space, text: str, access: str = "r", cpl: int = 3) -> Translation:
     from elfvm.mmu.bulk import translate_one as one
 
@@ -89,7 +79,7 @@ def translate_one(space, text: str, access: str = "r", cpl: int = 3) -> Translat
 
 def translate_all(space, texts, access: str = "r", cpl: int = 3) -> list[Translation | InputFailure]:
     """Answer every input; a bad one becomes an InputFailure and the others are still answered."""
-    from elfvm.mmu.mmu import TranslateError
+    from elfvm.mmu.mmu import InputFailure, TranslateError
 
     out: list[Translation | InputFailure] = []
     for t in texts:

@@ -22,8 +22,9 @@ from elfvm.mm.vma import PROT_EXEC, PROT_WRITE, Mm, Vma
 from elfvm.mmu import entries as E
 from elfvm.mmu.geometry import Geometry, GeometryError
 from elfvm.mmu.machine import machine_frames, ram_limit
-from elfvm.mmu.paging import PageTables, Walk, check_access, describe_error_code, pf_error_code
+from elfvm.mmu.paging import PageTables
 from elfvm.mmu.symbols import Image
+from elfvm.mmu.walk import Walk, check_access, describe_error_code, pf_error_code
 from elfvm.phys import PhysicalMemory
 from elfvm.phys.frames import KernelImage, MiB
 from elfvm.units import human_size
@@ -37,6 +38,14 @@ ACCESS_NAMES = {"r": "read", "w": "write", "x": "execute"}
 
 class TranslateError(Exception):
     """A bad input address (not a number, out of range, unknown symbol, bad selector)."""
+
+
+@dataclass(repr=False, eq=False)
+class InputFailure:
+    """An input translate could not parse, with the reason."""
+
+    input: str
+    message: str
 
 
 @dataclass(frozen=True)

@@ -35,9 +35,10 @@ CONFIG_PHYSICAL_START = 0x1000000
 ISA_DMA_LIMIT = 16 * MiB
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@dataclass(repr=False, eq=False)
 class Reserved:
-    """Physical memory the allocator never hands out, and why."""
+    """Physical memory the allocator never hands out, and why. Each allocator builds its own
+    list and only reads it: not frozen (cheaper to create at start-up)."""
 
     start: int
     end: int

