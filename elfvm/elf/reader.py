@@ -59,7 +59,7 @@ def _num(value, enum: dict) -> int:
     return value if isinstance(value, int) else enum[value]
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@dataclass(repr=False, eq=False)
 class Ehdr:
     """The Elf32_Ehdr fields the kernel looks at, as raw integers."""
 
@@ -84,7 +84,7 @@ class Ehdr:
         return self.ident[4]
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@dataclass(repr=False, eq=False)
 class Phdr:
     """One Elf32_Phdr, raw integers; `index` is its position in the table."""
 

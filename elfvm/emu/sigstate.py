@@ -45,7 +45,7 @@ def bit(sig: int) -> int:
     return 1 << (sig - 1)
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@dataclass(repr=False, eq=False)
 class SigAction:
     """struct k_sigaction (the i386 rt_sigaction layout: handler, flags, restorer, mask)."""
 

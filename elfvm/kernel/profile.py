@@ -33,7 +33,7 @@ IA32_PAGE_OFFSET = 0xFFFFE000        # TASK_SIZE of an ia32 task on x86-64 (page
 IA32_PAGE_OFFSET_3GB = 0xC0000000    # ... with personality ADDR_LIMIT_3GB
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@dataclass(repr=False, eq=False)
 class VdsoPart:
     """One mapping of the vDSO area ([vvar], [vvar_vclock], [vdso]): pages, protection."""
 
@@ -42,7 +42,7 @@ class VdsoPart:
     prot: int
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@dataclass(repr=False, eq=False)
 class HostFacts:
     """What the running kernel and CPU decide: sysctls and the auxv values that come from CPUID."""
 
@@ -95,7 +95,7 @@ def host_facts() -> HostFacts:
     )
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@dataclass(repr=False, eq=False)
 class Profile:
     """The kernel constants the ELF loader and the mm use for one i386 task."""
 

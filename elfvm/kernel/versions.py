@@ -55,7 +55,7 @@ class KernelVersion:
         return f"{self.major}.{self.minor}" + (f".{self.patch}" if self.patch is not None else "")
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@dataclass(repr=False, eq=False)
 class Since:
     """A change that holds from `mainline` on, and in each stable series of `stable` from the
     release given there (series -> first stable patch level that has the backport)."""
@@ -147,7 +147,7 @@ RULES = (HEAP_OVERLAP_ONLY, MINSIGSTKSZ_AUXV, RSEQ_AUXV, RSEQ_V7, STATIC_PIE_BRK
 
 # --- the vDSO images --------------------------------------------------------------------------
 
-@dataclass(frozen=True, repr=False, eq=False)
+@dataclass(repr=False, eq=False)
 class VdsoImage:
     """One kernel build's vDSO image: its size, vvar pages and entry offsets."""
 
@@ -296,7 +296,7 @@ def nearest_vdso(v: KernelVersion, build: str) -> VdsoImage:
 
 # --- one version's rules, as the loader uses them -----------------------------------------------
 
-@dataclass(frozen=True, repr=False, eq=False)
+@dataclass(repr=False, eq=False)
 class KernelRules:
     """The rules of one kernel version, as the loader and the mm use them."""
 

@@ -19,7 +19,7 @@ class GeometryError(ValueError):
     pass
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@dataclass(repr=False, eq=False)
 class Geometry:
     """A paging geometry: the levels' index bits, entry size and names."""
 

@@ -29,7 +29,7 @@ class TlbError(ValueError):
     pass
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@dataclass(repr=False, eq=False)
 class TlbGeometry:
     """A TLB's shape: entries and ways (entries // ways sets)."""
 

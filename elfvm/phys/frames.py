@@ -46,7 +46,7 @@ class Reserved:
     why: str
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@dataclass(repr=False, eq=False)
 class KernelImage:
     """The kernel image in physical memory: text, read-only data, then data+bss.
 
