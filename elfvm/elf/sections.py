@@ -14,7 +14,7 @@ SYM_SIZE = 16                   # sizeof(Elf32_Sym)
 SHT_NOBITS, SHF_ALLOC, SHN_XINDEX = 8, 2, 0xFFFF
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(repr=False)
 class Section:
     """A section header: name, address, size, SHF_ALLOC and SHT_NOBITS."""
 
