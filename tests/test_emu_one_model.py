@@ -224,3 +224,31 @@ def test_ram_the_mmu_cannot_address_is_refused_alike():
     b = run_cli("simulate-run", "--mmu", "i386", "--ram", "8G", path)
     assert a.returncode == b.returncode == 2
     assert a.stderr == b.stderr == "elfvm: --ram 8 GiB: --mmu i386 addresses at most 4 GiB\n"
+
+
+def test_a_frame_never_handed_out_is_fresh_and_a_reused_one_is_cleared():
+    """Frames filled in place (page-cache reads, zeroed pages) must hold no translated code and
+    zeros: only a frame the allocator never handed out is; a freed frame handed out again is
+    cleared through Unicorn (new_zeroed) and reported as reused (new_many)."""
+    from unicorn import UC_ARCH_X86, UC_MODE_32, Uc
+
+    from elfvm.emu.memory import PAGE, Frames
+    from elfvm.phys import FrameAllocator, MappedMemory
+
+    fr = Frames(Uc(UC_ARCH_X86, UC_MODE_32), MappedMemory(8 << 20), FrameAllocator(8 << 20))
+    assert fr.next_is_fresh()
+    a = fr.new("dirty", anon=True)
+    fr.write(a.addr, b"\x55" * PAGE)
+    fr.release(a)
+    assert not fr.next_is_fresh()
+    b = fr.new_zeroed("anon", anon=True)                 # the freed frame again: cleared
+    assert b.addr == a.addr and fr.read(b.addr, PAGE) == bytes(PAGE)
+    assert fr.next_is_fresh()
+    got: list = []
+    fr.new_many(["p0", "p1"], [("f", 0), ("f", 1)], got)
+    assert [fresh for _, fresh in got] == [True, True]
+    fr.release(fr.info[got[0][0]])
+    more: list = []
+    fr.new_many(["p2", "p3"], [("f", 2), ("f", 3)], more)
+    assert more[0] == (got[0][0], False) and more[1][1] is True
+    assert fr.info[more[0][0]].cache_key == ("f", 2)

@@ -203,3 +203,23 @@ def test_live_folios_are_at_least_as_close_as_the_model_real_program(capsys):
     argv, stdin = next((a, s) for c, a, s in rp.CORPUS if c == "gawk")
     with capsys.disabled():
         _closer(root, argv, stdin)
+
+
+@pytest.mark.parametrize("overlay", [False, True])
+def test_read_into_fills_buffers_from_the_file_and_leaves_what_lies_past_its_end(tmp_path, overlay):
+    """Fault-around's pages read in (Inode.read_into): each buffer gets the file's bytes at its
+    offset, buffers that follow each other in the file in one preadv; past the end of the file
+    a buffer keeps what it held (zeros in a frame never handed out), as pread() leaves it."""
+    from elfvm.emu.vfs import Inode
+
+    data = bytes(range(256)) * 56                      # 3.5 pages
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    ino = Inode("/f", str(path), os.stat(path))
+    if overlay:
+        ino.data = bytearray(data)
+    a, b, c = bytearray(P), bytearray(P), bytearray(b"\xaa" * 2 * P)
+    ino.read_into([(0, a), (P, memoryview(b)), (3 * P, c)])
+    assert bytes(a) == data[:P] and bytes(b) == data[P:2 * P]
+    assert bytes(c[:P // 2]) == data[3 * P:] and bytes(c[P // 2:]) == b"\xaa" * (P + P // 2)
+    assert ino.pread(3 * P, 2 * P) == data[3 * P:]
