@@ -37,9 +37,29 @@ def peer_cmd(*args: str) -> list[str]:
 
 def compile_bytecode() -> None:
     """An installed package has its bytecode compiled (pip does it); compile the checkout once so
-    no run pays for it."""
+    no run pays for it. First: this Python must run this checkout's elfvm (see check_interpreter)."""
+    check_interpreter()
     subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(ROOT, "elfvm")],
                    check=True)
+
+
+def check_interpreter() -> None:
+    """The benchmarks time `elfvm` as this Python runs it. Another interpreter's installation (a
+    global `pip install -e` of an older tree, say) would be timed instead of this checkout: refuse
+    that in one line. An import through a meta-path finder (setuptools' editable finder, consulted
+    on every import of the process) is timed as such: said on stderr."""
+    probe = ("import sys, elfvm; print(elfvm.__file__); "
+             "print(any('editable' in type(f).__name__.lower() or 'editable' in getattr(f, '__name__', '').lower()"
+             " for f in sys.meta_path))")
+    r = subprocess.run([sys.executable, "-c", probe], cwd="/", capture_output=True, text=True)
+    lines = r.stdout.split()
+    where = lines[0] if r.returncode == 0 and lines else None
+    if where is None or not os.path.abspath(where).startswith(os.path.join(ROOT, "elfvm") + os.sep):
+        raise SystemExit(f"benchmarks: {sys.executable} imports elfvm from {where or 'nowhere'}, not "
+                         f"from {ROOT}: run `make bench` (the checkout's .venv)")
+    if lines[1:] == ["True"]:
+        print(f"benchmarks: note: {sys.executable} imports elfvm through an editable-install finder "
+              f"(consulted on every import): `make bench` times the checkout's .venv", file=sys.stderr)
 
 
 @dataclass
