@@ -134,13 +134,16 @@ def flush_cpu_tlb(k) -> None:
 
 
 # ---------------------------------------------------------------- the page tables
+def pte_decode(pt, v: int) -> Pte:
+    """The present last-level entry `v` of the tables `pt`, decoded."""
+    return Pte(pt.pte_frame(v), bool(v & E.RW), not v & E.NX)
+
+
 def follow_pte(p: Process, vpn: int) -> Pte | None:
     """follow_pte(): the present last-level entry of `vpn` in the process's page tables,
     decoded; None when it is not present (no entry, or a swap entry)."""
     v = p.pt.read_pte(vpn << 12)
-    if not v & E.P:
-        return None
-    return Pte(p.pt.pte_frame(v), bool(v & E.RW), not v & E.NX)
+    return pte_decode(p.pt, v) if v & E.P else None
 
 
 def pte_and_slot(p: Process, vpn: int) -> tuple[Pte | None, int | None]:
@@ -148,8 +151,8 @@ def pte_and_slot(p: Process, vpn: int) -> tuple[Pte | None, int | None]:
     from one read of the entry (the page fault handler asks both)."""
     v = p.pt.read_pte(vpn << 12)
     if v & E.P:
-        return Pte(p.pt.pte_frame(v), bool(v & E.RW), not v & E.NX), None
-    return None, ((v >> 12) - 1 if v else None)
+        return pte_decode(p.pt, v), None
+    return None, (swap_slot_of(v) if v else None)
 
 
 def swap_entry(slot: int) -> int:
@@ -157,19 +160,24 @@ def swap_entry(slot: int) -> int:
     return (slot + 1) << 12
 
 
+def swap_slot_of(v: int) -> int:
+    """pte_to_swp_entry(): the slot a non-zero, not-present entry names (swap_entry's inverse)."""
+    return (v >> 12) - 1
+
+
 def present_ptes(p: Process, start: int, end: int):
     """(vpn, Pte) of every present entry in [start, end), in address order."""
     pt = p.pt
     for addr, v in pt.ptes(start, end):
         if v & E.P:
-            yield addr >> 12, Pte(pt.pte_frame(v), bool(v & E.RW), not v & E.NX)
+            yield addr >> 12, pte_decode(pt, v)
 
 
 def swap_ptes(p: Process, start: int, end: int):
     """(vpn, slot) of every swap entry in [start, end)."""
     for addr, v in p.pt.ptes(start, end):
         if not v & E.P:
-            yield addr >> 12, (v >> 12) - 1
+            yield addr >> 12, swap_slot_of(v)
 
 
 def mm_entries(p: Process) -> list[tuple[int, int, int]]:
@@ -227,7 +235,7 @@ def clear_pte(k, p: Process, vpn: int, value: int = 0) -> Pte | None:
 
 def zap_pte(k, p: Process, vpn: int, ea: int, v: int, value: int = 0) -> Pte:
     """clear_pte of the present entry `v` at `ea` (the caller walked to it already)."""
-    pte = Pte(p.pt.pte_frame(v), bool(v & E.RW), not v & E.NX)
+    pte = pte_decode(p.pt, v)
     page_remove_rmap(k, k.frames.info.get(pte.frame), (p.group, vpn))
     p.pt.write_entry(ea, value)
     return pte
@@ -401,7 +409,7 @@ def unmap_range(k, p: Process, start: int, end: int, entries=None) -> None:
     k.model.unmap_many(p.mi, present)               # the model: one call for the range
     for addr, _ea, v in entries:
         if not v & E.P:                             # a swap entry (pte_to_swp_entry)
-            drop_swap_entry(k, p, addr >> 12, (v >> 12) - 1)
+            drop_swap_entry(k, p, addr >> 12, swap_slot_of(v))
             k.model.unmap(p.mi, addr >> 12)
     if present and p is k.current:
         flush_cpu_tlb(k)

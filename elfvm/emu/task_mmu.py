@@ -16,6 +16,7 @@ import struct
 from dataclasses import dataclass, field, replace
 
 from elfvm.emu.memory import PAGE
+from elfvm.emu.pages import swap_slot_of
 from elfvm.emu.task import Process
 from elfvm.mm.maps import MapsLine, proc_maps
 from elfvm.mm.vma import PROT_EXEC, PROT_READ, PROT_WRITE, Vma
@@ -118,7 +119,7 @@ def smaps_range(k, p: Process, start: int, end: int, special: str | None) -> Mem
                 continue                    # vm_normal_page(): no struct page to count
             smaps_account(k, mss, v, frame)
         else:                               # a swap entry: the slot and how many PTEs name it
-            slot = (v >> 12) - 1
+            slot = swap_slot_of(v)
             mss.swap += PAGE
             mss.counters["swap"] += 1
             mss.swap_pss += (PAGE << PSS_SHIFT) // max(1, k.swap_refs.get(slot, 1))
@@ -247,7 +248,7 @@ def pagemap_entry(k, p: Process, vma: Vma | None, v: int, show_pfn: bool) -> int
         if _mapcount(fi) == 1:
             flags |= PM_MMAP_EXCLUSIVE
         return flags | ((frame >> 12) if show_pfn else 0)
-    slot = (v >> 12) - 1
+    slot = swap_slot_of(v)
     return PM_SWAP | (slot << SWAP_TYPE_BITS)
 
 
