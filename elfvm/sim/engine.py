@@ -298,9 +298,6 @@ class PageIndex(_Buffers):
         return self.buffer("page_proc")[:n].tolist(), self.buffer("page_vpn")[:n].tolist()
 
     def lookup(self, proc: int, vpn: int) -> int:
-        return self.id_of(proc, vpn)
-
-    def id_of(self, proc: int, vpn: int) -> int:
         """ids() of one page (a program's reference: the memo first)."""
         i = self._memo.get((proc, vpn))
         return i if i is not None else self.ids(proc, (vpn,))[0]
@@ -644,7 +641,7 @@ class PagingModel:
         self._count()
         self._flags[0] = (1 if write else 0) | (2 if instr else 0)
         ids = self._ids
-        ids[0] = self.index.id_of(proc, vpn)
+        ids[0] = self.index.lookup(proc, vpn)
         m = self.machine
         m.prm[K.R_FIRST_KIND] = K.FAULT_KINDS.index(fault_kind)
         m.run(ids, self._flags)
