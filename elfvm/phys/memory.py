@@ -141,21 +141,19 @@ class MappedMemory(PhysicalMemory):
             return self._u64[addr >> 3]
         return int.from_bytes(self.read(addr, size), "little")
 
+    def _words(self, size: int) -> memoryview | None:
+        """The RAM as an array of `size`-byte words (4 or 8), else None."""
+        return self._u32 if size == 4 else self._u64 if size == 8 else None
+
     def word_reader(self, size: int):
-        """The RAM as an array of `size`-byte words: indexing it is the aligned read_uint."""
-        if size == 4:
-            return self._u32.__getitem__
-        if size == 8:
-            return self._u64.__getitem__
-        return PhysicalMemory.word_reader(self, size)
+        """Indexing the RAM's words: the aligned read_uint."""
+        words = self._words(size)
+        return words.__getitem__ if words is not None else PhysicalMemory.word_reader(self, size)
 
     def word_writer(self, size: int):
-        """The RAM as an array of `size`-byte words: item assignment is the aligned write_uint."""
-        if size == 4:
-            return self._u32.__setitem__
-        if size == 8:
-            return self._u64.__setitem__
-        return PhysicalMemory.word_writer(self, size)
+        """Item assignment of the RAM's words: the aligned write_uint."""
+        words = self._words(size)
+        return words.__setitem__ if words is not None else PhysicalMemory.word_writer(self, size)
 
     def clear(self, addr: int, n: int) -> None:
         self._check(addr, n)
